@@ -1,0 +1,48 @@
+# vnest — see README.md. `make help` lists the targets.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := bin
+DATA_DIR ?= .vnest
+E2E_TIMEOUT ?= 60m
+
+.PHONY: help build run test test-unit test-e2e bench images generate manifests lint clean deps
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+build: ## Build bin/vnest (all components, one binary) and bin/pause
+	$(GO) build -o $(BIN)/vnest ./cmd/vnest
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/pause ./cmd/pause
+
+deps: ## Install the Debian packages real nodes need (root only; no-op when present)
+	@hack/install-deps.sh
+
+run: deps build ## Run a local super cluster in the foreground (data in .vnest)
+	$(BIN)/vnest up --data-dir $(DATA_DIR)
+
+test: lint test-unit test-e2e ## Everything CI runs: lint, unit and e2e tests
+
+test-unit: ## Unit and package-level tests
+	$(GO) test -count=1 ./internal/... ./cmd/...
+
+test-e2e: deps build ## End-to-end tests against real `vnest up` clusters (real nodes need root)
+	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/
+
+bench: ## Go benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+
+images: build ## Build the local images as tarballs into _output/images
+	$(BIN)/vnest images build --out _output/images
+
+generate: ## Run go generate
+	$(GO) generate ./...
+
+manifests: ## Regenerate manifests (nothing is generated before the VirtualCluster API exists)
+	@echo "no generated manifests yet"
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean: ## Remove build output (not the data dir)
+	rm -rf $(BIN) _output

@@ -1,0 +1,11 @@
+// Package pki creates and keeps the certificates, keys and kubeconfigs of a
+// vnest control plane on disk.
+//
+// Everything is load-or-create: an existing file that still matches what is
+// asked for (issuer, names, addresses, usages, not close to expiry) is reused,
+// so restarting a control plane on the same directory keeps its identity and
+// clients keep working. A file that no longer matches is reissued.
+//
+// The package only deals with files and crypto; it must not talk to any
+// server and must not know which component uses which certificate.
+package pki

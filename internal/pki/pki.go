@@ -1,0 +1,269 @@
+package pki
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+const (
+	caValidity   = 10 * 365 * 24 * time.Hour
+	leafValidity = 365 * 24 * time.Hour
+	// renewBefore is how close to expiry a certificate is reissued on load.
+	renewBefore = 30 * 24 * time.Hour
+)
+
+// Authority is a certificate authority whose key is kept on disk.
+type Authority struct {
+	Cert     *x509.Certificate
+	Key      crypto.Signer
+	CertFile string
+	KeyFile  string
+}
+
+// CertPEM returns the authority's certificate in PEM form.
+func (a *Authority) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: a.Cert.Raw})
+}
+
+// Spec says what a leaf certificate must contain.
+type Spec struct {
+	CommonName   string
+	Organization []string
+	DNSNames     []string
+	IPs          []net.IP
+	Server       bool // usable as a TLS serving certificate
+	Client       bool // usable as a TLS client certificate
+}
+
+// Pair is a certificate and its key on disk.
+type Pair struct {
+	CertFile string
+	KeyFile  string
+}
+
+// LoadOrCreateCA returns the CA stored as dir/name.{crt,key}, creating it with
+// the given common name when it does not exist yet.
+func LoadOrCreateCA(dir, name, commonName string) (*Authority, error) {
+	a := &Authority{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	cert, key, err := loadPair(a.CertFile, a.KeyFile)
+	if err == nil && cert.IsCA && time.Until(cert.NotAfter) > renewBefore {
+		a.Cert, a.Key = cert, key
+		return a, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("loading CA %s: %w", name, err)
+	}
+	key, err = newKey()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(caValidity),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("creating CA %s: %w", name, err)
+	}
+	if err := writePair(a.CertFile, a.KeyFile, der, key); err != nil {
+		return nil, err
+	}
+	a.Cert, _ = x509.ParseCertificate(der)
+	a.Key = key
+	return a, nil
+}
+
+// Ensure returns the certificate dir/name.{crt,key} signed by a, issuing it
+// when it is missing, signed by another CA, close to expiry, or different
+// from spec.
+func (a *Authority) Ensure(dir, name string, spec Spec) (Pair, error) {
+	p := Pair{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	cert, _, err := loadPair(p.CertFile, p.KeyFile)
+	if err == nil && a.matches(cert, spec) {
+		return p, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Pair{}, fmt.Errorf("loading certificate %s: %w", name, err)
+	}
+	key, err := newKey()
+	if err != nil {
+		return Pair{}, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: spec.CommonName, Organization: spec.Organization},
+		DNSNames:     spec.DNSNames,
+		IPAddresses:  spec.IPs,
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(leafValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  extUsages(spec),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, key.Public(), a.Key)
+	if err != nil {
+		return Pair{}, fmt.Errorf("issuing certificate %s: %w", name, err)
+	}
+	return p, writePair(p.CertFile, p.KeyFile, der, key)
+}
+
+// EnsureKey returns a private key dir/name.key and its public key
+// dir/name.pub, creating them when missing (used for service-account tokens).
+func EnsureKey(dir, name string) (privFile, pubFile string, err error) {
+	privFile, pubFile = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
+	if _, err := readKey(privFile); err == nil {
+		if _, err := os.Stat(pubFile); err == nil {
+			return privFile, pubFile, nil
+		}
+	}
+	key, err := newKey()
+	if err != nil {
+		return "", "", err
+	}
+	if err := writeKey(privFile, key); err != nil {
+		return "", "", err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(key.Public())
+	if err != nil {
+		return "", "", err
+	}
+	return privFile, pubFile, writeFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+}
+
+func (a *Authority) matches(cert *x509.Certificate, spec Spec) bool {
+	if cert.CheckSignatureFrom(a.Cert) != nil || time.Until(cert.NotAfter) <= renewBefore {
+		return false
+	}
+	if cert.Subject.CommonName != spec.CommonName || !sameStrings(cert.Subject.Organization, spec.Organization) {
+		return false
+	}
+	if !sameStrings(cert.DNSNames, spec.DNSNames) || !slices.EqualFunc(cert.IPAddresses, spec.IPs, net.IP.Equal) {
+		return false
+	}
+	return slices.Equal(cert.ExtKeyUsage, extUsages(spec))
+}
+
+func extUsages(spec Spec) []x509.ExtKeyUsage {
+	var u []x509.ExtKeyUsage
+	if spec.Server {
+		u = append(u, x509.ExtKeyUsageServerAuth)
+	}
+	if spec.Client {
+		u = append(u, x509.ExtKeyUsageClientAuth)
+	}
+	return u
+}
+
+func sameStrings(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || slices.Equal(a, b))
+}
+
+func newKey() (*ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generating key: %w", err)
+	}
+	return key, nil
+}
+
+func serial() *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	if err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return n
+}
+
+func loadPair(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, nil, fmt.Errorf("%s: no PEM certificate", certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", certFile, err)
+	}
+	key, err := readKey(keyFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, nil, fmt.Errorf("%s does not match %s", keyFile, certFile)
+	}
+	return cert, key, nil
+}
+
+func readKey(file string) (crypto.Signer, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%s: no PEM key", file)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	signer, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%s: not a signing key", file)
+	}
+	return signer, nil
+}
+
+func writePair(certFile, keyFile string, der []byte, key crypto.Signer) error {
+	if err := writeKey(keyFile, key); err != nil {
+		return err
+	}
+	return writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func writeKey(file string, key crypto.Signer) error {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return err
+	}
+	return writeFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// writeFile writes atomically so a crash never leaves half a certificate.
+func writeFile(file string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
+}

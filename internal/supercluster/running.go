@@ -1,0 +1,96 @@
+package supercluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// running tracks what has been started so that stop can undo it in reverse.
+type running struct {
+	c          *config
+	procs      []*process // control plane and node components, in start order
+	containerd *process
+	realNode   bool
+}
+
+type startFunc func(name string, args []string) error
+type waitFunc func(what string, cond func(context.Context) (bool, error)) error
+
+// startRealNode starts containerd, makes sure the local images are imported,
+// then kubelet and kube-proxy.
+func (r *running) startRealNode(ctx context.Context, cs *certs, start startFunc, waitFor waitFunc) error {
+	c := r.c
+	if err := c.writeRealNodeConfig(cs); err != nil {
+		return err
+	}
+	r.realNode = true
+	var err error
+	r.containerd, err = startProcess(ctx, c.logDir(), "containerd", "containerd", c.containerdArgs(), nil)
+	if err != nil {
+		return err
+	}
+	if err := waitFor("containerd", func(ctx context.Context) (bool, error) {
+		select {
+		case <-r.containerd.done:
+			return false, fmt.Errorf("containerd exited: %v; see %s", r.containerd.err, c.path("logs", "containerd.log"))
+		default:
+		}
+		_, err := os.Stat(c.containerdSocket())
+		return err == nil, nil
+	}); err != nil {
+		return err
+	}
+	if err := c.ensureImages(ctx); err != nil {
+		return err
+	}
+	if err := start("kubelet", c.kubeletArgs()); err != nil {
+		return err
+	}
+	return start("kube-proxy", c.kubeProxyArgs())
+}
+
+// stop undoes start-up in reverse order and leaves no processes, mounts,
+// pod networks or kube-proxy chains behind.
+func (r *running) stop(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	c := r.c
+	var errs []error
+	const grace = 20 * time.Second
+	// Node components first so nothing recreates what we tear down.
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		p := r.procs[i]
+		if p.name != "kubelet" && p.name != "kube-proxy" && p.name != "kwok" {
+			continue
+		}
+		errs = append(errs, p.stop(grace))
+	}
+	if r.realNode {
+		out, err := exec.CommandContext(ctx, c.binary, c.kubeProxyCleanupArgs()...).CombinedOutput()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %v: %s", err, out))
+		}
+		if r.containerd != nil {
+			if err := c.removePodSandboxes(ctx); err != nil {
+				errs = append(errs, err)
+			}
+			errs = append(errs, r.containerd.stop(grace))
+		}
+		c.killShims()
+		if err := unmountUnder(c.dataDir, c.runDir); err != nil {
+			errs = append(errs, err)
+		}
+		deleteBridge()
+		_ = os.RemoveAll(c.runDir)
+	}
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		errs = append(errs, r.procs[i].stop(grace))
+	}
+	logger.V(1).Info("Stopped super cluster")
+	return errors.Join(errs...)
+}
