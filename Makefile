@@ -4,6 +4,11 @@ GO ?= go
 BIN := bin
 DATA_DIR ?= .vnest
 E2E_TIMEOUT ?= 60m
+# The upstream components report this version (kubectl version, node info, discovery).
+KUBE_VERSION := v1.36.3
+VERSION_PKG := k8s.io/component-base/version
+LDFLAGS := -X $(VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=36 \
+	-X $(VERSION_PKG).gitTreeState=clean -X $(VERSION_PKG).buildDate=1970-01-01T00:00:00Z
 
 .PHONY: help build run test test-unit test-e2e bench images generate manifests lint clean deps
 
@@ -11,7 +16,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 build: ## Build bin/vnest (all components, one binary) and bin/pause
-	$(GO) build -o $(BIN)/vnest ./cmd/vnest
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vnest ./cmd/vnest
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/pause ./cmd/pause
 
 deps: ## Install the Debian packages real nodes need (root only; no-op when present)
@@ -23,7 +28,7 @@ run: deps build ## Run a local super cluster in the foreground (data in .vnest)
 test: lint test-unit test-e2e ## Everything CI runs: lint, unit and e2e tests
 
 test-unit: ## Unit and package-level tests
-	$(GO) test -count=1 ./internal/... ./cmd/...
+	$(GO) test -count=1 ./api/... ./internal/... ./cmd/...
 
 test-e2e: deps build ## End-to-end tests against real `vnest up` clusters (real nodes need root)
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/
@@ -34,11 +39,11 @@ bench: ## Go benchmarks
 images: build ## Build the local images as tarballs into _output/images
 	$(BIN)/vnest images build --out _output/images
 
-generate: ## Run go generate
-	$(GO) generate ./...
+generate: ## Generate deepcopy code for api/
+	$(GO) tool controller-gen object paths=./api/...
 
-manifests: ## Regenerate manifests (nothing is generated before the VirtualCluster API exists)
-	@echo "no generated manifests yet"
+manifests: ## Generate the CRD YAML from api/ into manifests/crd
+	$(GO) tool controller-gen crd paths=./api/... output:crd:dir=./manifests/crd
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -47,6 +47,10 @@ func runKubectl() int {
 
 // runKwok mirrors sigs.k8s.io/kwok/cmd/kwok: stages come from --config.
 func runKwok() int {
+	// cobra merges pflag.CommandLine into every root command; the Kubernetes
+	// packages linked into vnest register a non-bool --version there, which
+	// breaks kwok's own --version. kwok needs none of those global flags.
+	pflag.CommandLine = pflag.NewFlagSet(os.Args[0], pflag.ExitOnError)
 	flags := pflag.NewFlagSet("global", pflag.ContinueOnError)
 	flags.ParseErrorsAllowlist.UnknownFlags = true
 	flags.Usage = func() {}

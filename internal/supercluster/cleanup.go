@@ -133,3 +133,28 @@ func unescapeMountPath(s string) string {
 func deleteBridge() {
 	_ = exec.Command("ip", "link", "delete", cniBridge).Run()
 }
+
+// kubeletChains are the iptables chains kubelet creates and never removes
+// (kube-proxy's own chains go with `kube-proxy --cleanup`).
+var kubeletChains = map[string][]string{
+	"filter": {"KUBE-FIREWALL", "KUBE-KUBELET-CANARY"},
+	"nat":    {"KUBE-KUBELET-CANARY"},
+	"mangle": {"KUBE-IPTABLES-HINT", "KUBE-KUBELET-CANARY"},
+}
+
+// removeKubeletChains deletes kubelet's chains and the rules jumping to them,
+// so a stopped super cluster leaves the host's firewall as it found it.
+func removeKubeletChains() {
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		for table, chains := range kubeletChains {
+			for _, chain := range chains {
+				for _, builtin := range []string{"INPUT", "OUTPUT"} {
+					for exec.Command(tool, "-w", "-t", table, "-D", builtin, "-j", chain).Run() == nil {
+					}
+				}
+				_ = exec.Command(tool, "-w", "-t", table, "-F", chain).Run()
+				_ = exec.Command(tool, "-w", "-t", table, "-X", chain).Run()
+			}
+		}
+	}
+}

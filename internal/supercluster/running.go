@@ -86,6 +86,7 @@ func (r *running) stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		deleteBridge()
+		removeKubeletChains()
 		_ = os.RemoveAll(c.runDir)
 	}
 	for i := len(r.procs) - 1; i >= 0; i-- {

@@ -98,7 +98,7 @@ func checkServiceReachable(t *testing.T, c *cluster, ns string) {
 
 	// Endpoints and proxy rules follow the pod asynchronously, so the client retries for 60 s.
 	script := fmt.Sprintf(`end=$(($(date +%%s)+60))
-until wget -qO- -T 5 http://%s/; do
+until timeout 5 wget -qO- http://%s/; do
   [ "$(date +%%s)" -lt "$end" ] || exit 1
   sleep 1
 done`, svc.Spec.ClusterIP)

@@ -1,0 +1,62 @@
+package v1alpha1
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/types"
+)
+
+const (
+	// MaxClusterKeyLength bounds ClusterKey, so that "<key>-<tenant namespace>"
+	// fits a 63-character namespace name for most tenant namespaces.
+	MaxClusterKeyLength = 20
+
+	clusterKeyNameChars = 10
+	clusterKeyHashChars = 8
+)
+
+// ClusterKey derives the key that identifies a VirtualCluster in the super
+// cluster. The manager computes it once, stores it in status.clusterKey, and
+// everyone else reads it from there.
+//
+// The rule: take metadata.name, lowercase it, turn every run of characters
+// other than [a-z0-9] into one '-', trim '-' at both ends, keep the first 10
+// characters and trim a trailing '-' again; if the result is empty or does not
+// start with a letter, prefix "v" (and cut back to 10). Append "-" and the first
+// 8 hex digits of sha256("<namespace>/<name>/<uid>").
+//
+// The result is at most 19 characters, lowercase, a DNS-1035 label (so it can
+// start Service and namespace names alike), and stable for a given object. The
+// readable part is only for humans: uniqueness comes from the hash, and
+// because the UID takes part, a VirtualCluster deleted and recreated under the
+// same name gets a new key and never adopts leftovers of its predecessor.
+func ClusterKey(namespace, name string, uid types.UID) string {
+	sum := sha256.Sum256([]byte(namespace + "/" + name + "/" + string(uid)))
+	return clusterKeyNamePart(name) + "-" + hex.EncodeToString(sum[:])[:clusterKeyHashChars]
+}
+
+func clusterKeyNamePart(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			dash = false
+			continue
+		}
+		if !dash {
+			b.WriteByte('-')
+			dash = true
+		}
+	}
+	s := strings.Trim(b.String(), "-")
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		s = "v" + s
+	}
+	if len(s) > clusterKeyNameChars {
+		s = s[:clusterKeyNameChars]
+	}
+	return strings.TrimRight(s, "-")
+}
