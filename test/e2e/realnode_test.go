@@ -52,7 +52,11 @@ func checkHostClean(t *testing.T, dir string) {
 	t.Helper()
 	ctx := context.WithoutCancel(t.Context())
 	checkNoProcessesMention(ctx, t, dir)
+	// containerd shims name the socket under /run/vnest, not the data dir.
+	checkNoProcessesMention(ctx, t, "/run/vnest")
 	checkNoMountsUnder(t, dir)
+	// Pod network namespaces are bind-mounted there by containerd.
+	checkNoMountsUnder(t, "/run/netns")
 	checkNoKubeServicesChain(ctx, t)
 }
 
