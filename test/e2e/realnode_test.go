@@ -55,8 +55,7 @@ func checkHostClean(t *testing.T, dir string) {
 	// containerd shims name the socket under /run/vnest, not the data dir.
 	checkNoProcessesMention(ctx, t, "/run/vnest")
 	checkNoMountsUnder(t, dir)
-	// Pod network namespaces are bind-mounted there by containerd.
-	checkNoMountsUnder(t, "/run/netns")
+	checkNoPodNetns(t)
 	checkNoKubeServicesChain(ctx, t)
 }
 
@@ -221,6 +220,23 @@ func unescapeMountinfo(s string) string {
 		b.WriteByte(s[i])
 	}
 	return b.String()
+}
+
+// checkNoPodNetns fails if a pod network namespace (bind-mounted by containerd at
+// /run/netns/cni-*) is still mounted; leftovers are detached.
+func checkNoPodNetns(t *testing.T) {
+	t.Helper()
+	mounts, err := mountPoints()
+	if err != nil {
+		t.Errorf("reading mounts: %v", err)
+		return
+	}
+	for _, m := range mounts {
+		if strings.HasPrefix(m, "/run/netns/cni-") || strings.HasPrefix(m, "/var/run/netns/cni-") {
+			t.Errorf("pod network namespace still mounted after vnest up stopped: %s", m)
+			_ = syscall.Unmount(m, syscall.MNT_DETACH)
+		}
+	}
 }
 
 // checkNoKubeServicesChain fails if kube-proxy's KUBE-SERVICES chain is still in the nat table.
