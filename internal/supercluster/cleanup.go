@@ -76,11 +76,35 @@ func (c *config) processesMentioning(s string) []int {
 }
 
 // unmountUnder detaches every mount below the given directories, deepest
-// first (kubelet leaves volume tmpfs mounts behind when it stops).
+// first (kubelet leaves volume tmpfs mounts behind when it stops). kubelet's
+// root dir is a bind mount in the host's shared peer group, so an unmount can
+// reveal a propagated copy underneath: repeat until nothing is left.
 func unmountUnder(dirs ...string) error {
+	var errs []string
+	for range 5 {
+		targets, err := mountsUnder(dirs...)
+		if err != nil || len(targets) == 0 {
+			return err
+		}
+		errs = errs[:0]
+		for _, t := range targets {
+			if err := syscall.Unmount(t, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
+				errs = append(errs, fmt.Sprintf("%s: %v", t, err))
+			}
+		}
+	}
+	left, _ := mountsUnder(dirs...)
+	if len(left) > 0 {
+		return fmt.Errorf("still mounted after unmounting: %s %s", strings.Join(left, ", "), strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// mountsUnder lists mount points at or below dirs, deepest first.
+func mountsUnder(dirs ...string) ([]string, error) {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	var targets []string
@@ -97,17 +121,8 @@ func unmountUnder(dirs ...string) error {
 			}
 		}
 	}
-	sort.Slice(targets, func(i, j int) bool { return len(targets[i]) > len(targets[j]) })
-	var errs []string
-	for _, t := range targets {
-		if err := syscall.Unmount(t, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
-			errs = append(errs, fmt.Sprintf("%s: %v", t, err))
-		}
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("unmounting: %s", strings.Join(errs, "; "))
-	}
-	return nil
+	sort.SliceStable(targets, func(i, j int) bool { return len(targets[i]) > len(targets[j]) })
+	return targets, sc.Err()
 }
 
 // unescapeMountPath undoes the octal escaping of /proc/self/mountinfo.
