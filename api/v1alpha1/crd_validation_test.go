@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -224,6 +225,9 @@ func TestCRDValidation(t *testing.T) {
 				obj["spec"] = tc.rawSpec
 			}
 			got := v.validate(t, obj, old)
+			// Errors from different fields come in no fixed order.
+			slices.Sort(got)
+			slices.Sort(tc.want)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}

@@ -13,7 +13,8 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCommand(), newImagesCommand())
+	root.AddCommand(newUpCommand(), newImagesCommand(), newAPIServerCommand(), newManagerCommand())
+	root.AddCommand(newTenantCommands()...)
 	names := make([]string, 0, len(components))
 	for name := range components {
 		names = append(names, name)

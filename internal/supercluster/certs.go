@@ -20,7 +20,7 @@ const (
 
 // certs are the super cluster's PKI files.
 type certs struct {
-	ca, frontProxyCA           *pki.Authority
+	ca, frontProxyCA, etcdCA   *pki.Authority
 	apiserver, kubeletClient   pki.Pair
 	etcdServer, etcdClient     pki.Pair
 	frontProxyClient           pki.Pair
@@ -44,6 +44,11 @@ func (c *config) ensureCerts() (*certs, error) {
 	if out.frontProxyCA, err = pki.LoadOrCreateCA(dir, "front-proxy-ca", "vnest-front-proxy-ca"); err != nil {
 		return nil, err
 	}
+	// etcd has its own CA: the manager issues tenant etcd client certificates
+	// with it, and those must never be valid for the super apiserver.
+	if out.etcdCA, err = pki.LoadOrCreateCA(dir, "etcd-ca", "vnest-etcd-ca"); err != nil {
+		return nil, err
+	}
 	loopback := net.ParseIP("127.0.0.1")
 	issue := []struct {
 		into *pki.Pair
@@ -57,8 +62,8 @@ func (c *config) ensureCerts() (*certs, error) {
 			IPs:      []net.IP{loopback, c.hostIP, net.ParseIP(kubernetesSvc)},
 		}},
 		{&out.kubeletClient, out.ca, "apiserver-kubelet-client", pki.Spec{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}, Client: true}},
-		{&out.etcdServer, out.ca, "etcd-server", pki.Spec{CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{loopback, c.hostIP}, Server: true, Client: true}},
-		{&out.etcdClient, out.ca, "etcd-client", pki.Spec{CommonName: "kube-apiserver-etcd-client", Client: true}},
+		{&out.etcdServer, out.etcdCA, "etcd-server", pki.Spec{CommonName: "etcd", DNSNames: []string{"localhost"}, IPs: []net.IP{loopback, c.hostIP}, Server: true, Client: true}},
+		{&out.etcdClient, out.etcdCA, "etcd-client", pki.Spec{CommonName: "kube-apiserver-etcd-client", Client: true}},
 		{&out.frontProxyClient, out.frontProxyCA, "front-proxy-client", pki.Spec{CommonName: "front-proxy-client", Client: true}},
 		{&out.admin, out.ca, "admin", pki.Spec{CommonName: "vnest-admin", Organization: []string{"system:masters"}, Client: true}},
 		{&out.controllerManager, out.ca, "controller-manager", pki.Spec{CommonName: "system:kube-controller-manager", Client: true}},

@@ -15,7 +15,7 @@ func (c *config) apiserverArgs(cs *certs) []string {
 		"--secure-port=" + strconv.Itoa(c.ports.APIServer),
 		"--advertise-address=" + c.hostIP.String(),
 		"--etcd-servers=" + c.etcdURL(),
-		"--etcd-cafile=" + cs.ca.CertFile,
+		"--etcd-cafile=" + cs.etcdCA.CertFile,
 		"--etcd-certfile=" + cs.etcdClient.CertFile,
 		"--etcd-keyfile=" + cs.etcdClient.KeyFile,
 		"--tls-cert-file=" + cs.apiserver.CertFile,

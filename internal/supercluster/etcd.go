@@ -33,7 +33,7 @@ func (c *config) startEtcd(ctx context.Context, cs *certs) (*embed.Etcd, error) 
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	tls := func(t *embed.Config) {
 		t.ClientTLSInfo.CertFile, t.ClientTLSInfo.KeyFile = cs.etcdServer.CertFile, cs.etcdServer.KeyFile
-		t.ClientTLSInfo.TrustedCAFile, t.ClientTLSInfo.ClientCertAuth = cs.ca.CertFile, true
+		t.ClientTLSInfo.TrustedCAFile, t.ClientTLSInfo.ClientCertAuth = cs.etcdCA.CertFile, true
 		t.PeerTLSInfo = t.ClientTLSInfo
 	}
 	tls(cfg)

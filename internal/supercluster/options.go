@@ -26,6 +26,11 @@ type Options struct {
 	Nodes         string
 	NodeCount     int
 	APIServerPort int
+	// NoTenant skips the manager's demo tenant.
+	NoTenant bool
+	// NoManager runs the bare super cluster: CRDs are installed, but no
+	// manager (and so no demo tenant) runs; tests bring their own.
+	NoManager bool
 	// Binary is the vnest executable that children are started from;
 	// empty means the running executable.
 	Binary string
@@ -43,6 +48,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.DataDir, "data-dir", o.DataDir, "Directory for all state of the super cluster (etcd data, PKI, kubeconfigs, logs); reused when it exists.")
 	fs.StringVar(&o.Nodes, "nodes", o.Nodes, "Node mode: real (kubelet+containerd, needs root and the Debian packages), simulated (kwok), or auto (real when possible).")
 	fs.IntVar(&o.NodeCount, "node-count", o.NodeCount, "Number of nodes (simulated mode; real mode runs exactly one node).")
+	fs.BoolVar(&o.NoManager, "no-manager", o.NoManager, "Do not run the vnest manager (implies --no-tenant); the VirtualCluster CRD is still installed.")
+	fs.BoolVar(&o.NoTenant, "no-tenant", o.NoTenant, "Do not create the demo VirtualCluster (the manager still runs).")
 	fs.IntVar(&o.APIServerPort, "apiserver-port", o.APIServerPort, fmt.Sprintf("Port of kube-apiserver; the next %d ports are used by the other components.", portCount-1))
 }
 

@@ -25,6 +25,9 @@ import (
 // images and is the slowest.
 const readyTimeout = 5 * time.Minute
 
+// demoTenant is the VirtualCluster `vnest up` creates in namespace default.
+const demoTenant = "demo"
+
 // Run starts the super cluster and blocks until ctx is cancelled, then stops
 // everything it started. It returns an error when start-up fails or when a
 // component dies while running.
@@ -33,7 +36,11 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
-	return c.run(ctx)
+	err = c.run(ctx)
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil // stopped on request while still starting
+	}
+	return err
 }
 
 // SuperKubeconfig is the path of the admin kubeconfig inside a data dir.
@@ -174,6 +181,35 @@ func (c *config) run(ctx context.Context) (err error) {
 	}
 	fmt.Fprintf(c.Out, "vnest: super cluster ready (%d %s node(s)); kubeconfig: %s\n", c.NodeCount, c.mode, kubeconfig)
 	fmt.Fprintf(c.Out, "vnest:   export KUBECONFIG=%s; kubectl get nodes   (Ctrl-C stops the cluster)\n", kubeconfig)
+
+	// vnest itself on top: the operator, and a demo tenant.
+	cl, err := newTenantClient(c.kubeconfigPath("admin"))
+	if err != nil {
+		return err
+	}
+	if err := installCRDs(ctx, cl, waitFor); err != nil {
+		return err
+	}
+	if !c.NoManager {
+		if err := start("manager", c.managerArgs(cs)); err != nil {
+			return err
+		}
+	}
+	if !c.NoTenant && !c.NoManager {
+		demo := filepath.Join(c.dataDir, demoTenant+".kubeconfig")
+		if err := os.Remove(demo); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		data, err := ensureDemoTenant(ctx, cl, demoTenant, waitFor)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(demo, data, 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.Out, "vnest: tenant %q ready; kubeconfig: %s\n", demoTenant, demo)
+		fmt.Fprintf(c.Out, "vnest:   kubectl --kubeconfig %s get namespaces\n", demo)
+	}
 
 	select {
 	case <-ctx.Done():

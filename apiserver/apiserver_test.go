@@ -1,0 +1,275 @@
+package apiserver
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/internal/pki"
+)
+
+// TestControlPlane runs one tenant in this process and uses it like a
+// tenant admin would; at the end it restarts it on the same state and etcd
+// prefix and checks nothing was lost.
+func TestControlPlane(t *testing.T) {
+	etcd := startEtcd(t)
+	state := t.TempDir()
+	args := tenantArgs(t, etcd, state, "/vnest/tenants/a")
+	tn := startTenant(t, args)
+	client := clientFor(t, tn.admin)
+	ctx := t.Context()
+	const ns = "team-a"
+
+	t.Run("namespace gets a default service account", func(t *testing.T) {
+		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "default ServiceAccount in "+ns, time.Minute, func(ctx context.Context) (bool, error) {
+			_, err := client.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+			return err == nil, err
+		})
+		eventually(t, "kube-root-ca.crt ConfigMap in "+ns, time.Minute, func(ctx context.Context) (bool, error) {
+			cm, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "kube-root-ca.crt", metav1.GetOptions{})
+			return err == nil && cm.Data["ca.crt"] != "", err
+		})
+	})
+
+	t.Run("configmap", func(t *testing.T) {
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns}, Data: map[string]string{"color": "blue"}}
+		if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("rbac role and binding", func(t *testing.T) {
+		role := &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Name: "cm-reader", Namespace: ns},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list"}}},
+		}
+		if _, err := client.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		binding := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "alice-reads-cms", Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "cm-reader"},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}},
+		}
+		if _, err := client.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		alice := clientFor(t, userConfig(t, tn, "alice"))
+		eventually(t, "alice can list configmaps", 30*time.Second, func(ctx context.Context) (bool, error) {
+			_, err := alice.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
+			return err == nil, err
+		})
+		_, err := alice.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+		if !apierrors.IsForbidden(err) {
+			t.Fatalf("alice listing secrets: got %v, want 403 Forbidden", err)
+		}
+	})
+
+	t.Run("crd and custom object", func(t *testing.T) {
+		createWidgetCRD(t, tn.admin)
+		dyn := dynamic.NewForConfigOrDie(tn.admin)
+		gvr := schema.GroupVersionResource{Group: "example.vnest.dev", Version: "v1", Resource: "widgets"}
+		obj := &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "example.vnest.dev/v1", "kind": "Widget",
+			"metadata": map[string]any{"name": "w1", "namespace": ns},
+			"spec":     map[string]any{"size": int64(3)},
+		}}
+		// The CRD's REST handler appears shortly after Established.
+		eventually(t, "create a Widget", 30*time.Second, func(ctx context.Context) (bool, error) {
+			_, err := dyn.Resource(gvr).Namespace(ns).Create(ctx, obj, metav1.CreateOptions{})
+			return err == nil, err
+		})
+		got, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, "w1", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size, _, _ := unstructured.NestedInt64(got.Object, "spec", "size"); size != 3 {
+			t.Fatalf("Widget spec.size = %d, want 3", size)
+		}
+	})
+
+	t.Run("deployment yields a replicaset and pending pods", func(t *testing.T) {
+		labels := map[string]string{"app": "web"}
+		d := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec: appsv1.DeploymentSpec{
+				Replicas: ptr.To[int32](2),
+				Selector: &metav1.LabelSelector{MatchLabels: labels},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: labels},
+					Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "busybox"}}},
+				},
+			},
+		}
+		if _, err := client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a ReplicaSet owned by the Deployment and 2 Pods owned by it", 2*time.Minute, func(ctx context.Context) (bool, error) {
+			rss, err := client.AppsV1().ReplicaSets(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err != nil || len(rss.Items) != 1 || !ownedBy(rss.Items[0].OwnerReferences, "Deployment", "web") {
+				return false, err
+			}
+			pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+			if err != nil {
+				return false, err
+			}
+			owned := 0
+			for _, p := range pods.Items {
+				if ownedBy(p.OwnerReferences, "ReplicaSet", rss.Items[0].Name) && p.Status.Phase == corev1.PodPending {
+					owned++
+				}
+			}
+			return owned == 2, nil
+		})
+	})
+
+	t.Run("restart keeps the data", func(t *testing.T) {
+		tn.stop()
+		tn = startTenant(t, args)
+		client := clientFor(t, tn.admin)
+		cm, err := client.CoreV1().ConfigMaps(ns).Get(ctx, "settings", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cm.Data["color"] != "blue" {
+			t.Fatalf("ConfigMap data after restart = %v, want color=blue", cm.Data)
+		}
+	})
+}
+
+// TestTenantsAreIsolated runs two tenants on one etcd with different
+// prefixes: neither sees the other's namespaces, neither accepts the other's
+// admin. Tenant b runs as a child process, as tenants do in production: one
+// control plane per process (a second Run in this process is refused).
+func TestTenantsAreIsolated(t *testing.T) {
+	etcd := startEtcd(t)
+	a := startTenant(t, tenantArgs(t, etcd, t.TempDir(), "/vnest/tenants/a"))
+	bState := t.TempDir()
+	b, _ := startChildTenant(t, "", tenantArgs(t, etcd, bState, "/vnest/tenants/b"), bState)
+
+	second := NewOptions()
+	second.StateDir, second.EtcdServers, second.EtcdPrefix = t.TempDir(), []string{etcd}, "/vnest/tenants/c"
+	second.BindAddress, second.SecurePort = "127.0.0.1", freePort(t)
+	if err := Run(t.Context(), second); err == nil || !strings.Contains(err.Error(), "already runs in this process") {
+		t.Errorf("second Run in one process: error = %v, want a refusal", err)
+	}
+
+	ca, cb := clientFor(t, a.admin), clientFor(t, b.admin)
+	ctx := t.Context()
+	for c, name := range map[kubernetes.Interface]string{ca: "only-in-a", cb: "only-in-b"} {
+		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for c, other := range map[kubernetes.Interface]string{ca: "only-in-b", cb: "only-in-a"} {
+		if _, err := c.CoreV1().Namespaces().Get(ctx, other, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("namespace %s seen from the other tenant: got %v, want NotFound", other, err)
+		}
+	}
+	// Different CAs: one tenant's admin certificate is nobody in the other.
+	if _, err := clientFor(t, crossConfig(a.admin, b.admin)).CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); !apierrors.IsUnauthorized(err) {
+		t.Errorf("tenant a's admin certificate against tenant b: got %v, want 401 Unauthorized", err)
+	}
+}
+
+// TestChildProcess runs the control plane the way the operator's local
+// provisioner does, as a process of its own, and stops it with SIGTERM.
+func TestChildProcess(t *testing.T) {
+	etcd := startEtcd(t)
+	state := t.TempDir()
+	tn, _ := startChildTenant(t, "", tenantArgs(t, etcd, state, "/vnest/tenants/child"), state)
+	if _, err := clientFor(t, tn.admin).CoreV1().Namespaces().Get(t.Context(), "default", metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	tn.stop()
+	t.Logf("stopped %s after SIGTERM", time.Since(start).Round(time.Millisecond))
+}
+
+func ownedBy(refs []metav1.OwnerReference, kind, name string) bool {
+	for _, r := range refs {
+		if r.Kind == kind && r.Name == name && ptr.Deref(r.Controller, false) {
+			return true
+		}
+	}
+	return false
+}
+
+// userConfig is tn's admin config with a fresh client certificate for user
+// (no groups), signed by the tenant CA.
+func userConfig(t *testing.T, tn *tenant, user string) *rest.Config {
+	t.Helper()
+	ca, err := pki.LoadOrCreateCA(tn.stateDir, CAName, "unused")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := ca.Ensure(t.TempDir(), user, pki.Spec{CommonName: user, Client: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := rest.AnonymousClientConfig(tn.admin)
+	cfg.CertFile, cfg.KeyFile = pair.CertFile, pair.KeyFile
+	return cfg
+}
+
+// crossConfig talks to to's server, trusting it, with from's client certificate.
+func crossConfig(from, to *rest.Config) *rest.Config {
+	cfg := rest.AnonymousClientConfig(to)
+	cfg.CertData, cfg.KeyData = from.CertData, from.KeyData
+	return cfg
+}
+
+func createWidgetCRD(t *testing.T, cfg *rest.Config) {
+	t.Helper()
+	crd := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "widgets.example.vnest.dev"},
+		Spec: apiextensionsv1.CustomResourceDefinitionSpec{
+			Group: "example.vnest.dev",
+			Scope: apiextensionsv1.NamespaceScoped,
+			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "widgets", Singular: "widget", Kind: "Widget", ListKind: "WidgetList"},
+			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{
+				Name: "v1", Served: true, Storage: true,
+				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
+					Type: "object",
+					Properties: map[string]apiextensionsv1.JSONSchemaProps{
+						"spec": {Type: "object", Properties: map[string]apiextensionsv1.JSONSchemaProps{"size": {Type: "integer"}}},
+					},
+				}},
+			}},
+		},
+	}
+	client := apiextensionsclient.NewForConfigOrDie(cfg)
+	if _, err := client.ApiextensionsV1().CustomResourceDefinitions().Create(t.Context(), crd, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "CRD established", 30*time.Second, func(ctx context.Context) (bool, error) {
+		got, err := client.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+}

@@ -1,0 +1,149 @@
+package apiserver
+
+import (
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Controllers are the kube-controller-manager controllers a tenant runs, by
+// their canonical 1.36 names (cmd/kube-controller-manager/names). The list
+// is explicit rather than "*,-x": a controller added upstream must be a
+// decision here, not a surprise.
+//
+// Everything that makes the tenant's objects behave like a cluster's is in:
+// workloads turn into pods, namespaces and owners are cleaned up, service
+// accounts get tokens and the root CA, Services get EndpointSlices,
+// quotas and disruption budgets get status.
+var Controllers = []string{
+	"serviceaccount-token-controller",
+	"serviceaccount-controller",
+	"root-ca-certificate-publisher-controller",
+	"namespace-controller",
+	"garbage-collector-controller",
+	"deployment-controller",
+	"replicaset-controller",
+	"replicationcontroller-controller", // ReplicationControllers are core API and conformance-tested
+	"statefulset-controller",
+	"daemonset-controller", // creates pods for the virtual nodes the syncer publishes
+	"job-controller",
+	"cronjob-controller",
+	"ttl-after-finished-controller",
+	"endpoints-controller",
+	"endpointslice-controller",
+	"endpointslice-mirroring-controller",
+	"disruption-controller",
+	"resourcequota-controller",
+	"persistentvolumeclaim-protection-controller",
+	"ephemeral-volume-controller", // generic ephemeral volumes are PVCs the tenant must see
+	"pod-garbage-collector-controller",
+	"clusterrole-aggregation-controller", // admin/edit/view aggregate tenant CRD roles
+	"certificatesigningrequest-signing-controller",
+	"certificatesigningrequest-cleaner-controller",
+	"legacy-serviceaccount-token-cleaner-controller",
+	"validatingadmissionpolicy-status-controller",
+	"service-cidr-controller",                     // ServiceCIDR finalizers; the syncer may add CIDRs
+	"volumeattributesclass-protection-controller", // VolumeAttributesClass deletion
+}
+
+// DisabledControllers are the controllers a tenant must not run, and why.
+// They are not passed to kube-controller-manager (the list above is the
+// whole truth); this is the record of the decision, checked by a test
+// against the upstream list so a rename cannot slip by.
+var DisabledControllers = map[string]string{
+	"node-lifecycle-controller":                                      "nodes are the super cluster's; the syncer publishes virtual nodes and their status",
+	"taint-eviction-controller":                                      "the super cluster evicts from tainted nodes; a second eviction in the tenant would double it",
+	"device-taint-eviction-controller":                               "DRA devices are the super cluster's",
+	"node-ipam-controller":                                           "pod CIDRs are the super cluster's",
+	"ttl-controller":                                                 "writes kubelet-only annotations on nodes the syncer owns",
+	"service-lb-controller":                                          "cloud: load balancers are the super cluster's",
+	"node-route-controller":                                          "cloud: routes are the super cluster's",
+	"cloud-node-lifecycle-controller":                                "cloud: nodes are the super cluster's",
+	"persistentvolume-binder-controller":                             "volumes are provisioned and bound in the super cluster; status is synced up",
+	"persistentvolume-attach-detach-controller":                      "attachments happen in the super cluster",
+	"persistentvolume-expander-controller":                           "expansion happens in the super cluster",
+	"persistentvolume-protection-controller":                         "PVs in the tenant are mirrors the syncer owns",
+	"horizontal-pod-autoscaler-controller":                           "no metrics API in a tenant (no kubelets to scrape); saves its clients and informers",
+	"certificatesigningrequest-approving-controller":                 "auto-approves kubelet CSRs; a tenant has no kubelets",
+	"bootstrap-signer-controller":                                    "node bootstrap tokens; a tenant has no kubelets",
+	"token-cleaner-controller":                                       "node bootstrap tokens; a tenant has no kubelets",
+	"resourceclaim-controller":                                       "DRA claims are allocated in the super cluster",
+	"resourcepoolstatusrequest-controller":                           "DRA is the super cluster's",
+	"podgroup-protection-controller":                                 "gang scheduling is the super cluster's scheduler's",
+	"podcertificaterequest-cleaner-controller":                       "pod certificates are issued by kubelets; a tenant has none",
+	"kube-apiserver-serving-clustertrustbundle-publisher-controller": "alpha; not needed",
+	"storageversion-garbage-collector-controller":                    "alpha (StorageVersionAPI); not needed",
+	"storage-version-migrator-controller":                            "alpha; not needed",
+	"selinux-warning-controller":                                     "off by default upstream; about node volumes",
+}
+
+// apiServerArgs are the kube-apiserver flags of a tenant.
+func (c *completedConfig) apiServerArgs() []string {
+	o := c.opts
+	args := []string{
+		"--etcd-servers=" + strings.Join(o.EtcdServers, ","),
+		"--etcd-prefix=" + o.EtcdPrefix,
+		"--etcd-compaction-interval=" + o.EtcdCompactionInterval.String(),
+		"--bind-address=" + o.BindAddress,
+		"--secure-port=" + strconv.Itoa(o.SecurePort),
+		"--tls-cert-file=" + c.pki.Serving.CertFile,
+		"--tls-private-key-file=" + c.pki.Serving.KeyFile,
+		"--cert-dir=" + filepath.Join(c.stateDir, "apiserver"), // unused: the certificate is given
+		"--client-ca-file=" + c.pki.CA.CertFile,
+		"--service-account-issuer=" + o.ServiceAccountIssuer,
+		"--service-account-key-file=" + c.pki.ServiceAccountPub,
+		"--service-account-signing-key-file=" + c.pki.ServiceAccountKey,
+		"--service-cluster-ip-range=" + c.serviceCIDR.String(),
+		// No Node authorizer: no kubelet ever talks to a tenant apiserver,
+		// and its graph would cost memory for nothing.
+		"--authorization-mode=RBAC",
+		// Pod policy is enforced where pods run (super cluster) and by
+		// PodSecurity admission here; privileged as such is not refused.
+		"--allow-privileged=true",
+		// Aggregated API servers the tenant installs trust the front proxy.
+		"--requestheader-client-ca-file=" + c.pki.FrontProxyCA.CertFile,
+		"--requestheader-allowed-names=" + frontProxyClientUser,
+		"--requestheader-username-headers=X-Remote-User",
+		"--requestheader-group-headers=X-Remote-Group",
+		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
+		"--proxy-client-cert-file=" + c.pki.FrontProxyClient.CertFile,
+		"--proxy-client-key-file=" + c.pki.FrontProxyClient.KeyFile,
+		"--profiling=false",
+	}
+	if c.advertiseIP != nil {
+		args = append(args, "--advertise-address="+c.advertiseIP.String())
+	}
+	if o.EtcdCAFile != "" {
+		args = append(args, "--etcd-cafile="+o.EtcdCAFile)
+	}
+	if o.EtcdCertFile != "" {
+		args = append(args, "--etcd-certfile="+o.EtcdCertFile, "--etcd-keyfile="+o.EtcdKeyFile)
+	}
+	// No footprint flags: watch cache off, priority and fairness off, object
+	// count polling off and fewer admission plugins each changed the idle
+	// RSS by less than the noise between runs (see doc.go) and cost
+	// behaviour, so the upstream defaults stay.
+	return append(args, o.ExtraAPIServerArgs...)
+}
+
+// controllerManagerArgs are the kube-controller-manager flags of a tenant.
+func (c *completedConfig) controllerManagerArgs() []string {
+	args := []string{
+		"--kubeconfig=" + filepath.Join(c.stateDir, ControllerManagerKubeconfigFile),
+		// No serving port: nothing scrapes it, and it would need its own
+		// authn/authz round trips to the apiserver.
+		"--secure-port=0",
+		"--controllers=" + strings.Join(Controllers, ","),
+		"--leader-elect=false",
+		// Each controller acts as its own service account, exactly as in a
+		// kubeadm cluster, so the tenant's RBAC audit trail looks familiar.
+		"--use-service-account-credentials=true",
+		"--service-account-private-key-file=" + c.pki.ServiceAccountKey,
+		"--root-ca-file=" + c.pki.CA.CertFile,
+		"--cluster-signing-cert-file=" + c.pki.CA.CertFile,
+		"--cluster-signing-key-file=" + c.pki.CA.KeyFile,
+		"--service-cluster-ip-range=" + c.serviceCIDR.String(),
+		"--profiling=false",
+	}
+	return append(args, c.opts.ExtraControllerManagerArgs...)
+}

@@ -1,0 +1,187 @@
+package apiserver
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// Environment of the idle benchmarks.
+const (
+	// benchArgsEnv holds extra `vnest apiserver` flags, space separated,
+	// to measure one knob against the defaults.
+	benchArgsEnv = "VNEST_BENCH_APISERVER_ARGS"
+	// benchIdleEnv is how long the control plane idles before its RSS is
+	// read (a Go duration; default 60s).
+	benchIdleEnv = "VNEST_BENCH_IDLE"
+	// benchBinaryEnv is a vnest binary to measure (`make build`, then
+	// VNEST_BENCH_BINARY=$PWD/bin/vnest); default: this test binary, which
+	// links less than vnest and so maps less and starts with a smaller heap.
+	benchBinaryEnv = "VNEST_BENCH_BINARY"
+)
+
+// BenchmarkIdleControlPlane starts an empty tenant control plane as a child
+// process (on an etcd in this process), lets it idle and reports its memory,
+// its CPU use while idle and its start-up time:
+//
+//	go test ./apiserver -run '^$' -bench IdleControlPlane -benchtime 1x
+//	VNEST_BENCH_BINARY=$PWD/bin/vnest go test ./apiserver -run '^$' -bench Idle -benchtime 1x
+//	VNEST_BENCH_APISERVER_ARGS='--gc-percent=100' go test ./apiserver -run '^$' -bench IdleControlPlane -benchtime 1x
+//
+// Reported: s-to-ready (process start to admin.kubeconfig), MiB-idle-RSS
+// (VmRSS after the idle period), MiB-idle-anon (RssAnon: the process's own
+// memory; the rest of VmRSS is the executable's pages, shared by every
+// process of the same binary), MiB-peak-RSS (VmHWM), %CPU-idle (of one core,
+// over the idle period).
+func BenchmarkIdleControlPlane(b *testing.B) {
+	etcd := startEtcd(b)
+	for i := 0; b.Loop(); i++ {
+		state := b.TempDir()
+		args := append(tenantArgs(b, etcd, state, fmt.Sprintf("/vnest/tenants/bench-%d", i)), strings.Fields(os.Getenv(benchArgsEnv))...)
+		start := time.Now()
+		tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
+		measureIdle(b, cmd, time.Since(start), tn.stop)
+	}
+}
+
+// BenchmarkIdleStockKubeAPIServer is the direct path to compare with: the
+// upstream kube-apiserver carried by VNEST_BENCH_BINARY (`vnest
+// kube-apiserver`) alone, with the flags a tenant's gets, Go's default GC
+// settings and no controllers.
+func BenchmarkIdleStockKubeAPIServer(b *testing.B) {
+	bin := os.Getenv(benchBinaryEnv)
+	if bin == "" {
+		b.Skip(benchBinaryEnv + " is not set: this benchmark runs `vnest kube-apiserver`")
+	}
+	etcd := startEtcd(b)
+	for i := 0; b.Loop(); i++ {
+		o := NewOptions()
+		o.StateDir, o.EtcdServers, o.EtcdPrefix = b.TempDir(), []string{etcd}, fmt.Sprintf("/vnest/tenants/stock-%d", i)
+		o.BindAddress, o.SecurePort = "127.0.0.1", freePort(b)
+		c, err := o.Complete()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(bin, append([]string{"kube-apiserver"}, c.apiServerArgs()...)...)
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		stop := func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			<-done
+		}
+		client, err := c.adminClient()
+		if err != nil {
+			b.Fatal(err)
+		}
+		err = wait.PollUntilContextTimeout(b.Context(), 100*time.Millisecond, readyTimeout, true, func(ctx context.Context) (bool, error) {
+			var code int
+			client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&code)
+			return code == 200, nil
+		})
+		if err != nil {
+			stop()
+			b.Fatalf("kube-apiserver not ready: %v", err)
+		}
+		measureIdle(b, cmd, time.Since(start), stop)
+	}
+}
+
+// measureIdle lets the started process cmd idle, reports its figures and stops it.
+func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, stop func()) {
+	b.Helper()
+	idle := time.Minute
+	if v := os.Getenv(benchIdleEnv); v != "" {
+		var err error
+		if idle, err = time.ParseDuration(v); err != nil {
+			b.Fatalf("%s: %v", benchIdleEnv, err)
+		}
+	}
+	b.StopTimer()
+	defer b.StartTimer()
+	pid := cmd.Process.Pid
+	cpuBefore, err := readCPUTime(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	select {
+	case <-time.After(idle):
+	case <-b.Context().Done():
+		b.Fatal("cancelled")
+	}
+	status, err := readProcStatus(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cpuAfter, err := readCPUTime(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stop()
+	idleCPU := (cpuAfter - cpuBefore) / idle.Seconds() * 100
+	b.ReportMetric(toReady.Seconds(), "s-to-ready")
+	b.ReportMetric(float64(status["VmRSS"])/1024, "MiB-idle-RSS")
+	b.ReportMetric(float64(status["RssAnon"])/1024, "MiB-idle-anon")
+	b.ReportMetric(float64(status["VmHWM"])/1024, "MiB-peak-RSS")
+	b.ReportMetric(idleCPU, "%CPU-idle")
+	b.Logf("%q: ready after %s, after %s idle VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB, idle CPU %.1f%%",
+		cmd.Args, toReady.Round(time.Millisecond), idle,
+		status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"], idleCPU)
+}
+
+// readProcStatus returns the kB fields of /proc/PID/status.
+func readProcStatus(pid int) (map[string]int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		fields := strings.Fields(rest)
+		if !ok || len(fields) != 2 || fields[1] != "kB" {
+			continue
+		}
+		if v, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
+			out[name] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// readCPUTime returns the user+system CPU time of pid in seconds.
+func readCPUTime(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	_, rest, ok := strings.Cut(string(data), ") ")
+	fields := strings.Fields(rest)
+	if !ok || len(fields) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, data)
+	}
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat: %q", pid, data)
+	}
+	return (utime + stime) / clockTicksPerSecond, nil
+}
+
+// clockTicksPerSecond is USER_HZ, 100 on every Linux platform Go supports.
+const clockTicksPerSecond = 100

@@ -1,0 +1,98 @@
+package apiserver
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/pflag"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/component-base/configz"
+	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	kubeapiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
+	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+)
+
+// The upstream commands (app.NewAPIServerCommand, app.NewControllerManagerCommand)
+// are not used: the first installs a process-wide signal handler that may
+// only be set up once, the second runs its controllers on
+// context.Background(), so neither could be stopped or restarted in one
+// process. Below are the same steps those commands take, minus
+// logging setup (the process configures klog once) and signal handling
+// (the caller's context is the only stop signal).
+
+// prepareKubeAPIServer parses args like kube-apiserver would and builds the
+// server chain; the returned function serves until ctx is done.
+func prepareKubeAPIServer(ctx context.Context, args []string) (func(context.Context) error, error) {
+	s := kubeapiserveroptions.NewServerRunOptions()
+	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
+	for _, f := range s.Flags().FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("kube-apiserver flags: %w", err)
+	}
+	// The registry is process-wide and shared with the controller manager;
+	// neither sets versions or feature gates, so this is a no-op after the
+	// first call.
+	if err := s.GenericServerRunOptions.ComponentGlobalsRegistry.Set(); err != nil {
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
+	completed, err := s.Complete(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver options: %w", err)
+	}
+	if errs := completed.Validate(); len(errs) != 0 {
+		return nil, fmt.Errorf("kube-apiserver options: %w", utilerrors.NewAggregate(errs))
+	}
+	config, err := kubeapiserver.NewConfig(completed)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	cc, err := config.Complete()
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver config: %w", err)
+	}
+	server, err := kubeapiserver.CreateServerChain(cc)
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
+	prepared, err := server.PrepareRun()
+	if err != nil {
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
+	return prepared.Run, nil
+}
+
+// prepareControllerManager parses args like kube-controller-manager would
+// and builds its configuration; the returned function runs the controllers
+// until ctx is done.
+func prepareControllerManager(ctx context.Context, args []string) (func(context.Context) error, error) {
+	s, err := kcmoptions.NewKubeControllerManagerOptions()
+	if err != nil {
+		return nil, fmt.Errorf("kube-controller-manager options: %w", err)
+	}
+	known, disabled, aliases := kcm.KnownControllers(), kcm.ControllersDisabledByDefault(), kcm.ControllerAliases()
+	fs := pflag.NewFlagSet("kube-controller-manager", pflag.ContinueOnError)
+	for _, f := range s.Flags(known, disabled, aliases).FlagSets {
+		fs.AddFlagSet(f)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("kube-controller-manager flags: %w", err)
+	}
+	if err := s.ComponentGlobalsRegistry.Set(); err != nil {
+		return nil, fmt.Errorf("kube-controller-manager: %w", err)
+	}
+	c, err := s.Config(ctx, known, disabled, aliases)
+	if err != nil {
+		return nil, fmt.Errorf("kube-controller-manager config: %w", err)
+	}
+	cc := c.Complete()
+	return func(ctx context.Context) error {
+		// kcm.Run registers its configuration under a fixed process-wide
+		// configz name and fails when it is taken, which it still is after
+		// a previous run in this process (a restart).
+		configz.Delete(kcm.ConfigzName)
+		return kcm.Run(ctx, cc)
+	}, nil
+}

@@ -1,0 +1,28 @@
+// Command vnest is the single binary of vnest: the local super cluster
+// (`vnest up`), the upstream Kubernetes components it runs as children, and
+// an embedded kubectl.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	// Upstream components own their whole command line (hyperkube style).
+	if len(os.Args) > 1 {
+		if run, ok := components[os.Args[1]]; ok {
+			os.Args = os.Args[1:]
+			os.Exit(run())
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCommand().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "vnest:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,238 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+
+	"github.com/vnest-dev/vnest/internal/pki"
+)
+
+// Base names of the PKI files of a tenant control plane. Certificates are
+// NAME.crt + NAME.key, the service-account key pair is NAME.key + NAME.pub
+// (the naming of internal/pki). They all live in one directory (--pki-dir,
+// by default --state-dir).
+const (
+	// CAName is the tenant CA: it signs every certificate below, client
+	// certificates are checked against it, csrsigning signs with it and the
+	// root-ca publisher hands ca.crt to every namespace.
+	CAName = "ca"
+	// ServingCertName is the apiserver's TLS serving certificate; see ServingCertSpec.
+	ServingCertName = "apiserver"
+	// AdminCertName is the tenant admin's client certificate (O=system:masters).
+	AdminCertName = "admin"
+	// ControllerManagerCertName is the client certificate the in-process
+	// controllers use to reach the apiserver (CN=system:kube-controller-manager).
+	ControllerManagerCertName = "controller-manager"
+	// FrontProxyCAName signs FrontProxyClientCertName; aggregated API servers
+	// installed by the tenant trust requests proxied with it.
+	FrontProxyCAName = "front-proxy-ca"
+	// FrontProxyClientCertName is the apiserver's identity towards aggregated API servers.
+	FrontProxyClientCertName = "front-proxy-client"
+	// ServiceAccountKeyName is the key pair that signs and verifies the
+	// tenant's service-account tokens.
+	ServiceAccountKeyName = "sa"
+)
+
+// Files written into the state directory (never into the PKI directory).
+const (
+	// AdminKubeconfigFile is written once the control plane is ready and
+	// removed when Run starts, so its presence means "ready".
+	AdminKubeconfigFile = "admin.kubeconfig"
+	// ControllerManagerKubeconfigFile is what the in-process controllers use.
+	ControllerManagerKubeconfigFile = "controller-manager.kubeconfig"
+)
+
+// Fixed identities of the client certificates.
+const (
+	adminUser             = "vnest:tenant-admin"
+	controllerManagerUser = "system:kube-controller-manager"
+	frontProxyClientUser  = "front-proxy-client"
+)
+
+// AdminCertSpec is the admin client certificate: a member of system:masters.
+func AdminCertSpec() pki.Spec {
+	return pki.Spec{CommonName: adminUser, Organization: []string{"system:masters"}, Client: true}
+}
+
+// ControllerManagerCertSpec is the client certificate of the in-process
+// controller manager; the bootstrap RBAC role system:kube-controller-manager
+// is bound to this user name.
+func ControllerManagerCertSpec() pki.Spec {
+	return pki.Spec{CommonName: controllerManagerUser, Client: true}
+}
+
+// FrontProxyClientCertSpec is signed by the front-proxy CA, not the tenant CA.
+func FrontProxyClientCertSpec() pki.Spec {
+	return pki.Spec{CommonName: frontProxyClientUser, Client: true}
+}
+
+// ServingNames are what clients use to reach a tenant apiserver.
+type ServingNames struct {
+	// ClusterDomain gives kubernetes.default.svc.<domain>.
+	ClusterDomain string
+	// KubernetesServiceIP is the ClusterIP of the tenant's `kubernetes`
+	// Service (the first address of the service CIDR).
+	KubernetesServiceIP net.IP
+	// IPs and DNSNames are every other address clients use: the advertise
+	// address, a Service or load balancer in front of the apiserver, ...
+	IPs      []net.IP
+	DNSNames []string
+}
+
+// ServingCertSpec is the serving certificate for names. It always covers
+// localhost, 127.0.0.1 and the in-cluster names of the `kubernetes` Service.
+func ServingCertSpec(names ServingNames) pki.Spec {
+	dns := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"}
+	if names.ClusterDomain != "" {
+		dns = append(dns, "kubernetes.default.svc."+names.ClusterDomain)
+	}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1).To4()}
+	if names.KubernetesServiceIP != nil {
+		ips = append(ips, names.KubernetesServiceIP)
+	}
+	return pki.Spec{
+		CommonName: "kube-apiserver",
+		DNSNames:   appendNew(dns, names.DNSNames, func(a, b string) bool { return a == b }),
+		IPs:        appendNew(ips, names.IPs, net.IP.Equal),
+		Server:     true,
+	}
+}
+
+func appendNew[T any](to, from []T, eq func(a, b T) bool) []T {
+	for _, f := range from {
+		dup := false
+		for _, t := range to {
+			if eq(t, f) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			to = append(to, f)
+		}
+	}
+	return to
+}
+
+// PKIFiles are the paths of every PKI file in one directory.
+type PKIFiles struct {
+	CA, FrontProxyCA                     pki.Pair
+	Serving, Admin, ControllerManager    pki.Pair
+	FrontProxyClient                     pki.Pair
+	ServiceAccountKey, ServiceAccountPub string
+}
+
+// PKIFilesIn returns the layout of dir.
+func PKIFilesIn(dir string) PKIFiles {
+	pair := func(name string) pki.Pair {
+		return pki.Pair{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	}
+	return PKIFiles{
+		CA:                pair(CAName),
+		FrontProxyCA:      pair(FrontProxyCAName),
+		Serving:           pair(ServingCertName),
+		Admin:             pair(AdminCertName),
+		ControllerManager: pair(ControllerManagerCertName),
+		FrontProxyClient:  pair(FrontProxyClientCertName),
+		ServiceAccountKey: filepath.Join(dir, ServiceAccountKeyName+".key"),
+		ServiceAccountPub: filepath.Join(dir, ServiceAccountKeyName+".pub"),
+	}
+}
+
+// EnsurePKI creates every file of the layout that is missing in dir, the
+// serving certificate with serving. Files that exist are used as they are,
+// never reissued: whoever provided them (the operator, from Secrets that may
+// be mounted read-only) owns them. A half-present pair (a certificate without
+// its key) is an error rather than silently replaced, because replacing the
+// CA or the service-account key would invalidate every credential issued
+// with it.
+func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
+	files := PKIFilesIn(dir)
+	loadCA := func(pair pki.Pair, name, commonName string) (*pki.Authority, error) {
+		if _, err := pairPresent(pair.CertFile, pair.KeyFile); err != nil {
+			return nil, err
+		}
+		// Loads an existing CA as it is; writes only when it is missing.
+		ca, err := pki.LoadOrCreateCA(dir, name, commonName)
+		if err != nil {
+			return nil, fmt.Errorf("tenant PKI: %w", err)
+		}
+		return ca, nil
+	}
+	ca, err := loadCA(files.CA, CAName, "vnest-tenant-ca")
+	if err != nil {
+		return files, err
+	}
+	frontProxyCA, err := loadCA(files.FrontProxyCA, FrontProxyCAName, "vnest-tenant-front-proxy-ca")
+	if err != nil {
+		return files, err
+	}
+	leaves := []struct {
+		pair pki.Pair
+		ca   *pki.Authority
+		name string
+		spec pki.Spec
+	}{
+		{files.Serving, ca, ServingCertName, serving},
+		{files.Admin, ca, AdminCertName, AdminCertSpec()},
+		{files.ControllerManager, ca, ControllerManagerCertName, ControllerManagerCertSpec()},
+		{files.FrontProxyClient, frontProxyCA, FrontProxyClientCertName, FrontProxyClientCertSpec()},
+	}
+	for _, l := range leaves {
+		present, err := pairPresent(l.pair.CertFile, l.pair.KeyFile)
+		if err != nil {
+			return files, err
+		}
+		if present {
+			continue
+		}
+		if _, err := l.ca.Ensure(dir, l.name, l.spec); err != nil {
+			return files, fmt.Errorf("tenant PKI: %w", err)
+		}
+	}
+	present, err := pairPresent(files.ServiceAccountKey, files.ServiceAccountPub)
+	if err != nil {
+		return files, err
+	}
+	if !present {
+		if _, _, err := pki.EnsureKey(dir, ServiceAccountKeyName); err != nil {
+			return files, fmt.Errorf("tenant PKI: %w", err)
+		}
+	}
+	return files, nil
+}
+
+// pairPresent reports whether both files exist; exactly one of them is an error.
+func pairPresent(a, b string) (bool, error) {
+	aOK, err := exists(a)
+	if err != nil {
+		return false, err
+	}
+	bOK, err := exists(b)
+	if err != nil {
+		return false, err
+	}
+	switch {
+	case aOK && bOK:
+		return true, nil
+	case aOK:
+		return false, fmt.Errorf("tenant PKI: %s exists but %s is missing; provide it or remove both", a, b)
+	case bOK:
+		return false, fmt.Errorf("tenant PKI: %s exists but %s is missing; provide it or remove both", b, a)
+	}
+	return false, nil
+}
+
+func exists(file string) (bool, error) {
+	_, err := os.Stat(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("tenant PKI: %w", err)
+	}
+	return true, nil
+}

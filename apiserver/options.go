@@ -1,0 +1,322 @@
+package apiserver
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
+	netutils "k8s.io/utils/net"
+)
+
+// Defaults of the flags.
+const (
+	// DefaultServiceCIDR is the tenant's own Service range. It overlaps
+	// neither the local super cluster's Services (10.96.0.0/16) nor its pods
+	// (10.244.0.0/16). More ranges (for example the super cluster's, when the
+	// syncer copies super-allocated ClusterIPs up) can be added at run time
+	// as ServiceCIDR objects (networking.k8s.io/v1).
+	DefaultServiceCIDR   = "10.32.0.0/16"
+	DefaultClusterDomain = "cluster.local"
+	DefaultSecurePort    = 6443
+	DefaultEtcdServer    = "http://127.0.0.1:2379"
+	// DefaultMemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT):
+	// none. An idle tenant's live heap alone is ~100 MiB; a limit near it
+	// makes the GC run back to back (measured: 120Mi -> 125% CPU at idle).
+	DefaultMemoryLimit = "0"
+	// DefaultGCPercent is the Go GC target (GOGC) once the control plane
+	// is ready; start-up runs with Go's default of 100.
+	DefaultGCPercent = 25
+)
+
+// Options are the user-facing settings of `vnest apiserver`. The flag names
+// follow kube-apiserver's where there is one.
+type Options struct {
+	// StateDir holds the kubeconfigs the process writes and, unless PKIDir
+	// is set, the PKI files.
+	StateDir string
+	// PKIDir holds the PKI files (see the layout constants); missing ones
+	// are created. Empty means StateDir. Point it at a read-only Secret
+	// mount when every file is provided.
+	PKIDir string
+
+	EtcdServers  []string
+	EtcdCAFile   string
+	EtcdCertFile string
+	EtcdKeyFile  string
+	// EtcdPrefix is the tenant's key prefix, for example /vnest/tenants/<key>.
+	EtcdPrefix string
+	// EtcdCompactionInterval is how often this apiserver compacts etcd; 0
+	// leaves compaction to whoever owns the shared etcd (compaction is
+	// etcd-wide and needs a key outside the tenant's prefix).
+	EtcdCompactionInterval time.Duration
+
+	BindAddress           string
+	SecurePort            int
+	AdvertiseAddress      string
+	ServiceClusterIPRange string
+	ClusterDomain         string
+	// ServiceAccountIssuer defaults to https://kubernetes.default.svc.<cluster-domain>.
+	ServiceAccountIssuer string
+	// ExtraSANs are more IPs or DNS names for the serving certificate (only
+	// used when the certificate is created).
+	ExtraSANs []string
+	// KubeconfigServer is the server URL written into admin.kubeconfig;
+	// empty means https://<loopback or bind address>:<secure-port>.
+	KubeconfigServer string
+
+	// MemoryLimit is the Go soft memory limit of the whole process (a
+	// Kubernetes quantity; "0" turns it off). The GOMEMLIMIT environment
+	// variable wins over it.
+	MemoryLimit string
+	// GCPercent is the Go GC target of the whole process; the GOGC
+	// environment variable wins over it.
+	GCPercent int
+	// ExtraAPIServerArgs and ExtraControllerManagerArgs are appended to the
+	// generated flags of the upstream components (later flags win). Meant
+	// for measurements and emergencies, not for regular configuration.
+	ExtraAPIServerArgs         []string
+	ExtraControllerManagerArgs []string
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		EtcdServers:           []string{DefaultEtcdServer},
+		BindAddress:           "0.0.0.0",
+		SecurePort:            DefaultSecurePort,
+		ServiceClusterIPRange: DefaultServiceCIDR,
+		ClusterDomain:         DefaultClusterDomain,
+		MemoryLimit:           DefaultMemoryLimit,
+		GCPercent:             DefaultGCPercent,
+	}
+}
+
+// AddFlags binds the options to fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "Directory for the files this process writes (admin.kubeconfig once ready, controller-manager.kubeconfig) and, unless --pki-dir is set, the PKI files. Required.")
+	fs.StringVar(&o.PKIDir, "pki-dir", o.PKIDir, "Directory with the PKI files (ca.crt/.key, apiserver.crt/.key, admin.crt/.key, controller-manager.crt/.key, front-proxy-ca.crt/.key, front-proxy-client.crt/.key, sa.key/.pub). Missing files are created; existing ones are used as they are. Default: --state-dir.")
+	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "etcd endpoints (scheme://ip:port), comma separated.")
+	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "CA bundle to verify the etcd servers.")
+	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "Client certificate for etcd.")
+	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "Client key for etcd.")
+	fs.StringVar(&o.EtcdPrefix, "etcd-prefix", o.EtcdPrefix, "The tenant's etcd key prefix, for example /vnest/tenants/<key>. Required; every key of the tenant lives under it.")
+	fs.DurationVar(&o.EtcdCompactionInterval, "etcd-compaction-interval", o.EtcdCompactionInterval, "How often this apiserver compacts etcd; 0 leaves compaction to the owner of the shared etcd.")
+	fs.StringVar(&o.BindAddress, "bind-address", o.BindAddress, "IP address to serve on.")
+	fs.IntVar(&o.SecurePort, "secure-port", o.SecurePort, "Port to serve HTTPS on (there is no insecure port).")
+	fs.StringVar(&o.AdvertiseAddress, "advertise-address", o.AdvertiseAddress, "IP address published as the endpoint of the tenant's `kubernetes` Service; default: --bind-address, or the host's default address when that is 0.0.0.0.")
+	fs.StringVar(&o.ServiceClusterIPRange, "service-cluster-ip-range", o.ServiceClusterIPRange, "CIDR of the tenant's Service ClusterIPs; its first address is the `kubernetes` Service.")
+	fs.StringVar(&o.ClusterDomain, "cluster-domain", o.ClusterDomain, "DNS domain of the tenant cluster.")
+	fs.StringVar(&o.ServiceAccountIssuer, "service-account-issuer", o.ServiceAccountIssuer, "Issuer of the tenant's service-account tokens; default https://kubernetes.default.svc.<cluster-domain>.")
+	fs.StringSliceVar(&o.ExtraSANs, "extra-sans", o.ExtraSANs, "More IP addresses or DNS names for the serving certificate (applied when it is created).")
+	fs.StringVar(&o.KubeconfigServer, "kubeconfig-server", o.KubeconfigServer, "Server URL written into admin.kubeconfig; default https://<loopback or bind address>:<secure-port>.")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit of the process (quantity like 120Mi; 0 = none). GOMEMLIMIT wins.")
+	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process. GOGC wins.")
+	fs.StringArrayVar(&o.ExtraAPIServerArgs, "kube-apiserver-arg", o.ExtraAPIServerArgs, "Extra kube-apiserver flag (--name=value), repeatable; overrides the generated ones.")
+	fs.StringArrayVar(&o.ExtraControllerManagerArgs, "kube-controller-manager-arg", o.ExtraControllerManagerArgs, "Extra kube-controller-manager flag (--name=value), repeatable; overrides the generated ones.")
+}
+
+// completedConfig is everything Run needs, resolved.
+type completedConfig struct {
+	stateDir string
+	pki      PKIFiles
+	opts     Options // a copy, with defaults filled in
+
+	serviceCIDR      *net.IPNet
+	kubernetesSvcIP  net.IP
+	bindIP           net.IP
+	advertiseIP      net.IP // nil: kube-apiserver picks
+	loopbackHost     string // how this process reaches its own apiserver
+	kubeconfigServer string
+	memoryLimit      int64 // bytes; 0 = unset
+}
+
+// CompletedConfig can only be built by Options.Complete, so nothing runs
+// half-configured.
+type CompletedConfig struct {
+	*completedConfig
+}
+
+// Complete resolves every default and derived value and makes sure the PKI
+// files exist, creating the missing ones. It starts nothing.
+func (o *Options) Complete() (CompletedConfig, error) {
+	c := &completedConfig{opts: *o}
+	if err := o.validateFlags(); err != nil {
+		return CompletedConfig{}, err
+	}
+	var err error
+	if c.stateDir, err = filepath.Abs(o.StateDir); err != nil {
+		return CompletedConfig{}, fmt.Errorf("--state-dir: %w", err)
+	}
+	pkiDir := c.stateDir
+	if o.PKIDir != "" {
+		if pkiDir, err = filepath.Abs(o.PKIDir); err != nil {
+			return CompletedConfig{}, fmt.Errorf("--pki-dir: %w", err)
+		}
+	}
+	_, c.serviceCIDR, _ = netutils.ParseCIDRSloppy(o.ServiceClusterIPRange)
+	if c.kubernetesSvcIP, err = netutils.GetIndexedIP(c.serviceCIDR, 1); err != nil {
+		return CompletedConfig{}, fmt.Errorf("--service-cluster-ip-range %s: %w", o.ServiceClusterIPRange, err)
+	}
+	c.bindIP = netutils.ParseIPSloppy(o.BindAddress)
+	c.advertiseIP = netutils.ParseIPSloppy(o.AdvertiseAddress)
+	c.loopbackHost = "127.0.0.1"
+	if !c.bindIP.IsUnspecified() {
+		c.loopbackHost = c.bindIP.String()
+	}
+	if c.opts.ServiceAccountIssuer == "" {
+		c.opts.ServiceAccountIssuer = "https://kubernetes.default.svc." + o.ClusterDomain
+	}
+	c.kubeconfigServer = o.KubeconfigServer
+	if c.kubeconfigServer == "" {
+		c.kubeconfigServer = "https://" + net.JoinHostPort(c.loopbackHost, strconv.Itoa(o.SecurePort))
+	}
+	if c.memoryLimit, err = parseMemoryLimit(o.MemoryLimit); err != nil {
+		return CompletedConfig{}, err
+	}
+	if c.pki, err = EnsurePKI(pkiDir, ServingCertSpec(c.servingNames())); err != nil {
+		return CompletedConfig{}, err
+	}
+	return CompletedConfig{c}, nil
+}
+
+// servingNames are every name and address a client may use for this apiserver.
+func (c *completedConfig) servingNames() ServingNames {
+	n := ServingNames{ClusterDomain: c.opts.ClusterDomain, KubernetesServiceIP: c.kubernetesSvcIP}
+	for _, ip := range []net.IP{c.bindIP, c.advertiseIP} {
+		if ip != nil && !ip.IsUnspecified() {
+			n.IPs = append(n.IPs, ip)
+		}
+	}
+	for _, san := range c.opts.ExtraSANs {
+		if ip := netutils.ParseIPSloppy(san); ip != nil {
+			n.IPs = append(n.IPs, ip)
+		} else {
+			n.DNSNames = append(n.DNSNames, san)
+		}
+	}
+	if u, err := url.Parse(c.opts.KubeconfigServer); err == nil && u.Hostname() != "" {
+		if ip := netutils.ParseIPSloppy(u.Hostname()); ip != nil {
+			n.IPs = append(n.IPs, ip)
+		} else {
+			n.DNSNames = append(n.DNSNames, u.Hostname())
+		}
+	}
+	return n
+}
+
+// Validate checks that the completed configuration can run: the files it
+// needs exist. Flag syntax was checked by Complete.
+func (c CompletedConfig) Validate() error {
+	var errs []error
+	need := []string{
+		c.pki.CA.CertFile, c.pki.CA.KeyFile, c.pki.Serving.CertFile, c.pki.Serving.KeyFile,
+		c.pki.Admin.CertFile, c.pki.Admin.KeyFile, c.pki.ControllerManager.CertFile, c.pki.ControllerManager.KeyFile,
+		c.pki.FrontProxyCA.CertFile, c.pki.FrontProxyClient.CertFile, c.pki.FrontProxyClient.KeyFile,
+		c.pki.ServiceAccountKey, c.pki.ServiceAccountPub,
+	}
+	for _, f := range []string{c.opts.EtcdCAFile, c.opts.EtcdCertFile, c.opts.EtcdKeyFile} {
+		if f != "" {
+			need = append(need, f)
+		}
+	}
+	for _, f := range need {
+		if ok, err := exists(f); err != nil || !ok {
+			errs = append(errs, fmt.Errorf("%s is missing", f))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateFlags checks the syntax of every flag; it touches nothing.
+func (o *Options) validateFlags() error {
+	var errs []error
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if o.StateDir == "" {
+		add("--state-dir is required")
+	}
+	if err := validateEtcdPrefix(o.EtcdPrefix); err != nil {
+		errs = append(errs, err)
+	}
+	if len(o.EtcdServers) == 0 {
+		add("--etcd-servers is required")
+	}
+	for _, s := range o.EtcdServers {
+		if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("invalid --etcd-servers entry %q: want http(s)://host:port", s)
+		}
+	}
+	if (o.EtcdCertFile == "") != (o.EtcdKeyFile == "") {
+		add("--etcd-certfile and --etcd-keyfile go together")
+	}
+	if o.EtcdCompactionInterval < 0 {
+		add("invalid --etcd-compaction-interval %s: must not be negative", o.EtcdCompactionInterval)
+	}
+	if netutils.ParseIPSloppy(o.BindAddress) == nil {
+		add("invalid --bind-address %q: not an IP address", o.BindAddress)
+	}
+	if o.AdvertiseAddress != "" {
+		if ip := netutils.ParseIPSloppy(o.AdvertiseAddress); ip == nil || ip.IsUnspecified() {
+			add("invalid --advertise-address %q: want a concrete IP address", o.AdvertiseAddress)
+		}
+	}
+	if o.SecurePort < 1 || o.SecurePort > 65535 {
+		add("invalid --secure-port %d: must be between 1 and 65535", o.SecurePort)
+	}
+	if _, cidr, err := netutils.ParseCIDRSloppy(o.ServiceClusterIPRange); err != nil {
+		add("invalid --service-cluster-ip-range %q: %v", o.ServiceClusterIPRange, err)
+	} else if ones, bits := cidr.Mask.Size(); bits-ones < 2 {
+		add("invalid --service-cluster-ip-range %q: too small", o.ServiceClusterIPRange)
+	}
+	if msgs := utilvalidation.IsDNS1123Subdomain(o.ClusterDomain); len(msgs) > 0 {
+		add("invalid --cluster-domain %q: %s", o.ClusterDomain, strings.Join(msgs, "; "))
+	}
+	for _, san := range o.ExtraSANs {
+		if netutils.ParseIPSloppy(san) != nil {
+			continue
+		}
+		if msgs := utilvalidation.IsDNS1123Subdomain(strings.TrimPrefix(san, "*.")); len(msgs) > 0 {
+			add("invalid --extra-sans entry %q: neither an IP address nor a DNS name", san)
+		}
+	}
+	if o.KubeconfigServer != "" {
+		if u, err := url.Parse(o.KubeconfigServer); err != nil || u.Scheme != "https" || u.Host == "" {
+			add("invalid --kubeconfig-server %q: want https://host[:port]", o.KubeconfigServer)
+		}
+	}
+	if _, err := parseMemoryLimit(o.MemoryLimit); err != nil {
+		errs = append(errs, err)
+	}
+	if o.GCPercent < -1 || o.GCPercent == 0 {
+		add("invalid --gc-percent %d: must be positive (or -1 to turn the GC target off)", o.GCPercent)
+	}
+	for _, a := range append(append([]string{}, o.ExtraAPIServerArgs...), o.ExtraControllerManagerArgs...) {
+		if !strings.HasPrefix(a, "--") {
+			add("invalid extra component flag %q: want --name=value", a)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// validateEtcdPrefix insists on an absolute, clean prefix of at least two
+// segments: the prefix is the tenant's whole world, and one like "/" or
+// "/registry" would be another tenant's (or the super cluster's) data.
+func validateEtcdPrefix(p string) error {
+	switch {
+	case p == "":
+		return errors.New("--etcd-prefix is required (for example /vnest/tenants/<key>)")
+	case !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || filepath.Clean(p) != p:
+		return fmt.Errorf("invalid --etcd-prefix %q: want an absolute path without a trailing slash, like /vnest/tenants/<key>", p)
+	case strings.Count(p, "/") < 2:
+		return fmt.Errorf("invalid --etcd-prefix %q: too broad; use a per-tenant prefix like /vnest/tenants/<key>", p)
+	case p == "/registry" || strings.HasPrefix(p, "/registry/"):
+		return fmt.Errorf("invalid --etcd-prefix %q: /registry is the default prefix of a plain kube-apiserver", p)
+	}
+	return nil
+}

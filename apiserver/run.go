@@ -1,0 +1,211 @@
+package apiserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/internal/pki"
+)
+
+// readyTimeout bounds the wait for /readyz; a tenant normally gets there in
+// a few seconds, and an unreachable etcd should fail the process rather than
+// leave it hanging.
+const readyTimeout = 3 * time.Minute
+
+// running guards against a second control plane in this process.
+var running atomic.Bool
+
+// Run completes and validates o and runs the control plane until ctx is done.
+func Run(ctx context.Context, o *Options) error {
+	c, err := o.Complete()
+	if err != nil {
+		return err
+	}
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return c.Run(ctx)
+}
+
+// Run serves the tenant control plane until ctx is done or a component
+// fails: kube-apiserver first, the controllers once it is ready, then
+// admin.kubeconfig. It returns nil after a stop through ctx.
+//
+// One control plane runs in a process at a time (one after the other is
+// fine): kube-controller-manager registers process-wide names (its informer
+// factory's metrics name, its configz entry) that a second one running at
+// the same time cannot take.
+func (c CompletedConfig) Run(ctx context.Context) error {
+	if !running.CompareAndSwap(false, true) {
+		return errors.New("a tenant control plane already runs in this process; run one per process")
+	}
+	defer running.Store(false)
+	logger := klog.FromContext(ctx)
+	start := time.Now()
+	defer c.setMemoryLimit(logger)()
+	// Loopback clients must not log the warnings they cause themselves; this
+	// is process-wide, as in the upstream commands.
+	rest.SetDefaultWarningHandler(rest.NoWarnings{})
+
+	// admin.kubeconfig means "ready": it goes when Run returns, and one left
+	// by a crashed run goes now.
+	admin := filepath.Join(c.stateDir, AdminKubeconfigFile)
+	if err := os.Remove(admin); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing stale %s: %w", admin, err)
+	}
+	defer os.Remove(admin)
+	if err := c.writeKubeconfig(ControllerManagerKubeconfigFile, c.loopbackServer(), c.pki.ControllerManager); err != nil {
+		return err
+	}
+
+	api, err := startComponent(ctx, "kube-apiserver", c.apiServerArgs(), prepareKubeAPIServer)
+	if err != nil {
+		return err
+	}
+	// Start-up is not interruptible: kube-apiserver's post-start hooks
+	// treat a cancelled context as fatal and exit the whole process
+	// (klog.Fatalf). Once /readyz is 200 every hook has returned and a stop
+	// is clean, so a stop requested earlier waits for that.
+	if err := c.waitReady(api); err != nil {
+		return api.stop(err)
+	}
+	if ctx.Err() != nil {
+		logger.Info("Stopping tenant control plane that was stopped while starting")
+		return api.stop(nil)
+	}
+	logger.Info("Tenant apiserver is ready", "after", time.Since(start).Round(time.Millisecond), "server", c.loopbackServer())
+
+	kcm, err := startComponent(ctx, "kube-controller-manager", c.controllerManagerArgs(), prepareControllerManager)
+	if err != nil {
+		return api.stop(err)
+	}
+	// Controllers stop before the apiserver so that they do not spend their
+	// last seconds on connection errors.
+	stopAll := func(cause error) error { return api.stop(kcm.stop(cause)) }
+	if err := c.writeKubeconfig(AdminKubeconfigFile, c.kubeconfigServer, c.pki.Admin); err != nil {
+		return stopAll(err)
+	}
+	defer c.tightenGC(logger)()
+	logger.Info("Tenant control plane is ready", "after", time.Since(start).Round(time.Millisecond), "kubeconfig", admin)
+
+	select {
+	case <-ctx.Done():
+		logger.Info("Stopping tenant control plane")
+		return stopAll(nil)
+	case <-kcm.done:
+		return stopAll(kcm.unexpectedStop())
+	case <-api.done:
+		return stopAll(api.unexpectedStop())
+	}
+}
+
+// component is an upstream server running in a goroutine of this process.
+type component struct {
+	name   string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returned; err is set then
+	err    error
+}
+
+// startComponent prepares name from args and runs it in the background. Its
+// context does not inherit ctx's cancellation: Run decides when and in
+// which order components stop.
+func startComponent(ctx context.Context, name string, args []string,
+	prepare func(context.Context, []string) (func(context.Context) error, error)) (*component, error) {
+	logger := klog.FromContext(ctx).WithName(name)
+	cctx, cancel := context.WithCancel(klog.NewContext(context.WithoutCancel(ctx), logger))
+	run, err := prepare(cctx, args)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	c := &component{name: name, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		c.err = run(cctx)
+	}()
+	return c, nil
+}
+
+// stop cancels the component, waits for it and returns cause, or the
+// component's own error when there is no cause.
+func (c *component) stop(cause error) error {
+	c.cancel()
+	<-c.done
+	if cause == nil && c.err != nil && !errors.Is(c.err, context.Canceled) {
+		cause = fmt.Errorf("%s: %w", c.name, c.err)
+	}
+	return cause
+}
+
+// unexpectedStop is the error for a component that returned on its own.
+func (c *component) unexpectedStop() error {
+	if c.err == nil {
+		return fmt.Errorf("%s stopped unexpectedly", c.name)
+	}
+	return fmt.Errorf("%s: %w", c.name, c.err)
+}
+
+// waitReady polls /readyz with the admin certificate until it answers 200,
+// the apiserver stops or readyTimeout passes.
+func (c CompletedConfig) waitReady(api *component) error {
+	client, err := c.adminClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	var last string
+	for {
+		var code int
+		body, err := client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).StatusCode(&code).Raw()
+		if err == nil && code == http.StatusOK {
+			return nil
+		}
+		last = fmt.Sprintf("HTTP %d: %v %s", code, err, body)
+		select {
+		case <-api.done:
+			return api.unexpectedStop()
+		case <-ctx.Done():
+			return fmt.Errorf("kube-apiserver not ready after %s (etcd %v reachable?); last /readyz: %s", readyTimeout, c.opts.EtcdServers, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c CompletedConfig) adminClient() (kubernetes.Interface, error) {
+	cfg := &rest.Config{
+		Host: c.loopbackServer(),
+		TLSClientConfig: rest.TLSClientConfig{
+			CAFile: c.pki.CA.CertFile, CertFile: c.pki.Admin.CertFile, KeyFile: c.pki.Admin.KeyFile,
+		},
+		Timeout: 5 * time.Second,
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+func (c *completedConfig) loopbackServer() string {
+	return "https://" + net.JoinHostPort(c.loopbackHost, strconv.Itoa(c.opts.SecurePort))
+}
+
+func (c *completedConfig) writeKubeconfig(name, server string, client pki.Pair) error {
+	ca, err := os.ReadFile(c.pki.CA.CertFile)
+	if err != nil {
+		return err
+	}
+	return pki.WriteKubeconfig(filepath.Join(c.stateDir, name), pki.Kubeconfig{
+		Name: "vnest-tenant", Server: server, CA: ca, Client: client,
+	})
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	goflag "flag"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/apiserver"
+)
+
+func newAPIServerCommand() *cobra.Command {
+	o := apiserver.NewOptions()
+	cmd := &cobra.Command{
+		Use:   "apiserver",
+		Short: "Run a tenant control plane (kube-apiserver + the tenant's controllers) in one process",
+		Long: `apiserver runs one tenant's whole control plane in this process until
+interrupted: the upstream kube-apiserver (v1.36.3) storing everything in etcd
+under --etcd-prefix, and the kube-controller-manager controllers a tenant needs
+(no scheduler, no node, volume or cloud controllers: the super cluster owns
+those). Missing PKI files in --pki-dir (default --state-dir) are created, so
+--state-dir and --etcd-prefix are enough for development. STATE_DIR/admin.kubeconfig
+appears once /readyz answers 200 and is removed on the next start.`,
+		Example: `  vnest apiserver --state-dir /tmp/t1 --etcd-prefix /vnest/tenants/t1 \
+    --etcd-servers https://127.0.0.1:2379 --etcd-cafile ca.crt --etcd-certfile c.crt --etcd-keyfile c.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return apiserver.Run(cmd.Context(), o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	// Upstream components log through klog; expose its verbosity only.
+	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	for _, name := range []string{"v", "vmodule"} {
+		cmd.Flags().AddGoFlag(klogFlags.Lookup(name))
+	}
+	return cmd
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	goflag "flag"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/vnest-dev/vnest/manager"
+)
+
+func newManagerCommand() *cobra.Command {
+	o := manager.NewOptions()
+	cmd := &cobra.Command{
+		Use:   "manager",
+		Short: "Run the VirtualCluster operator: tenant PKI, storage, control planes, kubeconfigs, cleanup",
+		Long: `manager reconciles VirtualCluster objects (tenancy.vnest.dev/v1alpha1) in the
+super cluster until interrupted. For each one it sets up the tenant's etcd
+access (with etcd auth on: a user and role limited to the tenant's prefix),
+keeps the tenant PKI in the Secret NAME-pki, runs the control plane (local:
+a 'vnest apiserver' child process of this manager, state in --state-dir;
+cluster: a Deployment and Service in the VirtualCluster's namespace) and
+writes the admin kubeconfig into the Secret NAME-kubeconfig. Deleting a
+VirtualCluster removes its control plane, super-cluster namespaces, etcd keys,
+user, role and Secrets.`,
+		Example: `  vnest manager --kubeconfig .vnest/super.kubeconfig --state-dir .vnest/tenants \
+    --etcd-servers https://127.0.0.1:2379 --etcd-cafile .vnest/pki/ca.crt \
+    --etcd-certfile .vnest/pki/etcd-client.crt --etcd-keyfile .vnest/pki/etcd-client.key \
+    --etcd-ca-keyfile .vnest/pki/ca.key`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrllog.SetLogger(klog.NewKlogr())
+			return manager.Run(cmd.Context(), o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	addKlogVerbosityFlags(cmd.Flags())
+	return cmd
+}
+
+// addKlogVerbosityFlags exposes klog's -v and -vmodule, the only logging
+// flags vnest's own commands offer.
+func addKlogVerbosityFlags(fs *pflag.FlagSet) {
+	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	for _, name := range []string{"v", "vmodule"} {
+		fs.AddGoFlag(klogFlags.Lookup(name))
+	}
+}

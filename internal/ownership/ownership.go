@@ -1,0 +1,70 @@
+package ownership
+
+import (
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// ReservedPrefix starts every label and annotation key vnest owns. Tenants
+// must not be able to set keys with it on super objects: the syncer strips
+// it from tenant-supplied metadata.
+const ReservedPrefix = "tenancy.vnest.dev/"
+
+const (
+	// LabelClusterKey carries the owning tenant's status.clusterKey on every
+	// super-cluster object created for a tenant (its super namespaces, the
+	// objects in them, the manager's control-plane objects). A label, so
+	// that a tenant's objects can be listed with a selector.
+	LabelClusterKey = ReservedPrefix + "cluster-key"
+	// LabelTenantNamespace is the tenant namespace a super object came from
+	// (on super namespaces and the objects in them).
+	LabelTenantNamespace = ReservedPrefix + "tenant-namespace"
+	// AnnotationTenantUID is the UID of the tenant object a super object
+	// was made from; a recreated tenant object has a new UID.
+	AnnotationTenantUID = ReservedPrefix + "tenant-uid"
+	// AnnotationVirtualCluster is "<namespace>/<name>" of the owning
+	// VirtualCluster, for humans reading a super object.
+	AnnotationVirtualCluster = ReservedPrefix + "virtual-cluster"
+)
+
+// Labels of the objects the vnest manager itself creates next to a
+// VirtualCluster, in its namespace: the control-plane Deployment and
+// Service, the PKI and kubeconfig Secrets.
+const (
+	// LabelControlPlane carries the cluster key of the tenant whose control
+	// plane the object belongs to. It is deliberately not LabelClusterKey:
+	// these objects are not synced tenant objects, and the syncer, which
+	// watches everything with LabelClusterKey, must not take them for any.
+	LabelControlPlane = ReservedPrefix + "control-plane"
+	LabelManagedBy    = "app.kubernetes.io/managed-by"
+	// ManagedByManager is the value of LabelManagedBy on the manager's objects.
+	ManagedByManager = "vnest-manager"
+)
+
+// OwnedBy reports whether obj carries the ownership label of the tenant with
+// clusterKey. An empty clusterKey owns nothing.
+func OwnedBy(obj metav1.Object, clusterKey string) bool {
+	return clusterKey != "" && obj.GetLabels()[LabelClusterKey] == clusterKey
+}
+
+// IsControlPlaneObject reports whether obj is one of the manager's objects
+// for the control plane of the tenant with clusterKey.
+func IsControlPlaneObject(obj metav1.Object, clusterKey string) bool {
+	return clusterKey != "" && obj.GetLabels()[LabelControlPlane] == clusterKey
+}
+
+// IsTenantNamespace reports whether ns is one of the tenant's super
+// namespaces: its name starts with the tenant's prefix ("<clusterKey>-")
+// AND it carries the tenant's ownership label. Both are required, so a
+// namespace someone created with a look-alike name, or labelled by hand,
+// is never taken for the tenant's.
+func IsTenantNamespace(ns metav1.Object, clusterKey string) bool {
+	return OwnedBy(ns, clusterKey) && strings.HasPrefix(ns.GetName(), NamespacePrefix(clusterKey))
+}
+
+// NamespacePrefix starts the name of every super namespace of the tenant
+// with clusterKey (status.superNamespacePrefix).
+func NamespacePrefix(clusterKey string) string {
+	return clusterKey + "-"
+}

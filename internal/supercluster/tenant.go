@@ -1,0 +1,146 @@
+package supercluster
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/manifests"
+)
+
+// The manager runs as a child like the other components; local tenant
+// control planes get ports from a block of their own after the component
+// block.
+const (
+	tenantPortOffset = 100
+	tenantPortCount  = 100
+)
+
+func (c *config) managerArgs(cs *certs) []string {
+	lo := c.ports.APIServer + tenantPortOffset
+	return []string{
+		"manager",
+		"--kubeconfig=" + c.kubeconfigPath("admin"),
+		// The host IP, not loopback: control planes run by the cluster
+		// provisioner reach etcd from pods.
+		"--etcd-servers=https://" + c.hostIP.String() + ":" + strconv.Itoa(c.ports.EtcdClient),
+		"--etcd-cafile=" + cs.etcdCA.CertFile,
+		"--etcd-certfile=" + cs.etcdClient.CertFile,
+		"--etcd-keyfile=" + cs.etcdClient.KeyFile,
+		"--etcd-ca-keyfile=" + cs.etcdCA.KeyFile,
+		"--state-dir=" + c.path("tenants"),
+		"--host-ip=" + c.hostIP.String(),
+		"--local-port-range=" + strconv.Itoa(lo) + "-" + strconv.Itoa(lo+tenantPortCount-1),
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(c.ports.ManagerMetrics),
+		"--health-probe-bind-address=0",
+	}
+}
+
+func newTenantClient(kubeconfig string) (client.Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// installCRDs creates or updates vnest's CRDs and waits until they are served.
+func installCRDs(ctx context.Context, cl client.Client, wait waitFunc) error {
+	files, err := fs.Glob(manifests.CRDs, "crd/*.yaml")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		data, err := manifests.CRDs.ReadFile(f)
+		if err != nil {
+			return err
+		}
+		var crd apiextensionsv1.CustomResourceDefinition
+		if err := yaml.UnmarshalStrict(data, &crd); err != nil {
+			return fmt.Errorf("%s: %w", f, err)
+		}
+		var existing apiextensionsv1.CustomResourceDefinition
+		switch err := cl.Get(ctx, client.ObjectKeyFromObject(&crd), &existing); {
+		case apierrors.IsNotFound(err):
+			err = cl.Create(ctx, &crd)
+			if err != nil {
+				return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
+			}
+		case err != nil:
+			return err
+		default:
+			crd.ResourceVersion = existing.ResourceVersion
+			if err := cl.Update(ctx, &crd); err != nil {
+				return fmt.Errorf("updating CRD %s: %w", crd.Name, err)
+			}
+		}
+		name := crd.Name
+		if err := wait("CRD "+name+" to be established", func(ctx context.Context) (bool, error) {
+			var got apiextensionsv1.CustomResourceDefinition
+			if err := cl.Get(ctx, types.NamespacedName{Name: name}, &got); err != nil {
+				return false, err
+			}
+			for _, cond := range got.Status.Conditions {
+				if cond.Type == apiextensionsv1.Established && cond.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureDemoTenant creates VirtualCluster default/name when missing, waits
+// until it is Running and returns its kubeconfig.
+func ensureDemoTenant(ctx context.Context, cl client.Client, name string, wait waitFunc) ([]byte, error) {
+	vc := &v1alpha1.VirtualCluster{}
+	vc.Name, vc.Namespace = name, corev1.NamespaceDefault
+	if err := cl.Create(ctx, vc); err != nil && !apierrors.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("creating VirtualCluster %s: %w", name, err)
+	}
+	var kubeconfig []byte
+	err := wait("VirtualCluster "+name+" to be Running", func(ctx context.Context) (bool, error) {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(vc), vc); err != nil {
+			return false, err
+		}
+		if vc.Status.Phase != v1alpha1.PhaseRunning {
+			return false, fmt.Errorf("phase %q: %s", vc.Status.Phase, conditionMessages(vc))
+		}
+		var secret corev1.Secret
+		if err := cl.Get(ctx, types.NamespacedName{Namespace: vc.Namespace, Name: vc.KubeconfigSecretName()}, &secret); err != nil {
+			return false, err
+		}
+		kubeconfig = secret.Data["kubeconfig"]
+		return len(kubeconfig) > 0, nil
+	})
+	return kubeconfig, err
+}
+
+func conditionMessages(vc *v1alpha1.VirtualCluster) string {
+	var s string
+	for _, c := range vc.Status.Conditions {
+		s += fmt.Sprintf("%s=%s (%s); ", c.Type, c.Status, c.Message)
+	}
+	return s
+}

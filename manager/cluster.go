@@ -1,0 +1,148 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+)
+
+// clusterProvisioner runs each tenant control plane in the super cluster:
+// a Deployment of the vnest image and a Service in the VirtualCluster's
+// namespace, both owned by the VirtualCluster.
+type clusterProvisioner struct {
+	client client.Client
+	// reader reads without the cache (pods are not cached).
+	reader client.Reader
+	scheme *runtime.Scheme
+	image  string
+	hostIP net.IP
+}
+
+// Endpoint implements provisioner.
+func (p *clusterProvisioner) Endpoint(ctx context.Context, vc *v1alpha1.VirtualCluster) (endpoint, error) {
+	desired := buildService(vc)
+	svc := &corev1.Service{ObjectMeta: desired.ObjectMeta}
+	_, err := controllerutil.CreateOrUpdate(ctx, p.client, svc, func() error {
+		svc.Labels = mergeLabels(svc.Labels, desired.Labels)
+		svc.Spec.Type = desired.Spec.Type
+		svc.Spec.Selector = desired.Spec.Selector
+		ports := desired.Spec.Ports
+		if desired.Spec.Type == corev1.ServiceTypeNodePort && len(svc.Spec.Ports) == 1 {
+			ports[0].NodePort = svc.Spec.Ports[0].NodePort // keep the allocated port
+		}
+		svc.Spec.Ports = ports
+		return controllerutil.SetControllerReference(vc, svc, p.scheme)
+	})
+	if err != nil {
+		return endpoint{}, fmt.Errorf("applying Service %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	ep, ok := serviceEndpoint(svc, p.hostIP)
+	if !ok {
+		return endpoint{}, waitingFor(retryStarting, "waiting for Service %s/%s to get its address", svc.Namespace, svc.Name)
+	}
+	return ep, nil
+}
+
+// Ensure implements provisioner.
+func (p *clusterProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
+	desired := buildDeployment(t, p.image, p.hostIP)
+	d := &appsv1.Deployment{ObjectMeta: desired.ObjectMeta}
+	d.Annotations = nil
+	_, err := controllerutil.CreateOrUpdate(ctx, p.client, d, func() error {
+		d.Labels = mergeLabels(d.Labels, desired.Labels)
+		if d.Annotations[annotationTemplateHash] != desired.Annotations[annotationTemplateHash] {
+			d.Annotations = mergeLabels(d.Annotations, desired.Annotations)
+			d.Spec = desired.Spec
+		}
+		return controllerutil.SetControllerReference(t.VC, d, p.scheme)
+	})
+	if err != nil {
+		return false, fmt.Errorf("applying Deployment %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	return rollingOut(d), nil
+}
+
+// rollingOut reports a Deployment whose pod is not (yet) the ready one of
+// the current spec.
+func rollingOut(d *appsv1.Deployment) bool {
+	st := d.Status
+	return st.ObservedGeneration < d.Generation || st.UpdatedReplicas < 1 || st.ReadyReplicas < 1 || st.Replicas > st.UpdatedReplicas
+}
+
+// Diagnose implements diagnoser: the state of the control-plane pod.
+func (p *clusterProvisioner) Diagnose(ctx context.Context, vc *v1alpha1.VirtualCluster) string {
+	var pods corev1.PodList
+	if err := p.reader.List(ctx, &pods, client.InNamespace(vc.Namespace), client.MatchingLabels(selectorLabels(vc))); err != nil {
+		return "listing the control-plane pods: " + err.Error()
+	}
+	if len(pods.Items) == 0 {
+		return fmt.Sprintf("Deployment %s/%s has no pod yet", vc.Namespace, ControlPlaneName(vc))
+	}
+	var out []string
+	for i := range pods.Items {
+		out = append(out, describePod(&pods.Items[i]))
+	}
+	return strings.Join(out, "; ")
+}
+
+// describePod says in one line why a control-plane pod is not serving.
+func describePod(pod *corev1.Pod) string {
+	s := fmt.Sprintf("pod %s is %s", pod.Name, pod.Status.Phase)
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return s + ", not scheduled: " + c.Message
+		}
+	}
+	for _, cs := range pod.Status.ContainerStatuses {
+		switch {
+		case cs.State.Waiting != nil:
+			s += fmt.Sprintf(", container %s waiting: %s %s", cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)
+		case cs.State.Running != nil && !cs.Ready:
+			s += fmt.Sprintf(", container %s running, not ready", cs.Name)
+		}
+		if t := cs.LastTerminationState.Terminated; t != nil {
+			s += fmt.Sprintf(" (last exit %d: %s %s)", t.ExitCode, t.Reason, strings.TrimSpace(t.Message))
+		}
+	}
+	return s
+}
+
+// Teardown implements provisioner: the Deployment goes in the foreground,
+// so it is gone only once its pods are, and no apiserver writes into the
+// tenant's etcd prefix after the caller deletes it.
+func (p *clusterProvisioner) Teardown(ctx context.Context, vc *v1alpha1.VirtualCluster) (bool, error) {
+	meta := objectMeta(vc, ControlPlaneName(vc))
+	done := true
+	for _, obj := range []client.Object{&appsv1.Deployment{ObjectMeta: meta}, &corev1.Service{ObjectMeta: meta}} {
+		err := p.client.Delete(ctx, obj, client.PropagationPolicy("Foreground"))
+		if err != nil && !apierrors.IsNotFound(err) {
+			return false, err
+		}
+		if err := p.reader.Get(ctx, client.ObjectKeyFromObject(obj), obj); err == nil {
+			done = false
+		} else if !apierrors.IsNotFound(err) {
+			return false, err
+		}
+	}
+	return done, nil
+}
+
+// mergeLabels returns have with every entry of want set.
+func mergeLabels(have, want map[string]string) map[string]string {
+	if have == nil {
+		have = map[string]string{}
+	}
+	maps.Copy(have, want)
+	return have
+}

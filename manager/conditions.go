@@ -1,0 +1,152 @@
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+// Retry intervals. Failures a user must fix are retried slowly but forever,
+// so fixing them (creating the missing Secret, say) is enough; a control
+// plane that is starting is polled quickly because that is what users wait on.
+const (
+	retryFailure  = 15 * time.Second
+	retryStarting = time.Second
+	resyncRunning = 2 * time.Minute
+)
+
+// phaseError is how a phase function reports why it stopped: the condition
+// reason, a message that tells a user what is wrong (and what to do), and
+// when to look again. A nil-reason error from a phase is unexpected (an API
+// call failed) and is retried with the controller's backoff.
+type phaseError struct {
+	reason  string
+	message string
+	// retryAfter is when to look again; 0 means return the error and back off.
+	retryAfter time.Duration
+	// waiting marks the normal "not there yet" of a starting control plane:
+	// no Warning event for it.
+	waiting bool
+}
+
+func (e *phaseError) Error() string { return e.reason + ": " + e.message }
+
+// failure is a problem the user (or the environment) must fix.
+func failure(reason, format string, args ...any) *phaseError {
+	return &phaseError{reason: reason, message: fmt.Sprintf(format, args...), retryAfter: retryFailure}
+}
+
+// waitingFor is a control plane on its way up.
+func waitingFor(after time.Duration, format string, args ...any) *phaseError {
+	return &phaseError{reason: v1alpha1.ReasonProvisioning, message: fmt.Sprintf(format, args...), retryAfter: after, waiting: true}
+}
+
+// asPhaseError turns any error of a phase into a phaseError; unexpected
+// errors get reason and back off.
+func asPhaseError(err error, reason string) *phaseError {
+	var pe *phaseError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return &phaseError{reason: reason, message: err.Error()}
+}
+
+// setIdentity fills the status fields derived from the object's identity.
+// They are set once: the CRD refuses to change clusterKey and etcdPrefix,
+// and everything in the super cluster and etcd is named after them.
+func setIdentity(vc *v1alpha1.VirtualCluster) {
+	if vc.Status.ClusterKey == "" {
+		vc.Status.ClusterKey = v1alpha1.ClusterKey(vc.Namespace, vc.Name, vc.UID)
+	}
+	if vc.Status.EtcdPrefix == "" {
+		vc.Status.EtcdPrefix = EtcdPrefix(vc.Status.ClusterKey)
+	}
+	vc.Status.SuperNamespacePrefix = ownership.NamespacePrefix(vc.Status.ClusterKey)
+	vc.Status.KubeconfigSecretName = vc.KubeconfigSecretName()
+}
+
+func setCondition(vc *v1alpha1.VirtualCluster, typ string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&vc.Status.Conditions, metav1.Condition{
+		Type: typ, Status: status, Reason: reason, Message: message, ObservedGeneration: vc.Generation,
+	})
+}
+
+// setFailed records why the control plane or its kubeconfig is not ready.
+// A failure to write the kubeconfig leaves ControlPlaneReady alone; any
+// other failure means the kubeconfig waits for the control plane.
+func setFailed(vc *v1alpha1.VirtualCluster, e *phaseError) {
+	if e.reason == v1alpha1.ReasonKubeconfigWriteFailed {
+		setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, e.reason, e.message)
+		return
+	}
+	setCondition(vc, v1alpha1.ConditionControlPlaneReady, metav1.ConditionFalse, e.reason, e.message)
+	setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, v1alpha1.ReasonWaitingForControlPlane,
+		"the kubeconfig is written once the control plane is ready")
+}
+
+// setControlPlaneReady records a control plane that answered /readyz.
+func setControlPlaneReady(vc *v1alpha1.VirtualCluster) {
+	setCondition(vc, v1alpha1.ConditionControlPlaneReady, metav1.ConditionTrue, v1alpha1.ReasonReady,
+		"the tenant apiserver at "+vc.Status.Endpoint+" is ready")
+}
+
+// setKubeconfigReady records a kubeconfig Secret that matches the endpoint.
+func setKubeconfigReady(vc *v1alpha1.VirtualCluster) {
+	setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionTrue, v1alpha1.ReasonReady,
+		fmt.Sprintf("Secret %s holds the admin kubeconfig (key %q)", vc.Status.KubeconfigSecretName, KubeconfigKey))
+}
+
+// setSyncingUnknown initialises the syncer's condition so it is never
+// missing; the syncer owns it from then on.
+func setSyncingUnknown(vc *v1alpha1.VirtualCluster) {
+	if meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionSyncing) == nil {
+		setCondition(vc, v1alpha1.ConditionSyncing, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing,
+			"no syncer has picked this virtual cluster up yet")
+	}
+}
+
+// setDeleting records a VirtualCluster on its way out; message says what
+// the cleanup waits for.
+func setDeleting(vc *v1alpha1.VirtualCluster, message string) {
+	setCondition(vc, v1alpha1.ConditionControlPlaneReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting, message)
+	setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, v1alpha1.ReasonDeleting, message)
+}
+
+// failedReasons need a fix from outside; they make the phase Failed rather
+// than Pending or Provisioning (they are still retried).
+var failedReasons = map[string]bool{
+	v1alpha1.ReasonCredentialsInvalid: true,
+	v1alpha1.ReasonPKIFailed:          true,
+	v1alpha1.ReasonProvisionFailed:    true,
+}
+
+// computePhase summarises the conditions.
+func computePhase(vc *v1alpha1.VirtualCluster) v1alpha1.VirtualClusterPhase {
+	if !vc.DeletionTimestamp.IsZero() {
+		return v1alpha1.PhaseTerminating
+	}
+	cp := meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionControlPlaneReady)
+	kc := meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionKubeconfigReady)
+	switch {
+	case cp == nil:
+		return v1alpha1.PhasePending
+	case cp.Status == metav1.ConditionTrue && kc != nil && kc.Status == metav1.ConditionTrue:
+		return v1alpha1.PhaseRunning
+	case cp.Status == metav1.ConditionTrue:
+		if kc != nil && kc.Reason == v1alpha1.ReasonKubeconfigWriteFailed {
+			return v1alpha1.PhaseFailed
+		}
+		return v1alpha1.PhaseProvisioning
+	case failedReasons[cp.Reason]:
+		return v1alpha1.PhaseFailed
+	case cp.Reason == v1alpha1.ReasonStorageUnavailable:
+		return v1alpha1.PhasePending
+	}
+	return v1alpha1.PhaseProvisioning
+}

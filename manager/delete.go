@@ -1,0 +1,146 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+// cleanupStep is one part of a tenant's deletion. done is false while
+// something is still going away.
+type cleanupStep struct {
+	what string
+	run  func(context.Context, *scope) (done bool, err error)
+}
+
+// reconcileDelete removes, in order, the control plane (so nothing writes
+// into etcd any more), the tenant's super namespaces, its etcd keys, user
+// and role, and its Secrets; only then does the finalizer go. A step that
+// fails blocks the ones after it and is retried; the condition and a
+// Warning event say what is stuck.
+func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
+	vc := s.vc
+	if !controllerutil.ContainsFinalizer(vc, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	if vc.Status.ClusterKey != "" {
+		steps := []cleanupStep{
+			{"stopping the control plane", r.deleteControlPlane},
+			{"deleting the tenant's super-cluster namespaces", r.deleteSuperNamespaces},
+			{"deleting the tenant's etcd keys, user and role", r.deleteEtcdData},
+			{"deleting the tenant's Secrets", r.deleteSecrets},
+		}
+		for _, step := range steps {
+			done, err := step.run(ctx, s)
+			if err != nil {
+				pe := asPhaseError(err, v1alpha1.ReasonDeleting)
+				msg := fmt.Sprintf("%s failed: %s (to give up and leave it behind, remove the finalizer %s by hand)", step.what, pe.message, Finalizer)
+				setDeleting(vc, msg)
+				r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, pe.reason, "Delete", "%s", msg)
+				if pe.retryAfter == 0 {
+					return ctrl.Result{}, err
+				}
+				return ctrl.Result{RequeueAfter: pe.retryAfter}, nil
+			}
+			if !done {
+				setDeleting(vc, "waiting for "+step.what)
+				return ctrl.Result{RequeueAfter: retryStarting}, nil
+			}
+		}
+	}
+	if err := r.patchMetadata(ctx, vc, func(vc *v1alpha1.VirtualCluster) { controllerutil.RemoveFinalizer(vc, Finalizer) }); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s.gone = true
+	klog.FromContext(ctx).Info("Virtual cluster cleaned up", "clusterKey", vc.Status.ClusterKey)
+	return ctrl.Result{}, nil
+}
+
+func (r *Reconciler) deleteControlPlane(ctx context.Context, s *scope) (bool, error) {
+	prov, err := r.provisionerFor(s.vc)
+	if err != nil {
+		// Not run by this manager (a local provisioner turned off since):
+		// a control plane it never started is not its to stop.
+		return true, nil
+	}
+	return prov.Teardown(ctx, s.vc)
+}
+
+// deleteSuperNamespaces deletes every super namespace of the tenant: those
+// with the tenant's name prefix AND ownership label. Done once they are gone.
+func (r *Reconciler) deleteSuperNamespaces(ctx context.Context, s *scope) (bool, error) {
+	key := s.vc.Status.ClusterKey
+	var list corev1.NamespaceList
+	if err := r.APIReader.List(ctx, &list, client.MatchingLabels{ownership.LabelClusterKey: key}); err != nil {
+		return false, fmt.Errorf("listing the tenant's namespaces: %w", err)
+	}
+	left := 0
+	for i := range list.Items {
+		ns := &list.Items[i]
+		if !ownership.IsTenantNamespace(ns, key) {
+			continue
+		}
+		left++
+		if ns.DeletionTimestamp.IsZero() {
+			if err := r.Client.Delete(ctx, ns); client.IgnoreNotFound(err) != nil {
+				return false, fmt.Errorf("deleting namespace %s: %w", ns.Name, err)
+			}
+		}
+	}
+	return left == 0, nil
+}
+
+// deleteEtcdData deletes the tenant's key range, user and role. A tenant
+// whose etcd was never touched (annotationEtcdInitialized missing: its
+// storage never resolved) has nothing there.
+func (r *Reconciler) deleteEtcdData(ctx context.Context, s *scope) (bool, error) {
+	if s.vc.Annotations[annotationEtcdInitialized] == "" || s.vc.Status.EtcdPrefix == "" {
+		return true, nil
+	}
+	creds, err := r.storageCreds(ctx, s.vc)
+	if err != nil {
+		return false, err
+	}
+	cli, release, err := r.etcdClient(creds)
+	if err != nil {
+		return false, err
+	}
+	defer release()
+	if err := deleteTenantKeys(ctx, cli, creds, s.vc.Status.EtcdPrefix); err != nil {
+		return false, err
+	}
+	return true, removeTenantAccess(ctx, cli, creds, EtcdUser(s.vc.Status.ClusterKey))
+}
+
+// deleteSecrets deletes the PKI and kubeconfig Secrets if they are the
+// tenant's. Done once they are gone.
+func (r *Reconciler) deleteSecrets(ctx context.Context, s *scope) (bool, error) {
+	done := true
+	for _, name := range []string{PKISecretName(s.vc), s.vc.KubeconfigSecretName()} {
+		secret := &corev1.Secret{}
+		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: name}, secret)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if !ownsSecret(s.vc, secret) {
+			continue // someone else's Secret with our name: not ours to delete
+		}
+		done = false
+		if err := r.Client.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("deleting Secret %s/%s: %w", secret.Namespace, name, err)
+		}
+	}
+	return done, nil
+}

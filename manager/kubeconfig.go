@@ -1,0 +1,91 @@
+package manager
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
+)
+
+// readyzTimeout bounds one readiness check.
+const readyzTimeout = 3 * time.Second
+
+// adminCredentials are the tenant CA and admin client pair from the PKI.
+type adminCredentials struct {
+	CA, Cert, Key []byte
+}
+
+func adminFrom(pkiData map[string][]byte) adminCredentials {
+	return adminCredentials{
+		CA:   pkiData[layout.CAName+".crt"],
+		Cert: pkiData[layout.AdminCertName+".crt"],
+		Key:  pkiData[layout.AdminCertName+".key"],
+	}
+}
+
+// checkReadyz asks server's /readyz as the tenant admin, verifying the
+// serving certificate against the tenant CA: success means the endpoint, the
+// certificate's names and the admin identity all work, which is what a
+// user of the kubeconfig needs.
+func checkReadyz(ctx context.Context, server string, admin adminCredentials) error {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(admin.CA) {
+		return errors.New("the tenant CA certificate is not PEM")
+	}
+	pair, err := tls.X509KeyPair(admin.Cert, admin.Key)
+	if err != nil {
+		return fmt.Errorf("the admin key pair: %w", err)
+	}
+	transport := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
+		DisableKeepAlives: true,
+	}
+	defer transport.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(ctx, readyzTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := (&http.Client{Transport: transport}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/readyz answered HTTP %d: %s", resp.StatusCode, lastLines(string(body), 3))
+	}
+	return nil
+}
+
+// lastLines keeps the last n lines of s on one line (readyz lists every
+// check; the failing ones are at the end).
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, " | ")
+}
+
+// kubeconfigFor renders a kubeconfig for server with the admin identity
+// embedded; name is used for the cluster, user and context.
+func kubeconfigFor(name, server string, admin adminCredentials) ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: admin.CA}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{ClientCertificateData: admin.Cert, ClientKeyData: admin.Key}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: name}
+	cfg.CurrentContext = name
+	return clientcmd.Write(*cfg)
+}

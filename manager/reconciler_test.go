@@ -1,0 +1,196 @@
+package manager
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/go-logr/logr/testr"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+// newTestReconciler is a Reconciler on a fake client holding objs; it has
+// no default storage and no provisioners, so any attempt to reach etcd or
+// run a control plane shows up as a failure.
+func newTestReconciler(t *testing.T, funcs *interceptor.Funcs, objs ...client.Object) (*Reconciler, client.Client, *events.FakeRecorder) {
+	t.Helper()
+	b := fake.NewClientBuilder().WithScheme(NewScheme()).WithObjects(objs...).WithStatusSubresource(&v1alpha1.VirtualCluster{})
+	if funcs != nil {
+		b = b.WithInterceptorFuncs(*funcs)
+	}
+	c := b.Build()
+	rec := events.NewFakeRecorder(20)
+	return &Reconciler{Client: c, APIReader: c, Scheme: c.Scheme(), Recorder: rec}, c, rec
+}
+
+func reconcileOnce(t *testing.T, r *Reconciler, vc *v1alpha1.VirtualCluster) ctrl.Result {
+	t.Helper()
+	res, err := r.Reconcile(testContext(t), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(vc)})
+	if err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	return res
+}
+
+// testContext carries a logger that writes to the test's output.
+func testContext(t *testing.T) context.Context {
+	return klog.NewContext(t.Context(), testr.New(t))
+}
+
+func drainEvents(rec *events.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-rec.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+func TestReconcileMissingEtcdSecret(t *testing.T) {
+	vc := makeVC("demo").EtcdStorage("etcd-creds", "https://etcd:2379").Obj()
+	r, c, rec := newTestReconciler(t, nil, vc)
+	res := reconcileOnce(t, r, vc)
+	if res.RequeueAfter != retryFailure {
+		t.Errorf("RequeueAfter = %s, want %s (retried until the Secret appears)", res.RequeueAfter, retryFailure)
+	}
+	got := &v1alpha1.VirtualCluster{}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), got); err != nil {
+		t.Fatal(err)
+	}
+	if !controllerutil.ContainsFinalizer(got, Finalizer) {
+		t.Error("finalizer missing")
+	}
+	if got.Status.Phase != v1alpha1.PhaseFailed || got.Status.ObservedGeneration != 1 || got.Status.ClusterKey == "" {
+		t.Errorf("status = %+v, want phase Failed, observedGeneration 1 and a cluster key", got.Status)
+	}
+	cp := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionControlPlaneReady)
+	if cp == nil || cp.Reason != v1alpha1.ReasonCredentialsInvalid || !strings.Contains(cp.Message, "etcd credentials Secret default/etcd-creds (spec.storage.etcd.credentialsSecretRef) not found") {
+		t.Errorf("ControlPlaneReady = %+v", cp)
+	}
+	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning CredentialsInvalid etcd credentials Secret default/etcd-creds") {
+		t.Errorf("events = %q, want one Warning CredentialsInvalid", evs)
+	}
+	if _, ok := got.Annotations[annotationEtcdInitialized]; ok {
+		t.Error("etcd marked initialized although it was never reached")
+	}
+	var secrets corev1.SecretList
+	if err := c.List(t.Context(), &secrets); err != nil || len(secrets.Items) > 0 {
+		t.Errorf("Secrets created before storage was resolved: %v %v", secrets.Items, err)
+	}
+}
+
+func TestReconcileNoDefaultStorage(t *testing.T) {
+	vc := makeVC("demo").Obj()
+	r, c, _ := newTestReconciler(t, nil, vc)
+	reconcileOnce(t, r, vc)
+	got := &v1alpha1.VirtualCluster{}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), got); err != nil {
+		t.Fatal(err)
+	}
+	cp := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionControlPlaneReady)
+	if cp == nil || !strings.Contains(cp.Message, "this manager has none (--etcd-servers): set spec.storage.etcd") {
+		t.Errorf("ControlPlaneReady = %+v", cp)
+	}
+}
+
+func TestReconcileStatusConflictRequeues(t *testing.T) {
+	vc := makeVC("demo").Obj()
+	conflict := &interceptor.Funcs{SubResourcePatch: func(context.Context, client.Client, string, client.Object, client.Patch, ...client.SubResourcePatchOption) error {
+		return apierrors.NewConflict(schema.GroupResource{Group: v1alpha1.GroupVersion.Group, Resource: "virtualclusters"}, vc.Name, nil)
+	}}
+	r, _, _ := newTestReconciler(t, conflict, vc)
+	res, err := r.Reconcile(testContext(t), ctrl.Request{NamespacedName: client.ObjectKeyFromObject(vc)})
+	if err != nil || res.RequeueAfter == 0 {
+		t.Errorf("Reconcile = %+v, %v; want a quiet requeue on a status conflict", res, err)
+	}
+}
+
+// TestReconcileDeleteNeverProvisioned deletes a VirtualCluster whose
+// storage never resolved: no etcd is touched (there is none here), its
+// super namespaces and Secrets go, foreign objects stay, the finalizer goes.
+func TestReconcileDeleteNeverProvisioned(t *testing.T) {
+	const key = "demo-12345678"
+	vc := makeVC("demo").Key(key).Finalizer().Deleting().EtcdStorage("gone", "https://etcd:2379").Obj()
+	ns := func(name string, labels map[string]string) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	}
+	owned := map[string]string{ownership.LabelClusterKey: key}
+	secret := func(name string, labels map[string]string) *corev1.Secret {
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: labels}}
+	}
+	r, c, _ := newTestReconciler(t, nil, vc,
+		ns(key+"-default", owned), ns(key+"-kube-system", owned),
+		ns("lookalike", owned),     // label without the prefix
+		ns(key+"-unlabelled", nil), // prefix without the label
+		secret("demo-kubeconfig", map[string]string{ownership.LabelControlPlane: key}), // ours
+		secret("demo-pki", owned), // someone else's, same name (a synced object's label is not ours)
+	)
+	for i := 0; ; i++ {
+		if i == 10 {
+			t.Fatal("the VirtualCluster is still there after 10 reconciles")
+		}
+		reconcileOnce(t, r, vc)
+		err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), &v1alpha1.VirtualCluster{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+	}
+	var nss corev1.NamespaceList
+	if err := c.List(t.Context(), &nss); err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, n := range nss.Items {
+		left = append(left, n.Name)
+	}
+	if want := "demo-12345678-unlabelled,lookalike"; strings.Join(left, ",") != want {
+		t.Errorf("namespaces left = %v, want %s", left, want)
+	}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: "demo-pki"}, &corev1.Secret{}); err != nil {
+		t.Errorf("a Secret that is not the tenant's was deleted: %v", err)
+	}
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: "demo-kubeconfig"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the tenant's kubeconfig Secret is still there: %v", err)
+	}
+}
+
+// TestReconcileDeleteBlockedByStorage: a tenant whose etcd was written to
+// but cannot be reached now keeps its finalizer, and says why.
+func TestReconcileDeleteBlockedByStorage(t *testing.T) {
+	vc := makeVC("demo").Key("demo-12345678").Finalizer().Deleting().EtcdStorage("gone", "https://etcd:2379").Obj()
+	vc.Annotations = map[string]string{annotationEtcdInitialized: "true"}
+	r, c, rec := newTestReconciler(t, nil, vc)
+	for range 3 {
+		reconcileOnce(t, r, vc)
+	}
+	got := &v1alpha1.VirtualCluster{}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), got); err != nil {
+		t.Fatalf("the VirtualCluster went away with its etcd keys left behind: %v", err)
+	}
+	cp := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionControlPlaneReady)
+	if got.Status.Phase != v1alpha1.PhaseTerminating || cp == nil || cp.Reason != v1alpha1.ReasonDeleting ||
+		!strings.Contains(cp.Message, "deleting the tenant's etcd keys, user and role failed: etcd credentials Secret default/gone") ||
+		!strings.Contains(cp.Message, "remove the finalizer tenancy.vnest.dev/cleanup by hand") {
+		t.Errorf("phase %s, ControlPlaneReady %+v", got.Status.Phase, cp)
+	}
+	if evs := drainEvents(rec); len(evs) == 0 || !strings.HasPrefix(evs[0], "Warning CredentialsInvalid deleting the tenant's etcd keys") {
+		t.Errorf("events = %q", evs)
+	}
+}

@@ -1,0 +1,193 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+const (
+	testKey     = "demo-5c9a8459"
+	testSuperNS = "demo-5c9a8459-default"
+)
+
+var testOwner = mapping.Owner{ClusterKey: testKey, VirtualCluster: "default/demo"}
+
+// podWrapper is a fluent builder of test pods: MakePod(ns, name).Label(k, v).Obj().
+type podWrapper struct{ corev1.Pod }
+
+func MakePod(ns, name string) *podWrapper {
+	return &podWrapper{corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID("uid-" + name)},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "vnest.local/busybox:1"}}},
+	}}
+}
+
+func (w *podWrapper) Obj() *corev1.Pod { return w.Pod.DeepCopy() }
+func (w *podWrapper) Label(k, v string) *podWrapper {
+	if w.Labels == nil {
+		w.Labels = map[string]string{}
+	}
+	w.Labels[k] = v
+	return w
+}
+func (w *podWrapper) Annotation(k, v string) *podWrapper {
+	if w.Annotations == nil {
+		w.Annotations = map[string]string{}
+	}
+	w.Annotations[k] = v
+	return w
+}
+func (w *podWrapper) UID(uid string) *podWrapper          { w.Pod.UID = types.UID(uid); return w }
+func (w *podWrapper) Node(n string) *podWrapper           { w.Spec.NodeName = n; return w }
+func (w *podWrapper) Phase(p corev1.PodPhase) *podWrapper { w.Status.Phase = p; return w }
+func (w *podWrapper) HostIP(ip string) *podWrapper        { w.Status.HostIP = ip; return w }
+func (w *podWrapper) Image(img string) *podWrapper        { w.Spec.Containers[0].Image = img; return w }
+func (w *podWrapper) Terminating(grace int64) *podWrapper {
+	now := metav1.Now()
+	w.DeletionTimestamp, w.DeletionGracePeriodSeconds = &now, &grace
+	return w
+}
+
+// Owned stamps the pod as the super pod of tenant pod tenantUID in tenant namespace "default".
+func (w *podWrapper) Owned(tenantUID string) *podWrapper {
+	return w.Label(ownership.LabelClusterKey, testKey).Label(ownership.LabelTenantNamespace, "default").
+		Annotation(ownership.AnnotationTenantUID, tenantUID).Annotation(ownership.AnnotationVirtualCluster, "default/demo")
+}
+
+// harness is a Syncer on fake clients whose caches the test fills directly.
+type harness struct {
+	s        *Syncer
+	t        *tenant
+	super    *fake.Clientset
+	tenantCS *fake.Clientset
+	recorder *record.FakeRecorder
+}
+
+// newHarness builds a Syncer and one tenant. superObjs are in the super cluster and its cache
+// (pass live-only objects via super.Tracker()); tenantObjs in the tenant and its cache.
+func newHarness(t *testing.T, superObjs, tenantObjs []object) *harness {
+	t.Helper()
+	h := &harness{super: fake.NewClientset(), tenantCS: fake.NewClientset(), recorder: record.NewFakeRecorder(10)}
+	h.s = newSyncer(h.super, newMetrics(nil))
+	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo"}}
+	vc.Status.ClusterKey = testKey
+	h.t = newTenant(vc, h.tenantCS)
+	h.t.wireInformers(informers.NewSharedInformerFactory(h.tenantCS, 0), h.s)
+	h.t.recorder = h.recorder
+	h.s.tenants[testKey] = h.t
+	for _, o := range superObjs {
+		h.addTo(t, h.super, h.s.superIndex, o)
+	}
+	// Super nodes are not filtered by ownership; the node informer has its own store.
+	for _, o := range tenantObjs {
+		h.addTo(t, h.tenantCS, h.t.index, o)
+	}
+	h.super.ClearActions()
+	h.tenantCS.ClearActions()
+	return h
+}
+
+func (h *harness) addTo(t *testing.T, cs *fake.Clientset, idx map[kind]cache.Indexer, o object) {
+	t.Helper()
+	var k kind
+	switch o.(type) {
+	case *corev1.Pod:
+		k = kindPod
+	case *corev1.Namespace:
+		k = kindNamespace
+	case *corev1.ConfigMap:
+		k = kindConfigMap
+	case *corev1.Secret:
+		k = kindSecret
+	case *corev1.Service:
+		k = kindService
+	case *corev1.Endpoints:
+		k = kindEndpoints
+	case *corev1.Node:
+		k = kindNode
+	default:
+		t.Fatalf("unsupported %T", o)
+	}
+	if err := cs.Tracker().Add(o); err != nil {
+		t.Fatal(err)
+	}
+	if k == kindNode && cs == h.super {
+		_ = h.s.nodeFactory.Core().V1().Nodes().Informer().GetIndexer().Add(o)
+		return
+	}
+	if err := idx[k].Add(o); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writes lists the mutating actions on cs as "verb resource[/sub] ns/name".
+func writes(cs *fake.Clientset) []string {
+	var out []string
+	for _, a := range cs.Actions() {
+		verb := a.GetVerb()
+		if verb == "get" || verb == "list" || verb == "watch" {
+			continue
+		}
+		res := a.GetResource().Resource
+		if sub := a.GetSubresource(); sub != "" {
+			res += "/" + sub
+		}
+		name := ""
+		switch a := a.(type) {
+		case k8stesting.CreateAction:
+			if m, ok := a.GetObject().(metav1.Object); ok {
+				name = m.GetName()
+			}
+		case k8stesting.UpdateAction:
+			if m, ok := a.GetObject().(metav1.Object); ok {
+				name = m.GetName()
+			}
+		case k8stesting.DeleteAction:
+			name = a.GetName()
+		}
+		out = append(out, fmt.Sprintf("%s %s %s/%s", verb, res, a.GetNamespace(), name))
+	}
+	sort.Strings(out)
+	return out
+}
+
+func events(r *record.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-r.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+// testContext is t.Context() with a logger that writes through t.
+func testContext(t *testing.T) context.Context {
+	logger, _ := ktesting.NewTestContext(t)
+	return klog.NewContext(t.Context(), logger)
+}
+
+var defaultPolicy = v1alpha1.PolicySpec{}
+
+func cmpSortKeys(less func(a, b objKey) bool) cmp.Option { return cmpopts.SortSlices(less) }

@@ -1,0 +1,16 @@
+// Package syncer is vnest's syncer: one process that serves every tenant (VirtualCluster) of a
+// super cluster. It watches VirtualClusters, connects to each Running tenant's apiserver, copies
+// the tenant's objects down into the tenant's super namespaces and writes status back up.
+//
+// Shape: informers on the super cluster, shared by all tenants and filtered to objects that
+// carry an ownership label; informers per tenant; one fair queue (package fairqueue) whose keys
+// are (tenant, kind, tenant namespace, name); level-triggered, idempotent reconcilers, one kind
+// per file, each a read → pure translate → apply; a periodic patrol that re-queues drift and
+// orphans.
+//
+// What it must not do: write any super object whose ownership labels do not name the tenant and
+// tenant namespace it is working for (see guard in down.go), write anything of one tenant with
+// another tenant's credentials, or let tenant metadata under vnest's reserved prefix reach the
+// super cluster (package mapping strips it). It does not provision control planes or clean up a
+// deleted VirtualCluster's super objects: that is the manager's.
+package syncer

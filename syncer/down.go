@@ -1,0 +1,211 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// object is what the generic down sync works on: a typed Kubernetes object pointer.
+type object interface {
+	metav1.Object
+	runtime.Object
+}
+
+// writer is the part of a typed client (e.g. PodInterface) that the down sync writes with.
+type writer[T object] interface {
+	Create(context.Context, T, metav1.CreateOptions) (T, error)
+	Update(context.Context, T, metav1.UpdateOptions) (T, error)
+	Delete(context.Context, string, metav1.DeleteOptions) error
+	Get(context.Context, string, metav1.GetOptions) (T, error)
+}
+
+// errNotOwned is returned by guard for a super object that is not the tenant's.
+var errNotOwned = errors.New("exists in the super cluster and is not owned by this tenant")
+
+// guard is the one ownership check in front of every write to an existing super object: the
+// object must carry the ownership labels of this tenant and tenant namespace. Every update and
+// delete of a super object goes through it.
+func guard(t *tenant, tenantNS string, super metav1.Object) error {
+	if !mapping.OwnedByTenant(super, t.key, tenantNS) {
+		return errNotOwned
+	}
+	return nil
+}
+
+// down describes the down sync of one kind that needs no more than translate-and-compare.
+type down[T object] struct {
+	kind kind
+	// translate returns the desired super object for a tenant object.
+	translate func(t *tenant, obj T) T
+	// equal reports whether the existing super object already matches desired.
+	equal func(desired, existing T) bool
+	// merge writes desired into a copy of existing, keeping what the super cluster owns
+	// (e.g. a Service's cluster IP), and returns the object to update.
+	merge func(desired, existing T) T
+}
+
+// state is what the down sync knows about one key: the tenant object (if it exists and should
+// be synced) and the super object (if it exists).
+type state[T object] struct {
+	tenantNS  string
+	tenant    T
+	hasTenant bool // the tenant object exists and is wanted in the super cluster
+	super     T
+	hasSuper  bool
+}
+
+// sync makes the super object match the tenant object: create, update, or delete it. It never
+// writes a super object that guard rejects; for one that exists with the tenant object's name it
+// records an event on the tenant object instead.
+func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st state[T]) error {
+	logger := klog.FromContext(ctx)
+	if st.hasSuper {
+		if err := guard(t, st.tenantNS, st.super); err != nil {
+			if st.hasTenant {
+				s.recordNotOwned(t, st.tenant, d.kind, st.super)
+			}
+			return nil
+		}
+	}
+	switch {
+	case !st.hasTenant:
+		if !st.hasSuper || st.super.GetDeletionTimestamp() != nil {
+			return nil
+		}
+		logger.V(2).Info("Deleting super object of a gone tenant object", "superObject", klog.KObj(st.super))
+		return deleteSuper(ctx, t, w, st.tenantNS, st.super, nil)
+	case st.hasSuper && mapping.TenantUID(st.super) != st.tenant.GetUID():
+		// Made from an earlier tenant object of the same name: replace it.
+		if st.super.GetDeletionTimestamp() != nil {
+			return fmt.Errorf("waiting for super object %s of an earlier tenant object to go", klog.KObj(st.super))
+		}
+		return deleteSuper(ctx, t, w, st.tenantNS, st.super, nil)
+	}
+	desired := d.translate(t, st.tenant)
+	if !st.hasSuper {
+		if d.kind != kindNamespace {
+			if err := s.ensureSuperNamespace(ctx, t, st.tenantNS); err != nil {
+				return err
+			}
+		}
+		logger.V(2).Info("Creating super object", "superObject", klog.KObj(desired))
+		_, err := w.Create(ctx, desired, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		// The cache sees owned objects only: an object without our labels is invisible to
+		// it. Look at the live one to tell a foreign object from cache lag.
+		live, getErr := w.Get(ctx, desired.GetName(), metav1.GetOptions{})
+		if getErr == nil && guard(t, st.tenantNS, live) != nil {
+			s.recordNotOwned(t, st.tenant, d.kind, live)
+			return nil
+		}
+		return fmt.Errorf("super object %s appeared meanwhile: %w", klog.KObj(desired), err)
+	}
+	if d.equal(desired, st.super) {
+		return nil
+	}
+	logger.V(2).Info("Updating super object", "superObject", klog.KObj(st.super))
+	_, err := w.Update(ctx, d.merge(desired, st.super), metav1.UpdateOptions{})
+	return err
+}
+
+// deleteSuper deletes a super object of the tenant, only if guard allows, with a UID
+// precondition so that a different object created meanwhile under the name survives.
+func deleteSuper[T object](ctx context.Context, t *tenant, w writer[T], tenantNS string, super T, grace *int64) error {
+	if err := guard(t, tenantNS, super); err != nil {
+		return err
+	}
+	uid := super.GetUID()
+	err := w.Delete(ctx, super.GetName(), metav1.DeleteOptions{
+		Preconditions:      &metav1.Preconditions{UID: &uid},
+		GracePeriodSeconds: grace,
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone, or replaced by something we will look at on its own event
+	}
+	return err
+}
+
+// recordNotOwned records, on the tenant object, that its super counterpart is someone else's.
+func (s *Syncer) recordNotOwned(t *tenant, tenantObj runtime.Object, k kind, super metav1.Object) {
+	if t.recorder == nil {
+		return
+	}
+	name := super.GetName()
+	if ns := super.GetNamespace(); ns != "" {
+		name = ns + "/" + name
+	}
+	t.recorder.Eventf(tenantObj, corev1.EventTypeWarning, "SuperObjectNotOwned",
+		"%s %s %s; the syncer leaves it alone", k, name, errNotOwned)
+}
+
+// lookup returns (obj, true) or (zero, false) for a lister Get, and the error unless NotFound.
+func lookup[T any](obj T, err error) (T, bool, error) {
+	var zero T
+	if apierrors.IsNotFound(err) {
+		return zero, false, nil
+	}
+	if err != nil {
+		return zero, false, err
+	}
+	return obj, true, nil
+}
+
+// superOwnedLabels are set by the super cluster itself; the down sync neither compares nor
+// removes them.
+var superOwnedLabels = map[string]bool{"kubernetes.io/metadata.name": true}
+
+// stampedMetaEqual compares the metadata the down sync sets: labels and annotations.
+func stampedMetaEqual(desired, existing metav1.Object) bool {
+	return mapsEqual(desired.GetLabels(), withoutSuperOwned(existing.GetLabels())) &&
+		mapsEqual(desired.GetAnnotations(), existing.GetAnnotations())
+}
+
+func withoutSuperOwned(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if !superOwnedLabels[k] {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeMeta writes the desired labels and annotations onto existing, keeping the labels the
+// super cluster owns.
+func mergeMeta(desired, existing metav1.Object) {
+	labels := maps.Clone(desired.GetLabels())
+	for k, v := range existing.GetLabels() {
+		if superOwnedLabels[k] {
+			if labels == nil {
+				labels = map[string]string{}
+			}
+			labels[k] = v
+		}
+	}
+	existing.SetLabels(labels)
+	existing.SetAnnotations(desired.GetAnnotations())
+}

@@ -1,0 +1,59 @@
+package syncer
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// Endpoints: down, only for Services without a selector, whose endpoints the tenant manages by
+// hand (for Services with a selector the super cluster's endpoints controller computes them from
+// the super pods). The super Endpoints of a Service with a selector carry the Service's labels —
+// the ownership labels among them — because the endpoints controller copies them: they are
+// never touched.
+
+func translateEndpoints(ep *corev1.Endpoints, owner mapping.Owner) *corev1.Endpoints {
+	return &corev1.Endpoints{ObjectMeta: mapping.SuperMeta(ep, owner), Subsets: ep.Subsets}
+}
+
+var endpointsDown = down[*corev1.Endpoints]{
+	kind:      kindEndpoints,
+	translate: func(t *tenant, ep *corev1.Endpoints) *corev1.Endpoints { return translateEndpoints(ep, t.owner) },
+	equal: func(desired, existing *corev1.Endpoints) bool {
+		return stampedMetaEqual(desired, existing) && apiequality.Semantic.DeepEqual(desired.Subsets, existing.Subsets)
+	},
+	merge: func(desired, existing *corev1.Endpoints) *corev1.Endpoints {
+		out := existing.DeepCopy()
+		mergeMeta(desired, out)
+		out.Subsets = desired.Subsets
+		return out
+	},
+}
+
+func (s *Syncer) syncEndpoints(ctx context.Context, t *tenant, ns, name string) error {
+	superNS := mapping.SuperNamespace(t.key, ns)
+	if svc, err := s.superSvcs.Services(superNS).Get(name); err == nil && len(svc.Spec.Selector) > 0 {
+		return nil // the super cluster's endpoints controller owns these
+	}
+	ep, hasTenant, err := lookup(t.endpoints.Endpoints(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	tsvc, hasSvc, err := lookup(t.services.Services(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	hasTenant = hasTenant && hasSvc && len(tsvc.Spec.Selector) == 0
+	se, hasSuper, err := lookup(s.superEps.Endpoints(superNS).Get(name))
+	if err != nil {
+		return err
+	}
+	if hasSuper && mapping.TenantUID(se) == "" {
+		return nil // copied labels, no stamp: made by the endpoints controller, not by us
+	}
+	return endpointsDown.sync(ctx, s, t, s.super.CoreV1().Endpoints(superNS),
+		state[*corev1.Endpoints]{tenantNS: ns, tenant: ep, hasTenant: hasTenant, super: se, hasSuper: hasSuper})
+}

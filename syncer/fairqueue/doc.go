@@ -1,0 +1,7 @@
+// Package fairqueue is the syncer's work queue: one sub-queue per tenant, served round-robin, with
+// the de-duplication and "not twice at once" guarantees of client-go's workqueue within each
+// tenant. A tenant that queues thousands of keys delays another tenant's key by at most one Get
+// per other busy tenant, never by its own backlog.
+//
+// It knows nothing about Kubernetes objects: items are any comparable key.
+package fairqueue

@@ -1,0 +1,201 @@
+package fairqueue
+
+import (
+	"sync"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+)
+
+// Queue is a fair, de-duplicating work queue of items of type T, partitioned by tenant.
+//
+// Contract, per (tenant, item) pair, the same as client-go's workqueue: an item added while it
+// is queued is queued once; an item added while it is being processed (between Get and Done) is
+// queued again only when Done is called, so no two workers handle it at once. Across tenants,
+// Get serves the tenants with queued items in turn, one item each.
+type Queue[T comparable] struct {
+	mu       sync.Mutex
+	cond     *sync.Cond
+	tenants  map[string]*subQueue[T]
+	ring     []string // tenants with queued items, in serving order; each at most once
+	shutdown bool
+
+	limiter workqueue.TypedRateLimiter[Key[T]]
+}
+
+// Key is an item together with its tenant.
+type Key[T comparable] struct {
+	Tenant string
+	Item   T
+}
+
+type subQueue[T comparable] struct {
+	queue      []T
+	dirty      map[T]struct{} // queued or to be queued again after Done
+	processing map[T]struct{}
+	inRing     bool
+}
+
+// New returns an empty queue whose AddRateLimited backs off exponentially per item from
+// baseDelay to maxDelay.
+func New[T comparable](baseDelay, maxDelay time.Duration) *Queue[T] {
+	q := &Queue[T]{
+		tenants: map[string]*subQueue[T]{},
+		limiter: workqueue.NewTypedItemExponentialFailureRateLimiter[Key[T]](baseDelay, maxDelay),
+	}
+	q.cond = sync.NewCond(&q.mu)
+	return q
+}
+
+// Add queues item for tenant unless it is queued already.
+func (q *Queue[T]) Add(tenant string, item T) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.shutdown {
+		return
+	}
+	s := q.tenants[tenant]
+	if s == nil {
+		s = &subQueue[T]{dirty: map[T]struct{}{}, processing: map[T]struct{}{}}
+		q.tenants[tenant] = s
+	}
+	if _, ok := s.dirty[item]; ok {
+		return
+	}
+	s.dirty[item] = struct{}{}
+	if _, ok := s.processing[item]; ok {
+		return
+	}
+	q.push(tenant, s, item)
+}
+
+func (q *Queue[T]) push(tenant string, s *subQueue[T], item T) {
+	s.queue = append(s.queue, item)
+	if !s.inRing {
+		s.inRing = true
+		q.ring = append(q.ring, tenant)
+	}
+	q.cond.Signal()
+}
+
+// AddAfter queues item for tenant once d has passed.
+func (q *Queue[T]) AddAfter(tenant string, item T, d time.Duration) {
+	if d <= 0 {
+		q.Add(tenant, item)
+		return
+	}
+	time.AfterFunc(d, func() { q.Add(tenant, item) })
+}
+
+// AddRateLimited queues item after its current back-off, which doubles with every call until
+// Forget.
+func (q *Queue[T]) AddRateLimited(tenant string, item T) {
+	q.AddAfter(tenant, item, q.limiter.When(Key[T]{tenant, item}))
+}
+
+// Forget resets item's back-off.
+func (q *Queue[T]) Forget(tenant string, item T) {
+	q.limiter.Forget(Key[T]{tenant, item})
+}
+
+// Get blocks until an item is queued and returns it with its tenant, serving tenants in turn.
+// shutdown is true once ShutDown was called; the other results are then zero.
+func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.ring) == 0 && !q.shutdown {
+		q.cond.Wait()
+	}
+	if q.shutdown {
+		return key, true
+	}
+	tenant := q.ring[0]
+	q.ring = q.ring[1:]
+	s := q.tenants[tenant]
+	item := s.queue[0]
+	var zero T
+	s.queue[0] = zero
+	s.queue = s.queue[1:]
+	if len(s.queue) > 0 {
+		q.ring = append(q.ring, tenant)
+	} else {
+		s.inRing = false
+		s.queue = nil // let the backing array of a drained flood go
+	}
+	delete(s.dirty, item)
+	s.processing[item] = struct{}{}
+	return Key[T]{tenant, item}, false
+}
+
+// Done marks item as processed; if it was added meanwhile, it is queued again.
+func (q *Queue[T]) Done(tenant string, item T) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.tenants[tenant]
+	if s == nil {
+		return
+	}
+	delete(s.processing, item)
+	if _, ok := s.dirty[item]; ok && !q.shutdown {
+		q.push(tenant, s, item)
+	}
+}
+
+// Len is the number of items queued for tenant (not counting those being processed).
+func (q *Queue[T]) Len(tenant string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if s := q.tenants[tenant]; s != nil {
+		return len(s.queue)
+	}
+	return 0
+}
+
+// Tenants lists the tenants the queue holds state for.
+func (q *Queue[T]) Tenants() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make([]string, 0, len(q.tenants))
+	for t := range q.tenants {
+		out = append(out, t)
+	}
+	return out
+}
+
+// RemoveTenant drops everything queued for tenant. Items being processed finish; their Done is
+// then a no-op.
+func (q *Queue[T]) RemoveTenant(tenant string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if _, ok := q.tenants[tenant]; !ok {
+		return
+	}
+	delete(q.tenants, tenant)
+	for i, t := range q.ring {
+		if t == tenant {
+			q.ring = append(q.ring[:i], q.ring[i+1:]...)
+			break
+		}
+	}
+}
+
+// ShutDown makes Get return shutdown=true in every waiting and future call.
+func (q *Queue[T]) ShutDown() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.shutdown = true
+	q.cond.Broadcast()
+}
+
+// CountBy counts the items queued for tenant by the group f puts them in.
+func (q *Queue[T]) CountBy(tenant string, f func(T) string) map[string]int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := map[string]int{}
+	if s := q.tenants[tenant]; s != nil {
+		for _, item := range s.queue {
+			out[f(item)]++
+		}
+	}
+	return out
+}

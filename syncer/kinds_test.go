@@ -1,0 +1,171 @@
+package syncer
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+func TestTranslateNamespace(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns", Labels: map[string]string{"team": "a"}}}
+	cases := map[string]struct {
+		policy v1alpha1.PolicySpec
+		level  string
+	}{
+		"default level is baseline": {level: "baseline"},
+		"policy level":              {policy: v1alpha1.PolicySpec{PodSecurityLevel: v1alpha1.PodSecurityRestricted}, level: "restricted"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			want := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+				Name: testSuperNS,
+				Labels: map[string]string{ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default",
+					labelPodSecurityEnforce: tc.level},
+				Annotations: map[string]string{ownership.AnnotationTenantUID: "uid-ns", ownership.AnnotationVirtualCluster: "default/demo"},
+			}}
+			if diff := cmp.Diff(want, translateNamespace(ns, testOwner, tc.policy)); diff != "" {
+				t.Errorf("translateNamespace (-want +got):\n%s", diff)
+			}
+		})
+	}
+	// The super cluster labels every namespace with its name; that is not drift.
+	desired := translateNamespace(ns, testOwner, v1alpha1.PolicySpec{})
+	existing := desired.DeepCopy()
+	existing.Labels["kubernetes.io/metadata.name"] = testSuperNS
+	if !namespaceDown.equal(desired, existing) {
+		t.Error("the super cluster's own namespace label counts as drift")
+	}
+	if merged := namespaceDown.merge(desired, existing); merged.Labels["kubernetes.io/metadata.name"] != testSuperNS {
+		t.Error("merge dropped the super cluster's own label")
+	}
+}
+
+func TestTranslateConfigMapSecretEndpoints(t *testing.T) {
+	meta := metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-web", Labels: map[string]string{ownership.LabelTenantNamespace: "forged"}}
+	cm := &corev1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"a": "b"}, BinaryData: map[string][]byte{"c": {1}}}
+	if diff := cmp.Diff(&corev1.ConfigMap{ObjectMeta: stampedMeta, Data: cm.Data, BinaryData: cm.BinaryData}, translateConfigMap(cm, testOwner)); diff != "" {
+		t.Errorf("translateConfigMap (-want +got):\n%s", diff)
+	}
+	sec := &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{"k": []byte("v")}}
+	if diff := cmp.Diff(&corev1.Secret{ObjectMeta: stampedMeta, Type: corev1.SecretTypeOpaque, Data: sec.Data}, translateSecret(sec, testOwner)); diff != "" {
+		t.Errorf("translateSecret (-want +got):\n%s", diff)
+	}
+	ep := &corev1.Endpoints{ObjectMeta: meta, Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "192.0.2.1"}}}}}
+	if diff := cmp.Diff(&corev1.Endpoints{ObjectMeta: stampedMeta, Subsets: ep.Subsets}, translateEndpoints(ep, testOwner)); diff != "" {
+		t.Errorf("translateEndpoints (-want +got):\n%s", diff)
+	}
+}
+
+// TestScopedSecretsAndConfigMaps: with Used, only what a pod uses goes down; with All,
+// everything but service-account tokens and kube-root-ca.crt.
+func TestScopedSecretsAndConfigMaps(t *testing.T) {
+	user := MakePod("default", "user").Obj()
+	user.Spec.Volumes = []corev1.Volume{{Name: "c", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: "used"}}}}}
+	cm := func(name string) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name, UID: types.UID("uid-" + name)}}
+	}
+	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tok"}, Type: corev1.SecretTypeServiceAccountToken}
+	plain := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "plain"}}
+	superNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	cases := map[string]struct {
+		all  bool
+		want []string
+	}{
+		"Used": {want: []string{"create configmaps demo-5c9a8459-default/used"}},
+		"All": {all: true, want: []string{"create configmaps demo-5c9a8459-default/unused", "create configmaps demo-5c9a8459-default/used",
+			"create secrets demo-5c9a8459-default/plain"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, []object{superNS}, []object{user, cm("used"), cm("unused"), cm(rootCAConfigMap), token, plain})
+			h.t.settings.Store(&settings{syncAll: tc.all})
+			ctx := testContext(t)
+			for _, n := range []string{"used", "unused", rootCAConfigMap} {
+				if err := h.s.syncConfigMap(ctx, h.t, "default", n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, n := range []string{"tok", "plain"} {
+				if err := h.s.syncSecret(ctx, h.t, "default", n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if diff := cmp.Diff(tc.want, writes(h.super)); diff != "" {
+				t.Errorf("super writes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestEndpointsOfSelectorServicesAreLeftAlone: the super endpoints controller copies the
+// Service's labels (ownership included) to its Endpoints; the syncer must not fight it.
+func TestEndpointsOfSelectorServicesAreLeftAlone(t *testing.T) {
+	superSvc := translateService(tenantService(nil), testOwner)
+	controllerEps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web", Labels: superSvc.Labels}}
+	h := newHarness(t, []object{superSvc, controllerEps}, []object{tenantService(nil)})
+	if err := h.s.syncEndpoints(testContext(t), h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes(h.super); len(got) > 0 {
+		t.Errorf("super writes: %v", got)
+	}
+}
+
+func TestVirtualNode(t *testing.T) {
+	hb := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	old := metav1.NewTime(hb.Add(-time.Hour))
+	super := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "super-uid", Labels: map[string]string{"kubernetes.io/hostname": "node-1"},
+			Annotations: map[string]string{"node.alpha.kubernetes.io/ttl": "0"}},
+		Spec: corev1.NodeSpec{PodCIDR: "10.244.0.0/24", Taints: []corev1.Taint{{Key: "k", Effect: corev1.TaintEffectNoSchedule}}},
+		Status: corev1.NodeStatus{
+			Addresses:  []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}},
+			Capacity:   corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2")},
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: old}},
+			NodeInfo:   corev1.NodeSystemInfo{KubeletVersion: "v1.36.3"},
+			Images:     []corev1.ContainerImage{{Names: []string{"busybox"}}},
+		},
+	}
+	want := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: map[string]string{"kubernetes.io/hostname": "node-1", labelVirtualNode: "true"}},
+		Spec:       corev1.NodeSpec{Taints: super.Spec.Taints},
+		Status: corev1.NodeStatus{
+			Addresses:  super.Status.Addresses,
+			Capacity:   super.Status.Capacity,
+			Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: hb}},
+			NodeInfo:   super.Status.NodeInfo,
+		},
+	}
+	got := virtualNode(super, hb)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("virtualNode (-want +got):\n%s", diff)
+	}
+	if !nodeStatusEqual(got.Status, virtualNode(super, old).Status) {
+		t.Error("a heartbeat alone counts as a status change")
+	}
+}
+
+func TestSyncNodeRemovesUnused(t *testing.T) {
+	super := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+	virtual := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "v", Labels: map[string]string{labelVirtualNode: "true"}}}
+	own := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-2"}}
+	h := newHarness(t, []object{super}, []object{virtual, own})
+	ctx := testContext(t)
+	for _, n := range []string{"node-1", "node-2"} {
+		if err := h.s.syncNode(ctx, h.t, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if diff := cmp.Diff([]string{"delete nodes /node-1"}, writes(h.tenantCS)); diff != "" {
+		t.Errorf("tenant writes (-want +got):\n%s", diff)
+	}
+}

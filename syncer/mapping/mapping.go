@@ -1,0 +1,141 @@
+package mapping
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+const (
+	// MaxNamespaceLength is the longest namespace name Kubernetes accepts (a DNS label).
+	MaxNamespaceLength = 63
+	// hashChars is how many hex digits of sha256 end a truncated super namespace name.
+	hashChars = 10
+)
+
+// Owner identifies the tenant a super object belongs to.
+type Owner struct {
+	// ClusterKey is the VirtualCluster's status.clusterKey.
+	ClusterKey string
+	// VirtualCluster is "<namespace>/<name>" of the VirtualCluster, for humans.
+	VirtualCluster string
+}
+
+// SuperNamespace is the super-cluster namespace holding tenant namespace ns of the tenant with
+// clusterKey: "<clusterKey>-<ns>". When that is longer than 63 characters it keeps a readable
+// prefix and ends with "-" and 10 hex digits of sha256("<clusterKey>/<ns>"), so it is
+// deterministic, within limits, and still starts with the tenant's prefix.
+func SuperNamespace(clusterKey, ns string) string {
+	full := ownership.NamespacePrefix(clusterKey) + ns
+	if len(full) <= MaxNamespaceLength {
+		return full
+	}
+	sum := sha256.Sum256([]byte(clusterKey + "/" + ns))
+	suffix := "-" + hex.EncodeToString(sum[:])[:hashChars]
+	prefix := strings.TrimRight(full[:MaxNamespaceLength-len(suffix)], "-")
+	return prefix + suffix
+}
+
+// TenantNamespace is the tenant namespace a super object of the tenant with clusterKey came from,
+// read from its ownership labels. ok is false when the object is not the tenant's. It works for
+// super namespaces and for the objects in them alike.
+func TenantNamespace(obj metav1.Object, clusterKey string) (ns string, ok bool) {
+	if !ownership.OwnedBy(obj, clusterKey) {
+		return "", false
+	}
+	ns, ok = obj.GetLabels()[ownership.LabelTenantNamespace]
+	return ns, ok && ns != ""
+}
+
+// OwnedByTenant reports whether the super object obj belongs to the tenant object identified by
+// (clusterKey, tenant namespace): the cluster-key and tenant-namespace labels must both match.
+// The syncer writes a super object only when this holds.
+func OwnedByTenant(obj metav1.Object, clusterKey, tenantNamespace string) bool {
+	got, ok := TenantNamespace(obj, clusterKey)
+	return ok && got == tenantNamespace
+}
+
+// TenantUID is the UID of the tenant object the super object was made from.
+func TenantUID(obj metav1.Object) types.UID {
+	return types.UID(obj.GetAnnotations()[ownership.AnnotationTenantUID])
+}
+
+// StripReserved returns a copy of m without the keys under vnest's reserved prefix (or nil when
+// nothing is left), so a tenant cannot forge ownership or other vnest metadata on super objects.
+func StripReserved(m map[string]string) map[string]string {
+	var out map[string]string
+	for k, v := range m {
+		if IsReserved(k) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]string, len(m))
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// IsReserved reports whether a label or annotation key is vnest's own. Keys with a subdomain of
+// the reserved domain ("x.tenancy.vnest.dev/…") are reserved too.
+func IsReserved(key string) bool {
+	prefix, _, found := strings.Cut(key, "/")
+	if !found {
+		return false
+	}
+	domain := strings.TrimSuffix(ownership.ReservedPrefix, "/")
+	return prefix == domain || strings.HasSuffix(prefix, "."+domain)
+}
+
+// SuperMeta is the metadata of the super object for a tenant object with the given metadata: the
+// same name, the super namespace (empty for cluster-scoped objects), the tenant's labels and
+// annotations without reserved keys, plus the ownership stamp. UID, resource version, owner
+// references, finalizers and managed fields stay behind: they mean nothing in the super cluster.
+func SuperMeta(tenant metav1.Object, owner Owner) metav1.ObjectMeta {
+	tenantNS := tenant.GetNamespace()
+	meta := metav1.ObjectMeta{
+		Name:        tenant.GetName(),
+		Labels:      StripReserved(tenant.GetLabels()),
+		Annotations: StripReserved(tenant.GetAnnotations()),
+	}
+	if tenantNS != "" {
+		meta.Namespace = SuperNamespace(owner.ClusterKey, tenantNS)
+	}
+	Stamp(&meta, owner, tenantNS, tenant.GetUID())
+	return meta
+}
+
+// Stamp puts the ownership labels and annotations on meta: the cluster key and tenant namespace
+// as labels (selectable), the tenant UID and VirtualCluster as annotations.
+func Stamp(meta metav1.Object, owner Owner, tenantNamespace string, tenantUID types.UID) {
+	labels := meta.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[ownership.LabelClusterKey] = owner.ClusterKey
+	labels[ownership.LabelTenantNamespace] = tenantNamespace
+	meta.SetLabels(labels)
+	annotations := meta.GetAnnotations()
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	annotations[ownership.AnnotationTenantUID] = string(tenantUID)
+	if owner.VirtualCluster != "" {
+		annotations[ownership.AnnotationVirtualCluster] = owner.VirtualCluster
+	}
+	meta.SetAnnotations(annotations)
+}
+
+// SuperNamespaceMeta is the metadata of the super namespace for tenant namespace ns: labelled
+// with the tenant namespace it holds (which is how the syncer maps back; the name may be
+// truncated).
+func SuperNamespaceMeta(ns metav1.Object, owner Owner) metav1.ObjectMeta {
+	meta := metav1.ObjectMeta{Name: SuperNamespace(owner.ClusterKey, ns.GetName())}
+	Stamp(&meta, owner, ns.GetName(), ns.GetUID())
+	return meta
+}

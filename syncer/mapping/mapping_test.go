@@ -1,0 +1,137 @@
+package mapping
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+const key = "demo-5c9a8459"
+
+var owner = Owner{ClusterKey: key, VirtualCluster: "default/demo"}
+
+func TestSuperNamespace(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	cases := map[string]struct {
+		key, ns string
+		want    string
+	}{
+		"short":             {key, "default", "demo-5c9a8459-default"},
+		"exactly 63":        {key, strings.Repeat("n", 63-len(key)-1), key + "-" + strings.Repeat("n", 63-len(key)-1)},
+		"one over":          {key, strings.Repeat("n", 63-len(key)), "demo-5c9a8459-nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn-fbc6669f29"},
+		"longest tenant ns": {key, long, "demo-5c9a8459-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-1cd76ccee0"},
+		"no trailing dash":  {key, strings.Repeat("a", 37) + "-" + strings.Repeat("b", 20), "demo-5c9a8459-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-e86b315341"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := SuperNamespace(tc.key, tc.ns)
+			if got != tc.want {
+				t.Errorf("SuperNamespace(%q, %q) = %q, want %q", tc.key, tc.ns, got, tc.want)
+			}
+			if errs := validation.IsDNS1123Label(got); len(errs) > 0 {
+				t.Errorf("%q is not a namespace name: %v", got, errs)
+			}
+			if !strings.HasPrefix(got, ownership.NamespacePrefix(tc.key)) {
+				t.Errorf("%q does not start with the tenant prefix", got)
+			}
+			if again := SuperNamespace(tc.key, tc.ns); again != got {
+				t.Errorf("not deterministic: %q then %q", got, again)
+			}
+		})
+	}
+	// Two long names that share the readable prefix must not collide.
+	a, b := SuperNamespace(key, long+"x"), SuperNamespace(key, long+"y")
+	if a == b {
+		t.Errorf("long namespaces collide: %q", a)
+	}
+}
+
+func TestTenantNamespace(t *testing.T) {
+	meta := func(name string, labels map[string]string) *metav1.ObjectMeta {
+		return &metav1.ObjectMeta{Name: name, Labels: labels}
+	}
+	cases := map[string]struct {
+		obj    *metav1.ObjectMeta
+		wantNS string
+		wantOK bool
+	}{
+		"owned":                      {meta("demo-5c9a8459-default", map[string]string{ownership.LabelClusterKey: key, ownership.LabelTenantNamespace: "default"}), "default", true},
+		"truncated name, label wins": {meta("demo-5c9a8459-aaaa-08c8db9c61", map[string]string{ownership.LabelClusterKey: key, ownership.LabelTenantNamespace: "a-very-long-one"}), "a-very-long-one", true},
+		"name alone proves nothing":  {meta("demo-5c9a8459-default", nil), "", false},
+		"other tenant":               {meta("demo-5c9a8459-default", map[string]string{ownership.LabelClusterKey: "other-00000000", ownership.LabelTenantNamespace: "default"}), "", false},
+		"no tenant namespace label":  {meta("demo-5c9a8459-default", map[string]string{ownership.LabelClusterKey: key}), "", false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			ns, ok := TenantNamespace(tc.obj, key)
+			if ns != tc.wantNS || ok != tc.wantOK {
+				t.Errorf("TenantNamespace = (%q, %v), want (%q, %v)", ns, ok, tc.wantNS, tc.wantOK)
+			}
+		})
+	}
+}
+
+func TestStripReserved(t *testing.T) {
+	cases := map[string]struct {
+		in, want map[string]string
+	}{
+		"nil":           {nil, nil},
+		"all reserved":  {map[string]string{ownership.LabelClusterKey: "x"}, nil},
+		"keeps others":  {map[string]string{"app": "web", ownership.LabelTenantNamespace: "x", "example.com/a": "b"}, map[string]string{"app": "web", "example.com/a": "b"}},
+		"subdomain":     {map[string]string{"evil.tenancy.vnest.dev/cluster-key": "x", "app": "a"}, map[string]string{"app": "a"}},
+		"look-alike":    {map[string]string{"tenancy.vnest.dev.example.com/k": "v"}, map[string]string{"tenancy.vnest.dev.example.com/k": "v"}},
+		"no prefix key": {map[string]string{"tenancy.vnest.dev": "v"}, map[string]string{"tenancy.vnest.dev": "v"}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, StripReserved(tc.in)); diff != "" {
+				t.Errorf("StripReserved (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSuperMeta(t *testing.T) {
+	tenant := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Namespace: "default", Name: "web-1", UID: "uid-1", ResourceVersion: "42", GenerateName: "web-",
+		Labels:          map[string]string{"app": "web", ownership.LabelClusterKey: "forged"},
+		Annotations:     map[string]string{"note": "x", ownership.AnnotationTenantUID: "forged"},
+		OwnerReferences: []metav1.OwnerReference{{Name: "rs"}},
+		Finalizers:      []string{"example.com/f"},
+	}}
+	want := metav1.ObjectMeta{
+		Namespace: "demo-5c9a8459-default", Name: "web-1",
+		Labels: map[string]string{"app": "web", ownership.LabelClusterKey: key, ownership.LabelTenantNamespace: "default"},
+		Annotations: map[string]string{"note": "x", ownership.AnnotationTenantUID: "uid-1",
+			ownership.AnnotationVirtualCluster: "default/demo"},
+	}
+	if diff := cmp.Diff(want, SuperMeta(tenant, owner)); diff != "" {
+		t.Errorf("SuperMeta (-want +got):\n%s", diff)
+	}
+	if !OwnedByTenant(&want, key, "default") || OwnedByTenant(&want, key, "other") || OwnedByTenant(&want, "other", "default") {
+		t.Error("OwnedByTenant disagrees with SuperMeta")
+	}
+	if TenantUID(&want) != "uid-1" {
+		t.Errorf("TenantUID = %q", TenantUID(&want))
+	}
+
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "ns-uid", Labels: map[string]string{"team": "a"}}}
+	wantNS := metav1.ObjectMeta{
+		Name:   "demo-5c9a8459-default",
+		Labels: map[string]string{ownership.LabelClusterKey: key, ownership.LabelTenantNamespace: "default"},
+		Annotations: map[string]string{ownership.AnnotationTenantUID: "ns-uid",
+			ownership.AnnotationVirtualCluster: "default/demo"},
+	}
+	if diff := cmp.Diff(wantNS, SuperNamespaceMeta(ns, owner)); diff != "" {
+		t.Errorf("SuperNamespaceMeta (-want +got):\n%s", diff)
+	}
+	if !ownership.IsTenantNamespace(&wantNS, key) {
+		t.Error("the manager would not recognise the super namespace as the tenant's")
+	}
+}

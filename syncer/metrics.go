@@ -1,0 +1,69 @@
+package syncer
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the syncer's Prometheus series, labelled by tenant (cluster key) and kind.
+type metrics struct {
+	depth   *prometheus.GaugeVec
+	latency *prometheus.HistogramVec
+	errors  *prometheus.CounterVec
+	drift   *prometheus.GaugeVec
+	driftT  *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vnest_syncer_queue_depth", Help: "Keys waiting in the fair queue, by tenant and kind.",
+		}, []string{"tenant", "kind"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "vnest_syncer_sync_duration_seconds", Help: "Time to reconcile one key, by tenant and kind.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"tenant", "kind"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vnest_syncer_sync_errors_total", Help: "Reconciles that failed and were re-queued, by tenant and kind.",
+		}, []string{"tenant", "kind"}),
+		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "vnest_syncer_patrol_drift", Help: "Keys the last patrol found out of sync (counterpart missing or stale), by tenant and kind.",
+		}, []string{"tenant", "kind"}),
+		driftT: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vnest_syncer_patrol_drift_total", Help: "Keys patrols found out of sync, by tenant and kind.",
+		}, []string{"tenant", "kind"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.depth, m.latency, m.errors, m.drift, m.driftT} {
+			if err := reg.Register(c); err != nil {
+				if _, dup := err.(prometheus.AlreadyRegisteredError); !dup {
+					panic(err)
+				}
+			}
+		}
+	}
+	return m
+}
+
+func (m *metrics) observe(tenant string, k kind, d time.Duration, err error) {
+	m.latency.WithLabelValues(tenant, string(k)).Observe(d.Seconds())
+	if err != nil {
+		m.errors.WithLabelValues(tenant, string(k)).Inc()
+	}
+}
+
+func (m *metrics) patrolDrift(tenant string, k kind, n int) {
+	m.drift.WithLabelValues(tenant, string(k)).Set(float64(n))
+	m.driftT.WithLabelValues(tenant, string(k)).Add(float64(n))
+}
+
+// forgetTenant drops a tenant's series once the syncer stops serving it.
+func (m *metrics) forgetTenant(tenant string) {
+	l := prometheus.Labels{"tenant": tenant}
+	m.depth.DeletePartialMatch(l)
+	m.latency.DeletePartialMatch(l)
+	m.errors.DeletePartialMatch(l)
+	m.drift.DeletePartialMatch(l)
+	m.driftT.DeletePartialMatch(l)
+}

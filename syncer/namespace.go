@@ -1,0 +1,76 @@
+package syncer
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// Pod Security admission labels the syncer sets on super namespaces from spec.policy.
+const (
+	labelPodSecurityEnforce = "pod-security.kubernetes.io/enforce"
+)
+
+// namespaceDown: tenant namespace ns ↦ super namespace K-ns, deleted when the tenant namespace
+// goes or starts terminating (its pods then go with it and the tenant's namespace controller
+// sees them gone).
+var namespaceDown = down[*corev1.Namespace]{
+	kind: kindNamespace,
+	translate: func(t *tenant, ns *corev1.Namespace) *corev1.Namespace {
+		return translateNamespace(ns, t.owner, t.settings.Load().policy)
+	},
+	equal: func(desired, existing *corev1.Namespace) bool {
+		return stampedMetaEqual(desired, existing)
+	},
+	merge: func(desired, existing *corev1.Namespace) *corev1.Namespace {
+		out := existing.DeepCopy()
+		mergeMeta(desired, out)
+		return out
+	},
+}
+
+// translateNamespace is the super namespace for a tenant namespace: ownership only (tenant
+// labels stay in the tenant; they could select super-cluster policies) plus the Pod Security
+// level the VirtualCluster's policy asks for.
+func translateNamespace(ns *corev1.Namespace, owner mapping.Owner, policy v1alpha1.PolicySpec) *corev1.Namespace {
+	meta := mapping.SuperNamespaceMeta(ns, owner)
+	level := policy.PodSecurityLevel
+	if level == "" {
+		level = v1alpha1.PodSecurityBaseline
+	}
+	meta.Labels[labelPodSecurityEnforce] = string(level)
+	return &corev1.Namespace{ObjectMeta: meta}
+}
+
+func (s *Syncer) syncNamespace(ctx context.Context, t *tenant, name string) error {
+	tn, hasTenant, err := lookup(t.namespaces.Get(name))
+	if err != nil {
+		return err
+	}
+	hasTenant = hasTenant && tn.DeletionTimestamp == nil
+	sn, hasSuper, err := lookup(s.superNS.Get(mapping.SuperNamespace(t.key, name)))
+	if err != nil {
+		return err
+	}
+	return namespaceDown.sync(ctx, s, t, s.super.CoreV1().Namespaces(),
+		state[*corev1.Namespace]{tenantNS: name, tenant: tn, hasTenant: hasTenant, super: sn, hasSuper: hasSuper})
+}
+
+// ensureSuperNamespace creates the super namespace of tenant namespace ns if the syncer's cache
+// does not have it yet, so that the first object of a namespace need not wait for a retry.
+func (s *Syncer) ensureSuperNamespace(ctx context.Context, t *tenant, ns string) error {
+	if ns == "" {
+		return nil
+	}
+	if _, err := s.superNS.Get(mapping.SuperNamespace(t.key, ns)); err == nil {
+		return nil
+	}
+	if err := s.syncNamespace(ctx, t, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	return nil
+}

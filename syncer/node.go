@@ -1,0 +1,141 @@
+package syncer
+
+import (
+	"context"
+	"maps"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+// Virtual nodes: up only. For every super node that runs (or is assigned) a pod of the tenant,
+// the tenant has a Node of the same name whose status mirrors the super node's: addresses,
+// capacity, allocatable, conditions, node info. The syncer refreshes the conditions' heartbeat
+// every heartbeat period, since the tenant has no kubelet, and deletes the Node once none of
+// the tenant's pods uses it. Only Nodes it labelled as virtual are ever deleted.
+
+// labelVirtualNode marks a tenant Node the syncer publishes.
+const labelVirtualNode = ownership.ReservedPrefix + "virtual-node"
+
+// virtualNode is the tenant Node for a super node, with heartbeats at now.
+func virtualNode(super *corev1.Node, now metav1.Time) *corev1.Node {
+	labels := maps.Clone(super.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[labelVirtualNode] = "true"
+	n := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: super.Name, Labels: labels},
+		Spec:       corev1.NodeSpec{Unschedulable: super.Spec.Unschedulable, Taints: super.Spec.Taints},
+		Status: corev1.NodeStatus{
+			Addresses:   super.Status.Addresses,
+			Capacity:    super.Status.Capacity,
+			Allocatable: super.Status.Allocatable,
+			Conditions:  make([]corev1.NodeCondition, len(super.Status.Conditions)),
+			NodeInfo:    super.Status.NodeInfo,
+			Phase:       super.Status.Phase,
+		},
+	}
+	for i, c := range super.Status.Conditions {
+		c.LastHeartbeatTime = now
+		n.Status.Conditions[i] = c
+	}
+	return n
+}
+
+// nodeStatusEqual compares node statuses ignoring condition heartbeats.
+func nodeStatusEqual(a, b corev1.NodeStatus) bool {
+	strip := func(st corev1.NodeStatus) corev1.NodeStatus {
+		st = *st.DeepCopy()
+		for i := range st.Conditions {
+			st.Conditions[i].LastHeartbeatTime = metav1.Time{}
+		}
+		return st
+	}
+	return apiequality.Semantic.DeepEqual(strip(a), strip(b))
+}
+
+// heartbeatAge is how long ago the tenant Node's Ready condition was refreshed.
+func heartbeatAge(n *corev1.Node, now time.Time) time.Duration {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return now.Sub(c.LastHeartbeatTime.Time)
+		}
+	}
+	return time.Duration(1<<63 - 1)
+}
+
+func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
+	tn, hasTenant, err := lookup(t.nodes.Get(name))
+	if err != nil {
+		return err
+	}
+	sn, hasSuper, err := lookup(s.superNodes.Get(name))
+	if err != nil {
+		return err
+	}
+	nodes := t.client.CoreV1().Nodes()
+	if !hasSuper || !s.tenantUsesNode(t.key, name) {
+		if !hasTenant || tn.Labels[labelVirtualNode] != "true" {
+			return nil
+		}
+		klog.FromContext(ctx).V(2).Info("Removing unused virtual node")
+		return ignoreNotFound(nodes.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &tn.UID}}))
+	}
+	now := metav1.NewTime(s.now().Truncate(time.Second))
+	want := virtualNode(sn, now)
+	if !hasTenant {
+		created, err := nodes.Create(ctx, want, metav1.CreateOptions{})
+		if err != nil {
+			return ignoreAlreadyExists(err)
+		}
+		created.Status = want.Status
+		_, err = nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
+		return err
+	}
+	if tn.Labels[labelVirtualNode] != "true" {
+		return nil // a Node the tenant made itself; leave it
+	}
+	if !apiequality.Semantic.DeepEqual(tn.Labels, want.Labels) || !apiequality.Semantic.DeepEqual(tn.Spec.Taints, want.Spec.Taints) ||
+		tn.Spec.Unschedulable != want.Spec.Unschedulable {
+		up := tn.DeepCopy()
+		up.Labels, up.Spec.Taints, up.Spec.Unschedulable = want.Labels, want.Spec.Taints, want.Spec.Unschedulable
+		if tn, err = nodes.Update(ctx, up, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	if nodeStatusEqual(tn.Status, want.Status) && heartbeatAge(tn, s.now()) < s.heartbeatPeriod()/2 {
+		return nil
+	}
+	up := tn.DeepCopy()
+	up.Status = want.Status
+	_, err = nodes.UpdateStatus(ctx, up, metav1.UpdateOptions{})
+	return err
+}
+
+func (s *Syncer) heartbeatPeriod() time.Duration {
+	if s.opts == nil {
+		return 20 * time.Second
+	}
+	return s.opts.HeartbeatPeriod
+}
+
+// heartbeatAll queues every virtual node of every tenant, and every node a tenant uses.
+func (s *Syncer) heartbeatAll(context.Context) {
+	for _, t := range s.servingTenants() {
+		for _, n := range t.index[kindNode].ListKeys() {
+			s.queue.Add(t.key, objKey{Kind: kindNode, Name: n})
+		}
+		for _, k := range s.superIndex[kindPod].ListIndexFuncValues(indexTenantNode) {
+			if node, ok := strings.CutPrefix(k, t.key+"/"); ok {
+				s.queue.Add(t.key, objKey{Kind: kindNode, Name: node})
+			}
+		}
+	}
+}

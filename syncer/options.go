@@ -1,0 +1,109 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Options are the user-facing settings of `vnest syncer`.
+type Options struct {
+	// Kubeconfig of the super cluster; empty means $KUBECONFIG, then in-cluster, then
+	// ~/.kube/config.
+	Kubeconfig string
+	// Workers is how many keys are reconciled at once, across all tenants.
+	Workers int
+	// Resync is the patrol period: every Resync each tenant's objects are compared on both
+	// sides; drift is re-queued and orphans deleted.
+	Resync time.Duration
+	// HeartbeatPeriod is how often virtual nodes' condition heartbeats are refreshed.
+	HeartbeatPeriod time.Duration
+	// MetricsBindAddress serves Prometheus metrics on /metrics; "0" turns it off.
+	MetricsBindAddress string
+	// QPS and Burst bound each client (the super cluster's and every tenant's).
+	QPS   float32
+	Burst int
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	return &Options{
+		Workers:            8,
+		Resync:             time.Minute,
+		HeartbeatPeriod:    20 * time.Second,
+		MetricsBindAddress: "0",
+		QPS:                200,
+		Burst:              400,
+	}
+}
+
+// AddFlags binds the options to fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig of the super cluster (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "Keys reconciled at once, shared fairly by all tenants")
+	fs.DurationVar(&o.Resync, "resync", o.Resync, "Patrol period: compare both sides of every tenant, re-queue drift, delete orphans")
+	fs.DurationVar(&o.HeartbeatPeriod, "node-heartbeat-period", o.HeartbeatPeriod, "How often the heartbeat of virtual nodes in tenants is refreshed")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus /metrics endpoint, e.g. :8080; 0 turns it off")
+	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second of each client (super cluster and every tenant)")
+	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of each client (super cluster and every tenant)")
+}
+
+// Validate reports every invalid option.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Workers < 1 {
+		errs = append(errs, fmt.Errorf("--workers must be at least 1, got %d", o.Workers))
+	}
+	if o.Resync < time.Second {
+		errs = append(errs, fmt.Errorf("--resync must be at least 1s, got %v", o.Resync))
+	}
+	if o.HeartbeatPeriod < time.Second {
+		errs = append(errs, fmt.Errorf("--node-heartbeat-period must be at least 1s, got %v", o.HeartbeatPeriod))
+	}
+	if o.QPS <= 0 || o.Burst < 1 {
+		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %v and %d", o.QPS, o.Burst))
+	}
+	return errors.Join(errs...)
+}
+
+// completedOptions are validated options with the super cluster's client config loaded; only
+// they can make a Syncer, so nothing runs half-configured.
+type completedOptions struct {
+	*Options
+	super *rest.Config
+}
+
+// Complete validates the options and loads the super cluster's client config.
+func (o *Options) Complete() (*completedOptions, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading the super cluster's kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = o.QPS, o.Burst
+	cfg.UserAgent = "vnest-syncer"
+	cfg.WarningHandler = rest.NoWarnings{} // v1 Endpoints is deprecated; the syncer still serves it
+	return &completedOptions{Options: o, super: cfg}, nil
+}
+
+// Run completes the options and runs the syncer until ctx ends.
+func Run(ctx context.Context, o *Options) error {
+	c, err := o.Complete()
+	if err != nil {
+		return err
+	}
+	s, err := New(c)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}

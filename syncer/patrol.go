@@ -1,0 +1,94 @@
+package syncer
+
+import (
+	"context"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// The patrol: every resync period, for every tenant and kind, both sides are listed from the
+// caches and every key found on either side is queued. The reconcilers are level-triggered, so
+// this repairs whatever an event missed (a syncer restart, a dropped watch, a hand edit in the
+// super cluster) and deletes orphans: super objects whose tenant object is gone. The keys whose
+// counterpart is missing, or was made from another incarnation of the tenant object, are counted
+// as drift.
+
+// alwaysSynced are the kinds whose every tenant object has a super counterpart; for the others
+// (scoped Secrets and ConfigMaps, Endpoints of selector-less Services, virtual nodes) a missing
+// counterpart may be right and is not counted as drift.
+var alwaysSynced = map[kind]bool{kindNamespace: true, kindPod: true, kindService: true}
+
+func (s *Syncer) patrolAll(ctx context.Context) {
+	for _, t := range s.servingTenants() {
+		s.patrol(ctx, t)
+	}
+}
+
+// patrol queues every key of tenant t and records the drift it saw.
+func (s *Syncer) patrol(ctx context.Context, t *tenant) {
+	for _, k := range allKinds {
+		drift := 0
+		tenantObjs := map[objKey]metav1.Object{}
+		for _, obj := range t.index[k].List() {
+			m, err := metaOf(obj)
+			if err != nil {
+				continue
+			}
+			key := tenantKey(k, m)
+			tenantObjs[key] = m
+			s.queue.Add(t.key, key)
+		}
+		superSeen := map[objKey]bool{}
+		if idx := s.superIndex[k]; idx != nil {
+			objs, _ := idx.ByIndex(indexTenant, t.key)
+			for _, obj := range objs {
+				m, err := metaOf(obj)
+				if err != nil {
+					continue
+				}
+				key, ok := superKey(k, m, t.key)
+				if !ok {
+					continue
+				}
+				superSeen[key] = true
+				s.queue.Add(t.key, key)
+				tm, exists := tenantObjs[key]
+				if !exists || (mapping.TenantUID(m) != "" && mapping.TenantUID(m) != tm.GetUID()) {
+					drift++
+				}
+			}
+		}
+		if alwaysSynced[k] {
+			for key := range tenantObjs {
+				if !superSeen[key] {
+					drift++
+				}
+			}
+		}
+		s.metrics.patrolDrift(t.key, k, drift)
+		if drift > 0 {
+			klog.FromContext(ctx).V(2).Info("Patrol found drift", "tenant", t.key, "kind", k, "keys", drift)
+		}
+	}
+}
+
+// tenantKey is the queue key of a tenant object.
+func tenantKey(k kind, m metav1.Object) objKey {
+	return objKey{Kind: k, Namespace: m.GetNamespace(), Name: m.GetName()}
+}
+
+// superKey is the queue key of the tenant object a super object belongs to; the tenant
+// namespace comes from the ownership labels.
+func superKey(k kind, m metav1.Object, clusterKey string) (objKey, bool) {
+	ns, ok := mapping.TenantNamespace(m, clusterKey)
+	if !ok {
+		return objKey{}, false
+	}
+	if k == kindNamespace {
+		return objKey{Kind: k, Name: ns}, true
+	}
+	return objKey{Kind: k, Namespace: ns, Name: m.GetName()}, true
+}

@@ -1,0 +1,44 @@
+package syncer
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestPatrol: every key on either side is queued; an orphan super pod and a tenant pod without
+// super pod count as drift.
+func TestPatrol(t *testing.T) {
+	tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}
+	superNS := translateNamespace(tenantNS, testOwner, defaultPolicy)
+	h := newHarness(t,
+		[]object{superNS, MakePod(testSuperNS, "orphan").Owned("uid-orphan").Obj(), MakePod(testSuperNS, "synced").Owned("uid-synced").Obj()},
+		[]object{tenantNS, MakePod("default", "synced").Obj(), MakePod("default", "new").Obj()})
+	h.s.patrol(testContext(t), h.t)
+
+	var got []objKey
+	for h.s.queue.Len(testKey) > 0 {
+		k, _ := h.s.queue.Get()
+		got = append(got, k.Item)
+		h.s.queue.Done(k.Tenant, k.Item)
+	}
+	want := []objKey{
+		{Kind: kindNamespace, Name: "default"},
+		{Kind: kindPod, Namespace: "default", Name: "new"},
+		{Kind: kindPod, Namespace: "default", Name: "orphan"},
+		{Kind: kindPod, Namespace: "default", Name: "synced"},
+	}
+	less := func(a, b objKey) bool { return a.Kind+kind(a.Name) < b.Kind+kind(b.Name) }
+	if diff := cmp.Diff(want, got, cmpSortKeys(less)); diff != "" {
+		t.Errorf("queued keys (-want +got):\n%s", diff)
+	}
+	if d := testutil.ToFloat64(h.s.metrics.drift.WithLabelValues(testKey, string(kindPod))); d != 2 {
+		t.Errorf("pod drift = %v, want 2 (one orphan, one missing)", d)
+	}
+	if d := testutil.ToFloat64(h.s.metrics.drift.WithLabelValues(testKey, string(kindNamespace))); d != 0 {
+		t.Errorf("namespace drift = %v, want 0", d)
+	}
+}

@@ -1,0 +1,319 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// Pods.
+//
+// Down: the tenant pod's spec, translated (translatePod), created in the super namespace with
+// nodeName empty so the super cluster's scheduler places it. Later changes propagate for the
+// fields a pod may change: labels, annotations, container images.
+//
+// Up: once the super pod is scheduled, the tenant pod is bound to the same node through the
+// tenant's pods/binding subresource (after its virtual node exists); its status mirrors the
+// super pod's.
+//
+// Deletion: a terminating tenant pod deletes the super pod with the same grace period (UID
+// precondition); when the super pod is gone the syncer finishes the tenant pod's deletion, as
+// a kubelet would. A super pod that disappears under a running tenant pod (deleted by hand,
+// evicted) makes the syncer delete the tenant pod, so the tenant's controller replaces it: a
+// bound pod cannot move to another node, so the syncer never recreates the super pod of a pod
+// that ran. A finished (Succeeded/Failed) tenant pod is left as it is.
+
+// kubeAPIAccessPrefix starts the name of the projected service-account token volume the
+// tenant's admission adds. Its token is for the tenant apiserver and the super kubelet cannot
+// mint it, so it is dropped; a later change mounts tenant tokens.
+const kubeAPIAccessPrefix = "kube-api-access-"
+
+// Index names of the tenant pod indexer: the ConfigMaps and Secrets pods use, as "ns/name".
+const (
+	indexPodConfigMaps = "configMaps"
+	indexPodSecrets    = "secrets"
+)
+
+var podReferenceIndexers = cache.Indexers{
+	indexPodConfigMaps: func(obj any) ([]string, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return nil, nil
+		}
+		cms, _ := podReferences(p)
+		return namespaced(p.Namespace, cms), nil
+	},
+	indexPodSecrets: func(obj any) ([]string, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			return nil, nil
+		}
+		_, secrets := podReferences(p)
+		return namespaced(p.Namespace, secrets), nil
+	},
+}
+
+func namespaced(ns string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = ns + "/" + n
+	}
+	return out
+}
+
+// podReferences lists the ConfigMaps and Secrets a pod uses once translated: volumes
+// (including projected sources), env and envFrom of all containers, image pull secrets. The
+// dropped service-account token volume does not count. Sorted, without duplicates.
+func podReferences(p *corev1.Pod) (configMaps, secrets []string) {
+	cm, sec := map[string]struct{}{}, map[string]struct{}{}
+	for _, v := range p.Spec.Volumes {
+		if isServiceAccountTokenVolume(v) {
+			continue
+		}
+		switch {
+		case v.ConfigMap != nil:
+			cm[v.ConfigMap.Name] = struct{}{}
+		case v.Secret != nil:
+			sec[v.Secret.SecretName] = struct{}{}
+		case v.Projected != nil:
+			for _, src := range v.Projected.Sources {
+				if src.ConfigMap != nil {
+					cm[src.ConfigMap.Name] = struct{}{}
+				}
+				if src.Secret != nil {
+					sec[src.Secret.Name] = struct{}{}
+				}
+			}
+		}
+	}
+	containers := slices.Concat(p.Spec.InitContainers, p.Spec.Containers)
+	for _, c := range containers {
+		for _, e := range c.EnvFrom {
+			if e.ConfigMapRef != nil {
+				cm[e.ConfigMapRef.Name] = struct{}{}
+			}
+			if e.SecretRef != nil {
+				sec[e.SecretRef.Name] = struct{}{}
+			}
+		}
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				continue
+			}
+			if r := e.ValueFrom.ConfigMapKeyRef; r != nil {
+				cm[r.Name] = struct{}{}
+			}
+			if r := e.ValueFrom.SecretKeyRef; r != nil {
+				sec[r.Name] = struct{}{}
+			}
+		}
+	}
+	for _, r := range p.Spec.ImagePullSecrets {
+		sec[r.Name] = struct{}{}
+	}
+	delete(cm, "")
+	delete(sec, "")
+	return slices.Sorted(maps.Keys(cm)), slices.Sorted(maps.Keys(sec))
+}
+
+// isServiceAccountTokenVolume reports whether v is the tenant admission's kube-api-access
+// projected volume.
+func isServiceAccountTokenVolume(v corev1.Volume) bool {
+	if !strings.HasPrefix(v.Name, kubeAPIAccessPrefix) || v.Projected == nil {
+		return false
+	}
+	return slices.ContainsFunc(v.Projected.Sources, func(s corev1.VolumeProjection) bool { return s.ServiceAccountToken != nil })
+}
+
+// translatePod is the super pod for a tenant pod: same name in the super namespace, stamped
+// metadata, and a spec the super cluster can run and schedule itself.
+func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec) *corev1.Pod {
+	spec := p.Spec.DeepCopy()
+
+	// The tenant's token volume and service account mean nothing in the super cluster; the
+	// super cluster's own token must never be mounted either.
+	dropped := map[string]bool{}
+	spec.Volumes = slices.DeleteFunc(spec.Volumes, func(v corev1.Volume) bool {
+		drop := isServiceAccountTokenVolume(v)
+		dropped[v.Name] = drop
+		return drop
+	})
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			cs[i].VolumeMounts = slices.DeleteFunc(cs[i].VolumeMounts, func(m corev1.VolumeMount) bool { return dropped[m.Name] })
+		}
+	}
+	spec.EphemeralContainers = nil // added only through their subresource
+	spec.ServiceAccountName = ""
+	spec.DeprecatedServiceAccount = ""
+	spec.AutomountServiceAccountToken = ptr.To(false)
+	// The super scheduler places the pod, unless the tenant named a node itself (virtual
+	// node names are super node names).
+	spec.SchedulerName = ""
+	// Priority classes are the super cluster's; the tenant's resolved priority would be
+	// rejected by the super cluster's admission.
+	spec.Priority = nil
+	spec.PriorityClassName = ""
+	spec.PreemptionPolicy = nil
+	// Service links would inject the super namespace's services; tenant services come later.
+	spec.EnableServiceLinks = ptr.To(false)
+
+	if len(policy.NodeSelector) > 0 {
+		if spec.NodeSelector == nil {
+			spec.NodeSelector = map[string]string{}
+		}
+		maps.Copy(spec.NodeSelector, policy.NodeSelector) // the policy wins
+	}
+	for _, tol := range policy.Tolerations {
+		if !slices.ContainsFunc(spec.Tolerations, func(x corev1.Toleration) bool { return x.MatchToleration(&tol) }) {
+			spec.Tolerations = append(spec.Tolerations, tol)
+		}
+	}
+	return &corev1.Pod{ObjectMeta: mapping.SuperMeta(p, owner), Spec: *spec}
+}
+
+// podDownEqual compares what the down sync updates on an existing super pod.
+func podDownEqual(desired, existing *corev1.Pod) bool {
+	return stampedMetaEqual(desired, existing) && slices.Equal(images(desired), images(existing))
+}
+
+// mergePod writes desired's labels, annotations and images into a copy of existing; the other
+// spec fields of a pod are immutable.
+func mergePod(desired, existing *corev1.Pod) *corev1.Pod {
+	out := existing.DeepCopy()
+	mergeMeta(desired, out)
+	for i := range out.Spec.InitContainers {
+		if i < len(desired.Spec.InitContainers) {
+			out.Spec.InitContainers[i].Image = desired.Spec.InitContainers[i].Image
+		}
+	}
+	for i := range out.Spec.Containers {
+		if i < len(desired.Spec.Containers) {
+			out.Spec.Containers[i].Image = desired.Spec.Containers[i].Image
+		}
+	}
+	return out
+}
+
+func images(p *corev1.Pod) []string {
+	var out []string
+	for _, c := range slices.Concat(p.Spec.InitContainers, p.Spec.Containers) {
+		out = append(out, c.Image)
+	}
+	return out
+}
+
+var podDown = down[*corev1.Pod]{
+	kind: kindPod,
+	translate: func(t *tenant, p *corev1.Pod) *corev1.Pod {
+		return translatePod(p, t.owner, t.settings.Load().policy)
+	},
+	equal: podDownEqual,
+	merge: mergePod,
+}
+
+// podStatusUp is the status the tenant pod should have for a super pod: the super pod's, which
+// the tenant's controllers read (phase, conditions, IPs, container states, start time).
+func podStatusUp(super *corev1.Pod) corev1.PodStatus {
+	st := *super.Status.DeepCopy()
+	st.NominatedNodeName = "" // a super-cluster scheduling detail
+	return st
+}
+
+// ranInSuper reports whether a tenant pod has run from a super pod: it is bound and its status
+// came up from the super cluster. Such a pod is never created again in the super cluster.
+func ranInSuper(p *corev1.Pod) bool {
+	return p.Spec.NodeName != "" && p.Status.HostIP != ""
+}
+
+func podTerminal(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+}
+
+func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error {
+	tp, hasTenant, err := lookup(t.pods.Pods(ns).Get(name))
+	if err != nil {
+		return err
+	}
+	superNS := mapping.SuperNamespace(t.key, ns)
+	sp, hasSuper, err := lookup(s.superPods.Pods(superNS).Get(name))
+	if err != nil {
+		return err
+	}
+	w := s.super.CoreV1().Pods(superNS)
+	st := state[*corev1.Pod]{tenantNS: ns, tenant: tp, hasTenant: hasTenant, super: sp, hasSuper: hasSuper}
+	if hasSuper && guard(t, ns, sp) != nil {
+		return podDown.sync(ctx, s, t, w, st) // records the event, writes nothing
+	}
+	sameUID := hasTenant && hasSuper && mapping.TenantUID(sp) == tp.UID
+	switch {
+	case hasTenant && tp.DeletionTimestamp != nil:
+		if sameUID {
+			if sp.DeletionTimestamp == nil {
+				return deleteSuper(ctx, t, w, ns, sp, tp.DeletionGracePeriodSeconds)
+			}
+			return s.podUp(ctx, t, tp, sp)
+		}
+		if hasSuper { // an older incarnation's super pod
+			return podDown.sync(ctx, s, t, w, st)
+		}
+		return s.finishTenantPodDeletion(ctx, t, tp)
+	case hasTenant && !hasSuper && ranInSuper(tp):
+		if podTerminal(tp) {
+			return nil // finished; its super pod is history
+		}
+		klog.FromContext(ctx).Info("Super pod is gone; deleting the tenant pod so its controller replaces it")
+		return s.finishTenantPodDeletion(ctx, t, tp)
+	}
+	if err := podDown.sync(ctx, s, t, w, st); err != nil || !sameUID {
+		return err
+	}
+	return s.podUp(ctx, t, tp, sp)
+}
+
+// podUp binds the tenant pod to the super pod's node and copies the status up.
+func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error {
+	if sp.Spec.NodeName != "" && tp.Spec.NodeName == "" && tp.DeletionTimestamp == nil {
+		if err := s.syncNode(ctx, t, sp.Spec.NodeName); err != nil {
+			return fmt.Errorf("publishing virtual node %s: %w", sp.Spec.NodeName, err)
+		}
+		binding := &corev1.Binding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tp.Namespace, Name: tp.Name, UID: tp.UID},
+			Target:     corev1.ObjectReference{Kind: "Node", Name: sp.Spec.NodeName},
+		}
+		if err := t.client.CoreV1().Pods(tp.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("binding the tenant pod to %s: %w", sp.Spec.NodeName, err)
+		}
+		return nil // the tenant pod's update event brings the status round
+	}
+	want := podStatusUp(sp)
+	if apiequality.Semantic.DeepEqual(tp.Status, want) {
+		return nil
+	}
+	up := tp.DeepCopy()
+	up.Status = want
+	_, err := t.client.CoreV1().Pods(tp.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+	return err
+}
+
+// finishTenantPodDeletion removes the tenant pod at once (grace 0, UID precondition): the
+// container is gone in the super cluster, as a kubelet confirms.
+func (s *Syncer) finishTenantPodDeletion(ctx context.Context, t *tenant, tp *corev1.Pod) error {
+	err := t.client.CoreV1().Pods(tp.Namespace).Delete(ctx, tp.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: ptr.To[int64](0),
+		Preconditions:      &metav1.Preconditions{UID: &tp.UID},
+	})
+	return ignoreNotFound(err)
+}

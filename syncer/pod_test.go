@@ -1,0 +1,250 @@
+package syncer
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// tokenVolume is what the tenant's ServiceAccount admission adds to every pod.
+func tokenVolume() corev1.Volume {
+	return corev1.Volume{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+		Sources: []corev1.VolumeProjection{
+			{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "token"}},
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "kube-root-ca.crt"}}},
+		},
+	}}}
+}
+
+func TestTranslatePod(t *testing.T) {
+	admitted := func() *corev1.Pod {
+		p := MakePod("default", "web").Label("app", "web").Label(ownership.LabelClusterKey, "forged").Obj()
+		p.OwnerReferences = []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-1"}}
+		p.ResourceVersion = "7"
+		p.Spec.Volumes = []corev1.Volume{tokenVolume(), {Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		p.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "kube-api-access-abcde", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"}, {Name: "data", MountPath: "/data"}}
+		p.Spec.ServiceAccountName, p.Spec.DeprecatedServiceAccount = "default", "default"
+		p.Spec.SchedulerName = "default-scheduler"
+		p.Spec.Priority, p.Spec.PriorityClassName = ptr.To[int32](1000), "high"
+		p.Spec.PreemptionPolicy = ptr.To(corev1.PreemptLowerPriority)
+		p.Spec.NodeSelector = map[string]string{"disk": "ssd", "zone": "tenant-choice"}
+		p.Spec.Tolerations = []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+		p.Status.Phase = corev1.PodPending
+		return p
+	}
+	policy := v1alpha1.PolicySpec{
+		NodeSelector: map[string]string{"zone": "tenants"},
+		Tolerations: []corev1.Toleration{
+			{Key: "tenants", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+			{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+		},
+	}
+	wantMeta := metav1.ObjectMeta{
+		Namespace: testSuperNS, Name: "web",
+		Labels:      map[string]string{"app": "web", ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"},
+		Annotations: map[string]string{ownership.AnnotationTenantUID: "uid-web", ownership.AnnotationVirtualCluster: "default/demo"},
+	}
+	cases := map[string]struct {
+		pod    *corev1.Pod
+		policy v1alpha1.PolicySpec
+		want   *corev1.Pod
+	}{
+		"minimal pod": {
+			pod: MakePod("default", "web").Obj(),
+			want: &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web",
+					Labels:      map[string]string{ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"},
+					Annotations: wantMeta.Annotations},
+				Spec: corev1.PodSpec{
+					Containers:                   []corev1.Container{{Name: "main", Image: "vnest.local/busybox:1"}},
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+				},
+			},
+		},
+		"admitted pod with policy": {
+			pod:    admitted(),
+			policy: policy,
+			want: &corev1.Pod{
+				ObjectMeta: wantMeta,
+				Spec: corev1.PodSpec{
+					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+					Containers: []corev1.Container{{Name: "main", Image: "vnest.local/busybox:1",
+						VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+					NodeSelector:                 map[string]string{"disk": "ssd", "zone": "tenants"},
+					Tolerations: []corev1.Toleration{
+						{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute},
+						{Key: "tenants", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule},
+					},
+				},
+			},
+		},
+		"node chosen by the tenant is kept": {
+			pod: MakePod("default", "web").Node("node-1").Obj(),
+			want: &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web",
+					Labels:      map[string]string{ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"},
+					Annotations: wantMeta.Annotations},
+				Spec: corev1.PodSpec{
+					NodeName:                     "node-1",
+					Containers:                   []corev1.Container{{Name: "main", Image: "vnest.local/busybox:1"}},
+					AutomountServiceAccountToken: ptr.To(false),
+					EnableServiceLinks:           ptr.To(false),
+				},
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			in := tc.pod.DeepCopy()
+			got := translatePod(tc.pod, testOwner, tc.policy)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("translatePod (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(in, tc.pod); diff != "" {
+				t.Errorf("translatePod changed its input (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPodReferences(t *testing.T) {
+	p := MakePod("default", "web").Obj()
+	p.Spec.Volumes = []corev1.Volume{
+		tokenVolume(),
+		{Name: "a", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-vol"}}}},
+		{Name: "b", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "sec-vol"}}},
+		{Name: "c", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-proj"}}},
+			{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "sec-proj"}}},
+		}}}},
+	}
+	p.Spec.InitContainers = []corev1.Container{{Name: "init", EnvFrom: []corev1.EnvFromSource{
+		{ConfigMapRef: &corev1.ConfigMapEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-envfrom"}}},
+		{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "sec-envfrom"}}},
+	}}}
+	p.Spec.Containers[0].Env = []corev1.EnvVar{
+		{Name: "A", ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "cm-env"}, Key: "k"}}},
+		{Name: "B", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "sec-env"}, Key: "k"}}},
+		{Name: "C", Value: "plain"},
+	}
+	p.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}, {Name: "sec-vol"}}
+	cms, secrets := podReferences(p)
+	if diff := cmp.Diff([]string{"cm-env", "cm-envfrom", "cm-proj", "cm-vol"}, cms); diff != "" {
+		t.Errorf("configmaps (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"pull", "sec-env", "sec-envfrom", "sec-proj", "sec-vol"}, secrets); diff != "" {
+		t.Errorf("secrets (-want +got):\n%s", diff)
+	}
+}
+
+func TestPodStatusUp(t *testing.T) {
+	super := MakePod(testSuperNS, "web").Phase(corev1.PodRunning).HostIP("10.0.0.1").Obj()
+	super.Status.PodIP = "10.244.0.5"
+	super.Status.PodIPs = []corev1.PodIP{{IP: "10.244.0.5"}}
+	super.Status.NominatedNodeName = "n"
+	super.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	want := super.Status.DeepCopy()
+	want.NominatedNodeName = ""
+	if diff := cmp.Diff(*want, podStatusUp(super)); diff != "" {
+		t.Errorf("podStatusUp (-want +got):\n%s", diff)
+	}
+}
+
+// TestSyncPod walks the pod life cycle through syncPod and checks the writes on both sides.
+func TestSyncPod(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Status: corev1.NodeStatus{
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	superNS := &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, testOwner)}
+	tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	running := MakePod(testSuperNS, "web").Owned("uid-web").Node("node-1").Phase(corev1.PodRunning).HostIP("10.0.0.1").Obj()
+	cases := map[string]struct {
+		super, tenant         []object
+		wantSuper, wantTenant []string
+	}{
+		"new tenant pod is created in the super cluster": {
+			super:     []object{superNS},
+			tenant:    []object{tenantNS, MakePod("default", "web").Obj()},
+			wantSuper: []string{"create pods demo-5c9a8459-default/web"},
+		},
+		"first pod of a namespace creates the super namespace": {
+			tenant:    []object{tenantNS, MakePod("default", "web").Obj()},
+			wantSuper: []string{"create namespaces /demo-5c9a8459-default", "create pods demo-5c9a8459-default/web"},
+		},
+		"scheduled super pod binds the tenant pod after publishing the node": {
+			super:      []object{superNS, node, running},
+			tenant:     []object{tenantNS, MakePod("default", "web").Obj()},
+			wantTenant: []string{"create nodes /node-1", "create pods/binding default/web", "update nodes/status /node-1"},
+		},
+		"bound tenant pod gets the super status": {
+			super:      []object{superNS, node, running},
+			tenant:     []object{tenantNS, MakePod("default", "web").Node("node-1").Obj()},
+			wantTenant: []string{"update pods/status default/web"},
+		},
+		"in sync: nothing to write": {
+			super: []object{superNS, node, running},
+			tenant: []object{tenantNS, func() *corev1.Pod {
+				p := MakePod("default", "web").Node("node-1").Obj()
+				p.Status = running.Status
+				return p
+			}()},
+		},
+		"changed image goes down": {
+			super:     []object{superNS, MakePod(testSuperNS, "web").Owned("uid-web").Obj()},
+			tenant:    []object{tenantNS, MakePod("default", "web").Image("vnest.local/busybox:2").Obj()},
+			wantSuper: []string{"update pods demo-5c9a8459-default/web"},
+		},
+		"terminating tenant pod deletes the super pod": {
+			super:     []object{superNS, running},
+			tenant:    []object{tenantNS, MakePod("default", "web").Node("node-1").Terminating(5).Obj()},
+			wantSuper: []string{"delete pods demo-5c9a8459-default/web"},
+		},
+		"terminating tenant pod without super pod is finished": {
+			super:      []object{superNS},
+			tenant:     []object{tenantNS, MakePod("default", "web").Node("node-1").Terminating(5).Obj()},
+			wantTenant: []string{"delete pods default/web"},
+		},
+		"lost super pod: the tenant pod is deleted for its controller to replace": {
+			super:      []object{superNS},
+			tenant:     []object{tenantNS, MakePod("default", "web").Node("node-1").Phase(corev1.PodRunning).HostIP("10.0.0.1").Obj()},
+			wantTenant: []string{"delete pods default/web"},
+		},
+		"finished tenant pod is not run again": {
+			super:  []object{superNS},
+			tenant: []object{tenantNS, MakePod("default", "web").Node("node-1").Phase(corev1.PodSucceeded).HostIP("10.0.0.1").Obj()},
+		},
+		"orphan super pod is deleted": {
+			super:     []object{superNS, running},
+			tenant:    []object{tenantNS},
+			wantSuper: []string{"delete pods demo-5c9a8459-default/web"},
+		},
+		"super pod of an earlier tenant pod is replaced": {
+			super:     []object{superNS, running},
+			tenant:    []object{tenantNS, MakePod("default", "web").UID("uid-new").Obj()},
+			wantSuper: []string{"delete pods demo-5c9a8459-default/web"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, tc.super, tc.tenant)
+			if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatalf("syncPod: %v", err)
+			}
+			if diff := cmp.Diff(tc.wantSuper, writes(h.super)); diff != "" {
+				t.Errorf("super writes (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantTenant, writes(h.tenantCS)); diff != "" {
+				t.Errorf("tenant writes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,106 @@
+package syncer
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+// TestForeignSuperObjectsAreNeverWritten: a super object with the name a tenant object maps to,
+// but ownership that is not this tenant's (none, another tenant's, another tenant namespace's),
+// is never created over, updated or deleted, and the tenant object gets an event. Each case
+// differs from what the syncer would write, so without the ownership check (guard) the syncer
+// would update or delete it and the test fails.
+func TestForeignSuperObjectsAreNeverWritten(t *testing.T) {
+	tenantPod := MakePod("default", "web").Label("app", "web").Obj()
+	cases := map[string]struct {
+		super     object
+		tenant    []object
+		wantEvent bool
+	}{
+		"unlabelled pod": {
+			super:  MakePod(testSuperNS, "web").Obj(),
+			tenant: []object{tenantPod}, wantEvent: true,
+		},
+		"another tenant's pod": {
+			super: MakePod(testSuperNS, "web").Label(ownership.LabelClusterKey, "other-00000000").
+				Label(ownership.LabelTenantNamespace, "default").Annotation(ownership.AnnotationTenantUID, "uid-web").Obj(),
+			tenant: []object{tenantPod}, wantEvent: true,
+		},
+		"another tenant namespace's pod": {
+			super: MakePod(testSuperNS, "web").Label(ownership.LabelClusterKey, testKey).
+				Label(ownership.LabelTenantNamespace, "other").Annotation(ownership.AnnotationTenantUID, "uid-web").Obj(),
+			tenant: []object{tenantPod}, wantEvent: true,
+		},
+		"foreign pod, tenant pod gone (would be an orphan)": {
+			super: MakePod(testSuperNS, "web").Label(ownership.LabelClusterKey, "other-00000000").
+				Label(ownership.LabelTenantNamespace, "default").Obj(),
+		},
+		"foreign pod, tenant pod terminating": {
+			super:  MakePod(testSuperNS, "web").Label(ownership.LabelClusterKey, "other-00000000").Obj(),
+			tenant: []object{MakePod("default", "web").Terminating(30).Obj()}, wantEvent: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, []object{tc.super}, tc.tenant)
+			if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatalf("syncPod: %v", err)
+			}
+			if got := writes(h.super); len(got) > 0 {
+				t.Errorf("the syncer wrote a foreign super object: %v", got)
+			}
+			if got := writes(h.tenantCS); len(got) > 0 {
+				t.Errorf("the syncer wrote the tenant: %v", got)
+			}
+			ev := events(h.recorder)
+			if tc.wantEvent != (len(ev) == 1 && strings.Contains(ev[0], "is not owned by this tenant")) {
+				t.Errorf("events = %q, want an event: %v", ev, tc.wantEvent)
+			}
+		})
+	}
+}
+
+// TestForeignObjectInvisibleToTheCache: the super caches hold only labelled objects, so a
+// foreign ConfigMap is found only when the create fails; it must not be updated after that.
+func TestForeignObjectInvisibleToTheCache(t *testing.T) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cfg", UID: "uid-cfg"}, Data: map[string]string{"a": "tenant"}}
+	h := newHarness(t, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS, Labels: map[string]string{
+		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}}}}, []object{cm})
+	h.t.settings.Store(&settings{syncAll: true})
+	foreign := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "cfg"}, Data: map[string]string{"a": "super"}}
+	if err := h.super.Tracker().Add(foreign); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.syncConfigMap(testContext(t), h.t, "default", "cfg"); err != nil {
+		t.Fatalf("syncConfigMap: %v", err)
+	}
+	if diff := cmp.Diff([]string{"create configmaps demo-5c9a8459-default/cfg"}, writes(h.super)); diff != "" {
+		t.Errorf("super writes (-want +got):\n%s", diff)
+	}
+	live, _ := h.super.CoreV1().ConfigMaps(testSuperNS).Get(t.Context(), "cfg", metav1.GetOptions{})
+	if live.Data["a"] != "super" || len(live.Labels) != 0 {
+		t.Errorf("foreign ConfigMap changed: %+v", live)
+	}
+	if ev := events(h.recorder); len(ev) != 1 {
+		t.Errorf("events = %q, want one", ev)
+	}
+}
+
+// TestOwnedSuperObjectIsUpdated is the control: the same setup with the tenant's ownership is
+// updated, so the cases above pass because of the ownership check, not because nothing writes.
+func TestOwnedSuperObjectIsUpdated(t *testing.T) {
+	super := MakePod(testSuperNS, "web").Owned("uid-web").Obj()
+	h := newHarness(t, []object{super}, []object{MakePod("default", "web").Label("app", "web").Obj()})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+		t.Fatalf("syncPod: %v", err)
+	}
+	if diff := cmp.Diff([]string{"update pods demo-5c9a8459-default/web"}, writes(h.super)); diff != "" {
+		t.Errorf("super writes (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,391 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+	"github.com/vnest-dev/vnest/syncer/fairqueue"
+)
+
+// kind names a synced kind; it is part of every queue key and a metrics label.
+type kind string
+
+const (
+	kindNamespace kind = "Namespace"
+	kindConfigMap kind = "ConfigMap"
+	kindSecret    kind = "Secret"
+	kindPod       kind = "Pod"
+	kindService   kind = "Service"
+	kindEndpoints kind = "Endpoints"
+	kindNode      kind = "Node"
+)
+
+// allKinds in the order a new tenant's objects are queued: namespaces first, so that the
+// objects in them rarely wait for their namespace.
+var allKinds = []kind{kindNamespace, kindConfigMap, kindSecret, kindService, kindEndpoints, kindPod, kindNode}
+
+// objKey is one unit of work within a tenant: a tenant object by kind, tenant namespace and
+// name (namespace empty for namespaces and nodes, whose name is the name).
+type objKey struct {
+	Kind      kind
+	Namespace string
+	Name      string
+}
+
+const (
+	// indexTenant indexes super objects by the cluster key in their ownership label.
+	indexTenant = "tenant"
+	// indexTenantNode indexes super pods by "<cluster key>/<node name>".
+	indexTenantNode = "tenantNode"
+)
+
+// Syncer serves all tenants of one super cluster. Make it with New, start it with Run.
+type Syncer struct {
+	opts  *completedOptions
+	super kubernetes.Interface
+	dyn   dynamic.Interface
+
+	superFactory informers.SharedInformerFactory // objects with an ownership label
+	nodeFactory  informers.SharedInformerFactory // super nodes, unfiltered
+	superNS      corelisters.NamespaceLister
+	superPods    corelisters.PodLister
+	superCMs     corelisters.ConfigMapLister
+	superSecrets corelisters.SecretLister
+	superSvcs    corelisters.ServiceLister
+	superEps     corelisters.EndpointsLister
+	superNodes   corelisters.NodeLister
+	superIndex   map[kind]cache.Indexer
+	vcLister     cache.Indexer
+
+	queue   *fairqueue.Queue[objKey]
+	metrics *metrics
+
+	mu      sync.RWMutex
+	tenants map[string]*tenant // by cluster key; only tenants whose informers have synced
+	vcs     map[string]*tenant // by VirtualCluster "<namespace>/<name>", also while starting
+	vcQueue workqueue.TypedRateLimitingInterface[string]
+
+	now func() time.Time
+}
+
+// New builds a Syncer from completed options. It starts nothing.
+func New(c *completedOptions) (*Syncer, error) {
+	super, err := kubernetes.NewForConfig(c.super)
+	if err != nil {
+		return nil, fmt.Errorf("super cluster client: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(c.super)
+	if err != nil {
+		return nil, fmt.Errorf("super cluster dynamic client: %w", err)
+	}
+	s := newSyncer(super, newMetrics(ctrlmetrics.Registry))
+	s.opts = c
+	s.dyn = dyn
+	return s, nil
+}
+
+// newSyncer wires the super-cluster informers and listers of client; tests call it with a fake.
+func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
+	owned := informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ownership.LabelClusterKey })
+	f := informers.NewSharedInformerFactoryWithOptions(super, 0, owned)
+	s := &Syncer{
+		super:        super,
+		superFactory: f,
+		nodeFactory:  informers.NewSharedInformerFactory(super, 0),
+		queue:        fairqueue.New[objKey](10*time.Millisecond, time.Minute),
+		metrics:      m,
+		tenants:      map[string]*tenant{},
+		vcs:          map[string]*tenant{},
+		vcQueue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "virtualclusters"}),
+		now: time.Now,
+	}
+	byTenant := cache.Indexers{indexTenant: func(obj any) ([]string, error) {
+		m, err := metaOf(obj)
+		if err != nil {
+			return nil, err
+		}
+		return []string{m.GetLabels()[ownership.LabelClusterKey]}, nil
+	}}
+	podIndexers := cache.Indexers{indexTenant: byTenant[indexTenant], indexTenantNode: func(obj any) ([]string, error) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Spec.NodeName == "" {
+			return nil, nil
+		}
+		return []string{p.Labels[ownership.LabelClusterKey] + "/" + p.Spec.NodeName}, nil
+	}}
+	core := f.Core().V1()
+	infs := map[kind]cache.SharedIndexInformer{
+		kindNamespace: core.Namespaces().Informer(),
+		kindConfigMap: core.ConfigMaps().Informer(),
+		kindSecret:    core.Secrets().Informer(),
+		kindPod:       core.Pods().Informer(),
+		kindService:   core.Services().Informer(),
+		kindEndpoints: core.Endpoints().Informer(),
+	}
+	s.superIndex = map[kind]cache.Indexer{}
+	for k, inf := range infs {
+		idx := byTenant
+		if k == kindPod {
+			idx = podIndexers
+		}
+		utilruntime.Must(inf.AddIndexers(idx))
+		s.superIndex[k] = inf.GetIndexer()
+		_, _ = inf.AddEventHandler(s.superHandler(k))
+	}
+	s.superNS, s.superPods, s.superCMs = core.Namespaces().Lister(), core.Pods().Lister(), core.ConfigMaps().Lister()
+	s.superSecrets, s.superSvcs, s.superEps = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister()
+	nodes := s.nodeFactory.Core().V1().Nodes()
+	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) { s.enqueueNodeUsers(obj) },
+		DeleteFunc: s.enqueueNodeUsers,
+	})
+	s.superNodes = nodes.Lister()
+	return s
+}
+
+// Run starts the informers, the workers, the patrol and the VirtualCluster watch, and blocks
+// until ctx ends. It returns an error only when it cannot start.
+func (s *Syncer) Run(ctx context.Context) error {
+	logger := klog.FromContext(ctx)
+	defer utilruntime.HandleCrash()
+	defer s.queue.ShutDown()
+	defer s.vcQueue.ShutDown()
+
+	if err := s.serveMetrics(ctx); err != nil {
+		return err
+	}
+	vcInformer := s.newVirtualClusterInformer()
+	s.superFactory.Start(ctx.Done())
+	s.nodeFactory.Start(ctx.Done())
+	go vcInformer.Run(ctx.Done())
+	logger.Info("Waiting for super cluster caches")
+	for _, synced := range []map[any]bool{toAny(s.superFactory.WaitForCacheSync(ctx.Done())), toAny(s.nodeFactory.WaitForCacheSync(ctx.Done()))} {
+		for typ, ok := range synced {
+			if !ok {
+				return fmt.Errorf("super cluster cache for %v did not sync", typ)
+			}
+		}
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), vcInformer.HasSynced) {
+		return errors.New("VirtualCluster cache did not sync")
+	}
+
+	var wg sync.WaitGroup
+	for range s.opts.Workers {
+		wg.Go(func() { s.runWorker(ctx) })
+	}
+	wg.Go(func() { wait.UntilWithContext(ctx, s.runVirtualClusterWorker, time.Second) })
+	wg.Go(func() { wait.UntilWithContext(ctx, s.patrolAll, s.opts.Resync) })
+	wg.Go(func() { wait.UntilWithContext(ctx, s.heartbeatAll, s.opts.HeartbeatPeriod) })
+	wg.Go(func() { wait.UntilWithContext(ctx, s.updateQueueDepth, 5*time.Second) })
+	logger.Info("Syncer running", "workers", s.opts.Workers, "resync", s.opts.Resync)
+	<-ctx.Done()
+	s.queue.ShutDown()
+	s.vcQueue.ShutDown()
+	s.stopAllTenants(ctx)
+	wg.Wait()
+	logger.Info("Syncer stopped")
+	return nil
+}
+
+func toAny[K comparable](m map[K]bool) map[any]bool {
+	out := make(map[any]bool, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// serveMetrics serves /metrics and /healthz on the metrics address unless it is "0".
+func (s *Syncer) serveMetrics(ctx context.Context) error {
+	addr := s.opts.MetricsBindAddress
+	if addr == "" || addr == "0" {
+		return nil
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving metrics on %s: %w", addr, err)
+	case <-time.After(100 * time.Millisecond):
+		return nil
+	}
+}
+
+// runWorker reconciles keys from the fair queue until it shuts down.
+func (s *Syncer) runWorker(ctx context.Context) {
+	for {
+		k, shutdown := s.queue.Get()
+		if shutdown {
+			return
+		}
+		s.process(ctx, k.Tenant, k.Item)
+		s.queue.Done(k.Tenant, k.Item)
+	}
+}
+
+func (s *Syncer) process(ctx context.Context, clusterKey string, key objKey) {
+	t := s.tenant(clusterKey)
+	if t == nil {
+		return
+	}
+	logger := klog.FromContext(ctx).WithValues("tenant", clusterKey, "kind", key.Kind, "object", klog.KRef(key.Namespace, key.Name))
+	ctx = klog.NewContext(ctx, logger)
+	start := s.now()
+	err := s.reconcile(ctx, t, key)
+	s.metrics.observe(clusterKey, key.Kind, s.now().Sub(start), err)
+	if err != nil {
+		logger.V(2).Info("Sync failed; retrying", "err", err)
+		s.queue.AddRateLimited(clusterKey, key)
+		return
+	}
+	s.queue.Forget(clusterKey, key)
+}
+
+// reconcile dispatches a key to its kind.
+func (s *Syncer) reconcile(ctx context.Context, t *tenant, key objKey) error {
+	switch key.Kind {
+	case kindNamespace:
+		return s.syncNamespace(ctx, t, key.Name)
+	case kindConfigMap:
+		return s.syncConfigMap(ctx, t, key.Namespace, key.Name)
+	case kindSecret:
+		return s.syncSecret(ctx, t, key.Namespace, key.Name)
+	case kindPod:
+		return s.syncPod(ctx, t, key.Namespace, key.Name)
+	case kindService:
+		return s.syncService(ctx, t, key.Namespace, key.Name)
+	case kindEndpoints:
+		return s.syncEndpoints(ctx, t, key.Namespace, key.Name)
+	case kindNode:
+		return s.syncNode(ctx, t, key.Name)
+	}
+	return fmt.Errorf("unknown kind %q", key.Kind)
+}
+
+// tenant returns the serving tenant with clusterKey, or nil.
+func (s *Syncer) tenant(clusterKey string) *tenant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.tenants[clusterKey]
+}
+
+func (s *Syncer) servingTenants() []*tenant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*tenant, 0, len(s.tenants))
+	for _, t := range s.tenants {
+		out = append(out, t)
+	}
+	return out
+}
+
+// enqueue queues key for the tenant with clusterKey if the syncer serves it.
+func (s *Syncer) enqueue(clusterKey string, key objKey) {
+	if s.tenant(clusterKey) == nil {
+		return
+	}
+	s.queue.Add(clusterKey, key)
+}
+
+// superHandler maps events of owned super objects to the keys of their tenant objects. The
+// mapping reads the ownership labels only.
+func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
+	handle := func(obj any) {
+		m, err := metaOf(obj)
+		if err != nil {
+			return
+		}
+		clusterKey := m.GetLabels()[ownership.LabelClusterKey]
+		tenantNS := m.GetLabels()[ownership.LabelTenantNamespace]
+		if clusterKey == "" || tenantNS == "" {
+			return
+		}
+		if k == kindNamespace {
+			s.enqueue(clusterKey, objKey{Kind: kindNamespace, Name: tenantNS})
+			return
+		}
+		s.enqueue(clusterKey, objKey{Kind: k, Namespace: tenantNS, Name: m.GetName()})
+		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: p.Spec.NodeName})
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { handle(obj) },
+		UpdateFunc: func(old, obj any) {
+			handle(obj)
+			// A pod moving off a node (it cannot, but a delete+recreate looks alike) frees it.
+			if op, ok := old.(*corev1.Pod); ok && op.Spec.NodeName != "" {
+				handle(op)
+			}
+		},
+		DeleteFunc: handle,
+	}
+}
+
+// enqueueNodeUsers queues a changed super node for every tenant with pods on it.
+func (s *Syncer) enqueueNodeUsers(obj any) {
+	m, err := metaOf(obj)
+	if err != nil {
+		return
+	}
+	for _, t := range s.servingTenants() {
+		if s.tenantUsesNode(t.key, m.GetName()) {
+			s.queue.Add(t.key, objKey{Kind: kindNode, Name: m.GetName()})
+		}
+	}
+}
+
+func (s *Syncer) tenantUsesNode(clusterKey, node string) bool {
+	pods, _ := s.superIndex[kindPod].ByIndex(indexTenantNode, clusterKey+"/"+node)
+	return len(pods) > 0
+}
+
+func metaOf(obj any) (metav1.Object, error) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, fmt.Errorf("unexpected object %T", obj)
+	}
+	return m, nil
+}
+
+// updateQueueDepth publishes the queue depth per tenant and kind.
+func (s *Syncer) updateQueueDepth(context.Context) {
+	for _, t := range s.servingTenants() {
+		counts := s.queue.CountBy(t.key, func(k objKey) string { return string(k.Kind) })
+		for _, k := range allKinds {
+			s.metrics.depth.WithLabelValues(t.key, string(k)).Set(float64(counts[string(k)]))
+		}
+	}
+}

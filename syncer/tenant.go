@@ -1,0 +1,375 @@
+package syncer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+var virtualClusterGVR = schema.GroupVersionResource{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Resource: "virtualclusters"}
+
+// tenant is one served VirtualCluster: its client, informers and settings.
+type tenant struct {
+	key   string // status.clusterKey
+	owner mapping.Owner
+	vc    types.NamespacedName
+
+	client   kubernetes.Interface
+	settings atomic.Pointer[settings]
+
+	namespaces  corelisters.NamespaceLister
+	pods        corelisters.PodLister
+	configMaps  corelisters.ConfigMapLister
+	secrets     corelisters.SecretLister
+	services    corelisters.ServiceLister
+	endpoints   corelisters.EndpointsLister
+	nodes       corelisters.NodeLister
+	podIndex    cache.Indexer          // with the reference indexes of pods.go
+	index       map[kind]cache.Indexer // every kind's store, for the patrol
+	recorder    record.EventRecorder   // events on tenant objects
+	stop        context.CancelFunc     // stops informers and the event broadcaster
+	synced      func() bool            // the tenant's informers have synced
+	fingerprint string                 // hash of the kubeconfig the client was built from
+}
+
+// settings are the parts of the VirtualCluster spec the sync depends on; they can change while
+// the tenant is served.
+type settings struct {
+	policy  v1alpha1.PolicySpec
+	syncAll bool // spec.sync.secretsAndConfigMaps == All
+}
+
+func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
+	st := &settings{}
+	if vc.Spec.Policy != nil {
+		st.policy = *vc.Spec.Policy
+	}
+	st.syncAll = vc.Spec.Sync != nil && vc.Spec.Sync.SecretsAndConfigMaps == v1alpha1.SyncScopeAll
+	return st
+}
+
+func (s *Syncer) newVirtualClusterInformer() cache.SharedIndexInformer {
+	inf := dynamicinformer.NewFilteredDynamicInformer(s.dyn, virtualClusterGVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	enqueue := func(obj any) {
+		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
+			s.vcQueue.Add(key)
+		}
+	}
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    enqueue,
+		UpdateFunc: func(_, obj any) { enqueue(obj) },
+		DeleteFunc: enqueue,
+	})
+	s.vcLister = inf.GetIndexer()
+	return inf
+}
+
+func (s *Syncer) runVirtualClusterWorker(ctx context.Context) {
+	for {
+		key, shutdown := s.vcQueue.Get()
+		if shutdown {
+			return
+		}
+		if err := s.syncVirtualCluster(ctx, key); err != nil {
+			klog.FromContext(ctx).Info("Cannot serve VirtualCluster yet; retrying", "virtualCluster", key, "err", err)
+			s.vcQueue.AddRateLimited(key)
+		} else {
+			s.vcQueue.Forget(key)
+		}
+		s.vcQueue.Done(key)
+	}
+}
+
+// syncVirtualCluster starts serving a Running VirtualCluster, restarts it when its kubeconfig
+// changed, updates its settings, and stops serving it when it is gone or not Running.
+func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
+	vc, err := s.getVirtualCluster(key)
+	if err != nil {
+		return err
+	}
+	if vc == nil || vc.DeletionTimestamp != nil || vc.Status.Phase != v1alpha1.PhaseRunning || vc.Status.ClusterKey == "" {
+		s.stopTenant(ctx, key)
+		return nil
+	}
+	secretName := vc.Status.KubeconfigSecretName
+	if secretName == "" {
+		secretName = vc.KubeconfigSecretName()
+	}
+	secret, err := s.super.CoreV1().Secrets(vc.Namespace).Get(ctx, secretName, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("reading the kubeconfig Secret %s/%s: %w", vc.Namespace, secretName, err)
+	}
+	kubeconfig := secret.Data["kubeconfig"]
+	if len(kubeconfig) == 0 {
+		return fmt.Errorf("the Secret %s/%s has no key kubeconfig", vc.Namespace, secretName)
+	}
+	sum := sha256.Sum256(kubeconfig)
+	fingerprint := hex.EncodeToString(sum[:])
+
+	s.mu.RLock()
+	running := s.vcs[key]
+	s.mu.RUnlock()
+	if running != nil && running.fingerprint == fingerprint && running.key == vc.Status.ClusterKey {
+		running.settings.Store(settingsOf(vc))
+		if !running.synced() {
+			return fmt.Errorf("the tenant's caches have not synced yet")
+		}
+		s.markServing(ctx, running)
+		return s.setSyncing(ctx, vc)
+	}
+	s.stopTenant(ctx, key)
+	t, err := s.startTenant(ctx, vc, kubeconfig, fingerprint)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.vcs[key] = t
+	s.mu.Unlock()
+	// Wait for the caches outside the lock; the VC worker is the only writer of vcs.
+	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if !cache.WaitForCacheSync(waitCtx.Done(), t.synced) {
+		return fmt.Errorf("the tenant's caches did not sync within a minute")
+	}
+	s.markServing(ctx, t)
+	return s.setSyncing(ctx, vc)
+}
+
+// markServing makes t visible to the workers and queues all its objects once.
+func (s *Syncer) markServing(ctx context.Context, t *tenant) {
+	s.mu.Lock()
+	_, already := s.tenants[t.key]
+	s.tenants[t.key] = t
+	s.mu.Unlock()
+	if already {
+		return
+	}
+	klog.FromContext(ctx).Info("Serving tenant", "tenant", t.key, "virtualCluster", t.vc)
+	s.patrol(ctx, t)
+}
+
+func (s *Syncer) getVirtualCluster(key string) (*v1alpha1.VirtualCluster, error) {
+	obj, exists, err := s.vcLister.GetByKey(key)
+	if err != nil || !exists {
+		return nil, err
+	}
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, fmt.Errorf("unexpected object %T", obj)
+	}
+	vc := &v1alpha1.VirtualCluster{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, vc); err != nil {
+		return nil, fmt.Errorf("decoding VirtualCluster %s: %w", key, err)
+	}
+	return vc, nil
+}
+
+// startTenant builds the tenant's client and starts its informers; it does not wait for them.
+func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, kubeconfig []byte, fingerprint string) (*tenant, error) {
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the tenant kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = s.opts.QPS, s.opts.Burst
+	cfg.UserAgent = "vnest-syncer"
+	cfg.WarningHandler = rest.NoWarnings{} // v1 Endpoints is deprecated; the syncer still serves it
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("tenant client: %w", err)
+	}
+	t := newTenant(vc, client)
+	t.fingerprint = fingerprint
+	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	factory := informers.NewSharedInformerFactory(client, 0)
+	t.wireInformers(factory, s)
+	broadcaster := record.NewBroadcaster(record.WithContext(tctx))
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
+	t.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "vnest-syncer"})
+	t.stop = func() {
+		cancel()
+		broadcaster.Shutdown()
+		factory.Shutdown()
+	}
+	factory.Start(tctx.Done())
+	return t, nil
+}
+
+func newTenant(vc *v1alpha1.VirtualCluster, client kubernetes.Interface) *tenant {
+	t := &tenant{
+		key:    vc.Status.ClusterKey,
+		owner:  mapping.Owner{ClusterKey: vc.Status.ClusterKey, VirtualCluster: vc.Namespace + "/" + vc.Name},
+		vc:     types.NamespacedName{Namespace: vc.Namespace, Name: vc.Name},
+		client: client,
+		index:  map[kind]cache.Indexer{},
+	}
+	t.settings.Store(settingsOf(vc))
+	return t
+}
+
+// wireInformers creates the tenant's informers on factory, with handlers that queue keys.
+func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
+	core := f.Core().V1()
+	infs := map[kind]cache.SharedIndexInformer{
+		kindNamespace: core.Namespaces().Informer(),
+		kindConfigMap: core.ConfigMaps().Informer(),
+		kindSecret:    core.Secrets().Informer(),
+		kindPod:       core.Pods().Informer(),
+		kindService:   core.Services().Informer(),
+		kindEndpoints: core.Endpoints().Informer(),
+		kindNode:      core.Nodes().Informer(),
+	}
+	_ = infs[kindPod].AddIndexers(podReferenceIndexers)
+	var synced []cache.InformerSynced
+	for k, inf := range infs {
+		t.index[k] = inf.GetIndexer()
+		synced = append(synced, inf.HasSynced)
+		_, _ = inf.AddEventHandler(t.handler(s, k))
+	}
+	t.namespaces, t.pods, t.configMaps = core.Namespaces().Lister(), core.Pods().Lister(), core.ConfigMaps().Lister()
+	t.secrets, t.services, t.endpoints, t.nodes = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister(), core.Nodes().Lister()
+	t.podIndex = infs[kindPod].GetIndexer()
+	t.synced = func() bool {
+		for _, ok := range synced {
+			if !ok() {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// handler queues the key of a changed tenant object and of the objects that depend on it.
+func (t *tenant) handler(s *Syncer, k kind) cache.ResourceEventHandler {
+	handle := func(obj any) {
+		m, err := metaOf(obj)
+		if err != nil {
+			return
+		}
+		add := func(key objKey) { s.enqueue(t.key, key) }
+		add(objKey{Kind: k, Namespace: m.GetNamespace(), Name: m.GetName()})
+		switch o := obj.(type) {
+		case *corev1.Pod:
+			// A pod's Secrets and ConfigMaps are synced while it uses them.
+			cms, secrets := podReferences(o)
+			for _, name := range cms {
+				add(objKey{Kind: kindConfigMap, Namespace: o.Namespace, Name: name})
+			}
+			for _, name := range secrets {
+				add(objKey{Kind: kindSecret, Namespace: o.Namespace, Name: name})
+			}
+		case *corev1.Service:
+			add(objKey{Kind: kindEndpoints, Namespace: o.Namespace, Name: o.Name})
+		}
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { handle(obj) },
+		UpdateFunc: func(_, obj any) { handle(obj) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			handle(obj)
+		},
+	}
+}
+
+// stopTenant stops serving the VirtualCluster with key "<namespace>/<name>" if it is served.
+// Its super objects stay: deleting them is the manager's job when the VirtualCluster goes.
+func (s *Syncer) stopTenant(ctx context.Context, vcKey string) {
+	s.mu.Lock()
+	t := s.vcs[vcKey]
+	delete(s.vcs, vcKey)
+	if t != nil && s.tenants[t.key] == t {
+		delete(s.tenants, t.key)
+	}
+	s.mu.Unlock()
+	if t == nil {
+		return
+	}
+	s.queue.RemoveTenant(t.key)
+	s.metrics.forgetTenant(t.key)
+	t.stop()
+	klog.FromContext(ctx).Info("Stopped serving tenant", "tenant", t.key, "virtualCluster", vcKey)
+}
+
+func (s *Syncer) stopAllTenants(ctx context.Context) {
+	s.mu.RLock()
+	keys := make([]string, 0, len(s.vcs))
+	for k := range s.vcs {
+		keys = append(keys, k)
+	}
+	s.mu.RUnlock()
+	for _, k := range keys {
+		s.stopTenant(ctx, k)
+	}
+}
+
+// ignoreNotFound returns nil for a NotFound error.
+func ignoreNotFound(err error) error {
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// ignoreAlreadyExists returns nil for an AlreadyExists error.
+func ignoreAlreadyExists(err error) error {
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// setSyncing records on the VirtualCluster that this syncer serves it (condition Syncing=True).
+func (s *Syncer) setSyncing(ctx context.Context, vc *v1alpha1.VirtualCluster) error {
+	if s.dyn == nil {
+		return nil
+	}
+	cond := metav1.Condition{
+		Type: v1alpha1.ConditionSyncing, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady,
+		Message: "the syncer serves this virtual cluster", ObservedGeneration: vc.Generation,
+	}
+	if c := meta.FindStatusCondition(vc.Status.Conditions, cond.Type); c != nil && c.Status == cond.Status && c.Reason == cond.Reason {
+		return nil
+	}
+	updated := vc.DeepCopy()
+	meta.SetStatusCondition(&updated.Status.Conditions, cond)
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(updated)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion(v1alpha1.GroupVersion.String())
+	u.SetKind("VirtualCluster")
+	_, err = s.dyn.Resource(virtualClusterGVR).Namespace(vc.Namespace).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("setting the Syncing condition: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// upRunsSyncer says whether `vnest up` starts the syncer itself. Until it does, the test runs
+// `vnest syncer` as a child of its own; once it does, set this to true (and delete
+// startSyncer).
+const upRunsSyncer = false
+
+// Ownership keys (internal/ownership); spelled out because e2e must not import production code.
+const (
+	labelClusterKey      = "tenancy.vnest.dev/cluster-key"
+	labelTenantNamespace = "tenancy.vnest.dev/tenant-namespace"
+	annotationTenantUID  = "tenancy.vnest.dev/tenant-uid"
+)
+
+// TestSyncer runs real nodes, the demo tenant and the syncer, and checks the issue's acceptance:
+// a tenant Deployment really runs (pods Running with IPs in the tenant, a virtual node), the
+// super pods live in <clusterKey>-default with ownership labels, a foreign super object with a
+// tenant object's name is never modified, and scaling to 0 removes the super pods and the
+// virtual node.
+func TestSyncer(t *testing.T) {
+	requireRoot(t)
+	c := startCluster(t, clusterOptions{nodes: "real", port: 16703})
+	tenant, tenantKubeconfig := waitForDemoTenant(t, c)
+	if !upRunsSyncer {
+		startSyncer(t, c)
+	}
+	key := demoClusterKey(t, c)
+	superNS := key + "-default"
+	ctx := t.Context()
+
+	start := time.Now()
+	out, err := tenantKubectl(t, tenantKubeconfig, "create", "deployment", "web", "--image="+busyboxImage, "--replicas=2", "--", "httpd", "-f", "-p", "8080")
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var pods []corev1.Pod
+	waitFor(t, "2 Running tenant pods with IPs", 60*time.Second, func() (bool, error) {
+		list, err := tenant.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		pods = list.Items
+		running := 0
+		for _, p := range pods {
+			if p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" && p.Spec.NodeName != "" {
+				running++
+			}
+		}
+		return running == 2 && len(pods) == 2, fmt.Errorf("%d pods, %d running with an IP and a node", len(pods), running)
+	})
+	t.Logf("Both tenant pods Running %v after kubectl create deployment", time.Since(start).Round(100*time.Millisecond))
+
+	node, err := tenant.CoreV1().Nodes().Get(ctx, pods[0].Spec.NodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the tenant pod's node %s is not in the tenant: %v", pods[0].Spec.NodeName, err)
+	}
+	if !nodeReady(node) {
+		t.Errorf("virtual node %s is not Ready: %+v", node.Name, node.Status.Conditions)
+	}
+
+	for _, p := range pods {
+		sp, err := c.client.CoreV1().Pods(superNS).Get(ctx, p.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Errorf("super pod %s/%s: %v", superNS, p.Name, err)
+			continue
+		}
+		if sp.Labels[labelClusterKey] != key || sp.Labels[labelTenantNamespace] != "default" || sp.Annotations[annotationTenantUID] != string(p.UID) {
+			t.Errorf("super pod %s/%s lacks its ownership: labels %v, annotations %v", superNS, sp.Name, sp.Labels, sp.Annotations)
+		}
+		if sp.Status.PodIP != p.Status.PodIP || sp.Spec.NodeName != p.Spec.NodeName {
+			t.Errorf("tenant pod %s shows IP %s on %s, the super pod %s on %s", p.Name, p.Status.PodIP, p.Spec.NodeName, sp.Status.PodIP, sp.Spec.NodeName)
+		}
+	}
+
+	checkForeignServiceUntouched(t, c, tenant, superNS)
+
+	if out, err := tenantKubectl(t, tenantKubeconfig, "scale", "deployment", "web", "--replicas=0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// httpd ignores SIGTERM: the pods take their 30 s grace period.
+	waitFor(t, "the super pods to go", 2*time.Minute, func() (bool, error) {
+		list, err := c.client.CoreV1().Pods(superNS).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		return len(list.Items) == 0, fmt.Errorf("%d super pods left", len(list.Items))
+	})
+	waitFor(t, "the tenant pods and the virtual node to go", time.Minute, func() (bool, error) {
+		list, err := tenant.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		nodes, err := tenant.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		return len(list.Items) == 0 && len(nodes.Items) == 0, fmt.Errorf("%d tenant pods, %d nodes left", len(list.Items), len(nodes.Items))
+	})
+}
+
+// checkForeignServiceUntouched puts a Service without ownership into the tenant's super
+// namespace, creates a tenant Service of the same name, and checks the super one is never
+// modified and the tenant one gets an event saying why.
+func checkForeignServiceUntouched(t *testing.T, c *cluster, tenant kubernetes.Interface, superNS string) {
+	t.Helper()
+	ctx := t.Context()
+	svc := func(ns string, port int32) *corev1.Service {
+		return &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign"},
+			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "foreign"},
+				Ports: []corev1.ServicePort{{Port: port, TargetPort: intstr.FromInt32(port)}}},
+		}
+	}
+	foreign, err := c.client.CoreV1().Services(superNS).Create(ctx, svc(superNS, 81), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("creating the foreign super Service: %v", err)
+	}
+	if _, err := tenant.CoreV1().Services("default").Create(ctx, svc("default", 82), metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating the tenant Service: %v", err)
+	}
+	waitFor(t, "the SuperObjectNotOwned event on the tenant Service", 30*time.Second, func() (bool, error) {
+		evs, err := tenant.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=foreign,reason=SuperObjectNotOwned"})
+		if err != nil {
+			return false, err
+		}
+		return len(evs.Items) > 0, nil
+	})
+	got, err := c.client.CoreV1().Services(superNS).Get(ctx, "foreign", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the foreign super Service: %v", err)
+	}
+	if got.ResourceVersion != foreign.ResourceVersion || got.UID != foreign.UID {
+		t.Errorf("the foreign super Service was modified: resourceVersion %s → %s, labels %v", foreign.ResourceVersion, got.ResourceVersion, got.Labels)
+	}
+	if err := tenant.CoreV1().Services("default").Delete(ctx, "foreign", metav1.DeleteOptions{}); err != nil {
+		t.Fatalf("deleting the tenant Service: %v", err)
+	}
+	time.Sleep(2 * time.Second) // a delete of a tenant object must not reach the foreign one either
+	if _, err := c.client.CoreV1().Services(superNS).Get(ctx, "foreign", metav1.GetOptions{}); err != nil {
+		t.Errorf("the foreign super Service is gone after the tenant Service was deleted: %v", err)
+	}
+}
+
+// waitForDemoTenant waits for DIR/demo.kubeconfig and returns a client for it and its path.
+func waitForDemoTenant(t *testing.T, c *cluster) (kubernetes.Interface, string) {
+	t.Helper()
+	file := filepath.Join(c.dataDir, "demo.kubeconfig")
+	waitFor(t, "demo.kubeconfig", 3*time.Minute, func() (bool, error) {
+		_, err := os.Stat(file)
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	cfg, err := clientcmd.BuildConfigFromFlags("", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 30 * time.Second
+	return kubernetes.NewForConfigOrDie(cfg), file
+}
+
+// demoClusterKey reads status.clusterKey of the VirtualCluster default/demo.
+func demoClusterKey(t *testing.T, c *cluster) string {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn := dynamic.NewForConfigOrDie(cfg)
+	gvr := schema.GroupVersionResource{Group: "tenancy.vnest.dev", Version: "v1alpha1", Resource: "virtualclusters"}
+	vc, err := dyn.Resource(gvr).Namespace("default").Get(t.Context(), "demo", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("getting VirtualCluster default/demo: %v", err)
+	}
+	key, _, _ := unstructured.NestedString(vc.Object, "status", "clusterKey")
+	if key == "" {
+		t.Fatalf("VirtualCluster default/demo has no status.clusterKey")
+	}
+	return key
+}
+
+// tenantKubectl runs `vnest kubectl --kubeconfig <tenant> args...`.
+func tenantKubectl(t *testing.T, kubeconfig string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), kubectlTimeout)
+	defer cancel()
+	args = append([]string{"kubectl", "--kubeconfig", kubeconfig}, args...)
+	out, err := exec.CommandContext(ctx, vnestBin, args...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vnest %s: %w", strings.Join(args, " "), err)
+	}
+	return string(out), nil
+}
+
+// startSyncer runs `vnest syncer` against the cluster until the test ends; its log lands next
+// to the `vnest up` log and is printed when the test fails.
+func startSyncer(t *testing.T, c *cluster) {
+	t.Helper()
+	logPath := filepath.Join(c.dataDir, "syncer.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(vnestBin, "syncer", "--kubeconfig", c.kubeconfig, "-v=2")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	err = cmd.Start()
+	logFile.Close()
+	if err != nil {
+		t.Fatalf("starting vnest syncer: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("vnest syncer did not exit cleanly: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("vnest syncer did not stop within 30s of SIGINT; killing it")
+			_ = cmd.Process.Kill()
+		}
+		if t.Failed() {
+			data, _ := os.ReadFile(logPath)
+			lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+			if len(lines) > logTailLines {
+				lines = lines[len(lines)-logTailLines:]
+			}
+			t.Logf("Last lines of %s:\n%s", logPath, strings.Join(lines, "\n"))
+		}
+	})
+}

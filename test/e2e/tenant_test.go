@@ -1,0 +1,66 @@
+package e2e
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// TestDemoTenant checks that `vnest up` runs the manager and provisions the demo tenant:
+// DIR/demo.kubeconfig appears and is a working, separate control plane whose controllers turn a
+// Deployment into a ReplicaSet and Pods (Pending: nothing syncs them down yet). Simulated nodes:
+// the tenant control plane does not depend on them.
+func TestDemoTenant(t *testing.T) {
+	c := startCluster(t, clusterOptions{nodes: "simulated", port: 16603})
+	file := filepath.Join(c.dataDir, "demo.kubeconfig")
+	waitFor(t, "demo.kubeconfig", 3*time.Minute, func() (bool, error) {
+		_, err := os.Stat(file)
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	cfg, err := clientcmd.BuildConfigFromFlags("", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenant := kubernetes.NewForConfigOrDie(cfg)
+
+	const ns = "e2e-tenant"
+	if _, err := tenant.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating namespace %s in the tenant: %v", ns, err)
+	}
+	deploy := busyboxDeployment(ns, "web", 2)
+	waitFor(t, "the tenant's default service account", time.Minute, func() (bool, error) {
+		_, err := tenant.CoreV1().ServiceAccounts(ns).Get(t.Context(), "default", metav1.GetOptions{})
+		return err == nil, err
+	})
+	if _, err := tenant.AppsV1().Deployments(ns).Create(t.Context(), deploy, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating deployment in the tenant: %v", err)
+	}
+	selector := labels.SelectorFromSet(deploy.Spec.Selector.MatchLabels).String()
+	waitFor(t, "2 pods of the tenant deployment", time.Minute, func() (bool, error) {
+		pods, err := tenant.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, err
+		}
+		return len(pods.Items) == 2, fmt.Errorf("%d pods", len(pods.Items))
+	})
+
+	// The tenant's objects live in the tenant only.
+	if _, err := c.client.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{}); err == nil {
+		t.Errorf("namespace %s of the tenant exists in the super cluster", ns)
+	}
+	if _, err := tenant.CoreV1().Nodes().Get(t.Context(), "vnest-sim-0", metav1.GetOptions{}); err == nil {
+		t.Error("the tenant sees the super cluster's node vnest-sim-0")
+	}
+}
