@@ -10,7 +10,7 @@ VERSION_PKG := k8s.io/component-base/version
 LDFLAGS := -X $(VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=36 \
 	-X $(VERSION_PKG).gitTreeState=clean -X $(VERSION_PKG).buildDate=1970-01-01T00:00:00Z
 
-.PHONY: help build run test test-unit test-e2e bench images generate manifests lint clean deps
+.PHONY: help build run test test-unit test-integration test-e2e bench images generate manifests lint clean deps
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -25,16 +25,19 @@ deps: ## Install the Debian packages real nodes need (root only; no-op when pres
 run: deps build ## Run a local super cluster in the foreground (data in .vnest)
 	$(BIN)/vnest up --data-dir $(DATA_DIR)
 
-test: lint test-unit test-e2e ## Everything CI runs: lint, unit and e2e tests
+test: lint test-unit test-integration test-e2e ## Everything CI runs: lint, unit, integration and e2e tests
 
-test-unit: ## Unit and package-level tests
-	$(GO) test -count=1 ./api/... ./internal/... ./cmd/...
+test-unit: ## Unit tests (pure functions, fake clients, a private containerd)
+	$(GO) test -count=1 ./api/... ./internal/... ./cmd/... ./syncer/...
+
+test-integration: build ## Tenant control plane on real etcd; manager against a simulated `vnest up`
+	$(GO) test -count=1 -p 1 -timeout 30m ./apiserver/... ./manager/...
 
 test-e2e: deps build ## End-to-end tests against real `vnest up` clusters (real nodes need root)
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/
 
-bench: ## Go benchmarks
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
+bench: build ## Benchmarks: tenant ready time and idle memory (see docs/benchmarks.md)
+	VNEST_BENCH_BINARY=$(CURDIR)/$(BIN)/vnest $(GO) test -run '^$$' -bench . -benchtime 1x ./apiserver/ ./manager/...
 
 images: build ## Build the local images as tarballs into _output/images
 	$(BIN)/vnest images build --out _output/images
@@ -44,6 +47,7 @@ generate: ## Generate deepcopy code for api/
 
 manifests: ## Generate the CRD YAML from api/ into manifests/crd
 	$(GO) tool controller-gen crd paths=./api/... output:crd:dir=./manifests/crd
+	$(GO) tool controller-gen rbac:roleName=vnest-manager paths=./manager/... output:rbac:dir=./manifests/rbac
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

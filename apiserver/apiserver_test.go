@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/pki"
 )
 
@@ -217,7 +218,7 @@ func ownedBy(refs []metav1.OwnerReference, kind, name string) bool {
 // (no groups), signed by the tenant CA.
 func userConfig(t *testing.T, tn *tenant, user string) *rest.Config {
 	t.Helper()
-	ca, err := pki.LoadOrCreateCA(tn.stateDir, CAName, "unused")
+	ca, err := pki.LoadOrCreateCA(tn.stateDir, layout.CAName, "unused")
 	if err != nil {
 		t.Fatal(err)
 	}

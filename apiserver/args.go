@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
 )
 
 // Controllers are the kube-controller-manager controllers a tenant runs, by
@@ -36,6 +38,9 @@ var Controllers = []string{
 	"resourcequota-controller",
 	"persistentvolumeclaim-protection-controller",
 	"ephemeral-volume-controller", // generic ephemeral volumes are PVCs the tenant must see
+	// Deletes terminated pods over the threshold and, after 40 s, pods bound
+	// to a Node that does not exist: the syncer must publish a pod's virtual
+	// Node when it writes the pod's nodeName up.
 	"pod-garbage-collector-controller",
 	"clusterrole-aggregation-controller", // admin/edit/view aggregate tenant CRD roles
 	"certificatesigningrequest-signing-controller",
@@ -102,7 +107,7 @@ func (c *completedConfig) apiServerArgs() []string {
 		"--allow-privileged=true",
 		// Aggregated API servers the tenant installs trust the front proxy.
 		"--requestheader-client-ca-file=" + c.pki.FrontProxyCA.CertFile,
-		"--requestheader-allowed-names=" + frontProxyClientUser,
+		"--requestheader-allowed-names=" + layout.FrontProxyClientCertSpec().CommonName,
 		"--requestheader-username-headers=X-Remote-User",
 		"--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
@@ -129,7 +134,7 @@ func (c *completedConfig) apiServerArgs() []string {
 // controllerManagerArgs are the kube-controller-manager flags of a tenant.
 func (c *completedConfig) controllerManagerArgs() []string {
 	args := []string{
-		"--kubeconfig=" + filepath.Join(c.stateDir, ControllerManagerKubeconfigFile),
+		"--kubeconfig=" + filepath.Join(c.stateDir, layout.ControllerManagerKubeconfigFile),
 		// No serving port: nothing scrapes it, and it would need its own
 		// authn/authz round trips to the apiserver.
 		"--secure-port=0",
@@ -142,7 +147,6 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		"--root-ca-file=" + c.pki.CA.CertFile,
 		"--cluster-signing-cert-file=" + c.pki.CA.CertFile,
 		"--cluster-signing-key-file=" + c.pki.CA.KeyFile,
-		"--service-cluster-ip-range=" + c.serviceCIDR.String(),
 		"--profiling=false",
 	}
 	return append(args, c.opts.ExtraControllerManagerArgs...)

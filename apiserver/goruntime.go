@@ -30,7 +30,7 @@ func (c *completedConfig) setMemoryLimit(logger klog.Logger) (restore func()) {
 // tight target there costs seconds of start-up for nothing, since the peak
 // is short. The returned func restores the old target.
 func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
-	if os.Getenv("GOGC") != "" || c.opts.GCPercent == 0 {
+	if os.Getenv("GOGC") != "" {
 		return func() {}
 	}
 	prev := debug.SetGCPercent(c.opts.GCPercent)

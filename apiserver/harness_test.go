@@ -24,6 +24,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
 )
 
 // childArgsEnv makes the test binary run one tenant control plane instead
@@ -221,7 +223,7 @@ func startChildTenant(t testing.TB, vnestBinary string, args []string, stateDir 
 // kubeconfig (its "ready" signal) or stopped.
 func waitForAdminKubeconfig(t testing.TB, stateDir string, done <-chan error) *rest.Config {
 	t.Helper()
-	file := filepath.Join(stateDir, AdminKubeconfigFile)
+	file := filepath.Join(stateDir, layout.AdminKubeconfigFile)
 	var cfg *rest.Config
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 3*time.Minute, true, func(context.Context) (bool, error) {
 		select {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,19 +14,16 @@ import (
 	"github.com/spf13/pflag"
 	utilvalidation "k8s.io/apimachinery/pkg/util/validation"
 	netutils "k8s.io/utils/net"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
 )
 
 // Defaults of the flags.
 const (
-	// DefaultServiceCIDR is the tenant's own Service range. It overlaps
-	// neither the local super cluster's Services (10.96.0.0/16) nor its pods
-	// (10.244.0.0/16). More ranges (for example the super cluster's, when the
-	// syncer copies super-allocated ClusterIPs up) can be added at run time
-	// as ServiceCIDR objects (networking.k8s.io/v1).
-	DefaultServiceCIDR   = "10.32.0.0/16"
-	DefaultClusterDomain = "cluster.local"
-	DefaultSecurePort    = 6443
-	DefaultEtcdServer    = "http://127.0.0.1:2379"
+	// DefaultEtcdServer is etcd's own default client URL. The service
+	// range, cluster domain and port defaults are in package layout, which
+	// the manager shares.
+	DefaultEtcdServer = "http://127.0.0.1:2379"
 	// DefaultMemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT):
 	// none. An idle tenant's live heap alone is ~100 MiB; a limit near it
 	// makes the GC run back to back (measured: 120Mi -> 125% CPU at idle).
@@ -41,7 +39,7 @@ type Options struct {
 	// StateDir holds the kubeconfigs the process writes and, unless PKIDir
 	// is set, the PKI files.
 	StateDir string
-	// PKIDir holds the PKI files (see the layout constants); missing ones
+	// PKIDir holds the PKI files (see package layout); missing ones
 	// are created. Empty means StateDir. Point it at a read-only Secret
 	// mount when every file is provided.
 	PKIDir string
@@ -75,8 +73,9 @@ type Options struct {
 	// Kubernetes quantity; "0" turns it off). The GOMEMLIMIT environment
 	// variable wins over it.
 	MemoryLimit string
-	// GCPercent is the Go GC target of the whole process; the GOGC
-	// environment variable wins over it.
+	// GCPercent is the Go GC target of the whole process once the control
+	// plane is ready (start-up runs at Go's default); the GOGC environment
+	// variable wins over it.
 	GCPercent int
 	// ExtraAPIServerArgs and ExtraControllerManagerArgs are appended to the
 	// generated flags of the upstream components (later flags win). Meant
@@ -90,9 +89,9 @@ func NewOptions() *Options {
 	return &Options{
 		EtcdServers:           []string{DefaultEtcdServer},
 		BindAddress:           "0.0.0.0",
-		SecurePort:            DefaultSecurePort,
-		ServiceClusterIPRange: DefaultServiceCIDR,
-		ClusterDomain:         DefaultClusterDomain,
+		SecurePort:            layout.DefaultSecurePort,
+		ServiceClusterIPRange: layout.DefaultServiceCIDR,
+		ClusterDomain:         layout.DefaultClusterDomain,
 		MemoryLimit:           DefaultMemoryLimit,
 		GCPercent:             DefaultGCPercent,
 	}
@@ -116,8 +115,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceAccountIssuer, "service-account-issuer", o.ServiceAccountIssuer, "Issuer of the tenant's service-account tokens; default https://kubernetes.default.svc.<cluster-domain>.")
 	fs.StringSliceVar(&o.ExtraSANs, "extra-sans", o.ExtraSANs, "More IP addresses or DNS names for the serving certificate (applied when it is created).")
 	fs.StringVar(&o.KubeconfigServer, "kubeconfig-server", o.KubeconfigServer, "Server URL written into admin.kubeconfig; default https://<loopback or bind address>:<secure-port>.")
-	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit of the process (quantity like 120Mi; 0 = none). GOMEMLIMIT wins.")
-	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process. GOGC wins.")
+	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit of the process (quantity like 300Mi; 0 = none). Keep it well above the live heap (~100 MiB idle) or the GC spins. GOMEMLIMIT wins.")
+	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process once ready (start-up runs at Go's default, 100). GOGC wins.")
 	fs.StringArrayVar(&o.ExtraAPIServerArgs, "kube-apiserver-arg", o.ExtraAPIServerArgs, "Extra kube-apiserver flag (--name=value), repeatable; overrides the generated ones.")
 	fs.StringArrayVar(&o.ExtraControllerManagerArgs, "kube-controller-manager-arg", o.ExtraControllerManagerArgs, "Extra kube-controller-manager flag (--name=value), repeatable; overrides the generated ones.")
 }
@@ -125,7 +124,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 // completedConfig is everything Run needs, resolved.
 type completedConfig struct {
 	stateDir string
-	pki      PKIFiles
+	pki      layout.PKIFiles
 	opts     Options // a copy, with defaults filled in
 
 	serviceCIDR      *net.IPNet
@@ -180,15 +179,15 @@ func (o *Options) Complete() (CompletedConfig, error) {
 	if c.memoryLimit, err = parseMemoryLimit(o.MemoryLimit); err != nil {
 		return CompletedConfig{}, err
 	}
-	if c.pki, err = EnsurePKI(pkiDir, ServingCertSpec(c.servingNames())); err != nil {
+	if c.pki, err = layout.EnsurePKI(pkiDir, layout.ServingCertSpec(c.servingNames())); err != nil {
 		return CompletedConfig{}, err
 	}
 	return CompletedConfig{c}, nil
 }
 
 // servingNames are every name and address a client may use for this apiserver.
-func (c *completedConfig) servingNames() ServingNames {
-	n := ServingNames{ClusterDomain: c.opts.ClusterDomain, KubernetesServiceIP: c.kubernetesSvcIP}
+func (c *completedConfig) servingNames() layout.ServingNames {
+	n := layout.ServingNames{ClusterDomain: c.opts.ClusterDomain, KubernetesServiceIP: c.kubernetesSvcIP}
 	for _, ip := range []net.IP{c.bindIP, c.advertiseIP} {
 		if ip != nil && !ip.IsUnspecified() {
 			n.IPs = append(n.IPs, ip)
@@ -227,7 +226,7 @@ func (c CompletedConfig) Validate() error {
 		}
 	}
 	for _, f := range need {
-		if ok, err := exists(f); err != nil || !ok {
+		if _, err := os.Stat(f); err != nil {
 			errs = append(errs, fmt.Errorf("%s is missing", f))
 		}
 	}
@@ -293,8 +292,8 @@ func (o *Options) validateFlags() error {
 	if _, err := parseMemoryLimit(o.MemoryLimit); err != nil {
 		errs = append(errs, err)
 	}
-	if o.GCPercent < -1 || o.GCPercent == 0 {
-		add("invalid --gc-percent %d: must be positive (or -1 to turn the GC target off)", o.GCPercent)
+	if o.GCPercent < 1 {
+		add("invalid --gc-percent %d: must be positive", o.GCPercent)
 	}
 	for _, a := range append(append([]string{}, o.ExtraAPIServerArgs...), o.ExtraControllerManagerArgs...) {
 		if !strings.HasPrefix(a, "--") {

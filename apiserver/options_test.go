@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
 )
 
 func TestValidateFlags(t *testing.T) {
@@ -133,7 +135,7 @@ func TestServingCertSpec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := ServingCertSpec(c.servingNames())
+	spec := layout.ServingCertSpec(c.servingNames())
 	wantDNS := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local", "api.example.com", "tenant-x.vnest.svc"}
 	if !slices.Equal(spec.DNSNames, wantDNS) {
 		t.Errorf("DNS names = %v, want %v", spec.DNSNames, wantDNS)

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/pki"
 )
 
@@ -43,10 +44,11 @@ func Run(ctx context.Context, o *Options) error {
 // fails: kube-apiserver first, the controllers once it is ready, then
 // admin.kubeconfig. It returns nil after a stop through ctx.
 //
-// One control plane runs in a process at a time (one after the other is
-// fine): kube-controller-manager registers process-wide names (its informer
-// factory's metrics name, its configz entry) that a second one running at
-// the same time cannot take.
+// One control plane runs in a process at a time: kube-controller-manager
+// registers process-wide names (its informer factory's metrics name, its
+// configz entry) that a second one running at the same time cannot take.
+// One after the other works, though upstream leaves a few etcd clients
+// behind after a stop.
 func (c CompletedConfig) Run(ctx context.Context) error {
 	if !running.CompareAndSwap(false, true) {
 		return errors.New("a tenant control plane already runs in this process; run one per process")
@@ -61,12 +63,12 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 
 	// admin.kubeconfig means "ready": it goes when Run returns, and one left
 	// by a crashed run goes now.
-	admin := filepath.Join(c.stateDir, AdminKubeconfigFile)
+	admin := filepath.Join(c.stateDir, layout.AdminKubeconfigFile)
 	if err := os.Remove(admin); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing stale %s: %w", admin, err)
 	}
 	defer os.Remove(admin)
-	if err := c.writeKubeconfig(ControllerManagerKubeconfigFile, c.loopbackServer(), c.pki.ControllerManager); err != nil {
+	if err := c.writeKubeconfig(layout.ControllerManagerKubeconfigFile, c.loopbackServer(), c.pki.ControllerManager); err != nil {
 		return err
 	}
 
@@ -94,7 +96,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	// Controllers stop before the apiserver so that they do not spend their
 	// last seconds on connection errors.
 	stopAll := func(cause error) error { return api.stop(kcm.stop(cause)) }
-	if err := c.writeKubeconfig(AdminKubeconfigFile, c.kubeconfigServer, c.pki.Admin); err != nil {
+	if err := c.writeKubeconfig(layout.AdminKubeconfigFile, c.kubeconfigServer, c.pki.Admin); err != nil {
 		return stopAll(err)
 	}
 	defer c.tightenGC(logger)()

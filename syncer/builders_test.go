@@ -9,6 +9,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -124,11 +126,23 @@ func (h *harness) addTo(t *testing.T, cs *fake.Clientset, idx map[kind]cache.Ind
 		k = kindEndpoints
 	case *corev1.Node:
 		k = kindNode
+	case *corev1.PersistentVolumeClaim:
+		k = kindPVC
+	case *policyv1.PodDisruptionBudget:
+		k = kindPDB
+	case *networkingv1.Ingress:
+		k = kindIngress
+	case *corev1.Event:
+		k = kindEvent
 	default:
 		t.Fatalf("unsupported %T", o)
 	}
 	if err := cs.Tracker().Add(o); err != nil {
 		t.Fatal(err)
+	}
+	if k == kindEvent {
+		_ = h.s.nodeFactory.Core().V1().Events().Informer().GetIndexer().Add(o)
+		return
 	}
 	if k == kindNode && cs == h.super {
 		_ = h.s.nodeFactory.Core().V1().Nodes().Informer().GetIndexer().Add(o)

@@ -19,7 +19,7 @@ import (
 // alwaysSynced are the kinds whose every tenant object has a super counterpart; for the others
 // (scoped Secrets and ConfigMaps, Endpoints of selector-less Services, virtual nodes) a missing
 // counterpart may be right and is not counted as drift.
-var alwaysSynced = map[kind]bool{kindNamespace: true, kindPod: true, kindService: true}
+var alwaysSynced = map[kind]bool{kindNamespace: true, kindPod: true, kindService: true, kindPVC: true}
 
 func (s *Syncer) patrolAll(ctx context.Context) {
 	for _, t := range s.servingTenants() {

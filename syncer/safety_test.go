@@ -7,7 +7,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
 
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
@@ -102,5 +105,46 @@ func TestOwnedSuperObjectIsUpdated(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"update pods demo-5c9a8459-default/web"}, writes(h.super)); diff != "" {
 		t.Errorf("super writes (-want +got):\n%s", diff)
+	}
+}
+
+// TestTwoTenantsSameNames: two tenants with the same namespace and pod name get separate super
+// pods, and neither tenant's sync touches the other's.
+func TestTwoTenantsSameNames(t *testing.T) {
+	h := newHarness(t, nil, []object{MakePod("default", "web").Obj()})
+	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "team-b", Name: "demo"}}
+	vc.Status.ClusterKey = "demo-0b0b0b0b"
+	other := newTenant(vc, fake.NewClientset())
+	other.wireInformers(informers.NewSharedInformerFactory(other.client, 0), h.s)
+	if err := other.index[kindPod].Add(MakePod("default", "web").UID("uid-b").Obj()); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	for _, tn := range []*tenant{h.t, other} {
+		if err := h.s.syncPod(ctx, tn, "default", "web"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"create pods demo-0b0b0b0b-default/web", "create pods demo-5c9a8459-default/web"}
+	if diff := cmp.Diff(want, writes(h.super)); diff != "" {
+		t.Errorf("super writes (-want +got):\n%s", diff)
+	}
+	// Tenant A's copy in the cache; B's sync of its own (missing in cache) pod must not see it.
+	a, err := h.super.CoreV1().Pods("demo-5c9a8459-default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.superIndex[kindPod].Add(a); err != nil {
+		t.Fatal(err)
+	}
+	h.super.ClearActions()
+	if err := other.index[kindPod].Delete(MakePod("default", "web").Obj()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.syncPod(ctx, other, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if got := writes(h.super); len(got) > 0 {
+		t.Errorf("tenant B's sync wrote %v", got)
 	}
 }

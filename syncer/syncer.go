@@ -17,6 +17,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -36,12 +38,15 @@ const (
 	kindPod       kind = "Pod"
 	kindService   kind = "Service"
 	kindEndpoints kind = "Endpoints"
+	kindPVC       kind = "PersistentVolumeClaim"
+	kindPDB       kind = "PodDisruptionBudget"
+	kindIngress   kind = "Ingress"
 	kindNode      kind = "Node"
 )
 
 // allKinds in the order a new tenant's objects are queued: namespaces first, so that the
 // objects in them rarely wait for their namespace.
-var allKinds = []kind{kindNamespace, kindConfigMap, kindSecret, kindService, kindEndpoints, kindPod, kindNode}
+var allKinds = []kind{kindNamespace, kindConfigMap, kindSecret, kindService, kindEndpoints, kindPVC, kindPDB, kindIngress, kindPod, kindNode}
 
 // objKey is one unit of work within a tenant: a tenant object by kind, tenant namespace and
 // name (namespace empty for namespaces and nodes, whose name is the name).
@@ -64,17 +69,21 @@ type Syncer struct {
 	super kubernetes.Interface
 	dyn   dynamic.Interface
 
-	superFactory informers.SharedInformerFactory // objects with an ownership label
-	nodeFactory  informers.SharedInformerFactory // super nodes, unfiltered
-	superNS      corelisters.NamespaceLister
-	superPods    corelisters.PodLister
-	superCMs     corelisters.ConfigMapLister
-	superSecrets corelisters.SecretLister
-	superSvcs    corelisters.ServiceLister
-	superEps     corelisters.EndpointsLister
-	superNodes   corelisters.NodeLister
-	superIndex   map[kind]cache.Indexer
-	vcLister     cache.Indexer
+	superFactory   informers.SharedInformerFactory // objects with an ownership label
+	nodeFactory    informers.SharedInformerFactory // super nodes and events, unfiltered
+	superNS        corelisters.NamespaceLister
+	superPods      corelisters.PodLister
+	superCMs       corelisters.ConfigMapLister
+	superSecrets   corelisters.SecretLister
+	superSvcs      corelisters.ServiceLister
+	superEps       corelisters.EndpointsLister
+	superPVCs      corelisters.PersistentVolumeClaimLister
+	superPDBs      policylisters.PodDisruptionBudgetLister
+	superIngresses networkinglisters.IngressLister
+	superNodes     corelisters.NodeLister
+	superEvents    corelisters.EventLister
+	superIndex     map[kind]cache.Indexer
+	vcLister       cache.Indexer
 
 	queue   *fairqueue.Queue[objKey]
 	metrics *metrics
@@ -141,6 +150,9 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 		kindPod:       core.Pods().Informer(),
 		kindService:   core.Services().Informer(),
 		kindEndpoints: core.Endpoints().Informer(),
+		kindPVC:       core.PersistentVolumeClaims().Informer(),
+		kindPDB:       f.Policy().V1().PodDisruptionBudgets().Informer(),
+		kindIngress:   f.Networking().V1().Ingresses().Informer(),
 	}
 	s.superIndex = map[kind]cache.Indexer{}
 	for k, inf := range infs {
@@ -154,12 +166,20 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 	}
 	s.superNS, s.superPods, s.superCMs = core.Namespaces().Lister(), core.Pods().Lister(), core.ConfigMaps().Lister()
 	s.superSecrets, s.superSvcs, s.superEps = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister()
+	s.superPVCs = core.PersistentVolumeClaims().Lister()
+	s.superPDBs, s.superIngresses = f.Policy().V1().PodDisruptionBudgets().Lister(), f.Networking().V1().Ingresses().Lister()
 	nodes := s.nodeFactory.Core().V1().Nodes()
 	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, obj any) { s.enqueueNodeUsers(obj) },
 		DeleteFunc: s.enqueueNodeUsers,
 	})
 	s.superNodes = nodes.Lister()
+	events := s.nodeFactory.Core().V1().Events()
+	_, _ = events.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    s.enqueueSuperEvent,
+		UpdateFunc: func(_, obj any) { s.enqueueSuperEvent(obj) },
+	})
+	s.superEvents = events.Lister()
 	return s
 }
 
@@ -285,8 +305,16 @@ func (s *Syncer) reconcile(ctx context.Context, t *tenant, key objKey) error {
 		return s.syncService(ctx, t, key.Namespace, key.Name)
 	case kindEndpoints:
 		return s.syncEndpoints(ctx, t, key.Namespace, key.Name)
+	case kindPVC:
+		return s.syncPVC(ctx, t, key.Namespace, key.Name)
+	case kindPDB:
+		return s.syncPDB(ctx, t, key.Namespace, key.Name)
+	case kindIngress:
+		return s.syncIngress(ctx, t, key.Namespace, key.Name)
 	case kindNode:
 		return s.syncNode(ctx, t, key.Name)
+	case kindEvent:
+		return s.syncEvent(ctx, t, key.Namespace, key.Name)
 	}
 	return fmt.Errorf("unknown kind %q", key.Kind)
 }
@@ -384,7 +412,7 @@ func metaOf(obj any) (metav1.Object, error) {
 func (s *Syncer) updateQueueDepth(context.Context) {
 	for _, t := range s.servingTenants() {
 		counts := s.queue.CountBy(t.key, func(k objKey) string { return string(k.Kind) })
-		for _, k := range allKinds {
+		for _, k := range append(allKinds, kindEvent) {
 			s.metrics.depth.WithLabelValues(t.key, string(k)).Set(float64(counts[string(k)]))
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -22,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
+	networkinglisters "k8s.io/client-go/listers/networking/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -49,6 +52,9 @@ type tenant struct {
 	secrets     corelisters.SecretLister
 	services    corelisters.ServiceLister
 	endpoints   corelisters.EndpointsLister
+	pvcs        corelisters.PersistentVolumeClaimLister
+	pdbs        policylisters.PodDisruptionBudgetLister
+	ingresses   networkinglisters.IngressLister
 	nodes       corelisters.NodeLister
 	podIndex    cache.Indexer          // with the reference indexes of pods.go
 	index       map[kind]cache.Indexer // every kind's store, for the patrol
@@ -63,6 +69,12 @@ type tenant struct {
 type settings struct {
 	policy  v1alpha1.PolicySpec
 	syncAll bool // spec.sync.secretsAndConfigMaps == All
+	kinds   []v1alpha1.SyncKind
+}
+
+// optedIn reports whether the tenant opted in to syncing kind k.
+func (st *settings) optedIn(k v1alpha1.SyncKind) bool {
+	return slices.Contains(st.kinds, k)
 }
 
 func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
@@ -70,7 +82,10 @@ func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
 	if vc.Spec.Policy != nil {
 		st.policy = *vc.Spec.Policy
 	}
-	st.syncAll = vc.Spec.Sync != nil && vc.Spec.Sync.SecretsAndConfigMaps == v1alpha1.SyncScopeAll
+	if vc.Spec.Sync != nil {
+		st.syncAll = vc.Spec.Sync.SecretsAndConfigMaps == v1alpha1.SyncScopeAll
+		st.kinds = slices.Clone(vc.Spec.Sync.Kinds)
+	}
 	return st
 }
 
@@ -242,6 +257,9 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 		kindPod:       core.Pods().Informer(),
 		kindService:   core.Services().Informer(),
 		kindEndpoints: core.Endpoints().Informer(),
+		kindPVC:       core.PersistentVolumeClaims().Informer(),
+		kindPDB:       f.Policy().V1().PodDisruptionBudgets().Informer(),
+		kindIngress:   f.Networking().V1().Ingresses().Informer(),
 		kindNode:      core.Nodes().Informer(),
 	}
 	_ = infs[kindPod].AddIndexers(podReferenceIndexers)
@@ -253,6 +271,8 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	}
 	t.namespaces, t.pods, t.configMaps = core.Namespaces().Lister(), core.Pods().Lister(), core.ConfigMaps().Lister()
 	t.secrets, t.services, t.endpoints, t.nodes = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister(), core.Nodes().Lister()
+	t.pvcs = core.PersistentVolumeClaims().Lister()
+	t.pdbs, t.ingresses = f.Policy().V1().PodDisruptionBudgets().Lister(), f.Networking().V1().Ingresses().Lister()
 	t.podIndex = infs[kindPod].GetIndexer()
 	t.synced = func() bool {
 		for _, ok := range synced {

@@ -4,9 +4,7 @@
 // certificates, the serving certificate's names, the files the process
 // writes, and the flag defaults others must know (service range, port).
 //
-// It is a copy of apiserver/layout.go plus those defaults, split out so the
-// manager can use it without linking kube-apiserver (package apiserver
-// imports k8s.io/kubernetes). Package apiserver should import this package
-// instead of keeping its own copy. It must stay light: internal/pki and the
-// standard library only.
+// It is its own package so the manager can use it without linking
+// kube-apiserver (package apiserver imports k8s.io/kubernetes). It must stay
+// light: internal/pki and the standard library only.
 package layout

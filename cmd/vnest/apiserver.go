@@ -1,10 +1,7 @@
 package main
 
 import (
-	goflag "flag"
-
 	"github.com/spf13/cobra"
-	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/apiserver"
 )
@@ -19,8 +16,10 @@ interrupted: the upstream kube-apiserver (v1.36.3) storing everything in etcd
 under --etcd-prefix, and the kube-controller-manager controllers a tenant needs
 (no scheduler, no node, volume or cloud controllers: the super cluster owns
 those). Missing PKI files in --pki-dir (default --state-dir) are created, so
---state-dir and --etcd-prefix are enough for development. STATE_DIR/admin.kubeconfig
-appears once /readyz answers 200 and is removed on the next start.`,
+--state-dir and --etcd-prefix are enough for development against an etcd on
+127.0.0.1:2379. STATE_DIR/admin.kubeconfig appears once /readyz answers 200
+and is removed when the process stops. SIGINT/SIGTERM stop the controllers,
+then the apiserver; a stop during start-up waits until the apiserver is ready.`,
 		Example: `  vnest apiserver --state-dir /tmp/t1 --etcd-prefix /vnest/tenants/t1 \
     --etcd-servers https://127.0.0.1:2379 --etcd-cafile ca.crt --etcd-certfile c.crt --etcd-keyfile c.key`,
 		Args: cobra.NoArgs,
@@ -29,11 +28,6 @@ appears once /readyz answers 200 and is removed on the next start.`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
-	// Upstream components log through klog; expose its verbosity only.
-	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	for _, name := range []string{"v", "vmodule"} {
-		cmd.Flags().AddGoFlag(klogFlags.Lookup(name))
-	}
+	addKlogVerbosityFlags(cmd.Flags()) // the upstream components log through klog
 	return cmd
 }

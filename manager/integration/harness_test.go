@@ -63,6 +63,16 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// skipf skips, except under CI=true, where a missing binary is a failure:
+// CI must run these tests.
+func skipf(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // vnestBinary finds a vnest binary with the commands the tests need.
 func vnestBinary(t testing.TB) string {
 	t.Helper()
@@ -71,15 +81,15 @@ func vnestBinary(t testing.TB) string {
 		bin, _ = filepath.Abs(filepath.Join("..", "..", "bin", "vnest"))
 	}
 	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("skipping: %s is missing; run make build (or set VNEST_BINARY)", bin)
+		skipf(t, "skipping: %s is missing; run make build (or set VNEST_BINARY)", bin)
 	}
 	for _, cmd := range []string{"up", "apiserver"} {
 		if out, err := exec.Command(bin, cmd, "--help").CombinedOutput(); err != nil {
-			t.Skipf("skipping: %s has no working %q command (%v: %s); run make build once it is wired in (or set VNEST_BINARY)", bin, cmd, err, firstLine(out))
+			skipf(t, "skipping: %s has no working %q command (%v: %s); run make build once it is wired in (or set VNEST_BINARY)", bin, cmd, err, firstLine(out))
 		}
 	}
 	if _, ok := upFlags(bin); !ok {
-		t.Skipf("skipping: %s up runs a manager of its own and has no --no-manager flag to turn it off; "+
+		skipf(t, "skipping: %s up runs a manager of its own and has no --no-manager flag to turn it off; "+
 			"two managers would fight over the same VirtualClusters (set VNEST_BINARY to a vnest without it)", bin)
 	}
 	return bin

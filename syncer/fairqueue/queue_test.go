@@ -84,16 +84,13 @@ func TestFloodDoesNotStarve(t *testing.T) {
 	}
 }
 
-// TestFairnessUnderConcurrency runs workers while two tenants keep adding; the quiet tenant's
-// items must each wait at most a few Gets.
-func TestFairnessUnderConcurrency(t *testing.T) {
+// TestConcurrentWorkers: with several workers and producers, every added item is processed,
+// and never by two workers at once (run it with -race).
+func TestConcurrentWorkers(t *testing.T) {
 	q := newQueue()
-	for i := range 5000 {
-		q.Add("flood", fmt.Sprint(i))
-	}
 	var mu sync.Mutex
-	served := 0
-	quietAt := map[string]int{}
+	inFlight := map[Key[string]]bool{}
+	seen := map[Key[string]]bool{}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Go(func() {
@@ -103,38 +100,40 @@ func TestFairnessUnderConcurrency(t *testing.T) {
 					return
 				}
 				mu.Lock()
-				served++
-				if k.Tenant == "quiet" {
-					quietAt[k.Item] = served
+				if inFlight[k] {
+					t.Errorf("%v processed by two workers at once", k)
 				}
+				inFlight[k], seen[k] = true, true
+				mu.Unlock()
+				time.Sleep(time.Microsecond)
+				mu.Lock()
+				delete(inFlight, k)
 				mu.Unlock()
 				q.Done(k.Tenant, k.Item)
 			}
 		})
 	}
-	for i := range 20 {
+	var producers sync.WaitGroup
+	for _, tenant := range []string{"a", "b", "c"} {
+		producers.Go(func() {
+			for i := range 2000 {
+				q.Add(tenant, fmt.Sprint(i%500)) // duplicates while queued and while processed
+			}
+		})
+	}
+	producers.Wait()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
 		mu.Lock()
-		addedAt := served
+		n := len(seen)
 		mu.Unlock()
-		item := fmt.Sprint(i)
-		q.Add("quiet", item)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			mu.Lock()
-			at, ok := quietAt[item]
-			mu.Unlock()
-			if ok {
-				// 4 workers may each have taken a flood item between the add and the serve.
-				if at-addedAt > 10 {
-					t.Errorf("quiet item %s waited %d Gets", item, at-addedAt)
-				}
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("quiet item %s never served", item)
-			}
-			time.Sleep(time.Millisecond)
+		if n == 1500 {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processed %d distinct items, want 1500", n)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	q.ShutDown()
 	wg.Wait()

@@ -42,8 +42,9 @@ func TestSyncer(t *testing.T) {
 	requireRoot(t)
 	c := startCluster(t, clusterOptions{nodes: "real", port: 16703})
 	tenant, tenantKubeconfig := waitForDemoTenant(t, c)
+	var syncer *syncerProcess
 	if !upRunsSyncer {
-		startSyncer(t, c)
+		syncer = startSyncer(t, c)
 	}
 	key := demoClusterKey(t, c)
 	superNS := key + "-default"
@@ -93,7 +94,24 @@ func TestSyncer(t *testing.T) {
 		}
 	}
 
+	waitFor(t, "super events about the pod in the tenant", 30*time.Second, func() (bool, error) {
+		evs, err := tenant.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + pods[0].Name})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == "Started" && ev.InvolvedObject.UID == pods[0].UID {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events, none Started", len(evs.Items))
+	})
+
 	checkForeignServiceUntouched(t, c, tenant, superNS)
+
+	if !upRunsSyncer {
+		checkRestartConverges(t, c, tenant, tenantKubeconfig, superNS, syncer)
+	}
 
 	if out, err := tenantKubectl(t, tenantKubeconfig, "scale", "deployment", "web", "--replicas=0"); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -116,6 +134,46 @@ func TestSyncer(t *testing.T) {
 			return false, err
 		}
 		return len(list.Items) == 0 && len(nodes.Items) == 0, fmt.Errorf("%d tenant pods, %d nodes left", len(list.Items), len(nodes.Items))
+	})
+}
+
+// checkRestartConverges kills the syncer in the middle of a scale-up and starts it again: both
+// sides must converge to the same pods, with no duplicate and no orphan.
+func checkRestartConverges(t *testing.T, c *cluster, tenant kubernetes.Interface, kubeconfig, superNS string, old *syncerProcess) {
+	t.Helper()
+	ctx := t.Context()
+	const replicas = 12
+	if out, err := tenantKubectl(t, kubeconfig, "scale", "deployment", "web", fmt.Sprintf("--replicas=%d", replicas)); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	time.Sleep(time.Second) // some pods synced, some not
+	old.kill(t)
+	startSyncer(t, c)
+	waitFor(t, "tenant and super pods to converge after a syncer restart", 2*time.Minute, func() (bool, error) {
+		tp, err := tenant.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		sp, err := c.client.CoreV1().Pods(superNS).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		want := map[string]string{}
+		for _, p := range tp.Items {
+			if p.Status.Phase != corev1.PodRunning {
+				return false, fmt.Errorf("tenant pod %s is %s", p.Name, p.Status.Phase)
+			}
+			want[p.Name] = string(p.UID)
+		}
+		for _, p := range sp.Items {
+			if want[p.Name] != p.Annotations[annotationTenantUID] {
+				return false, fmt.Errorf("super pod %s belongs to no current tenant pod", p.Name)
+			}
+		}
+		if len(tp.Items) != replicas || len(sp.Items) != replicas {
+			return false, fmt.Errorf("%d tenant pods, %d super pods, want %d each", len(tp.Items), len(sp.Items), replicas)
+		}
+		return true, nil
 	})
 }
 
@@ -214,34 +272,48 @@ func tenantKubectl(t *testing.T, kubeconfig string, args ...string) (string, err
 	return string(out), nil
 }
 
-// startSyncer runs `vnest syncer` against the cluster until the test ends; its log lands next
-// to the `vnest up` log and is printed when the test fails.
-func startSyncer(t *testing.T, c *cluster) {
+// syncerProcess is a `vnest syncer` child of the test.
+type syncerProcess struct {
+	cmd    *exec.Cmd
+	done   chan error
+	killed bool
+}
+
+// startSyncer runs `vnest syncer` against the cluster until the test ends (or kill); its log
+// lands next to the `vnest up` log (syncer.N.log) and is printed when the test fails.
+func startSyncer(t *testing.T, c *cluster) *syncerProcess {
 	t.Helper()
-	logPath := filepath.Join(c.dataDir, "syncer.log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
+	var logFile *os.File
+	for n := 1; logFile == nil; n++ {
+		f, err := os.OpenFile(filepath.Join(c.dataDir, fmt.Sprintf("syncer.%d.log", n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if errors.Is(err, os.ErrExist) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		logFile = f
 	}
-	cmd := exec.Command(vnestBin, "syncer", "--kubeconfig", c.kubeconfig, "-v=2")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	err = cmd.Start()
+	logPath := logFile.Name()
+	p := &syncerProcess{cmd: exec.Command(vnestBin, "syncer", "--kubeconfig", c.kubeconfig, "-v=2"), done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	err := p.cmd.Start()
 	logFile.Close()
 	if err != nil {
 		t.Fatalf("starting vnest syncer: %v", err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	go func() { p.done <- p.cmd.Wait() }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("vnest syncer did not exit cleanly: %v", err)
+		if !p.killed && p.cmd.Process.Signal(os.Interrupt) == nil {
+			select {
+			case err := <-p.done:
+				if err != nil {
+					t.Errorf("vnest syncer did not exit cleanly: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Errorf("vnest syncer did not stop within 30s of SIGINT; killing it")
+				_ = p.cmd.Process.Kill()
 			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("vnest syncer did not stop within 30s of SIGINT; killing it")
-			_ = cmd.Process.Kill()
 		}
 		if t.Failed() {
 			data, _ := os.ReadFile(logPath)
@@ -252,4 +324,15 @@ func startSyncer(t *testing.T, c *cluster) {
 			t.Logf("Last lines of %s:\n%s", logPath, strings.Join(lines, "\n"))
 		}
 	})
+	return p
+}
+
+// kill ends the syncer with SIGKILL, as a crash would.
+func (p *syncerProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Kill(); err != nil {
+		t.Fatalf("killing vnest syncer: %v", err)
+	}
+	<-p.done
+	p.killed = true
 }

@@ -1,0 +1,130 @@
+package syncer
+
+import (
+	"context"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// Events: up only. Events the super cluster records about a tenant's synced pods and services
+// (scheduling, image pulls, container starts, probe failures…) are copied to the tenant, about
+// the tenant object, so `kubectl describe` in the tenant tells the story. Super events carry no
+// ownership labels; they are the tenant's when their namespace is one of the tenant's super
+// namespaces and the object they are about is the tenant's. Events are never deleted by the
+// syncer: both sides expire them by their own TTL.
+
+const kindEvent kind = "Event"
+
+// translateEvent is the tenant event for a super event about the super counterpart of a tenant
+// object (tenantUID) in tenant namespace ns. Super namespace names in the message are replaced
+// by the tenant's.
+func translateEvent(se *corev1.Event, ns string, tenantUID types.UID) *corev1.Event {
+	ref := se.InvolvedObject
+	ref.Namespace, ref.UID, ref.ResourceVersion = ns, tenantUID, ""
+	return &corev1.Event{
+		ObjectMeta:          metav1.ObjectMeta{Namespace: ns, Name: se.Name},
+		InvolvedObject:      ref,
+		Reason:              se.Reason,
+		Message:             strings.ReplaceAll(se.Message, se.Namespace+"/", ns+"/"),
+		Source:              se.Source,
+		FirstTimestamp:      se.FirstTimestamp,
+		LastTimestamp:       se.LastTimestamp,
+		Count:               se.Count,
+		Type:                se.Type,
+		EventTime:           se.EventTime,
+		Series:              se.Series,
+		Action:              se.Action,
+		ReportingController: se.ReportingController,
+		ReportingInstance:   se.ReportingInstance,
+	}
+}
+
+// eventUpEqual reports whether the tenant event already says what desired says.
+func eventUpEqual(desired, existing *corev1.Event) bool {
+	return desired.Count == existing.Count && desired.Message == existing.Message &&
+		desired.LastTimestamp.Equal(&existing.LastTimestamp) && desired.Reason == existing.Reason
+}
+
+// enqueueSuperEvent maps a super event to the tenant owning its namespace.
+func (s *Syncer) enqueueSuperEvent(obj any) {
+	ev, ok := obj.(*corev1.Event)
+	if !ok {
+		return
+	}
+	ns, err := s.superNS.Get(ev.Namespace)
+	if err != nil {
+		return
+	}
+	for _, t := range s.servingTenants() {
+		if tenantNS, ok := mapping.TenantNamespace(ns, t.key); ok {
+			s.queue.Add(t.key, objKey{Kind: kindEvent, Namespace: tenantNS, Name: ev.Name})
+			return
+		}
+	}
+}
+
+// tenantUIDFor returns the UID of the tenant object a super event is about, if the syncer
+// synced it: the super object must be the tenant's and made from that tenant object.
+func (s *Syncer) tenantUIDFor(t *tenant, ns string, ref corev1.ObjectReference) (types.UID, bool) {
+	var super, tenantObj metav1.Object
+	switch ref.Kind {
+	case "Pod":
+		sp, err := s.superPods.Pods(ref.Namespace).Get(ref.Name)
+		if err != nil {
+			return "", false
+		}
+		tp, err := t.pods.Pods(ns).Get(ref.Name)
+		if err != nil {
+			return "", false
+		}
+		super, tenantObj = sp, tp
+	case "Service":
+		ss, err := s.superSvcs.Services(ref.Namespace).Get(ref.Name)
+		if err != nil {
+			return "", false
+		}
+		ts, err := t.services.Services(ns).Get(ref.Name)
+		if err != nil {
+			return "", false
+		}
+		super, tenantObj = ss, ts
+	default:
+		return "", false
+	}
+	if guard(t, ns, super) != nil || mapping.TenantUID(super) != tenantObj.GetUID() {
+		return "", false
+	}
+	return tenantObj.GetUID(), true
+}
+
+func (s *Syncer) syncEvent(ctx context.Context, t *tenant, ns, name string) error {
+	superNS := mapping.SuperNamespace(t.key, ns)
+	se, found, err := lookup(s.superEvents.Events(superNS).Get(name))
+	if err != nil || !found || se.InvolvedObject.Namespace != superNS {
+		return err
+	}
+	uid, ok := s.tenantUIDFor(t, ns, se.InvolvedObject)
+	if !ok {
+		return nil
+	}
+	want := translateEvent(se, ns, uid)
+	events := t.client.CoreV1().Events(ns)
+	existing, err := events.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = events.Create(ctx, want, metav1.CreateOptions{})
+		return ignoreAlreadyExists(err)
+	}
+	if err != nil || eventUpEqual(want, existing) {
+		return err
+	}
+	up := existing.DeepCopy()
+	up.Count, up.Message, up.LastTimestamp, up.Reason, up.Series = want.Count, want.Message, want.LastTimestamp, want.Reason, want.Series
+	_, err = events.Update(ctx, up, metav1.UpdateOptions{})
+	return err
+}

@@ -1,0 +1,70 @@
+package syncer
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+func superEvent(kind, name string) *corev1.Event {
+	ts := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	return &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: testSuperNS, Name: name + ".1", ResourceVersion: "9"},
+		InvolvedObject: corev1.ObjectReference{Kind: kind, Namespace: testSuperNS, Name: name, UID: "super-uid", APIVersion: "v1", ResourceVersion: "5"},
+		Reason:         "Scheduled", Message: "Successfully assigned " + testSuperNS + "/" + name + " to node-1",
+		Source: corev1.EventSource{Component: "default-scheduler"}, Type: corev1.EventTypeNormal,
+		FirstTimestamp: ts, LastTimestamp: ts, Count: 1,
+	}
+}
+
+func TestTranslateEvent(t *testing.T) {
+	se := superEvent("Pod", "web")
+	want := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: "default", Name: "web.1"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web", UID: "uid-web", APIVersion: "v1"},
+		Reason:         "Scheduled", Message: "Successfully assigned default/web to node-1",
+		Source: se.Source, Type: corev1.EventTypeNormal, FirstTimestamp: se.FirstTimestamp, LastTimestamp: se.LastTimestamp, Count: 1,
+	}
+	if diff := cmp.Diff(want, translateEvent(se, "default", "uid-web")); diff != "" {
+		t.Errorf("translateEvent (-want +got):\n%s", diff)
+	}
+}
+
+func TestSyncEvent(t *testing.T) {
+	cases := map[string]struct {
+		super  []object
+		tenant []object
+		want   []string
+	}{
+		"event about a synced pod goes up": {
+			super:  []object{MakePod(testSuperNS, "web").Owned("uid-web").Obj(), superEvent("Pod", "web")},
+			tenant: []object{MakePod("default", "web").Obj()},
+			want:   []string{"create events default/web.1"},
+		},
+		"event about a foreign pod stays": {
+			super:  []object{MakePod(testSuperNS, "web").Obj(), superEvent("Pod", "web")},
+			tenant: []object{MakePod("default", "web").Obj()},
+		},
+		"event about an earlier tenant pod stays": {
+			super:  []object{MakePod(testSuperNS, "web").Owned("uid-old").Obj(), superEvent("Pod", "web")},
+			tenant: []object{MakePod("default", "web").Obj()},
+		},
+		"event about a kind that is not synced up stays": {
+			super: []object{superEvent("ConfigMap", "web")},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, tc.super, tc.tenant)
+			if err := h.s.syncEvent(testContext(t), h.t, "default", "web.1"); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, writes(h.tenantCS)); diff != "" {
+				t.Errorf("tenant writes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
