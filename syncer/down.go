@@ -101,6 +101,7 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 		logger.V(2).Info("Creating super object", "superObject", klog.KObj(desired))
 		_, err := w.Create(ctx, desired, metav1.CreateOptions{})
 		if !apierrors.IsAlreadyExists(err) {
+			s.recordRejected(t, st.tenant, d.kind, err)
 			return err
 		}
 		// The cache sees owned objects only: an object without our labels is invisible to
@@ -117,7 +118,18 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 	}
 	logger.V(2).Info("Updating super object", "superObject", klog.KObj(st.super))
 	_, err := w.Update(ctx, d.merge(desired, st.super), metav1.UpdateOptions{})
+	s.recordRejected(t, st.tenant, d.kind, err)
 	return err
+}
+
+// recordRejected tells the tenant, with an event on its object, why the super cluster refused
+// the object (its policy, e.g. Pod Security, or validation); retries follow with back-off.
+func (s *Syncer) recordRejected(t *tenant, tenantObj runtime.Object, k kind, err error) {
+	if t.recorder == nil || !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) {
+		return
+	}
+	t.recorder.Eventf(tenantObj, corev1.EventTypeWarning, "SuperClusterRejected",
+		"The super cluster refused the %s: %v", k, err)
 }
 
 // deleteSuper deletes a super object of the tenant, only if guard allows, with a UID

@@ -31,7 +31,7 @@ func translateEvent(se *corev1.Event, ns string, tenantUID types.UID) *corev1.Ev
 		ObjectMeta:          metav1.ObjectMeta{Namespace: ns, Name: se.Name},
 		InvolvedObject:      ref,
 		Reason:              se.Reason,
-		Message:             strings.ReplaceAll(se.Message, se.Namespace+"/", ns+"/"),
+		Message:             strings.ReplaceAll(se.Message, se.Namespace, ns),
 		Source:              se.Source,
 		FirstTimestamp:      se.FirstTimestamp,
 		LastTimestamp:       se.LastTimestamp,

@@ -31,6 +31,10 @@ func TestTranslateEvent(t *testing.T) {
 	if diff := cmp.Diff(want, translateEvent(se, "default", "uid-web")); diff != "" {
 		t.Errorf("translateEvent (-want +got):\n%s", diff)
 	}
+	se.Message = `pod: "web_` + testSuperNS + `(uid)". kubelet does not have ClusterDNS IP configured`
+	if got := translateEvent(se, "default", "uid-web").Message; got != `pod: "web_default(uid)". kubelet does not have ClusterDNS IP configured` {
+		t.Errorf("message not translated: %q", got)
+	}
 }
 
 func TestSyncEvent(t *testing.T) {

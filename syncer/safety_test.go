@@ -1,14 +1,18 @@
 package syncer
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -146,5 +150,21 @@ func TestTwoTenantsSameNames(t *testing.T) {
 	}
 	if got := writes(h.super); len(got) > 0 {
 		t.Errorf("tenant B's sync wrote %v", got)
+	}
+}
+
+// TestRejectionIsReported: when the super cluster refuses a pod (here: Pod Security), the
+// tenant pod gets an event saying why, and the error is returned for a retry.
+func TestRejectionIsReported(t *testing.T) {
+	h := newHarness(t, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}}, []object{MakePod("default", "web").Obj()})
+	h.super.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "web", errors.New(`violates PodSecurity "baseline:latest"`))
+	})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); !apierrors.IsForbidden(err) {
+		t.Fatalf("syncPod = %v, want the Forbidden error back", err)
+	}
+	ev := events(h.recorder)
+	if len(ev) != 1 || !strings.Contains(ev[0], "SuperClusterRejected") || !strings.Contains(ev[0], "PodSecurity") {
+		t.Errorf("events = %q, want one SuperClusterRejected event naming the reason", ev)
 	}
 }

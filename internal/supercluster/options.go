@@ -31,6 +31,8 @@ type Options struct {
 	// NoManager runs the bare super cluster: CRDs are installed, but no
 	// manager (and so no demo tenant) runs; tests bring their own.
 	NoManager bool
+	// NoSyncer runs no syncer; tests that kill and restart it run their own.
+	NoSyncer bool
 	// Binary is the vnest executable that children are started from;
 	// empty means the running executable.
 	Binary string
@@ -49,6 +51,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Nodes, "nodes", o.Nodes, "Node mode: real (kubelet+containerd, needs root and the Debian packages), simulated (kwok), or auto (real when possible).")
 	fs.IntVar(&o.NodeCount, "node-count", o.NodeCount, "Number of nodes (simulated mode; real mode runs exactly one node).")
 	fs.BoolVar(&o.NoManager, "no-manager", o.NoManager, "Do not run the vnest manager (implies --no-tenant); the VirtualCluster CRD is still installed.")
+	fs.BoolVar(&o.NoSyncer, "no-syncer", o.NoSyncer, "Do not run the vnest syncer (tenant pods then stay Pending).")
 	fs.BoolVar(&o.NoTenant, "no-tenant", o.NoTenant, "Do not create the demo VirtualCluster (the manager still runs).")
 	fs.IntVar(&o.APIServerPort, "apiserver-port", o.APIServerPort, fmt.Sprintf("Port of kube-apiserver; the next %d ports are used by the other components.", portCount-1))
 }

@@ -48,6 +48,14 @@ func (c *config) managerArgs(cs *certs) []string {
 	}
 }
 
+func (c *config) syncerArgs() []string {
+	return []string{
+		"syncer",
+		"--kubeconfig=" + c.kubeconfigPath("admin"),
+		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(c.ports.SyncerMetrics),
+	}
+}
+
 func newTenantClient(kubeconfig string) (client.Client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {

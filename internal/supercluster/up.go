@@ -195,6 +195,11 @@ func (c *config) run(ctx context.Context) (err error) {
 			return err
 		}
 	}
+	if !c.NoSyncer {
+		if err := start("syncer", c.syncerArgs()); err != nil {
+			return err
+		}
+	}
 	if !c.NoTenant && !c.NoManager {
 		demo := filepath.Join(c.dataDir, demoTenant+".kubeconfig")
 		if err := os.Remove(demo); err != nil && !errors.Is(err, os.ErrNotExist) {

@@ -39,6 +39,8 @@ type clusterOptions struct {
 	// afterStop, if set, runs in the cleanup once the cluster has stopped, before the log is
 	// printed, so its failures come with the log too.
 	afterStop func(t *testing.T, dataDir string)
+	// extraArgs are appended to the `vnest up` command line.
+	extraArgs []string
 }
 
 // cluster is one running `vnest up` child process and a client for the super cluster it serves.
@@ -77,6 +79,7 @@ func startCluster(t *testing.T, opts clusterOptions) *cluster {
 	if opts.nodeCount > 0 {
 		args = append(args, "--node-count", strconv.Itoa(opts.nodeCount))
 	}
+	args = append(args, opts.extraArgs...)
 	logFile := createLogFile(t, dir)
 	c.logPath = logFile.Name()
 	c.cmd = exec.Command(vnestBin, args...)

@@ -21,11 +21,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// upRunsSyncer says whether `vnest up` starts the syncer itself. Until it does, the test runs
-// `vnest syncer` as a child of its own; once it does, set this to true (and delete
-// startSyncer).
-const upRunsSyncer = false
-
 // Ownership keys (internal/ownership); spelled out because e2e must not import production code.
 const (
 	labelClusterKey      = "tenancy.vnest.dev/cluster-key"
@@ -40,12 +35,11 @@ const (
 // virtual node.
 func TestSyncer(t *testing.T) {
 	requireRoot(t)
-	c := startCluster(t, clusterOptions{nodes: "real", port: 16703})
+	// The test runs the syncer itself (vnest up --no-syncer) so that it can kill it mid-rollout;
+	// `vnest up` treats a dying child as fatal.
+	c := startCluster(t, clusterOptions{nodes: "real", port: 16703, extraArgs: []string{"--no-syncer"}})
 	tenant, tenantKubeconfig := waitForDemoTenant(t, c)
-	var syncer *syncerProcess
-	if !upRunsSyncer {
-		syncer = startSyncer(t, c)
-	}
+	syncer := startSyncer(t, c)
 	key := demoClusterKey(t, c)
 	superNS := key + "-default"
 	ctx := t.Context()
@@ -109,9 +103,7 @@ func TestSyncer(t *testing.T) {
 
 	checkForeignServiceUntouched(t, c, tenant, superNS)
 
-	if !upRunsSyncer {
-		checkRestartConverges(t, c, tenant, tenantKubeconfig, superNS, syncer)
-	}
+	checkRestartConverges(t, c, tenant, tenantKubeconfig, superNS, syncer)
 
 	if out, err := tenantKubectl(t, tenantKubeconfig, "scale", "deployment", "web", "--replicas=0"); err != nil {
 		t.Fatalf("%v: %s", err, out)

@@ -15,10 +15,9 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// TestDemoTenant checks that `vnest up` runs the manager and provisions the demo tenant:
+// TestDemoTenant checks that `vnest up` runs the manager, the syncer and the demo tenant:
 // DIR/demo.kubeconfig appears and is a working, separate control plane whose controllers turn a
-// Deployment into a ReplicaSet and Pods (Pending: nothing syncs them down yet). Simulated nodes:
-// the tenant control plane does not depend on them.
+// Deployment into a ReplicaSet and Pods, which the syncer runs on the (simulated) super nodes.
 func TestDemoTenant(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "simulated", port: 16603})
 	file := filepath.Join(c.dataDir, "demo.kubeconfig")
@@ -48,19 +47,34 @@ func TestDemoTenant(t *testing.T) {
 		t.Fatalf("creating deployment in the tenant: %v", err)
 	}
 	selector := labels.SelectorFromSet(deploy.Spec.Selector.MatchLabels).String()
-	waitFor(t, "2 pods of the tenant deployment", time.Minute, func() (bool, error) {
+	usedNodes := map[string]bool{}
+	waitFor(t, "2 Running pods of the tenant deployment", time.Minute, func() (bool, error) {
 		pods, err := tenant.CoreV1().Pods(ns).List(t.Context(), metav1.ListOptions{LabelSelector: selector})
 		if err != nil {
 			return false, err
 		}
-		return len(pods.Items) == 2, fmt.Errorf("%d pods", len(pods.Items))
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != "" {
+				running++
+				usedNodes[p.Spec.NodeName] = true
+			}
+		}
+		return running == 2, fmt.Errorf("%d pods, %d Running on a node", len(pods.Items), running)
 	})
 
 	// The tenant's objects live in the tenant only.
 	if _, err := c.client.CoreV1().Namespaces().Get(t.Context(), ns, metav1.GetOptions{}); err == nil {
 		t.Errorf("namespace %s of the tenant exists in the super cluster", ns)
 	}
-	if _, err := tenant.CoreV1().Nodes().Get(t.Context(), "vnest-sim-0", metav1.GetOptions{}); err == nil {
-		t.Error("the tenant sees the super cluster's node vnest-sim-0")
+	// The tenant sees (virtual) nodes only where its pods run.
+	nodes, err := tenant.CoreV1().Nodes().List(t.Context(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if !usedNodes[n.Name] {
+			t.Errorf("the tenant sees node %s, which runs none of its pods", n.Name)
+		}
 	}
 }
