@@ -36,7 +36,7 @@ const DefaultBusyboxBinary = "/bin/busybox"
 
 // formatVersion is part of every input stamp; bump it whenever the layout or
 // content rules change so old tarballs are rebuilt.
-const formatVersion = "vnest-images/1"
+const formatVersion = "vnest-images/2"
 
 // defaultPath is the PATH of every image.
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -97,7 +97,7 @@ func buildOne(ctx context.Context, outDir string, src Sources, ref string) (stri
 	case BusyboxImage:
 		inputs = []string{src.BusyboxBinary}
 	case VnestImage:
-		inputs = []string{src.VnestBinary}
+		inputs = append([]string{src.VnestBinary}, runtimeLibs()...)
 	default:
 		return "", fmt.Errorf("unknown image (known: %s)", strings.Join(AllImages, ", "))
 	}
@@ -203,6 +203,22 @@ func pauseSpec(bin string) spec {
 	}
 }
 
+// vnestLibs are the C runtime files a cgo-linked vnest needs (the Go
+// resolver and os/user pull in cgo by default): the dynamic loader and libc,
+// copied from the host that built the binary, at the same paths.
+var vnestLibs = []string{"/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/libc.so.6"}
+
+// runtimeLibs are those of vnestLibs present on this host.
+func runtimeLibs() []string {
+	var libs []string
+	for _, l := range vnestLibs {
+		if _, err := os.Stat(l); err == nil {
+			libs = append(libs, l)
+		}
+	}
+	return libs
+}
+
 func vnestSpec(bin string) spec {
 	es := append(baseEntries(),
 		dir("usr", 0o755),
@@ -210,6 +226,15 @@ func vnestSpec(bin string) spec {
 		dir("usr/local/bin", 0o755),
 		hostFile("usr/local/bin/vnest", 0o755, bin),
 	)
+	dirs := map[string]bool{}
+	for _, l := range runtimeLibs() {
+		rel := strings.TrimPrefix(l, "/")
+		for d := path.Dir(rel); d != "." && !dirs[d]; d = path.Dir(d) {
+			dirs[d] = true
+			es = append(es, dir(d, 0o755))
+		}
+		es = append(es, hostFile(rel, 0o755, l))
+	}
 	return spec{
 		ref:     VnestImage,
 		entries: es,

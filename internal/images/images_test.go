@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -208,12 +209,12 @@ func TestImageContents(t *testing.T) {
 		"vnest": {
 			ref:    VnestImage,
 			config: v1.Config{Entrypoint: []string{"/usr/local/bin/vnest"}, Env: []string{path}, WorkingDir: "/"},
-			entries: with(base, map[string]fsEntry{
+			entries: with(with(base, map[string]fsEntry{
 				"usr/":                {Type: tar.TypeDir, Mode: 0o755},
 				"usr/local/":          {Type: tar.TypeDir, Mode: 0o755},
 				"usr/local/bin/":      {Type: tar.TypeDir, Mode: 0o755},
 				"usr/local/bin/vnest": {Type: tar.TypeReg, Mode: 0o755, Data: "fake vnest binary"},
-			}),
+			}), libEntries()),
 		},
 	}
 	for name, tc := range tests {
@@ -359,4 +360,18 @@ func TestTarballName(t *testing.T) {
 			t.Errorf("TarballName(%q) = %q, want %q", ref, got, want)
 		}
 	}
+}
+
+// libEntries are the C runtime files the vnest image carries from this host
+// (dynamic loader and libc; see vnestLibs), with their parent directories.
+func libEntries() map[string]fsEntry {
+	m := map[string]fsEntry{}
+	for _, l := range runtimeLibs() {
+		rel := strings.TrimPrefix(l, "/")
+		for d := path.Dir(rel); d != "."; d = path.Dir(d) {
+			m[d+"/"] = fsEntry{Type: tar.TypeDir, Mode: 0o755}
+		}
+		m[rel] = fsEntry{Type: tar.TypeReg, Mode: 0o755}
+	}
+	return m
 }
