@@ -20,6 +20,7 @@ import (
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/child"
 )
 
 // Restart backoff of a crashing local control plane.
@@ -60,7 +61,7 @@ type localProvisioner struct {
 // localTenant is the provisioner's memory of one VirtualCluster.
 type localTenant struct {
 	port     int
-	proc     *process
+	proc     *child.Process
 	restarts int // exits in a row without a stable run
 	lastExit time.Time
 	lastErr  error
@@ -172,21 +173,21 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 	}
 	args := apiserverArgs(t, t.EtcdServers, dir, pkiDir, "0.0.0.0", lt.port, t.Endpoint.URL)
 	args = append(args, "--advertise-address="+p.hostIP.String())
-	if lt.proc != nil && lt.proc.running() {
-		if slices.Equal(lt.proc.args, args) {
-			return time.Since(lt.proc.started) < startupWindow, nil
+	if lt.proc != nil && lt.proc.Running() {
+		if slices.Equal(lt.proc.Args, args) {
+			return time.Since(lt.proc.Started) < startupWindow, nil
 		}
 		logger.Info("Restarting local control plane with new arguments", "virtualCluster", klog.KObj(vc))
-		if err := lt.proc.stop(stopGrace); err != nil {
+		if err := stopProcess(lt.proc); err != nil {
 			return false, err
 		}
 	}
-	if lt.proc != nil && lt.proc.unexpected() {
+	if lt.proc != nil && lt.proc.ExitedOnItsOwn() {
 		if wait := time.Until(lt.lastExit.Add(restartDelay(lt.restarts))); wait > 0 {
 			return false, &phaseError{
 				reason: v1alpha1.ReasonControlPlaneUnhealthy,
 				message: fmt.Sprintf("the control plane process exited (%v) %d time(s) in a row; restarting in %s; log %s: %s",
-					lt.lastErr, lt.restarts, wait.Round(time.Second), lt.proc.logFile, lastLogLine(lt.proc.logFile)),
+					lt.lastErr, lt.restarts, wait.Round(time.Second), lt.proc.LogFile, lastLogLine(lt.proc.LogFile)),
 				retryAfter: wait,
 			}
 		}
@@ -197,25 +198,25 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 	if err := os.Remove(readyFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, failure(v1alpha1.ReasonProvisionFailed, "removing the stale %s: %v", readyFile, err)
 	}
-	proc, err := startProcess(dir, "apiserver", p.binary, args, func(proc *process, err error) { p.onExit(key, proc, err) })
+	proc, err := child.Start(dir, "apiserver", p.binary, args, func(proc *child.Process, err error) { p.onExit(key, proc, err) })
 	if err != nil {
 		return false, failure(v1alpha1.ReasonProvisionFailed, "starting %s: %v", p.binary, err)
 	}
 	lt.proc = proc
 	go p.wakeWhenReady(key, proc, readyFile)
-	logger.Info("Started local control plane", "virtualCluster", klog.KObj(vc), "pid", proc.pid(), "endpoint", t.Endpoint.URL, "log", proc.logFile)
+	logger.Info("Started local control plane", "virtualCluster", klog.KObj(vc), "pid", proc.Pid(), "endpoint", t.Endpoint.URL, "log", proc.LogFile)
 	return true, nil
 }
 
 // onExit records a child that stopped by itself and wakes the controller.
-func (p *localProvisioner) onExit(key types.NamespacedName, proc *process, err error) {
+func (p *localProvisioner) onExit(key types.NamespacedName, proc *child.Process, err error) {
 	p.mu.Lock()
 	lt := p.tenants[key]
 	if lt == nil || lt.proc != proc {
 		p.mu.Unlock()
 		return
 	}
-	if time.Since(proc.started) > stableRun {
+	if time.Since(proc.Started) > stableRun {
 		lt.restarts = 0
 	}
 	lt.restarts++
@@ -230,12 +231,12 @@ func (p *localProvisioner) onExit(key types.NamespacedName, proc *process, err e
 // wakeWhenReady wakes the controller as soon as proc wrote readyFile, so a
 // new tenant turns Running without waiting for the next poll. A stat every
 // readyPoll costs next to nothing; it stops when the process does.
-func (p *localProvisioner) wakeWhenReady(key types.NamespacedName, proc *process, readyFile string) {
+func (p *localProvisioner) wakeWhenReady(key types.NamespacedName, proc *child.Process, readyFile string) {
 	tick := time.NewTicker(readyPoll)
 	defer tick.Stop()
 	for {
 		select {
-		case <-proc.done:
+		case <-proc.Done():
 			return
 		case <-tick.C:
 		}
@@ -272,10 +273,10 @@ func (p *localProvisioner) Diagnose(_ context.Context, vc *v1alpha1.VirtualClust
 	switch {
 	case lt == nil || lt.proc == nil:
 		return "no control plane process"
-	case lt.proc.running():
-		return fmt.Sprintf("process %d running for %s; log %s", lt.proc.pid(), time.Since(lt.proc.started).Round(time.Second), lt.proc.logFile)
+	case lt.proc.Running():
+		return fmt.Sprintf("process %d running for %s; log %s", lt.proc.Pid(), time.Since(lt.proc.Started).Round(time.Second), lt.proc.LogFile)
 	}
-	return fmt.Sprintf("process exited (%v); log %s: %s", lt.lastErr, lt.proc.logFile, lastLogLine(lt.proc.logFile))
+	return fmt.Sprintf("process exited (%v); log %s: %s", lt.lastErr, lt.proc.LogFile, lastLogLine(lt.proc.LogFile))
 }
 
 // Teardown implements provisioner.
@@ -286,7 +287,7 @@ func (p *localProvisioner) Teardown(ctx context.Context, vc *v1alpha1.VirtualClu
 	delete(p.tenants, key)
 	p.mu.Unlock()
 	if lt != nil && lt.proc != nil {
-		if err := lt.proc.stop(stopGrace); err != nil {
+		if err := stopProcess(lt.proc); err != nil {
 			return false, err
 		}
 		klog.FromContext(ctx).Info("Stopped local control plane", "virtualCluster", klog.KObj(vc))
@@ -306,7 +307,7 @@ func (p *localProvisioner) Start(ctx context.Context) error {
 	<-ctx.Done()
 	p.mu.Lock()
 	p.closed = true
-	var procs []*process
+	var procs []*child.Process
 	for _, lt := range p.tenants {
 		if lt.proc != nil {
 			procs = append(procs, lt.proc)
@@ -316,7 +317,7 @@ func (p *localProvisioner) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(procs))
 	for i, proc := range procs {
-		wg.Go(func() { errs[i] = proc.stop(stopGrace) })
+		wg.Go(func() { errs[i] = stopProcess(proc) })
 	}
 	wg.Wait()
 	return errors.Join(errs...)

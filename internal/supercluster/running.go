@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/internal/child"
 )
 
 // running tracks what has been started so that stop can undo it in reverse.
 type running struct {
 	c          *config
-	procs      []*process // control plane and node components, in start order
-	containerd *process
+	procs      []*child.Process // control plane and node components, in start order
+	containerd *child.Process
 	realNode   bool
 }
 
@@ -37,8 +39,8 @@ func (r *running) startRealNode(ctx context.Context, cs *certs, start startFunc,
 	}
 	if err := waitFor("containerd", func(ctx context.Context) (bool, error) {
 		select {
-		case <-r.containerd.done:
-			return false, fmt.Errorf("containerd exited: %v; see %s", r.containerd.err, c.path("logs", "containerd.log"))
+		case <-r.containerd.Done():
+			return false, fmt.Errorf("containerd exited: %v; see %s", r.containerd.Err(), r.containerd.LogFile)
 		default:
 		}
 		_, err := os.Stat(c.containerdSocket())
@@ -65,10 +67,10 @@ func (r *running) stop(ctx context.Context) error {
 	// Node components first so nothing recreates what we tear down.
 	for i := len(r.procs) - 1; i >= 0; i-- {
 		p := r.procs[i]
-		if p.name != "kubelet" && p.name != "kube-proxy" && p.name != "kwok" {
+		if p.Name != "kubelet" && p.Name != "kube-proxy" && p.Name != "kwok" {
 			continue
 		}
-		errs = append(errs, p.stop(grace))
+		errs = append(errs, p.Stop(grace))
 	}
 	if r.realNode {
 		out, err := exec.CommandContext(ctx, c.binary, c.kubeProxyCleanupArgs()...).CombinedOutput()
@@ -79,7 +81,7 @@ func (r *running) stop(ctx context.Context) error {
 			if err := c.removePodSandboxes(ctx); err != nil {
 				errs = append(errs, err)
 			}
-			errs = append(errs, r.containerd.stop(grace))
+			errs = append(errs, r.containerd.Stop(grace))
 		}
 		c.killShims()
 		if err := unmountUnder(c.dataDir, c.runDir); err != nil {
@@ -90,7 +92,7 @@ func (r *running) stop(ctx context.Context) error {
 		_ = os.RemoveAll(c.runDir)
 	}
 	for i := len(r.procs) - 1; i >= 0; i-- {
-		errs = append(errs, r.procs[i].stop(grace))
+		errs = append(errs, r.procs[i].Stop(grace))
 	}
 	logger.V(1).Info("Stopped super cluster")
 	return errors.Join(errs...)

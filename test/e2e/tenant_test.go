@@ -1,18 +1,13 @@
 package e2e
 
 import (
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // TestDemoTenant checks that `vnest up` runs the manager, the syncer and the demo tenant:
@@ -20,19 +15,7 @@ import (
 // Deployment into a ReplicaSet and Pods, which the syncer runs on the (simulated) super nodes.
 func TestDemoTenant(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "simulated", port: 16603})
-	file := filepath.Join(c.dataDir, "demo.kubeconfig")
-	waitFor(t, "demo.kubeconfig", 3*time.Minute, func() (bool, error) {
-		_, err := os.Stat(file)
-		if errors.Is(err, os.ErrNotExist) {
-			return false, nil
-		}
-		return err == nil, err
-	})
-	cfg, err := clientcmd.BuildConfigFromFlags("", file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tenant := kubernetes.NewForConfigOrDie(cfg)
+	tenant, _ := waitForDemoTenant(t, c)
 
 	const ns = "e2e-tenant"
 	if _, err := tenant.CoreV1().Namespaces().Create(t.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
