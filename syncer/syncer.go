@@ -143,17 +143,7 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 		return []string{p.Labels[ownership.LabelClusterKey] + "/" + p.Spec.NodeName}, nil
 	}}
 	core := f.Core().V1()
-	infs := map[kind]cache.SharedIndexInformer{
-		kindNamespace: core.Namespaces().Informer(),
-		kindConfigMap: core.ConfigMaps().Informer(),
-		kindSecret:    core.Secrets().Informer(),
-		kindPod:       core.Pods().Informer(),
-		kindService:   core.Services().Informer(),
-		kindEndpoints: core.Endpoints().Informer(),
-		kindPVC:       core.PersistentVolumeClaims().Informer(),
-		kindPDB:       f.Policy().V1().PodDisruptionBudgets().Informer(),
-		kindIngress:   f.Networking().V1().Ingresses().Informer(),
-	}
+	infs := syncedKindInformers(f)
 	s.superIndex = map[kind]cache.Indexer{}
 	for k, inf := range infs {
 		idx := byTenant
@@ -415,5 +405,22 @@ func (s *Syncer) updateQueueDepth(context.Context) {
 		for _, k := range append(allKinds, kindEvent) {
 			s.metrics.depth.WithLabelValues(t.key, string(k)).Set(float64(counts[string(k)]))
 		}
+	}
+}
+
+// syncedKindInformers are the informers of every kind synced down, the same
+// on the super side and in each tenant.
+func syncedKindInformers(f informers.SharedInformerFactory) map[kind]cache.SharedIndexInformer {
+	core := f.Core().V1()
+	return map[kind]cache.SharedIndexInformer{
+		kindNamespace: core.Namespaces().Informer(),
+		kindConfigMap: core.ConfigMaps().Informer(),
+		kindSecret:    core.Secrets().Informer(),
+		kindPod:       core.Pods().Informer(),
+		kindService:   core.Services().Informer(),
+		kindEndpoints: core.Endpoints().Informer(),
+		kindPVC:       core.PersistentVolumeClaims().Informer(),
+		kindPDB:       f.Policy().V1().PodDisruptionBudgets().Informer(),
+		kindIngress:   f.Networking().V1().Ingresses().Informer(),
 	}
 }

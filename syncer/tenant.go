@@ -250,18 +250,8 @@ func newTenant(vc *v1alpha1.VirtualCluster, client kubernetes.Interface) *tenant
 // wireInformers creates the tenant's informers on factory, with handlers that queue keys.
 func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	core := f.Core().V1()
-	infs := map[kind]cache.SharedIndexInformer{
-		kindNamespace: core.Namespaces().Informer(),
-		kindConfigMap: core.ConfigMaps().Informer(),
-		kindSecret:    core.Secrets().Informer(),
-		kindPod:       core.Pods().Informer(),
-		kindService:   core.Services().Informer(),
-		kindEndpoints: core.Endpoints().Informer(),
-		kindPVC:       core.PersistentVolumeClaims().Informer(),
-		kindPDB:       f.Policy().V1().PodDisruptionBudgets().Informer(),
-		kindIngress:   f.Networking().V1().Ingresses().Informer(),
-		kindNode:      core.Nodes().Informer(),
-	}
+	infs := syncedKindInformers(f)
+	infs[kindNode] = core.Nodes().Informer() // virtual nodes live in tenants only
 	_ = infs[kindPod].AddIndexers(podReferenceIndexers)
 	var synced []cache.InformerSynced
 	for k, inf := range infs {
