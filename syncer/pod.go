@@ -159,9 +159,10 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 	spec.ServiceAccountName = ""
 	spec.DeprecatedServiceAccount = ""
 	spec.AutomountServiceAccountToken = ptr.To(false)
-	// The super scheduler places the pod, unless the tenant named a node itself (virtual
-	// node names are super node names).
+	// The super scheduler places the pod, also when the tenant named a node itself (virtual
+	// node names are super node names): that becomes a node affinity (see podpolicy.go).
 	spec.SchedulerName = ""
+	pinToNode(spec)
 	// Priority classes are the super cluster's; the tenant's resolved priority would be
 	// rejected by the super cluster's admission.
 	spec.Priority = nil
@@ -277,7 +278,12 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 		klog.FromContext(ctx).Info("Super pod is gone; deleting the tenant pod so its controller replaces it")
 		return s.finishTenantPodDeletion(ctx, t, tp)
 	}
-	if err := podDown.sync(ctx, s, t, w, st); err != nil || !sameUID {
+	down := func() error { return podDown.sync(ctx, s, t, w, st) }
+	if hasTenant && !hasSuper {
+		// A new super pod: the virtual cluster's policy decides first (podpolicy.go).
+		return s.createPodDown(ctx, t, tp, down)
+	}
+	if err := down(); err != nil || !sameUID {
 		return err
 	}
 	return s.podUp(ctx, t, tp, sp)

@@ -88,14 +88,18 @@ func TestTranslatePod(t *testing.T) {
 				},
 			},
 		},
-		"node chosen by the tenant is kept": {
+		"node chosen by the tenant becomes a node affinity": {
 			pod: MakePod("default", "web").Node("node-1").Obj(),
 			want: &corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web",
 					Labels:      map[string]string{ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"},
 					Annotations: wantMeta.Annotations},
 				Spec: corev1.PodSpec{
-					NodeName:                     "node-1",
+					Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+						NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{
+							{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"node-1"}},
+						}}},
+					}}},
 					Containers:                   []corev1.Container{{Name: "main", Image: "vnest.local/busybox:1"}},
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),

@@ -45,6 +45,7 @@ type tenant struct {
 
 	client   kubernetes.Interface
 	settings atomic.Pointer[settings]
+	quota    quotaLedger // admissions against spec.policy.quota
 
 	namespaces  corelisters.NamespaceLister
 	pods        corelisters.PodLister

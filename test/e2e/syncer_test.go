@@ -30,9 +30,9 @@ const (
 
 // TestSyncer runs real nodes, the demo tenant and the syncer, and checks the issue's acceptance:
 // a tenant Deployment really runs (pods Running with IPs in the tenant, a virtual node), the
-// super pods live in <clusterKey>-default with ownership labels, a foreign super object with a
-// tenant object's name is never modified, and scaling to 0 removes the super pods and the
-// virtual node.
+// super pods live in <clusterKey>-default with ownership labels, privileged and hostPath pods of
+// the (baseline) tenant are refused with a reason, a foreign super object with a tenant object's
+// name is never modified, and scaling to 0 removes the super pods and the virtual node.
 func TestSyncer(t *testing.T) {
 	requireRoot(t)
 	// The test runs the syncer itself (vnest up --no-syncer) so that it can kill it mid-rollout;
@@ -101,6 +101,8 @@ func TestSyncer(t *testing.T) {
 		return false, fmt.Errorf("%d events, none Started", len(evs.Items))
 	})
 
+	checkPodSecurityRefusals(t, c, tenant, superNS)
+
 	checkForeignServiceUntouched(t, c, tenant, superNS)
 
 	checkRestartConverges(t, c, tenant, tenantKubeconfig, superNS, syncer)
@@ -133,15 +135,39 @@ func TestSyncer(t *testing.T) {
 // sides must converge to the same pods, with no duplicate and no orphan.
 func checkRestartConverges(t *testing.T, c *cluster, tenant kubernetes.Interface, kubeconfig, superNS string, old *syncerProcess) {
 	t.Helper()
-	ctx := t.Context()
 	const replicas = 12
+	killMidRollout(t, c, kubeconfig, superNS, old, replicas, 3)
+	waitForConvergence(t, c, tenant, superNS, replicas, 2*time.Minute)
+}
+
+// killMidRollout scales deployment web of the tenant to replicas, kills the syncer with
+// SIGKILL once at least atSuper super pods of web exist (some synced, some not), and starts a
+// new one.
+func killMidRollout(t *testing.T, c *cluster, kubeconfig, superNS string, old *syncerProcess, replicas, atSuper int) *syncerProcess {
+	t.Helper()
 	if out, err := tenantKubectl(t, kubeconfig, "scale", "deployment", "web", fmt.Sprintf("--replicas=%d", replicas)); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	time.Sleep(time.Second) // some pods synced, some not
+	n := 0
+	waitFor(t, fmt.Sprintf("%d super pods before killing the syncer", atSuper), 3*time.Minute, func() (bool, error) {
+		sp, err := c.client.CoreV1().Pods(superNS).List(t.Context(), metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		n = len(sp.Items)
+		return n >= atSuper, fmt.Errorf("%d super pods", n)
+	})
 	old.kill(t)
-	startSyncer(t, c)
-	waitFor(t, "tenant and super pods to converge after a syncer restart", 2*time.Minute, func() (bool, error) {
+	t.Logf("Killed the syncer with %d of %d super pods created", n, replicas)
+	return startSyncer(t, c)
+}
+
+// waitForConvergence waits until the tenant has exactly replicas Running pods of web and the
+// super namespace exactly one super pod for each: no duplicate, no orphan, nothing lost.
+func waitForConvergence(t *testing.T, c *cluster, tenant kubernetes.Interface, superNS string, replicas int, timeout time.Duration) {
+	t.Helper()
+	ctx := t.Context()
+	waitFor(t, "tenant and super pods to converge after a syncer restart", timeout, func() (bool, error) {
 		tp, err := tenant.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
 		if err != nil {
 			return false, err
@@ -234,21 +260,23 @@ func waitForDemoTenant(t *testing.T, c *cluster) (kubernetes.Interface, string) 
 // demoClusterKey reads status.clusterKey of the VirtualCluster default/demo.
 func demoClusterKey(t *testing.T, c *cluster) string {
 	t.Helper()
+	return tenantClusterKey(t, c, "demo")
+}
+
+// virtualClusterField reads a string field of VirtualCluster default/name.
+func virtualClusterField(t *testing.T, c *cluster, name string, fields ...string) (string, error) {
+	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	dyn := dynamic.NewForConfigOrDie(cfg)
 	gvr := schema.GroupVersionResource{Group: "tenancy.vnest.dev", Version: "v1alpha1", Resource: "virtualclusters"}
-	vc, err := dyn.Resource(gvr).Namespace("default").Get(t.Context(), "demo", metav1.GetOptions{})
+	vc, err := dynamic.NewForConfigOrDie(cfg).Resource(gvr).Namespace("default").Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
-		t.Fatalf("getting VirtualCluster default/demo: %v", err)
+		return "", fmt.Errorf("getting VirtualCluster default/%s: %w", name, err)
 	}
-	key, _, _ := unstructured.NestedString(vc.Object, "status", "clusterKey")
-	if key == "" {
-		t.Fatalf("VirtualCluster default/demo has no status.clusterKey")
-	}
-	return key
+	v, _, err := unstructured.NestedString(vc.Object, fields...)
+	return v, err
 }
 
 // tenantKubectl runs `vnest kubectl --kubeconfig <tenant> args...`.

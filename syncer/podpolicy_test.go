@@ -1,0 +1,226 @@
+package syncer
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+)
+
+func TestPodSecurityViolation(t *testing.T) {
+	privileged := MakePod("ns", "p").Obj()
+	privileged.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+	hostPath := MakePod("ns", "p").Obj()
+	hostPath.Spec.Volumes = []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+	hostNet := MakePod("ns", "p").Obj()
+	hostNet.Spec.HostNetwork, hostNet.Spec.HostPID = true, true
+	restrictedOK := MakePod("ns", "p").Obj()
+	restrictedOK.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}
+	restrictedOK.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
+		AllowPrivilegeEscalation: ptr.To(false), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+	cases := map[string]struct {
+		pod   *corev1.Pod
+		level v1alpha1.PodSecurityLevel
+		want  []string // substrings of the refusal; none: allowed
+	}{
+		"plain pod, default level (baseline)":   {pod: MakePod("ns", "p").Obj()},
+		"privileged container, default level":   {pod: privileged, want: []string{`"baseline:latest"`, "privileged", `container "main"`}},
+		"hostPath volume, baseline":             {pod: hostPath, level: v1alpha1.PodSecurityBaseline, want: []string{"hostPath volumes", `"root"`}},
+		"hostNetwork and hostPID, baseline":     {pod: hostNet, level: v1alpha1.PodSecurityBaseline, want: []string{"hostNetwork=true", "hostPID=true"}},
+		"privileged container, privileged":      {pod: privileged, level: v1alpha1.PodSecurityPrivileged},
+		"hostPath volume, privileged":           {pod: hostPath, level: v1alpha1.PodSecurityPrivileged},
+		"plain pod, restricted":                 {pod: MakePod("ns", "p").Obj(), level: v1alpha1.PodSecurityRestricted, want: []string{`"restricted:latest"`, "runAsNonRoot"}},
+		"restricted-conforming pod, restricted": {pod: restrictedOK, level: v1alpha1.PodSecurityRestricted},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := podSecurityViolation(tc.pod, tc.level)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(tc.want) == 0 && got != "" {
+				t.Fatalf("refused: %s", got)
+			}
+			if len(tc.want) > 0 && got == "" {
+				t.Fatal("allowed, want a refusal")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("refusal %q does not mention %q", got, w)
+				}
+			}
+		})
+	}
+}
+
+func TestQuotaViolation(t *testing.T) {
+	rl := func(kv ...string) corev1.ResourceList {
+		out := corev1.ResourceList{}
+		for i := 0; i < len(kv); i += 2 {
+			out[corev1.ResourceName(kv[i])] = resource.MustParse(kv[i+1])
+		}
+		return out
+	}
+	cases := map[string]struct {
+		hard, used, add corev1.ResourceList
+		want            string // substring; "" means it fits
+	}{
+		"fits":                   {hard: rl("pods", "2"), used: rl("pods", "1"), add: rl("pods", "1")},
+		"one pod too many":       {hard: rl("pods", "2"), used: rl("pods", "2"), add: rl("pods", "1"), want: "pods: requested 1, used 2, limited 2"},
+		"unlimited resource":     {hard: rl("pods", "5"), used: rl("pods", "1", "requests.cpu", "100"), add: rl("pods", "1", "requests.cpu", "1")},
+		"cpu over":               {hard: rl("requests.cpu", "1"), used: rl("requests.cpu", "800m"), add: rl("requests.cpu", "300m"), want: "requests.cpu: requested 300m, used 800m, limited 1"},
+		"nothing used yet":       {hard: rl("requests.memory", "1Gi"), add: rl("requests.memory", "512Mi")},
+		"a pod with no requests": {hard: rl("requests.memory", "1Gi"), used: rl("requests.memory", "1Gi"), add: rl("pods", "1")},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := quotaViolation(tc.hard, tc.used, tc.add)
+			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
+				t.Errorf("quotaViolation = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPinToNode(t *testing.T) {
+	onNode := corev1.NodeSelectorRequirement{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{"n1"}}
+	zone := corev1.NodeSelectorRequirement{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}
+	ssd := corev1.NodeSelectorRequirement{Key: "disk", Operator: corev1.NodeSelectorOpIn, Values: []string{"ssd"}}
+	cases := map[string]struct {
+		in, want corev1.PodSpec
+	}{
+		"no nodeName: unchanged": {},
+		"nodeName becomes an affinity": {
+			in: corev1.PodSpec{NodeName: "n1"},
+			want: corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{onNode}}}},
+			}}},
+		},
+		"every ORed term gets the node": {
+			in: corev1.PodSpec{NodeName: "n1", Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+					{MatchExpressions: []corev1.NodeSelectorRequirement{zone}}, {MatchExpressions: []corev1.NodeSelectorRequirement{ssd}},
+				}},
+			}}},
+			want: corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+				RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{
+					{MatchExpressions: []corev1.NodeSelectorRequirement{zone}, MatchFields: []corev1.NodeSelectorRequirement{onNode}},
+					{MatchExpressions: []corev1.NodeSelectorRequirement{ssd}, MatchFields: []corev1.NodeSelectorRequirement{onNode}},
+				}},
+			}}},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := tc.in
+			pinToNode(&got)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPolicyGatesPodDown: a pod the virtual cluster's policy refuses is not created in the
+// super cluster; the tenant pod says why (condition and event). With a pod quota, pods admitted
+// in a row count even before the super cache shows them (without the ledger the second pod of
+// the last case would be created too).
+func TestPolicyGatesPodDown(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	privileged := MakePod("default", "web").Obj()
+	privileged.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+	pods := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}
+	cases := map[string]struct {
+		policy     v1alpha1.PolicySpec
+		super      []object
+		tenant     []object
+		sync       []string
+		wantWrites []string
+		wantReason string // of the tenant pod "web"'s PodScheduled=False condition
+	}{
+		"privileged pod in a baseline tenant": {
+			tenant: []object{privileged}, sync: []string{"web"},
+			wantReason: reasonPodSecurity,
+		},
+		"privileged pod in a privileged tenant": {
+			policy: v1alpha1.PolicySpec{PodSecurityLevel: v1alpha1.PodSecurityPrivileged},
+			tenant: []object{privileged}, sync: []string{"web"},
+			wantWrites: []string{"create pods " + testSuperNS + "/web"},
+		},
+		"quota used up by a running pod": {
+			policy: v1alpha1.PolicySpec{Quota: pods},
+			super:  []object{MakePod(testSuperNS, "old").Owned("uid-old").Phase(corev1.PodRunning).Obj()},
+			tenant: []object{MakePod("default", "web").Obj()}, sync: []string{"web"},
+			wantReason: reasonQuotaExceeded,
+		},
+		"a finished pod does not count": {
+			policy:     v1alpha1.PolicySpec{Quota: pods},
+			super:      []object{MakePod(testSuperNS, "old").Owned("uid-old").Phase(corev1.PodSucceeded).Obj()},
+			tenant:     []object{MakePod("default", "web").Obj()},
+			sync:       []string{"web"},
+			wantWrites: []string{"create pods " + testSuperNS + "/web"},
+		},
+		"two pods in a row, quota of one": {
+			policy:     v1alpha1.PolicySpec{Quota: pods},
+			tenant:     []object{MakePod("default", "a").Obj(), MakePod("default", "web").Obj()},
+			sync:       []string{"a", "web"},
+			wantWrites: []string{"create pods " + testSuperNS + "/a"},
+			wantReason: reasonQuotaExceeded,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, append([]object{ns}, tc.super...), tc.tenant)
+			h.t.settings.Store(&settings{policy: tc.policy})
+			for _, p := range tc.sync {
+				if err := h.s.syncPod(testContext(t), h.t, "default", p); err != nil {
+					t.Fatalf("syncPod %s: %v", p, err)
+				}
+			}
+			var created []string
+			for _, w := range writes(h.super) {
+				if strings.HasPrefix(w, "create pods") {
+					created = append(created, w)
+				}
+			}
+			if diff := cmp.Diff(tc.wantWrites, created); diff != "" {
+				t.Errorf("super pod creates (-want +got):\n%s", diff)
+			}
+			web, err := h.tenantCS.CoreV1().Pods("default").Get(t.Context(), "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var reason, msg string
+			for _, c := range web.Status.Conditions {
+				if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+					reason, msg = c.Reason, c.Message
+				}
+			}
+			if reason != tc.wantReason {
+				t.Fatalf("PodScheduled=False reason %q (%s), want %q", reason, msg, tc.wantReason)
+			}
+			ev := events(h.recorder)
+			if tc.wantReason == "" {
+				return
+			}
+			if len(ev) != 1 || !strings.Contains(ev[0], tc.wantReason) {
+				t.Errorf("events = %q, want one %s event", ev, tc.wantReason)
+			}
+			// Looking again changes nothing and repeats no event.
+			h.t.index[kindPod].Update(web)
+			if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatal(err)
+			}
+			if ev := events(h.recorder); len(ev) > 0 {
+				t.Errorf("second look recorded %q", ev)
+			}
+		})
+	}
+}

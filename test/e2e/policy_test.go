@@ -1,0 +1,182 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+)
+
+// TestTenantQuotaAndNodeName checks the VirtualCluster policy parts that need no real node, on
+// SIMULATED (kwok) nodes: with spec.policy.quota pods=2, a 3-replica Deployment gets two pods
+// down and the third waits Pending with a condition and an event that name the quota; raising
+// the quota lets it go down. A pod whose nodeName the tenant set itself runs on that node, but
+// the super pod is scheduled (node affinity), not bound by name.
+func TestTenantQuotaAndNodeName(t *testing.T) {
+	c := startCluster(t, clusterOptions{nodes: "simulated", nodeCount: 2, port: 16903})
+	tenant, kubeconfig := waitForDemoTenant(t, c)
+	superNS := demoClusterKey(t, c) + "-default"
+	ctx := t.Context()
+
+	patchDemoPolicy(t, c, `{"spec":{"policy":{"quota":{"pods":"2"}}}}`)
+	if out, err := tenantKubectl(t, kubeconfig, "create", "deployment", "web", "--image="+busyboxImage, "--replicas=3"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var waiting string
+	waitFor(t, "2 Running pods and 1 refused for quota", 90*time.Second, func() (bool, error) {
+		list, err := tenant.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		running, refused := 0, 0
+		for _, p := range list.Items {
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+			if c := scheduledFalse(&p); c != nil && c.Reason == "TenantQuotaExceeded" && strings.Contains(c.Message, "pods: requested 1, used 2, limited 2") {
+				refused++
+				waiting = p.Name
+			}
+		}
+		return running == 2 && refused == 1, fmt.Errorf("%d pods, %d Running, %d refused for quota", len(list.Items), running, refused)
+	})
+	super, err := c.client.CoreV1().Pods(superNS).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(super.Items) != 2 {
+		t.Errorf("%d super pods, want 2 (the quota)", len(super.Items))
+	}
+	requireEvent(t, tenant, waiting, "TenantQuotaExceeded")
+
+	patchDemoPolicy(t, c, `{"spec":{"policy":{"quota":{"pods":"3"}}}}`)
+	waitForTenantPodRunning(t, tenant, waiting, time.Minute)
+
+	// A node the tenant names itself.
+	nodes := requireReadyNodes(t, c, 2)
+	target := nodes[1].Name
+	pod := busyboxPod("default", "pinned", "sleep 3600")
+	pod.Spec.NodeName = target
+	patchDemoPolicy(t, c, `{"spec":{"policy":{"quota":{"pods":"4"}}}}`)
+	if _, err := tenant.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForTenantPodRunning(t, tenant, "pinned", time.Minute)
+	sp, err := c.client.CoreV1().Pods(superNS).Get(ctx, "pinned", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Spec.NodeName != target {
+		t.Errorf("super pod runs on %q, want %q", sp.Spec.NodeName, target)
+	}
+	if a := sp.Spec.Affinity; a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		t.Errorf("super pod has no required node affinity: %+v", sp.Spec.Affinity)
+	}
+	if sp.Spec.SchedulerName != corev1.DefaultSchedulerName {
+		t.Errorf("super pod scheduler %q", sp.Spec.SchedulerName)
+	}
+}
+
+// checkPodSecurityRefusals: in a baseline tenant (the default) a privileged pod and a hostPath
+// pod stay Pending in the tenant with a condition and an event that say why, and nothing of
+// them reaches the super cluster.
+func checkPodSecurityRefusals(t *testing.T, c *cluster, tenant kubernetes.Interface, superNS string) {
+	t.Helper()
+	ctx := t.Context()
+	privileged := busyboxPod("default", "privileged", "sleep 3600")
+	privileged.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
+	hostPath := busyboxPod("default", "hostpath", "sleep 3600")
+	hostPath.Spec.Volumes = []corev1.Volume{{Name: "host", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+	hostPath.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "host", MountPath: "/host"}}
+	want := map[string]string{"privileged": "privileged", "hostpath": "hostPath volumes"}
+	for _, p := range []*corev1.Pod{privileged, hostPath} {
+		if _, err := tenant.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, what := range want {
+		waitFor(t, "pod "+name+" refused for Pod Security", time.Minute, func() (bool, error) {
+			p, err := tenant.CoreV1().Pods("default").Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			c := scheduledFalse(p)
+			if c == nil {
+				return false, fmt.Errorf("phase %s, no PodScheduled=False condition", p.Status.Phase)
+			}
+			ok := c.Reason == "PodSecurityViolation" && strings.Contains(c.Message, `"baseline:latest"`) && strings.Contains(c.Message, what)
+			return ok && p.Status.Phase == corev1.PodPending, fmt.Errorf("phase %s, condition %s: %s", p.Status.Phase, c.Reason, c.Message)
+		})
+		requireEvent(t, tenant, name, "PodSecurityViolation")
+		if _, err := c.client.CoreV1().Pods(superNS).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			t.Errorf("refused pod %s exists in the super cluster", name)
+		}
+		if err := tenant.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// scheduledFalse returns the pod's PodScheduled condition if it is False.
+func scheduledFalse(p *corev1.Pod) *corev1.PodCondition {
+	for i, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse {
+			return &p.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+// requireEvent waits for an event with reason about tenant pod default/name.
+func requireEvent(t *testing.T, tenant kubernetes.Interface, name, reason string) {
+	t.Helper()
+	waitFor(t, reason+" event on pod "+name, 30*time.Second, func() (bool, error) {
+		evs, err := tenant.CoreV1().Events("default").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+		if err != nil {
+			return false, err
+		}
+		for _, ev := range evs.Items {
+			if ev.Reason == reason && ev.Type == corev1.EventTypeWarning {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%d events, none %s", len(evs.Items), reason)
+	})
+}
+
+func waitForTenantPodRunning(t *testing.T, tenant kubernetes.Interface, name string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, "tenant pod "+name+" Running", timeout, func() (bool, error) {
+		p, err := tenant.CoreV1().Pods("default").Get(t.Context(), name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return p.Status.Phase == corev1.PodRunning, fmt.Errorf("phase %s, conditions %+v", p.Status.Phase, p.Status.Conditions)
+	})
+}
+
+// patchDemoPolicy merge-patches the VirtualCluster default/demo.
+func patchDemoPolicy(t *testing.T, c *cluster, patch string) {
+	t.Helper()
+	if !json.Valid([]byte(patch)) {
+		t.Fatalf("invalid patch %s", patch)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gvr := schema.GroupVersionResource{Group: "tenancy.vnest.dev", Version: "v1alpha1", Resource: "virtualclusters"}
+	if _, err := dynamic.NewForConfigOrDie(cfg).Resource(gvr).Namespace("default").Patch(t.Context(), "demo", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("patching VirtualCluster default/demo with %s: %v", patch, err)
+	}
+}
