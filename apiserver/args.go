@@ -113,6 +113,14 @@ func (c *completedConfig) apiServerArgs() []string {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + c.pki.FrontProxyClient.CertFile,
 		"--proxy-client-key-file=" + c.pki.FrontProxyClient.KeyFile,
+		// "Kubelets" of a tenant are the syncer's kubelet proxy (package
+		// syncer/kubeletproxy): virtual Nodes carry its address as their
+		// only InternalIP, and it identifies the tenant by this certificate.
+		// Its serving certificate is self-signed and not verified (no
+		// --kubelet-certificate-authority), as with kubelets by default.
+		"--kubelet-client-certificate=" + c.pki.KubeletClient.CertFile,
+		"--kubelet-client-key=" + c.pki.KubeletClient.KeyFile,
+		"--kubelet-preferred-address-types=InternalIP",
 		"--profiling=false",
 	}
 	if c.advertiseIP != nil {

@@ -30,7 +30,7 @@ const (
 var pkiFileNames = func() []string {
 	var names []string
 	for _, n := range []string{layout.CAName, layout.FrontProxyCAName, layout.ServingCertName, layout.AdminCertName,
-		layout.ControllerManagerCertName, layout.FrontProxyClientCertName, etcdClientCertName} {
+		layout.ControllerManagerCertName, layout.FrontProxyClientCertName, layout.KubeletClientCertName, etcdClientCertName} {
 		names = append(names, n+".crt", n+".key")
 	}
 	return append(names, layout.ServiceAccountKeyName+".key", layout.ServiceAccountKeyName+".pub", EtcdCAFile)
@@ -114,6 +114,8 @@ func issueTenantPKI(dir string, req pkiRequest) error {
 		{ca, layout.AdminCertName, layout.AdminCertSpec()},
 		{ca, layout.ControllerManagerCertName, layout.ControllerManagerCertSpec()},
 		{frontProxyCA, layout.FrontProxyClientCertName, layout.FrontProxyClientCertSpec()},
+		// Newer than the first PKI Secrets: issued when missing, like any leaf.
+		{ca, layout.KubeletClientCertName, layout.KubeletClientCertSpec()},
 	} {
 		if _, err := leaf.ca.Ensure(dir, leaf.name, leaf.spec); err != nil {
 			return err

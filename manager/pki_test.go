@@ -140,3 +140,35 @@ func missingKeys(data map[string][]byte) []string {
 	}
 	return missing
 }
+
+// A PKI Secret from before the kubelet client certificate gets one, signed
+// by the tenant CA, and nothing else changes.
+func TestBuildTenantPKIAddsKubeletClient(t *testing.T) {
+	req := pkiRequest{EtcdUser: "u", Etcd: &etcdCreds{}}
+	current, err := buildTenantPKI(nil, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := map[string][]byte{}
+	for k, v := range current {
+		if !strings.HasPrefix(k, layout.KubeletClientCertName+".") {
+			old[k] = v
+		}
+	}
+	upgraded, err := buildTenantPKI(old, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range old {
+		if string(upgraded[k]) != string(v) {
+			t.Errorf("%s changed while adding the kubelet client certificate", k)
+		}
+	}
+	cert := parseCert(t, upgraded[layout.KubeletClientCertName+".crt"])
+	if cert.Subject.CommonName != layout.KubeletClientUser || cert.CheckSignatureFrom(parseCert(t, old["ca.crt"])) != nil {
+		t.Errorf("kubelet client certificate: CN %q, want %s signed by the tenant CA", cert.Subject.CommonName, layout.KubeletClientUser)
+	}
+	if len(upgraded[layout.KubeletClientCertName+".key"]) == 0 {
+		t.Error("no kubelet-client.key")
+	}
+}

@@ -18,7 +18,8 @@ import (
 // the tenant has a Node of the same name whose status mirrors the super node's: addresses,
 // capacity, allocatable, conditions, node info. The syncer refreshes the conditions' heartbeat
 // every heartbeat period, since the tenant has no kubelet, and deletes the Node once none of
-// the tenant's pods uses it. Only Nodes it labelled as virtual are ever deleted.
+// the tenant's pods uses it. Only Nodes it labelled as virtual are ever deleted. With the
+// kubelet proxy on, the Node's InternalIP and kubelet port are the proxy's (kubeletproxy.go).
 
 // labelVirtualNode marks a tenant Node the syncer publishes.
 const labelVirtualNode = ownership.ReservedPrefix + "virtual-node"
@@ -90,6 +91,7 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	}
 	now := metav1.NewTime(s.now().Truncate(time.Second))
 	want := virtualNode(sn, now)
+	s.kubeletEndpoint().apply(want)
 	if !hasTenant {
 		created, err := nodes.Create(ctx, want, metav1.CreateOptions{})
 		if err != nil {

@@ -28,6 +28,13 @@ type Options struct {
 	// QPS and Burst bound each client (the super cluster's and every tenant's).
 	QPS   float32
 	Burst int
+	// KubeletProxyBindAddress (host:port) serves the kubelet API of virtual nodes, which makes
+	// kubectl logs, exec, attach and port-forward work on tenant pods (package kubeletproxy);
+	// empty turns it off.
+	KubeletProxyBindAddress string
+	// KubeletProxyAdvertiseAddress is the IP (or IP:port) tenant apiservers reach the kubelet
+	// proxy on; virtual nodes carry it as their InternalIP and kubelet port.
+	KubeletProxyAdvertiseAddress string
 }
 
 // NewOptions returns the defaults.
@@ -51,6 +58,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus /metrics endpoint, e.g. :8080; 0 turns it off")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second of each client (super cluster and every tenant)")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of each client (super cluster and every tenant)")
+	fs.StringVar(&o.KubeletProxyBindAddress, "kubelet-proxy-bind-address", o.KubeletProxyBindAddress, "host:port of the kubelet proxy that serves logs/exec/attach/port-forward of tenant pods to tenant apiservers; empty turns it off")
+	fs.StringVar(&o.KubeletProxyAdvertiseAddress, "kubelet-proxy-advertise-address", o.KubeletProxyAdvertiseAddress, "IP (or IP:port) tenant apiservers reach the kubelet proxy on; virtual nodes carry it as InternalIP and kubelet port")
 }
 
 // Validate reports every invalid option.
@@ -68,6 +77,9 @@ func (o *Options) Validate() error {
 	if o.QPS <= 0 || o.Burst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %v and %d", o.QPS, o.Burst))
 	}
+	if _, err := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -75,7 +87,8 @@ func (o *Options) Validate() error {
 // they can make a Syncer, so nothing runs half-configured.
 type completedOptions struct {
 	*Options
-	super *rest.Config
+	super   *rest.Config
+	kubelet kubeletEndpoint // zero: no kubelet proxy
 }
 
 // Complete validates the options and loads the super cluster's client config.
@@ -92,7 +105,9 @@ func (o *Options) Complete() (*completedOptions, error) {
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	cfg.UserAgent = "vnest-syncer"
 	cfg.WarningHandler = rest.NoWarnings{} // v1 Endpoints is deprecated; the syncer still serves it
-	return &completedOptions{Options: o, super: cfg}, nil
+	// Validated above.
+	kubelet, _ := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress)
+	return &completedOptions{Options: o, super: cfg, kubelet: kubelet}, nil
 }
 
 // Run completes the options and runs the syncer until ctx ends.

@@ -184,6 +184,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if err := s.serveMetrics(ctx); err != nil {
 		return err
 	}
+	if err := s.serveKubeletProxy(ctx); err != nil {
+		return err
+	}
 	vcInformer := s.newVirtualClusterInformer()
 	s.superFactory.Start(ctx.Done())
 	s.nodeFactory.Start(ctx.Done())

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -63,6 +64,7 @@ type tenant struct {
 	stop        context.CancelFunc     // stops informers and the event broadcaster
 	synced      func() bool            // the tenant's informers have synced
 	fingerprint string                 // hash of the kubeconfig the client was built from
+	ca          *x509.CertPool         // the CA of the kubeconfig; identifies the tenant to the kubelet proxy
 }
 
 // settings are the parts of the VirtualCluster spec the sync depends on; they can change while
@@ -221,6 +223,7 @@ func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, k
 	}
 	t := newTenant(vc, client)
 	t.fingerprint = fingerprint
+	t.ca = tenantCA(cfg)
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	factory := informers.NewSharedInformerFactory(client, 0)
 	t.wireInformers(factory, s)

@@ -34,6 +34,10 @@ const (
 	// ServiceAccountKeyName is the key pair that signs and verifies the
 	// tenant's service-account tokens.
 	ServiceAccountKeyName = "sa"
+	// KubeletClientCertName is the apiserver's identity towards "kubelets":
+	// the syncer's kubelet proxy, which serves the virtual nodes' kubelet
+	// API (logs, exec, attach, port-forward). See KubeletClientCertSpec.
+	KubeletClientCertName = "kubelet-client"
 )
 
 // Files written into the state directory (never into the PKI directory).
@@ -52,6 +56,14 @@ const (
 	frontProxyClientUser  = "front-proxy-client"
 )
 
+// KubeletClientUser is the CommonName of the kubelet client certificate.
+// The syncer's kubelet proxy accepts only this name, so no other
+// certificate of the tenant CA (the admin's, or one a tenant user got
+// through a CertificateSigningRequest) can reach pods past the tenant's
+// RBAC. No RBAC binding names it: in the tenant apiserver it may only do
+// what every authenticated user may.
+const KubeletClientUser = "vnest:kubelet-client"
+
 // AdminCertSpec is the admin client certificate: a member of system:masters.
 func AdminCertSpec() pki.Spec {
 	return pki.Spec{CommonName: adminUser, Organization: []string{"system:masters"}, Client: true}
@@ -67,6 +79,12 @@ func ControllerManagerCertSpec() pki.Spec {
 // FrontProxyClientCertSpec is signed by the front-proxy CA, not the tenant CA.
 func FrontProxyClientCertSpec() pki.Spec {
 	return pki.Spec{CommonName: frontProxyClientUser, Client: true}
+}
+
+// KubeletClientCertSpec is the certificate kube-apiserver presents to
+// kubelets (--kubelet-client-certificate), signed by the tenant CA.
+func KubeletClientCertSpec() pki.Spec {
+	return pki.Spec{CommonName: KubeletClientUser, Client: true}
 }
 
 // ServingNames are what clients use to reach a tenant apiserver.
@@ -121,7 +139,7 @@ func appendNew[T any](to, from []T, eq func(a, b T) bool) []T {
 type PKIFiles struct {
 	CA, FrontProxyCA                     pki.Pair
 	Serving, Admin, ControllerManager    pki.Pair
-	FrontProxyClient                     pki.Pair
+	FrontProxyClient, KubeletClient      pki.Pair
 	ServiceAccountKey, ServiceAccountPub string
 }
 
@@ -137,6 +155,7 @@ func PKIFilesIn(dir string) PKIFiles {
 		Admin:             pair(AdminCertName),
 		ControllerManager: pair(ControllerManagerCertName),
 		FrontProxyClient:  pair(FrontProxyClientCertName),
+		KubeletClient:     pair(KubeletClientCertName),
 		ServiceAccountKey: filepath.Join(dir, ServiceAccountKeyName+".key"),
 		ServiceAccountPub: filepath.Join(dir, ServiceAccountKeyName+".pub"),
 	}
@@ -180,6 +199,9 @@ func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 		{files.Admin, ca, AdminCertName, AdminCertSpec()},
 		{files.ControllerManager, ca, ControllerManagerCertName, ControllerManagerCertSpec()},
 		{files.FrontProxyClient, frontProxyCA, FrontProxyClientCertName, FrontProxyClientCertSpec()},
+		// Added after the first release: PKI directories of older tenants
+		// lack it, and it is created here like any missing leaf.
+		{files.KubeletClient, ca, KubeletClientCertName, KubeletClientCertSpec()},
 	}
 	for _, l := range leaves {
 		present, err := pairPresent(l.pair.CertFile, l.pair.KeyFile)

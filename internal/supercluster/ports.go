@@ -8,19 +8,19 @@ import (
 
 // portCount ports starting at --apiserver-port are used; keeping them in one
 // block lets several super clusters run side by side with one flag.
-const portCount = 12
+const portCount = 13
 
 type ports struct {
 	APIServer, EtcdClient, EtcdPeer, ControllerManager, Scheduler int
 	Kubelet, KubeletHealthz, ProxyMetrics, ProxyHealthz, Kwok     int
-	SyncerMetrics, ManagerMetrics                                 int
+	SyncerMetrics, ManagerMetrics, SyncerKubeletProxy             int
 }
 
 func newPorts(base int) ports {
 	return ports{
 		APIServer: base, EtcdClient: base + 1, EtcdPeer: base + 2, ControllerManager: base + 3, Scheduler: base + 4,
 		Kubelet: base + 5, KubeletHealthz: base + 6, ProxyMetrics: base + 7, ProxyHealthz: base + 8, Kwok: base + 9,
-		SyncerMetrics: base + 10, ManagerMetrics: base + 11,
+		SyncerMetrics: base + 10, ManagerMetrics: base + 11, SyncerKubeletProxy: base + 12,
 	}
 }
 
@@ -28,7 +28,7 @@ func (p ports) byComponent(mode string) map[string]int {
 	m := map[string]int{
 		"kube-apiserver": p.APIServer, "etcd client": p.EtcdClient, "etcd peer": p.EtcdPeer,
 		"kube-controller-manager": p.ControllerManager, "kube-scheduler": p.Scheduler,
-		"syncer metrics": p.SyncerMetrics, "manager metrics": p.ManagerMetrics,
+		"syncer metrics": p.SyncerMetrics, "manager metrics": p.ManagerMetrics, "syncer kubelet proxy": p.SyncerKubeletProxy,
 	}
 	if mode == NodesReal {
 		m["kubelet"], m["kubelet healthz"], m["kube-proxy metrics"], m["kube-proxy healthz"] = p.Kubelet, p.KubeletHealthz, p.ProxyMetrics, p.ProxyHealthz

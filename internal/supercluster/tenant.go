@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"net"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -49,10 +50,16 @@ func (c *config) managerArgs(cs *certs) []string {
 }
 
 func (c *config) syncerArgs() []string {
+	proxy := net.JoinHostPort(c.hostIP.String(), strconv.Itoa(c.ports.SyncerKubeletProxy))
 	return []string{
 		"syncer",
 		"--kubeconfig=" + c.kubeconfigPath("admin"),
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(c.ports.SyncerMetrics),
+		// The kubelet proxy behind tenant logs/exec/attach/port-forward, on the host IP:
+		// tenant control planes reach it there both as local processes (local
+		// provisioner) and from pods (cluster provisioner), like the super apiserver.
+		"--kubelet-proxy-bind-address=" + proxy,
+		"--kubelet-proxy-advertise-address=" + c.hostIP.String(),
 	}
 }
 

@@ -1,0 +1,40 @@
+// Package kubeletproxy serves the kubelet API of a tenant's virtual nodes, so that `kubectl
+// logs`, `exec`, `attach` and `port-forward` on a tenant pod work without a per-node agent.
+//
+// A tenant apiserver handles pods/log, pods/exec, pods/attach and pods/portforward like any
+// kube-apiserver: it authorizes the user with the tenant's RBAC, then calls the kubelet of the
+// pod's node at the node's InternalIP and status.daemonEndpoints.kubeletEndpoint.Port. The
+// syncer publishes virtual nodes whose only InternalIP and kubelet port are this proxy's
+// (syncer flags --kubelet-proxy-bind-address and --kubelet-proxy-advertise-address; the tenant
+// apiserver prefers InternalIP), so every such call lands here. The proxy
+//
+//  1. identifies the tenant by the TLS client certificate: the apiserver's kubelet client
+//     certificate (CN layout.KubeletClientUser, signed by the tenant CA; the manager issues it
+//     with the tenant PKI) must verify against the CA of exactly one tenant the syncer serves
+//     (Running, caches synced; the CA comes from the tenant's kubeconfig);
+//  2. translates the kubelet path to the pod subresource of the super apiserver (translate);
+//  3. allows only the super pod of the same name in the tenant namespace's super namespace that
+//     carries this tenant's ownership labels and was made from the tenant pod that exists now;
+//  4. proxies with the syncer's super-cluster credentials: logs as a flushed stream, exec,
+//     attach and port-forward as upgraded connections (SPDY; WebSocket passes through too)
+//     with k8s.io/apimachinery's UpgradeAwareHandler.
+//
+// Trust model. The tenant's RBAC is the only authorization of the user: the proxy trusts the
+// tenant apiserver, proven by its client certificate, to have checked it, exactly as a kubelet
+// trusts kube-apiserver. No other certificate is accepted: not the tenant admin's, not one a
+// tenant user got from the tenant CA through a CertificateSigningRequest (the common name must
+// be the kubelet client's), not one of another tenant's CA. The super apiserver then authorizes
+// the syncer's own identity, which needs get on pods/log and create+get on pods/exec,
+// pods/attach and pods/portforward (manifests/syncer). Credentials and identity headers of the
+// incoming request (Authorization, Impersonate-*, X-Remote-*) are dropped before proxying.
+// The serving certificate is self-signed, made at start: tenant apiservers do not set
+// --kubelet-certificate-authority, so they do not verify it, as kube-apiserver does not verify
+// kubelets by default. Someone who can intercept traffic between a tenant apiserver and the
+// syncer can therefore read or inject the streams of that tenant's sessions (not impersonate
+// the tenant: the client certificate's key never leaves the apiserver); run both on a network
+// you trust, as with kubelets.
+//
+// What it must not do: reach any pod that is not the calling tenant's, serve any other part of
+// the kubelet API (stats, metrics, /run, /pods, checkpoints describe the super node), or
+// forward the caller's credentials. It never writes objects.
+package kubeletproxy

@@ -1,0 +1,114 @@
+package kubeletproxy
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/pki"
+)
+
+// testCA is a tenant CA in a temporary directory.
+type testCA struct {
+	dir  string
+	ca   *pki.Authority
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := pki.LoadOrCreateCA(dir, "ca", "test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	return &testCA{dir: dir, ca: ca, pool: pool}
+}
+
+// issue returns a key pair for spec signed by the CA.
+func (c *testCA) issue(t *testing.T, name string, spec pki.Spec) tls.Certificate {
+	t.Helper()
+	p, err := c.ca.Ensure(c.dir, name, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pair.Leaf == nil {
+		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return pair
+}
+
+func (c *testCA) kubeletClient(t *testing.T) tls.Certificate {
+	return c.issue(t, layout.KubeletClientCertName, layout.KubeletClientCertSpec())
+}
+
+func TestIdentify(t *testing.T) {
+	a, b, shared, stranger := newTestCA(t), newTestCA(t), newTestCA(t), newTestCA(t)
+	tenants := []Tenant{
+		{ClusterKey: "a-1", CA: a.pool},
+		{ClusterKey: "b-2", CA: b.pool},
+		{ClusterKey: "no-ca"}, // a kubeconfig without CA data identifies nobody
+		{ClusterKey: "twin-1", CA: shared.pool},
+		{ClusterKey: "twin-2", CA: shared.pool},
+	}
+	chain := func(c tls.Certificate) []*x509.Certificate { return []*x509.Certificate{c.Leaf} }
+	tests := map[string]struct {
+		chain    []*x509.Certificate
+		now      time.Time
+		want     string
+		wantCode int
+	}{
+		"tenant a":       {chain: chain(a.kubeletClient(t)), want: "a-1"},
+		"tenant b":       {chain: chain(b.kubeletClient(t)), want: "b-2"},
+		"no certificate": {wantCode: http.StatusUnauthorized},
+		"a CA no tenant has": {
+			chain: chain(stranger.kubeletClient(t)), wantCode: http.StatusForbidden,
+		},
+		"the tenant admin, past the tenant's RBAC": {
+			chain: chain(a.issue(t, layout.AdminCertName, layout.AdminCertSpec())), wantCode: http.StatusForbidden,
+		},
+		"a tenant user's certificate from a CSR": {
+			chain: chain(a.issue(t, "alice", pki.Spec{CommonName: "alice", Client: true})), wantCode: http.StatusForbidden,
+		},
+		"the kubelet client name on a serving certificate": {
+			chain: chain(a.issue(t, "server", pki.Spec{CommonName: layout.KubeletClientUser, Server: true})), wantCode: http.StatusForbidden,
+		},
+		"expired": {
+			chain: chain(a.kubeletClient(t)), now: time.Now().Add(2 * 365 * 24 * time.Hour), wantCode: http.StatusForbidden,
+		},
+		"two tenants with one CA": {
+			chain: chain(shared.kubeletClient(t)), wantCode: http.StatusForbidden,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			now := tc.now
+			if now.IsZero() {
+				now = time.Now()
+			}
+			got, err := identify(tc.chain, tenants, now)
+			if tc.wantCode != 0 {
+				var se *statusError
+				if !errors.As(err, &se) || se.code != tc.wantCode {
+					t.Fatalf("identify = %q, %v; want HTTP %d", got.ClusterKey, err, tc.wantCode)
+				}
+				return
+			}
+			if err != nil || got.ClusterKey != tc.want {
+				t.Fatalf("identify = %q, %v; want %s", got.ClusterKey, err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,317 @@
+package kubeletproxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/proxy"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/transport"
+	certutil "k8s.io/client-go/util/cert"
+	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// Config is what a Server needs.
+type Config struct {
+	// Tenants returns the tenants served right now: Running, with synced caches.
+	Tenants func() []Tenant
+	// SuperPods lists the super cluster's pods (the syncer's informer of owned objects).
+	SuperPods corelisters.PodLister
+	// Super is the syncer's client configuration of the super cluster; every request is
+	// proxied with its credentials.
+	Super *rest.Config
+	// ServingHosts are the IPs and DNS names of the self-signed serving certificate; the
+	// first is also its common name.
+	ServingHosts []string
+}
+
+// Server serves the kubelet API of virtual nodes. Make it with New, start it with Start.
+type Server struct {
+	tenants   func() []Tenant
+	superPods corelisters.PodLister
+	core      rest.Interface // builds the super apiserver's pod URLs
+	client    *http.Client   // logs
+	transport http.RoundTripper
+	upgrade   proxy.UpgradeRequestRoundTripper // exec, attach, port-forward
+	cert      tls.Certificate
+	now       func() time.Time
+}
+
+// New builds a Server, with a fresh self-signed serving certificate. It starts nothing.
+func New(c Config) (*Server, error) {
+	if c.Tenants == nil || c.SuperPods == nil || c.Super == nil || len(c.ServingHosts) == 0 {
+		return nil, errors.New("kubelet proxy: Tenants, SuperPods, Super and ServingHosts are required")
+	}
+	cs, err := kubernetes.NewForConfig(c.Super)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet proxy: super cluster client: %w", err)
+	}
+	rt, err := rest.TransportFor(c.Super)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet proxy: super cluster transport: %w", err)
+	}
+	upgrade, err := upgradeTransport(c.Super)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := selfSigned(c.ServingHosts)
+	if err != nil {
+		return nil, err
+	}
+	return &Server{
+		tenants:   c.Tenants,
+		superPods: c.SuperPods,
+		core:      cs.CoreV1().RESTClient(),
+		client: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		transport: rt,
+		upgrade:   upgrade,
+		cert:      cert,
+		now:       time.Now,
+	}, nil
+}
+
+// upgradeTransport dials the super apiserver for upgraded (SPDY, WebSocket) connections over
+// HTTP/1.1 with the syncer's TLS credentials and adds its other credentials (a bearer token)
+// to the request, as `kubectl proxy` does.
+func upgradeTransport(cfg *rest.Config) (proxy.UpgradeRequestRoundTripper, error) {
+	tc, err := cfg.TransportConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubelet proxy: super cluster transport: %w", err)
+	}
+	tlsConfig, err := transport.TLSConfigFor(tc)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet proxy: super cluster TLS: %w", err)
+	}
+	conn := utilnet.SetOldTransportDefaults(&http.Transport{
+		TLSClientConfig: tlsConfig,
+		DialContext:     (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	})
+	wrap, err := transport.HTTPWrappersForConfig(tc, proxy.MirrorRequest)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet proxy: super cluster credentials: %w", err)
+	}
+	return proxy.NewUpgradeRequestRoundTripper(conn, wrap), nil
+}
+
+// selfSigned makes the serving certificate for hosts. Nobody verifies it: kube-apiserver
+// checks kubelets' certificates only with --kubelet-certificate-authority, which tenant
+// apiservers do not set (see the package doc).
+func selfSigned(hosts []string) (tls.Certificate, error) {
+	var ips []net.IP
+	var names []string
+	for _, h := range hosts[1:] {
+		if ip := net.ParseIP(h); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			names = append(names, h)
+		}
+	}
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey(hosts[0], ips, names)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("kubelet proxy: serving certificate: %w", err)
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
+// Start listens on addr (host:port) and serves HTTPS until ctx ends. It returns once it
+// listens, with the address it listens on.
+func (s *Server) Start(ctx context.Context, addr string) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("kubelet proxy: %w", err)
+	}
+	srv := &http.Server{
+		Handler: s,
+		TLSConfig: &tls.Config{
+			Certificates: []tls.Certificate{s.cert},
+			// Requested, not verified by the handshake: ServeHTTP verifies it against each
+			// tenant's CA and answers a clear error instead of a failed handshake.
+			ClientAuth: tls.RequestClientCert,
+			MinVersion: tls.VersionTLS12,
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go func() {
+		if err := srv.ServeTLS(l, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			klog.FromContext(ctx).Error(err, "Kubelet proxy stopped serving")
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	klog.FromContext(ctx).Info("Kubelet proxy serving", "address", l.Addr().String())
+	return l.Addr(), nil
+}
+
+// ServeHTTP identifies the tenant by its client certificate, translates the kubelet request
+// to a pod subresource, checks that the pod is the tenant's, and proxies.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	logger := klog.FromContext(r.Context())
+	var chain []*x509.Certificate
+	if r.TLS != nil {
+		chain = r.TLS.PeerCertificates
+	}
+	t, err := identify(chain, s.tenants(), s.now())
+	if err != nil {
+		logger.V(2).Info("Kubelet proxy refused a caller", "remote", r.RemoteAddr, "err", err)
+		writeError(w, err, isUpgrade(r))
+		return
+	}
+	req, err := translate(r.Method, r.URL.Path, r.URL.Query())
+	if err != nil {
+		writeError(w, err, isUpgrade(r))
+		return
+	}
+	logger = logger.WithValues("tenant", t.ClusterKey, "pod", klog.KRef(req.Namespace, req.Pod), "subresource", req.Subresource)
+	superPod, err := resolve(t, s.superPods, req)
+	if err != nil {
+		logger.V(2).Info("Kubelet proxy refused a request", "err", err)
+		writeError(w, err, req.Streaming)
+		return
+	}
+	loc := s.core.Get().Namespace(superPod.Namespace).Resource("pods").Name(superPod.Name).SubResource(req.Subresource).URL()
+	loc.RawQuery = req.Params.Encode()
+	logger.V(2).Info("Kubelet proxy forwarding", "superPod", klog.KObj(superPod))
+	if req.Streaming {
+		s.stream(w, r, loc)
+		return
+	}
+	s.logs(w, r, loc)
+}
+
+func isUpgrade(r *http.Request) bool { return httpstream.IsUpgradeRequest(r) }
+
+// resolve returns the super pod a tenant request may reach: the pod of the same name in the
+// tenant namespace's super namespace, carrying the ownership labels of this tenant and tenant
+// namespace (mapping.OwnedByTenant; the lister's own label filter is not relied on), made from
+// the tenant pod that exists now (same UID).
+func resolve(t Tenant, superPods corelisters.PodLister, req request) (*corev1.Pod, error) {
+	superNS := mapping.SuperNamespace(t.ClusterKey, req.Namespace)
+	sp, err := superPods.Pods(superNS).Get(req.Pod)
+	if apierrors.IsNotFound(err) {
+		return nil, notFound("pod %s/%s has no pod in the super cluster (not synced yet, or gone)", req.Namespace, req.Pod)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !mapping.OwnedByTenant(sp, t.ClusterKey, req.Namespace) {
+		return nil, forbidden("the super pod %s/%s is not one of this tenant's pods of namespace %s", superNS, req.Pod, req.Namespace)
+	}
+	uid := mapping.TenantUID(sp)
+	if req.UID != "" && req.UID != uid {
+		return nil, notFound("pod %s/%s with UID %s has no pod in the super cluster", req.Namespace, req.Pod, req.UID)
+	}
+	if t.Pods != nil {
+		tp, err := t.Pods.Pods(req.Namespace).Get(req.Pod)
+		if apierrors.IsNotFound(err) {
+			return nil, notFound("pod %s/%s does not exist in the tenant", req.Namespace, req.Pod)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if tp.UID != uid {
+			return nil, notFound("the super pod of %s/%s belongs to an earlier pod of that name", req.Namespace, req.Pod)
+		}
+	}
+	return sp, nil
+}
+
+// logs streams the super pod's log, flushing every chunk so that follow streams.
+func (s *Server) logs(w http.ResponseWriter, r *http.Request, loc *url.URL) {
+	out, err := http.NewRequestWithContext(r.Context(), http.MethodGet, loc.String(), nil)
+	if err != nil {
+		writeError(w, err, false)
+		return
+	}
+	resp, err := s.client.Do(out)
+	if err != nil {
+		writeError(w, fmt.Errorf("reaching the super apiserver: %w", err), false)
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		writeError(w, superError(resp), false)
+		return
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) && r.Context().Err() == nil {
+				klog.FromContext(r.Context()).V(2).Info("Log stream from the super apiserver ended", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// stream proxies an upgraded connection (SPDY or WebSocket) to the super apiserver. Errors
+// before the upgrade reach the caller as a Status; the super apiserver's own are relayed.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, loc *url.URL) {
+	h := proxy.NewUpgradeAwareHandler(loc, s.transport, false, true, responder{})
+	h.UpgradeTransport = s.upgrade
+	h.UseLocationHost = true
+	h.ServeHTTP(w, outgoing(r))
+}
+
+type responder struct{}
+
+func (responder) Error(w http.ResponseWriter, _ *http.Request, err error) {
+	writeError(w, err, true)
+}
+
+// outgoing is r without credentials or identity headers: the request is sent with the
+// syncer's credentials, and nothing the tenant side put in (Impersonate-*, X-Remote-*) may
+// change who the super apiserver thinks is asking.
+func outgoing(r *http.Request) *http.Request {
+	out := r.Clone(r.Context())
+	for name := range out.Header {
+		if droppedHeader(name) {
+			out.Header.Del(name)
+		}
+	}
+	return out
+}
+
+func droppedHeader(name string) bool {
+	name = http.CanonicalHeaderKey(name)
+	switch name {
+	case "Authorization", "Proxy-Authorization", "Cookie":
+		return true
+	}
+	return strings.HasPrefix(name, "Impersonate-") || strings.HasPrefix(name, "X-Remote-")
+}

@@ -1,0 +1,294 @@
+package kubeletproxy
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+// fakeSuper stands in for the super apiserver: it records what reached it, streams logs in two
+// steps (the second after release is closed) and echoes upgraded connections.
+type fakeSuper struct {
+	*httptest.Server
+	release chan struct{}
+
+	mu   sync.Mutex
+	reqs []*http.Request
+}
+
+func newFakeSuper(t *testing.T) *fakeSuper {
+	f := &fakeSuper{release: make(chan struct{})}
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.StartTLS()
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeSuper) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.reqs = append(f.reqs, r.Clone(r.Context()))
+	f.mu.Unlock()
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/log") && r.URL.Query().Get("previous") == "true":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"previous terminated container \"app\" in pod \"web\" not found","reason":"BadRequest","code":400}`)
+	case strings.HasSuffix(r.URL.Path, "/log"):
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprint(w, "line 1\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-f.release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "line 2\n")
+	default: // exec, attach, portforward
+		conn, rw, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n")
+		_ = rw.Flush()
+		_, _ = io.Copy(conn, rw) // echo
+	}
+}
+
+func (f *fakeSuper) requests() []*http.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*http.Request(nil), f.reqs...)
+}
+
+func (f *fakeSuper) restConfig() *rest.Config {
+	ca := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.Certificate().Raw})
+	return &rest.Config{Host: f.URL, BearerToken: "syncer-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
+}
+
+func podLister(t *testing.T, pods ...*corev1.Pod) corelisters.PodLister {
+	t.Helper()
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	for _, p := range pods {
+		if err := idx.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return corelisters.NewPodLister(idx)
+}
+
+func tenantPod(ns, name string, uid types.UID) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: uid}}
+}
+
+// superPod is the super pod of tenant pod ns/name of the tenant with clusterKey, with the
+// ownership of (ownerKey, ownerNS) and the tenant UID uid.
+func superPod(clusterKey, ns, name, ownerKey, ownerNS string, uid types.UID) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Namespace: clusterKey + "-" + ns, Name: name,
+		Labels:      map[string]string{ownership.LabelClusterKey: ownerKey, ownership.LabelTenantNamespace: ownerNS},
+		Annotations: map[string]string{ownership.AnnotationTenantUID: string(uid)},
+	}}
+}
+
+type testProxy struct {
+	url         string
+	super       *fakeSuper
+	a, b, other tls.Certificate // kubelet client certificates of tenants a-1, b-2 and of no tenant
+}
+
+func startProxy(t *testing.T) *testProxy {
+	t.Helper()
+	caA, caB := newTestCA(t), newTestCA(t)
+	super := newFakeSuper(t)
+	tenants := []Tenant{
+		{ClusterKey: "a-1", CA: caA.pool, Pods: podLister(t,
+			tenantPod("default", "web", "uid-web"), tenantPod("default", "stolen", "uid-stolen"),
+			tenantPod("default", "stale", "uid-new"), tenantPod("default", "unsynced", "uid-unsynced"))},
+		{ClusterKey: "b-2", CA: caB.pool, Pods: podLister(t, tenantPod("default", "web", "uid-b-web"))},
+	}
+	superPods := podLister(t,
+		superPod("a-1", "default", "web", "a-1", "default", "uid-web"),
+		superPod("a-1", "default", "stolen", "b-2", "default", "uid-stolen"), // another tenant's label
+		superPod("a-1", "default", "stale", "a-1", "default", "uid-old"),     // an earlier pod's
+		superPod("b-2", "other", "web", "b-2", "default", "uid-b-web"),       // wrong tenant namespace
+	)
+	s, err := New(Config{Tenants: func() []Tenant { return tenants }, SuperPods: superPods, Super: super.restConfig(), ServingHosts: []string{"127.0.0.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := s.Start(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testProxy{url: "https://" + addr.String(), super: super, a: caA.kubeletClient(t), b: caB.kubeletClient(t), other: newTestCA(t).kubeletClient(t)}
+}
+
+func (p *testProxy) client(cert *tls.Certificate) *http.Client {
+	cfg := &tls.Config{InsecureSkipVerify: true} // as kube-apiserver without --kubelet-certificate-authority
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
+}
+
+func TestProxyRefuses(t *testing.T) {
+	p := startProxy(t)
+	tests := map[string]struct {
+		cert     *tls.Certificate
+		path     string
+		wantCode int
+		wantMsg  string
+	}{
+		"no client certificate":  {path: "/containerLogs/default/web/app", wantCode: 401},
+		"a CA of no tenant":      {cert: &p.other, path: "/containerLogs/default/web/app", wantCode: 403, wantMsg: "not signed by the CA of any tenant"},
+		"unowned super pod":      {cert: &p.a, path: "/containerLogs/default/stolen/app", wantCode: 403, wantMsg: "is not one of this tenant's pods"},
+		"an earlier pod's":       {cert: &p.a, path: "/containerLogs/default/stale/app", wantCode: 404, wantMsg: "earlier pod"},
+		"not in the super":       {cert: &p.a, path: "/containerLogs/default/unsynced/app", wantCode: 404, wantMsg: "has no pod in the super cluster"},
+		"not in the tenant":      {cert: &p.a, path: "/containerLogs/default/ghost/app", wantCode: 404},
+		"other tenant's pod":     {cert: &p.b, path: "/containerLogs/default/web/app", wantCode: 404, wantMsg: "has no pod in the super cluster"},
+		"wrong tenant namespace": {cert: &p.b, path: "/containerLogs/other/web/app", wantCode: 403},
+		"wrong pod UID":          {cert: &p.a, path: "/portForward/default/web/uid-other", wantCode: 404},
+		"node stats":             {cert: &p.a, path: "/stats/summary", wantCode: 404, wantMsg: "does not serve"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			resp, err := p.client(tc.cert).Get(p.url + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantCode || !strings.Contains(string(body), tc.wantMsg) {
+				t.Errorf("HTTP %d %q, want %d containing %q", resp.StatusCode, body, tc.wantCode, tc.wantMsg)
+			}
+		})
+	}
+	if reqs := p.super.requests(); len(reqs) > 0 {
+		t.Errorf("refused requests reached the super apiserver: %s", reqs[0].URL)
+	}
+}
+
+func TestProxyLogs(t *testing.T) {
+	p := startProxy(t)
+	resp, err := p.client(&p.a).Get(p.url + "/containerLogs/default/web/app?follow=true&tailLines=10&timestamps=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewReader(resp.Body)
+	// The first line must arrive while the super apiserver still holds the second: follow streams.
+	if line, err := lines.ReadString('\n'); err != nil || line != "line 1\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	close(p.super.release)
+	if line, err := lines.ReadString('\n'); err != nil || line != "line 2\n" {
+		t.Fatalf("second line %q, %v", line, err)
+	}
+	reqs := p.super.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests reached the super apiserver, want 1", len(reqs))
+	}
+	got := reqs[0]
+	if got.URL.Path != "/api/v1/namespaces/a-1-default/pods/web/log" || got.Method != http.MethodGet {
+		t.Errorf("super request %s %s, want GET of a-1-default/web's log", got.Method, got.URL.Path)
+	}
+	if diff := cmp.Diff(url.Values{"container": {"app"}, "follow": {"true"}, "tailLines": {"10"}, "timestamps": {"true"}}, got.URL.Query()); diff != "" {
+		t.Errorf("super query (-want +got):\n%s", diff)
+	}
+	if a := got.Header.Get("Authorization"); a != "Bearer syncer-token" {
+		t.Errorf("super request authorized with %q, want the syncer's token", a)
+	}
+
+	// An error of the super apiserver reaches the tenant as text kube-apiserver shows as is.
+	resp, err = p.client(&p.a).Get(p.url + "/containerLogs/default/web/app?previous=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `previous terminated container "app" in pod "web" not found`) {
+		t.Errorf("previous logs: HTTP %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestProxyExecUpgrade(t *testing.T) {
+	p := startProxy(t)
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{p.a}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprint(conn, "POST /exec/default/web/app?command=cat&command=-n&input=1&output=1&error=1 HTTP/1.1\r\nHost: node\r\n"+
+		"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"+
+		"Authorization: Bearer tenant-user\r\nImpersonate-User: system:admin\r\nImpersonate-Group: system:masters\r\nX-Remote-User: admin\r\n\r\n")
+	rd := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(rd, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(resp.Body)
+		t.Fatalf("HTTP %d %q, want 101", resp.StatusCode, body)
+	}
+	fmt.Fprint(conn, "ping\n")
+	if echo, err := rd.ReadString('\n'); err != nil || echo != "ping\n" {
+		t.Fatalf("echo %q, %v", echo, err)
+	}
+
+	reqs := p.super.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests reached the super apiserver, want 1", len(reqs))
+	}
+	got := reqs[0]
+	if got.URL.Path != "/api/v1/namespaces/a-1-default/pods/web/exec" || got.Method != http.MethodPost {
+		t.Errorf("super request %s %s, want POST of a-1-default/web's exec", got.Method, got.URL.Path)
+	}
+	want := url.Values{"container": {"app"}, "command": {"cat", "-n"}, "stdin": {"true"}, "stdout": {"true"}, "stderr": {"true"}}
+	if diff := cmp.Diff(want, got.URL.Query()); diff != "" {
+		t.Errorf("super query (-want +got):\n%s", diff)
+	}
+	if a := got.Header.Get("Authorization"); a != "Bearer syncer-token" {
+		t.Errorf("super request authorized with %q, want the syncer's token", a)
+	}
+	for _, h := range []string{"Impersonate-User", "Impersonate-Group", "X-Remote-User"} {
+		if v := got.Header.Get(h); v != "" {
+			t.Errorf("header %s: %s reached the super apiserver", h, v)
+		}
+	}
+	if got.Header.Get("X-Stream-Protocol-Version") != "v4.channel.k8s.io" || !strings.EqualFold(got.Header.Get("Upgrade"), "SPDY/3.1") {
+		t.Errorf("the stream protocol headers did not reach the super apiserver: %v", got.Header)
+	}
+}
+
+func TestProxyExecNeedsUpgrade(t *testing.T) {
+	p := startProxy(t)
+	resp, err := p.client(&p.a).Post(p.url+"/exec/default/web/app?command=ls&output=1", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("exec without an upgrade: HTTP %d, want 400", resp.StatusCode)
+	}
+}
