@@ -36,9 +36,6 @@ func forbidden(format string, a ...any) error {
 func notFound(format string, a ...any) error {
 	return newStatusError(http.StatusNotFound, format, a...)
 }
-func methodNotAllowed(method, path string) error {
-	return newStatusError(http.StatusMethodNotAllowed, "method %s is not allowed on %s", method, path)
-}
 
 // codeOf is the HTTP status for err: its own, the one of an API error, or 502 for anything
 // else (the proxy failed to reach the super apiserver).

@@ -2,11 +2,16 @@ package kubeletproxy
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -22,7 +27,6 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/transport"
-	certutil "k8s.io/client-go/util/cert"
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
@@ -37,8 +41,7 @@ type Config struct {
 	// Super is the syncer's client configuration of the super cluster; every request is
 	// proxied with its credentials.
 	Super *rest.Config
-	// ServingHosts are the IPs and DNS names of the self-signed serving certificate; the
-	// first is also its common name.
+	// ServingHosts are the IPs and DNS names of the self-signed serving certificate.
 	ServingHosts []string
 }
 
@@ -116,20 +119,31 @@ func upgradeTransport(cfg *rest.Config) (proxy.UpgradeRequestRoundTripper, error
 // checks kubelets' certificates only with --kubelet-certificate-authority, which tenant
 // apiservers do not set (see the package doc).
 func selfSigned(hosts []string) (tls.Certificate, error) {
-	var ips []net.IP
-	var names []string
-	for _, h := range hosts[1:] {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("kubelet proxy: serving key: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(now.UnixNano()),
+		Subject:      pkix.Name{CommonName: "vnest-kubelet-proxy"},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(10 * 365 * 24 * time.Hour), // made anew at every start
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
-			ips = append(ips, ip)
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else {
-			names = append(names, h)
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey(hosts[0], ips, names)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		return tls.Certificate{}, fmt.Errorf("kubelet proxy: serving certificate: %w", err)
 	}
-	return tls.X509KeyPair(certPEM, keyPEM)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // Start listens on addr (host:port) and serves HTTPS until ctx ends. It returns once it

@@ -151,6 +151,20 @@ func (p *testProxy) client(cert *tls.Certificate) *http.Client {
 	return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}, Timeout: 10 * time.Second}
 }
 
+// onlySuperRequest returns the one request that reached the super apiserver, which must be
+// method on path.
+func (p *testProxy) onlySuperRequest(t *testing.T, method, path string) *http.Request {
+	t.Helper()
+	reqs := p.super.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests reached the super apiserver, want 1", len(reqs))
+	}
+	if got := reqs[0]; got.Method != method || got.URL.Path != path {
+		t.Errorf("super request %s %s, want %s %s", got.Method, got.URL.Path, method, path)
+	}
+	return reqs[0]
+}
+
 func TestProxyRefuses(t *testing.T) {
 	p := startProxy(t)
 	tests := map[string]struct {
@@ -204,14 +218,7 @@ func TestProxyLogs(t *testing.T) {
 	if line, err := lines.ReadString('\n'); err != nil || line != "line 2\n" {
 		t.Fatalf("second line %q, %v", line, err)
 	}
-	reqs := p.super.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("%d requests reached the super apiserver, want 1", len(reqs))
-	}
-	got := reqs[0]
-	if got.URL.Path != "/api/v1/namespaces/a-1-default/pods/web/log" || got.Method != http.MethodGet {
-		t.Errorf("super request %s %s, want GET of a-1-default/web's log", got.Method, got.URL.Path)
-	}
+	got := p.onlySuperRequest(t, http.MethodGet, "/api/v1/namespaces/a-1-default/pods/web/log")
 	if diff := cmp.Diff(url.Values{"container": {"app"}, "follow": {"true"}, "tailLines": {"10"}, "timestamps": {"true"}}, got.URL.Query()); diff != "" {
 		t.Errorf("super query (-want +got):\n%s", diff)
 	}
@@ -256,14 +263,7 @@ func TestProxyExecUpgrade(t *testing.T) {
 		t.Fatalf("echo %q, %v", echo, err)
 	}
 
-	reqs := p.super.requests()
-	if len(reqs) != 1 {
-		t.Fatalf("%d requests reached the super apiserver, want 1", len(reqs))
-	}
-	got := reqs[0]
-	if got.URL.Path != "/api/v1/namespaces/a-1-default/pods/web/exec" || got.Method != http.MethodPost {
-		t.Errorf("super request %s %s, want POST of a-1-default/web's exec", got.Method, got.URL.Path)
-	}
+	got := p.onlySuperRequest(t, http.MethodPost, "/api/v1/namespaces/a-1-default/pods/web/exec")
 	want := url.Values{"container": {"app"}, "command": {"cat", "-n"}, "stdin": {"true"}, "stdout": {"true"}, "stderr": {"true"}}
 	if diff := cmp.Diff(want, got.URL.Query()); diff != "" {
 		t.Errorf("super query (-want +got):\n%s", diff)

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -52,55 +53,49 @@ type request struct {
 // describe the super node, not the tenant.
 func translate(method, path string, query url.Values) (request, error) {
 	segments := strings.Split(strings.TrimPrefix(path, "/"), "/")
-	for _, s := range segments {
-		if s == "" {
-			return request{}, notFound("the kubelet proxy does not serve %s", path)
-		}
+	rt, ok := routes[segments[0]]
+	args := segments[1:]
+	n := 2 // namespace, pod
+	if rt.container {
+		n++
 	}
-	kubeletPath, args := segments[0], segments[1:]
-	switch kubeletPath {
-	case "containerLogs":
-		if len(args) != 3 {
-			break
-		}
-		if method != http.MethodGet {
-			return request{}, methodNotAllowed(method, path)
-		}
-		params, err := logParams(query, args[2])
-		if err != nil {
-			return request{}, err
-		}
-		return request{Subresource: subresourceLog, Namespace: args[0], Pod: args[1], Params: params}, nil
-	case "exec", "attach":
-		if len(args) != 3 && len(args) != 4 {
-			break
-		}
-		if method != http.MethodGet && method != http.MethodPost {
-			return request{}, methodNotAllowed(method, path)
-		}
-		r := request{Subresource: kubeletPath, Namespace: args[0], Pod: args[1], Streaming: true}
-		if len(args) == 4 {
-			r.UID = types.UID(args[2])
-		}
-		var err error
-		r.Params, err = streamParams(kubeletPath, query, args[len(args)-1])
-		return r, err
-	case "portForward":
-		if len(args) != 2 && len(args) != 3 {
-			break
-		}
-		if method != http.MethodGet && method != http.MethodPost {
-			return request{}, methodNotAllowed(method, path)
-		}
-		r := request{Subresource: subresourcePortForward, Namespace: args[0], Pod: args[1], Streaming: true}
-		if len(args) == 3 {
-			r.UID = types.UID(args[2])
-		}
-		var err error
-		r.Params, err = portForwardParams(query)
-		return r, err
+	if !ok || (len(args) != n && !(rt.uid && len(args) == n+1)) || slices.Contains(args, "") {
+		return request{}, notFound("the kubelet proxy does not serve %s: only containerLogs, exec, attach and portForward of pods are proxied", path)
 	}
-	return request{}, notFound("the kubelet proxy does not serve %s: only containerLogs, exec, attach and portForward of pods are proxied", path)
+	if !slices.Contains(rt.methods, method) {
+		return request{}, newStatusError(http.StatusMethodNotAllowed, "method %s is not allowed on %s", method, path)
+	}
+	r := request{Subresource: rt.subresource, Namespace: args[0], Pod: args[1], Streaming: rt.streaming}
+	if len(args) == n+1 {
+		r.UID = types.UID(args[2])
+	}
+	container := ""
+	if rt.container {
+		container = args[len(args)-1]
+	}
+	var err error
+	r.Params, err = rt.params(query, container)
+	return r, err
+}
+
+// route is one path of the kubelet API the proxy serves: /<name>/{ns}/{pod}[/{uid}][/{container}].
+type route struct {
+	subresource string
+	container   bool // the path ends with the container's name
+	uid         bool // a form with the pod's UID after its name exists
+	methods     []string
+	streaming   bool
+	params      func(query url.Values, container string) (url.Values, error)
+}
+
+var routes = map[string]route{
+	"containerLogs": {subresource: subresourceLog, container: true, methods: []string{http.MethodGet}, params: logParams},
+	"exec": {subresource: subresourceExec, container: true, uid: true, methods: []string{http.MethodGet, http.MethodPost},
+		streaming: true, params: execParams},
+	"attach": {subresource: subresourceAttach, container: true, uid: true, methods: []string{http.MethodGet, http.MethodPost},
+		streaming: true, params: attachParams},
+	"portForward": {subresource: subresourcePortForward, uid: true, methods: []string{http.MethodGet, http.MethodPost},
+		streaming: true, params: portForwardParams},
 }
 
 // logParams reads the kubelet's log query (the names of PodLogOptions, plus the legacy "tail"),
@@ -149,28 +144,32 @@ func logParams(query url.Values, container string) (url.Values, error) {
 	return encode(opts)
 }
 
-// streamParams builds the query of pods/exec or pods/attach from the kubelet's.
-func streamParams(subresource string, query url.Values, container string) (url.Values, error) {
-	on := func(name string) bool { return query.Get(name) == "1" } // the kubelet's own test
-	if subresource == subresourceAttach {
-		return encode(&corev1.PodAttachOptions{
-			Container: container, Stdin: on(corev1.ExecStdinParam), Stdout: on(corev1.ExecStdoutParam),
-			Stderr: on(corev1.ExecStderrParam), TTY: on(corev1.ExecTTYParam),
-		})
-	}
+// on reports a stream parameter of the kubelet as the kubelet reads it: set only when "1".
+func on(query url.Values, name string) bool { return query.Get(name) == "1" }
+
+// execParams builds the query of pods/exec from the kubelet's.
+func execParams(query url.Values, container string) (url.Values, error) {
 	command := query[corev1.ExecCommandParam]
 	if len(command) == 0 {
 		return nil, badRequest("exec needs a command")
 	}
 	return encode(&corev1.PodExecOptions{
-		Container: container, Command: command, Stdin: on(corev1.ExecStdinParam), Stdout: on(corev1.ExecStdoutParam),
-		Stderr: on(corev1.ExecStderrParam), TTY: on(corev1.ExecTTYParam),
+		Container: container, Command: command, Stdin: on(query, corev1.ExecStdinParam), Stdout: on(query, corev1.ExecStdoutParam),
+		Stderr: on(query, corev1.ExecStderrParam), TTY: on(query, corev1.ExecTTYParam),
+	})
+}
+
+// attachParams builds the query of pods/attach from the kubelet's.
+func attachParams(query url.Values, container string) (url.Values, error) {
+	return encode(&corev1.PodAttachOptions{
+		Container: container, Stdin: on(query, corev1.ExecStdinParam), Stdout: on(query, corev1.ExecStdoutParam),
+		Stderr: on(query, corev1.ExecStderrParam), TTY: on(query, corev1.ExecTTYParam),
 	})
 }
 
 // portForwardParams turns the kubelet's port values ("8080,9090", possibly repeated) into
 // pods/portforward's ports. SPDY clients name the ports per stream instead; then there are none.
-func portForwardParams(query url.Values) (url.Values, error) {
+func portForwardParams(query url.Values, _ string) (url.Values, error) {
 	opts := &corev1.PodPortForwardOptions{}
 	for _, v := range query[corev1.PortHeader] {
 		for p := range strings.SplitSeq(v, ",") {
