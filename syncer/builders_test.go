@@ -11,6 +11,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
@@ -134,6 +136,14 @@ func (h *harness) addTo(t *testing.T, cs *fake.Clientset, idx map[kind]cache.Ind
 		k = kindIngress
 	case *corev1.Event:
 		k = kindEvent
+	case *networkingv1.NetworkPolicy:
+		k = kindNetworkPolicy
+	case *corev1.PersistentVolume:
+		k = kindPV
+	case *storagev1.StorageClass:
+		k = kindStorageClass
+	case *schedulingv1.PriorityClass:
+		k = kindPriorityClass
 	default:
 		t.Fatalf("unsupported %T", o)
 	}
@@ -146,6 +156,15 @@ func (h *harness) addTo(t *testing.T, cs *fake.Clientset, idx map[kind]cache.Ind
 	}
 	if k == kindNode && cs == h.super {
 		_ = h.s.nodeFactory.Core().V1().Nodes().Informer().GetIndexer().Add(o)
+		return
+	}
+	// Super PVs are unfiltered; super StorageClasses and PriorityClasses are the published ones.
+	if k == kindPV && cs == h.super {
+		_ = h.s.nodeFactory.Core().V1().PersistentVolumes().Informer().GetIndexer().Add(o)
+		return
+	}
+	if store := h.s.publishedStore(k); store != nil && cs == h.super {
+		_ = store.Add(o)
 		return
 	}
 	if err := idx[k].Add(o); err != nil {

@@ -12,8 +12,9 @@ import (
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
-// Events: up only. Events the super cluster records about a tenant's synced pods and services
-// (scheduling, image pulls, container starts, probe failures…) are copied to the tenant, about
+// Events: up only. Events the super cluster records about a tenant's synced pods, services,
+// claims and ingresses (scheduling, image pulls, container starts, probe failures, volume
+// provisioning and binding, ingress controller syncs…) are copied to the tenant, about
 // the tenant object, so `kubectl describe` in the tenant tells the story. Super events carry no
 // ownership labels; they are the tenant's when their namespace is one of the tenant's super
 // namespaces and the object they are about is the tenant's. Events are never deleted by the
@@ -73,34 +74,34 @@ func (s *Syncer) enqueueSuperEvent(obj any) {
 // synced it: the super object must be the tenant's and made from that tenant object.
 func (s *Syncer) tenantUIDFor(t *tenant, ns string, ref corev1.ObjectReference) (types.UID, bool) {
 	var super, tenantObj metav1.Object
+	var ok bool
 	switch ref.Kind {
 	case "Pod":
-		sp, err := s.superPods.Pods(ref.Namespace).Get(ref.Name)
-		if err != nil {
-			return "", false
-		}
-		tp, err := t.pods.Pods(ns).Get(ref.Name)
-		if err != nil {
-			return "", false
-		}
-		super, tenantObj = sp, tp
+		super, tenantObj, ok = pair(s.superPods.Pods(ref.Namespace).Get, t.pods.Pods(ns).Get, ref.Name)
 	case "Service":
-		ss, err := s.superSvcs.Services(ref.Namespace).Get(ref.Name)
-		if err != nil {
-			return "", false
-		}
-		ts, err := t.services.Services(ns).Get(ref.Name)
-		if err != nil {
-			return "", false
-		}
-		super, tenantObj = ss, ts
-	default:
-		return "", false
+		super, tenantObj, ok = pair(s.superSvcs.Services(ref.Namespace).Get, t.services.Services(ns).Get, ref.Name)
+	case "PersistentVolumeClaim": // provisioning, binding, resizing
+		super, tenantObj, ok = pair(s.superPVCs.PersistentVolumeClaims(ref.Namespace).Get, t.pvcs.PersistentVolumeClaims(ns).Get, ref.Name)
+	case "Ingress": // the super cluster's ingress controller
+		super, tenantObj, ok = pair(s.superIngresses.Ingresses(ref.Namespace).Get, t.ingresses.Ingresses(ns).Get, ref.Name)
 	}
-	if guard(t, ns, super) != nil || mapping.TenantUID(super) != tenantObj.GetUID() {
+	if !ok || guard(t, ns, super) != nil || mapping.TenantUID(super) != tenantObj.GetUID() {
 		return "", false
 	}
 	return tenantObj.GetUID(), true
+}
+
+// pair looks name up with a super and a tenant lister Get; ok is false unless both have it.
+func pair[T metav1.Object](superGet, tenantGet func(string) (T, error), name string) (super, tenantObj metav1.Object, ok bool) {
+	sp, err := superGet(name)
+	if err != nil {
+		return nil, nil, false
+	}
+	tp, err := tenantGet(name)
+	if err != nil {
+		return nil, nil, false
+	}
+	return sp, tp, true
 }
 
 func (s *Syncer) syncEvent(ctx context.Context, t *tenant, ns, name string) error {

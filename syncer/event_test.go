@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -56,6 +57,20 @@ func TestSyncEvent(t *testing.T) {
 			super:  []object{MakePod(testSuperNS, "web").Owned("uid-old").Obj(), superEvent("Pod", "web")},
 			tenant: []object{MakePod("default", "web").Obj()},
 		},
+		"event about a synced claim goes up": {
+			super:  []object{translatePVC(pvcNamed("web"), testOwner), superEvent("PersistentVolumeClaim", "web")},
+			tenant: []object{pvcNamed("web")},
+			want:   []string{"create events default/web.1"},
+		},
+		"event about a foreign claim stays": {
+			super:  []object{&corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web"}}, superEvent("PersistentVolumeClaim", "web")},
+			tenant: []object{pvcNamed("web")},
+		},
+		"event about a synced ingress goes up": {
+			super:  []object{&networkingv1.Ingress{ObjectMeta: stampedMeta}, superEvent("Ingress", "web")},
+			tenant: []object{&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-web"}}},
+			want:   []string{"create events default/web.1"},
+		},
 		"event about a kind that is not synced up stays": {
 			super: []object{superEvent("ConfigMap", "web")},
 		},
@@ -71,4 +86,10 @@ func TestSyncEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+func pvcNamed(name string) *corev1.PersistentVolumeClaim {
+	pvc := tenantPVC()
+	pvc.Name = name
+	return pvc
 }

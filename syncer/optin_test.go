@@ -29,8 +29,8 @@ func TestTranslateOptInKinds(t *testing.T) {
 
 func ptrIntOrString(v intstr.IntOrString) *intstr.IntOrString { return &v }
 
-// TestOptInKinds: PodDisruptionBudgets and Ingresses go down only when the VirtualCluster opts
-// in; opting out again removes them.
+// TestOptInKinds: PodDisruptionBudgets, Ingresses and NetworkPolicies go down only when the
+// VirtualCluster opts in; opting out again removes them.
 func TestOptInKinds(t *testing.T) {
 	meta := metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-web"}
 	superNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
@@ -39,19 +39,24 @@ func TestOptInKinds(t *testing.T) {
 		super []object
 		want  []string
 	}{
-		"not opted in":    {super: []object{superNS}},
-		"opted in":        {kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindIngress, v1alpha1.SyncKindPodDisruptionBudget}, super: []object{superNS}, want: []string{"create ingresses demo-5c9a8459-default/web", "create poddisruptionbudgets demo-5c9a8459-default/web"}},
-		"opted out again": {super: []object{superNS, &policyv1.PodDisruptionBudget{ObjectMeta: stampedMeta}, &networkingv1.Ingress{ObjectMeta: stampedMeta}}, want: []string{"delete ingresses demo-5c9a8459-default/web", "delete poddisruptionbudgets demo-5c9a8459-default/web"}},
+		"not opted in": {super: []object{superNS}},
+		"opted in": {kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindIngress, v1alpha1.SyncKindPodDisruptionBudget, v1alpha1.SyncKindNetworkPolicy}, super: []object{superNS},
+			want: []string{"create ingresses demo-5c9a8459-default/web", "create networkpolicies demo-5c9a8459-default/web", "create poddisruptionbudgets demo-5c9a8459-default/web"}},
+		"opted out again": {super: []object{superNS, &policyv1.PodDisruptionBudget{ObjectMeta: stampedMeta}, &networkingv1.Ingress{ObjectMeta: stampedMeta}, &networkingv1.NetworkPolicy{ObjectMeta: stampedMeta}},
+			want: []string{"delete ingresses demo-5c9a8459-default/web", "delete networkpolicies demo-5c9a8459-default/web", "delete poddisruptionbudgets demo-5c9a8459-default/web"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, tc.super, []object{&policyv1.PodDisruptionBudget{ObjectMeta: meta}, &networkingv1.Ingress{ObjectMeta: meta}})
+			h := newHarness(t, tc.super, []object{&policyv1.PodDisruptionBudget{ObjectMeta: meta}, &networkingv1.Ingress{ObjectMeta: meta}, &networkingv1.NetworkPolicy{ObjectMeta: meta}})
 			h.t.settings.Store(&settings{kinds: tc.kinds})
 			ctx := testContext(t)
 			if err := h.s.syncPDB(ctx, h.t, "default", "web"); err != nil {
 				t.Fatal(err)
 			}
 			if err := h.s.syncIngress(ctx, h.t, "default", "web"); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.s.syncNetworkPolicy(ctx, h.t, "default", "web"); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, writes(h.super)); diff != "" {

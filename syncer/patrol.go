@@ -41,6 +41,7 @@ func (s *Syncer) patrol(ctx context.Context, t *tenant) {
 			tenantObjs[key] = m
 			s.queue.Add(t.key, key)
 		}
+		drift += s.patrolPublished(t, k, tenantObjs)
 		superSeen := map[objKey]bool{}
 		if idx := s.superIndex[k]; idx != nil {
 			objs, _ := idx.ByIndex(indexTenant, t.key)

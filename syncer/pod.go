@@ -164,7 +164,8 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 	spec.SchedulerName = ""
 	pinToNode(spec)
 	// Priority classes are the super cluster's; the tenant's resolved priority would be
-	// rejected by the super cluster's admission.
+	// rejected by the super cluster's admission. (A published class is kept: see
+	// withPublishedPriorityClass.)
 	spec.Priority = nil
 	spec.PriorityClassName = ""
 	spec.PreemptionPolicy = nil
@@ -219,7 +220,7 @@ func images(p *corev1.Pod) []string {
 var podDown = down[*corev1.Pod]{
 	kind: kindPod,
 	translate: func(t *tenant, p *corev1.Pod) *corev1.Pod {
-		return translatePod(p, t.owner, t.settings.Load().policy)
+		return withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
 	},
 	equal: podDownEqual,
 	merge: mergePod,

@@ -16,8 +16,8 @@ import (
 // bound in the super cluster (the tenant runs no binder). A larger storage request propagates
 // (expansion); the rest of a claim's spec is immutable.
 //
-// Up: status (phase, capacity, access modes, conditions). Mirroring the bound PersistentVolume
-// into the tenant is a later change, so the tenant claim's spec.volumeName stays empty.
+// Up: status (phase, capacity, access modes, conditions); the bound volume is mirrored into the
+// tenant and named in the tenant claim's spec.volumeName by persistentvolume.go.
 
 func translatePVC(pvc *corev1.PersistentVolumeClaim, owner mapping.Owner) *corev1.PersistentVolumeClaim {
 	spec := pvc.Spec.DeepCopy()
@@ -58,6 +58,7 @@ func (s *Syncer) syncPVC(ctx context.Context, t *tenant, ns, name string) error 
 	if err := pvcDown.sync(ctx, s, t, s.super.CoreV1().PersistentVolumeClaims(superNS), st); err != nil {
 		return err
 	}
+	s.enqueueClaimVolumes(t, tc, sc)
 	if !hasTenant || !hasSuper || guard(t, ns, sc) != nil || mapping.TenantUID(sc) != tc.UID ||
 		apiequality.Semantic.DeepEqual(tc.Status, sc.Status) {
 		return nil

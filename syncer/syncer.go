@@ -19,6 +19,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
+	schedulinglisters "k8s.io/client-go/listers/scheduling/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/klog/v2"
@@ -42,14 +44,21 @@ const (
 	kindPDB       kind = "PodDisruptionBudget"
 	kindIngress   kind = "Ingress"
 	kindNode      kind = "Node"
+
+	kindNetworkPolicy kind = "NetworkPolicy"
+	kindPV            kind = "PersistentVolume"
+	kindStorageClass  kind = "StorageClass"
+	kindPriorityClass kind = "PriorityClass"
 )
 
 // allKinds in the order a new tenant's objects are queued: namespaces first, so that the
 // objects in them rarely wait for their namespace.
-var allKinds = []kind{kindNamespace, kindConfigMap, kindSecret, kindService, kindEndpoints, kindPVC, kindPDB, kindIngress, kindPod, kindNode}
+// Published StorageClasses and PriorityClasses come next: tenant claims and pods name them.
+var allKinds = []kind{kindNamespace, kindStorageClass, kindPriorityClass, kindConfigMap, kindSecret, kindService, kindEndpoints,
+	kindPVC, kindPV, kindPDB, kindIngress, kindNetworkPolicy, kindPod, kindNode}
 
 // objKey is one unit of work within a tenant: a tenant object by kind, tenant namespace and
-// name (namespace empty for namespaces and nodes, whose name is the name).
+// name (namespace empty for namespaces and the cluster-scoped kinds, whose name is the name).
 type objKey struct {
 	Kind      kind
 	Namespace string
@@ -70,7 +79,8 @@ type Syncer struct {
 	dyn   dynamic.Interface
 
 	superFactory   informers.SharedInformerFactory // objects with an ownership label
-	nodeFactory    informers.SharedInformerFactory // super nodes and events, unfiltered
+	nodeFactory    informers.SharedInformerFactory // super nodes, events and PVs, unfiltered
+	published      informers.SharedInformerFactory // super objects labelled ownership.LabelPublished
 	superNS        corelisters.NamespaceLister
 	superPods      corelisters.PodLister
 	superCMs       corelisters.ConfigMapLister
@@ -80,6 +90,10 @@ type Syncer struct {
 	superPVCs      corelisters.PersistentVolumeClaimLister
 	superPDBs      policylisters.PodDisruptionBudgetLister
 	superIngresses networkinglisters.IngressLister
+	superNetPols   networkinglisters.NetworkPolicyLister
+	superPVs       corelisters.PersistentVolumeLister
+	superSCs       storagelisters.StorageClassLister     // published ones only
+	superPCs       schedulinglisters.PriorityClassLister // published ones only
 	superNodes     corelisters.NodeLister
 	superEvents    corelisters.EventLister
 	superIndex     map[kind]cache.Indexer
@@ -158,6 +172,8 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 	s.superSecrets, s.superSvcs, s.superEps = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister()
 	s.superPVCs = core.PersistentVolumeClaims().Lister()
 	s.superPDBs, s.superIngresses = f.Policy().V1().PodDisruptionBudgets().Lister(), f.Networking().V1().Ingresses().Lister()
+	s.superNetPols = f.Networking().V1().NetworkPolicies().Lister()
+	s.wireUpSources()
 	nodes := s.nodeFactory.Core().V1().Nodes()
 	_, _ = nodes.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, obj any) { s.enqueueNodeUsers(obj) },
@@ -190,9 +206,11 @@ func (s *Syncer) Run(ctx context.Context) error {
 	vcInformer := s.newVirtualClusterInformer()
 	s.superFactory.Start(ctx.Done())
 	s.nodeFactory.Start(ctx.Done())
+	s.published.Start(ctx.Done())
 	go vcInformer.Run(ctx.Done())
 	logger.Info("Waiting for super cluster caches")
-	for _, synced := range []map[any]bool{toAny(s.superFactory.WaitForCacheSync(ctx.Done())), toAny(s.nodeFactory.WaitForCacheSync(ctx.Done()))} {
+	for _, synced := range []map[any]bool{toAny(s.superFactory.WaitForCacheSync(ctx.Done())), toAny(s.nodeFactory.WaitForCacheSync(ctx.Done())),
+		toAny(s.published.WaitForCacheSync(ctx.Done()))} {
 		for typ, ok := range synced {
 			if !ok {
 				return fmt.Errorf("super cluster cache for %v did not sync", typ)
@@ -308,6 +326,14 @@ func (s *Syncer) reconcile(ctx context.Context, t *tenant, key objKey) error {
 		return s.syncNode(ctx, t, key.Name)
 	case kindEvent:
 		return s.syncEvent(ctx, t, key.Namespace, key.Name)
+	case kindNetworkPolicy:
+		return s.syncNetworkPolicy(ctx, t, key.Namespace, key.Name)
+	case kindPV:
+		return s.syncPV(ctx, t, key.Name)
+	case kindStorageClass:
+		return s.syncStorageClass(ctx, t, key.Name)
+	case kindPriorityClass:
+		return s.syncPriorityClass(ctx, t, key.Name)
 	}
 	return fmt.Errorf("unknown kind %q", key.Kind)
 }
@@ -425,5 +451,7 @@ func syncedKindInformers(f informers.SharedInformerFactory) map[kind]cache.Share
 		kindPVC:       core.PersistentVolumeClaims().Informer(),
 		kindPDB:       f.Policy().V1().PodDisruptionBudgets().Informer(),
 		kindIngress:   f.Networking().V1().Ingresses().Informer(),
+
+		kindNetworkPolicy: f.Networking().V1().NetworkPolicies().Informer(),
 	}
 }

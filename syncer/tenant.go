@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -26,6 +27,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	networkinglisters "k8s.io/client-go/listers/networking/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
+	schedulinglisters "k8s.io/client-go/listers/scheduling/v1"
+	storagelisters "k8s.io/client-go/listers/storage/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -58,6 +61,10 @@ type tenant struct {
 	pdbs        policylisters.PodDisruptionBudgetLister
 	ingresses   networkinglisters.IngressLister
 	nodes       corelisters.NodeLister
+	netpols     networkinglisters.NetworkPolicyLister
+	pvs         corelisters.PersistentVolumeLister
+	scs         storagelisters.StorageClassLister
+	pcs         schedulinglisters.PriorityClassLister
 	podIndex    cache.Indexer          // with the reference indexes of pods.go
 	index       map[kind]cache.Indexer // every kind's store, for the patrol
 	recorder    record.EventRecorder   // events on tenant objects
@@ -256,6 +263,7 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	core := f.Core().V1()
 	infs := syncedKindInformers(f)
 	infs[kindNode] = core.Nodes().Informer() // virtual nodes live in tenants only
+	maps.Copy(infs, upKindInformers(f))      // as do the other kinds synced up only
 	_ = infs[kindPod].AddIndexers(podReferenceIndexers)
 	var synced []cache.InformerSynced
 	for k, inf := range infs {
@@ -267,6 +275,8 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	t.secrets, t.services, t.endpoints, t.nodes = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister(), core.Nodes().Lister()
 	t.pvcs = core.PersistentVolumeClaims().Lister()
 	t.pdbs, t.ingresses = f.Policy().V1().PodDisruptionBudgets().Lister(), f.Networking().V1().Ingresses().Lister()
+	t.netpols, t.pvs = f.Networking().V1().NetworkPolicies().Lister(), core.PersistentVolumes().Lister()
+	t.scs, t.pcs = f.Storage().V1().StorageClasses().Lister(), f.Scheduling().V1().PriorityClasses().Lister()
 	t.podIndex = infs[kindPod].GetIndexer()
 	t.synced = func() bool {
 		for _, ok := range synced {
@@ -299,6 +309,11 @@ func (t *tenant) handler(s *Syncer, k kind) cache.ResourceEventHandler {
 			}
 		case *corev1.Service:
 			add(objKey{Kind: kindEndpoints, Namespace: o.Namespace, Name: o.Name})
+		case *corev1.Namespace:
+			// NetworkPolicies may select namespaces by labels that stay in the tenant.
+			for _, key := range t.networkPolicyKeys() {
+				add(key)
+			}
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{

@@ -28,6 +28,20 @@ const (
 	AnnotationVirtualCluster = ReservedPrefix + "virtual-cluster"
 )
 
+// Labels of objects the syncer copies up from the super cluster into tenants.
+const (
+	// LabelPublished, with the value "true", is how an operator publishes a
+	// cluster-scoped super object (a StorageClass or a PriorityClass) to
+	// every tenant: the syncer copies it into each tenant and removes the
+	// copies once the label or the object is gone.
+	LabelPublished = ReservedPrefix + "published"
+	// LabelMirror, with the value "true", marks a tenant object the syncer
+	// made as a copy of a super object (a published StorageClass or
+	// PriorityClass, the PersistentVolume a tenant claim is bound to). The
+	// syncer updates and deletes only tenant objects that carry it.
+	LabelMirror = ReservedPrefix + "mirror"
+)
+
 // Labels of the objects the vnest manager itself creates next to a
 // VirtualCluster, in its namespace: the control-plane Deployment and
 // Service, the PKI and kubeconfig Secrets.
