@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -151,15 +150,7 @@ func TestSyncPV(t *testing.T) {
 			if err := h.s.syncPV(testContext(t), h.t, testPV); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.want, writes(h.tenantCS)); diff != "" {
-				t.Errorf("tenant writes (-want +got):\n%s", diff)
-			}
-			if got := writes(h.super); len(got) > 0 {
-				t.Errorf("super writes: %v", got)
-			}
-			if ev := events(h.recorder); tc.wantEvent != (len(ev) == 1 && strings.Contains(ev[0], "MirrorNameTaken")) {
-				t.Errorf("events = %q, want a MirrorNameTaken event: %v", ev, tc.wantEvent)
-			}
+			checkMirrorSync(t, h, tc.want, tc.wantEvent)
 		})
 	}
 }

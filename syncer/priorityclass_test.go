@@ -60,13 +60,14 @@ func TestSyncPriorityClass(t *testing.T) {
 		super, tenant []object
 		want          []string
 		wantErr       bool
+		wantEvent     bool
 	}{
 		"published class is copied":          {super: []object{publishedPriorityClass("gold")}, want: []string{"create priorityclasses /gold"}},
 		"copy in sync":                       {super: []object{publishedPriorityClass("gold")}, tenant: []object{copied}},
 		"a new description is updated":       {super: []object{publishedPriorityClass("gold")}, tenant: []object{redescribed}, want: []string{"update priorityclasses /gold"}},
 		"a new value replaces the copy":      {super: []object{publishedPriorityClass("gold")}, tenant: []object{revalued}, want: []string{"delete priorityclasses /gold"}, wantErr: true},
 		"unpublished class's copy goes":      {tenant: []object{copied}, want: []string{"delete priorityclasses /gold"}},
-		"the tenant's own class stays":       {super: []object{publishedPriorityClass("gold")}, tenant: []object{own}},
+		"the tenant's own class stays":       {super: []object{publishedPriorityClass("gold")}, tenant: []object{own}, wantEvent: true},
 		"the tenant's own class stays alone": {tenant: []object{own}},
 	}
 	for name, tc := range cases {
@@ -75,9 +76,7 @@ func TestSyncPriorityClass(t *testing.T) {
 			if err := h.s.syncPriorityClass(testContext(t), h.t, "gold"); (err != nil) != tc.wantErr {
 				t.Fatalf("syncPriorityClass = %v, want an error: %v", err, tc.wantErr)
 			}
-			if diff := cmp.Diff(tc.want, writes(h.tenantCS)); diff != "" {
-				t.Errorf("tenant writes (-want +got):\n%s", diff)
-			}
+			checkMirrorSync(t, h, tc.want, tc.wantEvent)
 		})
 	}
 }

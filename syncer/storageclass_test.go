@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -78,15 +77,7 @@ func TestSyncStorageClass(t *testing.T) {
 			if err := h.s.syncStorageClass(testContext(t), h.t, "fast"); (err != nil) != tc.wantErr {
 				t.Fatalf("syncStorageClass = %v, want an error: %v", err, tc.wantErr)
 			}
-			if diff := cmp.Diff(tc.want, writes(h.tenantCS)); diff != "" {
-				t.Errorf("tenant writes (-want +got):\n%s", diff)
-			}
-			if got := writes(h.super); len(got) > 0 {
-				t.Errorf("super writes: %v", got)
-			}
-			if ev := events(h.recorder); tc.wantEvent != (len(ev) == 1 && strings.Contains(ev[0], "MirrorNameTaken")) {
-				t.Errorf("events = %q, want a MirrorNameTaken event: %v", ev, tc.wantEvent)
-			}
+			checkMirrorSync(t, h, tc.want, tc.wantEvent)
 		})
 	}
 }
