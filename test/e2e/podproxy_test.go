@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,7 +38,8 @@ const (
 // proxy, and uses plain kubectl with the tenant's kubeconfig on a two-container tenant pod:
 // logs with -c, --tail, --timestamps, --since, -f and --previous (after a container restart),
 // exec with stdin, attach, port-forward to httpd, and a user bound to `view` only, who may read
-// logs but not exec.
+// logs but not exec. The demo tenant's control plane is a local process; a second tenant, run
+// as a pod by the cluster provisioner, gets logs and exec too.
 func TestTenantPodSubresources(t *testing.T) {
 	requireRoot(t)
 	c := startCluster(t, clusterOptions{nodes: "real", port: podProxyPort})
@@ -79,6 +81,7 @@ func TestTenantPodSubresources(t *testing.T) {
 		return p.Status.Phase == corev1.PodRunning && ready == 2, fmt.Errorf("phase %s, %d ready containers", p.Status.Phase, ready)
 	})
 	checkVirtualNodeKubelet(t, tenant)
+	start := time.Now()
 
 	kubectl := func(args ...string) string {
 		t.Helper()
@@ -180,6 +183,45 @@ func TestTenantPodSubresources(t *testing.T) {
 	if current := kubectl("logs", subresourcesPod, "-c", counterContainer); strings.Contains(current, firstBoot) {
 		t.Errorf("logs after the restart still show the first run: %q", firstLines(current))
 	}
+
+	t.Logf("Demo tenant: logs, exec, attach, port-forward and RBAC checked in %v", time.Since(start).Round(time.Second))
+
+	checkClusterProvisionedTenant(t, c)
+}
+
+// checkClusterProvisionedTenant: a tenant whose control plane runs as a pod (cluster
+// provisioner) reaches the kubelet proxy too, from the pod network.
+func checkClusterProvisionedTenant(t *testing.T, c *cluster) {
+	t.Helper()
+	vnest := func(timeout time.Duration, args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), timeout)
+		defer cancel()
+		args = append(args, "--kubeconfig", c.kubeconfig)
+		if out, err := exec.CommandContext(ctx, vnestBin, args...).CombinedOutput(); err != nil {
+			t.Fatalf("vnest %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	start := time.Now()
+	vnest(4*time.Minute, "create", "pod-cp", "--provisioner", "cluster", "--wait", "--timeout", "3m")
+	kubeconfig := filepath.Join(t.TempDir(), "pod-cp.kubeconfig")
+	vnest(time.Minute, "kubeconfig", "pod-cp", "-o", kubeconfig)
+	waitFor(t, "the pod-cp tenant's default service account", time.Minute, func() (bool, error) {
+		out, err := tenantKubectl(t, kubeconfig, "get", "serviceaccount", "default")
+		return err == nil, fmt.Errorf("%v: %s", err, out)
+	})
+	if out, err := tenantKubectl(t, kubeconfig, "run", "hello", "--image="+busyboxImage, "--restart=Never", "--",
+		"sh", "-c", "echo hello-from-pod-cp; exec sleep 3600"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	waitFor(t, "kubectl logs in the cluster-provisioned tenant", 2*time.Minute, func() (bool, error) {
+		out, err := tenantKubectl(t, kubeconfig, "logs", "hello")
+		return err == nil && out == "hello-from-pod-cp\n", fmt.Errorf("%v: %q", err, out)
+	})
+	if out, err := tenantKubectl(t, kubeconfig, "exec", "hello", "--", "echo", "exec-ok"); err != nil || out != "exec-ok\n" {
+		t.Errorf("kubectl exec in the cluster-provisioned tenant: %q, %v", out, err)
+	}
+	t.Logf("Cluster-provisioned tenant: logs and exec work, %v after its creation", time.Since(start).Round(time.Second))
 }
 
 // checkVirtualNodeKubelet: the tenant's node points at the syncer's kubelet proxy.
