@@ -12,7 +12,7 @@ import (
 // ConfigMaps: down only. With spec.sync.secretsAndConfigMaps Used (the default) a ConfigMap is
 // synced while a tenant pod in its namespace uses it, with All always. The tenant's
 // kube-root-ca.crt is never synced: the super cluster publishes its own under that name in every
-// namespace, and the tenant's CA only matters for tenant tokens, which are a later change.
+// namespace; pods get the tenant's CA with their tenant token (podtoken.go).
 
 // rootCAConfigMap is the ConfigMap kube-controller-manager publishes in every namespace.
 const rootCAConfigMap = "kube-root-ca.crt"

@@ -91,5 +91,8 @@ func superKey(k kind, m metav1.Object, clusterKey string) (objKey, bool) {
 	if k == kindNamespace {
 		return objKey{Kind: k, Name: ns}, true
 	}
+	if pod, ok := isTokenSecret(m); ok && k == kindSecret { // a pod's token (podtoken.go)
+		return objKey{Kind: kindPod, Namespace: ns, Name: pod}, true
+	}
 	return objKey{Kind: k, Namespace: ns, Name: m.GetName()}, true
 }

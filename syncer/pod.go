@@ -141,18 +141,14 @@ func isServiceAccountTokenVolume(v corev1.Volume) bool {
 // metadata, and a spec the super cluster can run and schedule itself.
 func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec) *corev1.Pod {
 	spec := p.Spec.DeepCopy()
+	tenantDownwardAPI(spec, p) // podenv.go
 
-	// The tenant's token volume and service account mean nothing in the super cluster; the
-	// super cluster's own token must never be mounted either.
-	dropped := map[string]bool{}
-	spec.Volumes = slices.DeleteFunc(spec.Volumes, func(v corev1.Volume) bool {
-		drop := isServiceAccountTokenVolume(v)
-		dropped[v.Name] = drop
-		return drop
-	})
-	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
-		for i := range cs {
-			cs[i].VolumeMounts = slices.DeleteFunc(cs[i].VolumeMounts, func(m corev1.VolumeMount) bool { return dropped[m.Name] })
+	// The tenant's token volume gets the tenant token from the pod's token Secret (podtoken.go);
+	// the tenant service account means nothing in the super cluster, and the super cluster's own
+	// token must never be mounted.
+	for i, v := range spec.Volumes {
+		if isServiceAccountTokenVolume(v) {
+			spec.Volumes[i].VolumeSource = tokenVolumeSource(p.Name, v.Projected)
 		}
 	}
 	spec.EphemeralContainers = nil // added only through their subresource
@@ -220,7 +216,8 @@ func images(p *corev1.Pod) []string {
 var podDown = down[*corev1.Pod]{
 	kind: kindPod,
 	translate: func(t *tenant, p *corev1.Pod) *corev1.Pod {
-		return withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
+		sp := withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
+		return withEnv(sp, t.tenantEnv(p)) // podenv.go
 	},
 	equal: podDownEqual,
 	merge: mergePod,
@@ -279,6 +276,11 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 		klog.FromContext(ctx).Info("Super pod is gone; deleting the tenant pod so its controller replaces it")
 		return s.finishTenantPodDeletion(ctx, t, tp)
 	}
+	if !hasSuper && (!hasTenant || tp.DeletionTimestamp != nil || podTerminal(tp)) {
+		if err := s.deletePodToken(ctx, t, ns, name); err != nil {
+			return err
+		}
+	}
 	down := func() error { return podDown.sync(ctx, s, t, w, st) }
 	if hasTenant && !hasSuper {
 		// A new super pod: the virtual cluster's policy decides first (podpolicy.go).
@@ -286,6 +288,11 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 	}
 	if err := down(); err != nil || !sameUID {
 		return err
+	}
+	if tp.DeletionTimestamp == nil && !podTerminal(tp) {
+		if err := s.ensurePodToken(ctx, t, tp); err != nil {
+			return err
+		}
 	}
 	return s.podUp(ctx, t, tp, sp)
 }

@@ -75,9 +75,16 @@ func TestTranslatePod(t *testing.T) {
 			want: &corev1.Pod{
 				ObjectMeta: wantMeta,
 				Spec: corev1.PodSpec{
-					Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+					Volumes: []corev1.Volume{
+						{Name: "kube-api-access-abcde", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{
+							Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"}, Items: []corev1.KeyToPath{
+								{Key: "token", Path: "token"}, {Key: "ca.crt", Path: "ca.crt"}, {Key: "namespace", Path: "namespace"},
+							}},
+						}}}}},
+						{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
 					Containers: []corev1.Container{{Name: "main", Image: "vnest.local/busybox:1",
-						VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}},
+						VolumeMounts: []corev1.VolumeMount{{Name: "kube-api-access-abcde", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount"}, {Name: "data", MountPath: "/data"}}}},
 					AutomountServiceAccountToken: ptr.To(false),
 					EnableServiceLinks:           ptr.To(false),
 					NodeSelector:                 map[string]string{"disk": "ssd", "zone": "tenants"},

@@ -250,6 +250,10 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 		}
 		return nil
 	}
+	if err := s.ensurePodToken(ctx, t, tp); err != nil {
+		release(false)
+		return err
+	}
 	err = create()
 	release(err == nil)
 	if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) { // the down sync recorded the event

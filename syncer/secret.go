@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -21,9 +22,10 @@ func translateSecret(sec *corev1.Secret, owner mapping.Owner) *corev1.Secret {
 	}
 }
 
-// secretSyncable reports whether a tenant Secret may be synced at all.
+// secretSyncable reports whether a tenant Secret may be synced at all. Names starting with
+// tokenSecretPrefix are reserved for the super Secrets of pod tokens (podtoken.go).
 func secretSyncable(sec *corev1.Secret) bool {
-	return sec.Type != corev1.SecretTypeServiceAccountToken
+	return sec.Type != corev1.SecretTypeServiceAccountToken && !strings.HasPrefix(sec.Name, tokenSecretPrefix)
 }
 
 var secretDown = down[*corev1.Secret]{
@@ -50,6 +52,9 @@ func (s *Syncer) syncSecret(ctx context.Context, t *tenant, ns, name string) err
 	ss, hasSuper, err := lookup(s.superSecrets.Secrets(superNS).Get(name))
 	if err != nil {
 		return err
+	}
+	if hasSuper && isTokenSecretObj(ss) {
+		return nil // a pod's token Secret: the pod's sync keeps it
 	}
 	return secretDown.sync(ctx, s, t, s.super.CoreV1().Secrets(superNS),
 		state[*corev1.Secret]{tenantNS: ns, tenant: sec, hasTenant: hasTenant, super: ss, hasSuper: hasSuper})

@@ -380,6 +380,10 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 			s.enqueue(clusterKey, objKey{Kind: kindNamespace, Name: tenantNS})
 			return
 		}
+		if pod, ok := isTokenSecret(m); ok && k == kindSecret { // a pod's token (podtoken.go)
+			s.enqueue(clusterKey, objKey{Kind: kindPod, Namespace: tenantNS, Name: pod})
+			return
+		}
 		s.enqueue(clusterKey, objKey{Kind: k, Namespace: tenantNS, Name: m.GetName()})
 		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
 			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: p.Spec.NodeName})

@@ -50,6 +50,8 @@ type tenant struct {
 	client   kubernetes.Interface
 	settings atomic.Pointer[settings]
 	quota    quotaLedger // admissions against spec.policy.quota
+	// superSvcs is the syncer's cache of super Services, for the service environment of pods.
+	superSvcs corelisters.ServiceLister
 
 	namespaces  corelisters.NamespaceLister
 	pods        corelisters.PodLister
@@ -261,6 +263,7 @@ func newTenant(vc *v1alpha1.VirtualCluster, client kubernetes.Interface) *tenant
 // wireInformers creates the tenant's informers on factory, with handlers that queue keys.
 func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	core := f.Core().V1()
+	t.superSvcs = s.superSvcs
 	infs := syncedKindInformers(f)
 	infs[kindNode] = core.Nodes().Informer() // virtual nodes live in tenants only
 	maps.Copy(infs, upKindInformers(f))      // as do the other kinds synced up only

@@ -145,6 +145,9 @@ func (c *config) run(ctx context.Context) (err error) {
 		return err
 	}
 
+	if os.Geteuid() == 0 {
+		raiseInotifyInstances(ctx) // nodes and tenant control planes each hold several
+	}
 	if c.mode == NodesReal {
 		if err := r.startRealNode(ctx, cs, start, waitFor); err != nil {
 			return err

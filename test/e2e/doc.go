@@ -15,8 +15,10 @@
 //     (containerd, runc, containernetworking-plugins, iptables, conntrack). Without root,
 //     TestRealNode is skipped — unless CI=true, where it fails instead: CI must exercise real
 //     nodes, and a skipped test there would hide that it did not.
-//   - Free TCP ports 16443–16552: each test uses its own block of ten, so a cluster that one test
-//     failed to stop cannot break the next.
+//   - Free TCP ports: each test's `vnest up` uses its own block (--apiserver-port P: P..P+12, and
+//     P+100..P+199 for local tenant control planes), 16443–18042 in all, so a cluster that one test
+//     failed to stop cannot break the next. Some tests run on simulated (kwok) nodes and say so:
+//     what they check does not need a kubelet, or needs more pods than one real node holds.
 //
 // Run them with:
 //

@@ -30,7 +30,8 @@ const (
 
 // TestSyncer runs real nodes, the demo tenant and the syncer, and checks the acceptance:
 // a tenant Deployment really runs (pods Running with IPs in the tenant, a virtual node), the
-// super pods live in <clusterKey>-default with ownership labels, privileged and hostPath pods of
+// super pods live in <clusterKey>-default with ownership labels, pods get the tenant's token, CA
+// and apiserver address (checkInClusterClient), privileged and hostPath pods of
 // the (baseline) tenant are refused with a reason, a foreign super object with a tenant object's
 // name is never modified, and scaling to 0 removes the super pods and the virtual node.
 func TestSyncer(t *testing.T) {
@@ -103,6 +104,8 @@ func TestSyncer(t *testing.T) {
 
 	checkPodSecurityRefusals(t, c, tenant, superNS)
 
+	checkInClusterClient(t, c, tenant, tenantKubeconfig, superNS)
+
 	checkForeignServiceUntouched(t, c, tenant, superNS)
 
 	checkRestartConverges(t, c, tenant, tenantKubeconfig, superNS, syncer)
@@ -136,7 +139,7 @@ func TestSyncer(t *testing.T) {
 func checkRestartConverges(t *testing.T, c *cluster, tenant kubernetes.Interface, kubeconfig, superNS string, old *syncerProcess) {
 	t.Helper()
 	const replicas = 12
-	killMidRollout(t, c, kubeconfig, superNS, old, replicas, 3)
+	killMidRollout(t, c, kubeconfig, superNS, old, replicas, 2) // the 2 pods of before: at once
 	waitForConvergence(t, c, tenant, superNS, replicas, 2*time.Minute)
 }
 

@@ -1,0 +1,144 @@
+package syncer
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+)
+
+func TestTokenSecretName(t *testing.T) {
+	if got := tokenSecretName("web"); got != "vnest-token-web" {
+		t.Errorf("tokenSecretName(web) = %q", got)
+	}
+	long := strings.Repeat("a", 250)
+	a, b := tokenSecretName(long), tokenSecretName(long[:249]+"b")
+	if len(a) > 253 || len(b) > 253 || a == b || !strings.HasPrefix(a, tokenSecretPrefix) {
+		t.Errorf("long names: %q (%d) and %q (%d), want distinct, ≤ 253, prefixed", a, len(a), b, len(b))
+	}
+}
+
+func TestTokenRequestOf(t *testing.T) {
+	withToken := MakePod("default", "web").Obj()
+	v := tokenVolume()
+	v.Projected.Sources[0].ServiceAccountToken.ExpirationSeconds = ptr.To[int64](600)
+	v.Projected.Sources[0].ServiceAccountToken.Audience = "vault"
+	withToken.Spec.Volumes = []corev1.Volume{v}
+	req, ok := tokenRequestOf(withToken)
+	want := authenticationv1.TokenRequestSpec{
+		Audiences: []string{"vault"}, ExpirationSeconds: ptr.To[int64](600),
+		BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "web", UID: "uid-web"},
+	}
+	if !ok {
+		t.Fatal("no request for a pod with a token volume")
+	}
+	if diff := cmp.Diff(want, req.Spec); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if _, ok := tokenRequestOf(MakePod("default", "web").Obj()); ok {
+		t.Error("a request for a pod without a token volume")
+	}
+}
+
+func TestTokenDue(t *testing.T) {
+	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{
+		annotationTokenIssued: issued.Format(time.RFC3339), annotationTokenExpires: issued.Add(time.Hour).Format(time.RFC3339),
+	}}}
+	for _, tc := range []struct {
+		now  time.Time
+		want bool
+	}{{issued.Add(47 * time.Minute), false}, {issued.Add(48 * time.Minute), true}, {issued.Add(2 * time.Hour), true}} {
+		due, at := tokenDue(s, tc.now)
+		if due != tc.want || !at.Equal(issued.Add(48*time.Minute)) {
+			t.Errorf("at %v: due %v at %v, want %v at +48m", tc.now, due, at, tc.want)
+		}
+	}
+	if due, _ := tokenDue(&corev1.Secret{}, issued); !due {
+		t.Error("a Secret without annotations is not due")
+	}
+}
+
+// TestPodTokenSecret: a pod that mounts its token gets a super Secret with a tenant token bound
+// to the pod, the tenant CA and namespace, stamped with the pod's ownership; the Secret down
+// sync and the patrol take it for the pod's, not for an orphaned tenant Secret.
+func TestPodTokenSecret(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.ServiceAccountName = "builder"
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	h := newHarness(t, []object{ns}, []object{pod, rootCA})
+	var asked *authenticationv1.TokenRequest
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "token" {
+			return false, nil, nil
+		}
+		asked = a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenRequest)
+		if name := a.(k8stesting.CreateActionImpl).Name; name != "builder" {
+			t.Errorf("token requested for service account %q", name)
+		}
+		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
+			Token: "tenant-token", ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
+		}}, nil
+	})
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if asked == nil || asked.Spec.BoundObjectRef == nil || asked.Spec.BoundObjectRef.UID != "uid-web" {
+		t.Fatalf("token request %+v, want one bound to the pod", asked)
+	}
+	sec, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, "vnest-token-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantData := map[string]string{"token": "tenant-token", "ca.crt": "TENANT CA", "namespace": "default"}
+	for k, v := range wantData {
+		if string(sec.Data[k]) != v {
+			t.Errorf("data[%s] = %q, want %q", k, sec.Data[k], v)
+		}
+	}
+	if sec.Labels[ownership.LabelClusterKey] != testKey || sec.Labels[labelPodToken] != "web" || sec.Annotations[ownership.AnnotationTenantUID] != "uid-web" {
+		t.Errorf("token Secret meta %v %v", sec.Labels, sec.Annotations)
+	}
+	if _, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{}); err != nil {
+		t.Errorf("super pod not created: %v", err)
+	}
+
+	// The Secret side: no tenant Secret of that name, yet nothing deletes the token Secret.
+	if err := h.s.superIndex[kindSecret].Add(sec); err != nil {
+		t.Fatal(err)
+	}
+	h.super.ClearActions()
+	if err := h.s.syncSecret(ctx, h.t, "default", "vnest-token-web"); err != nil {
+		t.Fatal(err)
+	}
+	if w := writes(h.super); len(w) > 0 {
+		t.Errorf("the Secret sync wrote %v", w)
+	}
+	if key, ok := superKey(kindSecret, sec, testKey); !ok || key != (objKey{Kind: kindPod, Namespace: "default", Name: "web"}) {
+		t.Errorf("patrol key of the token Secret = %v, want the pod's", key)
+	}
+
+	// The tenant pod goes, then its super pod: the token Secret goes too.
+	if err := h.t.index[kindPod].Delete(pod); err != nil {
+		t.Fatal(err)
+	}
+	h.super.ClearActions()
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"delete secrets " + testSuperNS + "/vnest-token-web"}, writes(h.super)); diff != "" {
+		t.Errorf("writes (-want +got):\n%s", diff)
+	}
+}
