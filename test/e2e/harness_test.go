@@ -34,7 +34,7 @@ const (
 type clusterOptions struct {
 	nodes     string // --nodes
 	nodeCount int    // --node-count; 0 leaves the flag out
-	port      int    // --apiserver-port; the run uses port..port+9
+	port      int    // --apiserver-port; the run uses port..port+12 and port+100..port+199 for tenants
 	dataDir   string // --data-dir; "" means a fresh t.TempDir()
 	// afterStop, if set, runs in the cleanup once the cluster has stopped, before the log is
 	// printed, so its failures come with the log too.
