@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
 )
 
 // Ownership keys (internal/ownership); spelled out because e2e must not import production code.
@@ -30,7 +31,8 @@ const (
 
 // TestSyncer runs real nodes, the demo tenant and the syncer, and checks the acceptance:
 // a tenant Deployment really runs (pods Running with IPs in the tenant, a virtual node), the
-// super pods live in <clusterKey>-default with ownership labels, pods get the tenant's token, CA
+// super pods live in <clusterKey>-default with ownership labels, a super pod deleted by hand is
+// replaced through the tenant's ReplicaSet, pods get the tenant's token, CA
 // and apiserver address (checkInClusterClient), privileged and hostPath pods of
 // the (baseline) tenant are refused with a reason, a foreign super object with a tenant object's
 // name is never modified, and scaling to 0 removes the super pods and the virtual node.
@@ -102,6 +104,8 @@ func TestSyncer(t *testing.T) {
 		return false, fmt.Errorf("%d events, none Started", len(evs.Items))
 	})
 
+	checkSuperPodDeletedByHand(t, c, tenant, superNS)
+
 	checkPodSecurityRefusals(t, c, tenant, superNS)
 
 	checkInClusterClient(t, c, tenant, tenantKubeconfig, superNS)
@@ -131,6 +135,38 @@ func TestSyncer(t *testing.T) {
 			return false, err
 		}
 		return len(list.Items) == 0 && len(nodes.Items) == 0, fmt.Errorf("%d tenant pods, %d nodes left", len(list.Items), len(nodes.Items))
+	})
+}
+
+// checkSuperPodDeletedByHand deletes one super pod of deployment web as an operator could: the
+// tenant pod goes (the syncer does not recreate a pod that ran) and the tenant's ReplicaSet
+// replaces it, so web is back to 2 Running pods under a new name.
+func checkSuperPodDeletedByHand(t *testing.T, c *cluster, tenant kubernetes.Interface, superNS string) {
+	t.Helper()
+	ctx := t.Context()
+	list, err := c.client.CoreV1().Pods(superNS).List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+	if err != nil || len(list.Items) == 0 {
+		t.Fatalf("super pods of web: %v (%d)", err, len(list.Items))
+	}
+	victim := list.Items[0]
+	if err := c.client.CoreV1().Pods(superNS).Delete(ctx, victim.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the tenant pod of a deleted super pod to be replaced", 90*time.Second, func() (bool, error) {
+		pods, err := tenant.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=web"})
+		if err != nil {
+			return false, err
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Name == victim.Name {
+				return false, fmt.Errorf("tenant pod %s is still there (%s)", p.Name, p.Status.Phase)
+			}
+			if p.Status.Phase == corev1.PodRunning {
+				running++
+			}
+		}
+		return running == 2, fmt.Errorf("%d pods, %d Running", len(pods.Items), running)
 	})
 }
 
