@@ -35,6 +35,12 @@ type Options struct {
 	// KubeletProxyAdvertiseAddress is the IP (or IP:port) tenant apiservers reach the kubelet
 	// proxy on; virtual nodes carry it as their InternalIP and kubelet port.
 	KubeletProxyAdvertiseAddress string
+	// DNSBindAddress (host:port) serves the tenants' cluster DNS (package dns); empty turns it
+	// off, and pods keep the super cluster's DNS.
+	DNSBindAddress string
+	// DNSAdvertiseAddress is the IP tenant pods reach the DNS server on, at port 53: their
+	// nameserver.
+	DNSAdvertiseAddress string
 }
 
 // NewOptions returns the defaults.
@@ -60,6 +66,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of each client (super cluster and every tenant)")
 	fs.StringVar(&o.KubeletProxyBindAddress, "kubelet-proxy-bind-address", o.KubeletProxyBindAddress, "host:port of the kubelet proxy that serves logs/exec/attach/port-forward of tenant pods to tenant apiservers; empty turns it off")
 	fs.StringVar(&o.KubeletProxyAdvertiseAddress, "kubelet-proxy-advertise-address", o.KubeletProxyAdvertiseAddress, "IP (or IP:port) tenant apiservers reach the kubelet proxy on; virtual nodes carry it as InternalIP and kubelet port")
+	fs.StringVar(&o.DNSBindAddress, "dns-bind-address", o.DNSBindAddress, "host:port of the tenants' cluster DNS server (UDP and TCP), which answers each pod with its own tenant's Services; empty turns it off")
+	fs.StringVar(&o.DNSAdvertiseAddress, "dns-advertise-address", o.DNSAdvertiseAddress, "IP tenant pods reach the DNS server on at port 53; super pods get it as their nameserver")
 }
 
 // Validate reports every invalid option.
@@ -80,6 +88,9 @@ func (o *Options) Validate() error {
 	if _, err := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := dnsAdvertiseIP(o.DNSBindAddress, o.DNSAdvertiseAddress); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -89,6 +100,7 @@ type completedOptions struct {
 	*Options
 	super   *rest.Config
 	kubelet kubeletEndpoint // zero: no kubelet proxy
+	dns     string          // the nameserver of tenant pods; "": no tenant DNS
 }
 
 // Complete validates the options and loads the super cluster's client config.
@@ -107,7 +119,8 @@ func (o *Options) Complete() (*completedOptions, error) {
 	cfg.WarningHandler = rest.NoWarnings{} // v1 Endpoints is deprecated; the syncer still serves it
 	// Validated above.
 	kubelet, _ := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress)
-	return &completedOptions{Options: o, super: cfg, kubelet: kubelet}, nil
+	dns, _ := dnsAdvertiseIP(o.DNSBindAddress, o.DNSAdvertiseAddress)
+	return &completedOptions{Options: o, super: cfg, kubelet: kubelet, dns: dns}, nil
 }
 
 // Run completes the options and runs the syncer until ctx ends.

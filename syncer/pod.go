@@ -217,7 +217,8 @@ var podDown = down[*corev1.Pod]{
 	kind: kindPod,
 	translate: func(t *tenant, p *corev1.Pod) *corev1.Pod {
 		sp := withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
-		return withEnv(sp, t.tenantEnv(p)) // podenv.go
+		podDNS(&sp.Spec, p.Namespace, t.settings.Load().domain, t.nameserver) // dns.go
+		return withEnv(sp, t.tenantEnv(p))                                    // podenv.go
 	},
 	equal: podDownEqual,
 	merge: mergePod,

@@ -9,7 +9,6 @@ import (
 	"k8s.io/kubernetes/pkg/kubelet/envvars"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
-	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
 // What a pod sees of itself and its cluster, made the tenant's.
@@ -165,13 +164,6 @@ func (t *tenant) tenantEnv(p *corev1.Pod) []corev1.EnvVar {
 	if links {
 		services, _ = t.services.Services(p.Namespace).List(labels.Everything())
 	}
-	superNS := mapping.SuperNamespace(t.key, p.Namespace)
-	superIP := func(svc *corev1.Service) string {
-		ss, err := t.superSvcs.Services(superNS).Get(svc.Name)
-		if err != nil || !mapping.OwnedByTenant(ss, t.key, p.Namespace) {
-			return ""
-		}
-		return ss.Spec.ClusterIP
-	}
+	superIP := func(svc *corev1.Service) string { return t.superClusterIP(p.Namespace, svc.Name) }
 	return serviceEnv(p.Namespace, services, superIP, master, links)
 }

@@ -155,7 +155,7 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 			return nil, nil
 		}
 		return []string{p.Labels[ownership.LabelClusterKey] + "/" + p.Spec.NodeName}, nil
-	}}
+	}, indexPodIP: podIPIndex}
 	core := f.Core().V1()
 	infs := syncedKindInformers(f)
 	s.superIndex = map[kind]cache.Indexer{}
@@ -201,6 +201,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return err
 	}
 	if err := s.serveKubeletProxy(ctx); err != nil {
+		return err
+	}
+	if err := s.serveDNS(ctx); err != nil {
 		return err
 	}
 	vcInformer := s.newVirtualClusterInformer()

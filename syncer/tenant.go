@@ -52,6 +52,8 @@ type tenant struct {
 	quota    quotaLedger // admissions against spec.policy.quota
 	// superSvcs is the syncer's cache of super Services, for the service environment of pods.
 	superSvcs corelisters.ServiceLister
+	// nameserver is the tenant DNS server's address pods get (dns.go); "" when it is off.
+	nameserver string
 
 	namespaces  corelisters.NamespaceLister
 	pods        corelisters.PodLister
@@ -82,6 +84,7 @@ type settings struct {
 	policy  v1alpha1.PolicySpec
 	syncAll bool // spec.sync.secretsAndConfigMaps == All
 	kinds   []v1alpha1.SyncKind
+	domain  string // spec.clusterDomain
 }
 
 // optedIn reports whether the tenant opted in to syncing kind k.
@@ -90,7 +93,10 @@ func (st *settings) optedIn(k v1alpha1.SyncKind) bool {
 }
 
 func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
-	st := &settings{}
+	st := &settings{domain: vc.Spec.ClusterDomain}
+	if st.domain == "" {
+		st.domain = defaultClusterDomain
+	}
 	if vc.Spec.Policy != nil {
 		st.policy = *vc.Spec.Policy
 	}
@@ -264,6 +270,7 @@ func newTenant(vc *v1alpha1.VirtualCluster, client kubernetes.Interface) *tenant
 func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	core := f.Core().V1()
 	t.superSvcs = s.superSvcs
+	t.nameserver = s.dnsNameserver()
 	infs := syncedKindInformers(f)
 	infs[kindNode] = core.Nodes().Informer() // virtual nodes live in tenants only
 	maps.Copy(infs, upKindInformers(f))      // as do the other kinds synced up only

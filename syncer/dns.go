@@ -1,0 +1,232 @@
+package syncer
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
+	tenantdns "github.com/vnest-dev/vnest/syncer/dns"
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// Tenant DNS (package dns): the syncer serves every tenant's cluster DNS itself. A query's
+// source IP is a super pod's IP (indexPodIP), whose ownership labels name the tenant; the
+// answers come from that tenant's Service and Endpoints caches, with the super ClusterIPs pods
+// can reach. Pods that use cluster DNS go down with the server as their only nameserver and
+// the tenant's search path (podDNS).
+
+// indexPodIP indexes the super pods that may ask the DNS server by their pod IPs: running or
+// pending, not on the host network (whose address is the node's, shared by many).
+const indexPodIP = "podIP"
+
+// defaultClusterDomain is spec.clusterDomain when it is empty (the CRD defaults it too).
+const defaultClusterDomain = "cluster.local"
+
+func podIPIndex(obj any) ([]string, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok || p.Spec.HostNetwork || podTerminal(p) || p.Labels[ownership.LabelClusterKey] == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, s := range append([]string{p.Status.PodIP}, podIPs(p)...) {
+		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.String()) {
+			out = append(out, ip.String())
+		}
+	}
+	return out, nil
+}
+
+func podIPs(p *corev1.Pod) []string {
+	out := make([]string, 0, len(p.Status.PodIPs))
+	for _, ip := range p.Status.PodIPs {
+		out = append(out, ip.IP)
+	}
+	return out
+}
+
+// dnsAdvertiseIP checks the DNS flags and returns the nameserver IP pods get; "" when off.
+func dnsAdvertiseIP(bind, advertise string) (string, error) {
+	if bind == "" {
+		if advertise != "" {
+			return "", fmt.Errorf("--dns-advertise-address needs --dns-bind-address")
+		}
+		return "", nil
+	}
+	if _, _, err := net.SplitHostPort(bind); err != nil {
+		return "", fmt.Errorf("--dns-bind-address %q: want host:port: %w", bind, err)
+	}
+	if _, err := netip.ParseAddr(advertise); err != nil {
+		return "", fmt.Errorf("--dns-advertise-address %q: want the IP pods reach the DNS server on, at port 53 (resolv.conf has no ports)", advertise)
+	}
+	return advertise, nil
+}
+
+func (s *Syncer) dnsNameserver() string {
+	if s.opts == nil {
+		return ""
+	}
+	return s.opts.dns
+}
+
+// serveDNS starts the tenant DNS server when it is on.
+func (s *Syncer) serveDNS(ctx context.Context) error {
+	if s.dnsNameserver() == "" {
+		return nil
+	}
+	upstreams, err := tenantdns.Upstreams("/etc/resolv.conf")
+	if err != nil {
+		return err
+	}
+	srv := tenantdns.New(tenantdns.Config{Tenant: s.dnsTenant, Upstreams: upstreams})
+	_, err = srv.Start(ctx, s.opts.DNSBindAddress)
+	return err
+}
+
+// dnsTenant is the tenant view for a query from ip: the tenant served whose super pod has ip.
+// An address that two tenants' pods claim (one just gone, its IP reused) answers nobody.
+func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
+	objs, _ := s.superIndex[kindPod].ByIndex(indexPodIP, ip.String())
+	var found *tenant
+	for _, obj := range objs {
+		p, ok := obj.(*corev1.Pod)
+		if !ok {
+			continue
+		}
+		key := p.Labels[ownership.LabelClusterKey]
+		if _, ok := mapping.TenantNamespace(p, key); !ok {
+			continue
+		}
+		t := s.tenant(key)
+		if t == nil || (found != nil && found != t) {
+			return nil, false
+		}
+		found = t
+	}
+	if found == nil {
+		return nil, false
+	}
+	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService}, true
+}
+
+// dnsService is tenant Service ns/name as the DNS server answers it, from the caches.
+func (t *tenant) dnsService(ns, name string) (tenantdns.Service, bool) {
+	svc, err := t.services.Services(ns).Get(name)
+	if err != nil {
+		return tenantdns.Service{}, false
+	}
+	ep, _ := t.endpoints.Endpoints(ns).Get(name)
+	ip := t.superClusterIP(ns, name)
+	if ns == metav1.NamespaceDefault && name == "kubernetes" {
+		// The tenant apiserver, where KUBERNETES_SERVICE_HOST points too (podenv.go).
+		ip = ""
+		if m, ok := masterService(ep); ok {
+			ip = m.Spec.ClusterIP
+		}
+	}
+	return dnsServiceOf(svc, ep, ip), true
+}
+
+// superClusterIP is the ClusterIP of the super Service of tenant Service ns/name: the address
+// pods reach it on. Empty when there is none (yet) or it is not the tenant's.
+func (t *tenant) superClusterIP(ns, name string) string {
+	ss, err := t.superSvcs.Services(mapping.SuperNamespace(t.key, ns)).Get(name)
+	if err != nil || !mapping.OwnedByTenant(ss, t.key, ns) {
+		return ""
+	}
+	return ss.Spec.ClusterIP
+}
+
+// dnsServiceOf is what DNS answers for tenant Service svc with Endpoints ep (may be nil) and
+// super ClusterIP clusterIP: the super ClusterIP, or for a headless Service the ready addresses.
+func dnsServiceOf(svc *corev1.Service, ep *corev1.Endpoints, clusterIP string) tenantdns.Service {
+	out := tenantdns.Service{Headless: svc.Spec.ClusterIP == corev1.ClusterIPNone}
+	if svc.Spec.Type == corev1.ServiceTypeExternalName {
+		out.ExternalName = svc.Spec.ExternalName
+		return out
+	}
+	if !out.Headless && clusterIP != corev1.ClusterIPNone {
+		out.ClusterIP = clusterIP
+		for _, p := range svc.Spec.Ports {
+			out.Ports = append(out.Ports, tenantdns.Port{Name: p.Name, Protocol: string(p.Protocol), Port: p.Port})
+		}
+	}
+	if ep == nil {
+		return out
+	}
+	for _, ss := range ep.Subsets {
+		for _, a := range ss.Addresses {
+			out.Endpoints = append(out.Endpoints, tenantdns.Endpoint{IP: a.IP, Hostname: a.Hostname})
+		}
+		if out.Headless {
+			for _, p := range ss.Ports {
+				if !slices.ContainsFunc(out.Ports, func(x tenantdns.Port) bool { return x.Name == p.Name && x.Protocol == string(p.Protocol) }) {
+					out.Ports = append(out.Ports, tenantdns.Port{Name: p.Name, Protocol: string(p.Protocol), Port: p.Port})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// Limits of a pod's dnsConfig the super apiserver validates (and a kubelet truncates to).
+const (
+	maxDNSNameservers = 3
+	maxDNSSearches    = 32
+)
+
+// podDNS points spec (a super pod's) at the tenant DNS server at nameserver, for a pod in tenant
+// namespace ns of a tenant with domain: what a tenant kubelet would write into resolv.conf for
+// dnsPolicy ClusterFirst (ClusterFirstWithHostNet), merged with the pod's own dnsConfig as the
+// kubelet merges it, as dnsPolicy None. Pods that do not use cluster DNS (Default, None,
+// ClusterFirst on the host network) keep their settings; so do all when nameserver is "".
+func podDNS(spec *corev1.PodSpec, ns, domain, nameserver string) {
+	switch {
+	case nameserver == "":
+		return
+	case spec.DNSPolicy == corev1.DNSClusterFirstWithHostNet:
+	case spec.DNSPolicy == "" || spec.DNSPolicy == corev1.DNSClusterFirst:
+		if spec.HostNetwork {
+			return
+		}
+	default:
+		return
+	}
+	cfg := &corev1.PodDNSConfig{
+		Nameservers: []string{nameserver},
+		Searches:    []string{ns + ".svc." + domain, "svc." + domain, domain},
+		Options:     []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("5")}},
+	}
+	if own := spec.DNSConfig; own != nil {
+		cfg.Nameservers = appendNew(cfg.Nameservers, own.Nameservers, maxDNSNameservers)
+		cfg.Searches = appendNew(cfg.Searches, own.Searches, maxDNSSearches)
+		for _, o := range own.Options { // the pod's own option of a name wins
+			if i := slices.IndexFunc(cfg.Options, func(x corev1.PodDNSConfigOption) bool { return x.Name == o.Name }); i >= 0 {
+				cfg.Options[i] = o
+			} else {
+				cfg.Options = append(cfg.Options, o)
+			}
+		}
+	}
+	spec.DNSPolicy = corev1.DNSNone
+	spec.DNSConfig = cfg
+}
+
+// appendNew appends the items of add not in list yet, up to max items in all.
+func appendNew(list, add []string, limit int) []string {
+	for _, a := range add {
+		if len(list) >= limit {
+			break
+		}
+		if !slices.Contains(list, a) {
+			list = append(list, a)
+		}
+	}
+	return list
+}

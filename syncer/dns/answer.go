@@ -1,0 +1,165 @@
+package dns
+
+import (
+	"net/netip"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// ttl of every answer, in seconds: short, because Services and endpoints change under it.
+const ttl = 5
+
+// Tenant is what a pod of one tenant may resolve.
+type Tenant struct {
+	// Domain is the tenant's cluster domain, e.g. cluster.local.
+	Domain string
+	// Service returns the tenant Service ns/name as pods see it; ok is false when there is none.
+	Service func(ns, name string) (svc Service, ok bool)
+}
+
+// Service is a tenant Service as DNS answers it.
+type Service struct {
+	// ClusterIP is the address pods reach the Service on (the super Service's ClusterIP); empty
+	// for a headless Service, and for a ClusterIP Service that has no super Service yet.
+	ClusterIP string
+	// Headless: A records are the ready endpoint addresses.
+	Headless bool
+	// ExternalName, when set, is answered as a CNAME.
+	ExternalName string
+	// Endpoints are the ready endpoint addresses.
+	Endpoints []Endpoint
+	// Ports are the Service's ports (a headless Service's: its endpoint ports), for SRV.
+	Ports []Port
+}
+
+// Endpoint is one ready endpoint address.
+type Endpoint struct {
+	IP       string
+	Hostname string // the pod's hostname when it has a subdomain that names the Service
+}
+
+// Port is one named port of a Service.
+type Port struct {
+	Name     string
+	Protocol string // TCP, UDP or SCTP
+	Port     int32
+}
+
+// Answer is the reply to question q from a pod of tenant t: rcode and the answer records.
+// forward is true when the name is outside the tenant's domain: the upstream nameservers answer.
+func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool) {
+	name := strings.ToLower(dns.Fqdn(q.Name))
+	domain := strings.ToLower(dns.Fqdn(t.Domain))
+	if !dns.IsSubDomain(domain, name) {
+		return 0, nil, true
+	}
+	labels := dns.SplitDomainName(strings.TrimSuffix(name, domain))
+	n := len(labels)
+	switch {
+	case n == 0 || (labels[n-1] == "svc" && n <= 2):
+		return dns.RcodeSuccess, nil, false // D, svc.D, <ns>.svc.D: names without records
+	case labels[n-1] != "svc" || n > 5:
+		return dns.RcodeNameError, nil, false
+	}
+	svc, ok := t.Service(labels[n-2], labels[n-3])
+	if !ok {
+		return dns.RcodeNameError, nil, false
+	}
+	switch n {
+	case 3: // <svc>.<ns>.svc.D
+		if svc.ExternalName != "" {
+			return dns.RcodeSuccess, []dns.RR{&dns.CNAME{Hdr: header(name, dns.TypeCNAME), Target: dns.Fqdn(svc.ExternalName)}}, false
+		}
+		ips := []string{svc.ClusterIP}
+		if svc.Headless {
+			ips = nil
+			for _, ep := range svc.Endpoints {
+				ips = append(ips, ep.IP)
+			}
+		}
+		return dns.RcodeSuccess, addresses(name, q.Qtype, ips), false
+	case 4: // <host>.<svc>.<ns>.svc.D
+		var ips []string
+		for _, ep := range svc.Endpoints {
+			if endpointName(ep) == labels[0] {
+				ips = append(ips, ep.IP)
+			}
+		}
+		if len(ips) == 0 {
+			return dns.RcodeNameError, nil, false
+		}
+		return dns.RcodeSuccess, addresses(name, q.Qtype, ips), false
+	}
+	// _<port>._<proto>.<svc>.<ns>.svc.D
+	if !strings.HasPrefix(labels[0], "_") || !strings.HasPrefix(labels[1], "_") {
+		return dns.RcodeNameError, nil, false
+	}
+	svcName := strings.Join(labels[2:], ".") + "." + domain
+	var out []dns.RR
+	for _, p := range svc.Ports {
+		if p.Name == "" || "_"+strings.ToLower(p.Name) != labels[0] || "_"+strings.ToLower(p.Protocol) != labels[1] {
+			continue
+		}
+		if !svc.Headless {
+			out = append(out, srv(name, q.Qtype, svcName, p.Port)...)
+			continue
+		}
+		for _, ep := range svc.Endpoints {
+			out = append(out, srv(name, q.Qtype, endpointName(ep)+"."+svcName, p.Port)...)
+		}
+	}
+	if len(out) == 0 && !hasPort(svc.Ports, labels[0], labels[1]) {
+		return dns.RcodeNameError, nil, false
+	}
+	return dns.RcodeSuccess, out, false
+}
+
+// endpointName is the first label of an endpoint's own name: its hostname, or else its IP with
+// dashes (as CoreDNS names endpoints of headless Services).
+func endpointName(ep Endpoint) string {
+	if ep.Hostname != "" {
+		return strings.ToLower(ep.Hostname)
+	}
+	return strings.NewReplacer(".", "-", ":", "-").Replace(ep.IP)
+}
+
+func hasPort(ports []Port, name, proto string) bool {
+	for _, p := range ports {
+		if p.Name != "" && "_"+strings.ToLower(p.Name) == name && "_"+strings.ToLower(p.Protocol) == proto {
+			return true
+		}
+	}
+	return false
+}
+
+func header(name string, typ uint16) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: typ, Class: dns.ClassINET, Ttl: ttl}
+}
+
+// addresses are the A (or AAAA) records of ips for a question of type qtype; other types and
+// addresses of the other family have none.
+func addresses(name string, qtype uint16, ips []string) []dns.RR {
+	var out []dns.RR
+	for _, s := range ips {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			continue
+		}
+		ip = ip.Unmap()
+		switch {
+		case ip.Is4() && (qtype == dns.TypeA || qtype == dns.TypeANY):
+			out = append(out, &dns.A{Hdr: header(name, dns.TypeA), A: ip.AsSlice()})
+		case ip.Is6() && (qtype == dns.TypeAAAA || qtype == dns.TypeANY):
+			out = append(out, &dns.AAAA{Hdr: header(name, dns.TypeAAAA), AAAA: ip.AsSlice()})
+		}
+	}
+	return out
+}
+
+func srv(name string, qtype uint16, target string, port int32) []dns.RR {
+	if qtype != dns.TypeSRV && qtype != dns.TypeANY {
+		return nil
+	}
+	return []dns.RR{&dns.SRV{Hdr: header(name, dns.TypeSRV), Priority: 0, Weight: 100, Port: uint16(port), Target: target}}
+}

@@ -1,0 +1,99 @@
+package dns
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
+)
+
+// testTenant has, in namespace default: web (ClusterIP, super IP 10.96.0.10, port http),
+// db (headless: two ready pods db-0 and db-1, and one without hostname), ext (ExternalName),
+// pending (ClusterIP, no super Service yet).
+func testTenant() *Tenant {
+	services := map[string]Service{
+		"default/web": {ClusterIP: "10.96.0.10", Ports: []Port{{Name: "http", Protocol: "TCP", Port: 8080}}},
+		"default/db": {Headless: true, Endpoints: []Endpoint{
+			{IP: "10.88.0.5", Hostname: "db-0"}, {IP: "10.88.0.6", Hostname: "db-1"}, {IP: "10.88.0.7"},
+		}, Ports: []Port{{Name: "pg", Protocol: "TCP", Port: 5432}}},
+		"default/ext":     {ExternalName: "example.com"},
+		"default/pending": {},
+		"kube-system/v6":  {ClusterIP: "fd00::10"},
+	}
+	return &Tenant{Domain: "cluster.local", Service: func(ns, name string) (Service, bool) {
+		s, ok := services[ns+"/"+name]
+		return s, ok
+	}}
+}
+
+func TestAnswer(t *testing.T) {
+	a := func(name, ip string) string { return name + "\t5\tIN\tA\t" + ip }
+	for _, tc := range []struct {
+		name    string
+		q       string
+		qtype   uint16
+		rcode   int
+		answer  []string
+		forward bool
+	}{
+		{name: "ClusterIP service: the super ClusterIP", q: "web.default.svc.cluster.local.", qtype: dns.TypeA,
+			answer: []string{a("web.default.svc.cluster.local.", "10.96.0.10")}},
+		{name: "case does not matter", q: "WEB.Default.svc.Cluster.Local.", qtype: dns.TypeA,
+			answer: []string{a("web.default.svc.cluster.local.", "10.96.0.10")}},
+		{name: "AAAA of an IPv4 service: no data", q: "web.default.svc.cluster.local.", qtype: dns.TypeAAAA},
+		{name: "IPv6 service", q: "v6.kube-system.svc.cluster.local.", qtype: dns.TypeAAAA,
+			answer: []string{"v6.kube-system.svc.cluster.local.\t5\tIN\tAAAA\tfd00::10"}},
+		{name: "headless: the ready addresses", q: "db.default.svc.cluster.local.", qtype: dns.TypeA, answer: []string{
+			a("db.default.svc.cluster.local.", "10.88.0.5"), a("db.default.svc.cluster.local.", "10.88.0.6"), a("db.default.svc.cluster.local.", "10.88.0.7")}},
+		{name: "StatefulSet pod by hostname", q: "db-1.db.default.svc.cluster.local.", qtype: dns.TypeA,
+			answer: []string{a("db-1.db.default.svc.cluster.local.", "10.88.0.6")}},
+		{name: "endpoint without hostname by its dashed IP", q: "10-88-0-7.db.default.svc.cluster.local.", qtype: dns.TypeA,
+			answer: []string{a("10-88-0-7.db.default.svc.cluster.local.", "10.88.0.7")}},
+		{name: "unknown hostname", q: "db-2.db.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "unknown service", q: "nope.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "service of another namespace", q: "web.other.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "service without super Service yet: no data", q: "pending.default.svc.cluster.local.", qtype: dns.TypeA},
+		{name: "ExternalName: CNAME", q: "ext.default.svc.cluster.local.", qtype: dns.TypeA,
+			answer: []string{"ext.default.svc.cluster.local.\t5\tIN\tCNAME\texample.com."}},
+		{name: "SRV of a named port", q: "_http._tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV,
+			answer: []string{"_http._tcp.web.default.svc.cluster.local.\t5\tIN\tSRV\t0 100 8080 web.default.svc.cluster.local."}},
+		{name: "SRV of a headless service names the endpoints", q: "_pg._tcp.db.default.svc.cluster.local.", qtype: dns.TypeSRV, answer: []string{
+			"_pg._tcp.db.default.svc.cluster.local.\t5\tIN\tSRV\t0 100 5432 db-0.db.default.svc.cluster.local.",
+			"_pg._tcp.db.default.svc.cluster.local.\t5\tIN\tSRV\t0 100 5432 db-1.db.default.svc.cluster.local.",
+			"_pg._tcp.db.default.svc.cluster.local.\t5\tIN\tSRV\t0 100 5432 10-88-0-7.db.default.svc.cluster.local."}},
+		{name: "SRV of an unknown port", q: "_nope._tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError},
+		{name: "namespace name exists without records", q: "default.svc.cluster.local.", qtype: dns.TypeA},
+		{name: "svc.domain exists", q: "svc.cluster.local.", qtype: dns.TypeA},
+		{name: "the domain exists", q: "cluster.local.", qtype: dns.TypeA},
+		{name: "a search-list miss is NXDOMAIN", q: "example.com.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "pod names are not served", q: "10-88-0-5.default.pod.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "too deep", q: "a.b.c.d.e.f.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "outside the domain: forwarded", q: "example.com.", qtype: dns.TypeA, forward: true},
+		{name: "a look-alike domain is outside", q: "web.default.svc.xcluster.local.", qtype: dns.TypeA, forward: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rcode, answer, forward := Answer(dns.Question{Name: tc.q, Qtype: tc.qtype, Qclass: dns.ClassINET}, testTenant())
+			var got []string
+			for _, rr := range answer {
+				got = append(got, rr.String())
+			}
+			if rcode != tc.rcode || forward != tc.forward {
+				t.Errorf("rcode, forward = %s, %v; want %s, %v", dns.RcodeToString[rcode], forward, dns.RcodeToString[tc.rcode], tc.forward)
+			}
+			if diff := cmp.Diff(tc.answer, got); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAnswerOtherDomain(t *testing.T) {
+	tn := testTenant()
+	tn.Domain = "tenant.example"
+	if _, _, forward := Answer(dns.Question{Name: "web.default.svc.cluster.local.", Qtype: dns.TypeA}, tn); !forward {
+		t.Error("cluster.local is not the domain of a tenant.example tenant, want it forwarded")
+	}
+	if rcode, answer, _ := Answer(dns.Question{Name: "web.default.svc.tenant.example.", Qtype: dns.TypeA}, tn); rcode != dns.RcodeSuccess || len(answer) != 1 {
+		t.Errorf("web.default.svc.tenant.example: %s %v", dns.RcodeToString[rcode], answer)
+	}
+}

@@ -1,0 +1,23 @@
+// Package dns is the tenants' cluster DNS: a nameserver, run inside the syncer, that answers
+// each tenant pod with the Services of ITS tenant only, and forwards names outside the tenant's
+// cluster domain to upstream nameservers.
+//
+// The asking tenant is the one whose super pod has the query's source IP (Config.Tenants, which
+// the syncer answers from its super pod cache); a source that is no tenant pod is REFUSED, so the
+// server is neither an open resolver nor a way to read one tenant's names from another.
+//
+// Names, in the tenant's domain D (spec.clusterDomain):
+//
+//	<svc>.<ns>.svc.D         A: the Service's address (a ClusterIP Service: the ClusterIP of its
+//	                         super Service; headless: its ready endpoint addresses); CNAME for
+//	                         ExternalName Services
+//	<host>.<svc>.<ns>.svc.D  A: the ready endpoint addresses of <svc> with hostname <host>
+//	                         (StatefulSet pods, pods with hostname and subdomain)
+//	_<port>._<proto>.<svc>.<ns>.svc.D   SRV for named ports
+//
+// Other names in D are NXDOMAIN; D itself, svc.D and <ns>.svc.D exist without records, as do
+// found names asked for a type they have no records of (AAAA, say). Answers live 5 s.
+//
+// It owns no Kubernetes state and writes nothing: what a tenant's names resolve to comes from
+// the Tenant the caller returns, and the pure Answer decides every reply.
+package dns

@@ -1,0 +1,163 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/miekg/dns"
+	"k8s.io/klog/v2"
+)
+
+// Config is what a Server answers from.
+type Config struct {
+	// Tenant returns the tenant whose pod has address ip; ok is false when no tenant pod has it.
+	Tenant func(ip netip.Addr) (t *Tenant, ok bool)
+	// Upstreams (host:port) answer names outside a tenant's domain, tried in order.
+	Upstreams []string
+	// ForwardTimeout bounds one exchange with an upstream; zero means 2 s.
+	ForwardTimeout time.Duration
+}
+
+// Server is the tenants' nameserver. Make it with New, start it with Start.
+type Server struct {
+	cfg Config
+	log klog.Logger
+}
+
+// New returns a Server for cfg.
+func New(cfg Config) *Server {
+	if cfg.ForwardTimeout == 0 {
+		cfg.ForwardTimeout = 2 * time.Second
+	}
+	return &Server{cfg: cfg, log: klog.Background()}
+}
+
+// Upstreams reads the nameservers of a resolv.conf file as host:port.
+func Upstreams(resolvConf string) ([]string, error) {
+	cc, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil {
+		return nil, fmt.Errorf("reading the upstream nameservers: %w", err)
+	}
+	out := make([]string, 0, len(cc.Servers))
+	for _, s := range cc.Servers {
+		out = append(out, net.JoinHostPort(s, cc.Port))
+	}
+	return out, nil
+}
+
+// Start serves DNS over UDP and TCP on addr (host:port; port 0 picks one, the same for both)
+// until ctx ends. It returns once both listen, with the UDP address.
+func (s *Server) Start(ctx context.Context, addr string) (net.Addr, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serving DNS on %s/udp: %w", addr, err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		_ = pc.Close()
+		return nil, fmt.Errorf("serving DNS on %s/tcp: %w", addr, err)
+	}
+	logger := klog.FromContext(ctx)
+	s.log = logger
+	servers := []*dns.Server{{PacketConn: pc, Handler: s}, {Listener: l, Handler: s}}
+	for _, srv := range servers {
+		go func() {
+			if err := srv.ActivateAndServe(); err != nil && ctx.Err() == nil {
+				logger.Error(err, "DNS server stopped")
+			}
+		}()
+	}
+	go func() {
+		<-ctx.Done()
+		for _, srv := range servers {
+			if err := srv.Shutdown(); err != nil {
+				// Not started yet: close the sockets ourselves.
+				_ = pc.Close()
+				_ = l.Close()
+			}
+		}
+	}()
+	logger.Info("Serving tenant DNS", "address", pc.LocalAddr().String())
+	return pc.LocalAddr(), nil
+}
+
+// ServeDNS answers one query: REFUSED unless its source is a tenant pod, else from the
+// tenant's names or, outside its domain, from the upstreams.
+func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.RecursionAvailable = true
+	if len(r.Question) != 1 || r.Opcode != dns.OpcodeQuery {
+		m.SetRcode(r, dns.RcodeFormatError)
+		_ = w.WriteMsg(m)
+		return
+	}
+	t, ok := s.tenantOf(w.RemoteAddr())
+	if !ok {
+		m.SetRcode(r, dns.RcodeRefused)
+		_ = w.WriteMsg(m)
+		return
+	}
+	rcode, answer, forward := Answer(r.Question[0], t)
+	if forward {
+		s.forward(w, r, m)
+		return
+	}
+	m.Authoritative = true
+	m.Rcode = rcode
+	m.Answer = answer
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		size := dns.MinMsgSize
+		if opt := r.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+			m.SetEdns0(opt.UDPSize(), false)
+		}
+		m.Truncate(size)
+	}
+	_ = w.WriteMsg(m)
+}
+
+func (s *Server) tenantOf(a net.Addr) (*Tenant, bool) {
+	var ip netip.Addr
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	case *net.TCPAddr:
+		ip, _ = netip.AddrFromSlice(a.IP)
+	}
+	if !ip.IsValid() {
+		return nil, false
+	}
+	return s.cfg.Tenant(ip.Unmap())
+}
+
+// forward relays r to the upstreams over the transport it came on; SERVFAIL (in m) when none
+// answers in time.
+func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg) {
+	network := "udp"
+	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
+		network = "tcp"
+	}
+	c := &dns.Client{Net: network, Timeout: s.cfg.ForwardTimeout}
+	var errs []error
+	for _, up := range s.cfg.Upstreams {
+		resp, _, err := c.Exchange(r, up)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		resp.Id = r.Id
+		_ = w.WriteMsg(resp)
+		return
+	}
+	s.log.V(4).Info("No upstream nameserver answered", "name", r.Question[0].Name, "err", errors.Join(errs...))
+	m.SetRcode(r, dns.RcodeServerFailure)
+	_ = w.WriteMsg(m)
+}

@@ -1,0 +1,181 @@
+package syncer
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/miekg/dns"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
+	tenantdns "github.com/vnest-dev/vnest/syncer/dns"
+)
+
+func TestPodDNS(t *testing.T) {
+	clusterFirst := &corev1.PodDNSConfig{
+		Nameservers: []string{"192.0.2.2"},
+		Searches:    []string{"app.svc.cluster.local", "svc.cluster.local", "cluster.local"},
+		Options:     []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("5")}},
+	}
+	for _, tc := range []struct {
+		name       string
+		spec       corev1.PodSpec
+		nameserver string
+		wantPolicy corev1.DNSPolicy
+		want       *corev1.PodDNSConfig
+	}{
+		{name: "default policy: the tenant DNS", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
+		{name: "ClusterFirst", spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}, nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
+		{name: "ClusterFirstWithHostNet on the host network", spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirstWithHostNet, HostNetwork: true},
+			nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
+		{name: "ClusterFirst on the host network is Default, as a kubelet has it",
+			spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst, HostNetwork: true}, nameserver: "192.0.2.2", wantPolicy: corev1.DNSClusterFirst},
+		{name: "Default is kept", spec: corev1.PodSpec{DNSPolicy: corev1.DNSDefault}, nameserver: "192.0.2.2", wantPolicy: corev1.DNSDefault},
+		{name: "None is kept", spec: corev1.PodSpec{DNSPolicy: corev1.DNSNone, DNSConfig: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}}},
+			nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}}},
+		{name: "DNS server off: nothing changes", spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}, wantPolicy: corev1.DNSClusterFirst},
+		{name: "the pod's own dnsConfig is merged as a kubelet merges it", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
+			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{
+				Nameservers: []string{"192.0.2.2", "1.1.1.1", "8.8.8.8", "9.9.9.9"},
+				Searches:    []string{"svc.cluster.local", "corp.example"},
+				Options:     []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("2")}, {Name: "edns0"}},
+			}},
+			want: &corev1.PodDNSConfig{
+				Nameservers: []string{"192.0.2.2", "1.1.1.1", "8.8.8.8"},
+				Searches:    []string{"app.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"},
+				Options:     []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("2")}, {Name: "edns0"}},
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec := tc.spec.DeepCopy()
+			if tc.wantPolicy == "" {
+				tc.wantPolicy = tc.spec.DNSPolicy
+			}
+			podDNS(spec, "app", "cluster.local", tc.nameserver)
+			if spec.DNSPolicy != tc.wantPolicy {
+				t.Errorf("dnsPolicy = %q, want %q", spec.DNSPolicy, tc.wantPolicy)
+			}
+			if diff := cmp.Diff(tc.want, spec.DNSConfig); diff != "" {
+				t.Errorf("dnsConfig (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestPodDownUsesTenantDNS(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	sp := podDown.translate(h.t, MakePod("app", "p").Obj())
+	if sp.Spec.DNSPolicy != "" || sp.Spec.DNSConfig != nil {
+		t.Errorf("without a DNS server the super pod got dnsPolicy %q, dnsConfig %+v", sp.Spec.DNSPolicy, sp.Spec.DNSConfig)
+	}
+	h.t.nameserver = "192.0.2.2"
+	h.t.settings.Store(&settings{domain: "tenant.example"})
+	sp = podDown.translate(h.t, MakePod("app", "p").Obj())
+	if sp.Spec.DNSPolicy != corev1.DNSNone || sp.Spec.DNSConfig == nil || sp.Spec.DNSConfig.Searches[0] != "app.svc.tenant.example" {
+		t.Errorf("super pod dnsPolicy %q, dnsConfig %+v; want None, the DNS server and the tenant's search path", sp.Spec.DNSPolicy, sp.Spec.DNSConfig)
+	}
+}
+
+func TestSettingsDomain(t *testing.T) {
+	if got := settingsOf(&v1alpha1.VirtualCluster{}).domain; got != "cluster.local" {
+		t.Errorf("domain without spec.clusterDomain = %q, want cluster.local", got)
+	}
+	vc := &v1alpha1.VirtualCluster{Spec: v1alpha1.VirtualClusterSpec{ClusterDomain: "tenant.example"}}
+	if got := settingsOf(vc).domain; got != "tenant.example" {
+		t.Errorf("domain = %q, want tenant.example", got)
+	}
+}
+
+// TestDNSTenant: a query's source IP selects the tenant of the super pod with that IP, and
+// names resolve from that tenant's caches with super ClusterIPs; another tenant's pod gets
+// nothing of it; addresses of no running tenant pod are nobody's.
+func TestDNSTenant(t *testing.T) {
+	const otherKey = "other-1a2b3c4d"
+	superPod := func(name, ip string, phase corev1.PodPhase) *corev1.Pod {
+		p := MakePod(testSuperNS, name).Owned("uid-" + name).Phase(phase).Obj()
+		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+		return p
+	}
+	otherPod := superPod("o", "10.88.0.9", corev1.PodRunning)
+	otherPod.Namespace = otherKey + "-default"
+	otherPod.Labels[ownership.LabelClusterKey] = otherKey
+	unowned := superPod("stray", "10.88.0.8", corev1.PodRunning)
+	delete(unowned.Labels, ownership.LabelTenantNamespace)
+	superWeb := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web", Labels: map[string]string{
+		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+	web := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{ClusterIP: "10.32.0.10"}}
+	db := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}, Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone}}
+	dbEps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "db"}, Subsets: []corev1.EndpointSubset{{
+		Addresses:         []corev1.EndpointAddress{{IP: "10.88.0.5", Hostname: "db-0"}},
+		NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.88.0.6", Hostname: "db-1"}},
+	}}}
+	h := newHarness(t, []object{superPod("client", "10.88.0.4", corev1.PodRunning), superPod("done", "10.88.0.7", corev1.PodSucceeded),
+		otherPod, unowned, superWeb}, []object{web, db, dbEps})
+	// The other tenant is served too, with nothing in it.
+	otherVC := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}}
+	otherVC.Status.ClusterKey = otherKey
+	other := newTenant(otherVC, fake.NewClientset())
+	other.wireInformers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), h.s)
+	h.s.tenants[otherKey] = other
+
+	resolve := func(from, name string) string {
+		t.Helper()
+		tn, ok := h.s.dnsTenant(netip.MustParseAddr(from))
+		if !ok {
+			return "REFUSED"
+		}
+		rcode, answer, _ := tenantdns.Answer(dns.Question{Name: name, Qtype: dns.TypeA}, tn)
+		out := dns.RcodeToString[rcode]
+		for _, rr := range answer {
+			out += " " + rr.(*dns.A).A.String()
+		}
+		return out
+	}
+	for _, tc := range []struct{ from, name, want string }{
+		{"10.88.0.4", "web.default.svc.cluster.local.", "NOERROR 10.96.0.10"}, // the super ClusterIP, not 10.32.0.10
+		{"10.88.0.4", "db.default.svc.cluster.local.", "NOERROR 10.88.0.5"},   // ready addresses only
+		{"10.88.0.4", "db-0.db.default.svc.cluster.local.", "NOERROR 10.88.0.5"},
+		{"10.88.0.4", "db-1.db.default.svc.cluster.local.", "NXDOMAIN"},
+		{"10.88.0.9", "web.default.svc.cluster.local.", "NXDOMAIN"}, // another tenant's pod
+		{"10.88.0.7", "web.default.svc.cluster.local.", "REFUSED"},  // a finished pod's old address
+		{"10.88.0.8", "web.default.svc.cluster.local.", "REFUSED"},  // a pod without full ownership labels
+		{"10.88.0.1", "web.default.svc.cluster.local.", "REFUSED"},  // no pod
+	} {
+		if got := resolve(tc.from, tc.name); got != tc.want {
+			t.Errorf("%s from %s: %s, want %s", tc.name, tc.from, got, tc.want)
+		}
+	}
+	// An address two tenants' pods claim answers nobody.
+	twin := otherPod.DeepCopy()
+	twin.Name, twin.Status.PodIP, twin.Status.PodIPs = "twin", "10.88.0.4", []corev1.PodIP{{IP: "10.88.0.4"}}
+	h.addTo(t, h.super, h.s.superIndex, twin)
+	if got := resolve("10.88.0.4", "web.default.svc.cluster.local."); got != "REFUSED" {
+		t.Errorf("from an address of pods of two tenants: %s, want REFUSED", got)
+	}
+}
+
+func TestDNSAdvertiseIP(t *testing.T) {
+	for _, tc := range []struct {
+		bind, advertise, want string
+		wantErr               bool
+	}{
+		{},
+		{bind: "192.0.2.2:53", advertise: "192.0.2.2", want: "192.0.2.2"},
+		{bind: ":5353", advertise: "10.96.0.53", want: "10.96.0.53"},
+		{advertise: "192.0.2.2", wantErr: true},
+		{bind: "192.0.2.2", advertise: "192.0.2.2", wantErr: true},
+		{bind: "192.0.2.2:53", wantErr: true},
+		{bind: "192.0.2.2:53", advertise: "192.0.2.2:53", wantErr: true},
+	} {
+		got, err := dnsAdvertiseIP(tc.bind, tc.advertise)
+		if got != tc.want || (err != nil) != tc.wantErr {
+			t.Errorf("dnsAdvertiseIP(%q, %q) = %q, %v; want %q, error %v", tc.bind, tc.advertise, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
