@@ -111,6 +111,12 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 			s.recordNotOwned(t, st.tenant, d.kind, live)
 			return nil
 		}
+		if getErr == nil && mapping.TenantUID(live) == st.tenant.GetUID() {
+			// Created from this very tenant object by an earlier reconcile the cache has not
+			// caught up with (an event of another object queued the key meanwhile): nothing
+			// to retry, its add event queues the key again.
+			return nil
+		}
 		return fmt.Errorf("super object %s appeared meanwhile: %w", klog.KObj(desired), err)
 	}
 	if d.equal(desired, st.super) {

@@ -116,6 +116,14 @@ func (s *Syncer) syncEvent(ctx context.Context, t *tenant, ns, name string) erro
 	}
 	want := translateEvent(se, ns, uid)
 	events := t.client.CoreV1().Events(ns)
+	if se.Count <= 1 && se.Series == nil {
+		// Seen once: almost always new to the tenant, so create it without reading first
+		// (one request, not two, per event: most events are of this kind).
+		_, err := events.Create(ctx, want, metav1.CreateOptions{})
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+	}
 	existing, err := events.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		_, err = events.Create(ctx, want, metav1.CreateOptions{})

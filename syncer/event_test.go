@@ -71,6 +71,16 @@ func TestSyncEvent(t *testing.T) {
 			tenant: []object{&networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-web"}}},
 			want:   []string{"create events default/web.1"},
 		},
+		"first event already in the tenant (a restart): the create fails, nothing else": {
+			super:  []object{MakePod(testSuperNS, "web").Owned("uid-web").Obj(), superEvent("Pod", "web")},
+			tenant: []object{MakePod("default", "web").Obj(), translateEvent(superEvent("Pod", "web"), "default", "uid-web")},
+			want:   []string{"create events default/web.1"},
+		},
+		"repeated event: read, then updated": {
+			super:  []object{MakePod(testSuperNS, "web").Owned("uid-web").Obj(), repeated(superEvent("Pod", "web"))},
+			tenant: []object{MakePod("default", "web").Obj(), translateEvent(superEvent("Pod", "web"), "default", "uid-web")},
+			want:   []string{"update events default/web.1"},
+		},
 		"event about a kind that is not synced up stays": {
 			super: []object{superEvent("ConfigMap", "web")},
 		},
@@ -86,6 +96,13 @@ func TestSyncEvent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// repeated is ev seen a second time.
+func repeated(ev *corev1.Event) *corev1.Event {
+	ev.Count = 2
+	ev.LastTimestamp = metav1.NewTime(ev.LastTimestamp.Add(time.Minute))
+	return ev
 }
 
 func pvcNamed(name string) *corev1.PersistentVolumeClaim {

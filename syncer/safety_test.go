@@ -16,6 +16,7 @@ import (
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/internal/ownership"
+	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
 // TestForeignSuperObjectsAreNeverWritten: a super object with the name a tenant object maps to,
@@ -96,6 +97,41 @@ func TestForeignObjectInvisibleToTheCache(t *testing.T) {
 	}
 	if ev := events(h.recorder); len(ev) != 1 {
 		t.Errorf("events = %q, want one", ev)
+	}
+}
+
+// TestOwnCreateNotYetInTheCache: a create that fails because the super object exists already,
+// made from this very tenant object by an earlier reconcile the cache has not seen yet, is
+// done (no error, so no retry); one made from an earlier tenant object of the same name is
+// retried.
+func TestOwnCreateNotYetInTheCache(t *testing.T) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "cfg", UID: "uid-cfg"}, Data: map[string]string{"a": "tenant"}}
+	for name, tc := range map[string]struct {
+		liveUID string
+		wantErr bool
+	}{
+		"same tenant object":    {liveUID: "uid-cfg"},
+		"earlier tenant object": {liveUID: "uid-old", wantErr: true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS, Labels: map[string]string{
+				ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}}}}, []object{cm})
+			h.t.settings.Store(&settings{syncAll: true})
+			live := &corev1.ConfigMap{ObjectMeta: mapping.SuperMeta(cm, testOwner), Data: cm.Data}
+			live.Annotations[ownership.AnnotationTenantUID] = tc.liveUID
+			if err := h.super.Tracker().Add(live); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.s.syncConfigMap(testContext(t), h.t, "default", "cfg"); (err != nil) != tc.wantErr {
+				t.Errorf("syncConfigMap: %v, want an error: %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff([]string{"create configmaps demo-5c9a8459-default/cfg"}, writes(h.super)); diff != "" {
+				t.Errorf("super writes (-want +got):\n%s", diff)
+			}
+			if ev := events(h.recorder); len(ev) != 0 {
+				t.Errorf("events = %q, want none", ev)
+			}
+		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -129,11 +130,11 @@ func New(c *completedOptions) (*Syncer, error) {
 // newSyncer wires the super-cluster informers and listers of client; tests call it with a fake.
 func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 	owned := informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = ownership.LabelClusterKey })
-	f := informers.NewSharedInformerFactoryWithOptions(super, 0, owned)
+	f := informers.NewSharedInformerFactoryWithOptions(super, 0, owned, informers.WithTransform(dropManagedFields))
 	s := &Syncer{
 		super:        super,
 		superFactory: f,
-		nodeFactory:  informers.NewSharedInformerFactory(super, 0),
+		nodeFactory:  informers.NewSharedInformerFactoryWithOptions(super, 0, informers.WithTransform(dropManagedFields)),
 		queue:        fairqueue.New[objKey](10*time.Millisecond, time.Minute),
 		metrics:      m,
 		tenants:      map[string]*tenant{},
@@ -421,6 +422,16 @@ func (s *Syncer) enqueueNodeUsers(obj any) {
 func (s *Syncer) tenantUsesNode(clusterKey, node string) bool {
 	pods, _ := s.superIndex[kindPod].ByIndex(indexTenantNode, clusterKey+"/"+node)
 	return len(pods) > 0
+}
+
+// dropManagedFields is the transform of the syncer's informers: it never reads managed fields,
+// and they are a large part of a cached pod (an entry per writer: the tenant's client, the
+// syncer, the scheduler, the node). Updates without them keep the stored ones.
+func dropManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+	}
+	return obj, nil
 }
 
 func metaOf(obj any) (metav1.Object, error) {

@@ -240,7 +240,7 @@ func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, k
 	t.fingerprint = fingerprint
 	t.ca = tenantCA(cfg)
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	factory := informers.NewSharedInformerFactory(client, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(dropManagedFields))
 	t.wireInformers(factory, s)
 	broadcaster := record.NewBroadcaster(record.WithContext(tctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
