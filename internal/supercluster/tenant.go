@@ -51,7 +51,7 @@ func (c *config) managerArgs(cs *certs) []string {
 
 func (c *config) syncerArgs() []string {
 	proxy := net.JoinHostPort(c.hostIP.String(), strconv.Itoa(c.ports.SyncerKubeletProxy))
-	return []string{
+	args := []string{
 		"syncer",
 		"--kubeconfig=" + c.kubeconfigPath("admin"),
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(c.ports.SyncerMetrics),
@@ -61,6 +61,13 @@ func (c *config) syncerArgs() []string {
 		"--kubelet-proxy-bind-address=" + proxy,
 		"--kubelet-proxy-advertise-address=" + c.hostIP.String(),
 	}
+	if c.mode == NodesReal {
+		// The tenants' cluster DNS, which pods of a real node use: at port 53 of the host IP, as
+		// resolv.conf has no ports; binding it needs root, as real mode does. Simulated pods
+		// resolve nothing, and several simulated clusters may run side by side.
+		args = append(args, "--dns-bind-address="+net.JoinHostPort(c.hostIP.String(), "53"), "--dns-advertise-address="+c.hostIP.String())
+	}
+	return args
 }
 
 func newTenantClient(kubeconfig string) (client.Client, error) {
