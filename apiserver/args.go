@@ -98,6 +98,9 @@ func (c *completedConfig) apiServerArgs() []string {
 		"--service-account-issuer=" + o.ServiceAccountIssuer,
 		"--service-account-key-file=" + c.pki.ServiceAccountPub,
 		"--service-account-signing-key-file=" + c.pki.ServiceAccountKey,
+		// Pod tokens live as long as the pod's projected volume asks (1 h by default) and the
+		// syncer renews them; no year-long "legacy" extension.
+		"--service-account-extend-token-expiration=false",
 		"--service-cluster-ip-range=" + c.serviceCIDR.String(),
 		// No Node authorizer: no kubelet ever talks to a tenant apiserver,
 		// and its graph would cost memory for nothing.
