@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -96,6 +97,11 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	// Controllers stop before the apiserver so that they do not spend their
 	// last seconds on connection errors.
 	stopAll := func(cause error) error { return api.stop(kcm.stop(cause)) }
+	// Ready means usable: pods are only admitted once their namespace's default service
+	// account exists, which the serviceaccount controller creates just after it starts.
+	if err := c.waitDefaultServiceAccount(kcm); err != nil {
+		return stopAll(err)
+	}
 	if err := c.writeKubeconfig(layout.AdminKubeconfigFile, c.kubeconfigServer, c.pki.Admin); err != nil {
 		return stopAll(err)
 	}
@@ -183,6 +189,30 @@ func (c CompletedConfig) waitReady(api *component) error {
 		case <-ctx.Done():
 			return fmt.Errorf("kube-apiserver not ready after %s (etcd %v reachable?); last /readyz: %s", readyTimeout, c.opts.EtcdServers, last)
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// waitDefaultServiceAccount polls for the service account default/default until it exists,
+// the controllers stop or readyTimeout passes.
+func (c CompletedConfig) waitDefaultServiceAccount(kcm *component) error {
+	client, err := c.adminClient()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	for {
+		_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-kcm.done:
+			return kcm.unexpectedStop()
+		case <-ctx.Done():
+			return fmt.Errorf("the service account default/default did not appear within %s: %v", readyTimeout, err)
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }

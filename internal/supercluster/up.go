@@ -212,7 +212,11 @@ func (c *config) run(ctx context.Context) (err error) {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(demo, data, 0o600); err != nil {
+		// Written aside and renamed: whoever sees the file sees all of it.
+		if err := os.WriteFile(demo+".tmp", data, 0o600); err != nil {
+			return err
+		}
+		if err := os.Rename(demo+".tmp", demo); err != nil {
 			return err
 		}
 		fmt.Fprintf(c.Out, "vnest: tenant %q ready; kubeconfig: %s\n", demoTenant, demo)
