@@ -1,6 +1,7 @@
 package fairqueue
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 // Contract, per (tenant, item) pair, the same as client-go's workqueue: an item added while it
 // is queued is queued once; an item added while it is being processed (between Get and Done) is
 // queued again only when Done is called, so no two workers handle it at once. Across tenants,
-// Get serves the tenants with queued items in turn, one item each.
+// Get serves the tenants with queued items in turn, one item each, except that a tenant with
+// fewer items being processed goes first: a tenant whose items take long (a flood of creates
+// against a busy apiserver) cannot hold every worker while another tenant waits.
 type Queue[T comparable] struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -109,8 +112,14 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	if q.shutdown {
 		return key, true
 	}
-	tenant := q.ring[0]
-	q.ring = q.ring[1:]
+	next := 0
+	for i, t := range q.ring {
+		if len(q.tenants[t].processing) < len(q.tenants[q.ring[next]].processing) {
+			next = i
+		}
+	}
+	tenant := q.ring[next]
+	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
 	item := s.queue[0]
 	var zero T

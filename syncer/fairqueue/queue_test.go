@@ -84,6 +84,33 @@ func TestFloodDoesNotStarve(t *testing.T) {
 	}
 }
 
+// TestBusyTenantYields: while the workers hold three slow keys of tenant "flood", a key of
+// "quiet" is served before the flood's next keys, though the flood is first in the ring; among
+// tenants with as many keys in processing, the ring order stands.
+func TestBusyTenantYields(t *testing.T) {
+	q := newQueue()
+	for i := range 5 {
+		q.Add("flood", fmt.Sprint(i))
+	}
+	for range 3 { // taken by workers, not done
+		if k, _ := q.Get(); k.Tenant != "flood" {
+			t.Fatalf("got %v, want a flood key", k)
+		}
+	}
+	q.Add("quiet", "a")
+	q.Add("quiet", "b")
+	var got []string
+	for range 4 { // not done either
+		k, _ := q.Get()
+		got = append(got, k.Tenant+"/"+k.Item)
+	}
+	// quiet/a (0 keys in processing against the flood's 3), quiet/b (1 against 3), then the
+	// flood's, the only keys left.
+	if diff := cmp.Diff([]string{"quiet/a", "quiet/b", "flood/3", "flood/4"}, got); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+}
+
 // TestConcurrentWorkers: with several workers and producers, every added item is processed,
 // and never by two workers at once (run it with -race).
 func TestConcurrentWorkers(t *testing.T) {
