@@ -157,9 +157,10 @@ type admitted struct {
 
 const pendingTTL = time.Minute
 
-// admitPod checks the super pod desired of tenant pod tp against the tenant's policy. It
-// returns the refusal reason and message, or "" when the pod may be created; release must be
-// called after the create (ok reports whether it succeeded) unless the pod was refused.
+// admitPod checks the super pod desired against the tenant's policy. It returns the refusal
+// reason and message, or "" when the pod may be created; then release must be called after the
+// create (ok reports whether it succeeded). With a quota the tenant's admissions are serialized
+// from admitPod to release.
 func (s *Syncer) admitPod(t *tenant, desired *corev1.Pod) (reason, msg string, release func(ok bool), err error) {
 	policy := t.settings.Load().policy
 	if msg, err := podSecurityViolation(desired, policy.PodSecurityLevel); err != nil || msg != "" {
