@@ -36,8 +36,8 @@ test-integration: build ## Tenant control plane on real etcd; manager against a 
 test-e2e: deps build ## End-to-end tests against real `vnest up` clusters (real nodes need root)
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/
 
-bench: build ## Benchmarks: tenant ready time and idle memory (see docs/benchmarks.md)
-	VNEST_BENCH_BINARY=$(CURDIR)/$(BIN)/vnest $(GO) test -run '^$$' -bench . -benchtime 1x ./apiserver/ ./manager/...
+bench: build ## Benchmarks: tenant ready time, idle memory, syncer throughput/latency/memory/fairness (see docs/benchmarks.md)
+	VNEST_BENCH_BINARY=$(CURDIR)/$(BIN)/vnest $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./apiserver/ ./manager/... ./test/bench/
 
 images: build ## Build the local images as tarballs into _output/images
 	$(BIN)/vnest images build --out _output/images

@@ -1,0 +1,345 @@
+package bench
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"math"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+)
+
+// What the benchmark measures besides time: the syncer's metrics, the apiservers' request
+// counters, the syncer's memory and the CPU time of every process of the run.
+
+// metricSamples are the samples of one /metrics scrape: `name{labels}` → value.
+type metricSamples map[string]float64
+
+// scrape reads the syncer's /metrics (Prometheus text format).
+func (p *syncerProcess) scrape(ctx context.Context) (metricSamples, error) {
+	body, err := httpGet(ctx, p.metricsURL+"/metrics")
+	if err != nil {
+		return nil, err
+	}
+	out := metricSamples{}
+	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
+}
+
+// mustScrape scrapes the syncer's /metrics or fails the benchmark.
+func (p *syncerProcess) mustScrape(b testing.TB) metricSamples {
+	b.Helper()
+	m, err := p.scrape(b.Context())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// sum adds the samples of metric name whose labels contain every one of labels
+// (`key="value"`).
+func (m metricSamples) sum(name string, labels ...string) float64 {
+	total := 0.0
+	for series, v := range m {
+		metric, rest, _ := strings.Cut(series, "{")
+		if metric != name {
+			continue
+		}
+		if !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(rest, l) }) {
+			total += v
+		}
+	}
+	return total
+}
+
+// label is the value of key in a Prometheus label set `a="x",b="y"}`.
+func label(labels, key string) string {
+	_, v, ok := strings.Cut(","+labels, ","+key+`="`)
+	if !ok {
+		return ""
+	}
+	v, _, _ = strings.Cut(v, `"`)
+	return v
+}
+
+// apiserverCounters are read from the /metrics of one or more apiservers and added up.
+type apiserverCounters struct {
+	requests       map[string]float64 // apiserver_request_total by "VERB resource[/subresource]"
+	userCPU, gcCPU float64            // go_cpu_classes_{user,gc_total}_cpu_seconds_total
+	gogc           float64            // go_gc_gogc_percent (the last apiserver's)
+}
+
+// scrapeAPIServers reads and adds up the counters of the apiservers of clients.
+func scrapeAPIServers(b testing.TB, clients ...kubernetes.Interface) apiserverCounters {
+	b.Helper()
+	out := apiserverCounters{requests: map[string]float64{}}
+	for _, cs := range clients {
+		body, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(b.Context())
+		if err != nil {
+			b.Fatalf("reading an apiserver's /metrics: %v", err)
+		}
+		for _, line := range strings.Split(string(body), "\n") {
+			i := strings.LastIndexByte(line, ' ')
+			if i < 0 || line[0] == '#' {
+				continue
+			}
+			v, err := strconv.ParseFloat(line[i+1:], 64)
+			if err != nil {
+				continue
+			}
+			switch series := line[:i]; series {
+			case "go_cpu_classes_user_cpu_seconds_total":
+				out.userCPU += v
+			case "go_cpu_classes_gc_total_cpu_seconds_total":
+				out.gcCPU += v
+			case "go_gc_gogc_percent":
+				out.gogc = v
+			default:
+				labels, ok := strings.CutPrefix(series, "apiserver_request_total{")
+				if !ok {
+					continue
+				}
+				key := label(labels, "verb") + " " + label(labels, "resource")
+				if sub := label(labels, "subresource"); sub != "" {
+					key += "/" + sub
+				}
+				out.requests[key] += v
+			}
+		}
+	}
+	return out
+}
+
+// minus is c − earlier.
+func (c apiserverCounters) minus(earlier apiserverCounters) apiserverCounters {
+	out := apiserverCounters{requests: map[string]float64{}, userCPU: c.userCPU - earlier.userCPU, gcCPU: c.gcCPU - earlier.gcCPU, gogc: c.gogc}
+	for k, v := range c.requests {
+		if d := v - earlier.requests[k]; d > 0 {
+			out.requests[k] = d
+		}
+	}
+	return out
+}
+
+// String lists the most frequent requests, most first, and the share of Go's GC in the
+// apiservers' CPU time.
+func (c apiserverCounters) String() string {
+	keys := slices.SortedFunc(maps.Keys(c.requests), func(a, b string) int { return cmp.Compare(c.requests[b], c.requests[a]) })
+	var parts []string
+	for _, k := range keys {
+		if c.requests[k] >= 10 && len(parts) < 10 {
+			parts = append(parts, fmt.Sprintf("%s %.0f", k, c.requests[k]))
+		}
+	}
+	gcShare := 0.0
+	if total := c.userCPU + c.gcCPU; total > 0 {
+		gcShare = 100 * c.gcCPU / total
+	}
+	return fmt.Sprintf("[%s] (Go GC %.0f%% of their CPU at GOGC %.0f)", strings.Join(parts, ", "), gcShare, c.gogc)
+}
+
+func clientsOf(tenants []*tenantCluster) []kubernetes.Interface {
+	out := make([]kubernetes.Interface, len(tenants))
+	for i, t := range tenants {
+		out[i] = t.client
+	}
+	return out
+}
+
+// memory is one reading of the syncer's memory.
+type memory struct {
+	vmRSS, rssAnon     float64 // bytes, from /proc/PID/status
+	heapInuse          float64 // go_memstats_heap_inuse_bytes
+	heapLive           float64 // go_gc_heap_live_bytes: what the last GC found reachable
+	gcCycles, settling float64 // GC cycles at the reading; seconds waited for a fresh one
+}
+
+// readMemory waits until the syncer has completed a GC cycle after the call (a Go program
+// forces one at least every 2 minutes), so that the live heap describes the present state,
+// and reads the syncer's memory right after it.
+func (p *syncerProcess) readMemory(b testing.TB) memory {
+	b.Helper()
+	ctx := b.Context()
+	start := time.Now()
+	first, err := p.scrape(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, name := range []string{"go_gc_cycles_total_gc_cycles_total", "go_gc_heap_live_bytes", "go_memstats_heap_inuse_bytes"} {
+		if _, ok := first[name]; !ok {
+			b.Fatalf("the syncer's /metrics has no %s: the Go runtime collector is not registered", name)
+		}
+	}
+	var m metricSamples
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, false, func(ctx context.Context) (bool, error) {
+		if m, err = p.scrape(ctx); err != nil {
+			return false, err
+		}
+		return m["go_gc_cycles_total_gc_cycles_total"] > first["go_gc_cycles_total_gc_cycles_total"], nil
+	})
+	if err != nil {
+		b.Fatalf("waiting for a GC cycle of the syncer: %v", err)
+	}
+	status, err := procStatus(p.pid())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return memory{
+		vmRSS: status["VmRSS"], rssAnon: status["RssAnon"],
+		heapInuse: m["go_memstats_heap_inuse_bytes"], heapLive: m["go_gc_heap_live_bytes"],
+		gcCycles: m["go_gc_cycles_total_gc_cycles_total"], settling: time.Since(start).Seconds(),
+	}
+}
+
+// procStatus returns the kB fields of /proc/PID/status in bytes.
+func procStatus(pid int) (map[string]float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(data), "\n") {
+		name, rest, _ := strings.Cut(line, ":")
+		if f := strings.Fields(rest); len(f) == 2 && f[1] == "kB" {
+			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+				out[name] = v * 1024
+			}
+		}
+	}
+	return out, nil
+}
+
+// percentile is the nearest-rank q-quantile (0 < q ≤ 1) of sorted.
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(float64(len(sorted))*q-1e-9)) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// cpuMark is a reading of CPU time: this benchmark's processes by component and the whole
+// machine's.
+type cpuMark struct {
+	at      time.Time
+	ours    map[string]float64
+	machine float64
+}
+
+// cpuUse is the CPU time used between two marks.
+type cpuUse struct {
+	wall    time.Duration
+	ours    map[string]float64 // by component
+	machine float64            // every process on the machine
+}
+
+// markCPU reads the CPU time of this process, of every process whose command line mentions dir
+// (grouped by component: the vnest subcommand — `up` holds the embedded etcd, `apiserver` are
+// the tenant control planes, `kube-apiserver` is the super cluster's — or "bench" for this
+// process) and of the whole machine.
+func markCPU(dir string) cpuMark {
+	m := cpuMark{at: time.Now(), ours: map[string]float64{}, machine: machineCPU()}
+	if v, err := processCPU(os.Getpid()); err == nil {
+		m.ours["bench"] = v
+	}
+	for pid, args := range dirProcesses(dir) {
+		if len(args) < 2 {
+			continue
+		}
+		if v, err := processCPU(pid); err == nil {
+			m.ours[args[1]] += v
+		}
+	}
+	return m
+}
+
+// since is the CPU time used from m until now.
+func (m cpuMark) since(dir string) cpuUse {
+	now := markCPU(dir)
+	u := cpuUse{wall: now.at.Sub(m.at), ours: map[string]float64{}, machine: now.machine - m.machine}
+	for k, v := range now.ours {
+		u.ours[k] = v - m.ours[k]
+	}
+	return u
+}
+
+// String lists the components by CPU seconds, most first, and what the rest of the machine
+// used: other work on the machine slows every figure down.
+func (u cpuUse) String() string {
+	names := slices.SortedFunc(maps.Keys(u.ours), func(a, b string) int { return cmp.Compare(u.ours[b], u.ours[a]) })
+	total := 0.0
+	var parts []string
+	for _, n := range names {
+		total += u.ours[n]
+		if u.ours[n] >= 0.05 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", n, u.ours[n]))
+		}
+	}
+	return fmt.Sprintf("%.1f CPU-s in %.1f s on %d cores (%s); other processes on the machine %.1f CPU-s",
+		total, u.wall.Seconds(), runtime.NumCPU(), strings.Join(parts, ", "), max(0, u.machine-total))
+}
+
+// machineCPU is the busy time of all CPUs since boot in seconds, from /proc/stat.
+func machineCPU() float64 {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
+	busy := 0.0
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 || i >= 7 { // idle, iowait, steal; guest time is counted in user already
+			continue
+		}
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / 100 // USER_HZ
+}
+
+// processCPU is the user + system CPU time of pid in seconds.
+func processCPU(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces.
+	_, rest, ok := strings.Cut(string(data), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	return (utime + stime) / 100, nil // USER_HZ is 100 on every Linux Go supports
+}

@@ -1,0 +1,606 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
+)
+
+// Sizes and pacing of BenchmarkSyncer (issue 4).
+const (
+	benchTenants  = 10
+	podsPerTenant = 100
+	// createWorkers is how many creates run at once per tenant (or per super namespace on the
+	// direct path): 100 in flight in both phases of the throughput comparison.
+	createWorkers = 10
+	// simNodes × 250 pods per simulated node (internal/supercluster/simnode.go) leaves room
+	// for the flood, the quiet series and the latency series at once.
+	simNodes = 12
+
+	latencyPods = 200
+	latencyGap  = 50 * time.Millisecond
+
+	quietPods     = 100
+	quietInterval = 100 * time.Millisecond // 10 pods/s
+	floodPods     = 2000
+	floodWorkers  = 20
+
+	benchNamespace = "bench"
+	phaseLabel     = "vnest-bench-phase"
+	podImage       = "vnest.local/busybox:1"
+	settleTime     = 10 * time.Second
+	phaseTimeout   = 10 * time.Minute
+)
+
+// Goals of issue 4.
+const (
+	goalThroughputRatio = 1.10
+	goalLatencyP99      = 20 * time.Millisecond
+	goalKBPerPod        = 20.0
+	goalFairnessRatio   = 1.5
+)
+
+// BenchmarkSyncer measures, in one run on a local super cluster with simulated nodes and ten
+// local tenants, with `vnest syncer` as a child process:
+//
+//  1. throughput: 1,000 pods (100 in each tenant, created concurrently) from the first create
+//     until the tenants see all of them Running, ÷ the same 1,000 pods created directly in 10
+//     super namespaces with the same concurrency, until Running;
+//  2. latency from a tenant create to the super pod's appearance in a super-cluster watch,
+//     for pods created one at a time (p50, p99);
+//  3. the syncer's memory per synced pod: (with 1,000 pods synced − with the 10 tenants and no
+//     pod) ÷ 1,000, as live heap after a GC, heap in use and VmRSS;
+//  4. fairness: a quiet tenant's create→super p99 (100 pods at 10/s) while another tenant
+//     floods 2,000 pods, ÷ the same series alone.
+//
+// It runs once whatever b.N (use -benchtime 1x) and reports figures and goals; it fails only
+// when something does not work, never on a missed goal.
+func BenchmarkSyncer(b *testing.B) {
+	bin := vnestBinary(b)
+	super := startSuper(b, bin, simNodes)
+	tenants := createTenants(b, super, "bench", benchTenants)
+	superPods := trackPods(b, super.client)
+	syncer := startSyncer(b, bin, super)
+	waitSyncing(b, super, tenants)
+	progress("the syncer serves all %d tenants", len(tenants))
+	tenantSets, directSets := prepareNamespaces(b, super, tenants, superPods)
+	var r results
+
+	progress("direct path: %d pods in %d super namespaces", benchTenants*podsPerTenant, len(directSets))
+	r.direct = measureThroughput(b, super, syncer, tenants, "direct", directSets)
+	deleteAndWait(b, "direct", directSets, superPods)
+
+	time.Sleep(settleTime)
+	r.memBefore = syncer.readMemory(b)
+	progress("syncer with %d tenants and no pods: live heap %.1f MiB, VmRSS %.1f MiB", benchTenants, r.memBefore.heapLive/(1<<20), r.memBefore.vmRSS/(1<<20))
+	progress("through the syncer: %d pods in %d tenants", benchTenants*podsPerTenant, len(tenantSets))
+	r.tenant = measureThroughput(b, super, syncer, tenants, "tenant", tenantSets)
+	time.Sleep(settleTime)
+	r.memAfter = syncer.readMemory(b)
+	progress("syncer with %d pods synced: live heap %.1f MiB, VmRSS %.1f MiB", benchTenants*podsPerTenant, r.memAfter.heapLive/(1<<20), r.memAfter.vmRSS/(1<<20))
+	deleteAndWait(b, "tenant", tenantSets, superPods)
+
+	progress("latency: %d pods one at a time in tenant %s", latencyPods, tenants[0].name)
+	r.latency = measureSeries(b, super, syncer, tenants[0], func() []sample { return latencySeries(b, tenants[0], superPods) })
+
+	quiet, noisy := tenants[1], tenants[2]
+	progress("fairness: quiet tenant %s alone, %d pods at %v intervals", quiet.name, quietPods, quietInterval)
+	r.quietAlone = measureSeries(b, super, syncer, quiet, func() []sample { return pacedSeries(b, quiet, superPods, "alone") })
+	progress("fairness: quiet tenant %s again while %s floods %d pods", quiet.name, noisy.name, floodPods)
+	r.quietFlooded = measureSeries(b, super, syncer, quiet, func() []sample {
+		var samples []sample
+		samples, r.flood = floodedSeries(b, quiet, noisy, superPods)
+		return samples
+	})
+
+	r.report(b)
+}
+
+// podSet is the pods one phase creates in one namespace of one cluster: where they are
+// created, the tracker that sees them there, and the super namespace their super pods are in
+// (the same namespace on the direct path).
+type podSet struct {
+	client  kubernetes.Interface
+	ns      string
+	names   []string
+	tracker *podTracker
+	superNS string
+}
+
+// prepareNamespaces creates namespace bench in every tenant and namespaces direct-0…9 in the
+// super cluster, and waits until all of them (and the tenants' super namespaces) have their
+// default ServiceAccount, without which pod admission refuses pods: no phase measures that.
+func prepareNamespaces(b *testing.B, super *superCluster, tenants []*tenantCluster, superPods *podTracker) (tenantSets, directSets []podSet) {
+	b.Helper()
+	type nsIn struct {
+		cs kubernetes.Interface
+		ns string
+	}
+	var ready []nsIn
+	for i, t := range tenants {
+		createNamespace(b, t.client, benchNamespace)
+		superNS := mapping.SuperNamespace(t.key, benchNamespace)
+		ready = append(ready, nsIn{t.client, benchNamespace}, nsIn{super.client, superNS})
+		t.pods = trackPods(b, t.client)
+		tenantSets = append(tenantSets, podSet{client: t.client, ns: benchNamespace, names: podNames(fmt.Sprintf("tp-%d", i), podsPerTenant),
+			tracker: t.pods, superNS: superNS})
+	}
+	for i := range tenants {
+		ns := fmt.Sprintf("direct-%d", i)
+		createNamespace(b, super.client, ns)
+		ready = append(ready, nsIn{super.client, ns})
+		// A clientset of its own per namespace, as each tenant has: the same client
+		// concurrency on both paths.
+		directSets = append(directSets, podSet{client: newClientset(b, super.config), ns: ns, names: podNames(fmt.Sprintf("dp-%d", i), podsPerTenant),
+			tracker: superPods, superNS: ns})
+	}
+	for _, r := range ready {
+		err := pollUntil(b.Context(), 3*time.Minute, func(ctx context.Context) error {
+			_, err := r.cs.CoreV1().ServiceAccounts(r.ns).Get(ctx, "default", metav1.GetOptions{})
+			return err
+		})
+		if err != nil {
+			b.Fatalf("waiting for ServiceAccount %s/default: %v", r.ns, err)
+		}
+	}
+	return tenantSets, directSets
+}
+
+func createNamespace(b *testing.B, cs kubernetes.Interface, name string) {
+	b.Helper()
+	_, err := cs.CoreV1().Namespaces().Create(b.Context(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		b.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+func podNames(prefix string, n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%04d", prefix, i)
+	}
+	return names
+}
+
+// benchPod is the pod every phase creates: one container, no requests; on simulated nodes it
+// goes Running without running anything.
+func benchPod(name, phase string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{phaseLabel: phase}},
+		Spec: corev1.PodSpec{
+			Containers:                    []corev1.Container{{Name: "main", Image: podImage, Command: []string{"sleep", "3600"}}},
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+		},
+	}
+}
+
+func createPod(ctx context.Context, cs kubernetes.Interface, ns, name, phase string) error {
+	return retryTransient(ctx, func() error {
+		_, err := cs.CoreV1().Pods(ns).Create(ctx, benchPod(name, phase), metav1.CreateOptions{})
+		return err
+	})
+}
+
+// throughput is the outcome of one throughput phase.
+type throughput struct {
+	pods      int
+	createsIn time.Duration // first create until the last create call returned
+	allIn     time.Duration // first create until every pod was seen Running
+	cpu       cpuUse
+	work      map[string]work // the syncer's, by kind
+	// superRequests and tenantRequests are what the super cluster's apiserver and the
+	// tenants' served (to every client) during the phase.
+	superRequests, tenantRequests apiserverCounters
+}
+
+// measureThroughput creates every set's pods at once (createWorkers per set) and waits until
+// each set's tracker has seen all of them Running.
+func measureThroughput(b *testing.B, super *superCluster, syncer *syncerProcess, tenants []*tenantCluster, phase string, sets []podSet) throughput {
+	b.Helper()
+	ctx := b.Context()
+	metricsBefore := syncer.mustScrape(b)
+	superReqs, tenantReqs := scrapeAPIServers(b, super.client), scrapeAPIServers(b, clientsOf(tenants)...)
+	cpu := markCPU(super.dir)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	start := time.Now()
+	for _, set := range sets {
+		for w := range createWorkers {
+			wg.Go(func() {
+				for i := w; i < len(set.names); i += createWorkers {
+					if err := createPod(ctx, set.client, set.ns, set.names[i], phase); err != nil {
+						mu.Lock()
+						errs = append(errs, fmt.Errorf("creating pod %s/%s: %w", set.ns, set.names[i], err))
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	out := throughput{createsIn: time.Since(start)}
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	var last time.Time
+	for _, set := range sets {
+		err := set.tracker.await(ctx, phaseTimeout, fmt.Sprintf("%d pods Running in %s", len(set.names), set.ns), func() (bool, string) {
+			_, seen, running, _ := set.tracker.counts(set.ns, set.names)
+			return running == len(set.names), fmt.Sprintf("%d seen, %d Running", seen, running)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _, _, setLast := set.tracker.counts(set.ns, set.names)
+		if setLast.After(last) {
+			last = setLast
+		}
+		out.pods += len(set.names)
+	}
+	out.allIn = last.Sub(start)
+	out.cpu = cpu.since(super.dir)
+	metricsAfter := syncer.mustScrape(b)
+	out.work = syncerWork(metricsBefore, metricsAfter)
+	out.superRequests = scrapeAPIServers(b, super.client).minus(superReqs)
+	out.tenantRequests = scrapeAPIServers(b, clientsOf(tenants)...).minus(tenantReqs)
+	progress("%s: %d pods created in %v, all Running after %v", phase, out.pods, out.createsIn.Round(time.Millisecond), out.allIn.Round(time.Millisecond))
+	return out
+}
+
+// deleteAndWait deletes the phase's pods at once and waits until they are gone from where they
+// were created and from the super cluster.
+func deleteAndWait(b *testing.B, phase string, sets []podSet, superPods *podTracker) {
+	b.Helper()
+	ctx := b.Context()
+	start := time.Now()
+	for _, set := range sets {
+		err := set.client.CoreV1().Pods(set.ns).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)},
+			metav1.ListOptions{LabelSelector: phaseLabel + "=" + phase})
+		if err != nil {
+			b.Fatalf("deleting the %s pods in %s: %v", phase, set.ns, err)
+		}
+	}
+	for _, set := range sets {
+		for _, where := range []struct {
+			tracker *podTracker
+			ns      string
+		}{{set.tracker, set.ns}, {superPods, set.superNS}} {
+			err := where.tracker.await(ctx, phaseTimeout, "the "+phase+" pods in "+where.ns+" to go", func() (bool, string) {
+				present, _, _, _ := where.tracker.counts(where.ns, set.names)
+				return present == 0, fmt.Sprintf("%d left", present)
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	progress("%s pods deleted and gone after %v", phase, time.Since(start).Round(time.Millisecond))
+}
+
+// sample is one pod of a latency series: t0 just before the tenant Create call, when the call
+// returned, when a tenant watch saw the pod (as the syncer's does) and when the super watch
+// saw the super pod.
+type sample struct {
+	t0, created, tenantSeen, seen time.Time
+}
+
+// series is a latency series with the circumstances it ran in.
+type series struct {
+	samples []sample
+	cpu     cpuUse
+	work    map[string]work // the syncer's for the series' tenant, by kind
+}
+
+// measureSeries runs a latency series in tenant t and records the CPU use and the syncer's
+// work for t meanwhile.
+func measureSeries(b *testing.B, super *superCluster, syncer *syncerProcess, t *tenantCluster, run func() []sample) series {
+	b.Helper()
+	before := syncer.mustScrape(b)
+	cpu := markCPU(super.dir)
+	samples := run()
+	return series{samples: samples, cpu: cpu.since(super.dir), work: syncerWork(before, syncer.mustScrape(b), `tenant="`+t.key+`"`)}
+}
+
+// latencies are the sorted durations f gives for each sample.
+func (s series) latencies(f func(sample) time.Duration) []time.Duration {
+	out := make([]time.Duration, len(s.samples))
+	for i, x := range s.samples {
+		out[i] = f(x)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// total is create → super pod watched, the figure of issue 4.
+func (s series) total() []time.Duration {
+	return s.latencies(func(x sample) time.Duration { return x.seen.Sub(x.t0) })
+}
+
+// describe is a readable line on the series: the total and its parts, the tenant's Create
+// call, from its return to a tenant watch (the tenant apiserver and etcd), and from there to
+// the super watch (the syncer, the super apiserver and its watch).
+func (s series) describe() string {
+	tot := s.total()
+	parts := []struct {
+		name     string
+		from, to func(sample) time.Time
+	}{
+		{"Create call", func(x sample) time.Time { return x.t0 }, func(x sample) time.Time { return x.created }},
+		{"→ tenant watch", func(x sample) time.Time { return x.created }, func(x sample) time.Time { return x.tenantSeen }},
+		{"→ super watch", func(x sample) time.Time { return x.tenantSeen }, func(x sample) time.Time { return x.seen }},
+	}
+	var out []string
+	for _, part := range parts {
+		d := s.latencies(func(x sample) time.Duration { return part.to(x).Sub(part.from(x)) })
+		out = append(out, fmt.Sprintf("%s p50 %.1f p99 %.1f", part.name, ms(percentile(d, 0.5)), ms(percentile(d, 0.99))))
+	}
+	return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (%s)",
+		ms(percentile(tot, 0.5)), ms(percentile(tot, 0.99)), ms(tot[len(tot)-1]), strings.Join(out, "; "))
+}
+
+// latencySeries creates latencyPods pods in tenant t one after another, each once the previous
+// one's super pod exists and latencyGap has passed.
+func latencySeries(b *testing.B, t *tenantCluster, superPods *podTracker) []sample {
+	b.Helper()
+	ctx := b.Context()
+	superNS := mapping.SuperNamespace(t.key, benchNamespace)
+	var out []sample
+	for _, name := range podNames("lat", latencyPods) {
+		var x sample
+		x.t0 = time.Now()
+		if err := createPod(ctx, t.client, benchNamespace, name, "latency"); err != nil {
+			b.Fatalf("creating pod %s: %v", name, err)
+		}
+		x.created = time.Now()
+		err := superPods.await(ctx, time.Minute, "super pod "+superNS+"/"+name, func() (bool, string) {
+			_, ok := superPods.seen(superNS, name)
+			return ok, "not seen"
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		x.seen, _ = superPods.seen(superNS, name)
+		x.tenantSeen = t.pods.mustSee(b, benchNamespace, name)
+		out = append(out, x)
+		time.Sleep(latencyGap)
+	}
+	return out
+}
+
+// pacedSeries creates quietPods pods in tenant t, one every quietInterval whatever the
+// previous create took, and returns once every super pod exists.
+func pacedSeries(b *testing.B, t *tenantCluster, superPods *podTracker, label string) []sample {
+	b.Helper()
+	ctx := b.Context()
+	superNS := mapping.SuperNamespace(t.key, benchNamespace)
+	names := podNames("quiet-"+label, quietPods)
+	out := make([]sample, len(names))
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	tick := time.NewTicker(quietInterval)
+	defer tick.Stop()
+	for i, name := range names {
+		if i > 0 {
+			<-tick.C
+		}
+		wg.Go(func() {
+			out[i].t0 = time.Now()
+			errs[i] = createPod(ctx, t.client, benchNamespace, name, "quiet-"+label)
+			out[i].created = time.Now()
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	err := superPods.await(ctx, phaseTimeout, fmt.Sprintf("%d quiet super pods", len(names)), func() (bool, string) {
+		_, seen, _, _ := superPods.counts(superNS, names)
+		return seen == len(names), fmt.Sprintf("%d seen", seen)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, name := range names {
+		out[i].seen, _ = superPods.seen(superNS, name)
+		out[i].tenantSeen = t.pods.mustSee(b, benchNamespace, name)
+	}
+	return out
+}
+
+// flood is what the noisy tenant did while the quiet series ran.
+type flood struct {
+	createsIn   time.Duration // first create until all floodPods were created in the tenant
+	inSuperIn   time.Duration // first create until the super cluster had all of them
+	atQuietEnd  int           // flood pods in the super cluster when the quiet series' last super pod appeared
+	createdAtQ0 int           // flood pods created when the quiet series started
+}
+
+// floodedSeries starts the noisy tenant's flood, runs the quiet series once a tenth of the
+// flood is created, and waits for the whole flood to reach the super cluster.
+func floodedSeries(b *testing.B, quiet, noisy *tenantCluster, superPods *podTracker) ([]sample, flood) {
+	b.Helper()
+	ctx := b.Context()
+	names := podNames("flood", floodPods)
+	var created atomic.Int64
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range floodWorkers {
+		wg.Go(func() {
+			for i := w; i < len(names); i += floodWorkers {
+				if err := createPod(ctx, noisy.client, benchNamespace, names[i], "flood"); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+					continue
+				}
+				created.Add(1)
+			}
+		})
+	}
+	floodDone := make(chan struct{})
+	go func() { wg.Wait(); close(floodDone) }()
+	for created.Load() < floodPods/10 {
+		select {
+		case <-floodDone: // it failed early; the error is reported below
+		case <-time.After(10 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	var f flood
+	f.createdAtQ0 = int(created.Load())
+	latencies := pacedSeries(b, quiet, superPods, "flooded")
+	noisyNS := mapping.SuperNamespace(noisy.key, benchNamespace)
+	_, f.atQuietEnd, _, _ = superPods.counts(noisyNS, names)
+	<-floodDone
+	f.createsIn = time.Since(start)
+	if err := errors.Join(errs...); err != nil {
+		b.Fatal(err)
+	}
+	err := superPods.await(ctx, phaseTimeout, fmt.Sprintf("%d flood super pods", floodPods), func() (bool, string) {
+		_, seen, _, _ := superPods.counts(noisyNS, names)
+		return seen == floodPods, fmt.Sprintf("%d seen", seen)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	f.inSuperIn = time.Since(start)
+	progress("flood: %d pods created in %v, all in the super cluster after %v", floodPods, f.createsIn.Round(time.Millisecond), f.inSuperIn.Round(time.Millisecond))
+	return latencies, f
+}
+
+// work is what the syncer did for one kind during a phase, from its metrics.
+type work struct {
+	reconciles, seconds, errors float64
+}
+
+// syncerWork is the syncer's reconciles, their time and their errors per kind between two
+// scrapes, for the series that have every one of labels.
+func syncerWork(before, after metricSamples, labels ...string) map[string]work {
+	out := map[string]work{}
+	for series := range after {
+		name, rest, ok := strings.Cut(series, "{")
+		if !ok || name != "vnest_syncer_sync_duration_seconds_count" {
+			continue
+		}
+		kind := label(rest, "kind")
+		if _, done := out[kind]; done {
+			continue
+		}
+		l := append([]string{`kind="` + kind + `"`}, labels...)
+		delta := func(metric string) float64 { return after.sum(metric, l...) - before.sum(metric, l...) }
+		if w := (work{delta("vnest_syncer_sync_duration_seconds_count"), delta("vnest_syncer_sync_duration_seconds_sum"), delta("vnest_syncer_sync_errors_total")}); w.reconciles > 0 {
+			out[kind] = w
+		}
+	}
+	return out
+}
+
+// workLine lists the kinds the syncer reconciled, with count, mean time and errors.
+func workLine(w map[string]work) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(w)) {
+		parts = append(parts, fmt.Sprintf("%s %.0f× mean %.1f ms (%.0f errors)", k, w[k].reconciles, 1000*w[k].seconds/w[k].reconciles, w[k].errors))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// results are the figures of one BenchmarkSyncer run.
+type results struct {
+	direct, tenant                    throughput
+	memBefore, memAfter               memory
+	latency, quietAlone, quietFlooded series
+	flood                             flood
+}
+
+// report publishes the figures as benchmark metrics and prints a readable summary (on
+// stdout: a benchmark's log is cut at ten lines).
+func (r *results) report(b *testing.B) {
+	b.Helper()
+	ratio := r.tenant.allIn.Seconds() / r.direct.allIn.Seconds()
+	pods := float64(r.tenant.pods)
+	perPod := func(f func(memory) float64) float64 { return (f(r.memAfter) - f(r.memBefore)) / pods / 1024 }
+	liveKB := perPod(func(m memory) float64 { return m.heapLive })
+	inuseKB := perPod(func(m memory) float64 { return m.heapInuse })
+	rssKB := perPod(func(m memory) float64 { return m.vmRSS })
+	lat := r.latency.total()
+	aloneP99, floodedP99 := percentile(r.quietAlone.total(), 0.99), percentile(r.quietFlooded.total(), 0.99)
+	fairness := float64(floodedP99) / float64(aloneP99)
+
+	b.ReportMetric(ratio, "x-throughput-ratio")
+	b.ReportMetric(r.direct.allIn.Seconds(), "s-direct-1000")
+	b.ReportMetric(r.tenant.allIn.Seconds(), "s-tenants-1000")
+	b.ReportMetric(ms(percentile(lat, 0.5)), "ms-latency-p50")
+	b.ReportMetric(ms(percentile(lat, 0.99)), "ms-latency-p99")
+	b.ReportMetric(liveKB, "KB/pod-heap-live")
+	b.ReportMetric(inuseKB, "KB/pod-heap-inuse")
+	b.ReportMetric(rssKB, "KB/pod-rss")
+	b.ReportMetric(ms(aloneP99), "ms-quiet-p99-alone")
+	b.ReportMetric(ms(floodedP99), "ms-quiet-p99-flooded")
+	b.ReportMetric(fairness, "x-fairness-ratio")
+
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	var s strings.Builder
+	p := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
+	p("=== Syncer benchmark: %d tenants, %d simulated nodes, syncer flags %q", benchTenants, simNodes, syncerFlags())
+	p("1. Throughput, %d pods, first create → all Running: direct %.1f s, through the syncer %.1f s: ratio %.2f× (goal ≤ %.2f×: %s)",
+		r.tenant.pods, r.direct.allIn.Seconds(), r.tenant.allIn.Seconds(), ratio, goalThroughputRatio, verdict(ratio <= goalThroughputRatio))
+	for _, ph := range []struct {
+		name string
+		t    throughput
+	}{{"direct", r.direct}, {"tenant", r.tenant}} {
+		p("   %s: creates done after %.1f s; %s", ph.name, ph.t.createsIn.Seconds(), ph.t.cpu)
+		p("   %s: syncer work %s", ph.name, workLine(ph.t.work))
+		p("   %s: requests served by the super apiserver %s; by the tenants' %s", ph.name, ph.t.superRequests, ph.t.tenantRequests)
+	}
+	p("2. Tenant create → super pod in a super watch, %d pods one at a time: %s (goal p99 ≤ %v: %s)",
+		len(lat), r.latency.describe(), goalLatencyP99, verdict(percentile(lat, 0.99) <= goalLatencyP99))
+	p("   syncer work for the tenant: %s; %s", workLine(r.latency.work), r.latency.cpu)
+	p("3. Syncer memory, %d tenants and no pods → %d pods synced:", benchTenants, r.tenant.pods)
+	p("   live heap after a GC (reported) %.1f → %.1f MiB = %.1f KB/pod (goal ≤ %.0f KB: %s)",
+		r.memBefore.heapLive/(1<<20), r.memAfter.heapLive/(1<<20), liveKB, goalKBPerPod, verdict(liveKB <= goalKBPerPod))
+	p("   heap in use %.1f → %.1f MiB = %.1f KB/pod; VmRSS %.1f → %.1f MiB = %.1f KB/pod; RssAnon %.1f → %.1f MiB",
+		r.memBefore.heapInuse/(1<<20), r.memAfter.heapInuse/(1<<20), inuseKB, r.memBefore.vmRSS/(1<<20), r.memAfter.vmRSS/(1<<20), rssKB,
+		r.memBefore.rssAnon/(1<<20), r.memAfter.rssAnon/(1<<20))
+	p("4. Fairness, quiet tenant %d pods at %v intervals, create → super pod: p99 flooded ÷ alone = %.2f× (goal ≤ %.1f×: %s)",
+		quietPods, quietInterval, fairness, goalFairnessRatio, verdict(fairness <= goalFairnessRatio))
+	for _, ph := range []struct {
+		name string
+		s    series
+	}{{"alone", r.quietAlone}, {"flooded", r.quietFlooded}} {
+		p("   %s: %s", ph.name, ph.s.describe())
+		p("   %s: syncer work for the quiet tenant %s; %s", ph.name, workLine(ph.s.work), ph.s.cpu)
+	}
+	p("   flood of %d pods: %d created when the quiet series began, %d in the super cluster when it ended; all created after %.1f s, all in the super cluster after %.1f s",
+		floodPods, r.flood.createdAtQ0, r.flood.atQuietEnd, r.flood.createsIn.Seconds(), r.flood.inSuperIn.Seconds())
+	fmt.Print(s.String())
+}
+
+func syncerFlags() string { return strings.Join(strings.Fields(os.Getenv(syncerArgsEnv)), " ") }
