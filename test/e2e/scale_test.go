@@ -98,7 +98,19 @@ func createTenant(t *testing.T, c *cluster, name string) (kubernetes.Interface, 
 	}
 	cfg.Timeout = 30 * time.Second
 	cfg.QPS, cfg.Burst = 50, 100
-	return kubernetes.NewForConfigOrDie(cfg), file
+	client := kubernetes.NewForConfigOrDie(cfg)
+	waitForDefaultServiceAccount(t, client)
+	return client, file
+}
+
+// waitForDefaultServiceAccount waits until the tenant admits pods in namespace default: Running
+// means the apiserver is ready, and the serviceaccount controller may need a moment more.
+func waitForDefaultServiceAccount(t *testing.T, tenant kubernetes.Interface) {
+	t.Helper()
+	waitFor(t, "the tenant's default service account", time.Minute, func() (bool, error) {
+		_, err := tenant.CoreV1().ServiceAccounts("default").Get(t.Context(), "default", metav1.GetOptions{})
+		return err == nil, err
+	})
 }
 
 // tenantClusterKey reads status.clusterKey of VirtualCluster default/name.

@@ -293,7 +293,9 @@ func waitForDemoTenant(t *testing.T, c *cluster) (kubernetes.Interface, string) 
 		t.Fatal(err)
 	}
 	cfg.Timeout = 30 * time.Second
-	return kubernetes.NewForConfigOrDie(cfg), file
+	client := kubernetes.NewForConfigOrDie(cfg)
+	waitForDefaultServiceAccount(t, client)
+	return client, file
 }
 
 // demoClusterKey reads status.clusterKey of the VirtualCluster default/demo.
