@@ -9,11 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
 
@@ -28,7 +25,7 @@ func TestTenantQuotaAndNodeName(t *testing.T) {
 	superNS := demoClusterKey(t, c) + "-default"
 	ctx := t.Context()
 
-	patchDemoPolicy(t, c, `{"spec":{"policy":{"quota":{"pods":"2"}}}}`)
+	patchDemo(t, c, `{"spec":{"policy":{"quota":{"pods":"2"}}}}`)
 	if out, err := tenantKubectl(t, kubeconfig, "create", "deployment", "web", "--image="+busyboxImage, "--replicas=3"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
@@ -59,7 +56,7 @@ func TestTenantQuotaAndNodeName(t *testing.T) {
 	}
 	requireEvent(t, tenant, waiting, "TenantQuotaExceeded")
 
-	patchDemoPolicy(t, c, `{"spec":{"policy":{"quota":{"pods":"3"}}}}`)
+	patchDemo(t, c, `{"spec":{"policy":{"quota":{"pods":"3"}}}}`)
 	waitForTenantPodRunning(t, tenant, waiting, time.Minute)
 
 	// A node the tenant names itself.
@@ -67,7 +64,7 @@ func TestTenantQuotaAndNodeName(t *testing.T) {
 	target := nodes[1].Name
 	pod := busyboxPod("default", "pinned", "sleep 3600")
 	pod.Spec.NodeName = target
-	patchDemoPolicy(t, c, `{"spec":{"policy":{"quota":{"pods":"4"}}}}`)
+	patchDemo(t, c, `{"spec":{"policy":{"quota":{"pods":"4"}}}}`)
 	if _, err := tenant.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -166,17 +163,12 @@ func waitForTenantPodRunning(t *testing.T, tenant kubernetes.Interface, name str
 }
 
 // patchDemoPolicy merge-patches the VirtualCluster default/demo.
-func patchDemoPolicy(t *testing.T, c *cluster, patch string) {
+func patchDemo(t *testing.T, c *cluster, patch string) {
 	t.Helper()
 	if !json.Valid([]byte(patch)) {
 		t.Fatalf("invalid patch %s", patch)
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gvr := schema.GroupVersionResource{Group: "tenancy.vnest.dev", Version: "v1alpha1", Resource: "virtualclusters"}
-	if _, err := dynamic.NewForConfigOrDie(cfg).Resource(gvr).Namespace("default").Patch(t.Context(), "demo", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+	if _, err := virtualClusters(t, c).Patch(t.Context(), "demo", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
 		t.Fatalf("patching VirtualCluster default/demo with %s: %v", patch, err)
 	}
 }

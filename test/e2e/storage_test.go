@@ -13,11 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 )
 
@@ -245,15 +242,7 @@ func checkBoundVolumeMirrored(t *testing.T, c *cluster, tenant kubernetes.Interf
 func checkNetworkPolicyRestricted(t *testing.T, c *cluster, tenant kubernetes.Interface, key, superNS string) {
 	t.Helper()
 	ctx := t.Context()
-	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gvr := schema.GroupVersionResource{Group: "tenancy.vnest.dev", Version: "v1alpha1", Resource: "virtualclusters"}
-	patch := []byte(`{"spec":{"sync":{"kinds":["NetworkPolicy"]}}}`)
-	if _, err := dynamic.NewForConfigOrDie(cfg).Resource(gvr).Namespace("default").Patch(ctx, "demo", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
-		t.Fatalf("opting the demo tenant in to NetworkPolicies: %v", err)
-	}
+	patchDemo(t, c, `{"spec":{"sync":{"kinds":["NetworkPolicy"]}}}`) // opt in to NetworkPolicies
 	web := metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}
 	np := &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: "web"},
@@ -271,6 +260,7 @@ func checkNetworkPolicyRestricted(t *testing.T, c *cluster, tenant kubernetes.In
 	}
 	var got *networkingv1.NetworkPolicy
 	waitFor(t, "the tenant NetworkPolicy in the super namespace", time.Minute, func() (bool, error) {
+		var err error
 		got, err = c.client.NetworkingV1().NetworkPolicies(superNS).Get(ctx, "web", metav1.GetOptions{})
 		return err == nil, err
 	})

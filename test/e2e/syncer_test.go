@@ -304,15 +304,21 @@ func demoClusterKey(t *testing.T, c *cluster) string {
 	return tenantClusterKey(t, c, "demo")
 }
 
-// virtualClusterField reads a string field of VirtualCluster default/name.
-func virtualClusterField(t *testing.T, c *cluster, name string, fields ...string) (string, error) {
+// virtualClusters is a client of the super cluster's VirtualClusters in namespace default.
+func virtualClusters(t *testing.T, c *cluster) dynamic.ResourceInterface {
 	t.Helper()
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig)
 	if err != nil {
-		return "", err
+		t.Fatal(err)
 	}
 	gvr := schema.GroupVersionResource{Group: "tenancy.vnest.dev", Version: "v1alpha1", Resource: "virtualclusters"}
-	vc, err := dynamic.NewForConfigOrDie(cfg).Resource(gvr).Namespace("default").Get(t.Context(), name, metav1.GetOptions{})
+	return dynamic.NewForConfigOrDie(cfg).Resource(gvr).Namespace("default")
+}
+
+// virtualClusterField reads a string field of VirtualCluster default/name.
+func virtualClusterField(t *testing.T, c *cluster, name string, fields ...string) (string, error) {
+	t.Helper()
+	vc, err := virtualClusters(t, c).Get(t.Context(), name, metav1.GetOptions{})
 	if err != nil {
 		return "", fmt.Errorf("getting VirtualCluster default/%s: %w", name, err)
 	}
