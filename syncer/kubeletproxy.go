@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 
+	"github.com/vnest-dev/vnest/internal/serviceip"
 	"github.com/vnest-dev/vnest/syncer/kubeletproxy"
 )
 
@@ -87,6 +88,7 @@ func (s *Syncer) serveKubeletProxy(ctx context.Context) error {
 	}
 	p, err := kubeletproxy.New(kubeletproxy.Config{
 		Tenants: s.proxyTenants, SuperPods: s.superPods, Super: s.opts.super, ServingHosts: []string{ep.IP},
+		Handlers: map[string]kubeletproxy.TenantHandler{serviceip.Path: s.serveServiceIP},
 	})
 	if err != nil {
 		return err

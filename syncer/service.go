@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -12,10 +13,12 @@ import (
 
 // Services.
 //
-// Down: type, ports, selector and traffic settings. The super cluster allocates its own cluster
-// IP and node ports: for now the tenant keeps the cluster IP its own apiserver allocated, so the
-// two differ (making them equal — allocate in the super cluster first, then in the tenant — is a
-// later change). Headless stays headless.
+// Down: type, ports, selector and traffic settings. Cluster IPs are allocated in the super
+// cluster first: a tenant apiserver run with --service-ip-allocator asks the syncer
+// (serviceip.go), which creates the super Service as a reservation; the tenant Service is created
+// with its IPs, and the down sync adopts the reservation. Without the allocator (or for a super
+// Service recreated later) the super cluster allocates on its own and the IPs differ. Node ports
+// are always the super cluster's. Headless stays headless.
 //
 // Up: status.loadBalancer.
 
@@ -103,6 +106,12 @@ func (s *Syncer) syncService(ctx context.Context, t *tenant, ns, name string) er
 	ss, hasSuper, err := lookup(s.superSvcs.Services(superNS).Get(name))
 	if err != nil {
 		return err
+	}
+	if hasSuper && guard(t, ns, ss) == nil {
+		var keep bool
+		if ss, keep = adoptReservation(ts, ss, hasTenant, time.Now()); keep {
+			return nil // a reservation whose tenant Service is still being created; the patrol comes back
+		}
 	}
 	st := state[*corev1.Service]{tenantNS: ns, tenant: ts, hasTenant: hasTenant, super: ss, hasSuper: hasSuper}
 	if err := serviceDown.sync(ctx, s, t, s.super.CoreV1().Services(superNS), st); err != nil {

@@ -34,6 +34,9 @@
 // the tenant: the client certificate's key never leaves the apiserver); run both on a network
 // you trust, as with kubelets.
 //
+// Other endpoints of the syncer for tenant apiservers share the listener and the identification
+// (Config.Handlers): the Service IP allocator (internal/serviceip) is one.
+//
 // What it must not do: reach any pod that is not the calling tenant's, serve any other part of
 // the kubelet API (stats, metrics, /run, /pods, checkpoints describe the super node), or
 // forward the caller's credentials. It never writes objects.

@@ -43,7 +43,13 @@ type Config struct {
 	Super *rest.Config
 	// ServingHosts are the IPs and DNS names of the self-signed serving certificate.
 	ServingHosts []string
+	// Handlers serve other paths of the syncer's tenant-apiserver API on the same listener,
+	// after the caller is identified as t exactly as for the kubelet API (path → handler).
+	Handlers map[string]TenantHandler
 }
+
+// TenantHandler serves a request of the apiserver of tenant t.
+type TenantHandler func(w http.ResponseWriter, r *http.Request, t Tenant)
 
 // Server serves the kubelet API of virtual nodes. Make it with New, start it with Start.
 type Server struct {
@@ -55,6 +61,7 @@ type Server struct {
 	upgrade   proxy.UpgradeRequestRoundTripper // exec, attach, port-forward
 	cert      tls.Certificate
 	now       func() time.Time
+	handlers  map[string]TenantHandler
 }
 
 // New builds a Server, with a fresh self-signed serving certificate. It starts nothing.
@@ -89,6 +96,7 @@ func New(c Config) (*Server, error) {
 		upgrade:   upgrade,
 		cert:      cert,
 		now:       time.Now,
+		handlers:  c.Handlers,
 	}, nil
 }
 
@@ -190,6 +198,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		logger.V(2).Info("Kubelet proxy refused a caller", "remote", r.RemoteAddr, "err", err)
 		writeError(w, err, isUpgrade(r))
+		return
+	}
+	if h, ok := s.handlers[r.URL.Path]; ok {
+		h(w, r, t)
 		return
 	}
 	req, err := translate(r.Method, r.URL.Path, r.URL.Query())

@@ -132,7 +132,8 @@ func startProxy(t *testing.T) *testProxy {
 		superPod("a-1", "default", "stale", "a-1", "default", "uid-old"),     // an earlier pod's
 		superPod("b-2", "other", "web", "b-2", "default", "uid-b-web"),       // wrong tenant namespace
 	)
-	s, err := New(Config{Tenants: func() []Tenant { return tenants }, SuperPods: superPods, Super: super.restConfig(), ServingHosts: []string{"127.0.0.1"}})
+	s, err := New(Config{Tenants: func() []Tenant { return tenants }, SuperPods: superPods, Super: super.restConfig(), ServingHosts: []string{"127.0.0.1"},
+		Handlers: map[string]TenantHandler{"/vnest/echo-tenant": func(w http.ResponseWriter, _ *http.Request, t Tenant) { fmt.Fprint(w, t.ClusterKey) }}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,6 +164,34 @@ func (p *testProxy) onlySuperRequest(t *testing.T, method, path string) *http.Re
 		t.Errorf("super request %s %s, want %s %s", got.Method, got.URL.Path, method, path)
 	}
 	return reqs[0]
+}
+
+// TestHandlersIdentifyTheTenant: a path of Config.Handlers is served only to an identified
+// tenant apiserver, and with that tenant.
+func TestHandlersIdentifyTheTenant(t *testing.T) {
+	p := startProxy(t)
+	for name, tc := range map[string]struct {
+		cert     *tls.Certificate
+		wantCode int
+		wantBody string
+	}{
+		"no client certificate": {wantCode: 401},
+		"a CA of no tenant":     {cert: &p.other, wantCode: 403},
+		"tenant a":              {cert: &p.a, wantCode: 200, wantBody: "a-1"},
+		"tenant b":              {cert: &p.b, wantCode: 200, wantBody: "b-2"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp, err := p.client(tc.cert).Post(p.url+"/vnest/echo-tenant", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.wantCode || (tc.wantBody != "" && string(body) != tc.wantBody) {
+				t.Errorf("HTTP %d %q, want %d %q", resp.StatusCode, body, tc.wantCode, tc.wantBody)
+			}
+		})
+	}
 }
 
 func TestProxyRefuses(t *testing.T) {
