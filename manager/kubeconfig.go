@@ -36,7 +36,10 @@ func adminFrom(pkiData map[string][]byte) adminCredentials {
 // checkReadyz asks server's /readyz as the tenant admin, verifying the
 // serving certificate against the tenant CA: success means the endpoint, the
 // certificate's names and the admin identity all work, which is what a
-// user of the kubeconfig needs.
+// user of the kubeconfig needs. It then asks for the default/default
+// ServiceAccount: /readyz answers a moment before the tenant's
+// serviceaccount controller has created it, and until it exists every pod
+// a user creates is refused ("serviceaccount default not found").
 func checkReadyz(ctx context.Context, server string, admin adminCredentials) error {
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(admin.CA) {
@@ -47,26 +50,45 @@ func checkReadyz(ctx context.Context, server string, admin adminCredentials) err
 		return fmt.Errorf("the admin key pair: %w", err)
 	}
 	transport := &http.Transport{
-		TLSClientConfig:   &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
-		DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12},
 	}
 	defer transport.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, readyzTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(server, "/")+"/readyz", nil)
+	c := &http.Client{Transport: transport}
+	server = strings.TrimSuffix(server, "/")
+	code, body, err := get(ctx, c, server+"/readyz")
 	if err != nil {
 		return err
 	}
-	resp, err := (&http.Client{Transport: transport}).Do(req)
-	if err != nil {
+	if code != http.StatusOK {
+		return fmt.Errorf("/readyz answered HTTP %d: %s", code, lastLines(body, 3))
+	}
+	code, body, err = get(ctx, c, server+"/api/v1/namespaces/default/serviceaccounts/default")
+	switch {
+	case err != nil:
 		return err
+	case code == http.StatusNotFound:
+		return errors.New("the default ServiceAccount does not exist yet (the tenant's serviceaccount controller creates it)")
+	case code != http.StatusOK:
+		return fmt.Errorf("reading the default ServiceAccount answered HTTP %d: %s", code, lastLines(body, 3))
+	}
+	return nil
+}
+
+// get returns the status code and the first 2 KiB of the body of a GET.
+func get(ctx context.Context, c *http.Client, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/readyz answered HTTP %d: %s", resp.StatusCode, lastLines(string(body), 3))
-	}
-	return nil
+	return resp.StatusCode, string(body), nil
 }
 
 // lastLines keeps the last n lines of s on one line (readyz lists every

@@ -133,13 +133,13 @@ func (r *Reconciler) reconcilePKI(ctx context.Context, s *scope) error {
 
 // reconcileControlPlane runs the control plane and checks it answers.
 func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) error {
-	t := tenant{VC: s.vc, EtcdServers: s.storage.Endpoints, PKISecret: PKISecretName(s.vc), PKI: s.pki, Endpoint: s.endpoint}
+	t := tenant{VC: s.vc, EtcdServers: s.storage.Endpoints, PKISecret: PKISecretName(s.vc), PKI: s.pki, Endpoint: s.endpoint, ExtraArgs: r.tenantArgs}
 	starting, err := s.prov.Ensure(ctx, t)
 	if err != nil {
 		return err
 	}
 	if err := checkReadyz(ctx, s.endpoint.URL, adminFrom(s.pki)); err != nil {
-		msg := fmt.Sprintf("waiting for the tenant apiserver at %s to answer /readyz: %v", s.endpoint.URL, err)
+		msg := fmt.Sprintf("waiting for the tenant apiserver at %s to be ready: %v", s.endpoint.URL, err)
 		if d, ok := s.prov.(diagnoser); ok {
 			msg += " (" + d.Diagnose(ctx, s.vc) + ")"
 		}
