@@ -10,7 +10,7 @@ VERSION_PKG := k8s.io/component-base/version
 LDFLAGS := -X $(VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=36 \
 	-X $(VERSION_PKG).gitTreeState=clean -X $(VERSION_PKG).buildDate=1970-01-01T00:00:00Z
 
-.PHONY: help build run test test-unit test-integration test-e2e bench images generate manifests lint clean deps
+.PHONY: help build run test test-unit test-integration test-e2e bench images generate manifests lint clean deps conformance-build conformance
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -33,11 +33,27 @@ test-unit: ## Unit tests (pure functions, fake clients, a private containerd)
 test-integration: build ## Tenant control plane on real etcd; manager against a simulated `vnest up`
 	$(GO) test -count=1 -p 1 -timeout 30m ./apiserver/... ./manager/...
 
-test-e2e: deps build ## End-to-end tests against real `vnest up` clusters (real nodes need root)
+test-e2e: deps build conformance-build ## End-to-end tests against real `vnest up` clusters (real nodes need root)
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/
 
 bench: build ## Benchmarks: tenant ready time, idle memory, syncer throughput/latency/memory/fairness (see docs/benchmarks.md)
 	VNEST_BENCH_BINARY=$(CURDIR)/$(BIN)/vnest $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./apiserver/ ./manager/... ./test/bench/
+
+# The upstream e2e suite (k8s.io/kubernetes/test/e2e v1.36.3) from module source, the ginkgo
+# CLI that runs it in parallel, and agnhost for the suite's images. The build tag keeps the
+# suite out of `go vet ./...`; it is vetted here instead.
+conformance-build: ## Build bin/e2e.test, bin/ginkgo and bin/agnhost for `vnest conformance`
+	@hack/install-conformance-deps.sh
+	$(GO) test -c -tags conformance -o $(BIN)/e2e.test ./conformance/e2e
+	$(GO) vet -tags conformance ./conformance/e2e
+	$(GO) build -o $(BIN)/ginkgo github.com/onsi/ginkgo/v2/ginkgo
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/agnhost k8s.io/kubernetes/test/images/agnhost
+
+CONFORMANCE_KUBECONFIG ?= $(DATA_DIR)/demo.kubeconfig
+CONFORMANCE_PARALLEL ?= 2
+conformance: build conformance-build ## Full conformance run against the demo tenant of a running `make run` (see docs/conformance.md)
+	$(BIN)/vnest conformance --kubeconfig $(CONFORMANCE_KUBECONFIG) --super-data-dir $(DATA_DIR) \
+		--parallel $(CONFORMANCE_PARALLEL) --artifacts _output/conformance
 
 images: build ## Build the local images as tarballs into _output/images
 	$(BIN)/vnest images build --out _output/images

@@ -13,7 +13,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCommand(), newImagesCommand(), newAPIServerCommand(), newManagerCommand(), newSyncerCommand())
+	root.AddCommand(newUpCommand(), newImagesCommand(), newAPIServerCommand(), newManagerCommand(), newSyncerCommand(), newConformanceCommand())
 	root.AddCommand(newTenantCommands()...)
 	names := make([]string, 0, len(components))
 	for name := range components {
