@@ -126,8 +126,21 @@ func (s *Syncer) allocateServiceIP(ctx context.Context, t *tenant, req serviceip
 		if reusable(live, svc, req.UID) {
 			return answer(live), nil
 		}
-		// Made from an earlier tenant Service of this name, or for other IPs or another type:
-		// it goes, and a new one is made.
+		if req.UID != "" && mapping.TenantUID(live) == req.UID && !serviceip.NeedsClusterIP(&live.Spec) {
+			// The Service being updated from ExternalName: changed in place, so that the
+			// down sync, which would recreate a deleted one at once, has nothing to race with.
+			updated, err := client.Update(ctx, toClusterIPType(desired, live), metav1.UpdateOptions{})
+			if apierrors.IsConflict(err) {
+				continue
+			}
+			if err != nil {
+				return serviceip.Response{}, fmt.Errorf("the super cluster refused the Service: %w", err)
+			}
+			logger.V(2).Info("Reserved cluster IPs in the super cluster for an update", "clusterIPs", updated.Spec.ClusterIPs)
+			return answer(updated), nil
+		}
+		// Made from an earlier tenant Service of this name, or for other IPs: it goes, and a
+		// new one is made.
 		logger.V(2).Info("Replacing super Service for a new allocation", "superService", klog.KObj(live))
 		if err := deleteSuper(ctx, t, client, ns, live, nil); err != nil {
 			return serviceip.Response{}, err
@@ -147,6 +160,15 @@ func reservation(svc *corev1.Service, owner mapping.Owner, uid types.UID, now ti
 		out.Spec.ClusterIP, out.Spec.ClusterIPs = ips[0], ips
 	}
 	out.Annotations[serviceip.AnnotationReservedAt] = now.UTC().Format(time.RFC3339)
+	return out
+}
+
+// toClusterIPType is the ExternalName super Service live changed to desired's type, ports and
+// requested cluster IPs, with desired's metadata (the reservation annotation among them).
+func toClusterIPType(desired, live *corev1.Service) *corev1.Service {
+	out := mergeService(desired, live)
+	out.Spec.ClusterIP, out.Spec.ClusterIPs = desired.Spec.ClusterIP, desired.Spec.ClusterIPs
+	out.Spec.IPFamilyPolicy, out.Spec.IPFamilies = desired.Spec.IPFamilyPolicy, desired.Spec.IPFamilies
 	return out
 }
 

@@ -31,16 +31,19 @@ func reservedService(at time.Time, mutate func(*corev1.Service)) *corev1.Service
 	return svc
 }
 
-// allocatingSuper makes the fake super cluster allocate superIP to Services created without one.
+// allocatingSuper makes the fake super cluster allocate superIP to Services created or updated
+// without one.
 func allocatingSuper(cs *fake.Clientset) {
-	cs.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
-		if svc.Spec.ClusterIP == "" {
+	allocate := func(a k8stesting.Action) (bool, runtime.Object, error) {
+		svc := a.(interface{ GetObject() runtime.Object }).GetObject().(*corev1.Service)
+		if svc.Spec.ClusterIP == "" && serviceip.NeedsClusterIP(&svc.Spec) {
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = superIP, []string{superIP}
 			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
 		}
 		return false, nil, nil
-	})
+	}
+	cs.PrependReactor("create", "services", allocate)
+	cs.PrependReactor("update", "services", allocate)
 }
 
 var (
@@ -97,7 +100,7 @@ func TestAllocateServiceIP(t *testing.T) {
 			req:     request(nil),
 			wantErr: apierrors.IsAlreadyExists,
 		},
-		"an update to a type with cluster IPs replaces the ExternalName super Service": {
+		"an update to a type with cluster IPs changes the ExternalName super Service in place": {
 			super: []object{reservedService(now, func(s *corev1.Service) {
 				delete(s.Annotations, serviceip.AnnotationReservedAt)
 				s.Annotations[ownership.AnnotationTenantUID] = "uid-web"
@@ -105,7 +108,7 @@ func TestAllocateServiceIP(t *testing.T) {
 			})},
 			req:        serviceip.Request{Service: request(nil).Service, UID: "uid-web"},
 			wantIPs:    []string{superIP},
-			wantWrites: []string{"create services demo-5c9a8459-default/web", "delete services demo-5c9a8459-default/web"},
+			wantWrites: []string{"update services demo-5c9a8459-default/web"},
 		},
 		"a foreign super Service is never touched": {
 			super: []object{reservedService(now, func(s *corev1.Service) { s.Labels[ownership.LabelClusterKey] = "other-00000000" })},
