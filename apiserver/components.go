@@ -3,14 +3,18 @@ package apiserver
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
 	"k8s.io/component-base/configz"
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kubeapiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
+
+	"github.com/vnest-dev/vnest/apiserver/serviceipadmission"
 )
 
 // The upstream commands (app.NewAPIServerCommand, app.NewControllerManagerCommand)
@@ -21,10 +25,35 @@ import (
 // logging setup (the process configures klog once) and signal handling
 // (the caller's context is the only stop signal).
 
+// kubeAPIServer returns the preparer of the tenant's kube-apiserver, with the
+// Service IP admission step when it is configured.
+func (c *completedConfig) kubeAPIServer() func(context.Context, []string) (func(context.Context) error, error) {
+	return func(ctx context.Context, args []string) (func(context.Context) error, error) {
+		return prepareKubeAPIServer(ctx, args, c.serviceIPAdmission())
+	}
+}
+
+// serviceIPAdmission configures the Service IP admission step; nil without --service-ip-allocator.
+func (c *completedConfig) serviceIPAdmission() *serviceipadmission.Config {
+	if c.opts.ServiceIPAllocator == "" {
+		return nil
+	}
+	return &serviceipadmission.Config{URL: c.opts.ServiceIPAllocator, CertFile: c.pki.KubeletClient.CertFile, KeyFile: c.pki.KubeletClient.KeyFile}
+}
+
 // prepareKubeAPIServer parses args like kube-apiserver would and builds the
-// server chain; the returned function serves until ctx is done.
-func prepareKubeAPIServer(ctx context.Context, args []string) (func(context.Context) error, error) {
+// server chain; the returned function serves until ctx is done. With
+// serviceIP, the Service IP admission step runs right after the mutating
+// webhooks, so it sees the Service's final type.
+func prepareKubeAPIServer(ctx context.Context, args []string, serviceIP *serviceipadmission.Config) (func(context.Context) error, error) {
 	s := kubeapiserveroptions.NewServerRunOptions()
+	if serviceIP != nil {
+		admission := s.Admission.GenericAdmission
+		serviceipadmission.Register(admission.Plugins, *serviceIP)
+		i := slices.Index(admission.RecommendedPluginOrder, mutating.PluginName)
+		// Cloned: the default order is a package-level slice of kube-apiserver.
+		admission.RecommendedPluginOrder = slices.Insert(slices.Clone(admission.RecommendedPluginOrder), i+1, serviceipadmission.PluginName)
+	}
 	fs := pflag.NewFlagSet("kube-apiserver", pflag.ContinueOnError)
 	for _, f := range s.Flags().FlagSets {
 		fs.AddFlagSet(f)

@@ -21,11 +21,15 @@
 //     files are created; present ones are used as they are and never
 //     reissued, so the operator may provide them (read-only via --pki-dir).
 //   - The process: start order, readiness, clean stop, Go GC settings.
+//   - With --service-ip-allocator, one admission step of its own
+//     (serviceipadmission): new Services take their cluster IPs from that
+//     allocator, so that they equal the super cluster's.
 //
 // # What it must not do
 //
 //   - Know about VirtualCluster objects, the super cluster, the syncer or
-//     other tenants. The operator decides prefixes, ports, names and
+//     other tenants (the Service IP allocator is a URL and a protocol,
+//     internal/serviceip). The operator decides prefixes, ports, names and
 //     certificates; this package only runs what it is told to.
 //   - Touch etcd outside --etcd-prefix. That is why etcd compaction is off by
 //     default: compaction is etcd-wide and coordinated through a key outside

@@ -16,6 +16,7 @@ import (
 	netutils "k8s.io/utils/net"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/serviceip"
 )
 
 // Defaults of the flags.
@@ -77,6 +78,12 @@ type Options struct {
 	// plane is ready (start-up runs at Go's default); the GOGC environment
 	// variable wins over it.
 	GCPercent int
+	// ServiceIPAllocator is the URL of the allocator that every new Service takes its cluster
+	// IPs from (the syncer's, so that they are the super Service's; package
+	// serviceipadmission). Empty: the tenant allocates from --service-cluster-ip-range itself.
+	// With it, that range must contain the super cluster's Service range.
+	ServiceIPAllocator string
+
 	// ExtraAPIServerArgs and ExtraControllerManagerArgs are appended to the
 	// generated flags of the upstream components (later flags win). Meant
 	// for measurements and emergencies, not for regular configuration.
@@ -117,6 +124,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KubeconfigServer, "kubeconfig-server", o.KubeconfigServer, "Server URL written into admin.kubeconfig; default https://<loopback or bind address>:<secure-port>.")
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit of the process (quantity like 300Mi; 0 = none). Keep it well above the live heap (~100 MiB idle) or the GC spins. GOMEMLIMIT wins.")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process once ready (start-up runs at Go's default, 100). GOGC wins.")
+	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "https URL of the allocator (the syncer's "+serviceip.Path+") that new Services take their cluster IPs from, so that they equal the super Services'; --service-cluster-ip-range must then contain the super cluster's Service range. A Service create fails while it is unreachable. Empty: the tenant allocates on its own.")
 	fs.StringArrayVar(&o.ExtraAPIServerArgs, "kube-apiserver-arg", o.ExtraAPIServerArgs, "Extra kube-apiserver flag (--name=value), repeatable; overrides the generated ones.")
 	fs.StringArrayVar(&o.ExtraControllerManagerArgs, "kube-controller-manager-arg", o.ExtraControllerManagerArgs, "Extra kube-controller-manager flag (--name=value), repeatable; overrides the generated ones.")
 }
@@ -288,6 +296,11 @@ func (o *Options) validateFlags() error {
 	if o.KubeconfigServer != "" {
 		if u, err := url.Parse(o.KubeconfigServer); err != nil || u.Scheme != "https" || u.Host == "" {
 			add("invalid --kubeconfig-server %q: want https://host[:port]", o.KubeconfigServer)
+		}
+	}
+	if o.ServiceIPAllocator != "" {
+		if u, err := url.Parse(o.ServiceIPAllocator); err != nil || u.Scheme != "https" || u.Host == "" {
+			add("invalid --service-ip-allocator %q: want https://host:port/path", o.ServiceIPAllocator)
 		}
 	}
 	if _, err := parseMemoryLimit(o.MemoryLimit); err != nil {

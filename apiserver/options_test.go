@@ -41,6 +41,8 @@ func TestValidateFlags(t *testing.T) {
 		"domain":                {func(o *Options) { o.ClusterDomain = "Cluster_Local" }, "--cluster-domain"},
 		"san":                   {func(o *Options) { o.ExtraSANs = []string{"10.0.0.1", "api.example.com", "not a name"} }, `"not a name"`},
 		"kubeconfig server":     {func(o *Options) { o.KubeconfigServer = "http://x:1" }, "--kubeconfig-server"},
+		"allocator":             {func(o *Options) { o.ServiceIPAllocator = "https://10.0.0.5:10250/vnest/v1/allocate-service-ip" }, ""},
+		"allocator over http":   {func(o *Options) { o.ServiceIPAllocator = "http://10.0.0.5:10250/x" }, "--service-ip-allocator"},
 		"memory limit":          {func(o *Options) { o.MemoryLimit = "lots" }, "--memory-limit"},
 		"memory limit off":      {func(o *Options) { o.MemoryLimit = "0" }, ""},
 		"gc percent":            {func(o *Options) { o.GCPercent = 0 }, "--gc-percent"},

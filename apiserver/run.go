@@ -73,7 +73,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		return err
 	}
 
-	api, err := startComponent(ctx, "kube-apiserver", c.apiServerArgs(), prepareKubeAPIServer)
+	api, err := startComponent(ctx, "kube-apiserver", c.apiServerArgs(), c.kubeAPIServer())
 	if err != nil {
 		return err
 	}

@@ -60,6 +60,14 @@ type Options struct {
 	// Image of the cluster provisioner's control-plane pods.
 	Image string
 
+	// ServiceIPAllocator and TenantServiceCIDR are passed to every tenant
+	// apiserver as --service-ip-allocator and --service-cluster-ip-range:
+	// the syncer's allocator URL and the super cluster's Service range, so
+	// that tenant Services get their super Services' cluster IPs. Empty:
+	// the apiserver's defaults (tenants allocate on their own).
+	ServiceIPAllocator string
+	TenantServiceCIDR  string
+
 	MetricsBindAddress     string
 	HealthProbeBindAddress string
 	// Concurrency is how many VirtualClusters are reconciled at once.
@@ -90,6 +98,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HostIP, "host-ip", o.HostIP, "IP address of this host that local control planes advertise and NodePorts are reached on. Default: the source address of the default route.")
 	fs.StringVar(&o.LocalPortRange, "local-port-range", o.LocalPortRange, "Ports for local control planes, MIN-MAX. A tenant keeps its port across manager restarts.")
 	fs.StringVar(&o.Image, "apiserver-image", o.Image, "Image of the cluster provisioner's control-plane pods (runs `vnest apiserver`).")
+	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "URL of the syncer's Service IP allocator (https://<kubelet proxy address>/vnest/v1/allocate-service-ip) passed to every tenant apiserver, so that tenant Services get the cluster IPs of their super Services; needs --tenant-service-cidr. Empty: tenants allocate on their own.")
+	fs.StringVar(&o.TenantServiceCIDR, "tenant-service-cidr", o.TenantServiceCIDR, "--service-cluster-ip-range of every tenant apiserver; with --service-ip-allocator, the super cluster's Service range. Empty: the apiserver's default.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the metrics endpoint, like :8080; 0 turns it off.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz, like :8081; 0 turns them off.")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "How many VirtualClusters are reconciled at the same time.")
@@ -147,6 +157,19 @@ func (o *Options) Complete() (CompletedConfig, error) {
 		return CompletedConfig{}, err
 	}
 	return CompletedConfig{c}, nil
+}
+
+// tenantArgs are the `vnest apiserver` flags every tenant gets from the
+// manager's flags.
+func (o *Options) tenantArgs() []string {
+	var args []string
+	if o.TenantServiceCIDR != "" {
+		args = append(args, "--service-cluster-ip-range="+o.TenantServiceCIDR)
+	}
+	if o.ServiceIPAllocator != "" {
+		args = append(args, "--service-ip-allocator="+o.ServiceIPAllocator)
+	}
+	return args
 }
 
 // loadKubeconfig follows kubectl's rules: the explicit file, $KUBECONFIG,
@@ -224,6 +247,14 @@ func (o *Options) validateFlags() error {
 	}
 	if o.Image == "" {
 		add("--apiserver-image must not be empty")
+	}
+	if o.ServiceIPAllocator != "" && o.TenantServiceCIDR == "" {
+		add("--service-ip-allocator needs --tenant-service-cidr (the super cluster's Service range, which tenant Services then take their IPs from)")
+	}
+	if o.TenantServiceCIDR != "" {
+		if _, _, err := net.ParseCIDR(o.TenantServiceCIDR); err != nil {
+			add("invalid --tenant-service-cidr %q: %v", o.TenantServiceCIDR, err)
+		}
 	}
 	if o.Concurrency < 1 {
 		add("invalid --concurrency %d: must be at least 1", o.Concurrency)
@@ -327,6 +358,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		Scheme:         scheme,
 		Recorder:       mgr.GetEventRecorder("vnest-manager"),
 		defaultStorage: c.defaultStorage,
+		tenantArgs:     c.opts.tenantArgs(),
 		provisioners: map[v1alpha1.Provisioner]provisioner{
 			v1alpha1.ProvisionerCluster: &clusterProvisioner{
 				client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: scheme, image: c.opts.Image, hostIP: c.hostIP,

@@ -35,6 +35,8 @@ type tenant struct {
 	// EtcdClientKeyFile; absent for an etcd without TLS).
 	PKI      map[string][]byte
 	Endpoint endpoint
+	// ExtraArgs are more `vnest apiserver` flags, from the manager's flags.
+	ExtraArgs []string
 }
 
 // provisioner runs tenant control planes somewhere. Calls for one
@@ -82,5 +84,5 @@ func apiserverArgs(t tenant, etcdServers []string, stateDir, pkiDir, bindAddress
 	if len(t.PKI[EtcdClientCertFile]) > 0 {
 		args = append(args, "--etcd-certfile="+pkiDir+"/"+EtcdClientCertFile, "--etcd-keyfile="+pkiDir+"/"+EtcdClientKeyFile)
 	}
-	return args
+	return append(args, t.ExtraArgs...)
 }

@@ -54,6 +54,8 @@ type Reconciler struct {
 	// defaultStorage is the etcd of VirtualClusters without spec.storage;
 	// nil when the manager has none.
 	defaultStorage *etcdCreds
+	// tenantArgs are more `vnest apiserver` flags for every tenant.
+	tenantArgs []string
 	// provisioners by name; a missing one is explained by disabled.
 	provisioners map[v1alpha1.Provisioner]provisioner
 	disabled     map[v1alpha1.Provisioner]string

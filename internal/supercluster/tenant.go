@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/serviceip"
 	"github.com/vnest-dev/vnest/manifests"
 )
 
@@ -31,7 +32,7 @@ const (
 
 func (c *config) managerArgs(cs *certs) []string {
 	lo := c.ports.APIServer + tenantPortOffset
-	return []string{
+	args := []string{
 		"manager",
 		"--kubeconfig=" + c.kubeconfigPath("admin"),
 		// The host IP, not loopback: control planes run by the cluster
@@ -47,6 +48,17 @@ func (c *config) managerArgs(cs *certs) []string {
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(c.ports.ManagerMetrics),
 		"--health-probe-bind-address=0",
 	}
+	if !c.NoSyncer {
+		// Tenant Services take their cluster IPs from the syncer's allocator, which serves on
+		// the kubelet proxy's listener (see syncerArgs), so that they equal the super
+		// Services'; tenants then need the super cluster's Service range as theirs. Without
+		// the syncer (or with one a test runs itself) tenants allocate on their own, as a
+		// Service create would fail while the allocator is unreachable.
+		args = append(args,
+			"--service-ip-allocator=https://"+net.JoinHostPort(c.hostIP.String(), strconv.Itoa(c.ports.SyncerKubeletProxy))+serviceip.Path,
+			"--tenant-service-cidr="+serviceCIDR)
+	}
+	return args
 }
 
 func (c *config) syncerArgs() []string {
