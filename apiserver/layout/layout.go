@@ -70,10 +70,13 @@ func AdminCertSpec() pki.Spec {
 }
 
 // ControllerManagerCertSpec is the client certificate of the in-process
-// controller manager; the bootstrap RBAC role system:kube-controller-manager
-// is bound to this user name.
+// controller manager. Every controller uses it (no per-controller service
+// accounts: creating one and a token for each of ~25 controllers took
+// seconds of a tenant's start-up), so it is a member of system:masters like
+// the admin: the controllers are part of the tenant's control plane, in
+// the same process as the apiserver that holds the CA key.
 func ControllerManagerCertSpec() pki.Spec {
-	return pki.Spec{CommonName: controllerManagerUser, Client: true}
+	return pki.Spec{CommonName: controllerManagerUser, Organization: []string{"system:masters"}, Client: true}
 }
 
 // FrontProxyClientCertSpec is signed by the front-proxy CA, not the tenant CA.
