@@ -95,6 +95,7 @@ func TestTenantDNS(t *testing.T) {
 	if out, err := sh(demoKubeconfig, "client", "timeout 5 wget -q -O- http://web:8080"); !strings.Contains(out, "hello-from-web") {
 		t.Errorf("http://web:8080 from a demo pod (search path): %v: %s", err, out)
 	}
+	checkServiceIPs(t, c, demo, demoKubeconfig, superWeb)
 
 	// The other tenant: its own names resolve (kubernetes.default is its apiserver), the demo
 	// tenant's are unknown there (NXDOMAIN, not a refusal).
