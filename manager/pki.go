@@ -211,8 +211,10 @@ func etcdClientIssuable(etcd *etcdCreds) string {
 }
 
 // kubernetesServiceIP is the ClusterIP of the tenant's `kubernetes` Service:
-// the first address of the service range `vnest apiserver` uses (the
-// manager leaves --service-cluster-ip-range at its default).
+// the first address of the default service range of `vnest apiserver`. With
+// --tenant-service-cidr the Service has the first address of that range
+// instead, which is the super cluster's own `kubernetes` Service: nothing
+// reaches the tenant apiserver there, so the certificate need not name it.
 var kubernetesServiceIP = func() net.IP {
 	_, cidr, err := net.ParseCIDR(layout.DefaultServiceCIDR)
 	if err != nil {

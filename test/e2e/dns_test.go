@@ -20,7 +20,8 @@ const dnsPort = 18103
 // In the demo tenant, Deployment web (httpd) behind Service web answers a client pod at
 // web.default.svc.cluster.local:8080, and `nslookup web` gives the super ClusterIP; the same
 // names do not resolve in a second tenant, whose own names do. Pods of a StatefulSet behind a
-// headless Service resolve each other as <pod>.<service>.default.svc.cluster.local.
+// headless Service resolve each other as <pod>.<service>.default.svc.cluster.local. Service web's
+// tenant ClusterIP is its super Service's, and env, DNS and wget agree with it (checkServiceIPs).
 func TestTenantDNS(t *testing.T) {
 	requireRoot(t)
 	c := startCluster(t, clusterOptions{nodes: "real", port: dnsPort})
