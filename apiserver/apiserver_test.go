@@ -2,7 +2,11 @@ package apiserver
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +26,7 @@ import (
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/pki"
+	"github.com/vnest-dev/vnest/internal/serviceip"
 )
 
 // TestControlPlane runs one tenant in this process and uses it like a
@@ -30,7 +35,8 @@ import (
 func TestControlPlane(t *testing.T) {
 	etcd := startEtcd(t)
 	state := t.TempDir()
-	args := tenantArgs(t, etcd, state, "/vnest/tenants/a")
+	allocator := startFakeAllocator(t, "10.32.0.77")
+	args := append(tenantArgs(t, etcd, state, "/vnest/tenants/a"), "--service-ip-allocator="+allocator.URL+serviceip.Path)
 	tn := startTenant(t, args)
 	client := clientFor(t, tn.admin)
 	ctx := t.Context()
@@ -140,6 +146,37 @@ func TestControlPlane(t *testing.T) {
 			}
 			return owned == 2, nil
 		})
+	})
+
+	t.Run("services take their cluster IP from the allocator", func(t *testing.T) {
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns},
+			Spec:       corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80}}},
+		}
+		got, err := client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Spec.ClusterIP != "10.32.0.77" {
+			t.Errorf("ClusterIP = %q, want the allocator's 10.32.0.77", got.Spec.ClusterIP)
+		}
+		if req := allocator.last(); req.Service.Namespace != ns || req.Service.Name != "web" {
+			t.Errorf("the allocator was asked for %s/%s, want %s/web", req.Service.Namespace, req.Service.Name, ns)
+		}
+		headless := svc.DeepCopy()
+		headless.Name, headless.Spec.ClusterIP = "db", corev1.ClusterIPNone
+		if _, err := client.CoreV1().Services(ns).Create(ctx, headless, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if n := allocator.calls(); n != 1 {
+			t.Errorf("the allocator was called %d times, want once (not for a headless Service)", n)
+		}
+		allocator.Close()
+		svc.Name = "web2"
+		_, err = client.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
+		if !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "unreachable") {
+			t.Errorf("create with the allocator down: %v, want 503 saying it is unreachable", err)
+		}
 	})
 
 	t.Run("restart keeps the data", func(t *testing.T) {
@@ -273,4 +310,44 @@ func createWidgetCRD(t *testing.T, cfg *rest.Config) {
 		}
 		return false, nil
 	})
+}
+
+// fakeAllocator answers every Service IP request with one IP and records the requests.
+type fakeAllocator struct {
+	*httptest.Server
+	mu   sync.Mutex
+	reqs []serviceip.Request
+}
+
+func startFakeAllocator(t *testing.T, ip string) *fakeAllocator {
+	f := &fakeAllocator{}
+	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req serviceip.Request
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil || r.URL.Path != serviceip.Path {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.reqs = append(f.reqs, req)
+		f.mu.Unlock()
+		_ = json.NewEncoder(w).Encode(serviceip.Response{ClusterIPs: []string{ip}, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}})
+	}))
+	f.StartTLS()
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeAllocator) calls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.reqs)
+}
+
+func (f *fakeAllocator) last() serviceip.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.reqs) == 0 {
+		return serviceip.Request{}
+	}
+	return f.reqs[len(f.reqs)-1]
 }
