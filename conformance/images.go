@@ -54,6 +54,7 @@ func e2eImage(repo, tag string) string { return Registry + "/e2e-test-images/" +
 // The images the suite uses, as imageutils names them (test/utils/image/manifest.go, v1.36.3).
 var (
 	agnhostRefs  = []string{e2eImage("agnhost", "2.63.0"), e2eImage("agnhost", "2.55")}
+	glibcDNSRef  = e2eImage("glibc-dns-testing", "2.0.0") // DNS tests query with dig and getent; agnhost has both
 	kittenRef    = e2eImage("kitten", "1.8")
 	nautilusRef  = e2eImage("nautilus", "1.8")
 	nginxRefs    = []string{e2eImage("nginx", "1.15-4"), e2eImage("nginx", "1.27-0")}
@@ -75,12 +76,13 @@ type ImageSources struct {
 // hostTools are the dynamically linked host programs the agnhost image
 // carries besides busybox, with the shared libraries ldd names: tests run
 // `curl`, `dig` and `nc -z` inside agnhost pods. The Debian packages are
-// curl, bind9-dnsutils, netcat-openbsd and bash.
+// curl, bind9-dnsutils, netcat-openbsd, bash and libc-bin (getent).
 var hostTools = map[string]string{
-	"usr/bin/curl": "/usr/bin/curl",
-	"usr/bin/dig":  "/usr/bin/dig",
-	"usr/bin/nc":   "/bin/nc.openbsd",
-	"bin/bash":     "/bin/bash",
+	"usr/bin/curl":   "/usr/bin/curl",
+	"usr/bin/getent": "/usr/bin/getent",
+	"usr/bin/dig":    "/usr/bin/dig",
+	"usr/bin/nc":     "/bin/nc.openbsd",
+	"bin/bash":       "/bin/bash",
 }
 
 // layer is the file tree of a one-layer image.
@@ -106,8 +108,15 @@ func (l *layer) mkdirAll(d string) {
 	}
 }
 
+// add adds f, replacing an entry of the same name.
 func (l *layer) add(f fileEntry) {
 	l.mkdirAll(path.Dir(f.name))
+	for i := range l.files {
+		if l.files[i].name == f.name {
+			l.files[i] = f
+			return
+		}
+	}
 	l.files = append(l.files, f)
 }
 
@@ -305,6 +314,10 @@ func agnhostLayer(ctx context.Context, src ImageSources) (*layer, error) {
 		}
 	}
 	l.symlink("usr/bin/bash", "/bin/bash")
+	// Debian's busybox sh runs its own applets before searching PATH, so `sh -c "nc -z …"`
+	// would get busybox nc, which lacks -z and -v; tests exec `sh -c` in agnhost pods.
+	l.symlink("bin/sh", "bash")
+	l.symlink("bin/nc", "/usr/bin/nc")
 	return l, nil
 }
 
@@ -364,7 +377,7 @@ func BuildImages(ctx context.Context, dir string, src ImageSources) (string, err
 		return "", fmt.Errorf("agnhost image: %w", err)
 	}
 	refs := map[string]v1.Image{}
-	for _, r := range agnhostRefs {
+	for _, r := range append(agnhostRefs, glibcDNSRef) {
 		refs[r] = agn
 	}
 	for _, demo := range []struct{ ref, dir string }{{kittenRef, "kitten"}, {nautilusRef, "nautilus"}} {

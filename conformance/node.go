@@ -45,8 +45,17 @@ func ensureNode(ctx context.Context, kubeconfig string) (release func(), err err
 	}
 	log := klog.FromContext(ctx)
 	log.Info("The cluster lists no Node; running an anchor pod so its virtual Node appears", "namespace", anchorNamespace)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: anchorNamespace}}
-	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	// The namespace of an earlier run may still be terminating; a pod cannot be created in it.
+	err = wait.PollUntilContextTimeout(ctx, time.Second, nodeWait, true, func(ctx context.Context) (bool, error) {
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: anchorNamespace}}
+		_, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+		if apierrors.IsAlreadyExists(err) {
+			got, err := cs.CoreV1().Namespaces().Get(ctx, anchorNamespace, metav1.GetOptions{})
+			return err == nil && got.DeletionTimestamp == nil, nil
+		}
+		return err == nil, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("creating namespace %s: %w", anchorNamespace, err)
 	}
 	release = func() {

@@ -171,6 +171,9 @@ func (o *Options) Run(ctx context.Context) (Summary, error) {
 	if err := s.WriteText(o.Out); err != nil {
 		return s, err
 	}
+	if s.Passed+s.Failed+s.Skipped == 0 {
+		return s, fmt.Errorf("no test ran: --focus %q and --skip %q leave no [Conformance] test", o.Focus, o.Skip)
+	}
 	if !s.OK() {
 		return s, fmt.Errorf("%d tests failed outside the expectations (see %s)", len(s.Unexpected), filepath.Join(o.Artifacts, "summary.txt"))
 	}
