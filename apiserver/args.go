@@ -1,7 +1,11 @@
 package apiserver
 
 import (
+	"crypto/x509"
+	"encoding/pem"
+	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -154,8 +158,11 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		// All controllers act as system:kube-controller-manager (see
 		// layout.ControllerManagerCertSpec), not each as its own service
 		// account as in kubeadm: the ~25 service accounts and token requests
-		// that needs at start-up delayed a tenant's readiness by 1-3 s.
-		"--use-service-account-credentials=false",
+		// that needs at start-up delayed a tenant's readiness by 1-3 s. A
+		// certificate from before that change (PKI files are never
+		// reissued here) lacks the group, so its controllers keep their
+		// service accounts.
+		"--use-service-account-credentials=" + strconv.FormatBool(!inSystemMasters(c.pki.ControllerManager.CertFile)),
 		"--service-account-private-key-file=" + c.pki.ServiceAccountKey,
 		"--root-ca-file=" + c.pki.CA.CertFile,
 		"--cluster-signing-cert-file=" + c.pki.CA.CertFile,
@@ -163,4 +170,19 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		"--profiling=false",
 	}
 	return append(args, c.opts.ExtraControllerManagerArgs...)
+}
+
+// inSystemMasters reports whether the PEM certificate in file names the
+// group system:masters; false when it cannot be read.
+func inSystemMasters(file string) bool {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return false
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	return err == nil && slices.Contains(cert.Subject.Organization, "system:masters")
 }

@@ -10,6 +10,7 @@ import (
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/pki"
 )
 
 func TestValidateFlags(t *testing.T) {
@@ -148,5 +149,34 @@ func TestServingCertSpec(t *testing.T) {
 	}
 	if want := []string{"127.0.0.1", "10.32.0.1", "192.0.2.10", "192.0.2.20"}; !slices.Equal(ips, want) {
 		t.Errorf("IPs = %v, want %v", ips, want)
+	}
+}
+
+// TestControllerCredentials: controllers share the controller manager's
+// identity when its certificate is in system:masters (new PKI), and keep a
+// service account each with a certificate from before (no group), which
+// could not do their work otherwise.
+func TestControllerCredentials(t *testing.T) {
+	dir := t.TempDir()
+	o := NewOptions()
+	o.StateDir, o.EtcdPrefix = dir, "/vnest/tenants/x"
+	c, err := o.Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.controllerManagerArgs(), "--use-service-account-credentials=false") {
+		t.Errorf("new PKI: controller-manager args %v, want --use-service-account-credentials=false", c.controllerManagerArgs())
+	}
+	ca, err := pki.LoadOrCreateCA(dir, layout.CAName, "vnest-tenant-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := layout.ControllerManagerCertSpec()
+	old.Organization = nil
+	if _, err := ca.Ensure(dir, layout.ControllerManagerCertName, old); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(c.controllerManagerArgs(), "--use-service-account-credentials=true") {
+		t.Errorf("certificate without system:masters: controller-manager args %v, want --use-service-account-credentials=true", c.controllerManagerArgs())
 	}
 }
