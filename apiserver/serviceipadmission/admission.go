@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/storage/names"
 	api "k8s.io/kubernetes/pkg/apis/core"
 	apiv1 "k8s.io/kubernetes/pkg/apis/core/v1"
 
@@ -95,6 +96,12 @@ func (p *Plugin) Admit(ctx context.Context, a admission.Attributes, _ admission.
 	}
 	if !wantsAllocation(a.GetNamespace(), svc, old) {
 		return nil
+	}
+	if svc.Name == "" && svc.GenerateName != "" {
+		// The registry generates the name only after admission, but the allocator needs it
+		// now; a name set here is kept (and a clash is an AlreadyExists, as a rare one of
+		// generated names is anyway).
+		svc.Name = names.SimpleNameGenerator.GenerateName(svc.GenerateName)
 	}
 	req := serviceip.Request{}
 	if err := apiv1.Convert_core_Service_To_v1_Service(svc, &req.Service, nil); err != nil {

@@ -131,6 +131,14 @@ func TestAdmit(t *testing.T) {
 		t.Errorf("Service spec after admission: %+v", svc.Spec)
 	}
 
+	generated := service("", "", func(s *api.Service) { s.GenerateName = "latency-svc-" })
+	if err := p.Admit(context.Background(), attributes(generated, nil, false), nil); err != nil {
+		t.Fatalf("Admit with generateName: %v", err)
+	}
+	if !strings.HasPrefix(got.Service.Name, "latency-svc-") || len(got.Service.Name) <= len("latency-svc-") || generated.Name != got.Service.Name {
+		t.Errorf("generateName: the allocator got name %q, the Service has %q; want one generated name on both", got.Service.Name, generated.Name)
+	}
+
 	dry := service("", "dry", nil)
 	if err := p.Admit(context.Background(), attributes(dry, nil, true), nil); err != nil || dry.Spec.ClusterIP != "" {
 		t.Errorf("a dry run asked the allocator: err %v, clusterIP %q", err, dry.Spec.ClusterIP)
