@@ -114,7 +114,7 @@ func (s *Syncer) allocateServiceIP(ctx context.Context, t *tenant, req serviceip
 				return serviceip.Response{}, fmt.Errorf("the super cluster refused the Service: %w", err)
 			}
 			logger.V(2).Info("Reserved cluster IPs in the super cluster", "clusterIPs", created.Spec.ClusterIPs)
-			return answer(created), nil
+			return answer(created, svc), nil
 		}
 		if err != nil {
 			return serviceip.Response{}, err
@@ -124,7 +124,7 @@ func (s *Syncer) allocateServiceIP(ctx context.Context, t *tenant, req serviceip
 				fmt.Errorf("the super Service %s/%s %s", live.Namespace, name, errNotOwned))
 		}
 		if reusable(live, svc, req.UID) {
-			return answer(live), nil
+			return answer(live, svc), nil
 		}
 		if req.UID != "" && mapping.TenantUID(live) == req.UID && !serviceip.NeedsClusterIP(&live.Spec) {
 			// The Service being updated from ExternalName: changed in place, so that the
@@ -137,7 +137,7 @@ func (s *Syncer) allocateServiceIP(ctx context.Context, t *tenant, req serviceip
 				return serviceip.Response{}, fmt.Errorf("the super cluster refused the Service: %w", err)
 			}
 			logger.V(2).Info("Reserved cluster IPs in the super cluster for an update", "clusterIPs", updated.Spec.ClusterIPs)
-			return answer(updated), nil
+			return answer(updated, svc), nil
 		}
 		// Made from an earlier tenant Service of this name, or for other IPs: it goes, and a
 		// new one is made.
@@ -158,6 +158,11 @@ func reservation(svc *corev1.Service, owner mapping.Owner, uid types.UID, now ti
 	out := translateService(tenantSvc, owner)
 	if ips := requestedIPs(svc); len(ips) > 0 {
 		out.Spec.ClusterIP, out.Spec.ClusterIPs = ips[0], ips
+	}
+	if hasNodePorts(svc.Spec.Type) {
+		for i := range out.Spec.Ports { // node ports the user chose are requested too
+			out.Spec.Ports[i].NodePort = svc.Spec.Ports[i].NodePort
+		}
 	}
 	out.Annotations[serviceip.AnnotationReservedAt] = now.UTC().Format(time.RFC3339)
 	return out
@@ -182,10 +187,11 @@ func requestedIPs(svc *corev1.Service) []string {
 }
 
 // reusable reports whether the existing super Service live (owned by the tenant namespace)
-// answers a request for svc: it has cluster IPs, the ones asked for if any, and it is either an
+// answers a request for svc: it has cluster IPs, the ones asked for if any, and svc's type (so
+// node ports where svc wants them), and it is either an
 // unadopted reservation (a retried create) or was made from the Service being updated.
 func reusable(live, svc *corev1.Service, uid types.UID) bool {
-	if !serviceip.NeedsClusterIP(&live.Spec) || len(live.Spec.ClusterIPs) == 0 {
+	if !serviceip.NeedsClusterIP(&live.Spec) || len(live.Spec.ClusterIPs) == 0 || typeOf(live) != typeOf(svc) {
 		return false
 	}
 	if want := requestedIPs(svc); len(want) > 0 && !slices.Equal(want, live.Spec.ClusterIPs[:min(len(want), len(live.Spec.ClusterIPs))]) {
@@ -198,8 +204,34 @@ func reusable(live, svc *corev1.Service, uid types.UID) bool {
 	return mapping.TenantUID(live) == uid || (reserved && mapping.TenantUID(live) == "")
 }
 
-func answer(svc *corev1.Service) serviceip.Response {
-	return serviceip.Response{ClusterIPs: svc.Spec.ClusterIPs, IPFamilies: svc.Spec.IPFamilies, IPFamilyPolicy: svc.Spec.IPFamilyPolicy}
+// answer is the allocation of the super Service svc, node ports matched to the request's ports
+// by port number and protocol (the super Service has the same ports).
+func answer(svc *corev1.Service, req *corev1.Service) serviceip.Response {
+	resp := serviceip.Response{ClusterIPs: svc.Spec.ClusterIPs, IPFamilies: svc.Spec.IPFamilies, IPFamilyPolicy: svc.Spec.IPFamilyPolicy}
+	if !hasNodePorts(req.Spec.Type) {
+		return resp
+	}
+	for _, p := range req.Spec.Ports {
+		var np int32
+		for _, q := range svc.Spec.Ports {
+			if q.Port == p.Port && q.Protocol == p.Protocol {
+				np = q.NodePort
+			}
+		}
+		resp.NodePorts = append(resp.NodePorts, np)
+	}
+	return resp
+}
+
+func typeOf(svc *corev1.Service) corev1.ServiceType {
+	if svc.Spec.Type == "" {
+		return corev1.ServiceTypeClusterIP
+	}
+	return svc.Spec.Type
+}
+
+func hasNodePorts(t corev1.ServiceType) bool {
+	return t == corev1.ServiceTypeNodePort || t == corev1.ServiceTypeLoadBalancer
 }
 
 // reservedAt is the reservation time of a super Service made by the allocator and not yet

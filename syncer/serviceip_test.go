@@ -40,6 +40,11 @@ func allocatingSuper(cs *fake.Clientset) {
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = superIP, []string{superIP}
 			svc.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol}
 		}
+		for i := range svc.Spec.Ports {
+			if svc.Spec.Type == corev1.ServiceTypeNodePort && svc.Spec.Ports[i].NodePort == 0 {
+				svc.Spec.Ports[i].NodePort = 30080 + int32(i)
+			}
+		}
 		return false, nil, nil
 	}
 	cs.PrependReactor("create", "services", allocate)
@@ -61,13 +66,15 @@ func TestAllocateServiceIP(t *testing.T) {
 		}
 		return serviceip.Request{Service: *svc}
 	}
+	nodePort := func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeNodePort }
 	cases := map[string]struct {
-		super      []object
-		tenant     []object
-		req        serviceip.Request
-		wantIPs    []string
-		wantErr    func(error) bool
-		wantWrites []string
+		super         []object
+		tenant        []object
+		req           serviceip.Request
+		wantIPs       []string
+		wantNodePorts []int32
+		wantErr       func(error) bool
+		wantWrites    []string
 	}{
 		"creates a reservation": {
 			req: request(nil), wantIPs: []string{superIP},
@@ -118,6 +125,19 @@ func TestAllocateServiceIP(t *testing.T) {
 			super: []object{reservedService(now, func(s *corev1.Service) { s.Labels[ownership.LabelTenantNamespace] = "other" })},
 			req:   request(nil), wantErr: apierrors.IsConflict,
 		},
+		"a NodePort Service gets the super node ports": {
+			req: request(nodePort), wantIPs: []string{superIP}, wantNodePorts: []int32{30080},
+			wantWrites: []string{"create services demo-5c9a8459-default/web"},
+		},
+		"a node port the user chose is requested": {
+			req:     request(func(s *corev1.Service) { nodePort(s); s.Spec.Ports[0].NodePort = 31111 }),
+			wantIPs: []string{superIP}, wantNodePorts: []int32{31111},
+			wantWrites: []string{"create services demo-5c9a8459-default/web"},
+		},
+		"a reservation of another type is replaced": {
+			super: []object{reservedService(now, nil)}, req: request(nodePort), wantIPs: []string{superIP}, wantNodePorts: []int32{30080},
+			wantWrites: []string{"create services demo-5c9a8459-default/web", "delete services demo-5c9a8459-default/web"},
+		},
 		"headless needs no allocation": {
 			req:     request(func(s *corev1.Service) { s.Spec.ClusterIP = corev1.ClusterIPNone }),
 			wantErr: apierrors.IsBadRequest,
@@ -141,6 +161,9 @@ func TestAllocateServiceIP(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.wantIPs, resp.ClusterIPs); diff != "" {
 				t.Errorf("cluster IPs (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantNodePorts, resp.NodePorts); diff != "" {
+				t.Errorf("node ports (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.wantWrites, writes(h.super)); diff != "" {
 				t.Errorf("super writes (-want +got):\n%s", diff)

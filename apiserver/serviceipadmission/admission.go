@@ -134,7 +134,8 @@ func wantsAllocation(ns string, svc, old *api.Service) bool {
 	return len(old.Spec.ClusterIPs) == 0 && old.Spec.ClusterIP == "" && svc.Spec.ClusterIP == ""
 }
 
-// apply sets the allocated cluster IPs, families and policy on svc.
+// apply sets the allocated cluster IPs, families and policy on svc, and the super node ports on
+// the ports that have none yet (a Service without node ports ignores them).
 func apply(svc *api.Service, resp serviceip.Response) error {
 	if len(resp.ClusterIPs) == 0 {
 		return apierrors.NewInternalError(errors.New("the Service IP allocator answered no cluster IPs"))
@@ -150,6 +151,13 @@ func apply(svc *api.Service, resp serviceip.Response) error {
 	if resp.IPFamilyPolicy != nil {
 		policy := api.IPFamilyPolicy(*resp.IPFamilyPolicy)
 		svc.Spec.IPFamilyPolicy = &policy
+	}
+	if svc.Spec.Type == api.ServiceTypeNodePort || svc.Spec.Type == api.ServiceTypeLoadBalancer {
+		for i, np := range resp.NodePorts {
+			if i < len(svc.Spec.Ports) && svc.Spec.Ports[i].NodePort == 0 {
+				svc.Spec.Ports[i].NodePort = np
+			}
+		}
 	}
 	return nil
 }

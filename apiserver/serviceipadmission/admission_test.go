@@ -72,6 +72,33 @@ func TestWantsAllocation(t *testing.T) {
 	}
 }
 
+func TestApplyNodePorts(t *testing.T) {
+	twoPorts := func(typ api.ServiceType, chosen int32) *api.Service {
+		return service("default", "web", func(s *api.Service) {
+			s.Spec.Type = typ
+			s.Spec.Ports = []api.ServicePort{{Name: "a", Port: 80, NodePort: chosen}, {Name: "b", Port: 81}}
+		})
+	}
+	resp := serviceip.Response{ClusterIPs: []string{"10.96.0.9"}, NodePorts: []int32{30080, 30081}}
+	for name, tc := range map[string]struct {
+		svc  *api.Service
+		want []int32
+	}{
+		"NodePort takes the super node ports": {twoPorts(api.ServiceTypeNodePort, 0), []int32{30080, 30081}},
+		"LoadBalancer takes them too":         {twoPorts(api.ServiceTypeLoadBalancer, 0), []int32{30080, 30081}},
+		"a node port the user chose stays":    {twoPorts(api.ServiceTypeNodePort, 31111), []int32{31111, 30081}},
+		"ClusterIP has none":                  {twoPorts(api.ServiceTypeClusterIP, 0), []int32{0, 0}},
+	} {
+		if err := apply(tc.svc, resp); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got := []int32{tc.svc.Spec.Ports[0].NodePort, tc.svc.Spec.Ports[1].NodePort}
+		if diff := cmp.Diff(tc.want, got); diff != "" {
+			t.Errorf("%s: node ports (-want +got):\n%s", name, diff)
+		}
+	}
+}
+
 func TestDecode(t *testing.T) {
 	status := func(code int32, reason metav1.StatusReason, msg string) []byte {
 		b, _ := json.Marshal(metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"}, Status: metav1.StatusFailure, Code: code, Reason: reason, Message: msg})

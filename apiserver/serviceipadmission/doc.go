@@ -5,9 +5,10 @@
 //
 // On CREATE of a Service that needs cluster IPs (not ExternalName, not headless), and on an
 // UPDATE that gives an ExternalName Service cluster IPs, it posts the Service to the allocator
-// and sets spec.clusterIP(s), ipFamilies and ipFamilyPolicy from the answer; the tenant's own
-// allocator then only records them, which is why the tenant's --service-cluster-ip-range must
-// contain the super cluster's. It authenticates with the apiserver's kubelet client certificate
+// and sets spec.clusterIP(s), ipFamilies and ipFamilyPolicy from the answer, and the node ports
+// of a NodePort or LoadBalancer Service's ports that have none; the tenant's own allocators then
+// only record them, which is why the tenant's --service-cluster-ip-range must contain the super
+// cluster's (and its node port range the super's; both default to 30000-32767). It authenticates with the apiserver's kubelet client certificate
 // and, as for kubelets, does not verify the allocator's self-signed certificate.
 //
 // An allocator that cannot be reached fails the request (503) rather than letting the tenant

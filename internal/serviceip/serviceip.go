@@ -29,11 +29,14 @@ type Request struct {
 }
 
 // Response is the allocation: the super Service's cluster IPs and IP families, which the tenant
-// Service takes as they are. Errors are answered as a metav1.Status with an HTTP error code.
+// Service takes as they are, and its node ports (NodePorts[i] for Spec.Ports[i] of the request;
+// 0 or absent when the port has none), which the tenant takes for ports without one. Errors are
+// answered as a metav1.Status with an HTTP error code.
 type Response struct {
 	ClusterIPs     []string               `json:"clusterIPs"`
 	IPFamilies     []corev1.IPFamily      `json:"ipFamilies,omitempty"`
 	IPFamilyPolicy *corev1.IPFamilyPolicy `json:"ipFamilyPolicy,omitempty"`
+	NodePorts      []int32                `json:"nodePorts,omitempty"`
 }
 
 // NeedsClusterIP reports whether a Service of this spec gets cluster IPs from an allocator:

@@ -18,8 +18,8 @@ import (
 // client pod's WEB_SERVICE_HOST and the DNS answer for web equal the tenant ClusterIP, and
 // wget to that IP answers. Every check compares with the tenant's ClusterIP, so each one fails
 // when the tenant allocates on its own (no --service-ip-allocator): env and DNS then carry the
-// super IP and the tenant IP routes nowhere. An ExternalName Service updated to ClusterIP gets
-// the super IP too.
+// super IP and the tenant IP routes nowhere. A NodePort Service gets the super node port, and
+// an ExternalName Service updated to ClusterIP gets the super IP too.
 func checkServiceIPs(t *testing.T, c *cluster, demo kubernetes.Interface, kubeconfig string, superWeb *corev1.Service) {
 	t.Helper()
 	ctx := t.Context()
@@ -40,6 +40,22 @@ func checkServiceIPs(t *testing.T, c *cluster, demo kubernetes.Interface, kubeco
 	}
 	if out, err := sh("timeout 5 wget -q -O- http://" + tenantIP + ":8080"); !strings.Contains(out, "hello-from-web") {
 		t.Errorf("http://%s:8080 (the tenant ClusterIP of web) from a demo pod: %v: %s", tenantIP, err, out)
+	}
+
+	// A NodePort Service gets the super node port too.
+	np := clusterIPService("default", "web-np", "web", 8080, 8080)
+	np.Spec.Type = corev1.ServiceTypeNodePort
+	tenantNP, err := demo.CoreV1().Services("default").Create(ctx, np, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	superNP, err := c.client.CoreV1().Services(demoClusterKey(t, c)+"-default").Get(ctx, "web-np", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tenantNP.Spec.Ports[0].NodePort != superNP.Spec.Ports[0].NodePort || tenantNP.Spec.ClusterIP != superNP.Spec.ClusterIP {
+		t.Errorf("NodePort Service web-np: tenant %s:%d, super %s:%d; want the same ClusterIP and node port",
+			tenantNP.Spec.ClusterIP, tenantNP.Spec.Ports[0].NodePort, superNP.Spec.ClusterIP, superNP.Spec.Ports[0].NodePort)
 	}
 
 	// ExternalName → ClusterIP: the update takes its IP from the super cluster as well.
