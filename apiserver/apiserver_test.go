@@ -3,6 +3,7 @@ package apiserver
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -35,7 +36,7 @@ import (
 func TestControlPlane(t *testing.T) {
 	etcd := startEtcd(t)
 	state := t.TempDir()
-	allocator := startFakeAllocator(t, "10.32.0.77")
+	allocator := startFakeAllocator(t)
 	args := append(tenantArgs(t, etcd, state, "/vnest/tenants/a"), "--service-ip-allocator="+allocator.URL+serviceip.Path)
 	tn := startTenant(t, args)
 	client := clientFor(t, tn.admin)
@@ -170,6 +171,17 @@ func TestControlPlane(t *testing.T) {
 		}
 		if n := allocator.calls(); n != 1 {
 			t.Errorf("the allocator was called %d times, want once (not for a headless Service)", n)
+		}
+		generated := svc.DeepCopy()
+		generated.Name, generated.GenerateName, generated.Spec.Type = "", "gen-", corev1.ServiceTypeNodePort
+		got, err = client.CoreV1().Services(ns).Create(ctx, generated, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatalf("creating a NodePort Service with generateName: %v", err)
+		}
+		if req := allocator.last(); req.Service.Name != got.Name || !strings.HasPrefix(got.Name, "gen-") ||
+			got.Spec.ClusterIP != "10.32.0.78" || got.Spec.Ports[0].NodePort != 30101 {
+			t.Errorf("generateName Service %q: ClusterIP %s, node port %d, allocator asked for %q; want 10.32.0.78, 30101 and its name",
+				got.Name, got.Spec.ClusterIP, got.Spec.Ports[0].NodePort, req.Service.Name)
 		}
 		allocator.Close()
 		svc.Name = "web2"
@@ -312,14 +324,15 @@ func createWidgetCRD(t *testing.T, cfg *rest.Config) {
 	})
 }
 
-// fakeAllocator answers every Service IP request with one IP and records the requests.
+// fakeAllocator answers the n-th Service IP request (from 0) with 10.32.0.(77+n) and node ports
+// 30100+n, and records the requests.
 type fakeAllocator struct {
 	*httptest.Server
 	mu   sync.Mutex
 	reqs []serviceip.Request
 }
 
-func startFakeAllocator(t *testing.T, ip string) *fakeAllocator {
+func startFakeAllocator(t *testing.T) *fakeAllocator {
 	f := &fakeAllocator{}
 	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req serviceip.Request
@@ -328,9 +341,14 @@ func startFakeAllocator(t *testing.T, ip string) *fakeAllocator {
 			return
 		}
 		f.mu.Lock()
+		n := len(f.reqs)
 		f.reqs = append(f.reqs, req)
 		f.mu.Unlock()
-		_ = json.NewEncoder(w).Encode(serviceip.Response{ClusterIPs: []string{ip}, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}})
+		resp := serviceip.Response{ClusterIPs: []string{fmt.Sprintf("10.32.0.%d", 77+n)}, IPFamilies: []corev1.IPFamily{corev1.IPv4Protocol}}
+		for range req.Service.Spec.Ports {
+			resp.NodePorts = append(resp.NodePorts, int32(30100+n))
+		}
+		_ = json.NewEncoder(w).Encode(resp)
 	}))
 	f.StartTLS()
 	t.Cleanup(f.Close)
