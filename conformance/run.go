@@ -193,7 +193,11 @@ func (o *Options) runSuite(ctx context.Context) error {
 		return err
 	}
 	defer logFile.Close()
-	cmd := exec.CommandContext(ctx, o.Ginkgo, o.ginkgoArgs()...)
+	kubectl, err := writeKubectl(o.Artifacts)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, o.Ginkgo, append(o.ginkgoArgs(), "--kubectl-path="+kubectl)...)
 	cmd.Env = append(os.Environ(), "KUBE_TEST_REPO_LIST="+repoList)
 	cmd.Stdout = io.MultiWriter(logFile, o.Out)
 	cmd.Stderr = cmd.Stdout
@@ -224,6 +228,22 @@ func (o *Options) ginkgoArgs() []string {
 		"--report-dir="+o.Artifacts,
 		"--non-blocking-taints=node-role.kubernetes.io/control-plane",
 	)
+}
+
+// writeKubectl writes a kubectl for the suite that is this binary's
+// embedded kubectl (v1.36.3, the suite's version): the suite runs kubectl by
+// path, and whatever "kubectl" is on PATH may be years older.
+func writeKubectl(dir string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	p, err := filepath.Abs(filepath.Join(dir, "kubectl"))
+	if err != nil {
+		return "", err
+	}
+	script := "#!/bin/sh\nexec " + strconv.Quote(self) + " kubectl \"$@\"\n"
+	return p, os.WriteFile(p, []byte(script), 0o755)
 }
 
 func (o *Options) writeSummary(s Summary) error {
