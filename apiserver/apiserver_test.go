@@ -57,6 +57,30 @@ func TestControlPlane(t *testing.T) {
 		})
 	})
 
+	t.Run("bootstrap RBAC seeded as upstream wants it", func(t *testing.T) {
+		// The seeder (rbacseed.go) creates the bootstrap policy before the
+		// upstream hook gets to it; the hook must then find nothing to
+		// change, or the seeder wrote something else than upstream.
+		roles, err := client.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/bootstrapping=rbac-defaults"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seeded := 0
+		for _, r := range roles.Items {
+			if r.AggregationRule != nil {
+				continue // its rules are the aggregation controller's to write
+			}
+			if len(r.ManagedFields) != 1 {
+				t.Errorf("ClusterRole %s was written %d times (%v), want once", r.Name, len(r.ManagedFields), managers(r.ManagedFields))
+			} else if r.ManagedFields[0].Manager == rbacSeedAgent {
+				seeded++
+			}
+		}
+		if seeded < len(roles.Items)/2 {
+			t.Errorf("%d of %d bootstrap ClusterRoles were created by %s, want most", seeded, len(roles.Items), rbacSeedAgent)
+		}
+	})
+
 	t.Run("configmap", func(t *testing.T) {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings", Namespace: ns}, Data: map[string]string{"color": "blue"}}
 		if _, err := client.CoreV1().ConfigMaps(ns).Create(ctx, cm, metav1.CreateOptions{}); err != nil {
@@ -368,4 +392,12 @@ func (f *fakeAllocator) last() serviceip.Request {
 		return serviceip.Request{}
 	}
 	return f.reqs[len(f.reqs)-1]
+}
+
+func managers(fields []metav1.ManagedFieldsEntry) []string {
+	var m []string
+	for _, f := range fields {
+		m = append(m, f.Manager+"/"+string(f.Operation))
+	}
+	return m
 }

@@ -77,11 +77,17 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	seedCtx, stopSeeding := context.WithCancel(klog.NewContext(context.WithoutCancel(ctx), logger))
+	seeded := make(chan struct{})
+	go func() { defer close(seeded); c.seedBootstrapRBAC(seedCtx) }()
 	// Start-up is not interruptible: kube-apiserver's post-start hooks
 	// treat a cancelled context as fatal and exit the whole process
 	// (klog.Fatalf). Once /readyz is 200 every hook has returned and a stop
 	// is clean, so a stop requested earlier waits for that.
-	if err := c.waitReady(api); err != nil {
+	err = c.waitReady(api)
+	stopSeeding()
+	<-seeded
+	if err != nil {
 		return api.stop(err)
 	}
 	if ctx.Err() != nil {
