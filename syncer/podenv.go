@@ -25,8 +25,9 @@ import (
 // Downward API: in env, metadata.namespace, metadata.uid and spec.serviceAccountName become the
 // tenant pod's values; in downwardAPI volumes (where only fields can be referenced)
 // metadata.namespace and metadata.uid read the super pod's ownership label and annotation that
-// hold them. metadata.name, spec.nodeName, status.podIP and the host fields need nothing.
-// metadata.labels and metadata.annotations as a whole also show vnest's ownership keys.
+// hold them; metadata.labels and metadata.annotations as a whole come from the pod's Secret
+// (podmeta.go), without vnest's keys. metadata.name, spec.nodeName, status.podIP and the host
+// fields need nothing.
 
 // masterService is the tenant apiserver as a kubelet's master service: default/kubernetes at the
 // address and port of its Endpoints. ok is false when the Endpoints have no address yet.
@@ -153,6 +154,7 @@ func tenantDownwardAPI(spec *corev1.PodSpec, p *corev1.Pod) {
 			}
 		}
 	}
+	wholeMapFromSecret(spec, p) // podmeta.go
 }
 
 // tenantEnv is the service environment for tenant pod p of tenant t, from the caches.

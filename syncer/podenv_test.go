@@ -119,15 +119,80 @@ func TestTenantDownwardAPI(t *testing.T) {
 	if diff := cmp.Diff(wantEnv, spec.Containers[0].Env); diff != "" {
 		t.Errorf("env (-want +got):\n%s", diff)
 	}
-	wantPaths := []string{
-		"metadata.labels['" + ownership.LabelTenantNamespace + "']", "metadata.annotations['" + ownership.AnnotationTenantUID + "']", "metadata.labels",
+	field := func(path string) *corev1.ObjectFieldSelector {
+		return &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: path}
 	}
-	for i, it := range spec.Volumes[0].DownwardAPI.Items {
-		if it.FieldRef.FieldPath != wantPaths[i] {
-			t.Errorf("volume item %s reads %s, want %s", it.Path, it.FieldRef.FieldPath, wantPaths[i])
-		}
+	// The labels file comes from the pod Secret (podmeta.go): the volume becomes projected.
+	wantVolume := corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+		{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{
+			{Path: "ns", FieldRef: field("metadata.labels['" + ownership.LabelTenantNamespace + "']")},
+			{Path: "uid", FieldRef: field("metadata.annotations['" + ownership.AnnotationTenantUID + "']")},
+		}}},
+		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"},
+			Items: []corev1.KeyToPath{{Key: "metadata.labels", Path: "labels"}}}},
+	}}}
+	if diff := cmp.Diff(wantVolume, spec.Volumes[0].VolumeSource); diff != "" {
+		t.Errorf("volume (-want +got):\n%s", diff)
 	}
 	if p.Spec.Containers[0].Env[0].ValueFrom == nil {
+		t.Error("the tenant pod was modified")
+	}
+}
+
+func TestWholeMapDownwardAPI(t *testing.T) {
+	mode := int32(0o400)
+	item := func(path, field string) corev1.DownwardAPIVolumeFile {
+		return corev1.DownwardAPIVolumeFile{Path: path, FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: field}}
+	}
+	withMode := item("annotations", "metadata.annotations")
+	withMode.Mode = &mode
+	p := MakePod("app", "web").Obj()
+	p.Labels = map[string]string{"app": "web", "tier": `a "b"`}
+	p.Annotations = map[string]string{"note": "x"}
+	p.Spec.Volumes = []corev1.Volume{
+		{Name: "all", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+			{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
+			{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{withMode}}},
+		}}}},
+		{Name: "name", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{Items: []corev1.DownwardAPIVolumeFile{
+			item("name", "metadata.name"),
+		}}}},
+	}
+	wantData := map[string][]byte{"metadata.annotations": []byte(`note="x"`)}
+	if diff := cmp.Diff(wantData, podMetaData(p)); diff != "" {
+		t.Errorf("podMetaData (-want +got):\n%s", diff)
+	}
+	p.Spec.Volumes[1].DownwardAPI.Items = append(p.Spec.Volumes[1].DownwardAPI.Items, item("labels", "metadata.labels"))
+	wantData["metadata.labels"] = []byte("app=\"web\"\ntier=\"a \\\"b\\\"\"")
+	if diff := cmp.Diff(wantData, podMetaData(p)); diff != "" {
+		t.Errorf("podMetaData (-want +got):\n%s", diff)
+	}
+	if !sameMeta(podMetaData(p), wantData) || sameMeta(map[string][]byte{"metadata.labels": wantData["metadata.labels"]}, wantData) {
+		t.Error("sameMeta does not compare both files")
+	}
+
+	spec := p.Spec.DeepCopy()
+	wholeMapFromSecret(spec, p)
+	wantAll := []corev1.VolumeProjection{
+		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "cfg"}}},
+		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"},
+			Items: []corev1.KeyToPath{{Key: "metadata.annotations", Path: "annotations", Mode: &mode}}}},
+	}
+	if diff := cmp.Diff(wantAll, spec.Volumes[0].Projected.Sources); diff != "" {
+		t.Errorf("projected volume (-want +got):\n%s", diff)
+	}
+	wantName := []corev1.VolumeProjection{
+		{DownwardAPI: &corev1.DownwardAPIProjection{Items: []corev1.DownwardAPIVolumeFile{item("name", "metadata.name")}}},
+		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"},
+			Items: []corev1.KeyToPath{{Key: "metadata.labels", Path: "labels"}}}},
+	}
+	if spec.Volumes[1].Projected == nil || spec.Volumes[1].DownwardAPI != nil {
+		t.Fatalf("downwardAPI volume with labels: %+v, want a projected volume", spec.Volumes[1].VolumeSource)
+	}
+	if diff := cmp.Diff(wantName, spec.Volumes[1].Projected.Sources); diff != "" {
+		t.Errorf("downwardAPI volume (-want +got):\n%s", diff)
+	}
+	if p.Spec.Volumes[0].Projected.Sources[1].DownwardAPI == nil || p.Spec.Volumes[1].DownwardAPI == nil {
 		t.Error("the tenant pod was modified")
 	}
 }

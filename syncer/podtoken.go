@@ -29,6 +29,10 @@ import (
 // mounted files within a minute or so), so no long-lived token exists. The super cluster's own
 // token is never mounted (automountServiceAccountToken: false on every super pod).
 //
+// The same Secret holds the pod's labels and annotations files when the pod reads them as a
+// whole through the downward API (podmeta.go); a pod that mounts no token but reads them gets
+// the Secret with those files only.
+//
 // The Secret is named tokenSecretName(pod) in the pod's super namespace, carries the pod's
 // ownership labels plus labelPodToken=<pod name>, and is deleted with the super pod. Its events
 // queue the pod, not a tenant Secret, and the Secret down sync leaves it alone.
@@ -117,11 +121,13 @@ func tokenDue(secret *corev1.Secret, now time.Time) (due bool, at time.Time) {
 	return !now.Before(at), at
 }
 
-// ensurePodToken creates or renews the token Secret of tenant pod tp when it mounts a token,
-// and queues the pod again for the next renewal.
+// ensurePodToken creates or renews the Secret of tenant pod tp when it mounts a token or reads
+// its labels or annotations as a whole (podmeta.go), and queues the pod again for the next
+// renewal. A token that is still good is kept when only the metadata files change.
 func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) error {
-	req, ok := tokenRequestOf(tp)
-	if !ok {
+	req, needToken := tokenRequestOf(tp)
+	meta := podMetaData(tp)
+	if !needToken && meta == nil {
 		return nil
 	}
 	superNS := mapping.SuperNamespace(t.key, tp.Namespace)
@@ -130,41 +136,69 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 	if err != nil {
 		return err
 	}
+	requeue := func(secret *corev1.Secret) {
+		if needToken {
+			_, at := tokenDue(secret, s.now())
+			s.queue.AddAfter(t.key, objKey{Kind: kindPod, Namespace: tp.Namespace, Name: tp.Name}, at.Sub(s.now()))
+		}
+	}
+	var keep *corev1.Secret // holds a token that is still good
 	if hasSuper {
 		if guard(t, tp.Namespace, existing) != nil {
 			return fmt.Errorf("token Secret %s/%s exists and is not this tenant's", superNS, name)
 		}
-		if due, at := tokenDue(existing, s.now()); !due && mapping.TenantUID(existing) == tp.UID {
-			s.queue.AddAfter(t.key, objKey{Kind: kindPod, Namespace: tp.Namespace, Name: tp.Name}, at.Sub(s.now()))
-			return nil
+		if mapping.TenantUID(existing) == tp.UID {
+			tokenGood := !needToken
+			if needToken {
+				due, _ := tokenDue(existing, s.now())
+				tokenGood = !due && len(existing.Data["token"]) > 0
+			}
+			if tokenGood && sameMeta(existing.Data, meta) {
+				requeue(existing)
+				return nil
+			}
+			if tokenGood && needToken {
+				keep = existing
+			}
 		}
 	}
-	ca, err := t.configMaps.ConfigMaps(tp.Namespace).Get(rootCAConfigMap)
-	if err != nil || ca.Data["ca.crt"] == "" {
-		return fmt.Errorf("waiting for the tenant's %s/%s ConfigMap: %v", tp.Namespace, rootCAConfigMap, err)
-	}
-	sa := tp.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default"
-	}
-	tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
-	}
-	issued := s.now().UTC()
 	secret := &corev1.Secret{
 		ObjectMeta: mapping.SuperMeta(tp, t.owner),
 		Type:       corev1.SecretTypeOpaque,
-		Data: map[string][]byte{
-			"token": []byte(tr.Status.Token), "ca.crt": []byte(ca.Data["ca.crt"]), "namespace": []byte(tp.Namespace),
-		},
+		Data:       map[string][]byte{},
 	}
 	secret.Name = name
 	secret.Labels = map[string]string{
 		ownership.LabelClusterKey: secret.Labels[ownership.LabelClusterKey], ownership.LabelTenantNamespace: tp.Namespace, labelPodToken: tp.Name,
 	}
-	secret.Annotations[annotationTokenIssued] = issued.Format(time.RFC3339)
-	secret.Annotations[annotationTokenExpires] = tr.Status.ExpirationTimestamp.UTC().Format(time.RFC3339)
+	switch {
+	case keep != nil:
+		for _, k := range []string{"token", "ca.crt", "namespace"} {
+			secret.Data[k] = keep.Data[k]
+		}
+		secret.Annotations[annotationTokenIssued] = keep.Annotations[annotationTokenIssued]
+		secret.Annotations[annotationTokenExpires] = keep.Annotations[annotationTokenExpires]
+	case needToken:
+		ca, err := t.configMaps.ConfigMaps(tp.Namespace).Get(rootCAConfigMap)
+		if err != nil || ca.Data["ca.crt"] == "" {
+			return fmt.Errorf("waiting for the tenant's %s/%s ConfigMap: %v", tp.Namespace, rootCAConfigMap, err)
+		}
+		sa := tp.Spec.ServiceAccountName
+		if sa == "" {
+			sa = "default"
+		}
+		tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+		if err != nil {
+			return fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
+		}
+		secret.Data["token"], secret.Data["ca.crt"], secret.Data["namespace"] = []byte(tr.Status.Token), []byte(ca.Data["ca.crt"]), []byte(tp.Namespace)
+		secret.Annotations[annotationTokenIssued] = s.now().UTC().Format(time.RFC3339)
+		secret.Annotations[annotationTokenExpires] = tr.Status.ExpirationTimestamp.UTC().Format(time.RFC3339)
+		klog.FromContext(ctx).V(2).Info("Requested a tenant service-account token", "secret", klog.KRef(superNS, name), "expires", tr.Status.ExpirationTimestamp)
+	}
+	for k, v := range meta {
+		secret.Data[k] = v
+	}
 	w := s.super.CoreV1().Secrets(superNS)
 	if hasSuper {
 		up := existing.DeepCopy()
@@ -179,9 +213,7 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 	if err != nil {
 		return fmt.Errorf("writing token Secret %s/%s: %w", superNS, name, err)
 	}
-	klog.FromContext(ctx).V(2).Info("Wrote the tenant service-account token", "secret", klog.KRef(superNS, name), "expires", tr.Status.ExpirationTimestamp)
-	_, at := tokenDue(secret, s.now())
-	s.queue.AddAfter(t.key, objKey{Kind: kindPod, Namespace: tp.Namespace, Name: tp.Name}, at.Sub(s.now()))
+	requeue(secret)
 	return nil
 }
 

@@ -142,3 +142,66 @@ func TestPodTokenSecret(t *testing.T) {
 		t.Errorf("writes (-want +got):\n%s", diff)
 	}
 }
+
+// TestPodSecretMetadata: a pod that reads its labels as a whole gets them from its Secret,
+// rendered from the tenant pod (no vnest keys); a label change rewrites them and keeps the
+// token, which is still good.
+func TestPodSecretMetadata(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Labels = map[string]string{"app": "web"}
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume(), {Name: "info", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+		Items: []corev1.DownwardAPIVolumeFile{{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"}}},
+	}}}}
+	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	h := newHarness(t, []object{ns}, []object{pod, rootCA})
+	requests := 0
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		requests++
+		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
+			Token: "tenant-token", ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
+		}}, nil
+	})
+	ctx := testContext(t)
+	secretAfterSync := func() *corev1.Secret {
+		t.Helper()
+		if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+			t.Fatal(err)
+		}
+		sec, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, "vnest-token-web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.s.superIndex[kindSecret].Add(sec); err != nil {
+			t.Fatal(err)
+		}
+		return sec
+	}
+	sec := secretAfterSync()
+	if got := string(sec.Data["metadata.labels"]); got != `app="web"` || string(sec.Data["token"]) != "tenant-token" {
+		t.Fatalf("Secret data: labels %q, token %q; want the tenant labels and the token", got, sec.Data["token"])
+	}
+	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Spec.Volumes[1].Projected == nil || sp.Spec.Volumes[1].Projected.Sources[0].Secret == nil {
+		t.Fatalf("super pod volume %+v, want the labels from the pod Secret", sp.Spec.Volumes[1].VolumeSource)
+	}
+	if err := h.s.superIndex[kindPod].Add(sp); err != nil {
+		t.Fatal(err)
+	}
+
+	changed := pod.DeepCopy()
+	changed.Labels["version"] = "2"
+	if err := h.t.index[kindPod].Update(changed); err != nil {
+		t.Fatal(err)
+	}
+	sec = secretAfterSync()
+	if got := string(sec.Data["metadata.labels"]); got != "app=\"web\"\nversion=\"2\"" {
+		t.Errorf("labels after the change: %q", got)
+	}
+	if requests != 1 || string(sec.Data["token"]) != "tenant-token" {
+		t.Errorf("%d token requests, token %q: want the first token kept", requests, sec.Data["token"])
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,11 +59,22 @@ func TestTenantPodSubresources(t *testing.T) {
 	counter.Name = counterContainer
 	web := busyboxContainer("mkdir -p /tmp/www && echo hello-from-tenant > /tmp/www/index.html && exec httpd -f -p 8080 -h /tmp/www")
 	web.Name = webContainer
+	// web also mounts the downward API files of the pod's labels, annotations and uid.
+	web.VolumeMounts = []corev1.VolumeMount{{Name: "podinfo", MountPath: "/etc/podinfo"}}
+	field := func(path string) *corev1.ObjectFieldSelector { return &corev1.ObjectFieldSelector{FieldPath: path} }
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: subresourcesPod},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: subresourcesPod,
+			Labels: map[string]string{"app": "duo"}, Annotations: map[string]string{"note": `says "hi"`}},
 		Spec: corev1.PodSpec{
 			Containers:                    []corev1.Container{counter, web},
 			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Volumes: []corev1.Volume{{Name: "podinfo", VolumeSource: corev1.VolumeSource{DownwardAPI: &corev1.DownwardAPIVolumeSource{
+				Items: []corev1.DownwardAPIVolumeFile{
+					{Path: "labels", FieldRef: field("metadata.labels")},
+					{Path: "annotations", FieldRef: field("metadata.annotations")},
+					{Path: "uid", FieldRef: field("metadata.uid")},
+				},
+			}}}},
 		},
 	}
 	if _, err := tenant.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
@@ -90,6 +103,17 @@ func TestTenantPodSubresources(t *testing.T) {
 			t.Fatalf("%v: %s", err, out)
 		}
 		return out
+	}
+
+	// Downward API files show the tenant pod's labels, annotations and uid, not the super pod's.
+	tp, err := tenant.CoreV1().Pods("default").Get(ctx, subresourcesPod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for file, want := range map[string]string{"labels": downwardMap(tp.Labels), "annotations": downwardMap(tp.Annotations), "uid": string(tp.UID)} {
+		if got := kubectl("exec", subresourcesPod, "-c", webContainer, "--", "cat", "/etc/podinfo/"+file); got != want {
+			t.Errorf("downward API file %s = %q, want the tenant pod's %q", file, got, want)
+		}
 	}
 
 	// logs: -c, --tail, --timestamps, --since.
@@ -404,4 +428,14 @@ func (k *kubectlStream) stop() {
 		_ = k.cmd.Process.Kill()
 	}
 	<-k.done
+}
+
+// downwardMap renders m as the kubelet renders a downward API file of labels or annotations.
+func downwardMap(m map[string]string) string {
+	keys := slices.Sorted(maps.Keys(m))
+	lines := make([]string, len(keys))
+	for i, k := range keys {
+		lines[i] = fmt.Sprintf("%s=%q", k, m[k])
+	}
+	return strings.Join(lines, "\n")
 }
