@@ -53,17 +53,17 @@ func e2eImage(repo, tag string) string { return Registry + "/e2e-test-images/" +
 
 // The images the suite uses, as imageutils names them (test/utils/image/manifest.go, v1.36.3).
 var (
-	agnhostRefs  = []string{e2eImage("agnhost", "2.63.0"), e2eImage("agnhost", "2.55")}
-	glibcDNSRef  = e2eImage("glibc-dns-testing", "2.0.0") // DNS tests query with dig and getent; agnhost has both
-	kittenRef    = e2eImage("kitten", "1.8")
-	nautilusRef  = e2eImage("nautilus", "1.8")
-	nginxRefs    = []string{e2eImage("nginx", "1.15-4"), e2eImage("nginx", "1.27-0")}
-	busyboxAlias = e2eImage("busybox", "1.37.0-1")
-	pauseAlias   = Registry + "/k8s/pause:3.10.2"
+	agnhostRefs = []string{e2eImage("agnhost", "2.63.0"), e2eImage("agnhost", "2.55")}
+	glibcDNSRef = e2eImage("glibc-dns-testing", "2.0.0") // DNS tests query with dig and getent; agnhost has both
+	kittenRef   = e2eImage("kitten", "1.8")
+	nautilusRef = e2eImage("nautilus", "1.8")
+	nginxRefs   = []string{e2eImage("nginx", "1.15-4"), e2eImage("nginx", "1.27-0")}
+	busyboxRef  = e2eImage("busybox", "1.37.0-1")
+	pauseAlias  = Registry + "/k8s/pause:3.10.2"
 )
 
 // aliases are suite images that are vnest's own images under another name.
-var aliases = map[string]string{busyboxAlias: images.BusyboxImage, pauseAlias: images.PauseImage}
+var aliases = map[string]string{pauseAlias: images.PauseImage}
 
 // ImageSources are the host inputs of the suite's images.
 type ImageSources struct {
@@ -82,7 +82,6 @@ var hostTools = map[string]string{
 	"usr/bin/getent": "/usr/bin/getent",
 	"usr/bin/dig":    "/usr/bin/dig",
 	"usr/bin/nc":     "/bin/nc.openbsd",
-	"bin/bash":       "/bin/bash",
 }
 
 // layer is the file tree of a one-layer image.
@@ -313,12 +312,25 @@ func agnhostLayer(ctx context.Context, src ImageSources) (*layer, error) {
 			return nil, fmt.Errorf("%w (install curl bind9-dnsutils netcat-openbsd bash)", err)
 		}
 	}
-	l.symlink("usr/bin/bash", "/bin/bash")
-	// Debian's busybox sh runs its own applets before searching PATH, so `sh -c "nc -z …"`
-	// would get busybox nc, which lacks -z and -v; tests exec `sh -c` in agnhost pods.
-	l.symlink("bin/sh", "bash")
+	if err := shIsBash(ctx, l); err != nil {
+		return nil, err
+	}
 	l.symlink("bin/nc", "/usr/bin/nc")
 	return l, nil
+}
+
+// shIsBash makes bash the image's /bin/sh. Debian's busybox sh (1.35) runs its
+// own applets before searching PATH, so `sh -c "nc -z …"` would get busybox
+// nc, which lacks -z and -v; and it drops environment variables whose names
+// are not shell identifiers, which the ConfigMap and Secret env tests set
+// ("data-1") and read back with `sh -c env`.
+func shIsBash(ctx context.Context, l *layer) error {
+	if err := l.binaryWithLibs(ctx, "bin/bash", "/bin/bash"); err != nil {
+		return err
+	}
+	l.symlink("usr/bin/bash", "/bin/bash")
+	l.symlink("bin/sh", "bash")
+	return nil
 }
 
 // nginxLayer serves /usr/share/nginx/html on port 80 with Debian's nginx,
@@ -390,6 +402,16 @@ func BuildImages(ctx context.Context, dir string, src ImageSources) (string, err
 		if refs[demo.ref], err = l.appendTo(agn, []string{"test-webserver"}); err != nil {
 			return "", fmt.Errorf("%s image: %w", demo.dir, err)
 		}
+	}
+	bb, err := baseLayer(ctx, src.Busybox)
+	if err != nil {
+		return "", fmt.Errorf("busybox image: %w", err)
+	}
+	if err := shIsBash(ctx, bb); err != nil {
+		return "", fmt.Errorf("busybox image: %w", err)
+	}
+	if refs[busyboxRef], err = bb.image(nil, []string{"sh"}); err != nil {
+		return "", fmt.Errorf("busybox image: %w", err)
 	}
 	if src.NginxRoot != "" {
 		ngx, err := nginxLayer(ctx, src)

@@ -202,7 +202,8 @@ func (o *Options) runSuite(ctx context.Context) error {
 	cmd.Stdout = io.MultiWriter(logFile, o.Out)
 	cmd.Stderr = cmd.Stdout
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) } // ginkgo then writes its reports
-	cmd.WaitDelay = time.Minute
+	// After SIGINT ginkgo finishes the running specs' clean-up and then writes the reports; a kill would lose them.
+	cmd.WaitDelay = 10 * time.Minute
 	return cmd.Run()
 }
 

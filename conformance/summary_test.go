@@ -133,3 +133,17 @@ func TestWriteText(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedExpectations keeps conformance/expectations.yaml valid: one reason per test, no
+// duplicates, only [Conformance] tests.
+func TestShippedExpectations(t *testing.T) {
+	exp, err := LoadExpectations("expectations.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range exp.Tests {
+		if !strings.Contains(e.Test, "[Conformance]") {
+			t.Errorf("%q is not a [Conformance] test", e.Test)
+		}
+	}
+}

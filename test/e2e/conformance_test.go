@@ -28,10 +28,10 @@ var conformanceSubset = []string{
 	"[sig-node] Pods should get a host IP [NodeConformance] [Conformance]",
 	"[sig-node] Downward API should provide pod name, namespace and IP address as env vars [NodeConformance] [Conformance]",
 	"[sig-network] Services should serve a basic endpoint from pods [Conformance]",
-	"[sig-network] DNS should provide DNS for services [Conformance]",
+	"[sig-network] DNS should provide DNS for the cluster [Conformance]",
 	"[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]",
 	"[sig-storage] Secrets should be consumable from pods in volume [NodeConformance] [Conformance]",
-	"[sig-auth] ServiceAccounts should mount an API token into pods [Conformance]",
+	"[sig-auth] ServiceAccounts should mount projected service account token [Conformance]",
 	"[sig-auth] SubjectReview should support SubjectReview API operations [Conformance]",
 }
 
