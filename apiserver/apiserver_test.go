@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
@@ -57,27 +58,28 @@ func TestControlPlane(t *testing.T) {
 		})
 	})
 
-	t.Run("bootstrap RBAC seeded as upstream wants it", func(t *testing.T) {
-		// The seeder (rbacseed.go) creates the bootstrap policy before the
-		// upstream hook gets to it; the hook must then find nothing to
-		// change, or the seeder wrote something else than upstream.
+	t.Run("bootstrap policy written by vnest, as upstream's", func(t *testing.T) {
+		// The upstream hooks are replaced by seedBootstrapPolicy (rbacseed.go): every bootstrap
+		// ClusterRole is there, written once, by it, and the system PriorityClasses exist.
 		roles, err := client.RbacV1().ClusterRoles().List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/bootstrapping=rbac-defaults"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		seeded := 0
+		if want := len(bootstrappolicy.ClusterRoles()) + len(bootstrappolicy.ControllerRoles()); len(roles.Items) != want {
+			t.Errorf("%d bootstrap ClusterRoles, want %d", len(roles.Items), want)
+		}
 		for _, r := range roles.Items {
 			if r.AggregationRule != nil {
 				continue // its rules are the aggregation controller's to write
 			}
-			if len(r.ManagedFields) != 1 {
-				t.Errorf("ClusterRole %s was written %d times (%v), want once", r.Name, len(r.ManagedFields), managers(r.ManagedFields))
-			} else if r.ManagedFields[0].Manager == rbacSeedAgent {
-				seeded++
+			if len(r.ManagedFields) != 1 || r.ManagedFields[0].Manager != rbacSeedAgent {
+				t.Errorf("ClusterRole %s written by %v, want once by %s", r.Name, managers(r.ManagedFields), rbacSeedAgent)
 			}
 		}
-		if seeded < len(roles.Items)/2 {
-			t.Errorf("%d of %d bootstrap ClusterRoles were created by %s, want most", seeded, len(roles.Items), rbacSeedAgent)
+		for _, name := range []string{"system-node-critical", "system-cluster-critical"} {
+			if _, err := client.SchedulingV1().PriorityClasses().Get(ctx, name, metav1.GetOptions{}); err != nil {
+				t.Errorf("PriorityClass %s: %v", name, err)
+			}
 		}
 	})
 

@@ -78,6 +78,8 @@ func prepareKubeAPIServer(ctx context.Context, args []string, serviceIP *service
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
 	}
+	// Run does their work sooner (seedBootstrapPolicy).
+	config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks.Insert(replacedHooks...)
 	cc, err := config.Complete()
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)

@@ -2,36 +2,49 @@ package apiserver
 
 import (
 	"context"
+	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/component-helpers/auth/rbac/reconciliation"
 	"k8s.io/klog/v2"
+	schedulingv1 "k8s.io/kubernetes/pkg/apis/scheduling/v1"
+	rbacrest "k8s.io/kubernetes/pkg/registry/rbac/rest"
+	schedulingrest "k8s.io/kubernetes/pkg/registry/scheduling/rest"
 	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
 )
 
 // rbacSeedAgent is the field manager of the objects the seeder creates.
-const rbacSeedAgent = "vnest-rbac-seed"
+const rbacSeedAgent = "vnest-bootstrap"
 
 // rbacSeedWorkers is how many reconciles the seeder runs at a time.
 const rbacSeedWorkers = 8
 
-// seedBootstrapRBAC reconciles the upstream bootstrap RBAC policy (the
-// same objects and the same reconciliation as kube-apiserver's
-// rbac/bootstrap-roles post-start hook) as soon as the apiserver serves,
-// several at a time, until done or ctx ends.
+// bootstrapRetry bounds the retries of one bootstrap object, as upstream's hooks do (30 s).
+var bootstrapRetry = wait.Backoff{Duration: 50 * time.Millisecond, Factor: 2, Steps: 10, Cap: 5 * time.Second}
+
+// replacedHooks are the kube-apiserver post-start hooks seedBootstrapPolicy does instead. Both
+// wait one second before their first try and then write one object after the other, which
+// made them the longest wait of a new tenant's start-up (1.3-2 s of the apiserver's 2.5-3.5 s).
+var replacedHooks = []string{rbacrest.PostStartHookName, schedulingrest.PostStartHookName}
+
+// seedBootstrapPolicy does what kube-apiserver's rbac/bootstrap-roles and
+// scheduling/bootstrap-system-priority-classes post-start hooks do — reconcile the upstream
+// bootstrap RBAC policy (the same objects, the same reconciliation) and create the system
+// PriorityClasses — as soon as the apiserver serves, several objects at a time. Run disables
+// those hooks and waits for this before the tenant counts as ready; an error means an object
+// could not be written within its retries.
 //
-// Why: the upstream hook waits one second before its first try and then
-// reconciles ~150 objects one after the other; on a new tenant that was
-// the longest wait of start-up (1 s and more on a busy machine). Seeded
-// in parallel during that second, the hook finds every object as it wants
-// it and only reads them. Nothing depends on the seeder: whatever it did
-// not get to (an error, a stop), the hook still does, as upstream.
-func (c CompletedConfig) seedBootstrapRBAC(ctx context.Context) {
+// Left out from the RBAC hook: its migrations of roles and bindings from Kubernetes 1.8 and
+// older names (a tenant never had those).
+func (c CompletedConfig) seedBootstrapPolicy(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
 	cfg := &rest.Config{
 		Host: c.loopbackServer(),
@@ -44,8 +57,7 @@ func (c CompletedConfig) seedBootstrapRBAC(ctx context.Context) {
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		logger.V(1).Info("Not seeding the bootstrap RBAC policy", "err", err)
-		return
+		return err
 	}
 	// Serving yet? Until then every request fails to connect.
 	for {
@@ -54,35 +66,58 @@ func (c CompletedConfig) seedBootstrapRBAC(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
 	start := time.Now()
-	tasks := bootstrapRBACTasks(client)
+	tasks := append(bootstrapRBACTasks(client), systemPriorityClassTasks(client)...)
 	work := make(chan func() error)
-	var failed atomic.Int32
+	errs := make(chan error, len(tasks))
 	var wg sync.WaitGroup
 	for range rbacSeedWorkers {
 		wg.Go(func() {
 			for task := range work {
-				if task() != nil {
-					failed.Add(1)
-				}
+				errs <- retry.OnError(bootstrapRetry, func(error) bool { return ctx.Err() == nil }, task)
 			}
 		})
 	}
-feed:
 	for _, task := range tasks {
-		select {
-		case work <- task:
-		case <-ctx.Done():
-			break feed
-		}
+		work <- task
 	}
 	close(work)
 	wg.Wait()
-	logger.V(1).Info("Seeded the bootstrap RBAC policy", "objects", len(tasks), "failed", failed.Load(), "after", time.Since(start).Round(time.Millisecond))
+	close(errs)
+	var failed []error
+	for err := range errs {
+		if err != nil {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("bootstrap policy: %d of %d objects failed: %w", len(failed), len(tasks), utilerrors.NewAggregate(failed))
+	}
+	logger.V(1).Info("Reconciled the bootstrap policy", "objects", len(tasks), "after", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// systemPriorityClassTasks create the system PriorityClasses when missing, as upstream's hook.
+func systemPriorityClassTasks(client kubernetes.Interface) []func() error {
+	var tasks []func() error
+	for _, pc := range schedulingv1.SystemPriorityClasses() {
+		tasks = append(tasks, func() error {
+			_, err := client.SchedulingV1().PriorityClasses().Get(context.TODO(), pc.Name, metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				return err
+			}
+			_, err = client.SchedulingV1().PriorityClasses().Create(context.TODO(), pc, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				return nil
+			}
+			return err
+		})
+	}
+	return tasks
 }
 
 // bootstrapRBACTasks are the reconciles of the upstream hook's PolicyData

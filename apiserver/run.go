@@ -77,17 +77,21 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	seedCtx, stopSeeding := context.WithCancel(klog.NewContext(context.WithoutCancel(ctx), logger))
-	seeded := make(chan struct{})
-	go func() { defer close(seeded); c.seedBootstrapRBAC(seedCtx) }()
+	// The bootstrap RBAC policy and system PriorityClasses, which two
+	// disabled upstream hooks would write (rbacseed.go).
+	seedCtx, stopSeeding := context.WithTimeout(klog.NewContext(context.WithoutCancel(ctx), logger), readyTimeout)
+	defer stopSeeding()
+	seeded := make(chan error, 1)
+	go func() { seeded <- c.seedBootstrapPolicy(seedCtx) }()
 	// Start-up is not interruptible: kube-apiserver's post-start hooks
 	// treat a cancelled context as fatal and exit the whole process
 	// (klog.Fatalf). Once /readyz is 200 every hook has returned and a stop
 	// is clean, so a stop requested earlier waits for that.
-	err = c.waitReady(api)
-	stopSeeding()
-	<-seeded
-	if err != nil {
+	if err := c.waitReady(api); err != nil {
+		stopSeeding()
+		return api.stop(err)
+	}
+	if err := <-seeded; err != nil {
 		return api.stop(err)
 	}
 	if ctx.Err() != nil {
