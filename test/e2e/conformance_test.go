@@ -83,6 +83,7 @@ func TestConformanceSubset(t *testing.T) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("Subset: passed %d, failed %d, skipped %d", s.Passed, s.Failed, s.Skipped)
 	listed := map[string]bool{}
 	for _, e := range exp.Tests {
 		listed[e.Test] = true
