@@ -11,7 +11,6 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/component-helpers/auth/rbac/reconciliation"
 	"k8s.io/klog/v2"
@@ -46,15 +45,8 @@ var replacedHooks = []string{rbacrest.PostStartHookName, schedulingrest.PostStar
 // older names (a tenant never had those).
 func (c CompletedConfig) seedBootstrapPolicy(ctx context.Context) error {
 	logger := klog.FromContext(ctx)
-	cfg := &rest.Config{
-		Host: c.loopbackServer(),
-		TLSClientConfig: rest.TLSClientConfig{
-			CAFile: c.pki.CA.CertFile, CertFile: c.pki.Admin.CertFile, KeyFile: c.pki.Admin.KeyFile,
-		},
-		UserAgent: rbacSeedAgent,
-		Timeout:   5 * time.Second,
-		QPS:       -1,
-	}
+	cfg := c.adminConfig()
+	cfg.UserAgent, cfg.QPS = rbacSeedAgent, -1
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err

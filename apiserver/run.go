@@ -228,14 +228,18 @@ func (c CompletedConfig) waitDefaultServiceAccount(kcm *component) error {
 }
 
 func (c CompletedConfig) adminClient() (kubernetes.Interface, error) {
-	cfg := &rest.Config{
+	return kubernetes.NewForConfig(c.adminConfig())
+}
+
+// adminConfig is a loopback client configuration with the admin identity.
+func (c CompletedConfig) adminConfig() *rest.Config {
+	return &rest.Config{
 		Host: c.loopbackServer(),
 		TLSClientConfig: rest.TLSClientConfig{
 			CAFile: c.pki.CA.CertFile, CertFile: c.pki.Admin.CertFile, KeyFile: c.pki.Admin.KeyFile,
 		},
 		Timeout: 5 * time.Second,
 	}
-	return kubernetes.NewForConfig(cfg)
 }
 
 func (c *completedConfig) loopbackServer() string {
