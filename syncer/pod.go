@@ -184,14 +184,16 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 
 // podDownEqual compares what the down sync updates on an existing super pod.
 func podDownEqual(desired, existing *corev1.Pod) bool {
-	return stampedMetaEqual(desired, existing) && slices.Equal(images(desired), images(existing))
+	return stampedMetaEqual(desired, existing) && slices.Equal(images(desired), images(existing)) &&
+		ptr.Equal(desired.Spec.ActiveDeadlineSeconds, existing.Spec.ActiveDeadlineSeconds)
 }
 
-// mergePod writes desired's labels, annotations and images into a copy of existing; the other
-// spec fields of a pod are immutable.
+// mergePod writes desired's labels, annotations, images and activeDeadlineSeconds into a copy of
+// existing; the other spec fields the syncer sets are immutable.
 func mergePod(desired, existing *corev1.Pod) *corev1.Pod {
 	out := existing.DeepCopy()
 	mergeMeta(desired, out)
+	out.Spec.ActiveDeadlineSeconds = desired.Spec.ActiveDeadlineSeconds
 	for i := range out.Spec.InitContainers {
 		if i < len(desired.Spec.InitContainers) {
 			out.Spec.InitContainers[i].Image = desired.Spec.InitContainers[i].Image

@@ -259,3 +259,22 @@ func TestSyncPod(t *testing.T) {
 		})
 	}
 }
+
+// TestPodDownEqualAndMerge: of a running pod's spec, images and activeDeadlineSeconds go down.
+func TestPodDownEqualAndMerge(t *testing.T) {
+	tenant := MakePod("default", "web").Obj()
+	desired := translatePod(tenant, testOwner, v1alpha1.PolicySpec{})
+	existing := desired.DeepCopy()
+	existing.Spec.NodeName = "node-1"
+	if !podDownEqual(desired, existing) {
+		t.Fatal("a scheduled copy counts as drift")
+	}
+	desired.Spec.ActiveDeadlineSeconds = ptr.To[int64](30)
+	if podDownEqual(desired, existing) {
+		t.Error("a new activeDeadlineSeconds does not count as drift")
+	}
+	merged := mergePod(desired, existing)
+	if !ptr.Equal(merged.Spec.ActiveDeadlineSeconds, ptr.To[int64](30)) || merged.Spec.NodeName != "node-1" || !podDownEqual(desired, merged) {
+		t.Errorf("merged spec: deadline %v, node %q", merged.Spec.ActiveDeadlineSeconds, merged.Spec.NodeName)
+	}
+}

@@ -13,7 +13,7 @@ import (
 
 // Services.
 //
-// Down: type, ports, selector and traffic settings. Cluster IPs are allocated in the super
+// Down: type, ports, selector and traffic settings (session affinity also on updates). Cluster IPs are allocated in the super
 // cluster first: a tenant apiserver run with --service-ip-allocator asks the syncer
 // (serviceip.go), which creates the super Service as a reservation; the tenant Service is created
 // with its IPs, and the down sync adopts the reservation. Without the allocator (or for a super
@@ -53,6 +53,8 @@ func serviceDownEqual(desired, existing *corev1.Service) bool {
 	if !stampedMetaEqual(desired, existing) || desired.Spec.Type != existing.Spec.Type ||
 		desired.Spec.ExternalName != existing.Spec.ExternalName ||
 		desired.Spec.PublishNotReadyAddresses != existing.Spec.PublishNotReadyAddresses ||
+		desired.Spec.SessionAffinity != existing.Spec.SessionAffinity ||
+		!apiequality.Semantic.DeepEqual(desired.Spec.SessionAffinityConfig, existing.Spec.SessionAffinityConfig) ||
 		!apiequality.Semantic.DeepEqual(desired.Spec.Selector, existing.Spec.Selector) ||
 		len(desired.Spec.Ports) != len(existing.Spec.Ports) {
 		return false
@@ -80,6 +82,7 @@ func mergeService(desired, existing *corev1.Service) *corev1.Service {
 	out.Spec.Selector = desired.Spec.Selector
 	out.Spec.ExternalName = desired.Spec.ExternalName
 	out.Spec.PublishNotReadyAddresses = desired.Spec.PublishNotReadyAddresses
+	out.Spec.SessionAffinity, out.Spec.SessionAffinityConfig = desired.Spec.SessionAffinity, desired.Spec.SessionAffinityConfig
 	out.Spec.Ports = nil
 	for _, p := range desired.Spec.Ports {
 		if desired.Spec.Type == corev1.ServiceTypeNodePort || desired.Spec.Type == corev1.ServiceTypeLoadBalancer {

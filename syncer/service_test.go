@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
@@ -84,6 +85,18 @@ func TestServiceDownEqualAndMerge(t *testing.T) {
 	merged := mergeService(desired, existing)
 	if merged.Spec.ClusterIP != "10.96.0.7" || merged.Spec.Ports[0].NodePort != 31000 || merged.Spec.Ports[1].NodePort != 0 {
 		t.Errorf("merge lost what the super cluster allocated: %+v", merged.Spec)
+	}
+
+	// Session affinity changes on an existing Service go down too.
+	existing = merged
+	desired.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+	desired.Spec.SessionAffinityConfig = &corev1.SessionAffinityConfig{ClientIP: &corev1.ClientIPConfig{TimeoutSeconds: ptr.To[int32](60)}}
+	if serviceDownEqual(desired, existing) {
+		t.Error("a session affinity change does not count as drift")
+	}
+	merged = mergeService(desired, existing)
+	if merged.Spec.SessionAffinity != corev1.ServiceAffinityClientIP || *merged.Spec.SessionAffinityConfig.ClientIP.TimeoutSeconds != 60 || !serviceDownEqual(desired, merged) {
+		t.Errorf("merge did not take the session affinity: %+v", merged.Spec)
 	}
 }
 
