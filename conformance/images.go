@@ -450,10 +450,8 @@ func ImportImages(ctx context.Context, address, tarball string) error {
 		return err
 	}
 	for alias, ref := range aliases {
-		out, err := exec.CommandContext(ctx, "ctr", "--address", address, "--namespace", images.Namespace,
-			"images", "tag", "--force", ref, alias).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("tagging %s as %s: %w: %s", ref, alias, err, bytes.TrimSpace(out))
+		if err := images.Tag(ctx, address, ref, alias); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -36,6 +36,15 @@ func Import(ctx context.Context, ctrAddress, tarball string) error {
 	return nil
 }
 
+// Tag gives image ref in the containerd at ctrAddress, namespace Namespace,
+// the further name alias (replacing an image of that name).
+func Tag(ctx context.Context, ctrAddress, ref, alias string) error {
+	if _, err := ctr(ctx, ctrAddress, "images", "tag", "--force", ref, alias); err != nil {
+		return fmt.Errorf("tagging %s as %s: %w", ref, alias, err)
+	}
+	return nil
+}
+
 // ImageDigest returns the manifest digest ("sha256:...") ref has in the
 // containerd at ctrAddress, namespace Namespace, or "" if there is no such
 // image.
