@@ -253,6 +253,11 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 	}
 	if err := s.ensurePodToken(ctx, t, tp); err != nil {
 		release(false)
+		if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) { // retried, but say why
+			if rerr := s.refusePod(ctx, t, tp, reasonSuperRejected, "the super cluster refused the pod's token Secret: "+err.Error(), true); rerr != nil {
+				return rerr
+			}
+		}
 		return err
 	}
 	err = create()

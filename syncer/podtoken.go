@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -34,12 +36,15 @@ import (
 // the Secret with those files only.
 //
 // The Secret is named tokenSecretName(pod) in the pod's super namespace, carries the pod's
-// ownership labels plus labelPodToken=<pod name>, and is deleted with the super pod. Its events
+// ownership labels plus labelPodToken=<pod name> (shortened past 63 characters, the limit of a
+// label value; annotationPodToken always has the whole name), and is deleted with the super pod. Its events
 // queue the pod, not a tenant Secret, and the Secret down sync leaves it alone.
 
 const (
 	// labelPodToken marks a token Secret and names the tenant pod it serves.
 	labelPodToken = ownership.ReservedPrefix + "pod-token"
+	// annotationPodToken names the tenant pod in full (pod names may be longer than a label value).
+	annotationPodToken = ownership.ReservedPrefix + "pod-token"
 	// annotationTokenExpires and annotationTokenIssued bound the current token's lifetime (RFC 3339).
 	annotationTokenExpires = ownership.ReservedPrefix + "token-expires"
 	annotationTokenIssued  = ownership.ReservedPrefix + "token-issued"
@@ -61,10 +66,26 @@ func tokenSecretName(pod string) string {
 	return name[:253-11] + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
+// podTokenLabelValue is the labelPodToken value for a pod: its name, or, past the 63 characters
+// a label value may have, a prefix of it and a hash of the whole.
+func podTokenLabelValue(pod string) string {
+	if len(pod) <= validation.LabelValueMaxLength {
+		return pod
+	}
+	sum := sha256.Sum256([]byte(pod))
+	return strings.TrimRight(pod[:validation.LabelValueMaxLength-11], "-_.") + "-" + hex.EncodeToString(sum[:])[:10]
+}
+
 // isTokenSecret reports whether a super object is a pod token Secret, and for which pod.
 func isTokenSecret(m metav1.Object) (pod string, ok bool) {
-	pod, ok = m.GetLabels()[labelPodToken]
-	return pod, ok
+	label, ok := m.GetLabels()[labelPodToken]
+	if !ok {
+		return "", false
+	}
+	if pod, ok := m.GetAnnotations()[annotationPodToken]; ok {
+		return pod, true
+	}
+	return label, true // a Secret written before the annotation existed (short names only)
 }
 
 func isTokenSecretObj(m metav1.Object) bool {
@@ -169,8 +190,9 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 	}
 	secret.Name = name
 	secret.Labels = map[string]string{
-		ownership.LabelClusterKey: secret.Labels[ownership.LabelClusterKey], ownership.LabelTenantNamespace: tp.Namespace, labelPodToken: tp.Name,
+		ownership.LabelClusterKey: secret.Labels[ownership.LabelClusterKey], ownership.LabelTenantNamespace: tp.Namespace, labelPodToken: podTokenLabelValue(tp.Name),
 	}
+	secret.Annotations[annotationPodToken] = tp.Name
 	switch {
 	case keep != nil:
 		for _, k := range []string{"token", "ca.crt", "namespace"} {

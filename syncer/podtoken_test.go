@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -8,8 +9,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
@@ -203,5 +208,100 @@ func TestPodSecretMetadata(t *testing.T) {
 	}
 	if requests != 1 || string(sec.Data["token"]) != "tenant-token" {
 		t.Errorf("%d token requests, token %q: want the first token kept", requests, sec.Data["token"])
+	}
+}
+
+// TestTokenSecretOfLongPodName: pod names may be longer than a label value (the conformance
+// suite's termination-message pods have 65 characters); the token Secret's labels must still be
+// valid, and the Secret must still lead back to its pod.
+func TestTokenSecretOfLongPodName(t *testing.T) {
+	long := "termination-message-container" + "0a1b2c3d-1111-2222-3333-444455556666"
+	for _, tc := range []struct {
+		pod, wantLabel string
+	}{
+		{"web", "web"},
+		{strings.Repeat("a", 63), strings.Repeat("a", 63)},
+		{long, ""}, // hashed
+		{strings.Repeat("b", 52) + "-.-" + strings.Repeat("c", 20), ""},
+	} {
+		got := podTokenLabelValue(tc.pod)
+		if errs := validation.IsValidLabelValue(got); len(errs) > 0 {
+			t.Errorf("podTokenLabelValue(%q) = %q: %v", tc.pod, got, errs)
+		}
+		if tc.wantLabel != "" && got != tc.wantLabel {
+			t.Errorf("podTokenLabelValue(%q) = %q, want %q", tc.pod, got, tc.wantLabel)
+		}
+		if tc.wantLabel == "" && (got == podTokenLabelValue(tc.pod+"x") || !strings.HasPrefix(tc.pod, strings.TrimRight(got[:20], "-"))) {
+			t.Errorf("podTokenLabelValue(%q) = %q, want a prefix of the name and a hash of the whole", tc.pod, got)
+		}
+	}
+
+	pod := MakePod("default", long).Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	h := newHarness(t, []object{ns}, []object{pod, rootCA})
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
+			Token: "tenant-token", ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
+		}}, nil
+	})
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", long); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, tokenSecretName(long), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := metav1validation.ValidateLabels(sec.Labels, field.NewPath("metadata", "labels")); len(errs) > 0 {
+		t.Errorf("token Secret labels invalid: %v", errs.ToAggregate())
+	}
+	if got, ok := isTokenSecret(sec); !ok || got != long {
+		t.Errorf("isTokenSecret = %q, %v; want the whole pod name", got, ok)
+	}
+	old := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{labelPodToken: "web"}}}
+	if got, ok := isTokenSecret(old); !ok || got != "web" {
+		t.Errorf("isTokenSecret of a Secret without the annotation = %q, %v; want web from the label", got, ok)
+	}
+}
+
+// TestTokenSecretRefused: when the super cluster refuses the pod's token Secret, the tenant pod
+// says so (PodScheduled=False, a Warning event) instead of staying Pending without a word.
+func TestTokenSecretRefused(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	h := newHarness(t, []object{ns}, []object{pod, rootCA})
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
+			Token: "tenant-token", ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
+		}}, nil
+	})
+	h.super.PrependReactor("create", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Secret").GroupKind(), "vnest-token-web",
+			field.ErrorList{field.Invalid(field.NewPath("metadata", "labels"), "x", "must be no more than 63 bytes")})
+	})
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err == nil {
+		t.Fatal("syncPod succeeded; want the refusal returned (and retried)")
+	}
+	got, err := h.tenantCS.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(got.Status.Conditions, func(c corev1.PodCondition) bool { return c.Type == corev1.PodScheduled })
+	if i < 0 || got.Status.Conditions[i].Status != corev1.ConditionFalse || got.Status.Conditions[i].Reason != reasonSuperRejected ||
+		!strings.Contains(got.Status.Conditions[i].Message, "63 bytes") {
+		t.Errorf("tenant pod conditions %+v, want PodScheduled=False %s with the super cluster's message", got.Status.Conditions, reasonSuperRejected)
+	}
+	select {
+	case e := <-h.recorder.Events:
+		if !strings.Contains(e, reasonSuperRejected) {
+			t.Errorf("event %q", e)
+		}
+	default:
+		t.Error("no event recorded")
 	}
 }
