@@ -98,7 +98,7 @@ func podReferences(p *corev1.Pod) (configMaps, secrets []string) {
 			}
 		}
 	}
-	containers := slices.Concat(p.Spec.InitContainers, p.Spec.Containers)
+	containers := slices.Concat(p.Spec.InitContainers, p.Spec.Containers, ephemeralContainers(p.Spec.EphemeralContainers))
 	for _, c := range containers {
 		for _, e := range c.EnvFrom {
 			if e.ConfigMapRef != nil {
@@ -151,7 +151,7 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 			spec.Volumes[i].VolumeSource = tokenVolumeSource(p.Name, v.Projected)
 		}
 	}
-	spec.EphemeralContainers = nil // added only through their subresource
+	spec.EphemeralContainers = nil // added only through their subresource (podephemeral.go)
 	spec.ServiceAccountName = ""
 	spec.DeprecatedServiceAccount = ""
 	spec.AutomountServiceAccountToken = ptr.To(false)
@@ -219,6 +219,7 @@ var podDown = down[*corev1.Pod]{
 	kind: kindPod,
 	translate: func(t *tenant, p *corev1.Pod) *corev1.Pod {
 		sp := withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
+		withTenantGeneration(sp, p)                                           // podgeneration.go
 		podDNS(&sp.Spec, p.Namespace, t.settings.Load().domain, t.nameserver) // dns.go
 		return withEnv(sp, t.tenantEnv(p))                                    // podenv.go
 	},
@@ -289,6 +290,16 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 		// A new super pod: the virtual cluster's policy decides first (podpolicy.go).
 		return s.createPodDown(ctx, t, tp, down)
 	}
+	if sameUID && sp.DeletionTimestamp == nil {
+		// Resizes and ephemeral containers have their own subresources. They go before the down
+		// update, which stamps the tenant generation (podgeneration.go); a write ends the round
+		// and its event brings the next.
+		for _, sub := range []func(context.Context, *tenant, *corev1.Pod, *corev1.Pod) (bool, error){s.resizePodDown, s.ephemeralContainersDown} {
+			if wrote, err := sub(ctx, t, tp, sp); wrote || err != nil {
+				return err
+			}
+		}
+	}
 	if err := down(); err != nil || !sameUID {
 		return err
 	}
@@ -315,7 +326,7 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 		}
 		return nil // the tenant pod's update event brings the status round
 	}
-	want := podStatusUp(sp)
+	want := tenantObservedGenerations(podStatusUp(sp), sp, tp) // podgeneration.go
 	if apiequality.Semantic.DeepEqual(tp.Status, want) {
 		return nil
 	}

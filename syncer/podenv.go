@@ -107,26 +107,9 @@ func withEnv(pod *corev1.Pod, env []corev1.EnvVar) *corev1.Pod {
 // tenantDownwardAPI rewrites the downward API references of spec (a copy of tenant pod p's) so
 // that they give p's tenant values in the super cluster.
 func tenantDownwardAPI(spec *corev1.PodSpec, p *corev1.Pod) {
-	sa := p.Spec.ServiceAccountName
 	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for i := range cs {
-			for j, e := range cs[i].Env {
-				if e.ValueFrom == nil || e.ValueFrom.FieldRef == nil {
-					continue
-				}
-				var v string
-				switch e.ValueFrom.FieldRef.FieldPath {
-				case "metadata.namespace":
-					v = p.Namespace
-				case "metadata.uid":
-					v = string(p.UID)
-				case "spec.serviceAccountName":
-					v = sa
-				default:
-					continue
-				}
-				cs[i].Env[j] = corev1.EnvVar{Name: e.Name, Value: v}
-			}
+			tenantEnvFields(cs[i].Env, p)
 		}
 	}
 	fix := func(items []corev1.DownwardAPIVolumeFile) {
@@ -155,6 +138,28 @@ func tenantDownwardAPI(spec *corev1.PodSpec, p *corev1.Pod) {
 		}
 	}
 	wholeMapFromSecret(spec, p) // podmeta.go
+}
+
+// tenantEnvFields rewrites, in place, the env variables of a container of tenant pod p that
+// read metadata.namespace, metadata.uid or spec.serviceAccountName into p's values.
+func tenantEnvFields(env []corev1.EnvVar, p *corev1.Pod) {
+	for j, e := range env {
+		if e.ValueFrom == nil || e.ValueFrom.FieldRef == nil {
+			continue
+		}
+		var v string
+		switch e.ValueFrom.FieldRef.FieldPath {
+		case "metadata.namespace":
+			v = p.Namespace
+		case "metadata.uid":
+			v = string(p.UID)
+		case "spec.serviceAccountName":
+			v = p.Spec.ServiceAccountName
+		default:
+			continue
+		}
+		env[j] = corev1.EnvVar{Name: e.Name, Value: v}
+	}
 }
 
 // tenantEnv is the service environment for tenant pod p of tenant t, from the caches.

@@ -1,0 +1,86 @@
+package syncer
+
+import (
+	"context"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
+)
+
+// In-place resize of tenant pods.
+//
+// A tenant resizes a pod through its pods/resize subresource (or a replace of it): the tenant
+// apiserver validates the change and writes the new container resources into the pod's spec.
+// The syncer carries them to the super pod through the super cluster's pods/resize subresource,
+// so the super kubelet actuates the resize; what the kubelet reports (conditions
+// PodResizePending and PodResizeInProgress, containerStatuses[].resources and
+// allocatedResources, restart counts) comes up with the pod's status, and the observed
+// generation tells the tenant when the kubelet has seen the resize (podgeneration.go).
+//
+// What goes down is what the resize subresource takes: each (init) container's resources and
+// resizePolicy, matched by name, and the pod-level resources. The super pod's resources are the
+// tenant pod's (translatePod copies them), so any difference is a resize to apply. The resize
+// is written before the down update that stamps the tenant generation, so the super pod never
+// claims a tenant generation whose resize it has not received. The tenant's spec.policy.quota
+// is checked when a pod goes down, not on a resize.
+
+// resizedPod returns a copy of super pod sp with the resources of tenant pod tp (containers and
+// init containers by name, and the pod level), or nil when they already match.
+func resizedPod(sp, tp *corev1.Pod) *corev1.Pod {
+	out := sp.DeepCopy()
+	changed := resizeContainers(out.Spec.InitContainers, tp.Spec.InitContainers)
+	changed = resizeContainers(out.Spec.Containers, tp.Spec.Containers) || changed
+	if !apiequality.Semantic.DeepEqual(out.Spec.Resources, tp.Spec.Resources) {
+		out.Spec.Resources = tp.Spec.Resources.DeepCopy()
+		changed = true
+	}
+	if !changed {
+		return nil
+	}
+	return out
+}
+
+// resizeContainers writes the resources and resize policy of each container of want into the
+// container of the same name in super, and reports whether any differed.
+func resizeContainers(super, want []corev1.Container) bool {
+	changed := false
+	for i := range super {
+		for _, w := range want {
+			if w.Name != super[i].Name {
+				continue
+			}
+			if !apiequality.Semantic.DeepEqual(super[i].Resources, w.Resources) {
+				super[i].Resources = *w.Resources.DeepCopy()
+				changed = true
+			}
+			if !apiequality.Semantic.DeepEqual(super[i].ResizePolicy, w.ResizePolicy) {
+				super[i].ResizePolicy = append([]corev1.ContainerResizePolicy(nil), w.ResizePolicy...)
+				changed = true
+			}
+			break
+		}
+	}
+	return changed
+}
+
+// resizePodDown resizes super pod sp to tenant pod tp's resources through the super cluster's
+// pods/resize subresource when they differ. It reports whether it wrote; the write's event
+// brings the pod round again. A refusal is told to the tenant by an event and retried.
+func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Pod) (bool, error) {
+	if podTerminal(sp) {
+		return false, nil
+	}
+	resized := resizedPod(sp, tp)
+	if resized == nil {
+		return false, nil
+	}
+	if err := guard(t, tp.Namespace, sp); err != nil {
+		return false, err
+	}
+	klog.FromContext(ctx).V(2).Info("Resizing super pod", "superObject", klog.KObj(sp))
+	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateResize(ctx, sp.Name, resized, metav1.UpdateOptions{})
+	s.recordRejected(t, tp, kindPod, err)
+	return true, err
+}

@@ -1,0 +1,147 @@
+package syncer
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+)
+
+// resources is requests cpu/memory and, when given, limits (cpu, memory); "" leaves one out.
+func resources(cpu, mem string, limits ...string) corev1.ResourceRequirements {
+	list := func(cpu, mem string) corev1.ResourceList {
+		l := corev1.ResourceList{}
+		if cpu != "" {
+			l[corev1.ResourceCPU] = resource.MustParse(cpu)
+		}
+		if mem != "" {
+			l[corev1.ResourceMemory] = resource.MustParse(mem)
+		}
+		return l
+	}
+	r := corev1.ResourceRequirements{Requests: list(cpu, mem)}
+	if len(limits) == 2 {
+		r.Limits = list(limits[0], limits[1])
+	}
+	return r
+}
+
+// resizable is a pod with containers c1 and c2 and a sidecar (restartable init container).
+func resizable(ns string, c1, c2, sidecar corev1.ResourceRequirements) *corev1.Pod {
+	p := MakePod(ns, "web").Obj()
+	p.Spec.Containers = []corev1.Container{
+		{Name: "c1", Image: "vnest.local/busybox:1", Resources: c1},
+		{Name: "c2", Image: "vnest.local/busybox:1", Resources: c2},
+	}
+	p.Spec.InitContainers = []corev1.Container{{Name: "sidecar", Image: "vnest.local/busybox:1", Resources: sidecar,
+		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways)}}
+	return p
+}
+
+func TestResizedPod(t *testing.T) {
+	small, big := resources("20m", "35Mi"), resources("25m", "40Mi")
+	super := resizable(testSuperNS, small, small, small)
+	super.Spec.NodeName = "node-1"
+	cases := map[string]struct {
+		tenant *corev1.Pod
+		want   func(*corev1.Pod) // applied to a copy of super; nil: no resize
+	}{
+		"same resources: nothing to resize": {tenant: resizable("default", small, small, small)},
+		"equivalent quantities are the same": {
+			tenant: resizable("default", resources("0.02", "36700160"), small, small),
+		},
+		"one container grows": {
+			tenant: resizable("default", small, big, small),
+			want:   func(p *corev1.Pod) { p.Spec.Containers[1].Resources = big },
+		},
+		"limits added": {
+			tenant: resizable("default", resources("20m", "35Mi", "30m", ""), small, small),
+			want: func(p *corev1.Pod) {
+				p.Spec.Containers[0].Resources = resources("20m", "35Mi", "30m", "")
+			},
+		},
+		"sidecar shrinks": {
+			tenant: resizable("default", small, small, resources("15m", "30Mi")),
+			want:   func(p *corev1.Pod) { p.Spec.InitContainers[0].Resources = resources("15m", "30Mi") },
+		},
+		"resize policy changes": {
+			tenant: func() *corev1.Pod {
+				p := resizable("default", small, small, small)
+				p.Spec.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer}}
+				return p
+			}(),
+			want: func(p *corev1.Pod) {
+				p.Spec.Containers[0].ResizePolicy = []corev1.ContainerResizePolicy{{ResourceName: corev1.ResourceMemory, RestartPolicy: corev1.RestartContainer}}
+			},
+		},
+		"pod-level resources change": {
+			tenant: func() *corev1.Pod {
+				p := resizable("default", small, small, small)
+				p.Spec.Resources = ptr.To(resources("100m", "100Mi"))
+				return p
+			}(),
+			want: func(p *corev1.Pod) { p.Spec.Resources = ptr.To(resources("100m", "100Mi")) },
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			before := super.DeepCopy()
+			got := resizedPod(super, tc.tenant)
+			var want *corev1.Pod
+			if tc.want != nil {
+				want = super.DeepCopy()
+				tc.want(want)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("resizedPod (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(before, super); diff != "" {
+				t.Errorf("resizedPod changed the super pod (-before +after):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSyncPodResize: a tenant resize goes down alone through the super pods/resize
+// subresource; the tenant generation is stamped by the down update of the next round, once the
+// super pod has the new resources.
+func TestSyncPodResize(t *testing.T) {
+	small, big := resources("20m", "35Mi"), resources("25m", "40Mi")
+	tenant := resizable("default", big, small, small)
+	tenant.Generation = 2
+	super := func(c1 corev1.ResourceRequirements) *corev1.Pod {
+		p := (&podWrapper{*resizable(testSuperNS, c1, small, small)}).Owned("uid-web").Annotation(annotationTenantGeneration, "1").Obj()
+		p.Generation = 1
+		return p
+	}
+
+	h := newHarness(t, []object{super(small)}, []object{tenant})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+		t.Fatalf("syncPod: %v", err)
+	}
+	if diff := cmp.Diff([]string{"update pods/resize demo-5c9a8459-default/web"}, writes(h.super)); diff != "" {
+		t.Fatalf("super writes (-want +got):\n%s", diff)
+	}
+	sent := h.super.Actions()[0].(k8stesting.UpdateAction).GetObject().(*corev1.Pod)
+	if diff := cmp.Diff(big, sent.Spec.Containers[0].Resources); diff != "" {
+		t.Errorf("resized c1 (-want +got):\n%s", diff)
+	}
+	if got := sent.Annotations[annotationTenantGeneration]; got != "1" {
+		t.Errorf("the resize carries tenant generation %q, want the old 1", got)
+	}
+
+	h = newHarness(t, []object{super(big)}, []object{tenant})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+		t.Fatalf("syncPod after the resize: %v", err)
+	}
+	if diff := cmp.Diff([]string{"update pods demo-5c9a8459-default/web"}, writes(h.super)); diff != "" {
+		t.Fatalf("super writes after the resize (-want +got):\n%s", diff)
+	}
+	sent = h.super.Actions()[0].(k8stesting.UpdateAction).GetObject().(*corev1.Pod)
+	if got := sent.Annotations[annotationTenantGeneration]; got != "2" {
+		t.Errorf("the down update stamps tenant generation %q, want 2", got)
+	}
+}
