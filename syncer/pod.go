@@ -22,7 +22,8 @@ import (
 //
 // Down: the tenant pod's spec, translated (translatePod), created in the super namespace with
 // nodeName empty so the super cluster's scheduler places it. Later changes propagate for the
-// fields a pod may change: labels, annotations, container images.
+// fields a pod may change: labels, annotations, container images, activeDeadlineSeconds; and
+// resources and ephemeral containers through their subresources (podresize.go, podephemeral.go).
 //
 // Up: once the super pod is scheduled, the tenant pod is bound to the same node through the
 // tenant's pods/binding subresource (after its virtual node exists); its status mirrors the
