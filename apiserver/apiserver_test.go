@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensionsclient "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -215,6 +217,33 @@ func TestControlPlane(t *testing.T) {
 		if !apierrors.IsServiceUnavailable(err) || !strings.Contains(err.Error(), "unreachable") {
 			t.Errorf("create with the allocator down: %v, want 503 saying it is unreachable", err)
 		}
+	})
+
+	t.Run("a tenant's own unbound PersistentVolume can be deleted", func(t *testing.T) {
+		// The StorageObjectInUseProtection admission puts kubernetes.io/pv-protection on it;
+		// only the tenant's PV protection controller takes it off again.
+		pv := &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: "own-volume"},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:               corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("1Gi")},
+				AccessModes:            []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				PersistentVolumeSource: corev1.PersistentVolumeSource{CSI: &corev1.CSIPersistentVolumeSource{Driver: "example.com", VolumeHandle: "v1"}},
+			},
+		}
+		created, err := client.CoreV1().PersistentVolumes().Create(ctx, pv, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(created.Finalizers, "kubernetes.io/pv-protection") {
+			t.Fatalf("finalizers %v; the admission did not protect the volume", created.Finalizers)
+		}
+		if err := client.CoreV1().PersistentVolumes().Delete(ctx, pv.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the deleted PersistentVolume gone", 30*time.Second, func(ctx context.Context) (bool, error) {
+			_, err := client.CoreV1().PersistentVolumes().Get(ctx, pv.Name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
 	})
 
 	t.Run("restart keeps the data", func(t *testing.T) {

@@ -41,6 +41,9 @@ var Controllers = []string{
 	"disruption-controller",
 	"resourcequota-controller",
 	"persistentvolumeclaim-protection-controller",
+	// Lets a tenant's own PersistentVolumes (never bound in the tenant: the binder is the super
+	// cluster's) be deleted; a mirror PV the syncer owns is Bound, so the syncer drops its finalizer.
+	"persistentvolume-protection-controller",
 	"ephemeral-volume-controller", // generic ephemeral volumes are PVCs the tenant must see
 	// Deletes terminated pods over the threshold and, after 40 s, pods bound
 	// to a Node that does not exist: the syncer must publish a pod's virtual
@@ -71,7 +74,6 @@ var DisabledControllers = map[string]string{
 	"persistentvolume-binder-controller":                             "volumes are provisioned and bound in the super cluster; status is synced up",
 	"persistentvolume-attach-detach-controller":                      "attachments happen in the super cluster",
 	"persistentvolume-expander-controller":                           "expansion happens in the super cluster",
-	"persistentvolume-protection-controller":                         "PVs in the tenant are mirrors the syncer owns",
 	"horizontal-pod-autoscaler-controller":                           "no metrics API in a tenant (no kubelets to scrape); saves its clients and informers",
 	"certificatesigningrequest-approving-controller":                 "auto-approves kubelet CSRs; a tenant has no kubelets",
 	"bootstrap-signer-controller":                                    "node bootstrap tokens; a tenant has no kubelets",

@@ -16,10 +16,11 @@ import (
 // tenant gets a mirror of that volume: same name, capacity, access modes, volume mode, storage
 // class, reclaim policy, mount options, node affinity and volume source, a claimRef to the
 // tenant claim, and status Bound; the tenant claim's spec.volumeName is then set (the tenant
-// apiserver allows it once, from empty, as it does for a binder). The tenant runs no binder,
-// attach-detach or PV protection controller, so the mirror is the syncer's alone: it goes when
-// no tenant claim is bound to it any more (the syncer drops the kubernetes.io/pv-protection
-// finalizer the tenant's admission put on it). Only mirror-labelled tenant volumes are touched.
+// apiserver allows it once, from empty, as it does for a binder). The tenant runs no binder or
+// attach-detach controller, so the mirror is the syncer's alone: it goes when no tenant claim is
+// bound to it any more (the syncer drops the kubernetes.io/pv-protection finalizer the tenant's
+// admission put on it; the tenant's PV protection controller leaves a Bound volume's finalizer
+// alone). Only mirror-labelled tenant volumes are touched.
 
 // pvProtectionFinalizer is the finalizer the StorageObjectInUseProtection admission adds to
 // every new PersistentVolume.
