@@ -4,7 +4,9 @@
 //
 // The asking tenant is the one whose super pod has the query's source IP (Config.Tenants, which
 // the syncer answers from its super pod cache); a source that is no tenant pod is REFUSED, so the
-// server is neither an open resolver nor a way to read one tenant's names from another.
+// server is neither an open resolver nor a way to read one tenant's names from another. A
+// query from an unknown source first waits (Config.UnknownSourceWait, 3 s) for a pod to claim
+// the address: containers start before their kubelet reports the pod's IP.
 //
 // Names, in the tenant's domain D (spec.clusterDomain):
 //

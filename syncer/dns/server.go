@@ -21,12 +21,21 @@ type Config struct {
 	Upstreams []string
 	// ForwardTimeout bounds one exchange with an upstream; zero means 2 s.
 	ForwardTimeout time.Duration
+	// UnknownSourceWait is how long a query from an address no tenant pod has (yet) waits for
+	// one to claim it before it is refused: a pod's containers start, and resolve names, before
+	// its kubelet reports the pod's IP. Zero means 3 s; negative, no wait.
+	UnknownSourceWait time.Duration
 }
+
+// maxWaiting bounds the queries waiting for their source to become known; more are refused
+// at once, so a flood from addresses that are no pods costs little.
+const maxWaiting = 256
 
 // Server is the tenants' nameserver. Make it with New, start it with Start.
 type Server struct {
-	cfg Config
-	log klog.Logger
+	cfg     Config
+	log     klog.Logger
+	waiting chan struct{} // a slot per query waiting in tenantOf
 }
 
 // New returns a Server for cfg.
@@ -34,7 +43,10 @@ func New(cfg Config) *Server {
 	if cfg.ForwardTimeout == 0 {
 		cfg.ForwardTimeout = 2 * time.Second
 	}
-	return &Server{cfg: cfg, log: klog.Background()}
+	if cfg.UnknownSourceWait == 0 {
+		cfg.UnknownSourceWait = 3 * time.Second
+	}
+	return &Server{cfg: cfg, log: klog.Background(), waiting: make(chan struct{}, maxWaiting)}
 }
 
 // Upstreams reads the nameservers of a resolv.conf file as host:port.
@@ -88,8 +100,8 @@ func (s *Server) Start(ctx context.Context, addr string) (net.Addr, error) {
 	return pc.LocalAddr(), nil
 }
 
-// ServeDNS answers one query: REFUSED unless its source is a tenant pod, else from the
-// tenant's names or, outside its domain, from the upstreams.
+// ServeDNS answers one query: REFUSED unless its source is a tenant pod (or becomes one within
+// UnknownSourceWait), else from the tenant's names or, outside its domain, from the upstreams.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
@@ -135,7 +147,23 @@ func (s *Server) tenantOf(a net.Addr) (*Tenant, bool) {
 	if !ip.IsValid() {
 		return nil, false
 	}
-	return s.cfg.Tenant(ip.Unmap())
+	ip = ip.Unmap()
+	if t, ok := s.cfg.Tenant(ip); ok || s.cfg.UnknownSourceWait <= 0 {
+		return t, ok
+	}
+	select {
+	case s.waiting <- struct{}{}:
+		defer func() { <-s.waiting }()
+	default:
+		return nil, false
+	}
+	for deadline := time.Now().Add(s.cfg.UnknownSourceWait); time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if t, ok := s.cfg.Tenant(ip); ok {
+			return t, true
+		}
+	}
+	return nil, false
 }
 
 // forward relays r to the upstreams over the transport it came on; SERVFAIL (in m) when none

@@ -3,6 +3,7 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,19 +13,26 @@ import (
 )
 
 // TestServer asks a server on 127.0.0.1 over UDP and TCP: the tenant pod at 127.0.0.1 gets its
-// names and, outside its domain, an upstream's answer; 127.0.0.2, no tenant pod, is refused.
+// names and, outside its domain, an upstream's answer; 127.0.0.2, no tenant pod, is refused
+// after the wait; 127.0.0.3 becomes a tenant pod's address during the wait and is answered.
 func TestServer(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	upstream := startUpstream(t)
+	var lateKnown atomic.Bool
+	const wait = 400 * time.Millisecond
 	srv := New(Config{
 		Tenant: func(ip netip.Addr) (*Tenant, bool) {
-			if ip != netip.MustParseAddr("127.0.0.1") {
-				return nil, false
+			switch {
+			case ip == netip.MustParseAddr("127.0.0.1"):
+				return testTenant(), true
+			case ip == netip.MustParseAddr("127.0.0.3") && lateKnown.Load():
+				return testTenant(), true
 			}
-			return testTenant(), true
+			return nil, false
 		},
-		Upstreams:      []string{"127.0.0.1:1", upstream}, // the first does not answer
-		ForwardTimeout: 500 * time.Millisecond,
+		Upstreams:         []string{"127.0.0.1:1", upstream}, // the first does not answer
+		ForwardTimeout:    500 * time.Millisecond,
+		UnknownSourceWait: wait,
 	})
 	addr, err := srv.Start(klog.NewContext(t.Context(), klog.FromContext(ctx)), "127.0.0.1:0")
 	if err != nil {
@@ -59,9 +67,20 @@ func TestServer(t *testing.T) {
 			t.Errorf("%s: example.com, forwarded: %v", network, resp)
 		}
 		for _, name := range []string{"web.default.svc.cluster.local.", "example.com."} {
+			start := time.Now()
 			if resp := ask(network, "127.0.0.2", name); resp.Rcode != dns.RcodeRefused || len(resp.Answer) != 0 {
 				t.Errorf("%s: %s from a source that is no tenant pod: %v, want REFUSED", network, name, resp)
 			}
+			if took := time.Since(start); took < wait {
+				t.Errorf("%s: %s from a source that is no tenant pod refused after %v, want after the %v wait", network, name, took, wait)
+			}
+		}
+		// A pod whose IP the syncer learns only after its first query (kubelets report the
+		// IP after the containers started).
+		lateKnown.Store(false)
+		time.AfterFunc(150*time.Millisecond, func() { lateKnown.Store(true) })
+		if resp := ask(network, "127.0.0.3", "web.default.svc.cluster.local."); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 {
+			t.Errorf("%s: web.default.svc.cluster.local from a pod known 150 ms later: %v, want its answer", network, resp)
 		}
 	}
 }
