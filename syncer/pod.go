@@ -144,14 +144,10 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 	spec := p.Spec.DeepCopy()
 	tenantDownwardAPI(spec, p) // podenv.go
 
-	// The tenant's token volume gets the tenant token from the pod's token Secret (podtoken.go);
+	// The tenant's token volumes get tenant tokens from the pod's token Secret (podtoken.go);
 	// the tenant service account means nothing in the super cluster, and the super cluster's own
 	// token must never be mounted.
-	for i, v := range spec.Volumes {
-		if isServiceAccountTokenVolume(v) {
-			spec.Volumes[i].VolumeSource = tokenVolumeSource(p.Name, v.Projected)
-		}
-	}
+	projectTenantTokens(spec, p.Name)
 	spec.EphemeralContainers = nil // added only through their subresource (podephemeral.go)
 	spec.ServiceAccountName = ""
 	spec.DeprecatedServiceAccount = ""

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -107,13 +108,33 @@ func tokenVolumeSource(podName string, v *corev1.ProjectedVolumeSource) corev1.V
 	}}
 }
 
-// tokenRequestOf is the TokenRequest for tenant pod p's projected token source: audience and
-// lifetime as the volume asks, bound to the pod. ok is false when p mounts no token.
-func tokenRequestOf(p *corev1.Pod) (req *authenticationv1.TokenRequest, ok bool) {
+// tokenSource is one service-account token a tenant pod projects: the key of the token in the
+// pod's token Secret and the TokenRequest that fills it.
+type tokenSource struct {
+	key string
+	req *authenticationv1.TokenRequest
+}
+
+// tokenKey is the token Secret key of the n-th service-account token source of projected volume
+// v: "token" for the kube-api-access volume the tenant's admission adds, "token.<volume>.<n>"
+// for any other (a volume name is a DNS label, so the key is a valid Secret key).
+func tokenKey(v corev1.Volume, n int) string {
+	if isServiceAccountTokenVolume(v) {
+		return "token"
+	}
+	return fmt.Sprintf("token.%s.%d", v.Name, n)
+}
+
+// tokenSourcesOf lists the service-account tokens tenant pod p projects, each to be requested
+// with the audience and lifetime its source asks for, bound to the pod. The kube-api-access
+// volume has one.
+func tokenSourcesOf(p *corev1.Pod) []tokenSource {
+	var out []tokenSource
 	for _, v := range p.Spec.Volumes {
-		if !isServiceAccountTokenVolume(v) {
+		if v.Projected == nil {
 			continue
 		}
+		n := 0
 		for _, src := range v.Projected.Sources {
 			if src.ServiceAccountToken == nil {
 				continue
@@ -125,10 +146,40 @@ func tokenRequestOf(p *corev1.Pod) (req *authenticationv1.TokenRequest, ok bool)
 			if a := src.ServiceAccountToken.Audience; a != "" {
 				spec.Audiences = []string{a}
 			}
-			return &authenticationv1.TokenRequest{Spec: spec}, true
+			out = append(out, tokenSource{key: tokenKey(v, n), req: &authenticationv1.TokenRequest{Spec: spec}})
+			if isServiceAccountTokenVolume(v) {
+				break
+			}
+			n++
 		}
 	}
-	return nil, false
+	return out
+}
+
+// projectTenantTokens makes every service-account token a translated pod spec projects a token
+// of the TENANT apiserver, from the pod's token Secret: the kube-api-access volume as a whole
+// (tokenVolumeSource), any other token source as the Secret item of its key (tokenKey) at its
+// path. A token source left as it is would have the super kubelet mount a token of the SUPER
+// cluster's service account.
+func projectTenantTokens(spec *corev1.PodSpec, podName string) {
+	for i, v := range spec.Volumes {
+		switch {
+		case isServiceAccountTokenVolume(v):
+			spec.Volumes[i].VolumeSource = tokenVolumeSource(podName, v.Projected)
+		case v.Projected != nil:
+			n := 0
+			for j, src := range v.Projected.Sources {
+				if src.ServiceAccountToken == nil {
+					continue
+				}
+				v.Projected.Sources[j] = corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+					LocalObjectReference: corev1.LocalObjectReference{Name: tokenSecretName(podName)},
+					Items:                []corev1.KeyToPath{{Key: tokenKey(v, n), Path: src.ServiceAccountToken.Path}},
+				}}
+				n++
+			}
+		}
+	}
 }
 
 // tokenDue reports whether the token in secret should be renewed at now, and when it will be.
@@ -146,7 +197,8 @@ func tokenDue(secret *corev1.Secret, now time.Time) (due bool, at time.Time) {
 // its labels or annotations as a whole (podmeta.go), and queues the pod again for the next
 // renewal. A token that is still good is kept when only the metadata files change.
 func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) error {
-	req, needToken := tokenRequestOf(tp)
+	sources := tokenSourcesOf(tp)
+	needToken := len(sources) > 0
 	meta := podMetaData(tp)
 	if !needToken && meta == nil {
 		return nil
@@ -172,7 +224,7 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 			tokenGood := !needToken
 			if needToken {
 				due, _ := tokenDue(existing, s.now())
-				tokenGood = !due && len(existing.Data["token"]) > 0
+				tokenGood = !due && slices.IndexFunc(sources, func(src tokenSource) bool { return len(existing.Data[src.key]) == 0 }) < 0
 			}
 			if tokenGood && sameMeta(existing.Data, meta) {
 				requeue(existing)
@@ -195,8 +247,11 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 	secret.Annotations[annotationPodToken] = tp.Name
 	switch {
 	case keep != nil:
-		for _, k := range []string{"token", "ca.crt", "namespace"} {
+		for _, k := range []string{"ca.crt", "namespace"} {
 			secret.Data[k] = keep.Data[k]
+		}
+		for _, src := range sources {
+			secret.Data[src.key] = keep.Data[src.key]
 		}
 		secret.Annotations[annotationTokenIssued] = keep.Annotations[annotationTokenIssued]
 		secret.Annotations[annotationTokenExpires] = keep.Annotations[annotationTokenExpires]
@@ -209,14 +264,22 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 		if sa == "" {
 			sa = "default"
 		}
-		tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
-		if err != nil {
-			return fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
+		secret.Data["ca.crt"], secret.Data["namespace"] = []byte(ca.Data["ca.crt"]), []byte(tp.Namespace)
+		issued := s.now()
+		var expires time.Time // the earliest: all tokens are renewed together
+		for _, src := range sources {
+			tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, src.req, metav1.CreateOptions{})
+			if err != nil {
+				return fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
+			}
+			secret.Data[src.key] = []byte(tr.Status.Token)
+			if exp := tr.Status.ExpirationTimestamp.Time; expires.IsZero() || exp.Before(expires) {
+				expires = exp
+			}
 		}
-		secret.Data["token"], secret.Data["ca.crt"], secret.Data["namespace"] = []byte(tr.Status.Token), []byte(ca.Data["ca.crt"]), []byte(tp.Namespace)
-		secret.Annotations[annotationTokenIssued] = s.now().UTC().Format(time.RFC3339)
-		secret.Annotations[annotationTokenExpires] = tr.Status.ExpirationTimestamp.UTC().Format(time.RFC3339)
-		klog.FromContext(ctx).V(2).Info("Requested a tenant service-account token", "secret", klog.KRef(superNS, name), "expires", tr.Status.ExpirationTimestamp)
+		secret.Annotations[annotationTokenIssued] = issued.UTC().Format(time.RFC3339)
+		secret.Annotations[annotationTokenExpires] = expires.UTC().Format(time.RFC3339)
+		klog.FromContext(ctx).V(2).Info("Requested tenant service-account tokens", "secret", klog.KRef(superNS, name), "tokens", len(sources), "expires", expires)
 	}
 	for k, v := range meta {
 		secret.Data[k] = v

@@ -18,6 +18,7 @@ import (
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
@@ -32,25 +33,86 @@ func TestTokenSecretName(t *testing.T) {
 	}
 }
 
-func TestTokenRequestOf(t *testing.T) {
+func TestTokenSourcesOf(t *testing.T) {
 	withToken := MakePod("default", "web").Obj()
 	v := tokenVolume()
 	v.Projected.Sources[0].ServiceAccountToken.ExpirationSeconds = ptr.To[int64](600)
 	v.Projected.Sources[0].ServiceAccountToken.Audience = "vault"
-	withToken.Spec.Volumes = []corev1.Volume{v}
-	req, ok := tokenRequestOf(withToken)
-	want := authenticationv1.TokenRequestSpec{
-		Audiences: []string{"vault"}, ExpirationSeconds: ptr.To[int64](600),
-		BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "web", UID: "uid-web"},
+	withToken.Spec.Volumes = []corev1.Volume{v, oidcTokenVolume()}
+	bound := &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "web", UID: "uid-web"}
+	want := []tokenSource{
+		{key: "token", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			Audiences: []string{"vault"}, ExpirationSeconds: ptr.To[int64](600), BoundObjectRef: bound}}},
+		{key: "token.oidc.0", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+			Audiences: []string{"oidc-discovery-test"}, ExpirationSeconds: ptr.To[int64](3600), BoundObjectRef: bound}}},
+		{key: "token.oidc.1", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: bound}}},
 	}
-	if !ok {
-		t.Fatal("no request for a pod with a token volume")
-	}
-	if diff := cmp.Diff(want, req.Spec); diff != "" {
+	if diff := cmp.Diff(want, tokenSourcesOf(withToken), cmp.AllowUnexported(tokenSource{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if _, ok := tokenRequestOf(MakePod("default", "web").Obj()); ok {
-		t.Error("a request for a pod without a token volume")
+	if got := tokenSourcesOf(MakePod("default", "web").Obj()); len(got) > 0 {
+		t.Errorf("requests %v for a pod without a token volume", got)
+	}
+}
+
+// oidcTokenVolume is a projected volume of the pod's own making with two service-account tokens
+// (one with an audience, as the conformance suite's OIDC discovery test has) and a ConfigMap.
+func oidcTokenVolume() corev1.Volume {
+	return corev1.Volume{Name: "oidc", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
+		{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "sa/token", Audience: "oidc-discovery-test", ExpirationSeconds: ptr.To[int64](3600)}},
+		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}},
+		{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "other"}},
+	}}}}
+}
+
+// TestEveryProjectedTokenIsTheTenants: no service-account token source reaches the super pod
+// (the super kubelet would mount a SUPER cluster token there); each becomes an item of the
+// pod's token Secret at its path, and the Secret holds a tenant token for each.
+func TestEveryProjectedTokenIsTheTenants(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume(), oidcTokenVolume()}
+	sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{})
+	for _, v := range sp.Spec.Volumes {
+		if v.Projected == nil {
+			continue
+		}
+		for _, src := range v.Projected.Sources {
+			if src.ServiceAccountToken != nil {
+				t.Errorf("volume %s projects a service-account token into the super pod: %+v", v.Name, src.ServiceAccountToken)
+			}
+		}
+	}
+	oidc := sp.Spec.Volumes[1].Projected.Sources
+	wantOIDC := []corev1.VolumeProjection{
+		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"}, Items: []corev1.KeyToPath{{Key: "token.oidc.0", Path: "sa/token"}}}},
+		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}},
+		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"}, Items: []corev1.KeyToPath{{Key: "token.oidc.1", Path: "other"}}}},
+	}
+	if diff := cmp.Diff(wantOIDC, oidc); diff != "" {
+		t.Errorf("oidc volume (-want +got):\n%s", diff)
+	}
+
+	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	h := newHarness(t, []object{ns}, []object{pod, rootCA})
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		req := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenRequest)
+		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
+			Token: "tenant-token-for-" + strings.Join(req.Spec.Audiences, ","), ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
+		}}, nil
+	})
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, "vnest-token-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, want := range map[string]string{"token": "tenant-token-for-", "token.oidc.0": "tenant-token-for-oidc-discovery-test", "token.oidc.1": "tenant-token-for-"} {
+		if got := string(sec.Data[k]); got != want {
+			t.Errorf("token Secret %s = %q, want %q", k, got, want)
+		}
 	}
 }
 
