@@ -40,14 +40,18 @@ bench: build ## Benchmarks: tenant ready time, idle memory, syncer throughput/la
 	VNEST_BENCH_BINARY=$(CURDIR)/$(BIN)/vnest $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./apiserver/ ./manager/... ./test/bench/
 
 # The upstream e2e suite (k8s.io/kubernetes/test/e2e v1.36.3) from module source, the ginkgo
-# CLI that runs it in parallel, and agnhost for the suite's images. The build tag keeps the
-# suite out of `go vet ./...`; it is vetted here instead.
-conformance-build: ## Build bin/e2e.test, bin/ginkgo and bin/agnhost for `vnest conformance`
+# CLI that runs it in parallel, and the programs of the suite's images: agnhost, nonewprivs,
+# sample-apiserver, etcd (all static). The build tag keeps the suite out of `go vet ./...`;
+# it is vetted here instead.
+conformance-build: ## Build bin/e2e.test, bin/ginkgo and the image programs (agnhost, nnp, sample-apiserver, etcd)
 	@hack/install-conformance-deps.sh
 	$(GO) test -c -tags conformance -o $(BIN)/e2e.test ./conformance/e2e
 	$(GO) vet -tags conformance ./conformance/e2e
 	$(GO) build -o $(BIN)/ginkgo github.com/onsi/ginkgo/v2/ginkgo
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/agnhost k8s.io/kubernetes/test/images/agnhost
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/nnp k8s.io/kubernetes/test/images/nonewprivs
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/sample-apiserver k8s.io/sample-apiserver
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/etcd ./cmd/etcd
 
 CONFORMANCE_KUBECONFIG ?= $(DATA_DIR)/demo.kubeconfig
 CONFORMANCE_PARALLEL ?= 2

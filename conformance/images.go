@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -60,6 +61,10 @@ var (
 	nginxRefs   = []string{e2eImage("nginx", "1.15-4"), e2eImage("nginx", "1.27-0")}
 	busyboxRef  = e2eImage("busybox", "1.37.0-1")
 	pauseAlias  = Registry + "/k8s/pause:3.10.2"
+
+	nonewprivsRef      = e2eImage("nonewprivs", "1.4")
+	sampleAPIServerRef = e2eImage("sample-apiserver", "1.29.2")
+	etcdRef            = Registry + "/k8s/etcd:3.6.8-0" // gcEtcdRegistry
 )
 
 // aliases are suite images that are vnest's own images under another name.
@@ -68,6 +73,9 @@ var aliases = map[string]string{pauseAlias: images.PauseImage}
 // ImageSources are the host inputs of the suite's images.
 type ImageSources struct {
 	Agnhost    string // static agnhost binary (go build k8s.io/kubernetes/test/images/agnhost)
+	Nonewprivs string // static nnp (go build k8s.io/kubernetes/test/images/nonewprivs)
+	SampleAPI  string // static sample-apiserver (go build k8s.io/sample-apiserver)
+	Etcd       string // static etcd server (go build ./cmd/etcd)
 	Busybox    string // static busybox (Debian busybox-static)
 	KubeSource string // k8s.io/kubernetes@v1.36.3 module directory (test/images data files)
 	NginxRoot  string // Debian nginx and nginx-common unpacked here (dpkg-deb -x)
@@ -372,6 +380,45 @@ http {
 	return l, nil
 }
 
+// program is an image that is one static Go program on the busybox image,
+// as upstream's are one program on alpine or a distroless base.
+type program struct {
+	ref        string
+	path       string // in the image
+	src        string // host binary
+	mode       int64
+	entrypoint []string
+	cmd        []string
+}
+
+// programs are the suite's one-program images with their upstream layout
+// (Dockerfiles of test/images/nonewprivs, test/images/sample-apiserver and
+// the etcd image; the Aggregator test runs /usr/local/bin/etcd by path).
+func programs(src ImageSources) []program {
+	return []program{
+		// Dockerfile: `chmod +s`; the test reads the effective uid the
+		// setuid bit would give unless no_new_privs is set.
+		{ref: nonewprivsRef, path: "usr/local/bin/nnp", src: src.Nonewprivs, mode: 0o6755, cmd: []string{"nnp"}},
+		{ref: sampleAPIServerRef, path: "sample-apiserver", src: src.SampleAPI, mode: 0o755, entrypoint: []string{"/sample-apiserver"}},
+		{ref: etcdRef, path: "usr/local/bin/etcd", src: src.Etcd, mode: 0o755, cmd: []string{"/usr/local/bin/etcd"}},
+	}
+}
+
+// programImages are the programs' images on base.
+func programImages(base v1.Image, src ImageSources) (map[string]v1.Image, error) {
+	refs := map[string]v1.Image{}
+	for _, p := range programs(src) {
+		l := &layer{}
+		l.hostFile(p.path, p.src, p.mode)
+		img, err := l.appendTo(base, p.cmd, p.entrypoint...)
+		if err != nil {
+			return nil, fmt.Errorf("%s image: %w", p.ref, err)
+		}
+		refs[p.ref] = img
+	}
+	return refs, nil
+}
+
 // BuildImages writes the suite's images into one docker-archive tarball
 // in dir (layers shared between images are stored once) and returns its
 // path. Images that are vnest's own under another name (aliases) are not
@@ -413,6 +460,11 @@ func BuildImages(ctx context.Context, dir string, src ImageSources) (string, err
 	if refs[busyboxRef], err = bb.image(nil, []string{"sh"}); err != nil {
 		return "", fmt.Errorf("busybox image: %w", err)
 	}
+	progs, err := programImages(refs[busyboxRef], src)
+	if err != nil {
+		return "", err
+	}
+	maps.Copy(refs, progs)
 	if src.NginxRoot != "" {
 		ngx, err := nginxLayer(ctx, src)
 		if err != nil {

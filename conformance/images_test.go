@@ -5,13 +5,20 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	imageutils "k8s.io/kubernetes/test/utils/image"
 )
 
 func TestParseLdd(t *testing.T) {
@@ -115,5 +122,153 @@ func TestRepoListRenamesEveryRegistry(t *testing.T) {
 		if _, v, _ := strings.Cut(line, ": "); !strings.HasPrefix(v, Registry+"/") {
 			t.Errorf("repo list line %q does not point below %s", line, Registry)
 		}
+	}
+}
+
+// TestImageRefsAreTheSuites checks the names and tags built here against
+// the suite's own image list (test/utils/image, v1.36.3) under RepoList.
+func TestImageRefsAreTheSuites(t *testing.T) {
+	repoList := filepath.Join(t.TempDir(), "repo-list.yaml")
+	if err := os.WriteFile(repoList, []byte(RepoList()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	imageutils.Init(repoList)
+	t.Cleanup(func() { imageutils.Init("") })
+	for id, want := range map[imageutils.ImageID]string{
+		imageutils.Agnhost:         agnhostRefs[0],
+		imageutils.AgnhostPrev:     agnhostRefs[1],
+		imageutils.GlibcDnsTesting: glibcDNSRef,
+		imageutils.Kitten:          kittenRef,
+		imageutils.Nautilus:        nautilusRef,
+		imageutils.Nginx:           nginxRefs[0],
+		imageutils.NginxNew:        nginxRefs[1],
+		imageutils.BusyBox:         busyboxRef,
+		imageutils.Pause:           pauseAlias,
+		imageutils.Nonewprivs:      nonewprivsRef,
+		imageutils.APIServer:       sampleAPIServerRef,
+		imageutils.Etcd:            etcdRef,
+	} {
+		if got := imageutils.GetE2EImage(id); got != want {
+			t.Errorf("the suite wants %s, vnest builds %s", got, want)
+		}
+	}
+}
+
+// fakeBinary is a host file standing in for a program.
+func fakeBinary(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte("#!"+name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestProgramImages(t *testing.T) {
+	src := ImageSources{
+		Nonewprivs: fakeBinary(t, "nnp"),
+		SampleAPI:  fakeBinary(t, "sample-apiserver"),
+		Etcd:       fakeBinary(t, "etcd"),
+	}
+	type file struct {
+		Name, Data string
+		Mode       int64
+	}
+	type image struct {
+		Entrypoint, Cmd []string
+		Files           []file
+	}
+	want := map[string]image{
+		nonewprivsRef: {Cmd: []string{"nnp"}, Files: []file{{"usr/local/bin/nnp", "#!nnp", 0o6755}}},
+		sampleAPIServerRef: {Entrypoint: []string{"/sample-apiserver"},
+			Files: []file{{"sample-apiserver", "#!sample-apiserver", 0o755}}},
+		etcdRef: {Cmd: []string{"/usr/local/bin/etcd"}, Files: []file{{"usr/local/bin/etcd", "#!etcd", 0o755}}},
+	}
+	imgs, err := programImages(empty.Image, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]image{}
+	for ref, img := range imgs {
+		cf, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := image{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd}
+		tr := tar.NewReader(mutate.Extract(img))
+		for {
+			h, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Typeflag == tar.TypeReg {
+				data, _ := io.ReadAll(tr)
+				g.Files = append(g.Files, file{h.Name, string(data), h.Mode})
+			}
+		}
+		got[ref] = g
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("program images (-want +got):\n%s", diff)
+	}
+}
+
+// TestBuildImagesHoldsEveryImage builds the tarball from stand-in programs
+// and the host's busybox and tools, and reads its tags back.
+func TestBuildImagesHoldsEveryImage(t *testing.T) {
+	for _, tool := range append([]string{"/bin/busybox", "/bin/bash"}, slices.Collect(maps.Values(hostTools))...) {
+		if _, err := os.Stat(tool); err != nil {
+			t.Skipf("host lacks %s (hack/install-conformance-deps.sh)", tool)
+		}
+	}
+	kube, err := kubeModuleDir()
+	if err != nil {
+		t.Skip(err)
+	}
+	src := ImageSources{
+		Agnhost:    fakeBinary(t, "agnhost"),
+		Nonewprivs: fakeBinary(t, "nnp"),
+		SampleAPI:  fakeBinary(t, "sample-apiserver"),
+		Etcd:       fakeBinary(t, "etcd"),
+		Busybox:    "/bin/busybox",
+		KubeSource: kube,
+	}
+	p, err := BuildImages(t.Context(), t.TempDir(), src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range m {
+		got = append(got, d.RepoTags...)
+	}
+	want := append([]string{glibcDNSRef, kittenRef, nautilusRef, busyboxRef,
+		nonewprivsRef, sampleAPIServerRef, etcdRef}, agnhostRefs...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("tags in %s (-want +got):\n%s", p, diff)
+	}
+}
+
+func TestValidateNeedsImageBinaries(t *testing.T) {
+	f := fakeBinary(t, "any")
+	o := Options{Kubeconfig: f, E2EBinary: f, Ginkgo: f, Parallel: 1, Containerd: "/run/containerd.sock",
+		Images: ImageSources{Agnhost: f, Nonewprivs: "/nonexistent/nnp", SampleAPI: "/nonexistent/sample-apiserver", Etcd: "/nonexistent/etcd"}}
+	err := o.Validate()
+	for _, want := range []string{"nonewprivs binary", "sample-apiserver binary", "etcd binary"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want an error about the %s", err, want)
+		}
+	}
+	o.Images.Nonewprivs, o.Images.SampleAPI, o.Images.Etcd = f, f, f
+	if err := o.Validate(); err != nil {
+		t.Errorf("Validate() with every binary = %v", err)
 	}
 }

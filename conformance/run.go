@@ -55,6 +55,9 @@ func (o *Options) Complete() error {
 	def(&o.E2EBinary, filepath.Join(bin, "e2e.test"))
 	def(&o.Ginkgo, filepath.Join(bin, "ginkgo"))
 	def(&o.Images.Agnhost, filepath.Join(bin, "agnhost"))
+	def(&o.Images.Nonewprivs, filepath.Join(bin, "nnp"))
+	def(&o.Images.SampleAPI, filepath.Join(bin, "sample-apiserver"))
+	def(&o.Images.Etcd, filepath.Join(bin, "etcd"))
 	def(&o.Images.Busybox, "/bin/busybox")
 	def(&o.Artifacts, "_output/conformance")
 	def(&o.ImageDir, filepath.Join(o.Artifacts, "images"))
@@ -106,8 +109,15 @@ func (o *Options) Validate() error {
 		}
 	}
 	if o.Containerd != "" {
-		if _, err := os.Stat(o.Images.Agnhost); err != nil {
-			errs = append(errs, fmt.Errorf("agnhost binary: %w (make conformance-build builds it)", err))
+		for _, b := range []struct{ name, path string }{
+			{"agnhost", o.Images.Agnhost},
+			{"nonewprivs", o.Images.Nonewprivs},
+			{"sample-apiserver", o.Images.SampleAPI},
+			{"etcd", o.Images.Etcd},
+		} {
+			if _, err := os.Stat(b.path); err != nil {
+				errs = append(errs, fmt.Errorf("%s binary: %w (make conformance-build builds it)", b.name, err))
+			}
 		}
 	}
 	for flag, re := range map[string]string{"--focus": o.Focus, "--skip": o.Skip} {

@@ -18,9 +18,10 @@ summary.txt and summary.json into --artifacts. It fails when a test that is not
 in --expectations fails, and lists the listed tests that now pass.
 
 With --super-data-dir (a real-node 'vnest up' data dir) or --containerd, it
-first builds the images the suite needs (agnhost, kitten, nautilus, nginx) and
-imports them into that node's containerd; the suite finds them through
-KUBE_TEST_REPO_LIST under vnest.local. See docs/conformance.md.`,
+first builds the images the suite needs (agnhost, kitten, nautilus, nginx,
+nonewprivs, sample-apiserver, etcd) and imports them into that node's
+containerd; the suite finds them through KUBE_TEST_REPO_LIST under
+vnest.local. See docs/conformance.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
