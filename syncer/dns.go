@@ -123,9 +123,10 @@ func (t *tenant) dnsService(ns, name string) (tenantdns.Service, bool) {
 	}
 	ep, _ := t.endpoints.Endpoints(ns).Get(name)
 	ip := t.superClusterIP(ns, name)
-	if ns == metav1.NamespaceDefault && name == "kubernetes" {
-		// The tenant apiserver, where KUBERNETES_SERVICE_HOST points too (podenv.go).
-		ip = ""
+	if ns == metav1.NamespaceDefault && name == "kubernetes" && ip == "" {
+		// The super copy of the tenant's kubernetes Service (port 443 to the tenant apiserver,
+		// as in any cluster) is not there (yet): the tenant apiserver's own address, where
+		// KUBERNETES_SERVICE_HOST points (podenv.go), though at its own port.
 		if m, ok := masterService(ep); ok {
 			ip = m.Spec.ClusterIP
 		}

@@ -115,8 +115,15 @@ func TestDNSTenant(t *testing.T) {
 		Addresses:         []corev1.EndpointAddress{{IP: "10.88.0.5", Hostname: "db-0"}},
 		NotReadyAddresses: []corev1.EndpointAddress{{IP: "10.88.0.6", Hostname: "db-1"}},
 	}}}
+	// The tenant's kubernetes Service: its super copy routes port 443 to the tenant apiserver.
+	master := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kubernetes"}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.1"}}
+	masterEps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kubernetes"}, Subsets: []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: "192.0.2.2"}}, Ports: []corev1.EndpointPort{{Name: "https", Port: 19103}},
+	}}}
+	superMaster := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "kubernetes", Labels: map[string]string{
+		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.30.144"}}
 	h := newHarness(t, []object{superPod("client", "10.88.0.4", corev1.PodRunning), superPod("done", "10.88.0.7", corev1.PodSucceeded),
-		otherPod, unowned, superWeb}, []object{web, db, dbEps})
+		otherPod, unowned, superWeb, superMaster}, []object{web, db, dbEps, master, masterEps})
 	// The other tenant is served too, with nothing in it.
 	otherVC := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}}
 	otherVC.Status.ClusterKey = otherKey
@@ -142,14 +149,22 @@ func TestDNSTenant(t *testing.T) {
 		{"10.88.0.4", "db.default.svc.cluster.local.", "NOERROR 10.88.0.5"},   // ready addresses only
 		{"10.88.0.4", "db-0.db.default.svc.cluster.local.", "NOERROR 10.88.0.5"},
 		{"10.88.0.4", "db-1.db.default.svc.cluster.local.", "NXDOMAIN"},
-		{"10.88.0.9", "web.default.svc.cluster.local.", "NXDOMAIN"}, // another tenant's pod
-		{"10.88.0.7", "web.default.svc.cluster.local.", "REFUSED"},  // a finished pod's old address
-		{"10.88.0.8", "web.default.svc.cluster.local.", "REFUSED"},  // a pod without full ownership labels
-		{"10.88.0.1", "web.default.svc.cluster.local.", "REFUSED"},  // no pod
+		{"10.88.0.4", "kubernetes.default.svc.cluster.local.", "NOERROR 10.96.30.144"}, // :443 reaches the tenant apiserver
+		{"10.88.0.9", "web.default.svc.cluster.local.", "NXDOMAIN"},                    // another tenant's pod
+		{"10.88.0.7", "web.default.svc.cluster.local.", "REFUSED"},                     // a finished pod's old address
+		{"10.88.0.8", "web.default.svc.cluster.local.", "REFUSED"},                     // a pod without full ownership labels
+		{"10.88.0.1", "web.default.svc.cluster.local.", "REFUSED"},                     // no pod
 	} {
 		if got := resolve(tc.from, tc.name); got != tc.want {
 			t.Errorf("%s from %s: %s, want %s", tc.name, tc.from, got, tc.want)
 		}
+	}
+	// Without the super copy (not synced yet), the tenant apiserver's own address.
+	if err := h.s.superIndex[kindService].Delete(superMaster); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolve("10.88.0.4", "kubernetes.default.svc.cluster.local."); got != "NOERROR 192.0.2.2" {
+		t.Errorf("kubernetes.default.svc without its super copy: %s, want the tenant apiserver's address", got)
 	}
 	// An address two tenants' pods claim answers nobody.
 	twin := otherPod.DeepCopy()
