@@ -55,7 +55,11 @@ conformance-build: ## Build bin/e2e.test, bin/ginkgo and the image programs (agn
 
 CONFORMANCE_KUBECONFIG ?= $(DATA_DIR)/demo.kubeconfig
 CONFORMANCE_PARALLEL ?= 2
+# The suite's hostNetwork/hostPort tests need a tenant that may run such pods: the demo tenant's
+# policy is set to privileged first (vnest's default is baseline).
 conformance: build conformance-build ## Full conformance run against the demo tenant of a running `make run` (see docs/conformance.md)
+	$(BIN)/vnest kubectl --kubeconfig $(DATA_DIR)/super.kubeconfig -n default patch virtualcluster demo --type merge \
+		-p '{"spec":{"policy":{"podSecurityLevel":"privileged"}}}'
 	$(BIN)/vnest conformance --kubeconfig $(CONFORMANCE_KUBECONFIG) --super-data-dir $(DATA_DIR) \
 		--parallel $(CONFORMANCE_PARALLEL) --artifacts _output/conformance
 
