@@ -9,7 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	nodev1 "k8s.io/api/node/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
@@ -144,6 +146,10 @@ func (h *harness) addTo(t *testing.T, cs *fake.Clientset, idx map[kind]cache.Ind
 		k = kindStorageClass
 	case *schedulingv1.PriorityClass:
 		k = kindPriorityClass
+	case *discoveryv1.EndpointSlice:
+		k = kindEndpointSlice
+	case *nodev1.RuntimeClass:
+		k = kindRuntimeClass
 	default:
 		t.Fatalf("unsupported %T", o)
 	}

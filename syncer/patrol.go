@@ -84,6 +84,13 @@ func tenantKey(k kind, m metav1.Object) objKey {
 // superKey is the queue key of the tenant object a super object belongs to; the tenant
 // namespace comes from the ownership labels.
 func superKey(k kind, m metav1.Object, clusterKey string) (objKey, bool) {
+	switch {
+	case k == kindRuntimeClass: // cluster-scoped, per-tenant name (runtimeclass.go)
+		name, ok := mapping.TenantName(m, clusterKey)
+		return objKey{Kind: k, Name: name}, ok
+	case k == kindEndpointSlice && controllerManagedSlice(m): // copied labels (endpointslice.go)
+		return objKey{}, false
+	}
 	ns, ok := mapping.TenantNamespace(m, clusterKey)
 	if !ok {
 		return objKey{}, false

@@ -162,6 +162,7 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 	spec.Priority = nil
 	spec.PriorityClassName = ""
 	spec.PreemptionPolicy = nil
+	spec.RuntimeClassName = superRuntimeClassName(owner.ClusterKey, spec.RuntimeClassName) // runtimeclass.go
 	// Service links would inject the super namespace's services; tenant services come later.
 	spec.EnableServiceLinks = ptr.To(false)
 

@@ -237,6 +237,12 @@ func (s *Syncer) refusePod(ctx context.Context, t *tenant, tp *corev1.Pod, reaso
 // createPodDown is the policy gate in front of the down sync's create of a super pod: it admits
 // the pod or refuses it in the tenant, and after a create marks a super refusal on the pod too.
 func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, create func() error) error {
+	if msg, err := s.runtimeClassGate(ctx, t, tp); err != nil || msg != "" { // runtimeclass.go
+		if err != nil {
+			return err
+		}
+		return s.refusePod(ctx, t, tp, reasonRuntimeClass, msg, true)
+	}
 	desired := podDown.translate(t, tp)
 	reason, msg, release, err := s.admitPod(t, desired)
 	if err != nil {

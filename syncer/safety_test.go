@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -202,5 +203,68 @@ func TestRejectionIsReported(t *testing.T) {
 	ev := events(h.recorder)
 	if len(ev) != 1 || !strings.Contains(ev[0], "SuperClusterRejected") || !strings.Contains(ev[0], "PodSecurity") {
 		t.Errorf("events = %q, want one SuperClusterRejected event naming the reason", ev)
+	}
+}
+
+// TestForeignSlicesAndRuntimeClassesAreNeverWritten: as TestForeignSuperObjectsAreNeverWritten,
+// for EndpointSlices and for RuntimeClasses, which are cluster-scoped: a super class with the
+// tenant's per-tenant name is the tenant's only with its cluster key and an empty
+// tenant-namespace label; one stamped for a tenant namespace (as a namespaced object would be)
+// does not pass.
+func TestForeignSlicesAndRuntimeClassesAreNeverWritten(t *testing.T) {
+	slice := MakeSlice("default", "custom").Service("web").ManagedBy("e2e-test")
+	rc := tenantRuntimeClass(true)
+	foreignRC := func(labels map[string]string) object {
+		return &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: testSuperRC, Labels: labels,
+			Annotations: map[string]string{ownership.AnnotationTenantName: "test-handler", ownership.AnnotationTenantUID: "uid-rc"}}, Handler: "runc"}
+	}
+	otherTenant := map[string]string{ownership.LabelClusterKey: "other-00000000", ownership.LabelTenantNamespace: ""}
+	cases := map[string]struct {
+		super     object
+		tenant    []object
+		wantEvent bool
+	}{
+		"unlabelled slice": {
+			super: MakeSlice(testSuperNS, "custom").Service("web").Obj(), tenant: []object{slice.Obj()}, wantEvent: true,
+		},
+		"another tenant's slice": {
+			super: MakeSlice(testSuperNS, "custom").Label(ownership.LabelClusterKey, "other-00000000").
+				Label(ownership.LabelTenantNamespace, "default").Obj(),
+			tenant: []object{slice.Obj()}, wantEvent: true,
+		},
+		"another tenant namespace's slice, tenant slice gone": {
+			super: MakeSlice(testSuperNS, "custom").Label(ownership.LabelClusterKey, testKey).Label(ownership.LabelTenantNamespace, "other").Obj(),
+		},
+		"unlabelled RuntimeClass": {super: foreignRC(nil), tenant: []object{rc}, wantEvent: true},
+		"another tenant's RuntimeClass": {
+			super: foreignRC(otherTenant), tenant: []object{rc}, wantEvent: true,
+		},
+		"RuntimeClass stamped for a tenant namespace": {
+			super:  foreignRC(map[string]string{ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}),
+			tenant: []object{rc}, wantEvent: true,
+		},
+		"another tenant's RuntimeClass, tenant class gone (would be an orphan)": {super: foreignRC(otherTenant)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, []object{tc.super}, tc.tenant)
+			ctx := testContext(t)
+			var err error
+			if _, ok := tc.super.(*nodev1.RuntimeClass); ok {
+				err = h.s.syncRuntimeClass(ctx, h.t, "test-handler")
+			} else {
+				err = h.s.syncEndpointSlice(ctx, h.t, "default", "custom")
+			}
+			if err != nil {
+				t.Fatalf("sync: %v", err)
+			}
+			if got := writes(h.super); len(got) > 0 {
+				t.Errorf("the syncer wrote a foreign super object: %v", got)
+			}
+			ev := events(h.recorder)
+			if tc.wantEvent != (len(ev) == 1 && strings.Contains(ev[0], "is not owned by this tenant")) {
+				t.Errorf("events = %q, want an event: %v", ev, tc.wantEvent)
+			}
+		})
 	}
 }

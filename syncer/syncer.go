@@ -50,13 +50,16 @@ const (
 	kindPV            kind = "PersistentVolume"
 	kindStorageClass  kind = "StorageClass"
 	kindPriorityClass kind = "PriorityClass"
+
+	kindEndpointSlice kind = "EndpointSlice"
+	kindRuntimeClass  kind = "RuntimeClass"
 )
 
 // allKinds in the order a new tenant's objects are queued: namespaces first, so that the
 // objects in them rarely wait for their namespace.
 // Published StorageClasses and PriorityClasses come next: tenant claims and pods name them.
-var allKinds = []kind{kindNamespace, kindStorageClass, kindPriorityClass, kindConfigMap, kindSecret, kindService, kindEndpoints,
-	kindPVC, kindPV, kindPDB, kindIngress, kindNetworkPolicy, kindPod, kindNode}
+var allKinds = []kind{kindNamespace, kindStorageClass, kindPriorityClass, kindRuntimeClass, kindConfigMap, kindSecret, kindService, kindEndpoints,
+	kindEndpointSlice, kindPVC, kindPV, kindPDB, kindIngress, kindNetworkPolicy, kindPod, kindNode}
 
 // objKey is one unit of work within a tenant: a tenant object by kind, tenant namespace and
 // name (namespace empty for namespaces and the cluster-scoped kinds, whose name is the name).
@@ -338,6 +341,10 @@ func (s *Syncer) reconcile(ctx context.Context, t *tenant, key objKey) error {
 		return s.syncStorageClass(ctx, t, key.Name)
 	case kindPriorityClass:
 		return s.syncPriorityClass(ctx, t, key.Name)
+	case kindEndpointSlice:
+		return s.syncEndpointSlice(ctx, t, key.Namespace, key.Name)
+	case kindRuntimeClass:
+		return s.syncRuntimeClass(ctx, t, key.Name)
 	}
 	return fmt.Errorf("unknown kind %q", key.Kind)
 }
@@ -376,19 +383,11 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 			return
 		}
 		clusterKey := m.GetLabels()[ownership.LabelClusterKey]
-		tenantNS := m.GetLabels()[ownership.LabelTenantNamespace]
-		if clusterKey == "" || tenantNS == "" {
+		key, ok := superKey(k, m, clusterKey) // patrol.go
+		if !ok {
 			return
 		}
-		if k == kindNamespace {
-			s.enqueue(clusterKey, objKey{Kind: kindNamespace, Name: tenantNS})
-			return
-		}
-		if pod, ok := isTokenSecret(m); ok && k == kindSecret { // a pod's token (podtoken.go)
-			s.enqueue(clusterKey, objKey{Kind: kindPod, Namespace: tenantNS, Name: pod})
-			return
-		}
-		s.enqueue(clusterKey, objKey{Kind: k, Namespace: tenantNS, Name: m.GetName()})
+		s.enqueue(clusterKey, key)
 		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
 			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: p.Spec.NodeName})
 		}
@@ -471,5 +470,7 @@ func syncedKindInformers(f informers.SharedInformerFactory) map[kind]cache.Share
 		kindIngress:   f.Networking().V1().Ingresses().Informer(),
 
 		kindNetworkPolicy: f.Networking().V1().NetworkPolicies().Informer(),
+		kindEndpointSlice: f.Discovery().V1().EndpointSlices().Informer(),
+		kindRuntimeClass:  f.Node().V1().RuntimeClasses().Informer(),
 	}
 }

@@ -26,6 +26,10 @@ const (
 	// AnnotationVirtualCluster is "<namespace>/<name>" of the owning
 	// VirtualCluster, for humans reading a super object.
 	AnnotationVirtualCluster = ReservedPrefix + "virtual-cluster"
+	// AnnotationTenantName is the name of the tenant object a cluster-scoped
+	// super object was made from when the super name is per-tenant
+	// ("<clusterKey>-<name>", e.g. a RuntimeClass).
+	AnnotationTenantName = ReservedPrefix + "tenant-name"
 )
 
 // Labels of objects the syncer copies up from the super cluster into tenants.

@@ -31,13 +31,29 @@ type Owner struct {
 // prefix and ends with "-" and 10 hex digits of sha256("<clusterKey>/<ns>"), so it is
 // deterministic, within limits, and still starts with the tenant's prefix.
 func SuperNamespace(clusterKey, ns string) string {
-	full := ownership.NamespacePrefix(clusterKey) + ns
-	if len(full) <= MaxNamespaceLength {
+	return prefixedName(clusterKey, ns, MaxNamespaceLength)
+}
+
+// SuperClusterScopedName is the name of the cluster-scoped super object for the cluster-scoped
+// tenant object name (a RuntimeClass): "<clusterKey>-<name>", hash-truncated as SuperNamespace
+// is when longer than 253 characters (a DNS subdomain). Tenants never share a name this way.
+func SuperClusterScopedName(clusterKey, name string) string {
+	return prefixedName(clusterKey, name, MaxSubdomainLength)
+}
+
+// MaxSubdomainLength is the longest name of most cluster-scoped kinds (a DNS subdomain).
+const MaxSubdomainLength = 253
+
+// prefixedName is "<clusterKey>-<name>" when it is at most max characters, else a readable
+// prefix of it ending with "-" and 10 hex digits of sha256("<clusterKey>/<name>").
+func prefixedName(clusterKey, name string, max int) string {
+	full := ownership.NamespacePrefix(clusterKey) + name
+	if len(full) <= max {
 		return full
 	}
-	sum := sha256.Sum256([]byte(clusterKey + "/" + ns))
+	sum := sha256.Sum256([]byte(clusterKey + "/" + name))
 	suffix := "-" + hex.EncodeToString(sum[:])[:hashChars]
-	prefix := strings.TrimRight(full[:MaxNamespaceLength-len(suffix)], "-")
+	prefix := strings.TrimRight(full[:max-len(suffix)], "-.")
 	return prefix + suffix
 }
 
@@ -54,10 +70,28 @@ func TenantNamespace(obj metav1.Object, clusterKey string) (ns string, ok bool) 
 
 // OwnedByTenant reports whether the super object obj belongs to the tenant object identified by
 // (clusterKey, tenant namespace): the cluster-key and tenant-namespace labels must both match.
-// The syncer writes a super object only when this holds.
+// The syncer writes a super object only when this holds. An empty tenant namespace stands for a
+// cluster-scoped tenant object: obj must then be cluster-scoped, and its tenant-namespace label
+// present and empty (as Stamp writes it), so a super namespace or a namespaced object never
+// passes for one.
 func OwnedByTenant(obj metav1.Object, clusterKey, tenantNamespace string) bool {
+	if tenantNamespace == "" {
+		got, has := obj.GetLabels()[ownership.LabelTenantNamespace]
+		return ownership.OwnedBy(obj, clusterKey) && has && got == "" && obj.GetNamespace() == ""
+	}
 	got, ok := TenantNamespace(obj, clusterKey)
 	return ok && got == tenantNamespace
+}
+
+// TenantName is the name of the tenant object a cluster-scoped super object with a per-tenant
+// name was made from (SuperClusterScopedName), read from its annotation; ok is false when obj is
+// not one of the tenant's cluster-scoped objects.
+func TenantName(obj metav1.Object, clusterKey string) (name string, ok bool) {
+	if !OwnedByTenant(obj, clusterKey, "") {
+		return "", false
+	}
+	name = obj.GetAnnotations()[ownership.AnnotationTenantName]
+	return name, name != ""
 }
 
 // TenantUID is the UID of the tenant object the super object was made from.
@@ -107,6 +141,15 @@ func SuperMeta(tenant metav1.Object, owner Owner) metav1.ObjectMeta {
 		meta.Namespace = SuperNamespace(owner.ClusterKey, tenantNS)
 	}
 	Stamp(&meta, owner, tenantNS, tenant.GetUID())
+	return meta
+}
+
+// SuperClusterScopedMeta is SuperMeta for a cluster-scoped tenant object whose super object
+// gets a per-tenant name (SuperClusterScopedName), with the tenant name in an annotation.
+func SuperClusterScopedMeta(tenant metav1.Object, owner Owner) metav1.ObjectMeta {
+	meta := SuperMeta(tenant, owner)
+	meta.Name = SuperClusterScopedName(owner.ClusterKey, tenant.GetName())
+	meta.Annotations[ownership.AnnotationTenantName] = tenant.GetName()
 	return meta
 }
 

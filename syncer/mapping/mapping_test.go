@@ -135,3 +135,77 @@ func TestSuperMeta(t *testing.T) {
 		t.Error("the manager would not recognise the super namespace as the tenant's")
 	}
 }
+
+func TestSuperClusterScopedName(t *testing.T) {
+	long := strings.Repeat("r", 253)
+	cases := map[string]struct{ name, want string }{
+		"short":          {"test-handler", "demo-5c9a8459-test-handler"},
+		"exactly 253":    {strings.Repeat("r", 253-len(key)-1), key + "-" + strings.Repeat("r", 253-len(key)-1)},
+		"longest tenant": {long, key + "-" + strings.Repeat("r", 253-len(key)-1-11) + "-" + "0628f261f9"},
+		"no dot before the hash": {strings.Repeat("r", 227) + "." + strings.Repeat("s", 30),
+			key + "-" + strings.Repeat("r", 227) + "-" + "b7c5ec4a42"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := SuperClusterScopedName(key, tc.name)
+			if got != tc.want {
+				t.Errorf("SuperClusterScopedName(%q) = %q, want %q", tc.name, got, tc.want)
+			}
+			if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
+				t.Errorf("%q is not a valid name: %v", got, errs)
+			}
+		})
+	}
+	if SuperClusterScopedName(key, long+"x") == SuperClusterScopedName(key, long+"y") {
+		t.Error("long names collide")
+	}
+	if SuperClusterScopedName(key, "rc") == SuperClusterScopedName("other-00000000", "rc") {
+		t.Error("two tenants share a name")
+	}
+}
+
+// TestClusterScopedOwnership: a cluster-scoped super object is the tenant's only with the
+// cluster-key label and an empty tenant-namespace label; a super namespace, a namespaced object
+// or an unstamped one never passes for one.
+func TestClusterScopedOwnership(t *testing.T) {
+	tenant := &metav1.ObjectMeta{Name: "test-handler", UID: "uid-rc", Labels: map[string]string{"a": "b"}}
+	stamped := SuperClusterScopedMeta(tenant, owner)
+	want := metav1.ObjectMeta{
+		Name:   "demo-5c9a8459-test-handler",
+		Labels: map[string]string{"a": "b", ownership.LabelClusterKey: key, ownership.LabelTenantNamespace: ""},
+		Annotations: map[string]string{ownership.AnnotationTenantUID: "uid-rc", ownership.AnnotationVirtualCluster: "default/demo",
+			ownership.AnnotationTenantName: "test-handler"},
+	}
+	if diff := cmp.Diff(want, stamped); diff != "" {
+		t.Errorf("SuperClusterScopedMeta (-want +got):\n%s", diff)
+	}
+	namespaced := stamped
+	namespaced.Namespace = "demo-5c9a8459-default"
+	superNS := SuperNamespaceMeta(&metav1.ObjectMeta{Name: "default"}, owner)
+	noNSLabel := *stamped.DeepCopy()
+	delete(noNSLabel.Labels, ownership.LabelTenantNamespace)
+	cases := map[string]struct {
+		obj      metav1.ObjectMeta
+		key      string
+		want     bool
+		wantName string
+	}{
+		"stamped":                   {stamped, key, true, "test-handler"},
+		"another tenant's key":      {stamped, "other-00000000", false, ""},
+		"namespaced":                {namespaced, key, false, ""},
+		"a super namespace":         {superNS, key, false, ""},
+		"no tenant-namespace label": {noNSLabel, key, false, ""},
+		"unstamped, same name":      {metav1.ObjectMeta{Name: stamped.Name}, key, false, ""},
+		"empty key owns nothing":    {stamped, "", false, ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := OwnedByTenant(&tc.obj, tc.key, ""); got != tc.want {
+				t.Errorf("OwnedByTenant(cluster-scoped) = %v, want %v", got, tc.want)
+			}
+			if got, _ := TenantName(&tc.obj, tc.key); got != tc.wantName {
+				t.Errorf("TenantName = %q, want %q", got, tc.wantName)
+			}
+		})
+	}
+}
