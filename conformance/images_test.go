@@ -70,24 +70,8 @@ func TestLayerWrite(t *testing.T) {
 	if err := l.write(&buf); err != nil {
 		t.Fatal(err)
 	}
-	type ent struct {
-		Name, Link, Data string
-		Mode             int64
-	}
-	var got []ent
-	tr := tar.NewReader(&buf)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		got = append(got, ent{h.Name, h.Linkname, string(data), h.Mode})
-	}
-	want := []ent{
+	got := tarEntries(t, &buf)
+	want := []tarEntry{
 		{Name: "a/", Mode: 0o755}, {Name: "bin/", Mode: 0o755}, {Name: "tmp/", Mode: 0o1777},
 		{Name: "usr/", Mode: 0o755}, {Name: "usr/share/", Mode: 0o755},
 		{Name: "a/f", Data: "host", Mode: 0o755},
@@ -96,6 +80,29 @@ func TestLayerWrite(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("layer tar (-want +got):\n%s", diff)
+	}
+}
+
+// tarEntry is a tar header's name, link target and mode, with the content.
+type tarEntry struct {
+	Name, Link, Data string
+	Mode             int64
+}
+
+func tarEntries(t *testing.T, r io.Reader) []tarEntry {
+	t.Helper()
+	var got []tarEntry
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return got
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		got = append(got, tarEntry{h.Name, h.Linkname, string(data), h.Mode})
 	}
 }
 
@@ -170,19 +177,15 @@ func TestProgramImages(t *testing.T) {
 		SampleAPI:  fakeBinary(t, "sample-apiserver"),
 		Etcd:       fakeBinary(t, "etcd"),
 	}
-	type file struct {
-		Name, Data string
-		Mode       int64
-	}
 	type image struct {
 		Entrypoint, Cmd []string
-		Files           []file
+		Files           []tarEntry // with content
 	}
 	want := map[string]image{
-		nonewprivsRef: {Cmd: []string{"nnp"}, Files: []file{{"usr/local/bin/nnp", "#!nnp", 0o6755}}},
+		nonewprivsRef: {Cmd: []string{"nnp"}, Files: []tarEntry{{Name: "usr/local/bin/nnp", Data: "#!nnp", Mode: 0o6755}}},
 		sampleAPIServerRef: {Entrypoint: []string{"/sample-apiserver"},
-			Files: []file{{"sample-apiserver", "#!sample-apiserver", 0o755}}},
-		etcdRef: {Cmd: []string{"/usr/local/bin/etcd"}, Files: []file{{"usr/local/bin/etcd", "#!etcd", 0o755}}},
+			Files: []tarEntry{{Name: "sample-apiserver", Data: "#!sample-apiserver", Mode: 0o755}}},
+		etcdRef: {Cmd: []string{"/usr/local/bin/etcd"}, Files: []tarEntry{{Name: "usr/local/bin/etcd", Data: "#!etcd", Mode: 0o755}}},
 	}
 	imgs, err := programImages(empty.Image, src)
 	if err != nil {
@@ -195,18 +198,9 @@ func TestProgramImages(t *testing.T) {
 			t.Fatal(err)
 		}
 		g := image{Entrypoint: cf.Config.Entrypoint, Cmd: cf.Config.Cmd}
-		tr := tar.NewReader(mutate.Extract(img))
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if h.Typeflag == tar.TypeReg {
-				data, _ := io.ReadAll(tr)
-				g.Files = append(g.Files, file{h.Name, string(data), h.Mode})
+		for _, e := range tarEntries(t, mutate.Extract(img)) {
+			if e.Data != "" { // not the directories
+				g.Files = append(g.Files, e)
 			}
 		}
 		got[ref] = g
