@@ -43,7 +43,7 @@ const subsetBudget = 20 * time.Minute
 // run, and every one must pass unless conformance/expectations.yaml lists it.
 func TestConformanceSubset(t *testing.T) {
 	requireRoot(t)
-	for _, bin := range []string{"e2e.test", "ginkgo", "agnhost"} {
+	for _, bin := range []string{"e2e.test", "ginkgo", "agnhost", "nnp", "sample-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(filepath.Dir(vnestBin), bin)); err != nil {
 			t.Fatalf("%v: run `make conformance-build` first", err)
 		}
