@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,6 +37,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 		steps := []cleanupStep{
 			{"stopping the control plane", r.deleteControlPlane},
 			{"deleting the tenant's super-cluster namespaces", r.deleteSuperNamespaces},
+			{"deleting the tenant's super-cluster RuntimeClasses", r.deleteSuperRuntimeClasses},
 			{"deleting the tenant's etcd keys, user and role", r.deleteEtcdData},
 			{"deleting the tenant's Secrets", r.deleteSecrets},
 		}
@@ -94,6 +96,29 @@ func (r *Reconciler) deleteSuperNamespaces(ctx context.Context, s *scope) (bool,
 			if err := r.Client.Delete(ctx, ns); client.IgnoreNotFound(err) != nil {
 				return false, fmt.Errorf("deleting namespace %s: %w", ns.Name, err)
 			}
+		}
+	}
+	return left == 0, nil
+}
+
+// deleteSuperRuntimeClasses deletes the cluster-scoped RuntimeClasses the
+// syncer made for the tenant (ownership.IsTenantClusterScoped). Done once
+// they are gone.
+func (r *Reconciler) deleteSuperRuntimeClasses(ctx context.Context, s *scope) (bool, error) {
+	key := s.vc.Status.ClusterKey
+	var list nodev1.RuntimeClassList
+	if err := r.APIReader.List(ctx, &list, client.MatchingLabels{ownership.LabelClusterKey: key}); err != nil {
+		return false, fmt.Errorf("listing the tenant's RuntimeClasses: %w", err)
+	}
+	left := 0
+	for i := range list.Items {
+		rc := &list.Items[i]
+		if !ownership.IsTenantClusterScoped(rc, key) {
+			continue
+		}
+		left++
+		if err := r.Client.Delete(ctx, rc); client.IgnoreNotFound(err) != nil {
+			return false, fmt.Errorf("deleting RuntimeClass %s: %w", rc.Name, err)
 		}
 	}
 	return left == 0, nil

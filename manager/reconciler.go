@@ -39,6 +39,7 @@ import (
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;delete
+// +kubebuilder:rbac:groups=node.k8s.io,resources=runtimeclasses,verbs=list;delete
 // +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch;update
 
 // Reconciler turns VirtualClusters into running tenant control planes.

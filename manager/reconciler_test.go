@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-logr/logr/testr"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -141,6 +142,9 @@ func TestReconcileDeleteNeverProvisioned(t *testing.T) {
 		ns(key+"-unlabelled", nil), // prefix without the label
 		secret("demo-kubeconfig", map[string]string{ownership.LabelControlPlane: key}), // ours
 		secret("demo-pki", owned), // someone else's, same name (a synced object's label is not ours)
+		runtimeClass(key+"-gvisor", map[string]string{ownership.LabelClusterKey: key, ownership.LabelTenantNamespace: ""}), // the syncer's
+		runtimeClass(key+"-kata", owned), // no empty tenant-namespace label: not a synced class
+		runtimeClass("other-00000000-gvisor", map[string]string{ownership.LabelClusterKey: "other-00000000", ownership.LabelTenantNamespace: ""}),
 	)
 	for i := 0; ; i++ {
 		if i == 10 {
@@ -163,12 +167,27 @@ func TestReconcileDeleteNeverProvisioned(t *testing.T) {
 	if want := "demo-12345678-unlabelled,lookalike"; strings.Join(left, ",") != want {
 		t.Errorf("namespaces left = %v, want %s", left, want)
 	}
+	var rcs nodev1.RuntimeClassList
+	if err := c.List(t.Context(), &rcs); err != nil {
+		t.Fatal(err)
+	}
+	left = nil
+	for _, rc := range rcs.Items {
+		left = append(left, rc.Name)
+	}
+	if want := "demo-12345678-kata,other-00000000-gvisor"; strings.Join(left, ",") != want {
+		t.Errorf("RuntimeClasses left = %v, want %s", left, want)
+	}
 	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: "demo-pki"}, &corev1.Secret{}); err != nil {
 		t.Errorf("a Secret that is not the tenant's was deleted: %v", err)
 	}
 	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: "demo-kubeconfig"}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the tenant's kubeconfig Secret is still there: %v", err)
 	}
+}
+
+func runtimeClass(name string, labels map[string]string) *nodev1.RuntimeClass {
+	return &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Handler: "runc"}
 }
 
 // TestReconcileDeleteBlockedByStorage: a tenant whose etcd was written to

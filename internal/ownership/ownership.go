@@ -81,6 +81,17 @@ func IsTenantNamespace(ns metav1.Object, clusterKey string) bool {
 	return OwnedBy(ns, clusterKey) && strings.HasPrefix(ns.GetName(), NamespacePrefix(clusterKey))
 }
 
+// IsTenantClusterScoped reports whether a cluster-scoped super object (a
+// RuntimeClass) is one the syncer made for the tenant with clusterKey: its
+// name starts with the tenant's prefix, it carries the tenant's ownership
+// label, and its tenant-namespace label is present and empty (a super
+// namespace has the tenant namespace there).
+func IsTenantClusterScoped(obj metav1.Object, clusterKey string) bool {
+	ns, has := obj.GetLabels()[LabelTenantNamespace]
+	return OwnedBy(obj, clusterKey) && has && ns == "" && obj.GetNamespace() == "" &&
+		strings.HasPrefix(obj.GetName(), NamespacePrefix(clusterKey))
+}
+
 // NamespacePrefix starts the name of every super namespace of the tenant
 // with clusterKey (status.superNamespacePrefix).
 func NamespacePrefix(clusterKey string) string {

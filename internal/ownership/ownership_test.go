@@ -53,3 +53,26 @@ func TestIsControlPlaneObject(t *testing.T) {
 		}
 	}
 }
+
+func TestIsTenantClusterScoped(t *testing.T) {
+	const key = "demo-5c9a8459"
+	obj := func(name string, labels map[string]string) *metav1.ObjectMeta {
+		return &metav1.ObjectMeta{Name: name, Labels: labels}
+	}
+	synced := map[string]string{LabelClusterKey: key, LabelTenantNamespace: ""}
+	for name, tc := range map[string]struct {
+		obj  *metav1.ObjectMeta
+		want bool
+	}{
+		"synced class":                     {obj(key+"-gvisor", synced), true},
+		"a super namespace":                {obj(key+"-default", map[string]string{LabelClusterKey: key, LabelTenantNamespace: "default"}), false},
+		"no tenant-namespace label":        {obj(key+"-gvisor", map[string]string{LabelClusterKey: key}), false},
+		"label without the name prefix":    {obj("gvisor", synced), false},
+		"another tenant's":                 {obj(key+"-gvisor", map[string]string{LabelClusterKey: "other-00000000", LabelTenantNamespace: ""}), false},
+		"namespaced object with the label": {&metav1.ObjectMeta{Namespace: "x", Name: key + "-gvisor", Labels: synced}, false},
+	} {
+		if got := IsTenantClusterScoped(tc.obj, key); got != tc.want {
+			t.Errorf("%s: IsTenantClusterScoped = %v, want %v", name, got, tc.want)
+		}
+	}
+}
