@@ -12,9 +12,12 @@
 // which tells tenants apart by the source IP of a query, a super pod's IP.
 //
 // What it must not do: write any super object whose ownership labels do not name the tenant and
-// tenant namespace it is working for (see guard in down.go), write anything of one tenant with
-// another tenant's credentials, or let tenant metadata under vnest's reserved prefix reach the
-// super cluster (package mapping strips it). In tenants, it updates or deletes a
+// tenant namespace it is working for (see guard in down.go; the one cluster-scoped kind it
+// writes, RuntimeClass, gets a per-tenant name and an empty tenant-namespace label), touch the
+// EndpointSlices of the super cluster's own endpointslice controllers (they copy the ownership
+// labels; endpointslice.go), write anything of one tenant with another tenant's credentials, or
+// let tenant metadata under vnest's reserved prefix reach the super cluster (package mapping
+// strips it). In tenants, it updates or deletes a
 // PersistentVolume, StorageClass or PriorityClass only if it made it (label mirror, see
 // mirror.go). It does not provision control planes or clean up a deleted VirtualCluster's super
 // objects: that is the manager's.
