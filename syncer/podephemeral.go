@@ -21,8 +21,9 @@ import (
 // container of the same pod. Their status comes up with the pod's; logs, exec and attach reach
 // them through the kubelet proxy like any container. The write goes before the down update that
 // stamps the tenant generation (podgeneration.go). The super namespace enforces the virtual
-// cluster's Pod Security level on the subresource too: a refusal is told to the tenant by an
-// event on the pod and retried.
+// cluster's Pod Security level on the subresource too (a debug profile that adds SYS_PTRACE
+// breaks baseline): a refusal shows as a SuperClusterRejected event on the tenant pod and does
+// not hold up the pod's other changes or its status.
 
 // ephemeralContainers are the common parts of ecs, as containers, for code that reads containers
 // (podReferences).
@@ -62,7 +63,7 @@ func withEphemeralContainers(sp, tp *corev1.Pod, env func() []corev1.EnvVar) *co
 
 // ephemeralContainersDown adds tenant pod tp's ephemeral containers that super pod sp lacks
 // through the super cluster's pods/ephemeralcontainers subresource. It reports whether it
-// wrote; the write's event brings the pod round again.
+// wrote; the write's event brings the pod round again. A refusal does not hold up the pod.
 func (s *Syncer) ephemeralContainersDown(ctx context.Context, t *tenant, tp, sp *corev1.Pod) (bool, error) {
 	if podTerminal(sp) {
 		return false, nil
@@ -77,6 +78,9 @@ func (s *Syncer) ephemeralContainersDown(ctx context.Context, t *tenant, tp, sp 
 	klog.FromContext(ctx).V(2).Info("Adding ephemeral containers to super pod", "superObject", klog.KObj(sp),
 		"containers", len(up.Spec.EphemeralContainers)-len(sp.Spec.EphemeralContainers))
 	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateEphemeralContainers(ctx, sp.Name, up, metav1.UpdateOptions{})
-	s.recordRejected(t, tp, kindPod, err)
+	if superRefused(err) { // podresize.go
+		s.recordRejected(t, tp, kindPod, err)
+		return false, nil
+	}
 	return true, err
 }

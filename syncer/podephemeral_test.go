@@ -1,10 +1,15 @@
 package syncer
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
 )
 
@@ -105,6 +110,44 @@ func TestSyncPodEphemeralContainers(t *testing.T) {
 	sent = h.super.Actions()[0].(k8stesting.UpdateAction).GetObject().(*corev1.Pod)
 	if got := sent.Annotations[annotationTenantGeneration]; got != "2" || len(sent.Spec.EphemeralContainers) != 1 {
 		t.Errorf("tenant generation %q with %d ephemeral containers; want 2 with 1", got, len(sent.Spec.EphemeralContainers))
+	}
+}
+
+// refuse makes the fake super cluster refuse updates of pods/sub as Pod Security would.
+func refuse(h *harness, sub string) {
+	h.super.PrependReactor("update", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != sub {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web", errors.New("violates PodSecurity"))
+	})
+}
+
+// TestSyncPodRefusedSubresource: an ephemeral container or a resize the super cluster refuses
+// is told to the tenant and does not hold up the rest of the pod (here: its new image).
+func TestSyncPodRefusedSubresource(t *testing.T) {
+	for _, sub := range []string{"ephemeralcontainers", "resize"} {
+		t.Run(sub, func(t *testing.T) {
+			tenant := MakePod("default", "web").Image("vnest.local/busybox:2").Obj()
+			tenant.Spec.EphemeralContainers = []corev1.EphemeralContainer{ephemeral("debugger")}
+			super := MakePod(testSuperNS, "web").Owned("uid-web").Obj()
+			if sub == "resize" {
+				tenant.Spec.EphemeralContainers = nil
+				tenant.Spec.Containers[0].Resources = resources("25m", "40Mi")
+			}
+			h := newHarness(t, []object{super}, []object{tenant})
+			refuse(h, sub)
+			if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatalf("syncPod: %v", err)
+			}
+			want := []string{"update pods demo-5c9a8459-default/web", "update pods/" + sub + " demo-5c9a8459-default/web"}
+			if diff := cmp.Diff(want, writes(h.super)); diff != "" {
+				t.Errorf("super writes (-want +got):\n%s", diff)
+			}
+			if ev := events(h.recorder); len(ev) != 1 || !strings.Contains(ev[0], "SuperClusterRejected") {
+				t.Errorf("events = %q, want one SuperClusterRejected", ev)
+			}
+		})
 	}
 }
 

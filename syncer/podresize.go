@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 )
@@ -23,8 +24,10 @@ import (
 // resizePolicy, matched by name, and the pod-level resources. The super pod's resources are the
 // tenant pod's (translatePod copies them), so any difference is a resize to apply. The resize
 // is written before the down update that stamps the tenant generation, so the super pod never
-// claims a tenant generation whose resize it has not received. The tenant's spec.policy.quota
-// is checked when a pod goes down, not on a resize.
+// claims a tenant generation whose resize it has not received. A resize the super cluster
+// refuses (its admission, e.g. a LimitRange of the super namespace) shows as a
+// SuperClusterRejected event on the tenant pod and does not hold up the pod's other changes or
+// its status. The tenant's spec.policy.quota is checked when a pod goes down, not on a resize.
 
 // resizedPod returns a copy of super pod sp with the resources of tenant pod tp (containers and
 // init containers by name, and the pod level), or nil when they already match.
@@ -67,7 +70,7 @@ func resizeContainers(super, want []corev1.Container) bool {
 
 // resizePodDown resizes super pod sp to tenant pod tp's resources through the super cluster's
 // pods/resize subresource when they differ. It reports whether it wrote; the write's event
-// brings the pod round again. A refusal is told to the tenant by an event and retried.
+// brings the pod round again. A refusal does not hold up the pod (superRefused).
 func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Pod) (bool, error) {
 	if podTerminal(sp) {
 		return false, nil
@@ -81,6 +84,16 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 	}
 	klog.FromContext(ctx).V(2).Info("Resizing super pod", "superObject", klog.KObj(sp))
 	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateResize(ctx, sp.Name, resized, metav1.UpdateOptions{})
-	s.recordRejected(t, tp, kindPod, err)
+	if superRefused(err) {
+		s.recordRejected(t, tp, kindPod, err)
+		return false, nil
+	}
 	return true, err
+}
+
+// superRefused reports whether the super cluster refused a write for good (its admission or
+// validation): the pod's other changes and its status must not wait for it, so the refusal
+// is told to the tenant by an event and tried again on the pod's next round, not retried.
+func superRefused(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err)
 }
