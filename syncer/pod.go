@@ -324,7 +324,7 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 		}
 		return nil // the tenant pod's update event brings the status round
 	}
-	want := tenantObservedGenerations(podStatusUp(sp), sp, tp) // podgeneration.go
+	want := keepTenantConditions(tenantObservedGenerations(podStatusUp(sp), sp, tp), tp) // podgeneration.go, podconditions.go
 	if apiequality.Semantic.DeepEqual(tp.Status, want) {
 		return nil
 	}
