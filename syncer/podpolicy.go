@@ -171,27 +171,10 @@ func (s *Syncer) admitPod(t *tenant, desired *corev1.Pod) (reason, msg string, r
 	}
 	l := &t.quota
 	l.mu.Lock()
-	used := corev1.ResourceList{}
-	inCache := map[string]bool{}
-	if idx := s.superIndex[kindPod]; idx != nil {
-		objs, err := idx.ByIndex(indexTenant, t.key)
-		if err != nil {
-			l.mu.Unlock()
-			return "", "", nil, err
-		}
-		for _, o := range objs {
-			if p, ok := o.(*corev1.Pod); ok {
-				inCache[p.Namespace+"/"+p.Name] = true
-				used = quota.Add(used, podUsage(p))
-			}
-		}
-	}
-	for k, a := range l.pending {
-		if inCache[k] || s.now().Sub(a.at) > pendingTTL {
-			delete(l.pending, k)
-			continue
-		}
-		used = quota.Add(used, a.usage)
+	used, err := s.tenantUsage(t)
+	if err != nil {
+		l.mu.Unlock()
+		return "", "", nil, err
 	}
 	add := podUsage(desired)
 	if msg := quotaViolation(policy.Quota, used, add); msg != "" {
@@ -208,6 +191,34 @@ func (s *Syncer) admitPod(t *tenant, desired *corev1.Pod) (reason, msg string, r
 		}
 		l.mu.Unlock()
 	}, nil
+}
+
+// tenantUsage is tenant t's usage against its quota: its super pods in the cache and the pods
+// admitted that the cache does not show yet. The caller holds t.quota.mu.
+func (s *Syncer) tenantUsage(t *tenant) (corev1.ResourceList, error) {
+	l := &t.quota
+	used := corev1.ResourceList{}
+	inCache := map[string]bool{}
+	if idx := s.superIndex[kindPod]; idx != nil {
+		objs, err := idx.ByIndex(indexTenant, t.key)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range objs {
+			if p, ok := o.(*corev1.Pod); ok {
+				inCache[p.Namespace+"/"+p.Name] = true
+				used = quota.Add(used, podUsage(p))
+			}
+		}
+	}
+	for k, a := range l.pending {
+		if inCache[k] || s.now().Sub(a.at) > pendingTTL {
+			delete(l.pending, k)
+			continue
+		}
+		used = quota.Add(used, a.usage)
+	}
+	return used, nil
 }
 
 // refusePod keeps a tenant pod Pending with condition PodScheduled=False saying why and, with

@@ -7,6 +7,7 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	quota "k8s.io/apiserver/pkg/quota/v1"
 	"k8s.io/klog/v2"
 )
 
@@ -27,7 +28,9 @@ import (
 // claims a tenant generation whose resize it has not received. A resize the super cluster
 // refuses (its admission, e.g. a LimitRange of the super namespace) shows as a
 // SuperClusterRejected event on the tenant pod and does not hold up the pod's other changes or
-// its status. The tenant's spec.policy.quota is checked when a pod goes down, not on a resize.
+// its status. A resize that grows a pod must fit the tenant's spec.policy.quota as a new pod
+// must (podpolicy.go): one that does not is not applied, and a TenantQuotaExceeded event on the
+// tenant pod says why; it is looked at again on the pod's next round.
 
 // resizedPod returns a copy of super pod sp with the resources of tenant pod tp (containers and
 // init containers by name, and the pod level), or nil when they already match.
@@ -82,6 +85,12 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 	if err := guard(t, tp.Namespace, sp); err != nil {
 		return false, err
 	}
+	if msg, err := s.resizeOverQuota(t, sp, resized); err != nil || msg != "" {
+		if msg != "" && t.recorder != nil {
+			t.recorder.Event(tp, corev1.EventTypeWarning, reasonQuotaExceeded, "resize not applied: "+msg)
+		}
+		return false, err
+	}
 	klog.FromContext(ctx).V(2).Info("Resizing super pod", "superObject", klog.KObj(sp))
 	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateResize(ctx, sp.Name, resized, metav1.UpdateOptions{})
 	if superRefused(err) {
@@ -89,6 +98,33 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 		return false, nil
 	}
 	return true, err
+}
+
+// resizeOverQuota returns why resizing super pod sp to resized would take the tenant over its
+// spec.policy.quota, or "" when it fits, there is no quota, or the resize adds nothing (a
+// shrink always goes through, also over a quota lowered meanwhile).
+func (s *Syncer) resizeOverQuota(t *tenant, sp, resized *corev1.Pod) (string, error) {
+	hard := t.settings.Load().policy.Quota
+	before, after := podUsage(sp), podUsage(resized)
+	if len(hard) == 0 {
+		return "", nil
+	}
+	grows := false
+	for name, q := range after {
+		if b, ok := before[name]; !ok || q.Cmp(b) > 0 {
+			grows = true
+		}
+	}
+	if !grows {
+		return "", nil
+	}
+	t.quota.mu.Lock()
+	defer t.quota.mu.Unlock()
+	used, err := s.tenantUsage(t)
+	if err != nil {
+		return "", err
+	}
+	return quotaViolation(hard, quota.SubtractWithNonNegativeResult(used, before), after), nil
 }
 
 // superRefused reports whether the super cluster refused a write for good (its admission or

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -8,6 +9,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
 
 // resources is requests cpu/memory and, when given, limits (cpu, memory); "" leaves one out.
@@ -143,5 +146,76 @@ func TestSyncPodResize(t *testing.T) {
 	sent = h.super.Actions()[0].(k8stesting.UpdateAction).GetObject().(*corev1.Pod)
 	if got := sent.Annotations[annotationTenantGeneration]; got != "2" {
 		t.Errorf("the down update stamps tenant generation %q, want 2", got)
+	}
+}
+
+// TestResizeWithinQuota: a resize that grows a pod must fit the tenant's quota as a new pod
+// must; a shrink always goes through.
+func TestResizeWithinQuota(t *testing.T) {
+	cpu := func(req, lim string) corev1.ResourceRequirements {
+		if lim == "" {
+			return resources(req, "")
+		}
+		return resources(req, "", lim, "")
+	}
+	pod := func(ns, name, uid string, r corev1.ResourceRequirements) *corev1.Pod {
+		w := MakePod(ns, name).UID(uid)
+		if ns == testSuperNS {
+			w.Owned(uid)
+		}
+		p := w.Obj()
+		p.Spec.Containers[0].Resources = r
+		return p
+	}
+	hard := func(name corev1.ResourceName, q string) corev1.ResourceList {
+		return corev1.ResourceList{name: resource.MustParse(q)}
+	}
+	cases := map[string]struct {
+		quota         corev1.ResourceList
+		super, tenant corev1.ResourceRequirements
+		other         corev1.ResourceRequirements // another pod of the tenant
+		wantResize    bool
+	}{
+		"grows within the quota": {
+			quota: hard(corev1.ResourceRequestsCPU, "100m"), other: cpu("60m", ""),
+			super: cpu("20m", ""), tenant: cpu("25m", ""), wantResize: true,
+		},
+		"grows over the quota": {
+			quota: hard(corev1.ResourceRequestsCPU, "100m"), other: cpu("60m", ""),
+			super: cpu("20m", ""), tenant: cpu("50m", ""),
+		},
+		"shrinks while over a lowered quota": {
+			quota: hard(corev1.ResourceRequestsCPU, "50m"), other: cpu("60m", ""),
+			super: cpu("20m", ""), tenant: cpu("15m", ""), wantResize: true,
+		},
+		"a limit added counts as growth": {
+			quota: hard(corev1.ResourceLimitsCPU, "100m"), other: cpu("60m", "80m"),
+			super: cpu("20m", ""), tenant: cpu("20m", "30m"),
+		},
+		"no quota": {
+			other: cpu("60m", ""), super: cpu("20m", ""), tenant: cpu("500m", ""), wantResize: true,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t,
+				[]object{pod(testSuperNS, "web", "uid-web", tc.super), pod(testSuperNS, "other", "uid-other", tc.other)},
+				[]object{pod("default", "web", "uid-web", tc.tenant)})
+			h.t.settings.Store(&settings{policy: v1alpha1.PolicySpec{Quota: tc.quota}})
+			if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatalf("syncPod: %v", err)
+			}
+			var want []string
+			if tc.wantResize {
+				want = []string{"update pods/resize demo-5c9a8459-default/web"}
+			}
+			if diff := cmp.Diff(want, writes(h.super)); diff != "" {
+				t.Errorf("super writes (-want +got):\n%s", diff)
+			}
+			ev := events(h.recorder)
+			if tc.wantResize == (len(ev) == 1 && strings.Contains(ev[0], reasonQuotaExceeded)) {
+				t.Errorf("events = %q", ev)
+			}
+		})
 	}
 }
