@@ -24,7 +24,10 @@ import (
 //   - for Endpoints synced down (endpoints.go) the super cluster's mirroring controller makes
 //     the slices, as the tenant's does in the tenant. A selector-less Service with hand-made
 //     Endpoints and hand-made slices thus has, in both clusters, the mirrored slices plus the
-//     hand-made ones, each once, which is what kube-proxy expects.
+//     hand-made ones, each once, which is what kube-proxy expects. Endpoints labelled
+//     endpointslice.kubernetes.io/skip-mirror are mirrored in neither cluster: the tenant
+//     apiserver's own default/kubernetes is, and its slice, which has no manager label, goes
+//     down as a hand-made one.
 //
 // Those controllers copy the Service's (Endpoints') labels, the ownership labels among them, and
 // the mirroring controller its annotations (the tenant UID), onto their slices: a super slice
