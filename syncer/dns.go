@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -112,7 +113,8 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	if found == nil {
 		return nil, false
 	}
-	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService}, true
+	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService,
+		ServiceByIP: func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) }}, true
 }
 
 // dnsService is tenant Service ns/name as the DNS server answers it, from the caches.
@@ -132,6 +134,26 @@ func (t *tenant) dnsService(ns, name string) (tenantdns.Service, bool) {
 		}
 	}
 	return dnsServiceOf(svc, ep, ip), true
+}
+
+// dnsServiceByIP is the tenant Service (namespace, name) whose super Service has ClusterIP ip,
+// for reverse lookups: a super Service of tenant t (its cluster key label; the ownership check
+// gives the tenant namespace) with ip among its cluster IPs.
+func (s *Syncer) dnsServiceByIP(t *tenant, ip netip.Addr) (ns, name string, ok bool) {
+	svcs, err := s.superSvcs.List(labels.SelectorFromSet(labels.Set{ownership.LabelClusterKey: t.key}))
+	if err != nil {
+		return "", "", false
+	}
+	for _, ss := range svcs {
+		ips := append([]string{ss.Spec.ClusterIP}, ss.Spec.ClusterIPs...)
+		if !slices.ContainsFunc(ips, func(c string) bool { a, err := netip.ParseAddr(c); return err == nil && a == ip }) {
+			continue
+		}
+		if tns, ok := mapping.TenantNamespace(ss, t.key); ok {
+			return tns, ss.Name, true
+		}
+	}
+	return "", "", false
 }
 
 // superClusterIP is the ClusterIP of the super Service of tenant Service ns/name: the address

@@ -159,6 +159,29 @@ func TestDNSTenant(t *testing.T) {
 			t.Errorf("%s from %s: %s, want %s", tc.name, tc.from, got, tc.want)
 		}
 	}
+	// Reverse lookups name the tenant Service of a super ClusterIP, never another tenant's.
+	ptr := func(from, name string) string {
+		t.Helper()
+		tn, ok := h.s.dnsTenant(netip.MustParseAddr(from))
+		if !ok {
+			return "REFUSED"
+		}
+		rcode, answer, forward := tenantdns.Answer(dns.Question{Name: name, Qtype: dns.TypePTR}, tn)
+		if forward {
+			return "FORWARD"
+		}
+		out := dns.RcodeToString[rcode]
+		for _, rr := range answer {
+			out += " " + rr.(*dns.PTR).Ptr
+		}
+		return out
+	}
+	if got := ptr("10.88.0.4", "10.0.96.10.in-addr.arpa."); got != "NOERROR web.default.svc.cluster.local." {
+		t.Errorf("PTR of web's super ClusterIP: %s", got)
+	}
+	if got := ptr("10.88.0.9", "10.0.96.10.in-addr.arpa."); got != "FORWARD" {
+		t.Errorf("PTR of another tenant's ClusterIP from a pod of the other tenant: %s, want it forwarded", got)
+	}
 	// Without the super copy (not synced yet), the tenant apiserver's own address.
 	if err := h.s.superIndex[kindService].Delete(superMaster); err != nil {
 		t.Fatal(err)

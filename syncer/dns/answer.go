@@ -16,6 +16,9 @@ type Tenant struct {
 	Domain string
 	// Service returns the tenant Service ns/name as pods see it; ok is false when there is none.
 	Service func(ns, name string) (svc Service, ok bool)
+	// ServiceByIP returns the tenant Service whose ClusterIP is ip, for PTR queries; nil or
+	// ok false: none.
+	ServiceByIP func(ip netip.Addr) (ns, name string, ok bool)
 }
 
 // Service is a tenant Service as DNS answers it.
@@ -51,6 +54,9 @@ type Port struct {
 func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool) {
 	name := strings.ToLower(dns.Fqdn(q.Name))
 	domain := strings.ToLower(dns.Fqdn(t.Domain))
+	if ip, ok := reverseAddr(name); ok {
+		return reverse(name, q.Qtype, ip, domain, t)
+	}
 	if !dns.IsSubDomain(domain, name) {
 		return 0, nil, true
 	}
@@ -162,4 +168,47 @@ func srv(name string, qtype uint16, target string, port int32) []dns.RR {
 		return nil
 	}
 	return []dns.RR{&dns.SRV{Hdr: header(name, dns.TypeSRV), Priority: 0, Weight: 100, Port: uint16(port), Target: target}}
+}
+
+// reverse answers a reverse (PTR) query for ip: the name of the tenant Service with that
+// ClusterIP, <svc>.<ns>.svc.D; any other address goes to the upstreams, as CoreDNS falls
+// through for reverse zones it has no record in.
+func reverse(name string, qtype uint16, ip netip.Addr, domain string, t *Tenant) (rcode int, answer []dns.RR, forward bool) {
+	if t.ServiceByIP == nil {
+		return 0, nil, true
+	}
+	ns, svc, ok := t.ServiceByIP(ip)
+	if !ok {
+		return 0, nil, true
+	}
+	if qtype != dns.TypePTR && qtype != dns.TypeANY {
+		return dns.RcodeSuccess, nil, false
+	}
+	return dns.RcodeSuccess, []dns.RR{&dns.PTR{Hdr: header(name, dns.TypePTR), Ptr: svc + "." + ns + ".svc." + domain}}, false
+}
+
+// reverseAddr is the address a reverse name stands for: d.c.b.a.in-addr.arpa. for a.b.c.d, 32
+// nibbles then ip6.arpa. for IPv6. ok is false for any other name, including partial ones.
+func reverseAddr(name string) (netip.Addr, bool) {
+	labels := dns.SplitDomainName(name)
+	n := len(labels)
+	switch {
+	case n == 6 && labels[4] == "in-addr" && labels[5] == "arpa":
+		ip, err := netip.ParseAddr(labels[3] + "." + labels[2] + "." + labels[1] + "." + labels[0])
+		return ip, err == nil && ip.Is4()
+	case n == 34 && labels[32] == "ip6" && labels[33] == "arpa":
+		var b strings.Builder
+		for i := 31; i >= 0; i-- {
+			if len(labels[i]) != 1 {
+				return netip.Addr{}, false
+			}
+			b.WriteString(labels[i])
+			if i%4 == 0 && i > 0 {
+				b.WriteByte(':')
+			}
+		}
+		ip, err := netip.ParseAddr(b.String())
+		return ip, err == nil && ip.Is6()
+	}
+	return netip.Addr{}, false
 }

@@ -1,6 +1,8 @@
 package dns
 
 import (
+	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -23,6 +25,14 @@ func testTenant() *Tenant {
 	return &Tenant{Domain: "cluster.local", Service: func(ns, name string) (Service, bool) {
 		s, ok := services[ns+"/"+name]
 		return s, ok
+	}, ServiceByIP: func(ip netip.Addr) (string, string, bool) {
+		for key, s := range services {
+			if a, err := netip.ParseAddr(s.ClusterIP); err == nil && a == ip {
+				ns, name, _ := strings.Cut(key, "/")
+				return ns, name, true
+			}
+		}
+		return "", "", false
 	}}
 }
 
@@ -41,6 +51,13 @@ func TestAnswer(t *testing.T) {
 		{name: "case does not matter", q: "WEB.Default.svc.Cluster.Local.", qtype: dns.TypeA,
 			answer: []string{a("web.default.svc.cluster.local.", "10.96.0.10")}},
 		{name: "AAAA of an IPv4 service: no data", q: "web.default.svc.cluster.local.", qtype: dns.TypeAAAA},
+		{name: "PTR of a Service's ClusterIP", q: "10.0.96.10.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"10.0.96.10.in-addr.arpa.\t5\tIN\tPTR\tweb.default.svc.cluster.local."}},
+		{name: "PTR of an IPv6 ClusterIP", q: "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", qtype: dns.TypePTR,
+			answer: []string{"0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tv6.kube-system.svc.cluster.local."}},
+		{name: "A of a Service's reverse name: no data", q: "10.0.96.10.in-addr.arpa.", qtype: dns.TypeA},
+		{name: "PTR of another address: upstream", q: "1.0.0.10.in-addr.arpa.", qtype: dns.TypePTR, forward: true},
+		{name: "a partial reverse name: upstream", q: "96.10.in-addr.arpa.", qtype: dns.TypePTR, forward: true},
 		{name: "IPv6 service", q: "v6.kube-system.svc.cluster.local.", qtype: dns.TypeAAAA,
 			answer: []string{"v6.kube-system.svc.cluster.local.\t5\tIN\tAAAA\tfd00::10"}},
 		{name: "headless: the ready addresses", q: "db.default.svc.cluster.local.", qtype: dns.TypeA, answer: []string{

@@ -16,6 +16,8 @@
 //	<host>.<svc>.<ns>.svc.D  A: the ready endpoint addresses of <svc> with hostname <host>
 //	                         (StatefulSet pods, pods with hostname and subdomain)
 //	_<port>._<proto>.<svc>.<ns>.svc.D   SRV for named ports
+//	<reversed IP>.in-addr.arpa / ip6.arpa  PTR <svc>.<ns>.svc.D for a Service's ClusterIP;
+//	                         other reverse names go upstream
 //
 // Other names in D are NXDOMAIN; D itself, svc.D and <ns>.svc.D exist without records, as do
 // found names asked for a type they have no records of (AAAA, say). Answers live 5 s.
