@@ -92,15 +92,7 @@ func TestEveryProjectedTokenIsTheTenants(t *testing.T) {
 		t.Errorf("oidc volume (-want +got):\n%s", diff)
 	}
 
-	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
-	h := newHarness(t, []object{ns}, []object{pod, rootCA})
-	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		req := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenRequest)
-		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
-			Token: "tenant-token-for-" + strings.Join(req.Spec.Audiences, ","), ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
-		}}, nil
-	})
+	h := newTokenHarness(t, pod)
 	ctx := testContext(t)
 	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 		t.Fatal(err)
@@ -300,14 +292,7 @@ func TestTokenSecretOfLongPodName(t *testing.T) {
 
 	pod := MakePod("default", long).Obj()
 	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
-	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
-	h := newHarness(t, []object{ns}, []object{pod, rootCA})
-	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
-			Token: "tenant-token", ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
-		}}, nil
-	})
+	h := newTokenHarness(t, pod)
 	ctx := testContext(t)
 	if err := h.s.syncPod(ctx, h.t, "default", long); err != nil {
 		t.Fatal(err)
@@ -333,14 +318,7 @@ func TestTokenSecretOfLongPodName(t *testing.T) {
 func TestTokenSecretRefused(t *testing.T) {
 	pod := MakePod("default", "web").Obj()
 	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
-	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
-	h := newHarness(t, []object{ns}, []object{pod, rootCA})
-	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
-			Token: "tenant-token", ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
-		}}, nil
-	})
+	h := newTokenHarness(t, pod)
 	h.super.PrependReactor("create", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewInvalid(corev1.SchemeGroupVersion.WithKind("Secret").GroupKind(), "vnest-token-web",
 			field.ErrorList{field.Invalid(field.NewPath("metadata", "labels"), "x", "must be no more than 63 bytes")})
@@ -366,4 +344,20 @@ func TestTokenSecretRefused(t *testing.T) {
 	default:
 		t.Error("no event recorded")
 	}
+}
+
+// newTokenHarness is a harness with tenant pod pod, its namespace's root CA, and a tenant
+// TokenRequest API that answers "tenant-token-for-<audiences>", valid for an hour.
+func newTokenHarness(t *testing.T, pod *corev1.Pod) *harness {
+	t.Helper()
+	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	h := newHarness(t, []object{ns}, []object{pod, rootCA})
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		req := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenRequest)
+		return true, &authenticationv1.TokenRequest{Status: authenticationv1.TokenRequestStatus{
+			Token: "tenant-token-for-" + strings.Join(req.Spec.Audiences, ","), ExpirationTimestamp: metav1.NewTime(time.Now().Add(time.Hour)),
+		}}, nil
+	})
+	return h
 }
