@@ -11,10 +11,11 @@ import (
 // The status that goes up is the super pod's (podStatusUp), but some pod conditions are written
 // in the tenant and never exist on the super pod: DisruptionTarget, which the tenant's eviction
 // API (and its pod garbage collector) add before deleting a pod, and which a Job's pod failure
-// policy reads once the pod has failed; and any custom condition a tenant controller sets (a
-// readiness gate's, say). Copying the super status over them would erase them, so they are kept:
-// a tenant condition of a type the super pod does not report, and that is not one of the types a
-// kubelet or scheduler own, stays. A condition the super pod reports wins.
+// policy reads once the pod has failed; and any custom condition a tenant controller sets.
+// Copying the super status over them would erase them, so they are kept: a tenant condition of a
+// type the super pod does not report, and that is not one of the types a kubelet or scheduler
+// own, stays. A condition the super pod reports wins. (A readiness gate's condition set in the
+// tenant stays in the tenant; it does not reach the super pod, whose kubelet decides Ready.)
 
 // superOwnedConditions are the pod condition types the super cluster's kubelet and scheduler
 // write; the super pod's word on them is final (absent there means absent).
