@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -137,14 +136,18 @@ func (t *tenant) dnsService(ns, name string) (tenantdns.Service, bool) {
 }
 
 // dnsServiceByIP is the tenant Service (namespace, name) whose super Service has ClusterIP ip,
-// for reverse lookups: a super Service of tenant t (its cluster key label; the ownership check
-// gives the tenant namespace) with ip among its cluster IPs.
+// for reverse lookups: a super Service of tenant t (indexTenant; the ownership check gives the
+// tenant namespace) with ip among its cluster IPs.
 func (s *Syncer) dnsServiceByIP(t *tenant, ip netip.Addr) (ns, name string, ok bool) {
-	svcs, err := s.superSvcs.List(labels.SelectorFromSet(labels.Set{ownership.LabelClusterKey: t.key}))
+	objs, err := s.superIndex[kindService].ByIndex(indexTenant, t.key)
 	if err != nil {
 		return "", "", false
 	}
-	for _, ss := range svcs {
+	for _, o := range objs {
+		ss, isSvc := o.(*corev1.Service)
+		if !isSvc {
+			continue
+		}
 		ips := append([]string{ss.Spec.ClusterIP}, ss.Spec.ClusterIPs...)
 		if !slices.ContainsFunc(ips, func(c string) bool { a, err := netip.ParseAddr(c); return err == nil && a == ip }) {
 			continue

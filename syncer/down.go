@@ -128,10 +128,17 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 	return err
 }
 
+// superRefused reports whether the super cluster refused a write for good (its admission or
+// validation), which the tenant is told about; a resize or ephemeral container so refused does
+// not hold up the pod's other changes or its status (podresize.go, podephemeral.go).
+func superRefused(err error) bool {
+	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err)
+}
+
 // recordRejected tells the tenant, with an event on its object, why the super cluster refused
 // the object (its policy, e.g. Pod Security, or validation); retries follow with back-off.
 func (s *Syncer) recordRejected(t *tenant, tenantObj runtime.Object, k kind, err error) {
-	if t.recorder == nil || !(apierrors.IsForbidden(err) || apierrors.IsInvalid(err)) {
+	if t.recorder == nil || !superRefused(err) {
 		return
 	}
 	t.recorder.Eventf(tenantObj, corev1.EventTypeWarning, "SuperClusterRejected",

@@ -78,7 +78,7 @@ func (s *Syncer) ephemeralContainersDown(ctx context.Context, t *tenant, tp, sp 
 	klog.FromContext(ctx).V(2).Info("Adding ephemeral containers to super pod", "superObject", klog.KObj(sp),
 		"containers", len(up.Spec.EphemeralContainers)-len(sp.Spec.EphemeralContainers))
 	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateEphemeralContainers(ctx, sp.Name, up, metav1.UpdateOptions{})
-	if superRefused(err) { // podresize.go
+	if superRefused(err) { // down.go
 		s.recordRejected(t, tp, kindPod, err)
 		return false, nil
 	}

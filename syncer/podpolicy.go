@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	quota "k8s.io/apiserver/pkg/quota/v1"
 	"k8s.io/klog/v2"
@@ -270,7 +269,7 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 	}
 	if err := s.ensurePodToken(ctx, t, tp); err != nil {
 		release(false)
-		if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) { // retried, but say why
+		if superRefused(err) { // retried, but say why
 			if rerr := s.refusePod(ctx, t, tp, reasonSuperRejected, "the super cluster refused the pod's token Secret: "+err.Error(), true); rerr != nil {
 				return rerr
 			}
@@ -279,7 +278,7 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 	}
 	err = create()
 	release(err == nil)
-	if apierrors.IsForbidden(err) || apierrors.IsInvalid(err) { // the down sync recorded the event
+	if superRefused(err) { // the down sync recorded the event
 		if rerr := s.refusePod(ctx, t, tp, reasonSuperRejected, "the super cluster refused the pod: "+err.Error(), false); rerr != nil {
 			return rerr
 		}

@@ -5,7 +5,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	quota "k8s.io/apiserver/pkg/quota/v1"
 	"k8s.io/klog/v2"
@@ -125,11 +124,4 @@ func (s *Syncer) resizeOverQuota(t *tenant, sp, resized *corev1.Pod) (string, er
 		return "", err
 	}
 	return quotaViolation(hard, quota.SubtractWithNonNegativeResult(used, before), after), nil
-}
-
-// superRefused reports whether the super cluster refused a write for good (its admission or
-// validation): the pod's other changes and its status must not wait for it, so the refusal
-// is told to the tenant by an event and tried again on the pod's next round, not retried.
-func superRefused(err error) bool {
-	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err)
 }

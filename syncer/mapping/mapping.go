@@ -71,13 +71,11 @@ func TenantNamespace(obj metav1.Object, clusterKey string) (ns string, ok bool) 
 // OwnedByTenant reports whether the super object obj belongs to the tenant object identified by
 // (clusterKey, tenant namespace): the cluster-key and tenant-namespace labels must both match.
 // The syncer writes a super object only when this holds. An empty tenant namespace stands for a
-// cluster-scoped tenant object: obj must then be cluster-scoped, and its tenant-namespace label
-// present and empty (as Stamp writes it), so a super namespace or a namespaced object never
-// passes for one.
+// cluster-scoped tenant object (ownership.IsTenantClusterScoped), so a super namespace or a
+// namespaced object never passes for one.
 func OwnedByTenant(obj metav1.Object, clusterKey, tenantNamespace string) bool {
 	if tenantNamespace == "" {
-		got, has := obj.GetLabels()[ownership.LabelTenantNamespace]
-		return ownership.OwnedBy(obj, clusterKey) && has && got == "" && obj.GetNamespace() == ""
+		return ownership.IsTenantClusterScoped(obj, clusterKey)
 	}
 	got, ok := TenantNamespace(obj, clusterKey)
 	return ok && got == tenantNamespace
