@@ -10,12 +10,15 @@ import (
 )
 
 func TestOptionsComplete(t *testing.T) {
-	busy, err := net.Listen("tcp", ":0")
+	// Hold the first port of a block that is otherwise free, so the only
+	// complaint can be about that port (a random ephemeral port may sit in
+	// a block where other ports are taken too).
+	busyPort := freeBlock(t)
+	busy, err := net.Listen("tcp", ":"+strconv.Itoa(busyPort))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer busy.Close()
-	busyPort := busy.Addr().(*net.TCPAddr).Port
 	file := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
