@@ -2,11 +2,14 @@ package syncer
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
@@ -16,9 +19,12 @@ import (
 // Down: type, ports, selector and traffic settings (session affinity also on updates). Cluster IPs are allocated in the super
 // cluster first: a tenant apiserver run with --service-ip-allocator asks the syncer
 // (serviceip.go), which creates the super Service as a reservation; the tenant Service is created
-// with its IPs, and the down sync adopts the reservation. Without the allocator (or for a super
-// Service recreated later) the super cluster allocates on its own and the IPs differ. Node ports
-// are always the super cluster's. Headless stays headless.
+// with its IPs, and the down sync adopts the reservation. A super Service created later (its
+// reservation deleted by hand, say) asks for the tenant's cluster IPs and node ports, and so does
+// a port that becomes a node port (ClusterIP → NodePort). If the super cluster refuses them as
+// invalid (taken, or outside its ranges: a tenant without the allocator), the write goes again
+// without them, the super cluster allocates its own and a ServiceAllocationDiffers warning on the
+// tenant Service says so: pods see the super values (env, DNS). Headless stays headless.
 //
 // Up: status.loadBalancer.
 
@@ -37,15 +43,77 @@ func translateService(svc *corev1.Service, owner mapping.Owner) *corev1.Service 
 		LoadBalancerClass:        svc.Spec.LoadBalancerClass,
 		TrafficDistribution:      svc.Spec.TrafficDistribution,
 	}
-	if svc.Spec.ClusterIP == corev1.ClusterIPNone {
-		spec.ClusterIP = corev1.ClusterIPNone
-		spec.ClusterIPs = []string{corev1.ClusterIPNone}
+	if svc.Spec.ClusterIP != "" && spec.Type != corev1.ServiceTypeExternalName {
+		// The tenant's own (headless: None), which a create asks the super cluster for.
+		spec.ClusterIP, spec.ClusterIPs = svc.Spec.ClusterIP, svc.Spec.ClusterIPs
 	}
 	for _, p := range svc.Spec.Ports {
-		p.NodePort = 0 // the super cluster's allocator picks node ports
+		if !hasNodePorts(spec.Type) {
+			p.NodePort = 0
+		}
 		spec.Ports = append(spec.Ports, p)
 	}
 	return &corev1.Service{ObjectMeta: mapping.SuperMeta(svc, owner), Spec: spec}
+}
+
+// withoutRequestedAllocations is svc asking the super cluster for no particular cluster IPs and
+// node ports (on an update, ports that had one keep it: the super apiserver fills them in).
+func withoutRequestedAllocations(svc *corev1.Service) *corev1.Service {
+	out := svc.DeepCopy()
+	if out.Spec.ClusterIP != corev1.ClusterIPNone {
+		out.Spec.ClusterIP, out.Spec.ClusterIPs = "", nil
+	}
+	for i := range out.Spec.Ports {
+		out.Spec.Ports[i].NodePort = 0
+	}
+	return out
+}
+
+// requestsAllocations reports whether svc asks for particular cluster IPs or node ports.
+func requestsAllocations(svc *corev1.Service) bool {
+	return !apiequality.Semantic.DeepEqual(svc.Spec, withoutRequestedAllocations(svc).Spec)
+}
+
+// serviceWriter writes super Services: a create or update that the super cluster refuses as
+// invalid while it asks for the tenant's cluster IPs or node ports is written again without
+// them, after differ has been told why.
+type serviceWriter struct {
+	corev1client.ServiceInterface
+	differ func(error)
+}
+
+// freedAfterDelete is how long a create keeps asking for allocations that are "already
+// allocated": the super cluster frees a deleted Service's IP and node ports a moment after the
+// delete (0.15 s measured), and a super Service deleted by hand is recreated at once.
+var freedAfterDelete = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
+
+func (w serviceWriter) Create(ctx context.Context, svc *corev1.Service, opts metav1.CreateOptions) (*corev1.Service, error) {
+	out, err := w.ServiceInterface.Create(ctx, svc, opts)
+	for _, d := range freedAfterDelete {
+		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "already allocated") || !requestsAllocations(svc) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(d):
+		}
+		out, err = w.ServiceInterface.Create(ctx, svc, opts)
+	}
+	if apierrors.IsInvalid(err) && requestsAllocations(svc) {
+		w.differ(err)
+		out, err = w.ServiceInterface.Create(ctx, withoutRequestedAllocations(svc), opts)
+	}
+	return out, err
+}
+
+func (w serviceWriter) Update(ctx context.Context, svc *corev1.Service, opts metav1.UpdateOptions) (*corev1.Service, error) {
+	out, err := w.ServiceInterface.Update(ctx, svc, opts)
+	if apierrors.IsInvalid(err) && requestsAllocations(svc) {
+		w.differ(err)
+		out, err = w.ServiceInterface.Update(ctx, withoutRequestedAllocations(svc), opts)
+	}
+	return out, err
 }
 
 // serviceDownEqual compares what the down sync owns, ignoring what the super cluster allocates.
@@ -61,7 +129,7 @@ func serviceDownEqual(desired, existing *corev1.Service) bool {
 	}
 	for i, p := range desired.Spec.Ports {
 		q := existing.Spec.Ports[i]
-		q.NodePort = 0
+		p.NodePort, q.NodePort = 0, 0 // allocated: asked for once, then the super cluster's
 		if !apiequality.Semantic.DeepEqual(p, q) {
 			return false
 		}
@@ -70,10 +138,14 @@ func serviceDownEqual(desired, existing *corev1.Service) bool {
 }
 
 // mergeService writes desired into a copy of existing, keeping the allocated cluster IPs and
-// the node ports of ports that stay.
+// the node ports of ports that stay; a port new to node ports, or a Service new to cluster IPs
+// (ExternalName → ClusterIP), asks for the tenant's.
 func mergeService(desired, existing *corev1.Service) *corev1.Service {
 	out := existing.DeepCopy()
 	mergeMeta(desired, out)
+	if out.Spec.ClusterIP == "" {
+		out.Spec.ClusterIP, out.Spec.ClusterIPs = desired.Spec.ClusterIP, desired.Spec.ClusterIPs
+	}
 	nodePorts := map[int32]int32{}
 	for _, p := range existing.Spec.Ports {
 		nodePorts[p.Port] = p.NodePort
@@ -85,8 +157,8 @@ func mergeService(desired, existing *corev1.Service) *corev1.Service {
 	out.Spec.SessionAffinity, out.Spec.SessionAffinityConfig = desired.Spec.SessionAffinity, desired.Spec.SessionAffinityConfig
 	out.Spec.Ports = nil
 	for _, p := range desired.Spec.Ports {
-		if desired.Spec.Type == corev1.ServiceTypeNodePort || desired.Spec.Type == corev1.ServiceTypeLoadBalancer {
-			p.NodePort = nodePorts[p.Port]
+		if np := nodePorts[p.Port]; np != 0 && hasNodePorts(desired.Spec.Type) {
+			p.NodePort = np
 		}
 		out.Spec.Ports = append(out.Spec.Ports, p)
 	}
@@ -117,7 +189,13 @@ func (s *Syncer) syncService(ctx context.Context, t *tenant, ns, name string) er
 		}
 	}
 	st := state[*corev1.Service]{tenantNS: ns, tenant: ts, hasTenant: hasTenant, super: ss, hasSuper: hasSuper}
-	if err := serviceDown.sync(ctx, s, t, s.super.CoreV1().Services(superNS), st); err != nil {
+	w := serviceWriter{ServiceInterface: s.super.CoreV1().Services(superNS), differ: func(err error) {
+		if t.recorder != nil {
+			t.recorder.Eventf(ts, corev1.EventTypeWarning, "ServiceAllocationDiffers",
+				"The super cluster cannot give this Service its cluster IPs or node ports and allocates its own, which pods see: %v", err)
+		}
+	}}
+	if err := serviceDown.sync(ctx, s, t, w, st); err != nil {
 		return err
 	}
 	if !hasTenant || !hasSuper || guard(t, ns, ss) != nil || mapping.TenantUID(ss) != ts.UID {

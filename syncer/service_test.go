@@ -1,12 +1,20 @@
 package syncer
 
 import (
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -39,25 +47,36 @@ func TestTranslateService(t *testing.T) {
 		in   *corev1.Service
 		want corev1.ServiceSpec
 	}{
-		"cluster IP is left to the super cluster": {
+		"the tenant's cluster IP is asked for": {
 			in: tenantService(nil),
-			want: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, Selector: map[string]string{"app": "web"},
+			want: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.0.0.10", ClusterIPs: []string{"10.0.0.10"}, Selector: map[string]string{"app": "web"},
 				Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+		},
+		"a node port left over from an earlier type is not": {
+			in: tenantService(func(s *corev1.Service) { s.Spec.Ports[0].NodePort = 30080 }),
+			want: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "10.0.0.10", ClusterIPs: []string{"10.0.0.10"}, Selector: map[string]string{"app": "web"},
+				Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+		},
+		"ExternalName has no cluster IP": {
+			in: tenantService(func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.ExternalName, s.Spec.Selector, s.Spec.Ports = corev1.ServiceTypeExternalName, "example.com", nil, nil
+			}),
+			want: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "example.com"},
 		},
 		"headless stays headless": {
 			in: tenantService(func(s *corev1.Service) { s.Spec.ClusterIP, s.Spec.ClusterIPs = "None", []string{"None"} }),
 			want: corev1.ServiceSpec{Type: corev1.ServiceTypeClusterIP, ClusterIP: "None", ClusterIPs: []string{"None"}, Selector: map[string]string{"app": "web"},
 				Ports: []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 		},
-		"node ports are the super cluster's": {
+		"the tenant's node ports are asked for": {
 			in: tenantService(func(s *corev1.Service) {
 				s.Spec.Type = corev1.ServiceTypeNodePort
 				s.Spec.Ports[0].NodePort = 30080
 				s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 			}),
-			want: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: map[string]string{"app": "web"},
+			want: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, ClusterIP: "10.0.0.10", ClusterIPs: []string{"10.0.0.10"}, Selector: map[string]string{"app": "web"},
 				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
-				Ports:                 []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+				Ports:                 []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080), NodePort: 30080}}},
 		},
 	}
 	for name, tc := range cases {
@@ -82,9 +101,21 @@ func TestServiceDownEqualAndMerge(t *testing.T) {
 	if serviceDownEqual(desired, existing) {
 		t.Error("a new port does not count as drift")
 	}
+	desired.Spec.Ports[1].NodePort = 30090 // the tenant's
 	merged := mergeService(desired, existing)
-	if merged.Spec.ClusterIP != "10.96.0.7" || merged.Spec.Ports[0].NodePort != 31000 || merged.Spec.Ports[1].NodePort != 0 {
-		t.Errorf("merge lost what the super cluster allocated: %+v", merged.Spec)
+	if merged.Spec.ClusterIP != "10.96.0.7" || merged.Spec.Ports[0].NodePort != 31000 || merged.Spec.Ports[1].NodePort != 30090 {
+		t.Errorf("merge lost what the super cluster allocated or did not ask for the tenant's new node port: %+v", merged.Spec)
+	}
+	if !serviceDownEqual(desired, merged) {
+		t.Error("the merged Service still counts as drift")
+	}
+
+	// ExternalName → ClusterIP asks for the tenant's cluster IP.
+	external := translateService(tenantService(func(s *corev1.Service) {
+		s.Spec.Type, s.Spec.ExternalName = corev1.ServiceTypeExternalName, "example.com"
+	}), testOwner)
+	if got := mergeService(translateService(tenantService(nil), testOwner), external); got.Spec.ClusterIP != "10.0.0.10" || !slices.Equal(got.Spec.ClusterIPs, []string{"10.0.0.10"}) {
+		t.Errorf("ExternalName → ClusterIP: cluster IPs %q %v, want the tenant's 10.0.0.10", got.Spec.ClusterIP, got.Spec.ClusterIPs)
 	}
 
 	// Session affinity changes on an existing Service go down too.
@@ -113,5 +144,54 @@ func TestSyncServiceStatusUp(t *testing.T) {
 	}
 	if got := writes(h.super); len(got) > 0 {
 		t.Errorf("super writes: %v", got)
+	}
+}
+
+// TestSyncServiceAsksForTheTenantsAllocations: a super Service created after the fact asks for
+// the tenant's cluster IP and node port; if the super cluster refuses them, the Service is
+// created without them and the tenant Service gets a warning.
+func TestSyncServiceAsksForTheTenantsAllocations(t *testing.T) {
+	nodePort := func(s *corev1.Service) { s.Spec.Type, s.Spec.Ports[0].NodePort = corev1.ServiceTypeNodePort, 30080 }
+	defer func(d []time.Duration) { freedAfterDelete = d }(freedAfterDelete)
+	freedAfterDelete = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond}
+	for name, tc := range map[string]struct {
+		refuse      bool
+		freedAfter  int // refused this many times, then granted (0: always refused)
+		wantCreates int
+		wantIP      string
+		wantPort    int32
+		wantEvent   bool
+	}{
+		"granted":              {wantCreates: 1, wantIP: "10.0.0.10", wantPort: 30080},
+		"refused as invalid":   {refuse: true, wantCreates: 2 + len(freedAfterDelete), wantEvent: true},
+		"freed after a moment": {refuse: true, freedAfter: 2, wantCreates: 3, wantIP: "10.0.0.10", wantPort: 30080},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nil, []object{tenantService(nodePort)})
+			var creates int
+			h.super.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				creates++
+				svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
+				if tc.refuse && (tc.freedAfter == 0 || creates <= tc.freedAfter) && (svc.Spec.ClusterIP != "" || svc.Spec.Ports[0].NodePort != 0) {
+					return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name,
+						field.ErrorList{field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP, "provided IP is already allocated")})
+				}
+				return false, nil, nil
+			})
+			if err := h.s.syncService(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatal(err)
+			}
+			got, err := h.super.CoreV1().Services(testSuperNS).Get(t.Context(), "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if creates != tc.wantCreates || got.Spec.ClusterIP != tc.wantIP || got.Spec.Ports[0].NodePort != tc.wantPort {
+				t.Errorf("%d creates, super Service %q:%d; want %d creates, %q:%d", creates, got.Spec.ClusterIP, got.Spec.Ports[0].NodePort, tc.wantCreates, tc.wantIP, tc.wantPort)
+			}
+			evs := events(h.recorder)
+			if hasEvent := len(evs) == 1 && strings.Contains(evs[0], "ServiceAllocationDiffers") && strings.Contains(evs[0], "already allocated"); hasEvent != tc.wantEvent || len(evs) > 1 {
+				t.Errorf("events %q, want a ServiceAllocationDiffers warning: %v", evs, tc.wantEvent)
+			}
+		})
 	}
 }

@@ -81,3 +81,44 @@ func checkServiceIPs(t *testing.T, c *cluster, demo kubernetes.Interface, kubeco
 			fmt.Errorf("super Service ext: type %s, ClusterIP %q", s.Spec.Type, s.Spec.ClusterIP)
 	})
 }
+
+// checkServiceIPsKept checks that the syncer asks the super cluster for the tenant's allocations
+// when it writes a super Service after the fact: a super Service deleted by hand is recreated
+// with the tenant's ClusterIP (not a new one), and a tenant ClusterIP Service changed to NodePort
+// (whose node port the tenant apiserver allocates) gets the same node port in the super cluster.
+func checkServiceIPsKept(t *testing.T, c *cluster, tenant kubernetes.Interface, superNS string) {
+	t.Helper()
+	ctx := t.Context()
+	created, err := tenant.CoreV1().Services("default").Create(ctx, clusterIPService("default", "e2e-kept", "e2e-kept", 80, 8080), metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := c.client.CoreV1().Services(superNS).Get(ctx, "e2e-kept", metav1.GetOptions{})
+	if err != nil || first.Spec.ClusterIP != created.Spec.ClusterIP {
+		t.Fatalf("super Service e2e-kept: %v (ClusterIP %q), want the tenant's %s", err, first.Spec.ClusterIP, created.Spec.ClusterIP)
+	}
+	if err := c.client.CoreV1().Services(superNS).Delete(ctx, "e2e-kept", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the super Service deleted by hand to come back with the tenant's ClusterIP "+created.Spec.ClusterIP, time.Minute, func() (bool, error) {
+		s, err := c.client.CoreV1().Services(superNS).Get(ctx, "e2e-kept", metav1.GetOptions{})
+		if err != nil || s.UID == first.UID {
+			return false, err
+		}
+		return s.Spec.ClusterIP == created.Spec.ClusterIP, fmt.Errorf("recreated with ClusterIP %s", s.Spec.ClusterIP)
+	})
+
+	patch := `{"spec":{"type":"NodePort"}}`
+	updated, err := tenant.CoreV1().Services("default").Patch(ctx, "e2e-kept", types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+	if err != nil {
+		t.Fatalf("changing e2e-kept to NodePort: %v", err)
+	}
+	want := updated.Spec.Ports[0].NodePort
+	waitFor(t, fmt.Sprintf("the super Service to become NodePort with the tenant's node port %d", want), time.Minute, func() (bool, error) {
+		s, err := c.client.CoreV1().Services(superNS).Get(ctx, "e2e-kept", metav1.GetOptions{})
+		if err != nil || s.Spec.Type != corev1.ServiceTypeNodePort {
+			return false, err
+		}
+		return s.Spec.Ports[0].NodePort == want, fmt.Errorf("super node port %d", s.Spec.Ports[0].NodePort)
+	})
+}

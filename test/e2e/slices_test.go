@@ -25,6 +25,9 @@ import (
 //   - A tenant RuntimeClass with overhead and a pod naming it: the super cluster gets the class
 //     as <clusterKey>-<name> with the same handler and overhead, the super pod names it and is
 //     scheduled, so the tenant pod is bound. Deleting the tenant class deletes the super class.
+//   - Service allocations are kept (checkServiceIPsKept): a super Service deleted by hand comes
+//     back with the tenant's ClusterIP, and a tenant Service changed to NodePort gets the same
+//     node port in the super cluster.
 func TestSyncerSlicesAndRuntimeClasses(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "simulated", port: 19603})
 	tenant, _ := waitForDemoTenant(t, c)
@@ -32,6 +35,7 @@ func TestSyncerSlicesAndRuntimeClasses(t *testing.T) {
 	superNS := key + "-default"
 	checkHandMadeSlices(t, c, tenant, superNS)
 	checkRuntimeClass(t, c, tenant, key, superNS)
+	checkServiceIPsKept(t, c, tenant, superNS)
 }
 
 func checkHandMadeSlices(t *testing.T, c *cluster, tenant kubernetes.Interface, superNS string) {
