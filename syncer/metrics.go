@@ -9,6 +9,7 @@ import (
 // metrics are the syncer's Prometheus series, labelled by tenant (cluster key) and kind.
 type metrics struct {
 	depth   *prometheus.GaugeVec
+	wait    *prometheus.HistogramVec
 	latency *prometheus.HistogramVec
 	errors  *prometheus.CounterVec
 	drift   *prometheus.GaugeVec
@@ -20,6 +21,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vnest_syncer_queue_depth", Help: "Keys waiting in the fair queue, by tenant and kind.",
 		}, []string{"tenant", "kind"}),
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "vnest_syncer_queue_wait_seconds", Help: "Time a key waited in the fair queue for a worker, by tenant.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"tenant"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "vnest_syncer_sync_duration_seconds", Help: "Time to reconcile one key, by tenant and kind.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -35,7 +40,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"tenant", "kind"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.depth, m.latency, m.errors, m.drift, m.driftT} {
+		for _, c := range []prometheus.Collector{m.depth, m.wait, m.latency, m.errors, m.drift, m.driftT} {
 			if err := reg.Register(c); err != nil {
 				if _, dup := err.(prometheus.AlreadyRegisteredError); !dup {
 					panic(err)
@@ -51,6 +56,10 @@ func (m *metrics) observe(tenant string, k kind, d time.Duration, err error) {
 	if err != nil {
 		m.errors.WithLabelValues(tenant, string(k)).Inc()
 	}
+}
+
+func (m *metrics) queueWait(tenant string, d time.Duration) {
+	m.wait.WithLabelValues(tenant).Observe(d.Seconds())
 }
 
 func (m *metrics) patrolDrift(tenant string, k kind, n int) {

@@ -146,6 +146,7 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 			workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "virtualclusters"}),
 		now: time.Now,
 	}
+	s.queue.OnWait(m.queueWait)
 	byTenant := cache.Indexers{indexTenant: func(obj any) ([]string, error) {
 		m, err := metaOf(obj)
 		if err != nil {

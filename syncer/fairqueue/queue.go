@@ -24,6 +24,7 @@ type Queue[T comparable] struct {
 	shutdown bool
 
 	limiter workqueue.TypedRateLimiter[Key[T]]
+	onWait  func(tenant string, wait time.Duration)
 }
 
 // Key is an item together with its tenant.
@@ -33,10 +34,16 @@ type Key[T comparable] struct {
 }
 
 type subQueue[T comparable] struct {
-	queue      []T
+	queue      []entry[T]
 	dirty      map[T]struct{} // queued or to be queued again after Done
 	processing map[T]struct{}
 	inRing     bool
+}
+
+// entry is a queued item and when it was queued.
+type entry[T comparable] struct {
+	item T
+	at   time.Time
 }
 
 // New returns an empty queue whose AddRateLimited backs off exponentially per item from
@@ -73,7 +80,7 @@ func (q *Queue[T]) Add(tenant string, item T) {
 }
 
 func (q *Queue[T]) push(tenant string, s *subQueue[T], item T) {
-	s.queue = append(s.queue, item)
+	s.queue = append(s.queue, entry[T]{item, time.Now()})
 	if !s.inRing {
 		s.inRing = true
 		q.ring = append(q.ring, tenant)
@@ -121,9 +128,12 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	tenant := q.ring[next]
 	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
-	item := s.queue[0]
-	var zero T
-	s.queue[0] = zero
+	e := s.queue[0]
+	item := e.item
+	s.queue[0] = entry[T]{}
+	if q.onWait != nil {
+		q.onWait(tenant, time.Since(e.at))
+	}
 	s.queue = s.queue[1:]
 	if len(s.queue) > 0 {
 		q.ring = append(q.ring, tenant)
@@ -196,14 +206,22 @@ func (q *Queue[T]) ShutDown() {
 	q.cond.Broadcast()
 }
 
+// OnWait has f told, for every item Get hands out, how long it waited in the queue (since it
+// was queued, or queued again after Done). Set it before the first Get.
+func (q *Queue[T]) OnWait(f func(tenant string, wait time.Duration)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.onWait = f
+}
+
 // CountBy counts the items queued for tenant by the group f puts them in.
 func (q *Queue[T]) CountBy(tenant string, f func(T) string) map[string]int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := map[string]int{}
 	if s := q.tenants[tenant]; s != nil {
-		for _, item := range s.queue {
-			out[f(item)]++
+		for _, e := range s.queue {
+			out[f(e.item)]++
 		}
 	}
 	return out

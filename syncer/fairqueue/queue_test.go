@@ -203,3 +203,19 @@ func TestShutDownUnblocksGet(t *testing.T) {
 		t.Error("Get did not report shutdown")
 	}
 }
+
+func TestOnWaitReportsTimeQueued(t *testing.T) {
+	q := New[string](time.Millisecond, time.Second)
+	waits := map[string]time.Duration{}
+	q.OnWait(func(tenant string, d time.Duration) { waits[tenant] = d })
+	q.Add("a", "x")
+	time.Sleep(20 * time.Millisecond)
+	q.Add("b", "y")
+	for range 2 {
+		k, _ := q.Get()
+		q.Done(k.Tenant, k.Item)
+	}
+	if waits["a"] < 20*time.Millisecond || waits["b"] >= 20*time.Millisecond {
+		t.Errorf("waits %v: want a ≥ 20ms (queued before the sleep), b < 20ms", waits)
+	}
+}

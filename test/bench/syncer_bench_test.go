@@ -7,6 +7,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,6 +307,7 @@ type series struct {
 	samples []sample
 	cpu     cpuUse
 	work    map[string]work // the syncer's for the series' tenant, by kind
+	wait    queueWait       // the series' tenant's keys in the syncer's fair queue
 }
 
 // measureSeries runs a latency series in tenant t and records the CPU use and the syncer's
@@ -315,7 +317,45 @@ func measureSeries(b *testing.B, super *superCluster, syncer *syncerProcess, t *
 	before := syncer.mustScrape(b)
 	cpu := markCPU(super.dir)
 	samples := run()
-	return series{samples: samples, cpu: cpu.since(super.dir), work: syncerWork(before, syncer.mustScrape(b), `tenant="`+t.key+`"`)}
+	after := syncer.mustScrape(b)
+	return series{samples: samples, cpu: cpu.since(super.dir), work: syncerWork(before, after, `tenant="`+t.key+`"`), wait: queueWaitOf(before, after, t.key)}
+}
+
+// queueWait is how long a tenant's keys waited in the syncer's fair queue during a phase, from
+// the histogram vnest_syncer_queue_wait_seconds.
+type queueWait struct {
+	keys, seconds float64
+	p99           float64 // upper bound of the bucket holding the 99th percentile, seconds
+}
+
+func queueWaitOf(before, after metricSamples, tenant string) queueWait {
+	const name = "vnest_syncer_queue_wait_seconds"
+	l := `tenant="` + tenant + `"`
+	w := queueWait{keys: after.sum(name+"_count", l) - before.sum(name+"_count", l), seconds: after.sum(name+"_sum", l) - before.sum(name+"_sum", l)}
+	var bounds []float64
+	for series := range after {
+		if metric, rest, _ := strings.Cut(series, "{"); metric == name+"_bucket" && strings.Contains(rest, l) {
+			if le, err := strconv.ParseFloat(label(rest, "le"), 64); err == nil {
+				bounds = append(bounds, le)
+			}
+		}
+	}
+	slices.Sort(bounds)
+	for _, le := range bounds {
+		bl := fmt.Sprintf(`le="%s"`, strconv.FormatFloat(le, 'g', -1, 64))
+		if after.sum(name+"_bucket", l, bl)-before.sum(name+"_bucket", l, bl) >= 0.99*w.keys {
+			w.p99 = le
+			break
+		}
+	}
+	return w
+}
+
+func (w queueWait) String() string {
+	if w.keys == 0 {
+		return "queue wait: no keys"
+	}
+	return fmt.Sprintf("queue wait of its %.0f keys mean %.1f ms, p99 ≤ %.1f ms", w.keys, 1000*w.seconds/w.keys, 1000*w.p99)
 }
 
 // latencies are the sorted durations f gives for each sample.
@@ -582,7 +622,7 @@ func (r *results) report(b *testing.B) {
 	}
 	p("2. Tenant create → super pod in a super watch, %d pods one at a time: %s (goal p99 ≤ %v: %s)",
 		len(lat), r.latency.describe(), goalLatencyP99, verdict(percentile(lat, 0.99) <= goalLatencyP99))
-	p("   syncer work for the tenant: %s; %s", workLine(r.latency.work), r.latency.cpu)
+	p("   syncer work for the tenant: %s; %s; %s", workLine(r.latency.work), r.latency.wait, r.latency.cpu)
 	p("3. Syncer memory, %d tenants and no pods → %d pods synced:", benchTenants, r.tenant.pods)
 	p("   live heap after a GC (reported) %.1f → %.1f MiB = %.1f KB/pod (goal ≤ %.0f KB: %s)",
 		r.memBefore.heapLive/(1<<20), r.memAfter.heapLive/(1<<20), liveKB, goalKBPerPod, verdict(liveKB <= goalKBPerPod))
@@ -596,7 +636,7 @@ func (r *results) report(b *testing.B) {
 		s    series
 	}{{"alone", r.quietAlone}, {"flooded", r.quietFlooded}} {
 		p("   %s: %s", ph.name, ph.s.describe())
-		p("   %s: syncer work for the quiet tenant %s; %s", ph.name, workLine(ph.s.work), ph.s.cpu)
+		p("   %s: syncer work for the quiet tenant %s; %s; %s", ph.name, workLine(ph.s.work), ph.s.wait, ph.s.cpu)
 	}
 	p("   flood of %d pods: %d created when the quiet series began, %d in the super cluster when it ended; all created after %.1f s, all in the super cluster after %.1f s",
 		floodPods, r.flood.createdAtQ0, r.flood.atQuietEnd, r.flood.createsIn.Seconds(), r.flood.inSuperIn.Seconds())
