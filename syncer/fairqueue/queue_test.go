@@ -219,3 +219,47 @@ func TestOnWaitReportsTimeQueued(t *testing.T) {
 		t.Errorf("waits %v: want a ≥ 20ms (queued before the sleep), b < 20ms", waits)
 	}
 }
+
+// TestReserveKeepsWorkersForLightTenants: with 3 workers and 1 reserved, a tenant with keys in
+// processing gets at most 2 workers; the third goes to a tenant with none as soon as it queues one.
+func TestReserveKeepsWorkersForLightTenants(t *testing.T) {
+	q := New[string](time.Millisecond, time.Second)
+	q.Reserve(3, 1)
+	for _, item := range []string{"a1", "a2", "a3", "a4"} {
+		q.Add("flood", item)
+	}
+	for range 2 {
+		if k, _ := q.Get(); k.Tenant != "flood" {
+			t.Fatalf("got %v, want a flood key", k)
+		}
+	}
+	got := make(chan Key[string], 1)
+	go func() { k, _ := q.Get(); got <- k }()
+	select {
+	case k := <-got:
+		t.Fatalf("the reserved worker took %v while the flood already had 2 workers", k)
+	case <-time.After(50 * time.Millisecond):
+	}
+	q.Add("quiet", "q1")
+	select {
+	case k := <-got:
+		if k.Tenant != "quiet" {
+			t.Fatalf("the reserved worker took %v, want the quiet tenant's key", k)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the quiet tenant's key did not get the reserved worker")
+	}
+	// Once a worker is free beyond the reserve, the flood may use it again.
+	q.Done("flood", "a1")
+	q.Done("quiet", "q1")
+	go func() { k, _ := q.Get(); got <- k }()
+	select {
+	case k := <-got:
+		if k.Tenant != "flood" {
+			t.Fatalf("got %v, want a flood key", k)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a freed worker did not go back to the flood")
+	}
+	q.ShutDown()
+}
