@@ -58,7 +58,7 @@ func NewOptions() *Options {
 // AddFlags binds the options to fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig of the super cluster (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
-	fs.IntVar(&o.Workers, "workers", o.Workers, "Keys reconciled at once, shared fairly by all tenants; a quarter of them are kept for tenants with little in processing")
+	fs.IntVar(&o.Workers, "workers", o.Workers, "Keys reconciled at once, shared fairly by all tenants")
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "Patrol period: compare both sides of every tenant, re-queue drift, delete orphans")
 	fs.DurationVar(&o.HeartbeatPeriod, "node-heartbeat-period", o.HeartbeatPeriod, "How often the heartbeat of virtual nodes in tenants is refreshed")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus /metrics endpoint, e.g. :8080; 0 turns it off")

@@ -230,9 +230,6 @@ func (s *Syncer) Run(ctx context.Context) error {
 	}
 
 	var wg sync.WaitGroup
-	// A quarter of the workers stay for tenants with little in processing, so one tenant's
-	// slow keys (its apiserver flooded) cannot hold them all (fairqueue.Reserve).
-	s.queue.Reserve(s.opts.Workers, s.opts.Workers/4)
 	for range s.opts.Workers {
 		wg.Go(func() { s.runWorker(ctx) })
 	}

@@ -2,9 +2,7 @@
 // the de-duplication and "not twice at once" guarantees of client-go's workqueue within each
 // tenant. A tenant that queues thousands of keys delays another tenant's key by at most one Get
 // per other busy tenant, never by its own backlog; and a tenant with fewer keys being processed
-// is served first, so that tenants share the workers' time, not only their turns. Reserve keeps
-// some workers for tenants with little in processing, so that a tenant whose keys are slow cannot
-// hold every worker.
+// is served first, so that tenants share the workers' time, not only their turns.
 //
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

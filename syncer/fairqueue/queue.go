@@ -25,9 +25,6 @@ type Queue[T comparable] struct {
 
 	limiter workqueue.TypedRateLimiter[Key[T]]
 	onWait  func(tenant string, wait time.Duration)
-
-	// workers, reserve: see Reserve. busy is the number of items being processed.
-	workers, reserve, busy int
 }
 
 // Key is an item together with its tenant.
@@ -116,24 +113,17 @@ func (q *Queue[T]) Forget(tenant string, item T) {
 func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	var next int
-	for {
-		for len(q.ring) == 0 && !q.shutdown {
-			q.cond.Wait()
+	for len(q.ring) == 0 && !q.shutdown {
+		q.cond.Wait()
+	}
+	if q.shutdown {
+		return key, true
+	}
+	next := 0
+	for i, t := range q.ring {
+		if len(q.tenants[t].processing) < len(q.tenants[q.ring[next]].processing) {
+			next = i
 		}
-		if q.shutdown {
-			return key, true
-		}
-		next = 0
-		for i, t := range q.ring {
-			if len(q.tenants[t].processing) < len(q.tenants[q.ring[next]].processing) {
-				next = i
-			}
-		}
-		if q.mayTake(q.tenants[q.ring[next]]) {
-			break
-		}
-		q.cond.Wait() // the reserved workers wait for a light tenant, or for a worker to come free
 	}
 	tenant := q.ring[next]
 	q.ring = slices.Delete(q.ring, next, next+1)
@@ -153,7 +143,6 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	}
 	delete(s.dirty, item)
 	s.processing[item] = struct{}{}
-	q.busy++
 	return Key[T]{tenant, item}, false
 }
 
@@ -165,32 +154,10 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	if s == nil {
 		return
 	}
-	if _, ok := s.processing[item]; ok {
-		delete(s.processing, item)
-		q.busy--
-		if q.reserve > 0 {
-			q.cond.Broadcast() // a worker held back by the reserve may go now
-		}
-	}
+	delete(s.processing, item)
 	if _, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item)
 	}
-}
-
-// Reserve keeps reserve of the workers (the goroutines calling Get, workers in all) for
-// tenants with fewer than reserve items in processing: a tenant that already has that many gets
-// another worker only while more than reserve workers are free. So a tenant whose keys are
-// slow (its apiserver is flooded) cannot hold every worker, and a light tenant's key starts as
-// soon as it is queued. 0 (the default) reserves nothing. Set it before the first Get.
-func (q *Queue[T]) Reserve(workers, reserve int) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.workers, q.reserve = workers, reserve
-}
-
-// mayTake reports whether a worker may take an item of s now (see Reserve).
-func (q *Queue[T]) mayTake(s *subQueue[T]) bool {
-	return q.reserve <= 0 || len(s.processing) < q.reserve || q.busy < q.workers-q.reserve
 }
 
 // Len is the number of items queued for tenant (not counting those being processed).
