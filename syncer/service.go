@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -90,7 +91,7 @@ var freedAfterDelete = []time.Duration{100 * time.Millisecond, 200 * time.Millis
 func (w serviceWriter) Create(ctx context.Context, svc *corev1.Service, opts metav1.CreateOptions) (*corev1.Service, error) {
 	out, err := w.ServiceInterface.Create(ctx, svc, opts)
 	for _, d := range freedAfterDelete {
-		if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "already allocated") || !requestsAllocations(svc) {
+		if !allocationRefused(err) || !strings.Contains(err.Error(), "already allocated") || !requestsAllocations(svc) {
 			break
 		}
 		select {
@@ -100,7 +101,7 @@ func (w serviceWriter) Create(ctx context.Context, svc *corev1.Service, opts met
 		}
 		out, err = w.ServiceInterface.Create(ctx, svc, opts)
 	}
-	if apierrors.IsInvalid(err) && requestsAllocations(svc) {
+	if allocationRefused(err) && requestsAllocations(svc) {
 		w.differ(err)
 		out, err = w.ServiceInterface.Create(ctx, withoutRequestedAllocations(svc), opts)
 	}
@@ -109,11 +110,26 @@ func (w serviceWriter) Create(ctx context.Context, svc *corev1.Service, opts met
 
 func (w serviceWriter) Update(ctx context.Context, svc *corev1.Service, opts metav1.UpdateOptions) (*corev1.Service, error) {
 	out, err := w.ServiceInterface.Update(ctx, svc, opts)
-	if apierrors.IsInvalid(err) && requestsAllocations(svc) {
+	if allocationRefused(err) && requestsAllocations(svc) {
 		w.differ(err)
 		out, err = w.ServiceInterface.Update(ctx, withoutRequestedAllocations(svc), opts)
 	}
 	return out, err
+}
+
+// allocationRefused reports whether err is the super apiserver refusing a Service's cluster IPs
+// or node ports (taken, out of its range), not some other field.
+func allocationRefused(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, c := range status.Status().Details.Causes {
+		if strings.HasPrefix(c.Field, "spec.clusterIP") || strings.HasSuffix(c.Field, ".nodePort") {
+			return true
+		}
+	}
+	return false
 }
 
 // serviceDownEqual compares what the down sync owns, ignoring what the super cluster allocates.

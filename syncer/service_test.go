@@ -156,29 +156,43 @@ func TestSyncServiceAsksForTheTenantsAllocations(t *testing.T) {
 	freedAfterDelete = []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond, time.Millisecond}
 	for name, tc := range map[string]struct {
 		refuse      bool
-		freedAfter  int // refused this many times, then granted (0: always refused)
+		field       *field.Path // refused at; default spec.clusterIPs[0]
+		freedAfter  int         // refused this many times, then granted (0: always refused)
 		wantCreates int
 		wantIP      string
 		wantPort    int32
 		wantEvent   bool
 	}{
-		"granted":              {wantCreates: 1, wantIP: "10.0.0.10", wantPort: 30080},
-		"refused as invalid":   {refuse: true, wantCreates: 2 + len(freedAfterDelete), wantEvent: true},
-		"freed after a moment": {refuse: true, freedAfter: 2, wantCreates: 3, wantIP: "10.0.0.10", wantPort: 30080},
+		"granted":                  {wantCreates: 1, wantIP: "10.0.0.10", wantPort: 30080},
+		"refused as invalid":       {refuse: true, wantCreates: 2 + len(freedAfterDelete), wantEvent: true},
+		"freed after a moment":     {refuse: true, freedAfter: 2, wantCreates: 3, wantIP: "10.0.0.10", wantPort: 30080},
+		"invalid in another field": {refuse: true, field: field.NewPath("spec", "selector"), wantCreates: 1},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, nil, []object{tenantService(nodePort)})
+			at := field.NewPath("spec", "clusterIPs").Index(0)
+			if tc.field != nil {
+				at = tc.field
+			}
 			var creates int
 			h.super.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
 				creates++
 				svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
 				if tc.refuse && (tc.freedAfter == 0 || creates <= tc.freedAfter) && (svc.Spec.ClusterIP != "" || svc.Spec.Ports[0].NodePort != 0) {
 					return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name,
-						field.ErrorList{field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP, "provided IP is already allocated")})
+						field.ErrorList{field.Invalid(at, svc.Spec.ClusterIP, "provided IP is already allocated")})
 				}
 				return false, nil, nil
 			})
-			if err := h.s.syncService(testContext(t), h.t, "default", "web"); err != nil {
+			err := h.s.syncService(testContext(t), h.t, "default", "web")
+			if tc.field != nil { // not about allocations: refused as before, and said so
+				evs := events(h.recorder)
+				if !apierrors.IsInvalid(err) || creates != tc.wantCreates || len(evs) != 1 || !strings.Contains(evs[0], "SuperClusterRejected") {
+					t.Errorf("error %v after %d creates, events %q; want the Invalid error after %d create and one SuperClusterRejected event", err, creates, evs, tc.wantCreates)
+				}
+				return
+			}
+			if err != nil {
 				t.Fatal(err)
 			}
 			got, err := h.super.CoreV1().Services(testSuperNS).Get(t.Context(), "web", metav1.GetOptions{})
