@@ -131,19 +131,31 @@ func TestDNSTenant(t *testing.T) {
 	other.wireInformers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), h.s)
 	h.s.tenants[otherKey] = other
 
-	resolve := func(from, name string) string {
+	// ask is a query of type qtype from address from, as the answer's rcode and records (A
+	// addresses, PTR names), FORWARD when it goes upstream, REFUSED for an unknown source.
+	ask := func(from, name string, qtype uint16) string {
 		t.Helper()
 		tn, ok := h.s.dnsTenant(netip.MustParseAddr(from))
 		if !ok {
 			return "REFUSED"
 		}
-		rcode, answer, _ := tenantdns.Answer(dns.Question{Name: name, Qtype: dns.TypeA}, tn)
+		rcode, answer, forward := tenantdns.Answer(dns.Question{Name: name, Qtype: qtype}, tn)
+		if forward {
+			return "FORWARD"
+		}
 		out := dns.RcodeToString[rcode]
 		for _, rr := range answer {
-			out += " " + rr.(*dns.A).A.String()
+			switch rr := rr.(type) {
+			case *dns.A:
+				out += " " + rr.A.String()
+			case *dns.PTR:
+				out += " " + rr.Ptr
+			}
 		}
 		return out
 	}
+	resolve := func(from, name string) string { return ask(from, name, dns.TypeA) }
+	ptr := func(from, name string) string { return ask(from, name, dns.TypePTR) }
 	for _, tc := range []struct{ from, name, want string }{
 		{"10.88.0.4", "web.default.svc.cluster.local.", "NOERROR 10.96.0.10"}, // the super ClusterIP, not 10.32.0.10
 		{"10.88.0.4", "db.default.svc.cluster.local.", "NOERROR 10.88.0.5"},   // ready addresses only
@@ -160,22 +172,6 @@ func TestDNSTenant(t *testing.T) {
 		}
 	}
 	// Reverse lookups name the tenant Service of a super ClusterIP, never another tenant's.
-	ptr := func(from, name string) string {
-		t.Helper()
-		tn, ok := h.s.dnsTenant(netip.MustParseAddr(from))
-		if !ok {
-			return "REFUSED"
-		}
-		rcode, answer, forward := tenantdns.Answer(dns.Question{Name: name, Qtype: dns.TypePTR}, tn)
-		if forward {
-			return "FORWARD"
-		}
-		out := dns.RcodeToString[rcode]
-		for _, rr := range answer {
-			out += " " + rr.(*dns.PTR).Ptr
-		}
-		return out
-	}
 	if got := ptr("10.88.0.4", "10.0.96.10.in-addr.arpa."); got != "NOERROR web.default.svc.cluster.local." {
 		t.Errorf("PTR of web's super ClusterIP: %s", got)
 	}
