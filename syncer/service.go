@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -72,7 +73,10 @@ func withoutRequestedAllocations(svc *corev1.Service) *corev1.Service {
 
 // requestsAllocations reports whether svc asks for particular cluster IPs or node ports.
 func requestsAllocations(svc *corev1.Service) bool {
-	return !apiequality.Semantic.DeepEqual(svc.Spec, withoutRequestedAllocations(svc).Spec)
+	if svc.Spec.ClusterIP != "" && svc.Spec.ClusterIP != corev1.ClusterIPNone {
+		return true
+	}
+	return slices.ContainsFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return p.NodePort != 0 })
 }
 
 // serviceWriter writes super Services: a create or update that the super cluster refuses as
