@@ -89,7 +89,7 @@ type serviceWriter struct {
 
 // freedAfterDelete is how long a create keeps asking for allocations that are "already
 // allocated": the super cluster frees a deleted Service's IP and node ports a moment after the
-// delete (0.15 s measured), and a super Service deleted by hand is recreated at once.
+// delete, and a super Service deleted by hand is recreated at once.
 var freedAfterDelete = []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond}
 
 func (w serviceWriter) Create(ctx context.Context, svc *corev1.Service, opts metav1.CreateOptions) (*corev1.Service, error) {
