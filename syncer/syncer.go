@@ -127,6 +127,7 @@ func New(c *completedOptions) (*Syncer, error) {
 	s := newSyncer(super, newMetrics(ctrlmetrics.Registry))
 	s.opts = c
 	s.dyn = dyn
+	s.queue.LimitPerTenant(c.workersPerTenant())
 	return s, nil
 }
 
@@ -237,7 +238,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	wg.Go(func() { wait.UntilWithContext(ctx, s.patrolAll, s.opts.Resync) })
 	wg.Go(func() { wait.UntilWithContext(ctx, s.heartbeatAll, s.opts.HeartbeatPeriod) })
 	wg.Go(func() { wait.UntilWithContext(ctx, s.updateQueueDepth, 5*time.Second) })
-	logger.Info("Syncer running", "workers", s.opts.Workers, "resync", s.opts.Resync)
+	logger.Info("Syncer running", "workers", s.opts.Workers, "workersPerTenant", s.opts.workersPerTenant(), "resync", s.opts.Resync)
 	<-ctx.Done()
 	s.queue.ShutDown()
 	s.vcQueue.ShutDown()

@@ -2,7 +2,9 @@
 // the de-duplication and "not twice at once" guarantees of client-go's workqueue within each
 // tenant. A tenant that queues thousands of keys delays another tenant's key by at most one Get
 // per other busy tenant, never by its own backlog; and a tenant with fewer keys being processed
-// is served first, so that tenants share the workers' time, not only their turns.
+// is served first, so that tenants share the workers' time, not only their turns. A per-tenant
+// limit (LimitPerTenant) keeps one tenant from holding more than that many workers at once: the
+// rest stay free, so another tenant's key starts as soon as it is queued.
 //
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

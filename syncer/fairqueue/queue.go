@@ -14,8 +14,9 @@ import (
 // is queued is queued once; an item added while it is being processed (between Get and Done) is
 // queued again only when Done is called, so no two workers handle it at once. Across tenants,
 // Get serves the tenants with queued items in turn, one item each, except that a tenant with
-// fewer items being processed goes first: a tenant whose items take long (a flood of creates
-// against a busy apiserver) cannot hold every worker while another tenant waits.
+// fewer items being processed goes first, and with LimitPerTenant no tenant has more than that
+// many items in processing: a tenant whose items take long (a flood of creates against a busy
+// apiserver) cannot hold every worker while another tenant waits.
 type Queue[T comparable] struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -25,6 +26,8 @@ type Queue[T comparable] struct {
 
 	limiter workqueue.TypedRateLimiter[Key[T]]
 	onWait  func(tenant string, wait time.Duration)
+	// perTenant is the most items one tenant has in processing at once; 0 is no limit.
+	perTenant int
 }
 
 // Key is an item together with its tenant.
@@ -108,22 +111,24 @@ func (q *Queue[T]) Forget(tenant string, item T) {
 	q.limiter.Forget(Key[T]{tenant, item})
 }
 
-// Get blocks until an item is queued and returns it with its tenant, serving tenants in turn.
-// shutdown is true once ShutDown was called; the other results are then zero.
+// Get blocks until an item may be handed out and returns it with its tenant. Of the tenants with
+// queued items and fewer than the per-tenant limit in processing, the one with the fewest in
+// processing goes first, ties in turn. shutdown is true once ShutDown was called; the other
+// results are then zero.
 func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for len(q.ring) == 0 && !q.shutdown {
-		q.cond.Wait()
-	}
-	if q.shutdown {
-		return key, true
-	}
-	next := 0
-	for i, t := range q.ring {
-		if len(q.tenants[t].processing) < len(q.tenants[q.ring[next]].processing) {
-			next = i
+	next := -1
+	for {
+		if q.shutdown {
+			return key, true
 		}
+		if next = q.pick(); next >= 0 {
+			break
+		}
+		// Nothing queued, or every tenant with queued items is at its limit: an Add or the
+		// Done of such a tenant's item signals.
+		q.cond.Wait()
 	}
 	tenant := q.ring[next]
 	q.ring = slices.Delete(q.ring, next, next+1)
@@ -146,6 +151,21 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	return Key[T]{tenant, item}, false
 }
 
+// pick is the index in the ring of the tenant Get serves next, or -1 when none may be served.
+func (q *Queue[T]) pick() int {
+	next := -1
+	for i, t := range q.ring {
+		n := len(q.tenants[t].processing)
+		if q.perTenant > 0 && n >= q.perTenant {
+			continue
+		}
+		if next < 0 || n < len(q.tenants[q.ring[next]].processing) {
+			next = i
+		}
+	}
+	return next
+}
+
 // Done marks item as processed; if it was added meanwhile, it is queued again.
 func (q *Queue[T]) Done(tenant string, item T) {
 	q.mu.Lock()
@@ -154,10 +174,22 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	if s == nil {
 		return
 	}
+	_, was := s.processing[item]
 	delete(s.processing, item)
 	if _, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item)
+	} else if was && q.perTenant > 0 && len(s.processing) == q.perTenant-1 && s.inRing {
+		q.cond.Signal() // the tenant was at its limit with items queued: a waiting worker may take one
 	}
+}
+
+// LimitPerTenant keeps any one tenant from having more than n items in processing at once, so
+// the other workers stay free for the other tenants; n ≤ 0 is no limit. Set it before the first
+// Get.
+func (q *Queue[T]) LimitPerTenant(n int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.perTenant = n
 }
 
 // Len is the number of items queued for tenant (not counting those being processed).

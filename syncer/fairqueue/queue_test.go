@@ -111,6 +111,59 @@ func TestBusyTenantYields(t *testing.T) {
 	}
 }
 
+// TestLimitPerTenant: with a limit of 2, a third Get finds nothing it may hand out while the
+// flood holds two keys, though the flood has more queued; it waits, then serves the quiet
+// tenant's key when one comes, and the flood's next key once one of its keys is done.
+func TestLimitPerTenant(t *testing.T) {
+	q := newQueue()
+	q.LimitPerTenant(2)
+	for i := range 5 {
+		q.Add("flood", fmt.Sprint(i))
+	}
+	for range 2 { // taken by workers, not done
+		if k, _ := q.Get(); k.Tenant != "flood" {
+			t.Fatalf("got %v, want a flood key", k)
+		}
+	}
+	got := make(chan string)
+	getAsync := func() {
+		go func() {
+			k, _ := q.Get()
+			got <- k.Tenant + "/" + k.Item
+		}()
+	}
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case k := <-got:
+			if k != want {
+				t.Fatalf("Get = %s, want %s", k, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Get blocked, want %s", want)
+		}
+	}
+	expectBlocked := func() {
+		t.Helper()
+		select {
+		case k := <-got:
+			t.Fatalf("Get = %s while the flood is at its limit and nothing else is queued", k)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	getAsync()
+	expectBlocked()
+	q.Add("quiet", "k")
+	expect("quiet/k")
+	getAsync()
+	expectBlocked()
+	q.Done("flood", "0")
+	expect("flood/2")
+	if n := q.Len("flood"); n != 2 {
+		t.Errorf("flood backlog = %d, want 2", n)
+	}
+}
+
 // TestConcurrentWorkers: with several workers and producers, every added item is processed,
 // and never by two workers at once (run it with -race).
 func TestConcurrentWorkers(t *testing.T) {

@@ -1,0 +1,41 @@
+package syncer
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestOptionsWorkersPerTenant(t *testing.T) {
+	cases := map[string]struct {
+		workers, perTenant int
+		want               int    // the queue's limit
+		wantErr            string // "" when valid
+	}{
+		"default is half of the workers": {workers: 16, want: 8},
+		"one worker still serves":        {workers: 1, want: 1},
+		"odd count rounds down":          {workers: 5, want: 2},
+		"explicit limit":                 {workers: 16, perTenant: 3, want: 3},
+		"limit of all workers":           {workers: 4, perTenant: 4, want: 4},
+		"more than the workers":          {workers: 4, perTenant: 5, wantErr: "--workers-per-tenant must be between 0"},
+		"negative":                       {workers: 4, perTenant: -1, wantErr: "--workers-per-tenant must be between 0"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			o := NewOptions()
+			o.Workers, o.WorkersPerTenant = tc.workers, tc.perTenant
+			err := o.Validate()
+			switch {
+			case tc.wantErr != "":
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Validate() = %v, want an error containing %q", err, tc.wantErr)
+				}
+			case err != nil:
+				t.Fatalf("Validate() = %v", err)
+			default:
+				if got := o.workersPerTenant(); got != tc.want {
+					t.Errorf("workersPerTenant() = %d, want %d", got, tc.want)
+				}
+			}
+		})
+	}
+}
