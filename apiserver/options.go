@@ -30,8 +30,13 @@ const (
 	// makes the GC run back to back (measured: 120Mi -> 125% CPU at idle).
 	DefaultMemoryLimit = "0"
 	// DefaultGCPercent is the Go GC target (GOGC) once the control plane
-	// is ready; start-up runs with Go's default of 100.
+	// is ready, while the process allocates little; start-up runs with Go's
+	// default of 100.
 	DefaultGCPercent = 25
+	// DefaultBusyGCPercent is the GC target while the control plane is busy
+	// (see gcTuner): an idle tenant allocates ~0.7 MiB/s, a busy one tens of
+	// MiB/s, and at 25 the GC then costs a quarter of its CPU.
+	DefaultBusyGCPercent = 100
 )
 
 // Options are the user-facing settings of `vnest apiserver`. The flag names
@@ -78,6 +83,10 @@ type Options struct {
 	// plane is ready (start-up runs at Go's default); the GOGC environment
 	// variable wins over it.
 	GCPercent int
+	// BusyGCPercent is the GC target while the process allocates fast (a
+	// busy tenant); it goes back to GCPercent once allocation has been low
+	// for a while. Equal to GCPercent: one target throughout.
+	BusyGCPercent int
 	// ServiceIPAllocator is the URL of the allocator that every new Service takes its cluster
 	// IPs from (the syncer's, so that they are the super Service's; package
 	// serviceipadmission). Empty: the tenant allocates from --service-cluster-ip-range itself.
@@ -101,6 +110,7 @@ func NewOptions() *Options {
 		ClusterDomain:         layout.DefaultClusterDomain,
 		MemoryLimit:           DefaultMemoryLimit,
 		GCPercent:             DefaultGCPercent,
+		BusyGCPercent:         DefaultBusyGCPercent,
 	}
 }
 
@@ -123,7 +133,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ExtraSANs, "extra-sans", o.ExtraSANs, "More IP addresses or DNS names for the serving certificate (applied when it is created).")
 	fs.StringVar(&o.KubeconfigServer, "kubeconfig-server", o.KubeconfigServer, "Server URL written into admin.kubeconfig; default https://<loopback or bind address>:<secure-port>.")
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit of the process (quantity like 300Mi; 0 = none). Keep it well above the live heap (~100 MiB idle) or the GC spins. GOMEMLIMIT wins.")
-	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process once ready (start-up runs at Go's default, 100). GOGC wins.")
+	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process once ready, while it allocates little (start-up runs at Go's default, 100). GOGC wins.")
+	fs.IntVar(&o.BusyGCPercent, "busy-gc-percent", o.BusyGCPercent, "Go GC target percentage while the process allocates fast (a busy tenant); back to --gc-percent, with the memory released, once allocation has been low for 30s. Equal to --gc-percent: one target throughout. GOGC wins.")
 	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "https URL of the allocator (the syncer's "+serviceip.Path+") that new Services take their cluster IPs from, so that they equal the super Services'; --service-cluster-ip-range must then contain the super cluster's Service range. A Service create fails while it is unreachable. Empty: the tenant allocates on its own.")
 	fs.StringArrayVar(&o.ExtraAPIServerArgs, "kube-apiserver-arg", o.ExtraAPIServerArgs, "Extra kube-apiserver flag (--name=value), repeatable; overrides the generated ones.")
 	fs.StringArrayVar(&o.ExtraControllerManagerArgs, "kube-controller-manager-arg", o.ExtraControllerManagerArgs, "Extra kube-controller-manager flag (--name=value), repeatable; overrides the generated ones.")
@@ -308,6 +319,9 @@ func (o *Options) validateFlags() error {
 	}
 	if o.GCPercent < 1 {
 		add("invalid --gc-percent %d: must be positive", o.GCPercent)
+	}
+	if o.BusyGCPercent < o.GCPercent {
+		add("invalid --busy-gc-percent %d: must be at least --gc-percent (%d)", o.BusyGCPercent, o.GCPercent)
 	}
 	for _, a := range append(append([]string{}, o.ExtraAPIServerArgs...), o.ExtraControllerManagerArgs...) {
 		if !strings.HasPrefix(a, "--") {

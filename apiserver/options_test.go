@@ -47,6 +47,7 @@ func TestValidateFlags(t *testing.T) {
 		"memory limit":          {func(o *Options) { o.MemoryLimit = "lots" }, "--memory-limit"},
 		"memory limit off":      {func(o *Options) { o.MemoryLimit = "0" }, ""},
 		"gc percent":            {func(o *Options) { o.GCPercent = 0 }, "--gc-percent"},
+		"busy gc below idle":    {func(o *Options) { o.BusyGCPercent = o.GCPercent - 1 }, "--busy-gc-percent"},
 		"extra arg without --":  {func(o *Options) { o.ExtraAPIServerArgs = []string{"v=2"} }, "--name=value"},
 		"two errors at once":    {func(o *Options) { o.SecurePort, o.StateDir = -1, "" }, "--secure-port"},
 	}

@@ -250,6 +250,7 @@ type cpuMark struct {
 	at      time.Time
 	ours    map[string]float64
 	machine float64
+	stolen  float64
 }
 
 // cpuUse is the CPU time used between two marks.
@@ -257,6 +258,7 @@ type cpuUse struct {
 	wall    time.Duration
 	ours    map[string]float64 // by component
 	machine float64            // every process on the machine
+	stolen  float64            // CPU time the VM's host gave to others while we were runnable
 }
 
 // markCPU reads the CPU time of this process, of every process whose command line mentions dir
@@ -264,7 +266,8 @@ type cpuUse struct {
 // the tenant control planes, `kube-apiserver` is the super cluster's — or "bench" for this
 // process) and of the whole machine.
 func markCPU(dir string) cpuMark {
-	m := cpuMark{at: time.Now(), ours: map[string]float64{}, machine: machineCPU()}
+	m := cpuMark{at: time.Now(), ours: map[string]float64{}}
+	m.machine, m.stolen = machineCPU()
 	if v, err := processCPU(os.Getpid()); err == nil {
 		m.ours["bench"] = v
 	}
@@ -282,7 +285,7 @@ func markCPU(dir string) cpuMark {
 // since is the CPU time used from m until now.
 func (m cpuMark) since(dir string) cpuUse {
 	now := markCPU(dir)
-	u := cpuUse{wall: now.at.Sub(m.at), ours: map[string]float64{}, machine: now.machine - m.machine}
+	u := cpuUse{wall: now.at.Sub(m.at), ours: map[string]float64{}, machine: now.machine - m.machine, stolen: now.stolen - m.stolen}
 	for k, v := range now.ours {
 		u.ours[k] = v - m.ours[k]
 	}
@@ -301,27 +304,30 @@ func (u cpuUse) String() string {
 			parts = append(parts, fmt.Sprintf("%s %.1f", n, u.ours[n]))
 		}
 	}
-	return fmt.Sprintf("%.1f CPU-s in %.1f s on %d cores (%s); other processes on the machine %.1f CPU-s",
-		total, u.wall.Seconds(), runtime.NumCPU(), strings.Join(parts, ", "), max(0, u.machine-total))
+	return fmt.Sprintf("%.1f CPU-s in %.1f s on %d cores (%s); other processes on the machine %.1f CPU-s; stolen by the VM's host %.1f CPU-s",
+		total, u.wall.Seconds(), runtime.NumCPU(), strings.Join(parts, ", "), max(0, u.machine-total), u.stolen)
 }
 
-// machineCPU is the busy time of all CPUs since boot in seconds, from /proc/stat.
-func machineCPU() float64 {
+// machineCPU is the busy time of all CPUs since boot in seconds, and the time the hypervisor
+// ran something else while a CPU of this VM had work (steal), from /proc/stat.
+func machineCPU() (busy, stolen float64) {
 	data, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
 	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal …
-	busy := 0.0
 	for i, v := range f[1:] {
-		if i == 3 || i == 4 || i >= 7 { // idle, iowait, steal; guest time is counted in user already
-			continue
-		}
 		x, _ := strconv.ParseFloat(v, 64)
-		busy += x
+		switch {
+		case i == 7:
+			stolen = x / 100 // USER_HZ
+		case i == 3 || i == 4 || i > 7: // idle, iowait; guest time is counted in user already
+		default:
+			busy += x / 100
+		}
 	}
-	return busy / 100 // USER_HZ
+	return busy, stolen
 }
 
 // processCPU is the user + system CPU time of pid in seconds.
