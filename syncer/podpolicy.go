@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -267,21 +268,29 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 		}
 		return nil
 	}
-	if err := s.ensurePodToken(ctx, t, tp); err != nil {
+	writeToken, err := s.preparePodToken(ctx, t, tp) // podtoken.go: the tenant's TokenRequest
+	if err != nil {
 		release(false)
-		if superRefused(err) { // retried, but say why
-			if rerr := s.refusePod(ctx, t, tp, reasonSuperRejected, "the super cluster refused the pod's token Secret: "+err.Error(), true); rerr != nil {
-				return rerr
-			}
-		}
 		return err
 	}
+	// The token Secret and the pod are written at once, one round trip sooner than one after
+	// the other: the kubelet mounts the Secret only once the pod is scheduled and bound, after
+	// both writes, and if it ever came first it would retry the mount.
+	var tokenErr error
+	var wg sync.WaitGroup
+	if writeToken != nil {
+		wg.Go(func() { tokenErr = writeToken(ctx) })
+	}
 	err = create()
+	wg.Wait()
 	release(err == nil)
-	if superRefused(err) { // the down sync recorded the event
+	switch {
+	case superRefused(err): // the down sync recorded the event
 		if rerr := s.refusePod(ctx, t, tp, reasonSuperRejected, "the super cluster refused the pod: "+err.Error(), false); rerr != nil {
 			return rerr
 		}
+	case superRefused(tokenErr) && t.recorder != nil: // the super pod waits for it; retried, but say why
+		t.recorder.Event(tp, corev1.EventTypeWarning, reasonSuperRejected, "the super cluster refused the pod's token Secret: "+tokenErr.Error())
 	}
-	return err
+	return errors.Join(err, tokenErr)
 }

@@ -197,17 +197,27 @@ func tokenDue(secret *corev1.Secret, now time.Time) (due bool, at time.Time) {
 // its labels or annotations as a whole (podmeta.go), and queues the pod again for the next
 // renewal. A token that is still good is kept when only the metadata files change.
 func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) error {
+	write, err := s.preparePodToken(ctx, t, tp)
+	if err != nil || write == nil {
+		return err
+	}
+	return write(ctx)
+}
+
+// preparePodToken is ensurePodToken up to the write of the Secret: it reads, requests the
+// tenant's tokens and returns the write, or nil when the Secret is as it should be.
+func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) (write func(context.Context) error, err error) {
 	sources := tokenSourcesOf(tp)
 	needToken := len(sources) > 0
 	meta := podMetaData(tp)
 	if !needToken && meta == nil {
-		return nil
+		return nil, nil
 	}
 	superNS := mapping.SuperNamespace(t.key, tp.Namespace)
 	name := tokenSecretName(tp.Name)
 	existing, hasSuper, err := lookup(s.superSecrets.Secrets(superNS).Get(name))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	requeue := func(secret *corev1.Secret) {
 		if needToken {
@@ -218,7 +228,7 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 	var keep *corev1.Secret // holds a token that is still good
 	if hasSuper {
 		if guard(t, tp.Namespace, existing) != nil {
-			return fmt.Errorf("token Secret %s/%s exists and is not this tenant's", superNS, name)
+			return nil, fmt.Errorf("token Secret %s/%s exists and is not this tenant's", superNS, name)
 		}
 		if mapping.TenantUID(existing) == tp.UID {
 			tokenGood := !needToken
@@ -228,7 +238,7 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 			}
 			if tokenGood && sameMeta(existing.Data, meta) {
 				requeue(existing)
-				return nil
+				return nil, nil
 			}
 			if tokenGood && needToken {
 				keep = existing
@@ -258,7 +268,7 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 	case needToken:
 		ca, err := t.configMaps.ConfigMaps(tp.Namespace).Get(rootCAConfigMap)
 		if err != nil || ca.Data["ca.crt"] == "" {
-			return fmt.Errorf("waiting for the tenant's %s/%s ConfigMap: %v", tp.Namespace, rootCAConfigMap, err)
+			return nil, fmt.Errorf("waiting for the tenant's %s/%s ConfigMap: %v", tp.Namespace, rootCAConfigMap, err)
 		}
 		sa := tp.Spec.ServiceAccountName
 		if sa == "" {
@@ -270,7 +280,7 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 		for _, src := range sources {
 			tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, src.req, metav1.CreateOptions{})
 			if err != nil {
-				return fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
+				return nil, fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
 			}
 			secret.Data[src.key] = []byte(tr.Status.Token)
 			if exp := tr.Status.ExpirationTimestamp.Time; expires.IsZero() || exp.Before(expires) {
@@ -284,22 +294,25 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 	for k, v := range meta {
 		secret.Data[k] = v
 	}
-	w := s.super.CoreV1().Secrets(superNS)
-	if hasSuper {
-		up := existing.DeepCopy()
-		up.Labels, up.Annotations, up.Data, up.Type = secret.Labels, secret.Annotations, secret.Data, existing.Type
-		_, err = w.Update(ctx, up, metav1.UpdateOptions{})
-	} else {
-		if err := s.ensureSuperNamespace(ctx, t, tp.Namespace); err != nil {
-			return err
+	return func(ctx context.Context) error {
+		w := s.super.CoreV1().Secrets(superNS)
+		var err error
+		if hasSuper {
+			up := existing.DeepCopy()
+			up.Labels, up.Annotations, up.Data, up.Type = secret.Labels, secret.Annotations, secret.Data, existing.Type
+			_, err = w.Update(ctx, up, metav1.UpdateOptions{})
+		} else {
+			if err := s.ensureSuperNamespace(ctx, t, tp.Namespace); err != nil {
+				return err
+			}
+			_, err = w.Create(ctx, secret, metav1.CreateOptions{})
 		}
-		_, err = w.Create(ctx, secret, metav1.CreateOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("writing token Secret %s/%s: %w", superNS, name, err)
-	}
-	requeue(secret)
-	return nil
+		if err != nil {
+			return fmt.Errorf("writing token Secret %s/%s: %w", superNS, name, err)
+		}
+		requeue(secret)
+		return nil
+	}, nil
 }
 
 // deletePodToken deletes the token Secret of tenant pod name in tenant namespace ns, if any.

@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"io"
 	"maps"
 	"math"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -31,6 +36,11 @@ func (p *syncerProcess) scrape(ctx context.Context) (metricSamples, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseMetrics(body)
+}
+
+// parseMetrics reads the samples of a Prometheus text-format body.
+func parseMetrics(body []byte) (metricSamples, error) {
 	out := metricSamples{}
 	sc := bufio.NewScanner(strings.NewReader(string(body)))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
@@ -48,6 +58,103 @@ func (p *syncerProcess) scrape(ctx context.Context) (metricSamples, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// histogramDelta is what a Prometheus histogram (name_bucket/_count/_sum) of the series whose
+// labels contain every one of labels gained between two scrapes.
+type histogramDelta struct {
+	count, sum float64
+	bounds     []float64 // bucket upper bounds, ascending
+	cumulative []float64 // observations ≤ each bound
+}
+
+func histogramOf(before, after metricSamples, name string, labels ...string) histogramDelta {
+	h := histogramDelta{count: after.sum(name+"_count", labels...) - before.sum(name+"_count", labels...),
+		sum: after.sum(name+"_sum", labels...) - before.sum(name+"_sum", labels...)}
+	for series := range after {
+		if metric, rest, _ := strings.Cut(series, "{"); metric == name+"_bucket" && !slices.ContainsFunc(labels, func(l string) bool { return !strings.Contains(rest, l) }) {
+			if le, err := strconv.ParseFloat(label(rest, "le"), 64); err == nil && !slices.Contains(h.bounds, le) {
+				h.bounds = append(h.bounds, le)
+			}
+		}
+	}
+	slices.Sort(h.bounds)
+	for _, le := range h.bounds {
+		bl := fmt.Sprintf(`le="%s"`, strconv.FormatFloat(le, 'g', -1, 64))
+		l := append(slices.Clone(labels), bl)
+		h.cumulative = append(h.cumulative, after.sum(name+"_bucket", l...)-before.sum(name+"_bucket", l...))
+	}
+	return h
+}
+
+// quantile is the upper bound of the bucket that holds the q-quantile (0 when empty).
+func (h histogramDelta) quantile(q float64) float64 {
+	for i, c := range h.cumulative {
+		if h.count > 0 && c >= q*h.count {
+			return h.bounds[i]
+		}
+	}
+	return 0
+}
+
+// scrapeEtcd reads the /metrics of the super cluster's etcd (embedded in `vnest up`, client
+// port superPort+1) with the etcd client certificate of the data directory.
+func scrapeEtcd(ctx context.Context, super *superCluster) (metricSamples, error) {
+	pki := filepath.Join(super.dir, "pki")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "etcd-client.crt"), filepath.Join(pki, "etcd-client.key"))
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(filepath.Join(pki, "etcd-ca.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", superPort+1), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	return parseMetrics(body)
+}
+
+// diskSyncs is how long the etcd of the super cluster (which the tenants share) waited for its
+// disk during a phase: every write waits for a WAL fsync, so a slow disk shows in every write's
+// latency, on the direct path as on the tenant path.
+type diskSyncs struct{ wal histogramDelta }
+
+// diskStall is the fsync time from which a series measured the disk rather than vnest: more
+// than five times the goal for create → super pod.
+const diskStall = 0.1
+
+// stall is the upper bound of the slowest fsync's bucket when it is over diskStall, else 0.
+func (d diskSyncs) stall() float64 {
+	if slowest := d.wal.quantile(1); slowest > diskStall {
+		return slowest
+	}
+	return 0
+}
+
+func (d diskSyncs) String() string {
+	if d.wal.count == 0 {
+		return "etcd WAL fsyncs: none read"
+	}
+	slow := d.wal.count
+	if i := slices.Index(d.wal.bounds, 0.008); i >= 0 {
+		slow -= d.wal.cumulative[i]
+	}
+	return fmt.Sprintf("etcd WAL fsyncs %.0f, mean %.1f ms, p99 ≤ %.0f ms, %.0f over 8 ms, slowest ≤ %.0f ms",
+		d.wal.count, 1000*d.wal.sum/d.wal.count, 1000*d.wal.quantile(0.99), slow, 1000*d.wal.quantile(1))
 }
 
 // mustScrape scrapes the syncer's /metrics or fails the benchmark.
