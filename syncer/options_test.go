@@ -3,6 +3,8 @@ package syncer
 import (
 	"strings"
 	"testing"
+
+	"k8s.io/client-go/rest"
 )
 
 func TestOptionsWorkersPerTenant(t *testing.T) {
@@ -37,5 +39,16 @@ func TestOptionsWorkersPerTenant(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestProtobufConfig(t *testing.T) {
+	in := &rest.Config{Host: "https://x", QPS: 5}
+	out := protobuf(in)
+	if out.ContentType != "application/vnd.kubernetes.protobuf" || !strings.HasPrefix(out.AcceptContentTypes, "application/vnd.kubernetes.protobuf,") {
+		t.Errorf("content types %q / %q, want protobuf first", out.ContentType, out.AcceptContentTypes)
+	}
+	if in.ContentType != "" || in.AcceptContentTypes != "" || out.Host != in.Host || out.QPS != in.QPS {
+		t.Errorf("the original changed or the copy lost settings: %+v → %+v", in, out)
 	}
 }

@@ -116,7 +116,7 @@ type Syncer struct {
 
 // New builds a Syncer from completed options. It starts nothing.
 func New(c *completedOptions) (*Syncer, error) {
-	super, err := kubernetes.NewForConfig(c.super)
+	super, err := kubernetes.NewForConfig(protobuf(c.super))
 	if err != nil {
 		return nil, fmt.Errorf("super cluster client: %w", err)
 	}

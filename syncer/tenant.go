@@ -232,7 +232,7 @@ func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, k
 	cfg.QPS, cfg.Burst = s.opts.QPS, s.opts.Burst
 	cfg.UserAgent = "vnest-syncer"
 	cfg.WarningHandler = rest.NoWarnings{} // v1 Endpoints is deprecated; the syncer still serves it
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := kubernetes.NewForConfig(protobuf(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("tenant client: %w", err)
 	}
