@@ -178,8 +178,8 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	delete(s.processing, item)
 	if _, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item)
-	} else if was && q.perTenant > 0 && len(s.processing) == q.perTenant-1 && s.inRing {
-		q.cond.Signal() // the tenant was at its limit with items queued: a waiting worker may take one
+	} else if was && q.perTenant > 0 && s.inRing {
+		q.cond.Signal() // the tenant may have been at its limit with items queued: a waiting worker may take one
 	}
 }
 
