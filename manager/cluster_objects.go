@@ -135,6 +135,18 @@ var defaultResources = corev1.ResourceRequirements{
 	},
 }
 
+// goMemoryLimit is the Go soft memory limit for a control-plane container with resources r:
+// 90% of its memory limit, so that the GC works harder near the limit instead of the kernel
+// killing the tenant (a busy tenant runs at a looser GC target, see apiserver's gcTuner); ""
+// without a memory limit.
+func goMemoryLimit(r corev1.ResourceRequirements) string {
+	limit, ok := r.Limits[corev1.ResourceMemory]
+	if !ok || limit.Value() <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(limit.Value()/10*9, 10)
+}
+
 // buildDeployment is the control plane of t in the super cluster: one
 // `vnest apiserver` pod with the PKI Secret as its read-only PKI directory.
 func buildDeployment(t tenant, image string, hostIP net.IP) *appsv1.Deployment {
@@ -146,6 +158,9 @@ func buildDeployment(t tenant, image string, hostIP net.IP) *appsv1.Deployment {
 	args := apiserverArgs(t, podEtcdServers(t.EtcdServers, hostIP), stateMountPath, pkiMountPath,
 		"0.0.0.0", layout.DefaultSecurePort, t.Endpoint.InClusterURL)
 	args = append(args, "--advertise-address=$(POD_IP)")
+	if limit := goMemoryLimit(resources); limit != "" {
+		args = append(args, "--memory-limit="+limit)
+	}
 	probe := func(path string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			// /readyz and /livez are open to anonymous requests in

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -167,6 +168,31 @@ func TestBuildDeployment(t *testing.T) {
 	}
 	if got := changed.Spec.Template.Spec.Containers[0].Resources.Limits.Memory().String(); got != "1Gi" {
 		t.Errorf("memory limit = %s, want spec.controlPlane.resources' 1Gi", got)
+	}
+	if args := changed.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--memory-limit=966367638") {
+		t.Errorf("args %q lack the Go memory limit at 90%% of the container's", args)
+	}
+	if args := d.Spec.Template.Spec.Containers[0].Args; slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--memory-limit") }) {
+		t.Errorf("args %q set a Go memory limit without a container memory limit", args)
+	}
+}
+
+func TestGoMemoryLimit(t *testing.T) {
+	for name, tc := range map[string]struct {
+		limits corev1.ResourceList
+		want   string
+	}{
+		"no limits":           {nil, ""},
+		"cpu limit only":      {corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}, ""},
+		"1Gi":                 {corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}, "966367638"},
+		"decimal 500M":        {corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("500M")}, "450000000"},
+		"zero is not a limit": {corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("0")}, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := goMemoryLimit(corev1.ResourceRequirements{Limits: tc.limits}); got != tc.want {
+				t.Errorf("goMemoryLimit = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 
