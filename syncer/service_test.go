@@ -42,6 +42,24 @@ func tenantService(mutate func(*corev1.Service)) *corev1.Service {
 	return svc
 }
 
+// TestTranslateTenantAPIService: the tenant's default/kubernetes Service never asks for its
+// cluster IP (the super cluster's own kubernetes Service has it, or it is outside the super
+// range), so its super copy gets one without a refusal and without a ServiceAllocationDiffers
+// warning in every tenant. A Service of that name in another namespace is like any other.
+func TestTranslateTenantAPIService(t *testing.T) {
+	api := tenantService(func(s *corev1.Service) {
+		s.Name, s.Spec.Selector, s.Spec.ClusterIP, s.Spec.ClusterIPs = "kubernetes", nil, "10.96.0.1", []string{"10.96.0.1"}
+	})
+	if got := translateService(api, testOwner); got.Spec.ClusterIP != "" || got.Spec.ClusterIPs != nil || requestsAllocations(got) {
+		t.Errorf("default/kubernetes asks for %q %v, want no cluster IP", got.Spec.ClusterIP, got.Spec.ClusterIPs)
+	}
+	other := api.DeepCopy()
+	other.Namespace = "team-a"
+	if got := translateService(other, testOwner); got.Spec.ClusterIP != "10.96.0.1" {
+		t.Errorf("team-a/kubernetes asks for %q, want its own 10.96.0.1", got.Spec.ClusterIP)
+	}
+}
+
 func TestTranslateService(t *testing.T) {
 	cases := map[string]struct {
 		in   *corev1.Service
