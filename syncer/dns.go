@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -124,7 +123,7 @@ func (t *tenant) dnsService(ns, name string) (tenantdns.Service, bool) {
 	}
 	ep, _ := t.endpoints.Endpoints(ns).Get(name)
 	ip := t.superClusterIP(ns, name)
-	if ns == metav1.NamespaceDefault && name == "kubernetes" && ip == "" {
+	if isTenantAPIService(ns, name) && ip == "" {
 		// The super copy of the tenant's kubernetes Service (port 443 to the tenant apiserver,
 		// as in any cluster) is not there (yet): the tenant apiserver's own address, where
 		// KUBERNETES_SERVICE_HOST points (podenv.go), though at its own port.

@@ -65,7 +65,7 @@ func serviceEnv(ns string, services []*corev1.Service, superIP func(*corev1.Serv
 	}
 	if links {
 		for _, svc := range services {
-			if svc.Namespace != ns || (ns == metav1.NamespaceDefault && svc.Name == "kubernetes") {
+			if svc.Namespace != ns || isTenantAPIService(svc.Namespace, svc.Name) {
 				continue
 			}
 			ip := superIP(svc)

@@ -45,7 +45,7 @@ func translateService(svc *corev1.Service, owner mapping.Owner) *corev1.Service 
 		LoadBalancerClass:        svc.Spec.LoadBalancerClass,
 		TrafficDistribution:      svc.Spec.TrafficDistribution,
 	}
-	if svc.Spec.ClusterIP != "" && spec.Type != corev1.ServiceTypeExternalName && !isTenantAPIService(svc) {
+	if svc.Spec.ClusterIP != "" && spec.Type != corev1.ServiceTypeExternalName && !isTenantAPIService(svc.Namespace, svc.Name) {
 		// The tenant's own (headless: None), which a create asks the super cluster for.
 		spec.ClusterIP, spec.ClusterIPs = svc.Spec.ClusterIP, svc.Spec.ClusterIPs
 	}
@@ -58,13 +58,13 @@ func translateService(svc *corev1.Service, owner mapping.Owner) *corev1.Service 
 	return &corev1.Service{ObjectMeta: mapping.SuperMeta(svc, owner), Spec: spec}
 }
 
-// isTenantAPIService reports whether svc is the tenant's default/kubernetes Service. Its cluster
-// IP is the first of the tenant's range, which is the super cluster's own kubernetes Service's
-// when the ranges are equal (the allocator's case) and outside the super range otherwise: it is
-// never asked for. Pods do not use it (their KUBERNETES_* variables name the tenant apiserver),
-// and DNS answers the super copy's IP.
-func isTenantAPIService(svc *corev1.Service) bool {
-	return svc.Namespace == metav1.NamespaceDefault && svc.Name == "kubernetes"
+// isTenantAPIService reports whether ns/name is the tenant's default/kubernetes Service. Its
+// cluster IP is the first of the tenant's range, which is the super cluster's own kubernetes
+// Service's when the ranges are equal (the allocator's case) and outside the super range
+// otherwise: it is never asked for. Pods do not use it (their KUBERNETES_* variables name the
+// tenant apiserver, podenv.go), and DNS answers the super copy's IP (dns.go).
+func isTenantAPIService(ns, name string) bool {
+	return ns == metav1.NamespaceDefault && name == "kubernetes"
 }
 
 // withoutRequestedAllocations is svc asking the super cluster for no particular cluster IPs and
