@@ -174,11 +174,10 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	if s == nil {
 		return
 	}
-	_, was := s.processing[item]
 	delete(s.processing, item)
 	if _, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item)
-	} else if was && q.perTenant > 0 && s.inRing {
+	} else if q.perTenant > 0 && s.inRing {
 		q.cond.Signal() // the tenant may have been at its limit with items queued: a waiting worker may take one
 	}
 }
