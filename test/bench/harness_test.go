@@ -192,6 +192,7 @@ type superCluster struct {
 	config     *rest.Config
 	client     kubernetes.Interface
 	vcs        client.Client // VirtualClusters and their Secrets
+	etcd       *http.Client  // the embedded etcd's /metrics, with the data directory's client certificate
 }
 
 // startSuper runs `vnest up` with nodes simulated nodes in a fresh data directory and waits
@@ -229,6 +230,12 @@ func startSuper(b testing.TB, bin string, nodes int) *superCluster {
 		b.Fatal(err)
 	}
 	s.client = newClientset(b, s.config)
+	pki := filepath.Join(dir, "pki")
+	if s.etcd, err = rest.HTTPClientFor(&rest.Config{Timeout: 10 * time.Second, TLSClientConfig: rest.TLSClientConfig{
+		CAFile: filepath.Join(pki, "etcd-ca.crt"), CertFile: filepath.Join(pki, "etcd-client.crt"), KeyFile: filepath.Join(pki, "etcd-client.key"),
+	}}); err != nil {
+		b.Fatal(err)
+	}
 	scheme := kruntime.NewScheme()
 	for _, add := range []func(*kruntime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -445,11 +452,15 @@ func startSyncer(b testing.TB, bin string, s *superCluster) *syncerProcess {
 }
 
 func httpGet(ctx context.Context, url string) ([]byte, error) {
+	return httpGetWith(ctx, http.DefaultClient, url)
+}
+
+func httpGetWith(ctx context.Context, c *http.Client, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		return nil, err
 	}

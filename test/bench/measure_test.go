@@ -4,15 +4,10 @@ import (
 	"bufio"
 	"cmp"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"io"
 	"maps"
 	"math"
-	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -98,30 +93,9 @@ func (h histogramDelta) quantile(q float64) float64 {
 }
 
 // scrapeEtcd reads the /metrics of the super cluster's etcd (embedded in `vnest up`, client
-// port superPort+1) with the etcd client certificate of the data directory.
+// port superPort+1).
 func scrapeEtcd(ctx context.Context, super *superCluster) (metricSamples, error) {
-	pki := filepath.Join(super.dir, "pki")
-	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "etcd-client.crt"), filepath.Join(pki, "etcd-client.key"))
-	if err != nil {
-		return nil, err
-	}
-	ca, err := os.ReadFile(filepath.Join(pki, "etcd-ca.crt"))
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca)
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/metrics", superPort+1), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	body, err := httpGetWith(ctx, super.etcd, fmt.Sprintf("https://127.0.0.1:%d/metrics", superPort+1))
 	if err != nil {
 		return nil, err
 	}

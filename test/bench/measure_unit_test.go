@@ -1,29 +1,16 @@
 package bench
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestHistogramOf: a histogram's gain between two scrapes, its quantiles (bucket upper bounds)
 // and when a series counts as having measured a disk stall.
 func TestHistogramOf(t *testing.T) {
 	const name = "etcd_disk_wal_fsync_duration_seconds"
-	before := parseOrFail(t, `
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"} 100
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.008"} 110
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.128"} 110
-etcd_disk_wal_fsync_duration_seconds_bucket{le="1.024"} 111
-etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"} 111
-etcd_disk_wal_fsync_duration_seconds_sum 1.5
-etcd_disk_wal_fsync_duration_seconds_count 111
-`)
-	quiet := parseOrFail(t, `
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"} 190
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.008"} 210
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.128"} 210
-etcd_disk_wal_fsync_duration_seconds_bucket{le="1.024"} 211
-etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"} 211
-etcd_disk_wal_fsync_duration_seconds_sum 1.7
-etcd_disk_wal_fsync_duration_seconds_count 211
-`)
+	before := walFsyncs(t, 100, 110, 110, 111, 1.5)
+	quiet := walFsyncs(t, 190, 210, 210, 211, 1.7)
 	h := histogramOf(before, quiet, name)
 	if h.count != 100 || h.quantile(0.5) != 0.001 || h.quantile(0.99) != 0.008 || h.quantile(1) != 0.008 {
 		t.Errorf("count %v, p50 %v, p99 %v, max %v; want 100, 0.001, 0.008, 0.008", h.count, h.quantile(0.5), h.quantile(0.99), h.quantile(1))
@@ -31,22 +18,25 @@ etcd_disk_wal_fsync_duration_seconds_count 211
 	if st := (diskSyncs{h}).stall(); st != 0 {
 		t.Errorf("stall = %v without a slow fsync in the series (the one before it does not count)", st)
 	}
-	stalledAfter := parseOrFail(t, `
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"} 190
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.008"} 210
-etcd_disk_wal_fsync_duration_seconds_bucket{le="0.128"} 210
-etcd_disk_wal_fsync_duration_seconds_bucket{le="1.024"} 212
-etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"} 212
-etcd_disk_wal_fsync_duration_seconds_sum 2.5
-etcd_disk_wal_fsync_duration_seconds_count 212
-`)
+	stalledAfter := walFsyncs(t, 190, 210, 210, 212, 2.5)
 	if st := (diskSyncs{histogramOf(before, stalledAfter, name)}).stall(); st != 1.024 {
 		t.Errorf("stall = %v, want 1.024 (an fsync of up to 1,024 ms in the series)", st)
 	}
 }
 
-func parseOrFail(t *testing.T, body string) metricSamples {
+// walFsyncs is a scrape of etcd's WAL fsync histogram with the given cumulative counts at
+// 1, 8, 128 and 1,024 ms (the last is also the total), parsed from the text format.
+func walFsyncs(t *testing.T, le1ms, le8ms, le128ms, le1s int, sum float64) metricSamples {
 	t.Helper()
+	const h = "etcd_disk_wal_fsync_duration_seconds"
+	body := fmt.Sprintf(`%[1]s_bucket{le="0.001"} %[2]d
+%[1]s_bucket{le="0.008"} %[3]d
+%[1]s_bucket{le="0.128"} %[4]d
+%[1]s_bucket{le="1.024"} %[5]d
+%[1]s_bucket{le="+Inf"} %[5]d
+%[1]s_sum %[6]g
+%[1]s_count %[5]d
+`, h, le1ms, le8ms, le128ms, le1s, sum)
 	m, err := parseMetrics([]byte(body))
 	if err != nil {
 		t.Fatal(err)
