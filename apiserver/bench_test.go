@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Environment of the idle benchmarks.
@@ -43,7 +44,9 @@ const (
 // (VmRSS after the idle period), MiB-idle-anon (RssAnon: the process's own
 // memory; the rest of VmRSS is the executable's pages, shared by every
 // process of the same binary), MiB-peak-RSS (VmHWM), %CPU-idle (of one core,
-// over the idle period).
+// over the idle period), MiB/s-idle-alloc (Go heap allocation over the idle
+// period, from the process's go_memstats_alloc_bytes_total: what gcTuner
+// compares with its busy threshold).
 func BenchmarkIdleControlPlane(b *testing.B) {
 	etcd := startEtcd(b)
 	for i := 0; b.Loop(); i++ {
@@ -51,7 +54,11 @@ func BenchmarkIdleControlPlane(b *testing.B) {
 		args := append(tenantArgs(b, etcd, state, fmt.Sprintf("/vnest/tenants/bench-%d", i)), strings.Fields(os.Getenv(benchArgsEnv))...)
 		start := time.Now()
 		tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
-		measureIdle(b, cmd, time.Since(start), tn.stop)
+		client, err := kubernetes.NewForConfig(tn.admin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		measureIdle(b, cmd, time.Since(start), client, tn.stop)
 	}
 }
 
@@ -97,12 +104,13 @@ func BenchmarkIdleStockKubeAPIServer(b *testing.B) {
 			stop()
 			b.Fatalf("kube-apiserver not ready: %v", err)
 		}
-		measureIdle(b, cmd, time.Since(start), stop)
+		measureIdle(b, cmd, time.Since(start), client, stop)
 	}
 }
 
-// measureIdle lets the started process cmd idle, reports its figures and stops it.
-func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, stop func()) {
+// measureIdle lets the started process cmd idle, reports its figures and stops it; client
+// reads its /metrics.
+func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kubernetes.Interface, stop func()) {
 	b.Helper()
 	idle := time.Minute
 	if v := os.Getenv(benchIdleEnv); v != "" {
@@ -118,6 +126,7 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, stop func()
 	if err != nil {
 		b.Fatal(err)
 	}
+	allocBefore := allocatedBytes(b, client)
 	select {
 	case <-time.After(idle):
 	case <-b.Context().Done():
@@ -131,6 +140,7 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, stop func()
 	if err != nil {
 		b.Fatal(err)
 	}
+	allocRate := (allocatedBytes(b, client) - allocBefore) / idle.Seconds() / (1 << 20)
 	stop()
 	idleCPU := (cpuAfter - cpuBefore) / idle.Seconds() * 100
 	b.ReportMetric(toReady.Seconds(), "s-to-ready")
@@ -139,9 +149,30 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, stop func()
 	b.ReportMetric(float64(status["RssAnon"])/1024, "MiB-idle-anon")
 	b.ReportMetric(float64(status["VmHWM"])/1024, "MiB-peak-RSS")
 	b.ReportMetric(idleCPU, "%CPU-idle")
-	b.Logf("%q: ready after %s (%.2fs CPU), after %s idle VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB, idle CPU %.1f%%",
+	b.ReportMetric(allocRate, "MiB/s-idle-alloc")
+	b.Logf("%q: ready after %s (%.2fs CPU), after %s idle VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB, idle CPU %.1f%%, allocating %.2f MiB/s",
 		cmd.Args, toReady.Round(time.Millisecond), cpuBefore, idle,
-		status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"], idleCPU)
+		status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"], idleCPU, allocRate)
+}
+
+// allocatedBytes is go_memstats_alloc_bytes_total from the apiserver's /metrics.
+func allocatedBytes(b *testing.B, client kubernetes.Interface) float64 {
+	b.Helper()
+	body, err := client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(b.Context())
+	if err != nil {
+		b.Fatalf("reading /metrics: %v", err)
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "go_memstats_alloc_bytes_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				b.Fatalf("go_memstats_alloc_bytes_total %q: %v", v, err)
+			}
+			return f
+		}
+	}
+	b.Fatal("/metrics has no go_memstats_alloc_bytes_total")
+	return 0
 }
 
 // readProcStatus returns the kB fields of /proc/PID/status.

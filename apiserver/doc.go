@@ -90,7 +90,8 @@
 //
 // GOGC 25 is the idle target only: a busy tenant (one creating pods through
 // the syncer) spent 24–27% of its CPU in GC at 25 and 11–12% at 100, so
-// while the process allocates more than 4 MiB/s (an idle one: ~0.7 MiB/s)
+// while the process allocates more than 4 MiB/s (an idle one: ~0.3 MiB/s,
+// BenchmarkIdleControlPlane's MiB/s-idle-alloc)
 // the target is --busy-gc-percent (100), and 30 s after the last such second
 // it goes back to 25 with the freed memory released (gcTuner, goruntime.go).
 //

@@ -58,12 +58,12 @@ func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
 }
 
 // gcTuner switches the GC target between two values by how fast the process
-// allocates. An idle tenant allocates ~0.7 MiB/s and at the idle target (25)
-// its GC runs every half minute for a small heap; a busy one allocates tens of
-// MiB/s, and at 25 the GC then takes a quarter of its CPU (BenchmarkSyncer
-// prints that share). So the target goes up to busy as soon as one second
-// allocates more than busyRate, and back down to idle, with the freed memory
-// returned to the OS, once calm has passed without such a second.
+// allocates. An idle tenant allocates ~0.3 MiB/s (BenchmarkIdleControlPlane,
+// MiB/s-idle-alloc) and the idle target (25) keeps its heap small; a busy one
+// allocates far more, and at 25 the GC then takes a quarter of its CPU
+// (BenchmarkSyncer prints that share). So the target goes up to busy as soon
+// as one second allocates more than busyRate, and back down to idle, with the
+// freed memory returned to the OS, once calm has passed without such a second.
 type gcTuner struct {
 	idle, busy int
 	busyRate   float64 // bytes per second
@@ -75,7 +75,7 @@ type gcTuner struct {
 
 const (
 	gcTunerInterval = time.Second
-	gcBusyRate      = 4 << 20 // bytes/s: ~6× an idle tenant's
+	gcBusyRate      = 4 << 20 // bytes/s: over ten times an idle tenant's
 	gcCalm          = 30 * time.Second
 )
 

@@ -34,8 +34,7 @@ const (
 	// default of 100.
 	DefaultGCPercent = 25
 	// DefaultBusyGCPercent is the GC target while the control plane is busy
-	// (see gcTuner): an idle tenant allocates ~0.7 MiB/s, a busy one tens of
-	// MiB/s, and at 25 the GC then costs a quarter of its CPU.
+	// (see gcTuner): at 25 a busy tenant spends a quarter of its CPU in GC.
 	DefaultBusyGCPercent = 100
 )
 
