@@ -20,6 +20,7 @@ import (
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/cgroup"
 	"github.com/vnest-dev/vnest/internal/child"
 )
 
@@ -52,6 +53,10 @@ type localProvisioner struct {
 	// wakeups receives a VirtualCluster whose child stopped by itself or
 	// just became ready: the controller should look at it now.
 	wakeups chan event.GenericEvent
+	// cgroups is where children get their resource limits; cgroupsErr says
+	// why there is none (only an error for a tenant that has limits).
+	cgroups    cgroup.Hierarchy
+	cgroupsErr error
 
 	mu      sync.Mutex
 	tenants map[types.NamespacedName]*localTenant
@@ -65,12 +70,15 @@ type localTenant struct {
 	restarts int // exits in a row without a stable run
 	lastExit time.Time
 	lastErr  error
+	group    string // the cgroup a process of this tenant was placed in, if any (local_limits.go)
 }
 
 func newLocalProvisioner(stateDir, binary string, hostIP net.IP, portMin, portMax int, reader client.Reader) *localProvisioner {
+	cgroups, cgroupsErr := cgroup.Host()
 	return &localProvisioner{
 		stateDir: stateDir, binary: binary, hostIP: hostIP, portMin: portMin, portMax: portMax, reader: reader,
 		wakeups: make(chan event.GenericEvent, 64),
+		cgroups: cgroups, cgroupsErr: cgroupsErr,
 		tenants: map[types.NamespacedName]*localTenant{},
 	}
 }
@@ -173,9 +181,11 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 	}
 	args := apiserverArgs(t, t.EtcdServers, dir, pkiDir, "0.0.0.0", lt.port, t.Endpoint.URL)
 	args = append(args, "--advertise-address="+p.hostIP.String())
+	args = append(args, limitArgs(controlPlaneResources(vc))...)
 	if lt.proc != nil && lt.proc.Running() {
 		if slices.Equal(lt.proc.Args, args) {
-			return time.Since(lt.proc.Started) < startupWindow, nil
+			// Limits other than memory's change in place.
+			return time.Since(lt.proc.Started) < startupWindow, p.applyLimits(vc, lt)
 		}
 		logger.Info("Restarting local control plane with new arguments", "virtualCluster", klog.KObj(vc))
 		if err := stopProcess(lt.proc); err != nil {
@@ -203,6 +213,10 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 		return false, failure(v1alpha1.ReasonProvisionFailed, "starting %s: %v", p.binary, err)
 	}
 	lt.proc = proc
+	if err := p.applyLimits(vc, lt); err != nil {
+		// Not a control plane without the limits it was given.
+		return false, errors.Join(err, stopProcess(proc))
+	}
 	go p.wakeWhenReady(key, proc, readyFile)
 	logger.Info("Started local control plane", "virtualCluster", klog.KObj(vc), "pid", proc.Pid(), "endpoint", t.Endpoint.URL, "log", proc.LogFile)
 	return true, nil
@@ -292,6 +306,12 @@ func (p *localProvisioner) Teardown(ctx context.Context, vc *v1alpha1.VirtualClu
 		}
 		klog.FromContext(ctx).Info("Stopped local control plane", "virtualCluster", klog.KObj(vc))
 	}
+	// Also a group left behind by an earlier manager.
+	if key := vc.Status.ClusterKey; key != "" && p.cgroupsErr == nil {
+		if err := p.cgroups.Remove(key); err != nil {
+			return false, err
+		}
+	}
 	if err := os.RemoveAll(p.dir(vc)); err != nil {
 		return false, fmt.Errorf("removing the tenant's state directory: %w", err)
 	}
@@ -308,9 +328,13 @@ func (p *localProvisioner) Start(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
 	var procs []*child.Process
+	var groups []string
 	for _, lt := range p.tenants {
 		if lt.proc != nil {
 			procs = append(procs, lt.proc)
+		}
+		if lt.group != "" {
+			groups = append(groups, lt.group)
 		}
 	}
 	p.mu.Unlock()
@@ -320,6 +344,9 @@ func (p *localProvisioner) Start(ctx context.Context) error {
 		wg.Go(func() { errs[i] = stopProcess(proc) })
 	}
 	wg.Wait()
+	for _, g := range groups {
+		errs = append(errs, p.cgroups.Remove(g))
+	}
 	return errors.Join(errs...)
 }
 

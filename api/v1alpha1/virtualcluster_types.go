@@ -145,7 +145,13 @@ type ControlPlaneSpec struct {
 	// +optional
 	Provisioner Provisioner `json:"provisioner,omitempty"`
 
-	// resources of the control-plane container (cluster provisioner only).
+	// resources of the control plane. The cluster provisioner gives them to
+	// the control-plane container (default: requests of 100m CPU and 192Mi
+	// memory, no limits). The local provisioner enforces the limits on its
+	// child process with a cgroup of its own (cpu: CFS quota; memory: the
+	// cgroup's limit), which needs the manager to run as root; requests do
+	// not apply to it. With a memory limit, the Go runtime of the control
+	// plane aims to stay under 90% of it.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,22 +67,19 @@ func BenchmarkTenantReady(b *testing.B) {
 
 // processRSS is the resident set of the process whose command line has arg.
 func processRSS(arg string) (int64, error) {
-	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, dir := range dirs {
-		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
-		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), arg) {
-			continue
-		}
-		status, err := os.ReadFile(filepath.Join(dir, "status"))
-		if err != nil {
-			return 0, err
-		}
-		for _, line := range strings.Split(string(status), "\n") {
-			if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
-				kb, err := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10, err
-			}
+	pid, _, err := findProcess(arg)
+	if err != nil {
+		return 0, err
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no process with %s", arg)
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -422,4 +423,19 @@ func firstLine(b []byte) string {
 		}
 	}
 	return string(b)
+}
+
+// findProcess is the process whose command line has arg: its pid and arguments.
+func findProcess(arg string) (int, []string, error) {
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, dir := range dirs {
+		cmdline, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+		args := strings.Split(strings.TrimSuffix(string(cmdline), "\x00"), "\x00")
+		if err != nil || !slices.Contains(args, arg) {
+			continue
+		}
+		pid, err := strconv.Atoi(filepath.Base(dir))
+		return pid, args, err
+	}
+	return 0, nil, fmt.Errorf("no process with %s", arg)
 }
