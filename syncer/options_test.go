@@ -10,21 +10,27 @@ import (
 func TestOptionsWorkersPerTenant(t *testing.T) {
 	cases := map[string]struct {
 		workers, perTenant int
+		keepDefault        bool   // leave WorkersPerTenant at NewOptions' value
 		want               int    // the queue's limit
 		wantErr            string // "" when valid
 	}{
-		"default is half of the workers": {workers: 16, want: 8},
-		"one worker still serves":        {workers: 1, want: 1},
-		"odd count rounds down":          {workers: 5, want: 2},
-		"explicit limit":                 {workers: 16, perTenant: 3, want: 3},
-		"limit of all workers":           {workers: 4, perTenant: 4, want: 4},
-		"more than the workers":          {workers: 4, perTenant: 5, wantErr: "--workers-per-tenant must be between 0"},
-		"negative":                       {workers: 4, perTenant: -1, wantErr: "--workers-per-tenant must be between 0"},
+		"default":                  {workers: 16, keepDefault: true, want: 2},
+		"default with one worker":  {workers: 1, keepDefault: true, want: 1},
+		"0 is half of the workers": {workers: 16, want: 8},
+		"one worker still serves":  {workers: 1, want: 1},
+		"odd count rounds down":    {workers: 5, want: 2},
+		"explicit limit":           {workers: 16, perTenant: 3, want: 3},
+		"limit of all workers":     {workers: 4, perTenant: 4, want: 4},
+		"more than the workers":    {workers: 4, perTenant: 5, want: 4},
+		"negative":                 {workers: 4, perTenant: -1, wantErr: "--workers-per-tenant must be at least 0"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			o := NewOptions()
-			o.Workers, o.WorkersPerTenant = tc.workers, tc.perTenant
+			o.Workers = tc.workers
+			if !tc.keepDefault {
+				o.WorkersPerTenant = tc.perTenant
+			}
 			err := o.Validate()
 			switch {
 			case tc.wantErr != "":

@@ -17,7 +17,9 @@
 // ports 17443–17700 (the super cluster's block from 17443, tenant control planes from 17543,
 // the syncer's metrics on 17460), about 4 GiB of memory for ten tenant control planes. Extra
 // `vnest syncer` flags for experiments go in VNEST_BENCH_SYNCER_ARGS (space separated, e.g.
-// "--workers=16"); VNEST_BENCH_LOG_DIR receives a copy of every log of the run (the data
+// "--workers=16"); VNEST_BENCH_TENANT_CPU_LIMIT gives every tenant control plane a CPU limit
+// (spec.controlPlane.resources.limits.cpu, e.g. "1"; the local provisioner's cgroups need
+// root); VNEST_BENCH_LOG_DIR receives a copy of every log of the run (the data
 // directory itself is removed).
 //
 // Keep k8s.io/kubernetes out of this package: the test binary must stay quick to build.

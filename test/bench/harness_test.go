@@ -18,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -38,6 +39,9 @@ const (
 	binaryEnv = "VNEST_BENCH_BINARY"
 	// syncerArgsEnv holds extra `vnest syncer` flags, space separated.
 	syncerArgsEnv = "VNEST_BENCH_SYNCER_ARGS"
+	// tenantCPULimitEnv is a CPU quantity ("500m", "1") that every tenant's control plane gets
+	// as spec.controlPlane.resources.limits.cpu; none by default.
+	tenantCPULimitEnv = "VNEST_BENCH_TENANT_CPU_LIMIT"
 	// logDirEnv names a directory that receives the logs of the run (vnest up, syncer,
 	// components, tenants) when it ends; by default they go with the data directory.
 	logDirEnv = "VNEST_BENCH_LOG_DIR"
@@ -337,10 +341,18 @@ func createTenants(b testing.TB, s *superCluster, prefix string, n int) []*tenan
 	if err != nil {
 		b.Fatalf("waiting for the VirtualCluster CRD: %v", err)
 	}
+	var resources *corev1.ResourceRequirements
+	if limit := tenantCPULimit(); limit != "" {
+		q, err := resource.ParseQuantity(limit)
+		if err != nil {
+			b.Fatalf("%s: %v", tenantCPULimitEnv, err)
+		}
+		resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: q}}
+	}
 	for i := range n {
 		vc := &v1alpha1.VirtualCluster{
 			ObjectMeta: metav1.ObjectMeta{Namespace: metav1.NamespaceDefault, Name: fmt.Sprintf("%s-%d", prefix, i)},
-			Spec:       v1alpha1.VirtualClusterSpec{ControlPlane: &v1alpha1.ControlPlaneSpec{Provisioner: v1alpha1.ProvisionerLocal}},
+			Spec:       v1alpha1.VirtualClusterSpec{ControlPlane: &v1alpha1.ControlPlaneSpec{Provisioner: v1alpha1.ProvisionerLocal, Resources: resources}},
 		}
 		// The client's REST mapper may still have to learn the new group: retry a while.
 		if err := pollUntil(ctx, time.Minute, func(ctx context.Context) error {
@@ -379,6 +391,8 @@ func createTenants(b testing.TB, s *superCluster, prefix string, n int) []*tenan
 	progress("%d tenants Running %v after their creation", n, time.Since(start).Round(100*time.Millisecond))
 	return tenants
 }
+
+func tenantCPULimit() string { return strings.TrimSpace(os.Getenv(tenantCPULimitEnv)) }
 
 // tenantOf reads the kubeconfig Secret of a Running VirtualCluster and connects to the tenant.
 func tenantOf(b testing.TB, s *superCluster, vc *v1alpha1.VirtualCluster) *tenantCluster {

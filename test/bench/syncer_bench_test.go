@@ -609,7 +609,7 @@ func (r *results) report(b *testing.B) {
 	}
 	var s strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
-	p("=== Syncer benchmark: %d tenants, %d simulated nodes, syncer flags %q", benchTenants, simNodes, syncerFlags())
+	p("=== Syncer benchmark: %d tenants, %d simulated nodes, syncer flags %q, tenant CPU limit %q", benchTenants, simNodes, syncerFlags(), tenantCPULimit())
 	p("1. Throughput, %d pods, first create → all Running: direct %.1f s, through the syncer %.1f s: ratio %.2f× (goal ≤ %.2f×: %s)",
 		r.tenant.pods, r.direct.allIn.Seconds(), r.tenant.allIn.Seconds(), ratio, goalThroughputRatio, verdict(ratio <= goalThroughputRatio))
 	for _, ph := range []struct {
