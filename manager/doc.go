@@ -7,7 +7,8 @@
 // etcd access (with etcd auth on, a user and role limited to the tenant's
 // key range); the tenant PKI, kept in the Secret "<name>-pki" and never
 // rotated once created; the control plane itself, run by a provisioner
-// (`local`: a `vnest apiserver` child process of the manager; `cluster`:
+// (`local`: a `vnest apiserver` child process of the manager, in a cgroup of
+// its own when spec.controlPlane.resources has limits; `cluster`:
 // Deployment + Service in the VirtualCluster's namespace); the kubeconfig
 // Secret "<name>-kubeconfig"; and the conditions, phase and events that
 // explain where a tenant stands. Deleting a VirtualCluster stops the
