@@ -71,6 +71,7 @@ type localTenant struct {
 	lastExit time.Time
 	lastErr  error
 	group    string // the cgroup a process of this tenant was placed in, if any (local_limits.go)
+	oomKills int64  // the group's OOM kills seen so far
 }
 
 func newLocalProvisioner(stateDir, binary string, hostIP net.IP, portMin, portMax int, reader client.Reader) *localProvisioner {
@@ -234,7 +235,7 @@ func (p *localProvisioner) onExit(key types.NamespacedName, proc *child.Process,
 		lt.restarts = 0
 	}
 	lt.restarts++
-	lt.lastExit, lt.lastErr = time.Now(), err
+	lt.lastExit, lt.lastErr = time.Now(), p.explainExit(lt, err)
 	closed := p.closed
 	p.mu.Unlock()
 	if !closed {

@@ -64,6 +64,24 @@ func (p *localProvisioner) applyLimits(vc *v1alpha1.VirtualCluster, lt *localTen
 		return failure(v1alpha1.ReasonProvisionFailed,
 			"cannot enforce spec.controlPlane.resources.limits on the local control plane: %v; remove the limits or run the manager as root", err)
 	}
+	if lt.group == "" {
+		// Kills before this process (an earlier manager's) are not its.
+		lt.oomKills, _ = p.cgroups.OOMKills(group)
+	}
 	lt.group = group
 	return nil
+}
+
+// explainExit adds to why lt's process exited that it went over its memory
+// limit, when the kernel says so. The caller holds p.mu.
+func (p *localProvisioner) explainExit(lt *localTenant, exit error) error {
+	if lt.group == "" {
+		return exit
+	}
+	kills, err := p.cgroups.OOMKills(lt.group)
+	if err != nil || kills <= lt.oomKills {
+		return exit
+	}
+	lt.oomKills = kills
+	return fmt.Errorf("%w: the kernel killed it for going over spec.controlPlane.resources.limits.memory; raise the limit", exit)
 }

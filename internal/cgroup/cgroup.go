@@ -163,6 +163,35 @@ func (h Hierarchy) Remove(name string) error {
 	return errors.Join(errs...)
 }
 
+// OOMKills is how many times the kernel killed a process of group name
+// for going over its memory limit.
+func (h Hierarchy) OOMKills(name string) (int64, error) {
+	file := filepath.Join(h.Dir(name, "memory"), "memory.oom_control")
+	if h.V2 {
+		file = filepath.Join(h.Dir(name, ""), "memory.events")
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0, err
+	}
+	n, ok := counter(string(data), "oom_kill")
+	if !ok {
+		return 0, fmt.Errorf("no oom_kill count in %s", file)
+	}
+	return n, nil
+}
+
+// counter is the value of key in the "key value" lines of a cgroup file.
+func counter(content, key string) (int64, bool) {
+	for line := range strings.SplitSeq(content, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), " "); ok && k == key {
+			n, err := strconv.ParseInt(v, 10, 64)
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
 func write(file, value string) error {
 	if err := os.WriteFile(file, []byte(value), 0o644); err != nil {
 		return fmt.Errorf("writing %q to %s: %w", value, file, explain(err))

@@ -86,6 +86,26 @@ func TestPlaceWritesFiles(t *testing.T) {
 	}
 }
 
+func TestCounter(t *testing.T) {
+	v1 := "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+	v2 := "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n"
+	for _, tc := range []struct {
+		content, key string
+		want         int64
+		ok           bool
+	}{
+		{v1, "oom_kill", 3, true},
+		{v2, "oom_kill", 2, true},
+		{v2, "oom", 2, true},
+		{"oom_kill_disable 0\n", "oom_kill", 0, false}, // kernels before 4.13
+		{"oom_kill x\n", "oom_kill", 0, false},
+	} {
+		if got, ok := counter(tc.content, tc.key); got != tc.want || ok != tc.ok {
+			t.Errorf("counter(%q, %q) = %d, %v; want %d, %v", tc.content, tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
 func TestExplain(t *testing.T) {
 	for _, tc := range []struct {
 		err  error

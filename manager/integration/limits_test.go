@@ -13,7 +13,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
@@ -87,6 +89,41 @@ func TestLocalLimits(t *testing.T) {
 	if _, err := os.Stat(h.Dir(key, "cpu")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("group %s after the delete: %v, want it gone", h.Dir(key, "cpu"), err)
 	}
+}
+
+// TestLocalMemoryLimitTooLow: a control plane killed for going over its
+// memory limit says so in the VirtualCluster's condition, not only "killed".
+func TestLocalMemoryLimitTooLow(t *testing.T) {
+	if os.Geteuid() != 0 {
+		skipf(t, "the local provisioner's limits are cgroups, which need root")
+	}
+	c := superClient(t)
+	startManager(t, t.TempDir())
+	vc := newVC("tight")
+	vc.Spec.ControlPlane = &v1alpha1.ControlPlaneSpec{Resources: &corev1.ResourceRequirements{
+		Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")},
+	}}
+	if err := c.Create(t.Context(), vc); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = tenantctl.Delete(context.WithoutCancel(t.Context()), c, tenantctl.DeleteOptions{Name: "tight", Namespace: "default", Wait: true, Timeout: time.Minute}, &strings.Builder{})
+	})
+	const want = "the kernel killed it for going over spec.controlPlane.resources.limits.memory; raise the limit"
+	var last string
+	waitUntilMsg(t, 90*time.Second, func() string { return "the condition to say the memory limit is too low; last: " + last },
+		func(ctx context.Context) (bool, error) {
+			got := &v1alpha1.VirtualCluster{}
+			if err := c.Get(ctx, client.ObjectKeyFromObject(vc), got); err != nil {
+				return false, err
+			}
+			cond := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionControlPlaneReady)
+			if cond == nil {
+				return false, nil
+			}
+			last = cond.Reason + ": " + cond.Message
+			return cond.Status == metav1.ConditionFalse && strings.Contains(cond.Message, want), nil
+		})
 }
 
 func readTrimmed(t *testing.T, file string) string {
