@@ -44,9 +44,9 @@ func limitArgs(r corev1.ResourceRequirements) []string {
 }
 
 // applyLimits gives lt's running process the limits of vc, or lifts them
-// (the process stays in its group) when the spec no longer has any. A failure is a ProvisionFailed that
-// says what to change: the control plane must not run without the limits
-// it was given.
+// (the process stays in its group) when the spec no longer has any. A
+// failure is a ProvisionFailed that says what to change: the control plane
+// must not run without the limits it was given.
 func (p *localProvisioner) applyLimits(vc *v1alpha1.VirtualCluster, lt *localTenant) error {
 	limits := localLimits(controlPlaneResources(vc))
 	if limits.IsZero() && lt.group == "" {
