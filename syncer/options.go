@@ -21,10 +21,10 @@ type Options struct {
 	Workers int
 	// WorkersPerTenant is the most of them one tenant's keys take at once, so that the others
 	// stay free for the other tenants while one floods; 0 is half of Workers (at least 1), more
-	// than Workers is all of them. The default, 2, keeps a flooding tenant from saturating the
-	// super cluster: in BenchmarkSyncer a quiet tenant's p99 under another's flood of 2,000 pods
-	// was 162–174 ms with 2 against 323–515 ms with 8 (two and three runs), with no loss of
-	// throughput (docs/benchmarks.md).
+	// than Workers is all of them. The default, 2, keeps a flooding tenant's syncs from crowding
+	// the super apiserver: in BenchmarkSyncer a quiet tenant's p99 under another's flood of 2,000
+	// pods was 162–267 ms with 2 against 323–515 ms with 8 (four and three runs), with no loss
+	// of throughput (docs/benchmarks.md).
 	WorkersPerTenant int
 	// Resync is the patrol period: every Resync each tenant's objects are compared on both
 	// sides; drift is re-queued and orphans deleted.
