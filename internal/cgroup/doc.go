@@ -8,7 +8,8 @@
 // group:
 //   - cgroup v1: under the caller's own group of the cpu and memory
 //     hierarchies (/proc/self/cgroup), so the limits nest in whatever limits
-//     the manager already has;
+//     the manager already has (under systemd, run the manager with
+//     Delegate=yes, so systemd leaves groups it did not make alone);
 //   - cgroup v2: under the root of the unified hierarchy, as Docker's cgroupfs
 //     driver does, since v2 forbids a group with processes (the manager's own)
 //     from also having children with controllers.
