@@ -151,16 +151,11 @@ func goMemoryLimit(r corev1.ResourceRequirements) string {
 // `vnest apiserver` pod with the PKI Secret as its read-only PKI directory.
 func buildDeployment(t tenant, image string, hostIP net.IP) *appsv1.Deployment {
 	vc := t.VC
-	resources := defaultResources
-	if cp := vc.Spec.ControlPlane; cp != nil && cp.Resources != nil {
-		resources = *cp.Resources
-	}
+	resources := controlPlaneResources(vc, defaultResources)
 	args := apiserverArgs(t, podEtcdServers(t.EtcdServers, hostIP), stateMountPath, pkiMountPath,
 		"0.0.0.0", layout.DefaultSecurePort, t.Endpoint.InClusterURL)
 	args = append(args, "--advertise-address=$(POD_IP)")
-	if limit := goMemoryLimit(resources); limit != "" {
-		args = append(args, "--memory-limit="+limit)
-	}
+	args = append(args, limitArgs(resources)...)
 	probe := func(path string, period, failures int32) *corev1.Probe {
 		return &corev1.Probe{
 			// /readyz and /livez are open to anonymous requests in

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -182,7 +183,7 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 	}
 	args := apiserverArgs(t, t.EtcdServers, dir, pkiDir, "0.0.0.0", lt.port, t.Endpoint.URL)
 	args = append(args, "--advertise-address="+p.hostIP.String())
-	args = append(args, limitArgs(controlPlaneResources(vc))...)
+	args = append(args, limitArgs(controlPlaneResources(vc, corev1.ResourceRequirements{}))...)
 	if lt.proc != nil && lt.proc.Running() {
 		if slices.Equal(lt.proc.Args, args) {
 			// Limits other than memory's change in place.

@@ -15,12 +15,13 @@ import (
 // the CPU limit and the memory limit, and `vnest apiserver` gets
 // --memory-limit as in the container. Requests do not apply to a process.
 
-// controlPlaneResources is spec.controlPlane.resources, or none.
-func controlPlaneResources(vc *v1alpha1.VirtualCluster) corev1.ResourceRequirements {
+// controlPlaneResources is spec.controlPlane.resources, or fallback when it
+// is not set (the cluster provisioner's defaults; none for a local process).
+func controlPlaneResources(vc *v1alpha1.VirtualCluster, fallback corev1.ResourceRequirements) corev1.ResourceRequirements {
 	if cp := vc.Spec.ControlPlane; cp != nil && cp.Resources != nil {
 		return *cp.Resources
 	}
-	return corev1.ResourceRequirements{}
+	return fallback
 }
 
 // localLimits are the cgroup limits of vc's local control plane.
@@ -35,7 +36,8 @@ func localLimits(r corev1.ResourceRequirements) cgroup.Limits {
 	return l
 }
 
-// limitArgs are the `vnest apiserver` flags that go with resources r.
+// limitArgs are the `vnest apiserver` flags that go with resources r, with
+// either provisioner.
 func limitArgs(r corev1.ResourceRequirements) []string {
 	if limit := goMemoryLimit(r); limit != "" {
 		return []string{"--memory-limit=" + limit}
@@ -48,7 +50,7 @@ func limitArgs(r corev1.ResourceRequirements) []string {
 // failure is a ProvisionFailed that says what to change: the control plane
 // must not run without the limits it was given.
 func (p *localProvisioner) applyLimits(vc *v1alpha1.VirtualCluster, lt *localTenant) error {
-	limits := localLimits(controlPlaneResources(vc))
+	limits := localLimits(controlPlaneResources(vc, corev1.ResourceRequirements{}))
 	if limits.IsZero() && lt.group == "" {
 		return nil
 	}

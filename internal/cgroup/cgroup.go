@@ -87,6 +87,19 @@ func (h Hierarchy) Dir(name, controller string) string {
 	return filepath.Join(h.Root, controller, h.Self[controller], Parent, name)
 }
 
+// dirs are the directories of group name: one per v1 controller, the one
+// group with v2.
+func (h Hierarchy) dirs(name string) []string {
+	if h.V2 {
+		return []string{h.Dir(name, "")}
+	}
+	out := make([]string, len(controllers))
+	for i, c := range controllers {
+		out[i] = h.Dir(name, c)
+	}
+	return out
+}
+
 // setting is a value for a file of a group; controller is "" with v2.
 type setting struct{ controller, file, value string }
 
@@ -130,8 +143,8 @@ func (h Hierarchy) Place(name string, pid int, l Limits) error {
 			}
 		}
 	}
-	for _, c := range controllers {
-		if err := os.MkdirAll(h.Dir(name, c), 0o755); err != nil {
+	for _, dir := range h.dirs(name) {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return explain(err)
 		}
 	}
@@ -140,8 +153,8 @@ func (h Hierarchy) Place(name string, pid int, l Limits) error {
 			return err
 		}
 	}
-	for _, c := range controllers {
-		if err := write(filepath.Join(h.Dir(name, c), "cgroup.procs"), strconv.Itoa(pid)); err != nil {
+	for _, dir := range h.dirs(name) {
+		if err := write(filepath.Join(dir, "cgroup.procs"), strconv.Itoa(pid)); err != nil {
 			return err
 		}
 	}
@@ -152,8 +165,7 @@ func (h Hierarchy) Place(name string, pid int, l Limits) error {
 // that does not exist is not an error.
 func (h Hierarchy) Remove(name string) error {
 	var errs []error
-	for _, c := range controllers {
-		dir := h.Dir(name, c)
+	for _, dir := range h.dirs(name) {
 		if err := syscall.Rmdir(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("removing cgroup %s: %w", dir, err))
 		}
