@@ -23,7 +23,7 @@ type Options struct {
 	// stay free for the other tenants while one floods; 0 is half of Workers (at least 1), more
 	// than Workers is all of them. The default, 2, keeps a flooding tenant's syncs from crowding
 	// the super apiserver: in BenchmarkSyncer a quiet tenant's p99 under another's flood of 2,000
-	// pods was 162–267 ms with 2 against 323–515 ms with 8 (four and three runs), with no loss
+	// pods was 162–267 ms with 2 against 407–577 ms with 8 (four and three runs), with no loss
 	// of throughput (docs/benchmarks.md).
 	WorkersPerTenant int
 	// Resync is the patrol period: every Resync each tenant's objects are compared on both
