@@ -368,12 +368,16 @@ func (s *Syncer) servingTenants() []*tenant {
 	return out
 }
 
-// enqueue queues key for the tenant with clusterKey if the syncer serves it.
-func (s *Syncer) enqueue(clusterKey string, key objKey) {
-	if s.tenant(clusterKey) == nil {
-		return
+// enqueue queues key for the tenant with clusterKey if the syncer serves it, in the tenant's
+// urgent lane if urgent.
+func (s *Syncer) enqueue(clusterKey string, key objKey, urgent bool) {
+	switch {
+	case s.tenant(clusterKey) == nil:
+	case urgent:
+		s.queue.AddUrgent(clusterKey, key)
+	default:
+		s.queue.Add(clusterKey, key)
 	}
-	s.queue.Add(clusterKey, key)
 }
 
 // superHandler maps events of owned super objects to the keys of their tenant objects. The
@@ -389,9 +393,9 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 		if !ok {
 			return
 		}
-		s.enqueue(clusterKey, key)
+		s.enqueue(clusterKey, key, false)
 		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: p.Spec.NodeName})
+			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: p.Spec.NodeName}, false)
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{

@@ -298,14 +298,16 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	}
 }
 
-// handler queues the key of a changed tenant object and of the objects that depend on it.
+// handler queues the key of a changed tenant object and of the objects that depend on it. A new
+// object's keys go in the tenant's urgent lane: its super copy is what the tenant waits for,
+// while the status, events and nodes of the objects synced before may wait behind it.
 func (t *tenant) handler(s *Syncer, k kind) cache.ResourceEventHandler {
-	handle := func(obj any) {
+	handle := func(obj any, isNew bool) {
 		m, err := metaOf(obj)
 		if err != nil {
 			return
 		}
-		add := func(key objKey) { s.enqueue(t.key, key) }
+		add := func(key objKey) { s.enqueue(t.key, key, isNew) }
 		add(objKey{Kind: k, Namespace: m.GetNamespace(), Name: m.GetName()})
 		switch o := obj.(type) {
 		case *corev1.Pod:
@@ -327,13 +329,13 @@ func (t *tenant) handler(s *Syncer, k kind) cache.ResourceEventHandler {
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { handle(obj) },
-		UpdateFunc: func(_, obj any) { handle(obj) },
+		AddFunc:    func(obj any) { handle(obj, true) },
+		UpdateFunc: func(_, obj any) { handle(obj, false) },
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			handle(obj)
+			handle(obj, false)
 		},
 	}
 }

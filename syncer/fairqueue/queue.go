@@ -12,7 +12,8 @@ import (
 //
 // Contract, per (tenant, item) pair, the same as client-go's workqueue: an item added while it
 // is queued is queued once; an item added while it is being processed (between Get and Done) is
-// queued again only when Done is called, so no two workers handle it at once. Across tenants,
+// queued again only when Done is called, so no two workers handle it at once. Within a tenant,
+// items queued with AddUrgent come out before those queued with Add, each lane in order. Across tenants,
 // Get serves the tenants with queued items in turn, one item each, except that a tenant with
 // fewer items being processed goes first, and with LimitPerTenant no tenant has more than that
 // many items in processing: a tenant whose items take long (a flood of creates against a busy
@@ -37,11 +38,13 @@ type Key[T comparable] struct {
 }
 
 type subQueue[T comparable] struct {
-	queue      []entry[T]
-	dirty      map[T]struct{} // queued or to be queued again after Done
-	processing map[T]struct{}
-	inRing     bool
+	urgent, queue []entry[T] // the two lanes: urgent is served first
+	dirty         map[T]bool // queued or to be queued again after Done; true: in the urgent lane
+	processing    map[T]struct{}
+	inRing        bool
 }
+
+func (s *subQueue[T]) queued() int { return len(s.urgent) + len(s.queue) }
 
 // entry is a queued item and when it was queued.
 type entry[T comparable] struct {
@@ -61,7 +64,15 @@ func New[T comparable](baseDelay, maxDelay time.Duration) *Queue[T] {
 }
 
 // Add queues item for tenant unless it is queued already.
-func (q *Queue[T]) Add(tenant string, item T) {
+func (q *Queue[T]) Add(tenant string, item T) { q.add(tenant, item, false) }
+
+// AddUrgent queues item for tenant ahead of the tenant's items queued with Add (behind its other
+// urgent ones) unless it is queued already; an item already queued keeps its place. The syncer
+// queues new tenant objects so: their super copies are what a tenant waits for, while the
+// status, events and nodes that follow may wait behind them.
+func (q *Queue[T]) AddUrgent(tenant string, item T) { q.add(tenant, item, true) }
+
+func (q *Queue[T]) add(tenant string, item T, urgent bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shutdown {
@@ -69,21 +80,25 @@ func (q *Queue[T]) Add(tenant string, item T) {
 	}
 	s := q.tenants[tenant]
 	if s == nil {
-		s = &subQueue[T]{dirty: map[T]struct{}{}, processing: map[T]struct{}{}}
+		s = &subQueue[T]{dirty: map[T]bool{}, processing: map[T]struct{}{}}
 		q.tenants[tenant] = s
 	}
 	if _, ok := s.dirty[item]; ok {
 		return
 	}
-	s.dirty[item] = struct{}{}
+	s.dirty[item] = urgent
 	if _, ok := s.processing[item]; ok {
 		return
 	}
-	q.push(tenant, s, item)
+	q.push(tenant, s, item, urgent)
 }
 
-func (q *Queue[T]) push(tenant string, s *subQueue[T], item T) {
-	s.queue = append(s.queue, entry[T]{item, time.Now()})
+func (q *Queue[T]) push(tenant string, s *subQueue[T], item T, urgent bool) {
+	if urgent {
+		s.urgent = append(s.urgent, entry[T]{item, time.Now()})
+	} else {
+		s.queue = append(s.queue, entry[T]{item, time.Now()})
+	}
 	if !s.inRing {
 		s.inRing = true
 		q.ring = append(q.ring, tenant)
@@ -133,18 +148,24 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	tenant := q.ring[next]
 	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
-	e := s.queue[0]
+	lane := &s.queue
+	if len(s.urgent) > 0 {
+		lane = &s.urgent
+	}
+	e := (*lane)[0]
 	item := e.item
-	s.queue[0] = entry[T]{}
+	(*lane)[0] = entry[T]{}
+	*lane = (*lane)[1:]
+	if len(*lane) == 0 {
+		*lane = nil // let the backing array of a drained flood go
+	}
 	if q.onWait != nil {
 		q.onWait(tenant, time.Since(e.at))
 	}
-	s.queue = s.queue[1:]
-	if len(s.queue) > 0 {
+	if s.queued() > 0 {
 		q.ring = append(q.ring, tenant)
 	} else {
 		s.inRing = false
-		s.queue = nil // let the backing array of a drained flood go
 	}
 	delete(s.dirty, item)
 	s.processing[item] = struct{}{}
@@ -175,8 +196,8 @@ func (q *Queue[T]) Done(tenant string, item T) {
 		return
 	}
 	delete(s.processing, item)
-	if _, ok := s.dirty[item]; ok && !q.shutdown {
-		q.push(tenant, s, item)
+	if urgent, ok := s.dirty[item]; ok && !q.shutdown {
+		q.push(tenant, s, item, urgent)
 	} else if q.perTenant > 0 && s.inRing {
 		q.cond.Signal() // the tenant may have been at its limit with items queued: a waiting worker may take one
 	}
@@ -196,7 +217,7 @@ func (q *Queue[T]) Len(tenant string) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if s := q.tenants[tenant]; s != nil {
-		return len(s.queue)
+		return s.queued()
 	}
 	return 0
 }
@@ -251,8 +272,10 @@ func (q *Queue[T]) CountBy(tenant string, f func(T) string) map[string]int {
 	defer q.mu.Unlock()
 	out := map[string]int{}
 	if s := q.tenants[tenant]; s != nil {
-		for _, e := range s.queue {
-			out[f(e.item)]++
+		for _, lane := range [][]entry[T]{s.urgent, s.queue} {
+			for _, e := range lane {
+				out[f(e.item)]++
+			}
 		}
 	}
 	return out

@@ -66,6 +66,69 @@ func TestRoundRobin(t *testing.T) {
 	}
 }
 
+func TestUrgentLane(t *testing.T) {
+	type add struct {
+		tenant, item string
+		urgent       bool
+	}
+	cases := map[string]struct {
+		adds []add
+		want []string
+	}{
+		"urgent items go first, each lane in order": {
+			adds: []add{{"a", "s1", false}, {"a", "s2", false}, {"a", "n1", true}, {"a", "n2", true}},
+			want: []string{"a/n1", "a/n2", "a/s1", "a/s2"},
+		},
+		"an item queued already keeps its place": {
+			adds: []add{{"a", "s1", false}, {"a", "s2", false}, {"a", "s2", true}},
+			want: []string{"a/s1", "a/s2"},
+		},
+		"an urgent item queued already stays urgent": {
+			adds: []add{{"a", "s1", false}, {"a", "n1", true}, {"a", "n1", false}},
+			want: []string{"a/n1", "a/s1"},
+		},
+		"tenants still alternate": {
+			adds: []add{{"a", "s1", false}, {"a", "s2", false}, {"b", "s1", false}, {"a", "n1", true}},
+			want: []string{"a/n1", "b/s1", "a/s1", "a/s2"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			q := newQueue()
+			for _, a := range tc.adds {
+				if a.urgent {
+					q.AddUrgent(a.tenant, a.item)
+				} else {
+					q.Add(a.tenant, a.item)
+				}
+			}
+			if n := q.Len("a") + q.Len("b"); n != len(tc.want) {
+				t.Errorf("%d items queued, want %d", n, len(tc.want))
+			}
+			if diff := cmp.Diff(tc.want, drain(t, q, len(tc.want))); diff != "" {
+				t.Errorf("order (-want +got):\n%s", diff)
+			}
+			if n := q.Len("a") + q.Len("b"); n != 0 {
+				t.Errorf("%d items left after draining", n)
+			}
+		})
+	}
+}
+
+// TestUrgentAddedWhileProcessing: an item added urgently while it is being processed is queued
+// in the urgent lane when it is done.
+func TestUrgentAddedWhileProcessing(t *testing.T) {
+	q := newQueue()
+	q.Add("a", "x")
+	k, _ := q.Get()
+	q.Add("a", "s1")
+	q.AddUrgent("a", "x")
+	q.Done(k.Tenant, k.Item)
+	if diff := cmp.Diff([]string{"a/x", "a/s1"}, drain(t, q, 2)); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+}
+
 // TestFloodDoesNotStarve: tenant "flood" queues 10,000 keys, then "quiet" queues one. The quiet
 // key must come out within two Gets, not after the flood.
 func TestFloodDoesNotStarve(t *testing.T) {
