@@ -22,9 +22,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vnest_syncer_queue_depth", Help: "Keys waiting in the fair queue, by tenant and kind.",
 		}, []string{"tenant", "kind"}),
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "vnest_syncer_queue_wait_seconds", Help: "Time a key waited in the fair queue for a worker, by tenant.",
+			Name: "vnest_syncer_queue_wait_seconds", Help: "Time a key waited in the fair queue for a worker, by tenant and lane (new: a tenant object just created; update: the rest).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
-		}, []string{"tenant"}),
+		}, []string{"tenant", "lane"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "vnest_syncer_sync_duration_seconds", Help: "Time to reconcile one key, by tenant and kind.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
@@ -58,8 +58,12 @@ func (m *metrics) observe(tenant string, k kind, d time.Duration, err error) {
 	}
 }
 
-func (m *metrics) queueWait(tenant string, d time.Duration) {
-	m.wait.WithLabelValues(tenant).Observe(d.Seconds())
+func (m *metrics) queueWait(tenant string, urgent bool, d time.Duration) {
+	lane := "update"
+	if urgent {
+		lane = "new"
+	}
+	m.wait.WithLabelValues(tenant, lane).Observe(d.Seconds())
 }
 
 func (m *metrics) patrolDrift(tenant string, k kind, n int) {
@@ -71,6 +75,7 @@ func (m *metrics) patrolDrift(tenant string, k kind, n int) {
 func (m *metrics) forgetTenant(tenant string) {
 	l := prometheus.Labels{"tenant": tenant}
 	m.depth.DeletePartialMatch(l)
+	m.wait.DeletePartialMatch(l)
 	m.latency.DeletePartialMatch(l)
 	m.errors.DeletePartialMatch(l)
 	m.drift.DeletePartialMatch(l)

@@ -26,7 +26,7 @@ type Queue[T comparable] struct {
 	shutdown bool
 
 	limiter workqueue.TypedRateLimiter[Key[T]]
-	onWait  func(tenant string, wait time.Duration)
+	onWait  func(tenant string, urgent bool, wait time.Duration)
 	// perTenant is the most items one tenant has in processing at once; 0 is no limit.
 	perTenant int
 }
@@ -148,8 +148,8 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	tenant := q.ring[next]
 	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
-	lane := &s.queue
-	if len(s.urgent) > 0 {
+	lane, urgent := &s.queue, len(s.urgent) > 0
+	if urgent {
 		lane = &s.urgent
 	}
 	e := (*lane)[0]
@@ -160,7 +160,7 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 		*lane = nil // let the backing array of a drained flood go
 	}
 	if q.onWait != nil {
-		q.onWait(tenant, time.Since(e.at))
+		q.onWait(tenant, urgent, time.Since(e.at))
 	}
 	if s.queued() > 0 {
 		q.ring = append(q.ring, tenant)
@@ -258,9 +258,10 @@ func (q *Queue[T]) ShutDown() {
 	q.cond.Broadcast()
 }
 
-// OnWait has f told, for every item Get hands out, how long it waited in the queue (since it
-// was queued, or queued again after Done). Set it before the first Get.
-func (q *Queue[T]) OnWait(f func(tenant string, wait time.Duration)) {
+// OnWait has f told, for every item Get hands out, whether it came from the urgent lane and how
+// long it waited in the queue (since it was queued, or queued again after Done). Set it before
+// the first Get.
+func (q *Queue[T]) OnWait(f func(tenant string, urgent bool, wait time.Duration)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.onWait = f

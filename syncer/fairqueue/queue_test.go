@@ -322,16 +322,19 @@ func TestShutDownUnblocksGet(t *testing.T) {
 
 func TestOnWaitReportsTimeQueued(t *testing.T) {
 	q := New[string](time.Millisecond, time.Second)
-	waits := map[string]time.Duration{}
-	q.OnWait(func(tenant string, d time.Duration) { waits[tenant] = d })
+	waits, urgent := map[string]time.Duration{}, map[string]bool{}
+	q.OnWait(func(tenant string, u bool, d time.Duration) { waits[tenant], urgent[tenant] = d, u })
 	q.Add("a", "x")
 	time.Sleep(20 * time.Millisecond)
-	q.Add("b", "y")
+	q.AddUrgent("b", "y")
 	for range 2 {
 		k, _ := q.Get()
 		q.Done(k.Tenant, k.Item)
 	}
 	if waits["a"] < 20*time.Millisecond || waits["b"] >= 20*time.Millisecond {
 		t.Errorf("waits %v: want a ≥ 20ms (queued before the sleep), b < 20ms", waits)
+	}
+	if urgent["a"] || !urgent["b"] {
+		t.Errorf("urgent %v: want a false (Add), b true (AddUrgent)", urgent)
 	}
 }

@@ -306,7 +306,7 @@ type series struct {
 	samples []sample
 	cpu     cpuUse
 	work    map[string]work // the syncer's for the series' tenant, by kind
-	wait    queueWait       // the series' tenant's keys in the syncer's fair queue
+	wait    queueWaits      // the series' tenant's keys in the syncer's fair queue
 	disk    diskSyncs
 }
 
@@ -328,23 +328,36 @@ func measureSeries(b *testing.B, super *superCluster, syncer *syncerProcess, t *
 	return s
 }
 
-// queueWait is how long a tenant's keys waited in the syncer's fair queue during a phase, from
-// the histogram vnest_syncer_queue_wait_seconds.
+// queueWait is how long a tenant's keys of one lane of the syncer's fair queue waited there
+// during a phase, from the histogram vnest_syncer_queue_wait_seconds.
 type queueWait struct {
+	lane          string
 	keys, seconds float64
 	p99           float64 // upper bound of the bucket holding the 99th percentile, seconds
 }
 
-func queueWaitOf(before, after metricSamples, tenant string) queueWait {
-	h := histogramOf(before, after, "vnest_syncer_queue_wait_seconds", `tenant="`+tenant+`"`)
-	return queueWait{keys: h.count, seconds: h.sum, p99: h.quantile(0.99)}
+// queueWaits are a tenant's queue waits, new objects' lane first.
+type queueWaits []queueWait
+
+func queueWaitOf(before, after metricSamples, tenant string) queueWaits {
+	var out queueWaits
+	for _, lane := range []string{"new", "update"} {
+		h := histogramOf(before, after, "vnest_syncer_queue_wait_seconds", `tenant="`+tenant+`"`, `lane="`+lane+`"`)
+		out = append(out, queueWait{lane: lane, keys: h.count, seconds: h.sum, p99: h.quantile(0.99)})
+	}
+	return out
 }
 
-func (w queueWait) String() string {
-	if w.keys == 0 {
-		return "queue wait: no keys"
+func (ws queueWaits) String() string {
+	var out []string
+	for _, w := range ws {
+		if w.keys == 0 {
+			out = append(out, fmt.Sprintf("no keys in lane %s", w.lane))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%.0f keys in lane %s mean %.1f ms, p99 ≤ %.1f ms", w.keys, w.lane, 1000*w.seconds/w.keys, 1000*w.p99))
 	}
-	return fmt.Sprintf("queue wait of its %.0f keys mean %.1f ms, p99 ≤ %.1f ms", w.keys, 1000*w.seconds/w.keys, 1000*w.p99)
+	return "queue wait: " + strings.Join(out, ", ")
 }
 
 // latencies are the sorted durations f gives for each sample.
