@@ -38,11 +38,17 @@ type Key[T comparable] struct {
 }
 
 type subQueue[T comparable] struct {
-	urgent, queue []entry[T] // the two lanes: urgent is served first
+	urgent, queue []entry[T] // the two lanes: urgent is served first, up to urgentRun in a row
 	dirty         map[T]bool // queued or to be queued again after Done; true: in the urgent lane
 	processing    map[T]struct{}
 	inRing        bool
+	urgentServed  int // urgent items handed out in a row while the other lane had items
 }
+
+// urgentRun is how many urgent items a tenant's sub-queue hands out in a row while it has other
+// items queued: a tenant that keeps creating objects still gets a quarter of its turns for the
+// status and events of those it created before.
+const urgentRun = 3
 
 func (s *subQueue[T]) queued() int { return len(s.urgent) + len(s.queue) }
 
@@ -67,7 +73,8 @@ func New[T comparable](baseDelay, maxDelay time.Duration) *Queue[T] {
 func (q *Queue[T]) Add(tenant string, item T) { q.add(tenant, item, false) }
 
 // AddUrgent queues item for tenant ahead of the tenant's items queued with Add (behind its other
-// urgent ones) unless it is queued already; an item already queued keeps its place. The syncer
+// urgent ones; every urgentRun urgent items one of the others goes) unless it is queued
+// already; an item already queued keeps its place. The syncer
 // queues new tenant objects so: their super copies are what a tenant waits for, while the
 // status, events and nodes that follow may wait behind them.
 func (q *Queue[T]) AddUrgent(tenant string, item T) { q.add(tenant, item, true) }
@@ -148,9 +155,15 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	tenant := q.ring[next]
 	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
-	lane, urgent := &s.queue, len(s.urgent) > 0
-	if urgent {
+	lane, urgent := &s.queue, len(s.urgent) > 0 && (len(s.queue) == 0 || s.urgentServed < urgentRun)
+	switch {
+	case urgent:
 		lane = &s.urgent
+		if len(s.queue) > 0 {
+			s.urgentServed++
+		}
+	default:
+		s.urgentServed = 0
 	}
 	e := (*lane)[0]
 	item := e.item

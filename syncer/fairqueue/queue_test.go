@@ -79,6 +79,11 @@ func TestUrgentLane(t *testing.T) {
 			adds: []add{{"a", "s1", false}, {"a", "s2", false}, {"a", "n1", true}, {"a", "n2", true}},
 			want: []string{"a/n1", "a/n2", "a/s1", "a/s2"},
 		},
+		"every fourth item is an update while updates wait": {
+			adds: []add{{"a", "s1", false}, {"a", "s2", false}, {"a", "n1", true}, {"a", "n2", true}, {"a", "n3", true}, {"a", "n4", true},
+				{"a", "n5", true}, {"a", "n6", true}, {"a", "n7", true}},
+			want: []string{"a/n1", "a/n2", "a/n3", "a/s1", "a/n4", "a/n5", "a/n6", "a/s2", "a/n7"},
+		},
 		"an item queued already keeps its place": {
 			adds: []add{{"a", "s1", false}, {"a", "s2", false}, {"a", "s2", true}},
 			want: []string{"a/s1", "a/s2"},
