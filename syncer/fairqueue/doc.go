@@ -7,7 +7,9 @@
 // rest stay free, so another tenant's key starts as soon as it is queued. Within a tenant there
 // are two lanes: keys queued with AddUrgent (the syncer's: tenant objects just created) go before
 // those queued with Add (changes, status, events), three in a row at most while the others wait,
-// so a tenant's new pod does not queue behind the status of its earlier ones.
+// so a tenant's new pod does not queue behind the status of its earlier ones; and a tenant at
+// its limit with only updates in processing may have one urgent item more in processing, so the
+// new pod does not wait for a slow update either.
 //
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

@@ -40,9 +40,10 @@ type Key[T comparable] struct {
 type subQueue[T comparable] struct {
 	urgent, queue []entry[T] // the two lanes: urgent is served first, up to urgentRun in a row
 	dirty         map[T]bool // queued or to be queued again after Done; true: in the urgent lane
-	processing    map[T]struct{}
+	processing    map[T]bool // true: handed out from the urgent lane
 	inRing        bool
 	urgentServed  int // urgent items handed out in a row while the other lane had items
+	urgentBusy    int // items of the urgent lane in processing
 }
 
 // urgentRun is how many urgent items a tenant's sub-queue hands out in a row while it has other
@@ -87,7 +88,7 @@ func (q *Queue[T]) add(tenant string, item T, urgent bool) {
 	}
 	s := q.tenants[tenant]
 	if s == nil {
-		s = &subQueue[T]{dirty: map[T]bool{}, processing: map[T]struct{}{}}
+		s = &subQueue[T]{dirty: map[T]bool{}, processing: map[T]bool{}}
 		q.tenants[tenant] = s
 	}
 	if _, ok := s.dirty[item]; ok {
@@ -134,8 +135,8 @@ func (q *Queue[T]) Forget(tenant string, item T) {
 }
 
 // Get blocks until an item may be handed out and returns it with its tenant. Of the tenants with
-// queued items and fewer than the per-tenant limit in processing, the one with the fewest in
-// processing goes first, ties in turn. shutdown is true once ShutDown was called; the other
+// queued items that may be served (servable), the one with the fewest in processing goes first,
+// ties in turn. shutdown is true once ShutDown was called; the other
 // results are then zero.
 func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	q.mu.Lock()
@@ -155,10 +156,12 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	tenant := q.ring[next]
 	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
-	lane, urgent := &s.queue, len(s.urgent) > 0 && (len(s.queue) == 0 || s.urgentServed < urgentRun)
+	_, urgentOnly := q.servable(s)
+	lane, urgent := &s.queue, urgentOnly || len(s.urgent) > 0 && (len(s.queue) == 0 || s.urgentServed < urgentRun)
 	switch {
 	case urgent:
 		lane = &s.urgent
+		s.urgentBusy++
 		if len(s.queue) > 0 {
 			s.urgentServed++
 		}
@@ -181,7 +184,7 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 		s.inRing = false
 	}
 	delete(s.dirty, item)
-	s.processing[item] = struct{}{}
+	s.processing[item] = urgent
 	return Key[T]{tenant, item}, false
 }
 
@@ -189,15 +192,29 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 func (q *Queue[T]) pick() int {
 	next := -1
 	for i, t := range q.ring {
-		n := len(q.tenants[t].processing)
-		if q.perTenant > 0 && n >= q.perTenant {
+		s := q.tenants[t]
+		if ok, _ := q.servable(s); !ok {
 			continue
 		}
-		if next < 0 || n < len(q.tenants[q.ring[next]].processing) {
+		if next < 0 || len(s.processing) < len(q.tenants[q.ring[next]].processing) {
 			next = i
 		}
 	}
 	return next
+}
+
+// servable is whether Get may hand out one of s's queued items: while s has fewer items in
+// processing than the per-tenant limit, and one more when it is urgent and none of s's urgent
+// items is in processing (urgentOnly), so that a new object does not wait for the tenant's slow
+// updates while a flood's creates still take no more than the limit.
+func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
+	switch n := len(s.processing); {
+	case q.perTenant <= 0 || n < q.perTenant:
+		return true, false
+	case n == q.perTenant && len(s.urgent) > 0 && s.urgentBusy == 0:
+		return true, true
+	}
+	return false, false
 }
 
 // Done marks item as processed; if it was added meanwhile, it is queued again.
@@ -208,6 +225,9 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	if s == nil {
 		return
 	}
+	if wasUrgent, ok := s.processing[item]; ok && wasUrgent {
+		s.urgentBusy--
+	}
 	delete(s.processing, item)
 	if urgent, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item, urgent)
@@ -216,9 +236,9 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	}
 }
 
-// LimitPerTenant keeps any one tenant from having more than n items in processing at once, so
-// the other workers stay free for the other tenants; n ≤ 0 is no limit. Set it before the first
-// Get.
+// LimitPerTenant keeps any one tenant from having more than n items in processing at once (n+1
+// when the last is urgent and the n are not), so the other workers stay free for the other
+// tenants; n ≤ 0 is no limit. Set it before the first Get.
 func (q *Queue[T]) LimitPerTenant(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

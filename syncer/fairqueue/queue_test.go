@@ -232,6 +232,66 @@ func TestLimitPerTenant(t *testing.T) {
 	}
 }
 
+// TestUrgentSlotOverLimit: with a limit of 2 held by two updates, a tenant's urgent item is
+// still handed out (a third in processing), but not a second urgent one while the first is in
+// processing; once it is done, the next urgent item goes. A tenant whose items in processing are
+// urgent gets no extra slot.
+func TestUrgentSlotOverLimit(t *testing.T) {
+	q := newQueue()
+	q.LimitPerTenant(2)
+	for i := range 3 {
+		q.Add("a", fmt.Sprint("s", i))
+	}
+	q.Get()
+	q.Get() // two updates in processing: at the limit
+	got := make(chan string, 1)
+	getAsync := func(q *Queue[string]) {
+		go func() {
+			k, _ := q.Get()
+			got <- k.Tenant + "/" + k.Item
+		}()
+	}
+	wait := func(want string) {
+		t.Helper()
+		select {
+		case k := <-got:
+			if k != want {
+				t.Fatalf("Get = %s, want %s", k, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Get blocked, want %s", want)
+		}
+	}
+	blocked := func() {
+		t.Helper()
+		select {
+		case k := <-got:
+			t.Fatalf("Get = %s, want it to wait", k)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	q.AddUrgent("a", "n1")
+	q.AddUrgent("a", "n2")
+	getAsync(q)
+	wait("a/n1") // over the limit: the extra slot
+	getAsync(q)
+	blocked() // n1 holds the extra slot
+	q.Done("a", "n1")
+	wait("a/n2")
+
+	b := newQueue()
+	b.LimitPerTenant(2)
+	for i := range 3 {
+		b.AddUrgent("b", fmt.Sprint("n", i))
+	}
+	b.Get()
+	b.Get()
+	getAsync(b)
+	blocked() // its two in processing are urgent: no extra slot
+	b.Done("b", "n0")
+	wait("b/n2")
+}
+
 // TestConcurrentWorkers: with several workers and producers, every added item is processed,
 // and never by two workers at once (run it with -race).
 func TestConcurrentWorkers(t *testing.T) {
