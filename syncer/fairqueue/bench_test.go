@@ -2,6 +2,9 @@ package fairqueue
 
 import (
 	"fmt"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,4 +22,95 @@ func BenchmarkAddGetDone(b *testing.B) {
 		k, _ := q.Get()
 		q.Done(k.Tenant, k.Item)
 	}
+}
+
+// BenchmarkQuietTenantUnderFlood models the syncer's queue during BenchmarkSyncer's fairness
+// phase, with sleeps for syncs, so the machine's speed does not enter: 16 workers, at most 2 per
+// tenant; a flooding tenant queues 2,000 creates at once; a quiet tenant creates a pod every
+// 100 ms for 5 s, and each of its creates, once synced, queues 8 updates (status, node, event…);
+// every sync takes 30 ms. The quiet tenant's demand (9 keys × 10/s × 30 ms = 2.7 workers) is
+// over its 2, as it was under the flood on this machine. Reported: how long its creates waited
+// for a worker, p50 and p99, with creates queued by AddUrgent (what the syncer does) and, for
+// comparison, by Add (one lane).
+func BenchmarkQuietTenantUnderFlood(b *testing.B) {
+	for range b.N {
+		for _, lane := range []struct {
+			name   string
+			urgent bool
+		}{{"urgent", true}, {"fifo", false}} {
+			p50, p99 := quietCreateWaits(lane.urgent)
+			b.ReportMetric(float64(p50.Microseconds())/1000, "ms-p50-"+lane.name)
+			b.ReportMetric(float64(p99.Microseconds())/1000, "ms-p99-"+lane.name)
+		}
+	}
+}
+
+func quietCreateWaits(urgent bool) (p50, p99 time.Duration) {
+	const (
+		workers, perTenant = 16, 2
+		floodCreates       = 2000
+		quietCreates       = 50
+		updatesPerCreate   = 8
+		syncTime           = 30 * time.Millisecond
+		gap                = 100 * time.Millisecond
+	)
+	q := New[string](time.Millisecond, time.Second)
+	q.LimitPerTenant(perTenant)
+	add := func(tenant, item string, isNew bool) {
+		if isNew && urgent {
+			q.AddUrgent(tenant, item)
+		} else {
+			q.Add(tenant, item)
+		}
+	}
+	for i := range floodCreates {
+		add("flood", fmt.Sprint("create-", i), true)
+	}
+	var mu sync.Mutex
+	queuedAt := map[string]time.Time{}
+	var waits []time.Duration
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				k, shutdown := q.Get()
+				if shutdown {
+					return
+				}
+				if n, ok := strings.CutPrefix(k.Item, "create-"); ok && k.Tenant == "quiet" {
+					mu.Lock()
+					waits = append(waits, time.Since(queuedAt[k.Item]))
+					mu.Unlock()
+					time.Sleep(syncTime)
+					for u := range updatesPerCreate {
+						add("quiet", fmt.Sprintf("update-%s-%d", n, u), false)
+					}
+				} else {
+					time.Sleep(syncTime)
+				}
+				q.Done(k.Tenant, k.Item)
+			}
+		})
+	}
+	for i := range quietCreates {
+		item := fmt.Sprint("create-", i)
+		mu.Lock()
+		queuedAt[item] = time.Now()
+		mu.Unlock()
+		add("quiet", item, true)
+		time.Sleep(gap)
+	}
+	for {
+		mu.Lock()
+		done := len(waits) == quietCreates
+		mu.Unlock()
+		if done {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	q.ShutDown()
+	wg.Wait()
+	slices.Sort(waits)
+	return waits[len(waits)/2], waits[len(waits)*99/100]
 }
