@@ -12,12 +12,14 @@ import (
 //
 // Contract, per (tenant, item) pair, the same as client-go's workqueue: an item added while it
 // is queued is queued once; an item added while it is being processed (between Get and Done) is
-// queued again only when Done is called, so no two workers handle it at once. Within a tenant,
-// items queued with AddUrgent come out before those queued with Add, each lane in order. Across tenants,
-// Get serves the tenants with queued items in turn, one item each, except that a tenant with
-// fewer items being processed goes first, and with LimitPerTenant no tenant has more than that
-// many items in processing: a tenant whose items take long (a flood of creates against a busy
-// apiserver) cannot hold every worker while another tenant waits.
+// queued again only when Done is called, so no two workers handle it at once. Within a
+// tenant, items queued with AddUrgent come out before those queued with Add (at most urgentRun
+// in a row while the others wait), each lane in order. Across tenants, Get serves the tenants
+// with queued items in turn, one item each, except that a tenant with fewer items being
+// processed goes first, and with LimitPerTenant no tenant has more than that many items in
+// processing (one more if it is urgent and the others are not): a tenant whose items take long
+// (a flood of creates against a busy apiserver) cannot hold every worker while another tenant
+// waits.
 type Queue[T comparable] struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -74,10 +76,10 @@ func New[T comparable](baseDelay, maxDelay time.Duration) *Queue[T] {
 func (q *Queue[T]) Add(tenant string, item T) { q.add(tenant, item, false) }
 
 // AddUrgent queues item for tenant ahead of the tenant's items queued with Add (behind its other
-// urgent ones; every urgentRun urgent items one of the others goes) unless it is queued
-// already; an item already queued keeps its place. The syncer
-// queues new tenant objects so: their super copies are what a tenant waits for, while the
-// status, events and nodes that follow may wait behind them.
+// urgent ones; after urgentRun urgent items one of the others goes) unless it is queued
+// already; an item already queued keeps its place. The syncer queues new tenant objects so:
+// their super copies are what a tenant waits for, while the status, events and nodes that
+// follow may wait behind them.
 func (q *Queue[T]) AddUrgent(tenant string, item T) { q.add(tenant, item, true) }
 
 func (q *Queue[T]) add(tenant string, item T, urgent bool) {
@@ -136,8 +138,7 @@ func (q *Queue[T]) Forget(tenant string, item T) {
 
 // Get blocks until an item may be handed out and returns it with its tenant. Of the tenants with
 // queued items that may be served (servable), the one with the fewest in processing goes first,
-// ties in turn. shutdown is true once ShutDown was called; the other
-// results are then zero.
+// ties in turn. shutdown is true once ShutDown was called; the other results are then zero.
 func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -157,7 +158,8 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
 	_, urgentOnly := q.servable(s)
-	lane, urgent := &s.queue, urgentOnly || len(s.urgent) > 0 && (len(s.queue) == 0 || s.urgentServed < urgentRun)
+	urgent := urgentOnly || len(s.urgent) > 0 && (len(s.queue) == 0 || s.urgentServed < urgentRun)
+	lane := &s.queue
 	switch {
 	case urgent:
 		lane = &s.urgent
