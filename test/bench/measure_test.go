@@ -389,6 +389,41 @@ func (u cpuUse) String() string {
 		total, u.wall.Seconds(), runtime.NumCPU(), strings.Join(parts, ", "), max(0, u.machine-total), u.stolen)
 }
 
+// stealLimit is the share of a phase's CPU time (wall time × cores) the VM's host may take away
+// before the phase measured the host rather than vnest: on this machine a quiet host took
+// under 1%, a busy one up to 64%.
+const stealLimit = 0.03
+
+// hostBusy says how much the VM's host took away during the phase when that was over
+// stealLimit, else "".
+func (u cpuUse) hostBusy() string {
+	avail := u.wall.Seconds() * float64(runtime.NumCPU())
+	if avail <= 0 || u.stolen <= stealLimit*avail {
+		return ""
+	}
+	return fmt.Sprintf("the VM's host took %.1f CPU-s (%.0f%%) during a phase", u.stolen, 100*u.stolen/avail)
+}
+
+// judge is the verdict on a goal: "met" or "NOT met", except that a figure measured while
+// something disturbed the machine (reasons, "" for none) is no pass: "not valid: …".
+func judge(ok bool, reasons ...string) string {
+	var why []string
+	for _, r := range reasons {
+		if r != "" {
+			why = append(why, r)
+		}
+	}
+	switch {
+	case len(why) == 0 && ok:
+		return "met"
+	case len(why) == 0:
+		return "NOT met"
+	case ok:
+		return "not valid: " + strings.Join(why, "; ")
+	}
+	return "NOT met; " + strings.Join(why, "; ")
+}
+
 // machineCPU is the busy time of all CPUs since boot in seconds, and the time the hypervisor
 // ran something else while a CPU of this VM had work (steal), from /proc/stat.
 func machineCPU() (busy, stolen float64) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // TestHistogramOf: a histogram's gain between two scrapes, its quantiles (bucket upper bounds)
@@ -42,4 +43,32 @@ func walFsyncs(t *testing.T, le1ms, le8ms, le128ms, le1s int, sum float64) metri
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestJudge: a disturbed figure is never a pass, and a phase is disturbed when the host took
+// more than stealLimit of its CPU time.
+func TestJudge(t *testing.T) {
+	quiet := cpuUse{wall: 10 * time.Second, stolen: 0.1}.hostBusy()
+	busy := cpuUse{wall: 10 * time.Second, stolen: 5}.hostBusy()
+	if quiet != "" {
+		t.Errorf("0.1 CPU-s of 10 s stolen: hostBusy = %q, want none", quiet)
+	}
+	if busy == "" {
+		t.Error("5 CPU-s of 10 s stolen: hostBusy = \"\", want a reason")
+	}
+	cases := []struct {
+		ok      bool
+		reasons []string
+		want    string
+	}{
+		{true, nil, "met"},
+		{false, []string{""}, "NOT met"},
+		{true, []string{"", "the disk"}, "not valid: the disk"},
+		{false, []string{"the disk", "the host"}, "NOT met; the disk; the host"},
+	}
+	for _, c := range cases {
+		if got := judge(c.ok, c.reasons...); got != c.want {
+			t.Errorf("judge(%v, %q) = %q, want %q", c.ok, c.reasons, got, c.want)
+		}
+	}
 }

@@ -603,28 +603,24 @@ func (r *results) report(b *testing.B) {
 	b.ReportMetric(ms(floodedP99), "ms-quiet-p99-flooded")
 	b.ReportMetric(fairness, "x-fairness-ratio")
 
-	verdict := func(ok bool) string {
-		if ok {
-			return "met"
-		}
-		return "NOT met"
-	}
-	// A series during which the disk stalled measured the disk: the figure it gives does not
-	// count as a pass (the note says why).
-	stalled := func(s series, ok bool) string {
-		if d := s.disk.stall(); d > 0 {
-			if ok {
-				return fmt.Sprintf("not valid: an etcd WAL fsync took up to %.0f ms during a series", 1000*d)
+	// A series during which the disk stalled measured the disk, and a phase during which the
+	// VM's host took the CPUs away measured the host: the figures they give do not count as a
+	// pass (the verdict says why).
+	disturbed := func(ss ...series) []string {
+		var out []string
+		for _, s := range ss {
+			if d := s.disk.stall(); d > 0 {
+				out = append(out, fmt.Sprintf("an etcd WAL fsync took up to %.0f ms during a series", 1000*d))
 			}
-			return fmt.Sprintf("NOT met; an etcd WAL fsync took up to %.0f ms during a series", 1000*d)
+			out = append(out, s.cpu.hostBusy())
 		}
-		return verdict(ok)
+		return out
 	}
 	var s strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&s, format+"\n", args...) }
 	p("=== Syncer benchmark: %d tenants, %d simulated nodes, syncer flags %q, tenant CPU limit %q", benchTenants, simNodes, syncerFlags(), tenantCPULimit())
 	p("1. Throughput, %d pods, first create → all Running: direct %.1f s, through the syncer %.1f s: ratio %.2f× (goal ≤ %.2f×: %s)",
-		r.tenant.pods, r.direct.allIn.Seconds(), r.tenant.allIn.Seconds(), ratio, goalThroughputRatio, verdict(ratio <= goalThroughputRatio))
+		r.tenant.pods, r.direct.allIn.Seconds(), r.tenant.allIn.Seconds(), ratio, goalThroughputRatio, judge(ratio <= goalThroughputRatio, r.direct.cpu.hostBusy(), r.tenant.cpu.hostBusy()))
 	for _, ph := range []struct {
 		name string
 		t    throughput
@@ -634,17 +630,17 @@ func (r *results) report(b *testing.B) {
 		p("   %s: requests served by the super apiserver %s; by the tenants' %s", ph.name, ph.t.superRequests, ph.t.tenantRequests)
 	}
 	p("2. Tenant create → super pod in a super watch, %d pods one at a time: %s (goal p99 ≤ %v: %s)",
-		len(lat), r.latency.describe(), goalLatencyP99, stalled(r.latency, percentile(lat, 0.99) <= goalLatencyP99))
+		len(lat), r.latency.describe(), goalLatencyP99, judge(percentile(lat, 0.99) <= goalLatencyP99, disturbed(r.latency)...))
 	p("   syncer work for the tenant: %s; %s; %s", workLine(r.latency.work), r.latency.wait, r.latency.cpu)
 	p("   the super cluster's disk meanwhile: %s", r.latency.disk)
 	p("3. Syncer memory, %d tenants and no pods → %d pods synced:", benchTenants, r.tenant.pods)
 	p("   live heap after a GC (reported) %.1f → %.1f MiB = %.1f KB/pod (goal ≤ %.0f KB: %s)",
-		r.memBefore.heapLive/(1<<20), r.memAfter.heapLive/(1<<20), liveKB, goalKBPerPod, verdict(liveKB <= goalKBPerPod))
+		r.memBefore.heapLive/(1<<20), r.memAfter.heapLive/(1<<20), liveKB, goalKBPerPod, judge(liveKB <= goalKBPerPod))
 	p("   heap in use %.1f → %.1f MiB = %.1f KB/pod; VmRSS %.1f → %.1f MiB = %.1f KB/pod; RssAnon %.1f → %.1f MiB",
 		r.memBefore.heapInuse/(1<<20), r.memAfter.heapInuse/(1<<20), inuseKB, r.memBefore.vmRSS/(1<<20), r.memAfter.vmRSS/(1<<20), rssKB,
 		r.memBefore.rssAnon/(1<<20), r.memAfter.rssAnon/(1<<20))
 	p("4. Fairness, quiet tenant %d pods at %v intervals, create → super pod: p99 flooded ÷ alone = %.2f× (goal ≤ %.1f×: %s)",
-		quietPods, quietInterval, fairness, goalFairnessRatio, stalled(r.quietAlone, fairness <= goalFairnessRatio))
+		quietPods, quietInterval, fairness, goalFairnessRatio, judge(fairness <= goalFairnessRatio, disturbed(r.quietAlone, r.quietFlooded)...))
 	for _, ph := range []struct {
 		name string
 		s    series
