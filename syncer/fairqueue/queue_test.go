@@ -179,6 +179,47 @@ func TestBusyTenantYields(t *testing.T) {
 	}
 }
 
+// backgroundGets runs Gets in the background and checks what they hand out.
+type backgroundGets struct {
+	t   *testing.T
+	got chan string
+}
+
+func newBackgroundGets(t *testing.T) *backgroundGets {
+	return &backgroundGets{t: t, got: make(chan string, 1)}
+}
+
+// start calls q.Get in the background.
+func (g *backgroundGets) start(q *Queue[string]) {
+	go func() {
+		k, _ := q.Get()
+		g.got <- k.Tenant + "/" + k.Item
+	}()
+}
+
+// expect waits for a Get to hand out want.
+func (g *backgroundGets) expect(want string) {
+	g.t.Helper()
+	select {
+	case k := <-g.got:
+		if k != want {
+			g.t.Fatalf("Get = %s, want %s", k, want)
+		}
+	case <-time.After(5 * time.Second):
+		g.t.Fatalf("Get blocked, want %s", want)
+	}
+}
+
+// expectBlocked checks that no Get hands anything out for a while.
+func (g *backgroundGets) expectBlocked() {
+	g.t.Helper()
+	select {
+	case k := <-g.got:
+		g.t.Fatalf("Get = %s, want it to wait", k)
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
 // TestLimitPerTenant: with a limit of 2, a third Get finds nothing it may hand out while the
 // flood holds two keys, though the flood has more queued; it waits, then serves the quiet
 // tenant's key when one comes, and the flood's next key once one of its keys is done.
@@ -193,40 +234,15 @@ func TestLimitPerTenant(t *testing.T) {
 			t.Fatalf("got %v, want a flood key", k)
 		}
 	}
-	got := make(chan string)
-	getAsync := func() {
-		go func() {
-			k, _ := q.Get()
-			got <- k.Tenant + "/" + k.Item
-		}()
-	}
-	expect := func(want string) {
-		t.Helper()
-		select {
-		case k := <-got:
-			if k != want {
-				t.Fatalf("Get = %s, want %s", k, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("Get blocked, want %s", want)
-		}
-	}
-	expectBlocked := func() {
-		t.Helper()
-		select {
-		case k := <-got:
-			t.Fatalf("Get = %s while the flood is at its limit and nothing else is queued", k)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	getAsync()
-	expectBlocked()
+	g := newBackgroundGets(t)
+	g.start(q)
+	g.expectBlocked() // the flood is at its limit and nothing else is queued
 	q.Add("quiet", "k")
-	expect("quiet/k")
-	getAsync()
-	expectBlocked()
+	g.expect("quiet/k")
+	g.start(q)
+	g.expectBlocked()
 	q.Done("flood", "0")
-	expect("flood/2")
+	g.expect("flood/2")
 	if n := q.Len("flood"); n != 2 {
 		t.Errorf("flood backlog = %d, want 2", n)
 	}
@@ -244,40 +260,15 @@ func TestUrgentSlotOverLimit(t *testing.T) {
 	}
 	q.Get()
 	q.Get() // two updates in processing: at the limit
-	got := make(chan string, 1)
-	getAsync := func(q *Queue[string]) {
-		go func() {
-			k, _ := q.Get()
-			got <- k.Tenant + "/" + k.Item
-		}()
-	}
-	wait := func(want string) {
-		t.Helper()
-		select {
-		case k := <-got:
-			if k != want {
-				t.Fatalf("Get = %s, want %s", k, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("Get blocked, want %s", want)
-		}
-	}
-	blocked := func() {
-		t.Helper()
-		select {
-		case k := <-got:
-			t.Fatalf("Get = %s, want it to wait", k)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	g := newBackgroundGets(t)
 	q.AddUrgent("a", "n1")
 	q.AddUrgent("a", "n2")
-	getAsync(q)
-	wait("a/n1") // over the limit: the extra slot
-	getAsync(q)
-	blocked() // n1 holds the extra slot
+	g.start(q)
+	g.expect("a/n1") // over the limit: the extra slot
+	g.start(q)
+	g.expectBlocked() // n1 holds the extra slot
 	q.Done("a", "n1")
-	wait("a/n2")
+	g.expect("a/n2")
 
 	b := newQueue()
 	b.LimitPerTenant(2)
@@ -286,10 +277,10 @@ func TestUrgentSlotOverLimit(t *testing.T) {
 	}
 	b.Get()
 	b.Get()
-	getAsync(b)
-	blocked() // its two in processing are urgent: no extra slot
+	g.start(b)
+	g.expectBlocked() // its two in processing are urgent: no extra slot
 	b.Done("b", "n0")
-	wait("b/n2")
+	g.expect("b/n2")
 }
 
 // TestConcurrentWorkers: with several workers and producers, every added item is processed,
