@@ -45,7 +45,6 @@ type subQueue[T comparable] struct {
 	processing    map[T]bool // true: handed out from the urgent lane
 	inRing        bool
 	urgentServed  int // urgent items handed out in a row while the other lane had items
-	urgentBusy    int // items of the urgent lane in processing
 }
 
 // urgentRun is how many urgent items a tenant's sub-queue hands out in a row while it has other
@@ -54,6 +53,16 @@ type subQueue[T comparable] struct {
 const urgentRun = 3
 
 func (s *subQueue[T]) queued() int { return len(s.urgent) + len(s.queue) }
+
+// urgentBusy is whether an item of the urgent lane is in processing.
+func (s *subQueue[T]) urgentBusy() bool {
+	for _, urgent := range s.processing {
+		if urgent {
+			return true
+		}
+	}
+	return false
+}
 
 // entry is a queued item and when it was queued.
 type entry[T comparable] struct {
@@ -163,7 +172,6 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	switch {
 	case urgent:
 		lane = &s.urgent
-		s.urgentBusy++
 		if len(s.queue) > 0 {
 			s.urgentServed++
 		}
@@ -213,7 +221,7 @@ func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
 	switch n := len(s.processing); {
 	case q.perTenant <= 0 || n < q.perTenant:
 		return true, false
-	case n == q.perTenant && len(s.urgent) > 0 && s.urgentBusy == 0:
+	case n == q.perTenant && len(s.urgent) > 0 && !s.urgentBusy():
 		return true, true
 	}
 	return false, false
@@ -226,9 +234,6 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	s := q.tenants[tenant]
 	if s == nil {
 		return
-	}
-	if wasUrgent, ok := s.processing[item]; ok && wasUrgent {
-		s.urgentBusy--
 	}
 	delete(s.processing, item)
 	if urgent, ok := s.dirty[item]; ok && !q.shutdown {
