@@ -69,7 +69,8 @@ func quietCreateWaits(urgent bool) (p50, p99 time.Duration) {
 	var mu sync.Mutex
 	queuedAt := map[string]time.Time{}
 	var waits []time.Duration
-	var wg sync.WaitGroup
+	var wg, served sync.WaitGroup
+	served.Add(quietCreates)
 	for range workers {
 		wg.Go(func() {
 			for {
@@ -81,6 +82,7 @@ func quietCreateWaits(urgent bool) (p50, p99 time.Duration) {
 					mu.Lock()
 					waits = append(waits, time.Since(queuedAt[k.Item]))
 					mu.Unlock()
+					served.Done()
 					time.Sleep(syncTime)
 					for u := range updatesPerCreate {
 						add("quiet", fmt.Sprintf("update-%s-%d", n, u), false)
@@ -100,15 +102,7 @@ func quietCreateWaits(urgent bool) (p50, p99 time.Duration) {
 		add("quiet", item, true)
 		time.Sleep(gap)
 	}
-	for {
-		mu.Lock()
-		done := len(waits) == quietCreates
-		mu.Unlock()
-		if done {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	served.Wait()
 	q.ShutDown()
 	wg.Wait()
 	slices.Sort(waits)
