@@ -391,7 +391,7 @@ func (u cpuUse) String() string {
 
 // stealLimit is the share of a phase's CPU time (wall time × cores) the VM's host may take away
 // before the phase measured the host rather than vnest: on this machine a quiet host took
-// under 1%, a busy one up to 64%.
+// under 1% of a phase, a busy one up to 57% (BenchmarkSyncer prints what it took).
 const stealLimit = 0.03
 
 // hostBusy says how much the VM's host took away during the phase when that was over
