@@ -22,7 +22,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vnest_syncer_queue_depth", Help: "Keys waiting in the fair queue, by tenant and kind.",
 		}, []string{"tenant", "kind"}),
 		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "vnest_syncer_queue_wait_seconds", Help: "Time a key waited in the fair queue for a worker, by tenant and lane (new: a tenant object just created; update: the rest).",
+			Name: "vnest_syncer_queue_wait_seconds", Help: "Time a key waited in the fair queue for a worker, by tenant and lane (new: a tenant object just created or deleted; update: the rest).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 		}, []string{"tenant", "lane"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{

@@ -298,16 +298,17 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	}
 }
 
-// handler queues the key of a changed tenant object and of the objects that depend on it. A new
-// object's keys go in the tenant's urgent lane: its super copy is what the tenant waits for,
-// while the status, events and nodes of the objects synced before may wait behind it.
+// handler queues the key of a changed tenant object and of the objects that depend on it. The
+// keys of a new object and of a deletion (the object is gone, or its deletion has just begun) go
+// in the tenant's urgent lane: the super side of those is what the tenant waits for, while the
+// status, events and nodes of the objects synced before may wait behind them.
 func (t *tenant) handler(s *Syncer, k kind) cache.ResourceEventHandler {
-	handle := func(obj any, isNew bool) {
+	handle := func(obj any, urgent bool) {
 		m, err := metaOf(obj)
 		if err != nil {
 			return
 		}
-		add := func(key objKey) { s.enqueue(t.key, key, isNew) }
+		add := func(key objKey) { s.enqueue(t.key, key, urgent) }
 		add(objKey{Kind: k, Namespace: m.GetNamespace(), Name: m.GetName()})
 		switch o := obj.(type) {
 		case *corev1.Pod:
@@ -330,14 +331,22 @@ func (t *tenant) handler(s *Syncer, k kind) cache.ResourceEventHandler {
 	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { handle(obj, true) },
-		UpdateFunc: func(_, obj any) { handle(obj, false) },
+		UpdateFunc: func(old, obj any) { handle(obj, deletionBegun(old, obj)) },
 		DeleteFunc: func(obj any) {
 			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 				obj = d.Obj
 			}
-			handle(obj, false)
+			handle(obj, true)
 		},
 	}
+}
+
+// deletionBegun reports whether an update is the start of the object's graceful deletion: obj has
+// a deletionTimestamp, old had none.
+func deletionBegun(old, obj any) bool {
+	before, err1 := metaOf(old)
+	after, err2 := metaOf(obj)
+	return err1 == nil && err2 == nil && before.GetDeletionTimestamp() == nil && after.GetDeletionTimestamp() != nil
 }
 
 // stopTenant stops serving the VirtualCluster with key "<namespace>/<name>" if it is served.

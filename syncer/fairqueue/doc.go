@@ -5,7 +5,7 @@
 // is served first, so that tenants share the workers' time, not only their turns. A per-tenant
 // limit (LimitPerTenant) keeps one tenant from holding more than that many workers at once: the
 // rest stay free, so another tenant's key starts as soon as it is queued. Within a tenant there
-// are two lanes: keys queued with AddUrgent (the syncer's: tenant objects just created) go before
+// are two lanes: keys queued with AddUrgent (the syncer's: tenant objects just created or deleted) go before
 // those queued with Add (changes, status, events), three in a row at most while the others wait,
 // so a tenant's new pod does not queue behind the status of its earlier ones; and a tenant at
 // its limit with only updates in processing may have one urgent item more in processing, so the
