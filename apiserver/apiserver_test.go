@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -139,6 +142,17 @@ func TestControlPlane(t *testing.T) {
 		}
 		if size, _, _ := unstructured.NestedInt64(got.Object, "spec", "size"); size != 3 {
 			t.Fatalf("Widget spec.size = %d, want 3", size)
+		}
+	})
+
+	t.Run("all resources share one etcd connection", func(t *testing.T) {
+		// Upstream dials one etcd client per resource (~63 connections for an empty tenant);
+		// package sharedetcd shares one among the storage of every resource, the CRD's above
+		// included. What is left is upstream's own few: the endpoint lease reconciler, the
+		// Service IP and port allocators, the health checks.
+		const most = 10
+		if n := etcdConnections(t, etcd); n > most {
+			t.Errorf("%d connections to etcd, want at most %d", n, most)
 		}
 	})
 
@@ -431,4 +445,33 @@ func managers(fields []metav1.ManagedFieldsEntry) []string {
 		m = append(m, f.Manager+"/"+string(f.Operation))
 	}
 	return m
+}
+
+// etcdConnections counts the established TCP connections of this network namespace to the
+// etcd at etcdURL (its client side: the remote port is etcd's).
+func etcdConnections(t testing.TB, etcdURL string) int {
+	t.Helper()
+	u, err := url.Parse(etcdURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf(":%04X", port)
+	n := 0
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			// sl local_address rem_address st ...; st 01 is ESTABLISHED.
+			if f := strings.Fields(line); len(f) > 3 && strings.HasSuffix(f[2], want) && f[3] == "01" {
+				n++
+			}
+		}
+	}
+	return n
 }

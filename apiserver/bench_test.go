@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -46,19 +47,26 @@ const (
 // process of the same binary), MiB-peak-RSS (VmHWM), %CPU-idle (of one core,
 // over the idle period), MiB/s-idle-alloc (Go heap allocation over the idle
 // period, from the process's go_memstats_alloc_bytes_total: what gcTuner
-// compares with its busy threshold).
+// compares with its busy threshold), etcd-connections (the process's
+// established connections to its etcd at the end of the idle period; one
+// for all resources since package sharedetcd, plus upstream's few),
+// etcd-goroutines and MiB-etcd-heap (what the etcd member, which runs in the
+// benchmark's process, holds more at that point than before the start: the
+// cost of one idle tenant at a shared etcd, give or take the benchmark's own
+// client).
 func BenchmarkIdleControlPlane(b *testing.B) {
 	etcd := startEtcd(b)
 	for i := 0; b.Loop(); i++ {
 		state := b.TempDir()
 		args := append(tenantArgs(b, etcd, state, fmt.Sprintf("/vnest/tenants/bench-%d", i)), strings.Fields(os.Getenv(benchArgsEnv))...)
+		before := readEtcdSide()
 		start := time.Now()
 		tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
 		client, err := kubernetes.NewForConfig(tn.admin)
 		if err != nil {
 			b.Fatal(err)
 		}
-		measureIdle(b, cmd, time.Since(start), client, tn.stop)
+		measureIdle(b, cmd, time.Since(start), client, etcd, before, tn.stop)
 	}
 }
 
@@ -81,6 +89,7 @@ func BenchmarkIdleStockKubeAPIServer(b *testing.B) {
 			b.Fatal(err)
 		}
 		cmd := exec.Command(bin, append([]string{"kube-apiserver"}, c.apiServerArgs()...)...)
+		before := readEtcdSide()
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -104,13 +113,29 @@ func BenchmarkIdleStockKubeAPIServer(b *testing.B) {
 			stop()
 			b.Fatalf("kube-apiserver not ready: %v", err)
 		}
-		measureIdle(b, cmd, time.Since(start), client, stop)
+		measureIdle(b, cmd, time.Since(start), client, etcd, before, stop)
 	}
 }
 
+// etcdSide is what the etcd member in this process holds: its goroutines and heap, with the
+// benchmark's own few.
+type etcdSide struct {
+	goroutines int
+	heapInuse  uint64
+}
+
+// readEtcdSide reads etcdSide after a GC.
+func readEtcdSide() etcdSide {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return etcdSide{goroutines: runtime.NumGoroutine(), heapInuse: ms.HeapInuse}
+}
+
 // measureIdle lets the started process cmd idle, reports its figures and stops it; client
-// reads its /metrics.
-func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kubernetes.Interface, stop func()) {
+// reads its /metrics, etcd is the URL of the etcd (in this process) it stores in, before what
+// that etcd held before the process started.
+func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kubernetes.Interface, etcd string, before etcdSide, stop func()) {
 	b.Helper()
 	idle := time.Minute
 	if v := os.Getenv(benchIdleEnv); v != "" {
@@ -141,6 +166,9 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kube
 		b.Fatal(err)
 	}
 	allocRate := (allocatedBytes(b, client) - allocBefore) / idle.Seconds() / (1 << 20)
+	conns := etcdConnections(b, etcd)
+	after := readEtcdSide()
+	etcdGoroutines, etcdHeap := after.goroutines-before.goroutines, (float64(after.heapInuse)-float64(before.heapInuse))/(1<<20)
 	stop()
 	idleCPU := (cpuAfter - cpuBefore) / idle.Seconds() * 100
 	b.ReportMetric(toReady.Seconds(), "s-to-ready")
@@ -150,9 +178,12 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kube
 	b.ReportMetric(float64(status["VmHWM"])/1024, "MiB-peak-RSS")
 	b.ReportMetric(idleCPU, "%CPU-idle")
 	b.ReportMetric(allocRate, "MiB/s-idle-alloc")
-	b.Logf("%q: ready after %s (%.2fs CPU), after %s idle VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB, idle CPU %.1f%%, allocating %.2f MiB/s",
+	b.ReportMetric(float64(conns), "etcd-connections")
+	b.ReportMetric(float64(etcdGoroutines), "etcd-goroutines")
+	b.ReportMetric(etcdHeap, "MiB-etcd-heap")
+	b.Logf("%q: ready after %s (%.2fs CPU), after %s idle VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB, idle CPU %.1f%%, allocating %.2f MiB/s; at etcd: %d connections, %d goroutines and %.1f MiB heap more than before",
 		cmd.Args, toReady.Round(time.Millisecond), cpuBefore, idle,
-		status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"], idleCPU, allocRate)
+		status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"], idleCPU, allocRate, conns, etcdGoroutines, etcdHeap)
 }
 
 // allocatedBytes is go_memstats_alloc_bytes_total from the apiserver's /metrics.

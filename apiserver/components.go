@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
+	genericregistry "k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/component-base/configz"
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kubeapiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
@@ -15,6 +16,7 @@ import (
 	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
 	"github.com/vnest-dev/vnest/apiserver/serviceipadmission"
+	"github.com/vnest-dev/vnest/apiserver/sharedetcd"
 )
 
 // The upstream commands (app.NewAPIServerCommand, app.NewControllerManagerCommand)
@@ -80,19 +82,35 @@ func prepareKubeAPIServer(ctx context.Context, args []string, serviceIP *service
 	}
 	// Run does their work sooner (seedBootstrapPolicy).
 	config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks.Insert(replacedHooks...)
+	// One etcd connection for the storage of every resource (package sharedetcd).
+	etcd := sharedetcd.New()
+	for _, getter := range []*genericregistry.RESTOptionsGetter{
+		&config.KubeAPIs.ControlPlane.Generic.RESTOptionsGetter,
+		&config.ApiExtensions.GenericConfig.RESTOptionsGetter,
+		&config.ApiExtensions.ExtraConfig.CRDRESTOptionsGetter,
+		&config.Aggregator.GenericConfig.RESTOptionsGetter,
+	} {
+		*getter = etcd.Wrap(*getter)
+	}
 	cc, err := config.Complete()
 	if err != nil {
+		etcd.Close()
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
 	}
 	server, err := kubeapiserver.CreateServerChain(cc)
 	if err != nil {
+		etcd.Close()
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
 	prepared, err := server.PrepareRun()
 	if err != nil {
+		etcd.Close()
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
-	return prepared.Run, nil
+	return func(ctx context.Context) error {
+		defer etcd.Close()
+		return prepared.Run(ctx)
+	}, nil
 }
 
 // prepareControllerManager parses args like kube-controller-manager would

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -18,7 +16,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"go.etcd.io/etcd/server/v3/embed"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -26,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/testetcd"
 )
 
 // childArgsEnv makes the test binary run one tenant control plane instead
@@ -79,45 +77,11 @@ func runChild(argsJSON string) int {
 	return 0
 }
 
-// startEtcd runs an etcd member in this process (plain HTTP on loopback)
-// for the duration of the test and returns its client URL.
-func startEtcd(t testing.TB) string {
-	t.Helper()
-	dir := t.TempDir()
-	cfg := embed.NewConfig()
-	cfg.Name = "test"
-	cfg.Dir = filepath.Join(dir, "data")
-	cfg.LogLevel = "error"
-	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
-	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatalf("starting etcd: %v", err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		t.Fatalf("etcd failed: %v", err)
-	case <-time.After(time.Minute):
-		t.Fatal("etcd not ready after 1m")
-	}
-	return client.String()
-}
+// startEtcd runs an etcd member in this process for the duration of the test and returns its
+// client URL.
+func startEtcd(t testing.TB) string { return testetcd.Start(t) }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testetcd.FreePort(t) }
 
 // tenantArgs are the flags of a tenant on etcd under prefix, serving on a
 // free loopback port.

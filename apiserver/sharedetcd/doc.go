@@ -1,0 +1,29 @@
+// Package sharedetcd gives every resource of one kube-apiserver the same etcd
+// connection.
+//
+// Upstream's storage factory (k8s.io/apiserver/pkg/storage/storagebackend/factory)
+// dials a new etcd client for every resource it stores: an empty tenant
+// apiserver of v1.36 holds about 64 connections to etcd, each with its gRPC
+// transport, buffers and goroutines on both ends (kubernetes/kubernetes#111622,
+// open). Every tenant of a super cluster talks to the same shared etcd, so
+// that is 64 connections per tenant at the etcd too.
+//
+// Clients.Wrap wraps a RESTOptionsGetter so that the storage of each resource
+// is built the way upstream builds it (the same etcd3 store, the same watch
+// cache) on one client per etcd transport instead. Each store still gets its
+// own etcd Watcher, so each resource keeps its own gRPC watch stream, as
+// before; only the connection under the streams is shared.
+//
+// Left to upstream, unchanged: storage with a transport this package does not
+// reproduce (an egress selector for etcd), storage with etcd compaction on
+// (--etcd-compaction-interval > 0; vnest tenants leave compaction to the owner
+// of the shared etcd), decorators other than upstream's two (watch cache or
+// none), and the few stores upstream creates without a RESTOptionsGetter (the
+// endpoint lease reconciler, the Service IP and port allocators) and the etcd
+// health checks. Those keep their own clients.
+//
+// What the shared client does not have: upstream's gRPC client Prometheus
+// interceptors (grpc_client_* metrics), whose collector is private to the
+// factory package. The etcd request metrics (etcd_request_duration_seconds
+// and friends) are recorded above gRPC and stay.
+package sharedetcd
