@@ -145,6 +145,22 @@ func TestControlPlane(t *testing.T) {
 		}
 	})
 
+	t.Run("a node gets no taint it was not created with", func(t *testing.T) {
+		// Upstream's TaintNodesByCondition admission would add node.kubernetes.io/not-ready.
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "mirror"},
+			Spec: corev1.NodeSpec{Taints: []corev1.Taint{{Key: "example.com/super", Effect: corev1.TaintEffectNoSchedule}}}}
+		got, err := client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Spec.Taints, node.Spec.Taints) {
+			t.Errorf("taints %v, want %v", got.Spec.Taints, node.Spec.Taints)
+		}
+		if err := client.CoreV1().Nodes().Delete(ctx, node.Name, metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("all resources share one etcd connection", func(t *testing.T) {
 		// Upstream dials one etcd client per resource (~63 connections for an empty tenant);
 		// package sharedetcd shares one among the storage of every resource, the CRD's above

@@ -130,6 +130,10 @@ func (c *completedConfig) apiServerArgs() []string {
 		"--kubelet-client-certificate=" + c.pki.KubeletClient.CertFile,
 		"--kubelet-client-key=" + c.pki.KubeletClient.KeyFile,
 		"--kubelet-preferred-address-types=InternalIP",
+		// A tenant's Nodes are the syncer's mirrors of super nodes, with the super node's
+		// taints; nothing in the tenant would remove a not-ready taint added at their creation
+		// (no node lifecycle controller, no scheduler), so the syncer had to take it off again.
+		"--disable-admission-plugins=TaintNodesByCondition",
 		"--profiling=false",
 	}
 	if c.advertiseIP != nil {

@@ -11,9 +11,11 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// Start runs an etcd member in this process (plain HTTP on loopback) for the duration of the
-// test and returns its client URL. Its log goes to a file in the test's temporary directory.
-func Start(t testing.TB) string {
+// Start runs an etcd member in this process on loopback for the duration of the test and
+// returns its client URL. Its log goes to a file in the test's temporary directory. Options may
+// change the configuration before the start; with client TLS set (ClientTLSInfo.CertFile), the
+// client URL is https, otherwise plain HTTP.
+func Start(t testing.TB, options ...func(*embed.Config)) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := embed.NewConfig()
@@ -21,11 +23,17 @@ func Start(t testing.TB) string {
 	cfg.Dir = filepath.Join(dir, "data")
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
-	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(FreePort(t))}
 	peer := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(FreePort(t))}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	for _, o := range options {
+		o(cfg)
+	}
+	client := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(FreePort(t))}
+	if cfg.ClientTLSInfo.CertFile != "" {
+		client.Scheme = "https"
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		t.Fatalf("starting etcd: %v", err)

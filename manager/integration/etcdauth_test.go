@@ -3,9 +3,6 @@ package integration
 import (
 	"errors"
 	"net"
-	"net/url"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/internal/pki"
+	"github.com/vnest-dev/vnest/internal/testetcd"
 	"github.com/vnest-dev/vnest/manager"
 	"github.com/vnest-dev/vnest/manager/tenantctl"
 )
@@ -47,31 +45,11 @@ func startAuthEtcd(t *testing.T) authEtcd {
 	if _, err := ca.Ensure(dir, "root", pki.Spec{CommonName: "root", Client: true}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := embed.NewConfig()
-	cfg.Name = "auth"
-	cfg.Dir = filepath.Join(dir, "data")
-	cfg.LogLevel = "error"
-	cfg.LogOutputs = []string{filepath.Join(dir, "etcd.log")}
-	clientURL := url.URL{Scheme: "https", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	peerURL := url.URL{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(freePort(t))}
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{clientURL}, []url.URL{clientURL}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peerURL}, []url.URL{peerURL}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = server.CertFile, server.KeyFile
-	cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = ca.CertFile, true
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		t.Fatal(err)
-	case <-time.After(time.Minute):
-		t.Fatal("etcd not ready after 1m")
-	}
-	a := authEtcd{endpoint: clientURL.String(), ca: readFile(t, dir, "ca.crt"), caKey: readFile(t, dir, "ca.key"),
+	endpoint := testetcd.Start(t, func(cfg *embed.Config) {
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = server.CertFile, server.KeyFile
+		cfg.ClientTLSInfo.TrustedCAFile, cfg.ClientTLSInfo.ClientCertAuth = ca.CertFile, true
+	})
+	a := authEtcd{endpoint: endpoint, ca: readFile(t, dir, "ca.crt"), caKey: readFile(t, dir, "ca.key"),
 		rootCert: readFile(t, dir, "root.crt"), rootKey: readFile(t, dir, "root.key")}
 	root := a.client(t, a.rootCert, a.rootKey)
 	ctx := t.Context()
@@ -184,14 +162,4 @@ func TestEtcdAuth(t *testing.T) {
 			t.Errorf("etcd role %s: %v, want deleted", user, err)
 		}
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
