@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/pflag"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
-	genericregistry "k8s.io/apiserver/pkg/registry/generic"
+	"k8s.io/apiserver/pkg/registry/generic"
 	"k8s.io/component-base/configz"
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kubeapiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
@@ -84,7 +84,7 @@ func prepareKubeAPIServer(ctx context.Context, args []string, serviceIP *service
 	config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks.Insert(replacedHooks...)
 	// One etcd connection for the storage of every resource (package sharedetcd).
 	etcd := sharedetcd.New()
-	for _, getter := range []*genericregistry.RESTOptionsGetter{
+	for _, getter := range []*generic.RESTOptionsGetter{
 		&config.KubeAPIs.ControlPlane.Generic.RESTOptionsGetter,
 		&config.ApiExtensions.GenericConfig.RESTOptionsGetter,
 		&config.ApiExtensions.ExtraConfig.CRDRESTOptionsGetter,

@@ -87,8 +87,8 @@ func (c *Clients) Close() {
 	}
 }
 
-// Open reports how many clients are open and how many were ever dialed.
-func (c *Clients) Open() (open, dialed int) {
+// open reports how many clients are open and how many were ever dialed.
+func (c *Clients) open() (open, dialed int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.byKey), c.dials
@@ -99,10 +99,10 @@ type restOptionsGetter struct {
 	clients *Clients
 }
 
-// undecorated is the code of generic.UndecoratedStorage, a plain function. StorageWithCacher
+// undecoratedCode is the code of generic.UndecoratedStorage, a plain function. StorageWithCacher
 // returns a closure, whose code pointer differs wherever it is inlined, so it is recognised by
 // the getter instead.
-var undecorated = reflect.ValueOf(generic.StorageDecorator(generic.UndecoratedStorage)).Pointer()
+var undecoratedCode = reflect.ValueOf(generic.StorageDecorator(generic.UndecoratedStorage)).Pointer()
 
 // GetRESTOptions returns inner's options with upstream's decorator replaced by the same one on a
 // shared client. Options of any other getter, or with a decorator the getter does not make, are
@@ -117,7 +117,7 @@ func (g restOptionsGetter) GetRESTOptions(resource schema.GroupResource, example
 	factory, ok := g.inner.(*genericoptions.StorageFactoryRestOptionsFactory)
 	switch {
 	case !ok:
-	case reflect.ValueOf(opts.Decorator).Pointer() == undecorated:
+	case reflect.ValueOf(opts.Decorator).Pointer() == undecoratedCode:
 		opts.Decorator = g.clients.undecorated
 	case factory.Options.EnableWatchCache:
 		opts.Decorator = g.clients.withCacher

@@ -82,7 +82,7 @@ func TestResourcesShareOneClient(t *testing.T) {
 
 	cached, destroyCached := podStorage(t, g, "pods")
 	raw, destroyRaw := podStorage(t, g, "uncachedpods")
-	if open, dialed := clients.Open(); open != 1 || dialed != 1 {
+	if open, dialed := clients.open(); open != 1 || dialed != 1 {
 		t.Fatalf("%d clients open, %d dialed, want 1 and 1", open, dialed)
 	}
 	if reflect.TypeOf(cached) == reflect.TypeOf(raw) {
@@ -125,11 +125,11 @@ func TestResourcesShareOneClient(t *testing.T) {
 	}
 
 	destroyCached()
-	if open, _ := clients.Open(); open != 1 {
+	if open, _ := clients.open(); open != 1 {
 		t.Errorf("%d clients open while one store uses it, want 1", open)
 	}
 	destroyRaw()
-	if open, dialed := clients.Open(); open != 0 || dialed != 1 {
+	if open, dialed := clients.open(); open != 0 || dialed != 1 {
 		t.Errorf("after the last store: %d clients open, %d dialed, want 0 and 1", open, dialed)
 	}
 }
