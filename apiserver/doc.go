@@ -82,9 +82,8 @@
 // tenant is ~100 MiB, nearly all of it upstream (OpenAPI v2 and v3 specs and
 // definitions ≈35 MiB, REST routes and storage ≈18 MiB, the controllers
 // ≈12 MiB of which 7 MiB is the ValidatingAdmissionPolicy type checker, init
-// of linked packages ≈8 MiB), plus ≈18 MiB of stacks for ≈3300 goroutines (≈3000
-// since sharedetcd)
-// (≈15 per served resource). The API knobs stay at their upstream defaults:
+// of linked packages ≈8 MiB), plus ≈18 MiB of stacks for ≈3300 goroutines
+// (≈15 per served resource; ≈3000 since sharedetcd). The API knobs stay at their upstream defaults:
 // none moved the figure beyond the noise, and each costs behaviour (etcd
 // load, fairness, conformance). Tightening the GC only once ready keeps
 // start-up at Go's default target: 3.3–3.7 s of CPU to ready against
