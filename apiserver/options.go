@@ -136,7 +136,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.BusyGCPercent, "busy-gc-percent", o.BusyGCPercent, "Go GC target percentage while the process allocates fast (a busy tenant); back to --gc-percent, with the memory released, once allocation has been low for 30s. Equal to --gc-percent: one target throughout. GOGC wins.")
 	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "https URL of the allocator (the syncer's "+serviceip.Path+") that new Services take their cluster IPs from, so that they equal the super Services'; --service-cluster-ip-range must then contain the super cluster's Service range. A Service create fails while it is unreachable. Empty: the tenant allocates on its own.")
 	fs.StringArrayVar(&o.ExtraAPIServerArgs, "kube-apiserver-arg", o.ExtraAPIServerArgs, "Extra kube-apiserver flag (--name=value), repeatable; overrides the generated ones (a list flag such as --disable-admission-plugins adds to them).")
-	fs.StringArrayVar(&o.ExtraControllerManagerArgs, "kube-controller-manager-arg", o.ExtraControllerManagerArgs, "Extra kube-controller-manager flag (--name=value), repeatable; overrides the generated ones (a list flag such as --disable-admission-plugins adds to them).")
+	fs.StringArrayVar(&o.ExtraControllerManagerArgs, "kube-controller-manager-arg", o.ExtraControllerManagerArgs, "Extra kube-controller-manager flag (--name=value), repeatable; overrides the generated ones (a list flag such as --controllers adds to them).")
 }
 
 // completedConfig is everything Run needs, resolved.
