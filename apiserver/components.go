@@ -92,25 +92,33 @@ func prepareKubeAPIServer(ctx context.Context, args []string, serviceIP *service
 	} {
 		*getter = etcd.Wrap(*getter)
 	}
-	cc, err := config.Complete()
+	run, err := serverChain(config)
 	if err != nil {
 		etcd.Close()
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		defer etcd.Close()
+		return run(ctx)
+	}, nil
+}
+
+// serverChain completes config and builds the server chain; the returned function serves until
+// ctx is done.
+func serverChain(config *kubeapiserver.Config) (func(context.Context) error, error) {
+	cc, err := config.Complete()
+	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
 	}
 	server, err := kubeapiserver.CreateServerChain(cc)
 	if err != nil {
-		etcd.Close()
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
 	prepared, err := server.PrepareRun()
 	if err != nil {
-		etcd.Close()
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
-	return func(ctx context.Context) error {
-		defer etcd.Close()
-		return prepared.Run(ctx)
-	}, nil
+	return prepared.Run, nil
 }
 
 // prepareControllerManager parses args like kube-controller-manager would

@@ -109,7 +109,7 @@ var undecoratedCode = reflect.ValueOf(generic.StorageDecorator(generic.Undecorat
 // returned as they are.
 func (g restOptionsGetter) GetRESTOptions(resource schema.GroupResource, example runtime.Object) (generic.RESTOptions, error) {
 	opts, err := g.inner.GetRESTOptions(resource, example)
-	if err != nil || opts.Decorator == nil || !Shareable(opts.StorageConfig) {
+	if err != nil || opts.Decorator == nil || !shareable(opts.StorageConfig) {
 		return opts, err
 	}
 	// StorageFactoryRestOptionsFactory, the getter of every kube-apiserver config, makes one of
@@ -125,9 +125,9 @@ func (g restOptionsGetter) GetRESTOptions(resource schema.GroupResource, example
 	return opts, nil
 }
 
-// Shareable reports whether storage of config may use a shared client: plain etcd3 storage
+// shareable reports whether storage of config may use a shared client: plain etcd3 storage
 // without an egress dialer or compaction (which upstream ties to a client of its own).
-func Shareable(config *storagebackend.ConfigForResource) bool {
+func shareable(config *storagebackend.ConfigForResource) bool {
 	return config != nil &&
 		(config.Type == "" || config.Type == storagebackend.StorageTypeETCD3) &&
 		config.Transport.EgressLookup == nil &&
@@ -204,7 +204,7 @@ func (c *Clients) rawStorage(config *storagebackend.ConfigForResource, newFunc, 
 		transformer = etcd3.WithCorruptObjErrorHandlingTransformer(transformer)
 		decoder = etcd3.WithCorruptObjErrorHandlingDecoder(decoder)
 	}
-	// No compactor: Shareable admits only storage without compaction, for which upstream's
+	// No compactor: shareable admits only storage without compaction, for which upstream's
 	// is nil too.
 	store, err := etcd3.New(client, nil, config.Codec, newFunc, newListFunc, config.Prefix, resourcePrefix,
 		config.GroupResource, transformer, config.LeaseManagerConfig, decoder, versioner)
@@ -262,7 +262,7 @@ func (c *Clients) acquire(t storagebackend.TransportConfig) (*kubernetes.Client,
 }
 
 // dial creates a client as upstream's factory does (newETCD3Client), minus the egress dialer
-// (Shareable excludes it) and the gRPC Prometheus interceptors (package doc).
+// (shareable excludes it) and the gRPC Prometheus interceptors (package doc).
 func (c *Clients) dial(t storagebackend.TransportConfig) (*kubernetes.Client, error) {
 	var tlsConfig *tls.Config
 	if t.CertFile != "" || t.KeyFile != "" || t.TrustedCAFile != "" {

@@ -179,8 +179,8 @@ func TestShareable(t *testing.T) {
 			c.Transport.EgressLookup = func(egressselector.NetworkContext) (utilnet.DialFunc, error) { return nil, nil }
 		}), false},
 	} {
-		if got := Shareable(tc.config); got != tc.want {
-			t.Errorf("%s: Shareable = %v, want %v", tc.name, got, tc.want)
+		if got := shareable(tc.config); got != tc.want {
+			t.Errorf("%s: shareable = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }
