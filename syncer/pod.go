@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -312,14 +313,25 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 // podUp binds the tenant pod to the super pod's node and copies the status up.
 func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error {
 	if sp.Spec.NodeName != "" && tp.Spec.NodeName == "" && tp.DeletionTimestamp == nil {
-		if err := s.syncNode(ctx, t, sp.Spec.NodeName); err != nil {
-			return fmt.Errorf("publishing virtual node %s: %w", sp.Spec.NodeName, err)
+		// The pod needs its virtual node to exist; keeping the node's status is the node
+		// key's work, which a pod sync would only race with (a conflict, and a retry of the pod).
+		if _, err := t.nodes.Get(sp.Spec.NodeName); err != nil {
+			if err := s.syncNode(ctx, t, sp.Spec.NodeName); err != nil {
+				return fmt.Errorf("publishing virtual node %s: %w", sp.Spec.NodeName, err)
+			}
 		}
 		binding := &corev1.Binding{
 			ObjectMeta: metav1.ObjectMeta{Namespace: tp.Namespace, Name: tp.Name, UID: tp.UID},
 			Target:     corev1.ObjectReference{Kind: "Node", Name: sp.Spec.NodeName},
 		}
-		if err := t.client.CoreV1().Pods(tp.Namespace).Bind(ctx, binding, metav1.CreateOptions{}); err != nil {
+		err := t.client.CoreV1().Pods(tp.Namespace).Bind(ctx, binding, metav1.CreateOptions{})
+		if apierrors.IsConflict(err) {
+			// Already bound (by an earlier sync this cache has not caught up with) or no longer
+			// this pod (UID): either way the tenant pod's next event brings the next round.
+			klog.FromContext(ctx).V(4).Info("Tenant pod already bound or replaced", "err", err)
+			return nil
+		}
+		if err != nil {
 			return fmt.Errorf("binding the tenant pod to %s: %w", sp.Spec.NodeName, err)
 		}
 		return nil // the tenant pod's update event brings the status round

@@ -1,11 +1,15 @@
 package syncer
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
@@ -196,6 +200,11 @@ func TestSyncPod(t *testing.T) {
 			tenant:     []object{tenantNS, MakePod("default", "web").Obj()},
 			wantTenant: []string{"create nodes /node-1", "create pods/binding default/web", "update nodes/status /node-1"},
 		},
+		"scheduled super pod binds the tenant pod; an existing virtual node is the node key's": {
+			super:      []object{superNS, node, running},
+			tenant:     []object{tenantNS, MakePod("default", "web").Obj(), virtualNode(node, metav1.Unix(0, 0))},
+			wantTenant: []string{"create pods/binding default/web"},
+		},
 		"bound tenant pod gets the super status": {
 			super:      []object{superNS, node, running},
 			tenant:     []object{tenantNS, MakePod("default", "web").Node("node-1").Obj()},
@@ -276,5 +285,30 @@ func TestPodDownEqualAndMerge(t *testing.T) {
 	merged := mergePod(desired, existing)
 	if !ptr.Equal(merged.Spec.ActiveDeadlineSeconds, ptr.To[int64](30)) || merged.Spec.NodeName != "node-1" || !podDownEqual(desired, merged) {
 		t.Errorf("merged spec: deadline %v, node %q", merged.Spec.ActiveDeadlineSeconds, merged.Spec.NodeName)
+	}
+}
+
+// TestBindingConflictIsDone: a tenant pod the cache shows unbound but the tenant apiserver has
+// bound already (an earlier sync's binding the cache has not caught up with) is not an error
+// to retry: the bound pod's event brings the next round.
+func TestBindingConflictIsDone(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+	superNS := &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, testOwner)}
+	running := MakePod(testSuperNS, "web").Owned("uid-web").Node("node-1").Phase(corev1.PodRunning).Obj()
+	h := newHarness(t, []object{superNS, node, running}, []object{MakePod("default", "web").Obj(), virtualNode(node, metav1.Unix(0, 0))})
+	h.tenantCS.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "binding" {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewConflict(corev1.Resource("pods/binding"), "web", errors.New(`pod web is already assigned to node "node-1"`))
+	})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+		t.Errorf("syncPod: %v, want nil", err)
+	}
+	h.tenantCS.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return a.GetSubresource() == "binding", nil, apierrors.NewForbidden(corev1.Resource("pods/binding"), "web", errors.New("no"))
+	})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err == nil {
+		t.Error("syncPod: nil for a refused binding, want the error")
 	}
 }

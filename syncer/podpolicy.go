@@ -268,7 +268,7 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 		}
 		return nil
 	}
-	writeToken, err := s.preparePodToken(ctx, t, tp) // podtoken.go: the tenant's TokenRequest
+	writeToken, err := s.preparePodToken(ctx, t, tp, false) // podtoken.go: the tenant's TokenRequest
 	if err != nil {
 		release(false)
 		return err

@@ -197,7 +197,7 @@ func tokenDue(secret *corev1.Secret, now time.Time) (due bool, at time.Time) {
 // its labels or annotations as a whole (podmeta.go), and queues the pod again for the next
 // renewal. A token that is still good is kept when only the metadata files change.
 func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) error {
-	write, err := s.preparePodToken(ctx, t, tp)
+	write, err := s.preparePodToken(ctx, t, tp, true)
 	if err != nil || write == nil {
 		return err
 	}
@@ -206,7 +206,10 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 
 // preparePodToken is ensurePodToken up to the write of the Secret: it reads, requests the
 // tenant's tokens and returns the write, or nil when the Secret is as it should be.
-func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) (write func(context.Context) error, err error) {
+// superPodExists says the super pod is there, and so most likely its Secret, written with it:
+// a Secret the cache lacks is then read live before a new token is requested, as the
+// pod's informer often sees the pod before the Secret's informer sees the Secret.
+func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod, superPodExists bool) (write func(context.Context) error, err error) {
 	sources := tokenSourcesOf(tp)
 	needToken := len(sources) > 0
 	meta := podMetaData(tp)
@@ -218,6 +221,13 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod)
 	existing, hasSuper, err := lookup(s.superSecrets.Secrets(superNS).Get(name))
 	if err != nil {
 		return nil, err
+	}
+	if !hasSuper && superPodExists {
+		if existing, err = s.super.CoreV1().Secrets(superNS).Get(ctx, name, metav1.GetOptions{}); err == nil {
+			hasSuper = true
+		} else if !apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("reading token Secret %s/%s: %w", superNS, name, err)
+		}
 	}
 	requeue := func(secret *corev1.Secret) {
 		if needToken {

@@ -357,3 +357,34 @@ func newTokenHarness(t *testing.T, pod *corev1.Pod) *harness {
 	})
 	return h
 }
+
+// TestTokenSecretNotYetInTheCache: the Secret is written with the super pod, and the pod's
+// informer often delivers the pod first. The sync that pod brings reads the Secret live
+// instead of requesting a second token and failing on the Secret that exists.
+func TestTokenSecretNotYetInTheCache(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h := newTokenHarness(t, pod)
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.superIndex[kindPod].Add(sp); err != nil {
+		t.Fatal(err)
+	}
+	h.super.ClearActions()
+	h.tenantCS.ClearActions()
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatalf("syncPod with the Secret not yet in the cache: %v", err)
+	}
+	if w := writes(h.tenantCS); len(w) > 0 {
+		t.Errorf("tenant writes %v, want none (no second token)", w)
+	}
+	if w := writes(h.super); len(w) > 0 {
+		t.Errorf("super writes %v, want none", w)
+	}
+}
