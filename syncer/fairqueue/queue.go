@@ -17,7 +17,7 @@ import (
 // in a row while the others wait), each lane in order. Across tenants, Get serves the tenants
 // with queued items in turn, one item each, except that a tenant with fewer items being
 // processed goes first, and with LimitPerTenant no tenant has more than that many items in
-// processing, but for urgent items (see servable; at most three times the limit in all): a tenant
+// processing, but for urgent items (see servable; at most twice the limit in all): a tenant
 // whose items take long (a flood of creates against a busy apiserver) cannot hold every worker
 // while another tenant waits.
 type Queue[T comparable] struct {
@@ -216,11 +216,10 @@ func (q *Queue[T]) pick() int {
 
 // servable is whether Get may hand out one of s's queued items: while s has fewer items in
 // processing than the per-tenant limit, and beyond it only urgent ones (urgentOnly), so that a
-// new object does not wait for the tenant's slow updates, nor for its other new objects: while
-// the urgent lane is short (no longer than the limit: a tenant creating objects one by one), as
-// long as fewer than twice the limit of them are in processing; while it is long (a flood of
-// creates), one more, and only when the limit is held by updates, so a flood's creates still
-// take no more than the limit.
+// new object does not wait for the tenant's slow updates: while the urgent lane is short (a
+// tenant creating a few objects), as long as fewer than the limit of them are in processing;
+// while it is long (a flood of creates), one more, only when the limit is held by updates, so a
+// flood's creates still take no more than the limit.
 func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
 	n := len(s.processing)
 	if q.perTenant <= 0 || n < q.perTenant {
@@ -230,7 +229,7 @@ func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
 		return false, false
 	}
 	switch u := s.urgentInProcessing(); {
-	case len(s.urgent) <= q.perTenant && u < 2*q.perTenant:
+	case len(s.urgent) <= q.perTenant && u < q.perTenant:
 		return true, true
 	case n == q.perTenant && u == 0:
 		return true, true
@@ -256,8 +255,8 @@ func (q *Queue[T]) Done(tenant string, item T) {
 
 // LimitPerTenant keeps any one tenant from having more than n items in processing at once, so
 // the other workers stay free for the other tenants; n ≤ 0 is no limit. Urgent items may go
-// beyond it: while the tenant has at most n queued, until 2n of them are in processing; else
-// one, when the n in processing are not urgent. Set it before the first Get.
+// beyond it: up to n of them while the tenant has at most n queued, else one when the n in
+// processing are not urgent. Set it before the first Get.
 func (q *Queue[T]) LimitPerTenant(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

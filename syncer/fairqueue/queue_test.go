@@ -251,7 +251,8 @@ func TestLimitPerTenant(t *testing.T) {
 // TestUrgentSlotOverLimit: with a limit of 2 held by two updates, a tenant with a flood of
 // urgent items (more queued than the limit) still gets one handed out (a third in processing),
 // but not a second one while the first is in processing; once it is done, the next urgent item
-// goes. A tenant whose items in processing are urgent gets no extra slot for a flood.
+// goes. A tenant with a few urgent items queued gets up to the limit of them beyond it. A tenant
+// whose items in processing are urgent gets no extra slot.
 func TestUrgentSlotOverLimit(t *testing.T) {
 	q := newQueue()
 	q.LimitPerTenant(2)
@@ -270,10 +271,16 @@ func TestUrgentSlotOverLimit(t *testing.T) {
 	g.expectBlocked() // a flood: n0 holds the only extra slot
 	q.Done("a", "n0")
 	g.expect("a/n1")
+	g.start(q)
+	g.expect("a/n2") // two queued now: a second urgent one beyond the limit
+	g.start(q)
+	g.expectBlocked() // two urgent ones in processing: the limit again
+	q.Done("a", "n1")
+	g.expect("a/n3")
 
 	b := newQueue()
 	b.LimitPerTenant(2)
-	for i := range 5 {
+	for i := range 3 {
 		b.AddUrgent("b", fmt.Sprint("n", i))
 	}
 	b.Get()
@@ -282,30 +289,6 @@ func TestUrgentSlotOverLimit(t *testing.T) {
 	g.expectBlocked() // its two in processing are urgent: no extra slot
 	b.Done("b", "n0")
 	g.expect("b/n2")
-}
-
-// TestFewUrgentItemsOverLimit: a tenant at its limit of 2 with updates that queues urgent items
-// one by one (a few queued: no flood) gets them handed out at once, until 4 urgent ones are in
-// processing; then the next waits for one of them.
-func TestFewUrgentItemsOverLimit(t *testing.T) {
-	q := newQueue()
-	q.LimitPerTenant(2)
-	for i := range 3 {
-		q.Add("a", fmt.Sprint("s", i))
-	}
-	q.Get()
-	q.Get() // two updates in processing: at the limit
-	g := newBackgroundGets(t)
-	for i := range 4 {
-		q.AddUrgent("a", fmt.Sprint("n", i))
-		g.start(q)
-		g.expect(fmt.Sprint("a/n", i))
-	}
-	q.AddUrgent("a", "n4")
-	g.start(q)
-	g.expectBlocked() // 2 updates and 4 urgent items in processing
-	q.Done("a", "n1")
-	g.expect("a/n4")
 }
 
 // TestConcurrentWorkers: with several workers and producers, every added item is processed,
