@@ -31,26 +31,21 @@ func BenchmarkAddGetDone(b *testing.B) {
 // every sync takes 30 ms. The quiet tenant's demand (9 keys × 10/s × 30 ms = 2.7 workers) is
 // over its 2, as it was under the flood on this machine. Reported: how long its creates waited
 // for a worker, p50 and p99, with creates queued by AddUrgent (what the syncer does) and, for
-// comparison, by Add (one lane); and, as "slow", with AddUrgent and the quiet tenant's creates
-// taking 150 ms each, longer than the 100 ms between them, as its creates (a TokenRequest to its
-// apiserver, two writes to the super apiserver) took under the flood on this machine.
+// comparison, by Add (one lane).
 func BenchmarkQuietTenantUnderFlood(b *testing.B) {
 	for range b.N {
 		for _, lane := range []struct {
-			name       string
-			urgent     bool
-			createTime time.Duration
-		}{{"urgent", true, 30 * time.Millisecond}, {"fifo", false, 30 * time.Millisecond}, {"slow", true, 150 * time.Millisecond}} {
-			p50, p99 := quietCreateWaits(lane.urgent, lane.createTime)
+			name   string
+			urgent bool
+		}{{"urgent", true}, {"fifo", false}} {
+			p50, p99 := quietCreateWaits(lane.urgent)
 			b.ReportMetric(float64(p50.Microseconds())/1000, "ms-p50-"+lane.name)
 			b.ReportMetric(float64(p99.Microseconds())/1000, "ms-p99-"+lane.name)
 		}
 	}
 }
 
-// quietCreateWaits runs the model with the quiet tenant's creates queued urgent or not, each
-// taking createTime to sync.
-func quietCreateWaits(urgent bool, createTime time.Duration) (p50, p99 time.Duration) {
+func quietCreateWaits(urgent bool) (p50, p99 time.Duration) {
 	const (
 		workers, perTenant = 16, 2
 		floodCreates       = 2000
@@ -88,7 +83,7 @@ func quietCreateWaits(urgent bool, createTime time.Duration) (p50, p99 time.Dura
 					waits = append(waits, time.Since(queuedAt[k.Item]))
 					mu.Unlock()
 					served.Done()
-					time.Sleep(createTime)
+					time.Sleep(syncTime)
 					for u := range updatesPerCreate {
 						add("quiet", fmt.Sprintf("update-%s-%d", n, u), false)
 					}

@@ -8,9 +8,8 @@
 // are two lanes: keys queued with AddUrgent (the syncer's: tenant objects just created or deleted) go before
 // those queued with Add (changes, status, events), three in a row at most while the others wait,
 // so a tenant's new pod does not queue behind the status of its earlier ones; and a tenant at
-// its limit may have urgent items beyond it in processing, so the new pod does not wait for a
-// slow update either: up to the limit again while only a few are queued, one while many are (a
-// flood of creates), and only when the limit is held by updates.
+// its limit with only updates in processing may have one urgent item more in processing, so the
+// new pod does not wait for a slow update either.
 //
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

@@ -17,9 +17,9 @@ import (
 // in a row while the others wait), each lane in order. Across tenants, Get serves the tenants
 // with queued items in turn, one item each, except that a tenant with fewer items being
 // processed goes first, and with LimitPerTenant no tenant has more than that many items in
-// processing, but for urgent items (see servable; at most twice the limit in all): a tenant
-// whose items take long (a flood of creates against a busy apiserver) cannot hold every worker
-// while another tenant waits.
+// processing (one more if it is urgent and the others are not): a tenant whose items take long
+// (a flood of creates against a busy apiserver) cannot hold every worker while another tenant
+// waits.
 type Queue[T comparable] struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -54,15 +54,14 @@ const urgentRun = 3
 
 func (s *subQueue[T]) queued() int { return len(s.urgent) + len(s.queue) }
 
-// urgentInProcessing counts the items of the urgent lane in processing.
-func (s *subQueue[T]) urgentInProcessing() int {
-	n := 0
+// urgentBusy is whether an item of the urgent lane is in processing.
+func (s *subQueue[T]) urgentBusy() bool {
 	for _, urgent := range s.processing {
 		if urgent {
-			n++
+			return true
 		}
 	}
-	return n
+	return false
 }
 
 // entry is a queued item and when it was queued.
@@ -215,23 +214,14 @@ func (q *Queue[T]) pick() int {
 }
 
 // servable is whether Get may hand out one of s's queued items: while s has fewer items in
-// processing than the per-tenant limit, and beyond it only urgent ones (urgentOnly), so that a
-// new object does not wait for the tenant's slow updates: while the urgent lane is short (a
-// tenant creating a few objects), as long as fewer than the limit of them are in processing;
-// while it is long (a flood of creates), one more, only when the limit is held by updates, so a
-// flood's creates still take no more than the limit.
+// processing than the per-tenant limit, and one more when it is urgent and none of s's urgent
+// items is in processing (urgentOnly), so that a new object does not wait for the tenant's slow
+// updates while a flood's creates still take no more than the limit.
 func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
-	n := len(s.processing)
-	if q.perTenant <= 0 || n < q.perTenant {
+	switch n := len(s.processing); {
+	case q.perTenant <= 0 || n < q.perTenant:
 		return true, false
-	}
-	if len(s.urgent) == 0 {
-		return false, false
-	}
-	switch u := s.urgentInProcessing(); {
-	case len(s.urgent) <= q.perTenant && u < q.perTenant:
-		return true, true
-	case n == q.perTenant && u == 0:
+	case n == q.perTenant && len(s.urgent) > 0 && !s.urgentBusy():
 		return true, true
 	}
 	return false, false
@@ -253,10 +243,9 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	}
 }
 
-// LimitPerTenant keeps any one tenant from having more than n items in processing at once, so
-// the other workers stay free for the other tenants; n ≤ 0 is no limit. Urgent items may go
-// beyond it: up to n of them while the tenant has at most n queued, else one when the n in
-// processing are not urgent. Set it before the first Get.
+// LimitPerTenant keeps any one tenant from having more than n items in processing at once (n+1
+// when the last is urgent and the n are not), so the other workers stay free for the other
+// tenants; n ≤ 0 is no limit. Set it before the first Get.
 func (q *Queue[T]) LimitPerTenant(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
