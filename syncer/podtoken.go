@@ -36,6 +36,15 @@ import (
 // whole through the downward API (podmeta.go); a pod that mounts no token but reads them gets
 // the Secret with those files only.
 //
+// A kubelet's token names the node its pod runs on (the node-name and node-uid claims a
+// TokenReview reports as extra); the tenant's TokenRequest API adds them for a pod bound to a
+// node. A new pod's tokens are requested before the super cluster schedules it, so they lack
+// them: once the tenant pod is bound to its virtual node, the syncer requests the tokens again
+// (annotationTokenNode records the node they name) before it copies any status up. The kubelet
+// mounts the new tokens at its next sync of the pod, the one that sees the containers started at
+// the latest, so the tenant sees the pod Running with them in place (or within a sync period
+// when the syncer is far behind).
+//
 // The Secret is named tokenSecretName(pod) in the pod's super namespace, carries the pod's
 // ownership labels plus labelPodToken=<pod name> (shortened past 63 characters, the limit of a
 // label value; annotationPodToken always has the whole name), and is deleted with the super pod. Its events
@@ -49,6 +58,9 @@ const (
 	// annotationTokenExpires and annotationTokenIssued bound the current token's lifetime (RFC 3339).
 	annotationTokenExpires = ownership.ReservedPrefix + "token-expires"
 	annotationTokenIssued  = ownership.ReservedPrefix + "token-issued"
+	// annotationTokenNode names the tenant node the pod was bound to when its tokens were
+	// requested; absent when it was not yet bound, and the tokens name no node.
+	annotationTokenNode = ownership.ReservedPrefix + "token-node"
 	// tokenSecretPrefix starts the name of every token Secret; tenant Secrets of such names are
 	// not synced.
 	tokenSecretPrefix = "vnest-token-"
@@ -244,7 +256,7 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 			tokenGood := !needToken
 			if needToken {
 				due, _ := tokenDue(existing, s.now())
-				tokenGood = !due && slices.IndexFunc(sources, func(src tokenSource) bool { return len(existing.Data[src.key]) == 0 }) < 0
+				tokenGood = !due && existing.Annotations[annotationTokenNode] == tp.Spec.NodeName && slices.IndexFunc(sources, func(src tokenSource) bool { return len(existing.Data[src.key]) == 0 }) < 0
 			}
 			if tokenGood && sameMeta(existing.Data, meta) {
 				requeue(existing)
@@ -275,6 +287,9 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		}
 		secret.Annotations[annotationTokenIssued] = keep.Annotations[annotationTokenIssued]
 		secret.Annotations[annotationTokenExpires] = keep.Annotations[annotationTokenExpires]
+		if node := keep.Annotations[annotationTokenNode]; node != "" {
+			secret.Annotations[annotationTokenNode] = node
+		}
 	case needToken:
 		ca, err := t.configMaps.ConfigMaps(tp.Namespace).Get(rootCAConfigMap)
 		if err != nil || ca.Data["ca.crt"] == "" {
@@ -299,7 +314,10 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		}
 		secret.Annotations[annotationTokenIssued] = issued.UTC().Format(time.RFC3339)
 		secret.Annotations[annotationTokenExpires] = expires.UTC().Format(time.RFC3339)
-		klog.FromContext(ctx).V(2).Info("Requested tenant service-account tokens", "secret", klog.KRef(superNS, name), "tokens", len(sources), "expires", expires)
+		if tp.Spec.NodeName != "" {
+			secret.Annotations[annotationTokenNode] = tp.Spec.NodeName
+		}
+		klog.FromContext(ctx).V(2).Info("Requested tenant service-account tokens", "secret", klog.KRef(superNS, name), "tokens", len(sources), "expires", expires, "node", tp.Spec.NodeName)
 	}
 	for k, v := range meta {
 		secret.Data[k] = v

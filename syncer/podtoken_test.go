@@ -388,3 +388,69 @@ func TestTokenSecretNotYetInTheCache(t *testing.T) {
 		t.Errorf("super writes %v, want none", w)
 	}
 }
+
+// TestTokenNamesTheNode: a pod's first tokens are requested before the super cluster schedules
+// it; once the tenant pod is bound, its tokens are requested again (the tenant's TokenRequest
+// then names the node, as a kubelet's token does) and the Secret records the node, so the next
+// sync requests none.
+func TestTokenNamesTheNode(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h := newTokenHarness(t, pod)
+	requests := 0
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		requests++
+		return false, nil, nil
+	})
+	ctx := testContext(t)
+	// sync runs a round and puts what the super cluster then holds into the syncer's caches.
+	sync := func() (*corev1.Secret, int) {
+		t.Helper()
+		before := requests
+		if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+			t.Fatal(err)
+		}
+		sec, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, "vnest-token-web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, obj := range map[kind]object{kindSecret: sec, kindPod: sp} {
+			if err := h.s.superIndex[k].Update(obj); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return sec, requests - before
+	}
+	if sec, n := sync(); n != 1 || sec.Annotations[annotationTokenNode] != "" {
+		t.Fatalf("new pod: %d token requests, token node %q; want 1 and none", n, sec.Annotations[annotationTokenNode])
+	}
+	if _, n := sync(); n != 0 {
+		t.Errorf("unbound pod, token good: %d token requests, want 0", n)
+	}
+
+	// The super cluster schedules the pod and the tenant pod is bound to the same node.
+	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.Spec.NodeName = "node-1"
+	if err := h.s.superIndex[kindPod].Update(sp); err != nil {
+		t.Fatal(err)
+	}
+	bound := pod.DeepCopy()
+	bound.Spec.NodeName = "node-1"
+	if err := h.t.index[kindPod].Update(bound); err != nil {
+		t.Fatal(err)
+	}
+	sec, n := sync()
+	if n != 1 || sec.Annotations[annotationTokenNode] != "node-1" {
+		t.Errorf("bound pod: %d token requests, token node %q; want 1 and node-1", n, sec.Annotations[annotationTokenNode])
+	}
+	if _, n := sync(); n != 0 {
+		t.Errorf("bound pod, token names its node: %d token requests, want 0", n)
+	}
+}

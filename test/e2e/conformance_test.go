@@ -32,6 +32,7 @@ var conformanceSubset = []string{
 	"[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]",
 	"[sig-storage] Secrets should be consumable from pods in volume [NodeConformance] [Conformance]",
 	"[sig-auth] ServiceAccounts should mount projected service account token [Conformance]",
+	"[sig-auth] ServiceAccounts should mount an API token into pods [Conformance]",
 	"[sig-auth] SubjectReview should support SubjectReview API operations [Conformance]",
 }
 
