@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -302,12 +303,14 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 	if err := down(); err != nil || !sameUID {
 		return err
 	}
+	// The token goes first (once the pod is bound, its tokens name the node before the tenant
+	// sees any status: podtoken.go), but a token that cannot be had does not hold the pod's
+	// status back: the error is returned and the round retried.
+	var tokenErr error
 	if tp.DeletionTimestamp == nil && !podTerminal(tp) {
-		if err := s.ensurePodToken(ctx, t, tp); err != nil {
-			return err
-		}
+		tokenErr = s.ensurePodToken(ctx, t, tp)
 	}
-	return s.podUp(ctx, t, tp, sp)
+	return errors.Join(tokenErr, s.podUp(ctx, t, tp, sp))
 }
 
 // podUp binds the tenant pod to the super pod's node and copies the status up.

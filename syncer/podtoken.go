@@ -40,10 +40,11 @@ import (
 // TokenReview reports as extra); the tenant's TokenRequest API adds them for a pod bound to a
 // node. A new pod's tokens are requested before the super cluster schedules it, so they lack
 // them: once the tenant pod is bound to its virtual node, the syncer requests the tokens again
-// (annotationTokenNode records the node they name) before it copies any status up. The kubelet
-// mounts the new tokens at its next sync of the pod, the one that sees the containers started at
-// the latest, so the tenant sees the pod Running with them in place (or within a sync period
-// when the syncer is far behind).
+// (annotationTokenNode records the node they name) before it copies any status up; a refused
+// request is retried and does not hold the status back. The kubelet mounts the new tokens at its
+// next sync of the pod, the one that sees the containers started at the latest, so the tenant
+// sees the pod Running with them in place (or within a sync period when the syncer is far
+// behind).
 //
 // The Secret is named tokenSecretName(pod) in the pod's super namespace, carries the pod's
 // ownership labels plus labelPodToken=<pod name> (shortened past 63 characters, the limit of a

@@ -454,3 +454,32 @@ func TestTokenNamesTheNode(t *testing.T) {
 		t.Errorf("bound pod, token names its node: %d token requests, want 0", n)
 	}
 }
+
+// TestTokenFailureKeepsStatus: a bound pod whose tokens cannot be requested again (its service
+// account deleted, say) still gets its status from the super pod; the round reports the error.
+func TestTokenFailureKeepsStatus(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	pod.Spec.NodeName = "node-1"
+	h := newTokenHarness(t, pod)
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(corev1.Resource("serviceaccounts"), "default")
+	})
+	sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{})
+	sp.Status.Phase = corev1.PodRunning
+	if err := h.s.superIndex[kindPod].Add(sp); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testContext(t)
+	err := h.s.syncPod(ctx, h.t, "default", "web")
+	if !apierrors.IsNotFound(err) {
+		t.Errorf("syncPod = %v, want the token request's NotFound", err)
+	}
+	tp, err := h.tenantCS.CoreV1().Pods("default").Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.Status.Phase != corev1.PodRunning {
+		t.Errorf("tenant pod phase %q, want Running (the status goes up without the token)", tp.Status.Phase)
+	}
+}
