@@ -63,7 +63,8 @@ const (
 //     until the tenants see all of them Running, ÷ the same 1,000 pods created directly in 10
 //     super namespaces with the same concurrency, until Running;
 //  2. latency from a tenant create to the super pod's appearance in a super-cluster watch,
-//     for pods created one at a time (p50, p99);
+//     for pods created one at a time (p50, p99), and, for reference, the same series created
+//     directly in a super namespace (create → super watch: what the super cluster alone gives);
 //  3. the syncer's memory per synced pod: (with 1,000 pods synced − with the 10 tenants and no
 //     pod) ÷ 1,000, as live heap after a GC, heap in use and VmRSS;
 //  4. fairness: a quiet tenant's create→super p99 (100 pods at 10/s) while another tenant
@@ -97,7 +98,13 @@ func BenchmarkSyncer(b *testing.B) {
 	deleteAndWait(b, "tenant", tenantSets, superPods)
 
 	progress("latency: %d pods one at a time in tenant %s", latencyPods, tenants[0].name)
-	r.latency = measureSeries(b, super, syncer, tenants[0], func() []sample { return latencySeries(b, tenants[0], superPods) })
+	r.latency = measureSeries(b, super, syncer, tenants[0], func() []sample {
+		return latencySeries(b, "lat", tenants[0].client, benchNamespace, mapping.SuperNamespace(tenants[0].key, benchNamespace), tenants[0].pods, superPods)
+	})
+	progress("latency, direct path: %d pods one at a time in super namespace %s", latencyPods, directSets[0].ns)
+	r.directLatency = measureSeries(b, super, syncer, tenants[0], func() []sample {
+		return latencySeries(b, "dlat", directSets[0].client, directSets[0].ns, directSets[0].ns, nil, superPods)
+	})
 
 	quiet, noisy := tenants[1], tenants[2]
 	progress("fairness: quiet tenant %s alone, %d pods at %v intervals", quiet.name, quietPods, quietInterval)
@@ -375,6 +382,11 @@ func (s series) total() []time.Duration {
 	return s.latencies(func(x sample) time.Duration { return x.seen.Sub(x.t0) })
 }
 
+// createCalls are the sorted durations of the series' Create calls.
+func (s series) createCalls() []time.Duration {
+	return s.latencies(func(x sample) time.Duration { return x.created.Sub(x.t0) })
+}
+
 // describe is a readable line on the series: the total and its parts, the tenant's Create
 // call, from its return to a tenant watch (the tenant apiserver and etcd), and from there to
 // the super watch (the syncer, the super apiserver and its watch).
@@ -397,17 +409,17 @@ func (s series) describe() string {
 		ms(percentile(tot, 0.5)), ms(percentile(tot, 0.99)), ms(tot[len(tot)-1]), strings.Join(out, "; "))
 }
 
-// latencySeries creates latencyPods pods in tenant t one after another, each once the previous
-// one's super pod exists and latencyGap has passed.
-func latencySeries(b *testing.B, t *tenantCluster, superPods *podTracker) []sample {
+// latencySeries creates latencyPods pods named prefix-NNNN in namespace ns of cs one after
+// another, each once the previous one's super pod (in superNS) exists and latencyGap has passed.
+// tenantPods watches cs for a tenant; nil on the direct path, where cs is the super cluster.
+func latencySeries(b *testing.B, prefix string, cs kubernetes.Interface, ns, superNS string, tenantPods, superPods *podTracker) []sample {
 	b.Helper()
 	ctx := b.Context()
-	superNS := mapping.SuperNamespace(t.key, benchNamespace)
 	var out []sample
-	for _, name := range podNames("lat", latencyPods) {
+	for _, name := range podNames(prefix, latencyPods) {
 		var x sample
 		x.t0 = time.Now()
-		if err := createPod(ctx, t.client, benchNamespace, name, "latency"); err != nil {
+		if err := createPod(ctx, cs, ns, name, "latency"); err != nil {
 			b.Fatalf("creating pod %s: %v", name, err)
 		}
 		x.created = time.Now()
@@ -419,7 +431,10 @@ func latencySeries(b *testing.B, t *tenantCluster, superPods *podTracker) []samp
 			b.Fatal(err)
 		}
 		x.seen, _ = superPods.seen(superNS, name)
-		x.tenantSeen = t.pods.mustSee(b, benchNamespace, name)
+		x.tenantSeen = x.seen // the direct path has no tenant: its create is the super pod
+		if tenantPods != nil {
+			x.tenantSeen = tenantPods.mustSee(b, ns, name)
+		}
 		out = append(out, x)
 		time.Sleep(latencyGap)
 	}
@@ -571,10 +586,11 @@ func workLine(w map[string]work) string {
 
 // results are the figures of one BenchmarkSyncer run.
 type results struct {
-	direct, tenant                    throughput
-	memBefore, memAfter               memory
-	latency, quietAlone, quietFlooded series
-	flood                             flood
+	direct, tenant           throughput
+	memBefore, memAfter      memory
+	latency, directLatency   series
+	quietAlone, quietFlooded series
+	flood                    flood
 }
 
 // report publishes the figures as benchmark metrics and prints a readable summary (on
@@ -587,7 +603,7 @@ func (r *results) report(b *testing.B) {
 	liveKB := perPod(func(m memory) float64 { return m.heapLive })
 	inuseKB := perPod(func(m memory) float64 { return m.heapInuse })
 	rssKB := perPod(func(m memory) float64 { return m.vmRSS })
-	lat := r.latency.total()
+	lat, directLat := r.latency.total(), r.directLatency.total()
 	aloneP99, floodedP99 := percentile(r.quietAlone.total(), 0.99), percentile(r.quietFlooded.total(), 0.99)
 	fairness := float64(floodedP99) / float64(aloneP99)
 
@@ -596,6 +612,8 @@ func (r *results) report(b *testing.B) {
 	b.ReportMetric(r.tenant.allIn.Seconds(), "s-tenants-1000")
 	b.ReportMetric(ms(percentile(lat, 0.5)), "ms-latency-p50")
 	b.ReportMetric(ms(percentile(lat, 0.99)), "ms-latency-p99")
+	b.ReportMetric(ms(percentile(directLat, 0.5)), "ms-direct-latency-p50")
+	b.ReportMetric(ms(percentile(directLat, 0.99)), "ms-direct-latency-p99")
 	b.ReportMetric(liveKB, "KB/pod-heap-live")
 	b.ReportMetric(inuseKB, "KB/pod-heap-inuse")
 	b.ReportMetric(rssKB, "KB/pod-rss")
@@ -633,6 +651,10 @@ func (r *results) report(b *testing.B) {
 		len(lat), r.latency.describe(), goalLatencyP99, judge(percentile(lat, 0.99) <= goalLatencyP99, disturbed(r.latency)...))
 	p("   syncer work for the tenant: %s; %s; %s", workLine(r.latency.work), r.latency.wait, r.latency.cpu)
 	p("   the super cluster's disk meanwhile: %s", r.latency.disk)
+	p("   reference, the same series created directly in a super namespace (create → super watch): p50 %.1f ms, p99 %.1f ms, max %.1f ms (Create call p50 %.1f p99 %.1f); %s",
+		ms(percentile(directLat, 0.5)), ms(percentile(directLat, 0.99)), ms(directLat[len(directLat)-1]),
+		ms(percentile(r.directLatency.createCalls(), 0.5)), ms(percentile(r.directLatency.createCalls(), 0.99)), r.directLatency.cpu)
+	p("   through the syncer ÷ direct: p50 %.2f×, p99 %.2f×", float64(percentile(lat, 0.5))/float64(percentile(directLat, 0.5)), float64(percentile(lat, 0.99))/float64(percentile(directLat, 0.99)))
 	p("3. Syncer memory, %d tenants and no pods → %d pods synced:", benchTenants, r.tenant.pods)
 	p("   live heap after a GC (reported) %.1f → %.1f MiB = %.1f KB/pod (goal ≤ %.0f KB: %s)",
 		r.memBefore.heapLive/(1<<20), r.memAfter.heapLive/(1<<20), liveKB, goalKBPerPod, judge(liveKB <= goalKBPerPod))
