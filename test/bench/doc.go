@@ -5,7 +5,8 @@
 //
 // BenchmarkSyncer measures the syncer against the direct path (throughput of 1,000 pods across
 // 10 tenants ÷ the same pods created on the super cluster), the latency from a tenant create to
-// the super pod (next to the same series created on the super cluster), the syncer's memory per synced pod and the fairness of its queue under a flood.
+// the super pod (next to the same series created on the super cluster), the syncer's memory
+// per synced pod and the fairness of its queue under a flood.
 // Run it with `make bench`, or alone:
 //
 //	make build && VNEST_BENCH_BINARY=$PWD/bin/vnest go test ./test/bench/ -run '^$' -bench Syncer -benchtime 1x -timeout 45m
