@@ -61,6 +61,18 @@ func (o *Options) Complete() error {
 	def(&o.Images.Busybox, "/bin/busybox")
 	def(&o.Artifacts, "_output/conformance")
 	def(&o.ImageDir, filepath.Join(o.Artifacts, "images"))
+	// Ginkgo runs the suite in the e2e binary's directory, where relative paths (make
+	// conformance passes .vnest/demo.kubeconfig and _output/conformance) name nothing.
+	for _, p := range []*string{&o.Kubeconfig, &o.Artifacts, &o.ImageDir, &o.E2EBinary, &o.Ginkgo} {
+		if *p == "" {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return err
+		}
+		*p = abs
+	}
 	if o.Parallel == 0 {
 		o.Parallel = 1
 	}
