@@ -288,9 +288,6 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		}
 		secret.Annotations[annotationTokenIssued] = keep.Annotations[annotationTokenIssued]
 		secret.Annotations[annotationTokenExpires] = keep.Annotations[annotationTokenExpires]
-		if node := keep.Annotations[annotationTokenNode]; node != "" {
-			secret.Annotations[annotationTokenNode] = node
-		}
 	case needToken:
 		ca, err := t.configMaps.ConfigMaps(tp.Namespace).Get(rootCAConfigMap)
 		if err != nil || ca.Data["ca.crt"] == "" {
@@ -315,10 +312,12 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		}
 		secret.Annotations[annotationTokenIssued] = issued.UTC().Format(time.RFC3339)
 		secret.Annotations[annotationTokenExpires] = expires.UTC().Format(time.RFC3339)
-		if tp.Spec.NodeName != "" {
-			secret.Annotations[annotationTokenNode] = tp.Spec.NodeName
-		}
 		klog.FromContext(ctx).V(2).Info("Requested tenant service-account tokens", "secret", klog.KRef(superNS, name), "tokens", len(sources), "expires", expires, "node", tp.Spec.NodeName)
+	}
+	if needToken && tp.Spec.NodeName != "" {
+		// The tokens name this node: new ones were just requested for the bound pod, and kept
+		// ones are good only when they name it.
+		secret.Annotations[annotationTokenNode] = tp.Spec.NodeName
 	}
 	for k, v := range meta {
 		secret.Data[k] = v
