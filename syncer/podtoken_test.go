@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -227,28 +228,15 @@ func TestPodSecretMetadata(t *testing.T) {
 		if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 			t.Fatal(err)
 		}
-		sec, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, "vnest-token-web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.s.superIndex[kindSecret].Add(sec); err != nil {
-			t.Fatal(err)
-		}
-		return sec
+		return h.cacheWritten(ctx, t, kindSecret, "vnest-token-web").(*corev1.Secret)
 	}
 	sec := secretAfterSync()
 	if got := string(sec.Data["metadata.labels"]); got != `app="web"` || string(sec.Data["token"]) != "tenant-token" {
 		t.Fatalf("Secret data: labels %q, token %q; want the tenant labels and the token", got, sec.Data["token"])
 	}
-	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := h.cacheWritten(ctx, t, kindPod, "web").(*corev1.Pod)
 	if sp.Spec.Volumes[1].Projected == nil || sp.Spec.Volumes[1].Projected.Sources[0].Secret == nil {
 		t.Fatalf("super pod volume %+v, want the labels from the pod Secret", sp.Spec.Volumes[1].VolumeSource)
-	}
-	if err := h.s.superIndex[kindPod].Add(sp); err != nil {
-		t.Fatal(err)
 	}
 
 	changed := pod.DeepCopy()
@@ -358,6 +346,30 @@ func newTokenHarness(t *testing.T, pod *corev1.Pod) *harness {
 	return h
 }
 
+// cacheWritten reads the super object of kind k (a Pod or a Secret) named name in the test's
+// super namespace, as the last sync wrote it, and puts it into the syncer's cache, as its
+// informer would.
+func (h *harness) cacheWritten(ctx context.Context, t *testing.T, k kind, name string) object {
+	t.Helper()
+	var obj object
+	var err error
+	switch k {
+	case kindPod:
+		obj, err = h.super.CoreV1().Pods(testSuperNS).Get(ctx, name, metav1.GetOptions{})
+	case kindSecret:
+		obj, err = h.super.CoreV1().Secrets(testSuperNS).Get(ctx, name, metav1.GetOptions{})
+	default:
+		t.Fatalf("cacheWritten: kind %s", k)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.superIndex[k].Update(obj); err != nil {
+		t.Fatal(err)
+	}
+	return obj
+}
+
 // TestTokenSecretNotYetInTheCache: the Secret is written with the super pod, and the pod's
 // informer often delivers the pod first. The sync that pod brings reads the Secret live
 // instead of requesting a second token and failing on the Secret that exists.
@@ -369,13 +381,7 @@ func TestTokenSecretNotYetInTheCache(t *testing.T) {
 	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.s.superIndex[kindPod].Add(sp); err != nil {
-		t.Fatal(err)
-	}
+	h.cacheWritten(ctx, t, kindPod, "web") // the pod only: its Secret's event has not come yet
 	h.super.ClearActions()
 	h.tenantCS.ClearActions()
 	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
@@ -410,20 +416,8 @@ func TestTokenNamesTheNode(t *testing.T) {
 		if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 			t.Fatal(err)
 		}
-		sec, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, "vnest-token-web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, obj := range map[kind]object{kindSecret: sec, kindPod: sp} {
-			if err := h.s.superIndex[k].Update(obj); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return sec, requests - before
+		h.cacheWritten(ctx, t, kindPod, "web")
+		return h.cacheWritten(ctx, t, kindSecret, "vnest-token-web").(*corev1.Secret), requests - before
 	}
 	if sec, n := sync(); n != 1 || sec.Annotations[annotationTokenNode] != "" {
 		t.Fatalf("new pod: %d token requests, token node %q; want 1 and none", n, sec.Annotations[annotationTokenNode])
@@ -433,10 +427,7 @@ func TestTokenNamesTheNode(t *testing.T) {
 	}
 
 	// The super cluster schedules the pod and the tenant pod is bound to the same node.
-	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := h.cacheWritten(ctx, t, kindPod, "web").(*corev1.Pod).DeepCopy()
 	sp.Spec.NodeName = "node-1"
 	if err := h.s.superIndex[kindPod].Update(sp); err != nil {
 		t.Fatal(err)
