@@ -96,6 +96,30 @@ func newTenantClient(kubeconfig string) (client.Client, error) {
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
+// createOrUpdateCRD creates crd or, when it exists, updates it to this version; also when
+// another installer (kubectl apply, a test harness) creates it between the read and the create.
+func createOrUpdateCRD(ctx context.Context, cl client.Client, crd *apiextensionsv1.CustomResourceDefinition) error {
+	var existing apiextensionsv1.CustomResourceDefinition
+	err := cl.Get(ctx, client.ObjectKeyFromObject(crd), &existing)
+	if apierrors.IsNotFound(err) {
+		if err = cl.Create(ctx, crd); !apierrors.IsAlreadyExists(err) {
+			if err != nil {
+				return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
+			}
+			return nil
+		}
+		err = cl.Get(ctx, client.ObjectKeyFromObject(crd), &existing)
+	}
+	if err != nil {
+		return fmt.Errorf("reading CRD %s: %w", crd.Name, err)
+	}
+	crd.ResourceVersion = existing.ResourceVersion
+	if err := cl.Update(ctx, crd); err != nil {
+		return fmt.Errorf("updating CRD %s: %w", crd.Name, err)
+	}
+	return nil
+}
+
 // installCRDs creates or updates vnest's CRDs and waits until they are served.
 func installCRDs(ctx context.Context, cl client.Client, wait waitFunc) error {
 	files, err := fs.Glob(manifests.CRDs, "crd/*.yaml")
@@ -111,20 +135,8 @@ func installCRDs(ctx context.Context, cl client.Client, wait waitFunc) error {
 		if err := yaml.UnmarshalStrict(data, &crd); err != nil {
 			return fmt.Errorf("%s: %w", f, err)
 		}
-		var existing apiextensionsv1.CustomResourceDefinition
-		switch err := cl.Get(ctx, client.ObjectKeyFromObject(&crd), &existing); {
-		case apierrors.IsNotFound(err):
-			err = cl.Create(ctx, &crd)
-			if err != nil {
-				return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
-			}
-		case err != nil:
+		if err := createOrUpdateCRD(ctx, cl, &crd); err != nil {
 			return err
-		default:
-			crd.ResourceVersion = existing.ResourceVersion
-			if err := cl.Update(ctx, &crd); err != nil {
-				return fmt.Errorf("updating CRD %s: %w", crd.Name, err)
-			}
 		}
 		name := crd.Name
 		if err := wait("CRD "+name+" to be established", func(ctx context.Context) (bool, error) {

@@ -1,0 +1,52 @@
+package supercluster
+
+import (
+	"context"
+	"testing"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+)
+
+// TestCRDCreatedMeanwhile: another installer (a test harness, kubectl apply) creates the CRD
+// between vnest up's read and its create. vnest up then updates it to its own version instead
+// of failing, which stopped the whole super cluster.
+func TestCRDCreatedMeanwhile(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	theirs := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "things.example.dev"},
+		Spec:       apiextensionsv1.CustomResourceDefinitionSpec{Group: "example.dev", Scope: apiextensionsv1.ClusterScoped},
+	}
+	ours := theirs.DeepCopy()
+	ours.Spec.Scope = apiextensionsv1.NamespaceScoped
+	ours.Labels = map[string]string{"version": "ours"}
+	raced := false
+	cl := fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if !raced { // the other installer gets there first
+				raced = true
+				if err := c.Create(ctx, theirs.DeepCopy()); err != nil {
+					return err
+				}
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}).Build()
+	if err := createOrUpdateCRD(t.Context(), cl, ours); err != nil {
+		t.Fatalf("createOrUpdateCRD after a concurrent create: %v", err)
+	}
+	var got apiextensionsv1.CustomResourceDefinition
+	if err := cl.Get(t.Context(), client.ObjectKeyFromObject(ours), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels["version"] != "ours" || got.Spec.Scope != apiextensionsv1.NamespaceScoped {
+		t.Errorf("CRD after the race: labels %v, scope %s; want ours", got.Labels, got.Spec.Scope)
+	}
+}
