@@ -41,7 +41,8 @@ import (
 // node. A new pod's tokens are requested before the super cluster schedules it, so they lack
 // them: once the tenant pod is bound to its virtual node, the syncer requests the tokens again
 // (annotationTokenNode records the node they name) before it copies any status up; a refused
-// request is retried and does not hold the status back. The kubelet mounts the new tokens at its
+// request is retried and does not hold the status back. A refusal the pod's owner can fix (its
+// service account is gone) gets the tenant pod a FailedMount event, as a kubelet's would. The kubelet mounts the new tokens at its
 // next sync of the pod, the one that sees the containers started at the latest, so the tenant
 // sees the pod Running with them in place (or within a sync period when the syncer is far
 // behind).
@@ -65,6 +66,9 @@ const (
 	// tokenSecretPrefix starts the name of every token Secret; tenant Secrets of such names are
 	// not synced.
 	tokenSecretPrefix = "vnest-token-"
+	// reasonFailedMount is the reason of the event a tenant pod gets when the tenant refuses its
+	// token, the kubelet's reason for a volume it cannot set up.
+	reasonFailedMount = "FailedMount"
 	// renewAt is the part of a token's lifetime after which it is renewed.
 	renewAt = 0.8
 )
@@ -124,8 +128,9 @@ func tokenVolumeSource(podName string, v *corev1.ProjectedVolumeSource) corev1.V
 // tokenSource is one service-account token a tenant pod projects: the key of the token in the
 // pod's token Secret and the TokenRequest that fills it.
 type tokenSource struct {
-	key string
-	req *authenticationv1.TokenRequest
+	key    string
+	volume string // the tenant pod's volume that projects it
+	req    *authenticationv1.TokenRequest
 }
 
 // tokenKey is the token Secret key of the n-th service-account token source of projected volume
@@ -159,7 +164,7 @@ func tokenSourcesOf(p *corev1.Pod) []tokenSource {
 			if a := src.ServiceAccountToken.Audience; a != "" {
 				spec.Audiences = []string{a}
 			}
-			out = append(out, tokenSource{key: tokenKey(v, n), req: &authenticationv1.TokenRequest{Spec: spec}})
+			out = append(out, tokenSource{key: tokenKey(v, n), volume: v.Name, req: &authenticationv1.TokenRequest{Spec: spec}})
 			if isServiceAccountTokenVolume(v) {
 				break
 			}
@@ -303,6 +308,11 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		for _, src := range sources {
 			tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, src.req, metav1.CreateOptions{})
 			if err != nil {
+				if tenantRefused(err) && t.recorder != nil {
+					// What a kubelet says when it cannot fetch a pod's token; retried with back-off.
+					t.recorder.Eventf(tp, corev1.EventTypeWarning, reasonFailedMount,
+						"MountVolume.SetUp failed for volume %q : failed to fetch token: %v", src.volume, err)
+				}
 				return nil, fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
 			}
 			secret.Data[src.key] = []byte(tr.Status.Token)
@@ -341,6 +351,12 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		requeue(secret)
 		return nil
 	}, nil
+}
+
+// tenantRefused reports whether the tenant's TokenRequest API refused a request for a reason
+// the pod's owner can fix (its service account deleted, say), not a passing failure.
+func tenantRefused(err error) bool {
+	return apierrors.IsNotFound(err) || apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || apierrors.IsBadRequest(err)
 }
 
 // deletePodToken deletes the token Secret of tenant pod name in tenant namespace ns, if any.

@@ -42,11 +42,11 @@ func TestTokenSourcesOf(t *testing.T) {
 	withToken.Spec.Volumes = []corev1.Volume{v, oidcTokenVolume()}
 	bound := &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: "web", UID: "uid-web"}
 	want := []tokenSource{
-		{key: "token", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		{key: "token", volume: "kube-api-access-abcde", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 			Audiences: []string{"vault"}, ExpirationSeconds: ptr.To[int64](600), BoundObjectRef: bound}}},
-		{key: "token.oidc.0", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+		{key: "token.oidc.0", volume: "oidc", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 			Audiences: []string{"oidc-discovery-test"}, ExpirationSeconds: ptr.To[int64](3600), BoundObjectRef: bound}}},
-		{key: "token.oidc.1", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: bound}}},
+		{key: "token.oidc.1", volume: "oidc", req: &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: bound}}},
 	}
 	if diff := cmp.Diff(want, tokenSourcesOf(withToken), cmp.AllowUnexported(tokenSource{})); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
@@ -472,5 +472,54 @@ func TestTokenFailureKeepsStatus(t *testing.T) {
 	}
 	if tp.Status.Phase != corev1.PodRunning {
 		t.Errorf("tenant pod phase %q, want Running (the status goes up without the token)", tp.Status.Phase)
+	}
+}
+
+// TestTokenRefusedEvent: a token the tenant refuses for a reason the pod's owner can fix (its
+// service account is gone) gets the tenant pod the FailedMount event a kubelet would record,
+// naming the volume, for a new pod and for a bound one; a passing failure (the tenant
+// apiserver timing out) is retried without an event. Either way the error is returned.
+func TestTokenRefusedEvent(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		nodeName  string
+		err       error
+		wantEvent bool
+	}{
+		{"new pod, service account gone", "", apierrors.NewNotFound(corev1.Resource("serviceaccounts"), "default"), true},
+		{"bound pod, service account gone", "node-1", apierrors.NewNotFound(corev1.Resource("serviceaccounts"), "default"), true},
+		{"new pod, tenant timed out", "", apierrors.NewServerTimeout(corev1.Resource("serviceaccounts"), "create", 1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := MakePod("default", "web").Obj()
+			pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+			pod.Spec.NodeName = tc.nodeName
+			h := newTokenHarness(t, pod)
+			h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+				return true, nil, tc.err
+			})
+			if tc.nodeName != "" {
+				sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{})
+				sp.Spec.NodeName = tc.nodeName
+				if err := h.s.superIndex[kindPod].Add(sp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err == nil {
+				t.Error("syncPod = nil, want the token request's error (retried)")
+			}
+			var mounts []string
+			for _, e := range events(h.recorder) {
+				if strings.Contains(e, reasonFailedMount) {
+					mounts = append(mounts, e)
+				}
+			}
+			switch {
+			case !tc.wantEvent && len(mounts) > 0:
+				t.Errorf("events %q, want no %s for a passing failure", mounts, reasonFailedMount)
+			case tc.wantEvent && (len(mounts) != 1 || !strings.Contains(mounts[0], `volume "kube-api-access-abcde"`) || !strings.Contains(mounts[0], "not found")):
+				t.Errorf("events %q, want one Warning %s naming the volume and the tenant's refusal", mounts, reasonFailedMount)
+			}
+		})
 	}
 }
