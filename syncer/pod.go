@@ -142,7 +142,8 @@ func isServiceAccountTokenVolume(v corev1.Volume) bool {
 
 // translatePod is the super pod for a tenant pod: same name in the super namespace, stamped
 // metadata, and a spec the super cluster can run and schedule itself.
-func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec) *corev1.Pod {
+// node is the super node of the tenant's spec.nodeName, if the tenant named one and it exists.
+func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec, node *corev1.Node) *corev1.Pod {
 	spec := p.Spec.DeepCopy()
 	tenantDownwardAPI(spec, p) // podenv.go
 
@@ -154,10 +155,9 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 	spec.ServiceAccountName = ""
 	spec.DeprecatedServiceAccount = ""
 	spec.AutomountServiceAccountToken = ptr.To(false)
-	// The super scheduler places the pod, also when the tenant named a node itself (virtual
-	// node names are super node names): that becomes a node affinity (see podpolicy.go).
+	// The super scheduler places the pod; a node the tenant named itself (virtual node names are
+	// super node names) is placePod's, below.
 	spec.SchedulerName = ""
-	pinToNode(spec)
 	// Priority classes are the super cluster's; the tenant's resolved priority would be
 	// rejected by the super cluster's admission. (A published class is kept: see
 	// withPublishedPriorityClass.)
@@ -179,6 +179,7 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 			spec.Tolerations = append(spec.Tolerations, tol)
 		}
 	}
+	placePod(spec, node) // podpolicy.go
 	return &corev1.Pod{ObjectMeta: mapping.SuperMeta(p, owner), Spec: *spec}
 }
 
@@ -218,7 +219,7 @@ func images(p *corev1.Pod) []string {
 var podDown = down[*corev1.Pod]{
 	kind: kindPod,
 	translate: func(t *tenant, p *corev1.Pod) *corev1.Pod {
-		sp := withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
+		sp := withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy, t.superNode(p.Spec.NodeName)), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
 		withTenantGeneration(sp, p)                                           // podgeneration.go
 		podDNS(&sp.Spec, p.Namespace, t.settings.Load().domain, t.nameserver) // dns.go
 		return withEnv(sp, t.tenantEnv(p))                                    // podenv.go

@@ -121,7 +121,7 @@ func TestTranslatePod(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			in := tc.pod.DeepCopy()
-			got := translatePod(tc.pod, testOwner, tc.policy)
+			got := translatePod(tc.pod, testOwner, tc.policy, nil)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("translatePod (-want +got):\n%s", diff)
 			}
@@ -272,7 +272,7 @@ func TestSyncPod(t *testing.T) {
 // TestPodDownEqualAndMerge: of a running pod's spec, images and activeDeadlineSeconds go down.
 func TestPodDownEqualAndMerge(t *testing.T) {
 	tenant := MakePod("default", "web").Obj()
-	desired := translatePod(tenant, testOwner, v1alpha1.PolicySpec{})
+	desired := translatePod(tenant, testOwner, v1alpha1.PolicySpec{}, nil)
 	existing := desired.DeepCopy()
 	existing.Spec.NodeName = "node-1"
 	if !podDownEqual(desired, existing) {

@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	quota "k8s.io/apiserver/pkg/quota/v1"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 	"k8s.io/klog/v2"
 	quotacore "k8s.io/kubernetes/pkg/quota/v1/evaluator/core"
 	psapi "k8s.io/pod-security-admission/api"
@@ -36,9 +38,11 @@ import (
 //     plus the pods admitted but not yet in the cache) plus the pod's fits; otherwise it waits
 //     and is retried every quotaRetry and whenever the patrol passes, so it goes down as soon as
 //     capacity frees up.
-//   - Node selector and tolerations are merged into the super pod (translatePod); a nodeName the
-//     tenant sets itself becomes a required node affinity on that node (pinToNode), so the super
-//     scheduler still applies the policy's node selector, taints and capacity.
+//   - Node selector and tolerations are merged into the super pod (translatePod). A nodeName the
+//     tenant sets itself is kept when the policy allows the pod on that super node (placePod):
+//     the super kubelet then admits or rejects the pod, as in any cluster. Otherwise it becomes a
+//     required node affinity on that node (pinToNode), so the super scheduler applies the
+//     policy's node selector and the node's taints, and the pod waits.
 //
 // A refused pod stays Pending in the tenant with condition PodScheduled=False (reason
 // PodSecurityViolation or TenantQuotaExceeded, the message says what to change) and a Warning
@@ -109,6 +113,36 @@ func quotaViolation(hard, used, add corev1.ResourceList) string {
 		return "exceeds the quota of this virtual cluster (spec.policy.quota): " + strings.Join(parts, "; ")
 	}
 	return ""
+}
+
+// placePod decides how a pod that the tenant put on a node itself (spec.nodeName) gets there in
+// the super cluster. It goes directly, as such a pod does in any cluster, when node is the super
+// node of that name and the policy allows the pod there: the node is schedulable (not cordoned),
+// matches the pod's node selector and required affinity (the policy's selector merged in) and
+// has no NoSchedule or NoExecute taint the pod does not tolerate. The super kubelet then admits
+// or rejects it (a host port taken, not enough capacity: the pod fails, and its controller
+// replaces it). Otherwise the name becomes a node affinity (pinToNode) and the super scheduler
+// keeps the pod Pending until the node can take it; node is nil when there is no such node.
+func placePod(spec *corev1.PodSpec, node *corev1.Node) {
+	if spec.NodeName == "" || (node != nil && node.Name == spec.NodeName && nodeAllows(spec, node)) {
+		return
+	}
+	pinToNode(spec)
+}
+
+// nodeAllows reports whether a scheduler honouring the pod's selectors and tolerations could
+// put it on node, capacity and host ports aside (the kubelet checks those).
+func nodeAllows(spec *corev1.PodSpec, node *corev1.Node) bool {
+	if node.Spec.Unschedulable {
+		return false
+	}
+	if ok, err := nodeaffinity.GetRequiredNodeAffinity(&corev1.Pod{Spec: *spec}).Match(node); err != nil || !ok {
+		return false
+	}
+	_, untolerated := corev1helpers.FindMatchingUntoleratedTaint(klog.Background(), node.Spec.Taints, spec.Tolerations, func(t *corev1.Taint) bool {
+		return t.Effect == corev1.TaintEffectNoSchedule || t.Effect == corev1.TaintEffectNoExecute
+	}, false)
+	return !untolerated
 }
 
 // pinToNode turns a nodeName the tenant set into a required node affinity on that node: the

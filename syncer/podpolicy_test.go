@@ -224,3 +224,97 @@ func TestPolicyGatesPodDown(t *testing.T) {
 		})
 	}
 }
+
+// TestPlacePod: a pod the tenant put on a node itself goes there directly when the policy allows
+// it there, and otherwise waits for the super scheduler with a node affinity on that node.
+func TestPlacePod(t *testing.T) {
+	node := func(mod func(*corev1.Node)) *corev1.Node {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", Labels: map[string]string{"pool": "tenants"}}}
+		if mod != nil {
+			mod(n)
+		}
+		return n
+	}
+	taint := func(effect corev1.TaintEffect) func(*corev1.Node) {
+		return func(n *corev1.Node) {
+			n.Spec.Taints = []corev1.Taint{{Key: "dedicated", Value: "infra", Effect: effect}}
+		}
+	}
+	tolerate := []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpEqual, Value: "infra"}}
+	cases := map[string]struct {
+		spec   corev1.PodSpec
+		node   *corev1.Node
+		direct bool
+	}{
+		"no such super node":               {spec: corev1.PodSpec{NodeName: "n1"}},
+		"another node":                     {spec: corev1.PodSpec{NodeName: "n2"}, node: node(nil)},
+		"node allows it":                   {spec: corev1.PodSpec{NodeName: "n1"}, node: node(nil), direct: true},
+		"cordoned":                         {spec: corev1.PodSpec{NodeName: "n1"}, node: node(func(n *corev1.Node) { n.Spec.Unschedulable = true })},
+		"selector matches":                 {spec: corev1.PodSpec{NodeName: "n1", NodeSelector: map[string]string{"pool": "tenants"}}, node: node(nil), direct: true},
+		"selector does not match":          {spec: corev1.PodSpec{NodeName: "n1", NodeSelector: map[string]string{"pool": "batch"}}, node: node(nil)},
+		"NoSchedule taint not tolerated":   {spec: corev1.PodSpec{NodeName: "n1"}, node: node(taint(corev1.TaintEffectNoSchedule))},
+		"NoExecute taint not tolerated":    {spec: corev1.PodSpec{NodeName: "n1"}, node: node(taint(corev1.TaintEffectNoExecute))},
+		"NoSchedule taint tolerated":       {spec: corev1.PodSpec{NodeName: "n1", Tolerations: tolerate}, node: node(taint(corev1.TaintEffectNoSchedule)), direct: true},
+		"PreferNoSchedule taint":           {spec: corev1.PodSpec{NodeName: "n1"}, node: node(taint(corev1.TaintEffectPreferNoSchedule)), direct: true},
+		"required affinity does not match": {spec: corev1.PodSpec{NodeName: "n1", Affinity: affinityOn("zone", "a")}, node: node(nil)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := *tc.spec.DeepCopy()
+			placePod(&got, tc.node)
+			if tc.direct {
+				if diff := cmp.Diff(tc.spec, got); diff != "" {
+					t.Errorf("want the pod sent to its node as it is (-want +got):\n%s", diff)
+				}
+				return
+			}
+			want := *tc.spec.DeepCopy()
+			pinToNode(&want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("want the node as an affinity (-want +got):\n%s", diff)
+			}
+		})
+	}
+	none := corev1.PodSpec{}
+	if placePod(&none, node(nil)); !cmp.Equal(none, corev1.PodSpec{}) {
+		t.Errorf("a pod without nodeName changed: %+v", none)
+	}
+}
+
+func affinityOn(key, value string) *corev1.Affinity {
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{{Key: key, Operator: corev1.NodeSelectorOpIn, Values: []string{value}}}}},
+	}}}
+}
+
+// TestPodOnItsNode: a tenant pod with spec.nodeName goes down with that nodeName when the super
+// node exists and the policy allows it (the policy's node selector merged in), and with a node
+// affinity when the policy's selector rules the node out.
+func TestPodOnItsNode(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		nodeLabels map[string]string
+		wantNode   string
+	}{
+		{"policy allows the node", map[string]string{"pool": "tenants"}, "node-1"},
+		{"policy rules it out", nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := MakePod("default", "web").Node("node-1").Obj()
+			superNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: tc.nodeLabels}}
+			h := newHarness(t, []object{superNode}, []object{pod})
+			h.t.settings.Store(&settings{policy: v1alpha1.PolicySpec{NodeSelector: map[string]string{"pool": "tenants"}}})
+			ctx := testContext(t)
+			if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+				t.Fatal(err)
+			}
+			sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sp.Spec.NodeName != tc.wantNode || (tc.wantNode == "") != (sp.Spec.Affinity != nil) {
+				t.Errorf("super pod nodeName %q, affinity %v; want nodeName %q and an affinity only without it", sp.Spec.NodeName, sp.Spec.Affinity, tc.wantNode)
+			}
+		})
+	}
+}

@@ -72,7 +72,7 @@ func oidcTokenVolume() corev1.Volume {
 func TestEveryProjectedTokenIsTheTenants(t *testing.T) {
 	pod := MakePod("default", "web").Obj()
 	pod.Spec.Volumes = []corev1.Volume{tokenVolume(), oidcTokenVolume()}
-	sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{})
+	sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{}, nil)
 	for _, v := range sp.Spec.Volumes {
 		if v.Projected == nil {
 			continue
@@ -456,7 +456,7 @@ func TestTokenFailureKeepsStatus(t *testing.T) {
 	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewNotFound(corev1.Resource("serviceaccounts"), "default")
 	})
-	sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{})
+	sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{}, nil)
 	sp.Status.Phase = corev1.PodRunning
 	if err := h.s.superIndex[kindPod].Add(sp); err != nil {
 		t.Fatal(err)
@@ -499,7 +499,7 @@ func TestTokenRefusedEvent(t *testing.T) {
 				return true, nil, tc.err
 			})
 			if tc.nodeName != "" {
-				sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{})
+				sp := translatePod(pod, testOwner, v1alpha1.PolicySpec{}, nil)
 				sp.Spec.NodeName = tc.nodeName
 				if err := h.s.superIndex[kindPod].Add(sp); err != nil {
 					t.Fatal(err)

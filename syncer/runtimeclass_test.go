@@ -84,7 +84,7 @@ func TestSuperPodRuntimeClassName(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			p := rcPod(tenantRuntimeClass(true))
 			p.Spec.RuntimeClassName = tc.name
-			sp := translatePod(p, testOwner, defaultPolicy)
+			sp := translatePod(p, testOwner, defaultPolicy, nil)
 			if diff := cmp.Diff(tc.want, sp.Spec.RuntimeClassName); diff != "" {
 				t.Errorf("runtimeClassName (-want +got):\n%s", diff)
 			}
@@ -116,7 +116,7 @@ func TestSuperAdmissionAcceptsTheSuperPod(t *testing.T) {
 			if tc.mutate != nil {
 				tc.mutate(tp)
 			}
-			sp := translatePod(tp, testOwner, defaultPolicy)
+			sp := translatePod(tp, testOwner, defaultPolicy, nil)
 			sp.Spec.NodeSelector, sp.Spec.Tolerations = tp.Spec.NodeSelector, tp.Spec.Tolerations
 			src := translateRuntimeClass(rc, testOwner)
 

@@ -52,6 +52,8 @@ type tenant struct {
 	quota    quotaLedger // admissions against spec.policy.quota
 	// superSvcs is the syncer's cache of super Services, for the service environment of pods.
 	superSvcs corelisters.ServiceLister
+	// superNodes is the syncer's cache of super nodes, for pods the tenant puts on a node itself.
+	superNodes corelisters.NodeLister
 	// nameserver is the tenant DNS server's address pods get (dns.go); "" when it is off.
 	nameserver string
 
@@ -266,10 +268,22 @@ func newTenant(vc *v1alpha1.VirtualCluster, client kubernetes.Interface) *tenant
 	return t
 }
 
+// superNode is the super node named name, or nil when name is "" or there is none.
+func (t *tenant) superNode(name string) *corev1.Node {
+	if name == "" || t.superNodes == nil {
+		return nil
+	}
+	n, err := t.superNodes.Get(name)
+	if err != nil {
+		return nil
+	}
+	return n
+}
+
 // wireInformers creates the tenant's informers on factory, with handlers that queue keys.
 func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	core := f.Core().V1()
-	t.superSvcs = s.superSvcs
+	t.superSvcs, t.superNodes = s.superSvcs, s.superNodes
 	t.nameserver = s.dnsNameserver()
 	infs := syncedKindInformers(f)
 	infs[kindNode] = core.Nodes().Informer() // virtual nodes live in tenants only

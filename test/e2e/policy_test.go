@@ -17,8 +17,8 @@ import (
 // TestTenantQuotaAndNodeName checks the VirtualCluster policy parts that need no real node, on
 // SIMULATED (kwok) nodes: with spec.policy.quota pods=2, a 3-replica Deployment gets two pods
 // down and the third waits Pending with a condition and an event that name the quota; raising
-// the quota lets it go down. A pod whose nodeName the tenant set itself runs on that node, but
-// the super pod is scheduled (node affinity), not bound by name.
+// the quota lets it go down. A pod whose nodeName the tenant set itself goes to that node
+// directly, unless the node is cordoned: then it waits, Pending, until it is uncordoned.
 func TestTenantQuotaAndNodeName(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "simulated", nodeCount: 2, port: 16903})
 	tenant, kubeconfig := waitForDemoTenant(t, c)
@@ -59,28 +59,49 @@ func TestTenantQuotaAndNodeName(t *testing.T) {
 	patchDemo(t, c, `{"spec":{"policy":{"quota":{"pods":"3"}}}}`)
 	waitForTenantPodRunning(t, tenant, waiting, time.Minute)
 
-	// A node the tenant names itself.
+	// A node the tenant names itself: a cordoned one makes the pod wait for the super scheduler
+	// (a node affinity, Pending); one the policy allows gets the pod directly, as in any cluster.
 	nodes := requireReadyNodes(t, c, 2)
-	target := nodes[1].Name
+	cordoned, target := nodes[0].Name, nodes[1].Name
+	setUnschedulable(t, c, cordoned, true)
+	patchDemo(t, c, `{"spec":{"policy":{"quota":{"pods":"5"}}}}`)
+	waits := busyboxPod("default", "waits", "sleep 3600")
+	waits.Spec.NodeName = cordoned
 	pod := busyboxPod("default", "pinned", "sleep 3600")
 	pod.Spec.NodeName = target
-	patchDemo(t, c, `{"spec":{"policy":{"quota":{"pods":"4"}}}}`)
-	if _, err := tenant.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	for _, p := range []*corev1.Pod{waits, pod} {
+		if _, err := tenant.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	waitForTenantPodRunning(t, tenant, "pinned", time.Minute)
 	sp, err := c.client.CoreV1().Pods(superNS).Get(ctx, "pinned", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp.Spec.NodeName != target {
-		t.Errorf("super pod runs on %q, want %q", sp.Spec.NodeName, target)
+	if sp.Spec.NodeName != target || sp.Spec.Affinity != nil {
+		t.Errorf("super pod on %q with affinity %+v; want it put on %q directly", sp.Spec.NodeName, sp.Spec.Affinity, target)
 	}
-	if a := sp.Spec.Affinity; a == nil || a.NodeAffinity == nil || a.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
-		t.Errorf("super pod has no required node affinity: %+v", sp.Spec.Affinity)
+	sw, err := c.client.CoreV1().Pods(superNS).Get(ctx, "waits", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if sp.Spec.SchedulerName != corev1.DefaultSchedulerName {
-		t.Errorf("super pod scheduler %q", sp.Spec.SchedulerName)
+	if sw.Spec.NodeName != "" || sw.Spec.Affinity == nil || sw.Spec.Affinity.NodeAffinity == nil || sw.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		t.Errorf("super pod for the cordoned node: nodeName %q, affinity %+v; want no nodeName and a required node affinity", sw.Spec.NodeName, sw.Spec.Affinity)
+	}
+	if tp, err := tenant.CoreV1().Pods("default").Get(ctx, "waits", metav1.GetOptions{}); err != nil || tp.Status.Phase != corev1.PodPending {
+		t.Errorf("tenant pod for the cordoned node: %v, %v; want it Pending", tp.Status.Phase, err)
+	}
+	setUnschedulable(t, c, cordoned, false)
+	waitForTenantPodRunning(t, tenant, "waits", time.Minute)
+}
+
+// setUnschedulable cordons or uncordons super node name.
+func setUnschedulable(t *testing.T, c *cluster, name string, on bool) {
+	t.Helper()
+	patch := fmt.Sprintf(`{"spec":{"unschedulable":%t}}`, on)
+	if _, err := c.client.CoreV1().Nodes().Patch(t.Context(), name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
 	}
 }
 
