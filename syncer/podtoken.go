@@ -42,10 +42,10 @@ import (
 // them: once the tenant pod is bound to its virtual node, the syncer requests the tokens again
 // (annotationTokenNode records the node they name) before it copies any status up; a refused
 // request is retried and does not hold the status back. A refusal the pod's owner can fix (its
-// service account is gone) gets the tenant pod a FailedMount event, as a kubelet's would. The kubelet mounts the new tokens at its
-// next sync of the pod, the one that sees the containers started at the latest, so the tenant
-// sees the pod Running with them in place (or within a sync period when the syncer is far
-// behind).
+// service account is gone) gets the tenant pod a FailedMount event, as a kubelet's would. The
+// kubelet mounts the new tokens at its next sync of the pod, the one that sees the containers
+// started at the latest, so the tenant sees the pod Running with them in place (or within a sync
+// period when the syncer is far behind).
 //
 // The Secret is named tokenSecretName(pod) in the pod's super namespace, carries the pod's
 // ownership labels plus labelPodToken=<pod name> (shortened past 63 characters, the limit of a
