@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/images"
+	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
 // anchorNamespace holds the anchor pod ensureNode may create.
@@ -22,11 +24,13 @@ const anchorNamespace = "vnest-conformance-anchor"
 // nodeWait bounds the wait for a Node to appear once the anchor pod exists.
 const nodeWait = 3 * time.Minute
 
-// ensureNode makes sure the cluster lists a Node before the suite starts:
-// the suite refuses to run without a schedulable node, and a vnest tenant
-// shows a (virtual) Node only while one of its pods runs there. If there is
-// none, it runs a pause pod and waits for the Node; release deletes the pod's
-// namespace again. A cluster that has Nodes is left alone.
+// ensureNode makes sure the cluster lists a Node from before the suite starts
+// to its end: the suite refuses to run without a schedulable node, and a
+// vnest tenant shows a (virtual) Node only while one of its pods runs there —
+// a tenant whose last pod ends in a gap between tests has no node for the
+// next one. So unless the cluster's Nodes are all real (not labelled virtual),
+// it runs a pause pod for the whole run and waits for its Node; release
+// deletes the pod's namespace again.
 func ensureNode(ctx context.Context, kubeconfig string) (release func(), err error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -36,15 +40,21 @@ func ensureNode(ctx context.Context, kubeconfig string) (release func(), err err
 	if err != nil {
 		return nil, err
 	}
+	return anchorNode(ctx, cs)
+}
+
+// anchorNode is ensureNode on a client.
+func anchorNode(ctx context.Context, cs kubernetes.Interface) (release func(), err error) {
 	nodes, err := cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing nodes: %w", err)
 	}
-	if len(nodes.Items) > 0 {
+	virtual := slices.ContainsFunc(nodes.Items, func(n corev1.Node) bool { return n.Labels[ownership.LabelVirtualNode] == "true" })
+	if len(nodes.Items) > 0 && !virtual {
 		return func() {}, nil
 	}
 	log := klog.FromContext(ctx)
-	log.Info("The cluster lists no Node; running an anchor pod so its virtual Node appears", "namespace", anchorNamespace)
+	log.Info("Running an anchor pod so that a virtual Node is there for the whole run", "namespace", anchorNamespace, "nodes", len(nodes.Items))
 	// The namespace of an earlier run may still be terminating; a pod cannot be created in it.
 	err = wait.PollUntilContextTimeout(ctx, time.Second, nodeWait, true, func(ctx context.Context) (bool, error) {
 		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: anchorNamespace}}

@@ -22,7 +22,7 @@ import (
 // kubelet proxy on, the Node's InternalIP and kubelet port are the proxy's (kubeletproxy.go).
 
 // labelVirtualNode marks a tenant Node the syncer publishes.
-const labelVirtualNode = ownership.ReservedPrefix + "virtual-node"
+const labelVirtualNode = ownership.LabelVirtualNode
 
 // virtualNode is the tenant Node for a super node, with heartbeats at now.
 func virtualNode(super *corev1.Node, now metav1.Time) *corev1.Node {

@@ -44,6 +44,10 @@ const (
 	// PriorityClass, the PersistentVolume a tenant claim is bound to). The
 	// syncer updates and deletes only tenant objects that carry it.
 	LabelMirror = ReservedPrefix + "mirror"
+	// LabelVirtualNode, with the value "true", marks a tenant Node the syncer
+	// publishes for a super node that runs the tenant's pods; it is deleted
+	// once none of them runs there.
+	LabelVirtualNode = ReservedPrefix + "virtual-node"
 )
 
 // Labels of the objects the vnest manager itself creates next to a
