@@ -136,7 +136,7 @@ func TestVirtualNode(t *testing.T) {
 		},
 	}
 	want := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: map[string]string{"kubernetes.io/hostname": "node-1", labelVirtualNode: "true"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: map[string]string{"kubernetes.io/hostname": "node-1", ownership.LabelVirtualNode: "true"}},
 		Spec:       corev1.NodeSpec{Taints: super.Spec.Taints},
 		Status: corev1.NodeStatus{
 			Addresses:  super.Status.Addresses,
@@ -156,7 +156,7 @@ func TestVirtualNode(t *testing.T) {
 
 func TestSyncNodeRemovesUnused(t *testing.T) {
 	super := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
-	virtual := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "v", Labels: map[string]string{labelVirtualNode: "true"}}}
+	virtual := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", UID: "v", Labels: map[string]string{ownership.LabelVirtualNode: "true"}}}
 	own := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-2"}}
 	h := newHarness(t, []object{super}, []object{virtual, own})
 	ctx := testContext(t)

@@ -21,16 +21,13 @@ import (
 // the tenant's pods uses it. Only Nodes it labelled as virtual are ever deleted. With the
 // kubelet proxy on, the Node's InternalIP and kubelet port are the proxy's (kubeletproxy.go).
 
-// labelVirtualNode marks a tenant Node the syncer publishes.
-const labelVirtualNode = ownership.LabelVirtualNode
-
 // virtualNode is the tenant Node for a super node, with heartbeats at now.
 func virtualNode(super *corev1.Node, now metav1.Time) *corev1.Node {
 	labels := maps.Clone(super.Labels)
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[labelVirtualNode] = "true"
+	labels[ownership.LabelVirtualNode] = "true"
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: super.Name, Labels: labels},
 		Spec:       corev1.NodeSpec{Unschedulable: super.Spec.Unschedulable, Taints: super.Spec.Taints},
@@ -83,7 +80,7 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	}
 	nodes := t.client.CoreV1().Nodes()
 	if !hasSuper || !s.tenantUsesNode(t.key, name) {
-		if !hasTenant || tn.Labels[labelVirtualNode] != "true" {
+		if !hasTenant || tn.Labels[ownership.LabelVirtualNode] != "true" {
 			return nil
 		}
 		klog.FromContext(ctx).V(2).Info("Removing unused virtual node")
@@ -101,7 +98,7 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 		_, err = nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
 		return err
 	}
-	if tn.Labels[labelVirtualNode] != "true" {
+	if tn.Labels[ownership.LabelVirtualNode] != "true" {
 		return nil // a Node the tenant made itself; leave it
 	}
 	if !apiequality.Semantic.DeepEqual(tn.Labels, want.Labels) || !apiequality.Semantic.DeepEqual(tn.Spec.Taints, want.Spec.Taints) ||
