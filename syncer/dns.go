@@ -1,13 +1,16 @@
 package syncer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -93,6 +96,7 @@ func (s *Syncer) serveDNS(ctx context.Context) error {
 func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	objs, _ := s.superIndex[kindPod].ByIndex(indexPodIP, ip.String())
 	var found *tenant
+	var askers []*corev1.Pod
 	for _, obj := range objs {
 		p, ok := obj.(*corev1.Pod)
 		if !ok {
@@ -107,12 +111,47 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 			return nil, false
 		}
 		found = t
+		askers = append(askers, p)
 	}
 	if found == nil {
 		return nil, false
 	}
+	var asker *corev1.Pod // the super pod asking, when one alone has ip
+	if len(askers) == 1 {
+		asker = askers[0]
+	}
 	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService,
-		ServiceByIP: func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) }}, true
+		ServiceByIP: func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
+		Self:        found.dnsSelf(asker)}, true
+}
+
+// dnsSelf is the tenant pod of super pod sp (nil: none) by its own name, when it has a
+// subdomain: the name its kubelet would write into its /etc/hosts (the super pod goes down
+// without the subdomain, see podDNS). Nil when the pod has no subdomain or is not in the cache.
+func (t *tenant) dnsSelf(sp *corev1.Pod) *tenantdns.Pod {
+	if sp == nil {
+		return nil
+	}
+	ns, _ := mapping.TenantNamespace(sp, t.key)
+	p, err := t.pods.Pods(ns).Get(sp.Name)
+	if err != nil || p.UID != mapping.TenantUID(sp) || p.Spec.Subdomain == "" {
+		return nil
+	}
+	ips := podIPs(sp)
+	if len(ips) == 0 {
+		ips = []string{sp.Status.PodIP}
+	}
+	return &tenantdns.Pod{Namespace: ns, Hostname: podHostname(p), Subdomain: p.Spec.Subdomain, IPs: ips}
+}
+
+// podHostname is a pod's hostname as its kubelet sets it: spec.hostname, else the pod's name,
+// cut to 63 characters without a trailing dash or dot.
+func podHostname(p *corev1.Pod) string {
+	h := cmp.Or(p.Spec.Hostname, p.Name)
+	if len(h) > validation.DNS1123LabelMaxLength {
+		h = strings.TrimRight(h[:validation.DNS1123LabelMaxLength], "-.")
+	}
+	return h
 }
 
 // dnsService is tenant Service ns/name as the DNS server answers it, from the caches.
@@ -241,6 +280,12 @@ func podDNS(spec *corev1.PodSpec, ns, domain, nameserver string) {
 	}
 	spec.DNSPolicy = corev1.DNSNone
 	spec.DNSConfig = cfg
+	if !spec.HostNetwork {
+		// A kubelet writes <hostname>.<subdomain>.<namespace>.svc.<domain> into the pod's
+		// /etc/hosts: the super one would name the super namespace. The DNS server answers the
+		// tenant's name to the pod instead (dnsSelf).
+		spec.Subdomain = ""
+	}
 }
 
 // appendNew appends the items of add not in list yet, up to max items in all.

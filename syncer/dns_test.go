@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -29,6 +30,8 @@ func TestPodDNS(t *testing.T) {
 		nameserver string
 		wantPolicy corev1.DNSPolicy
 		want       *corev1.PodDNSConfig
+		// wantSubdomain is the subdomain after: "" for the spec's, "-" for none.
+		wantSubdomain string
 	}{
 		{name: "default policy: the tenant DNS", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
 		{name: "ClusterFirst", spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}, nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
@@ -40,6 +43,12 @@ func TestPodDNS(t *testing.T) {
 		{name: "None is kept", spec: corev1.PodSpec{DNSPolicy: corev1.DNSNone, DNSConfig: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}}},
 			nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}}},
 		{name: "DNS server off: nothing changes", spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}, wantPolicy: corev1.DNSClusterFirst},
+		{name: "the tenant DNS: the subdomain goes (the DNS server answers the pod's own name)", nameserver: "192.0.2.2",
+			spec: corev1.PodSpec{Hostname: "h", Subdomain: "sub"}, wantPolicy: corev1.DNSNone, want: clusterFirst, wantSubdomain: "-"},
+		{name: "on the host network the subdomain stays (the node's /etc/hosts)", nameserver: "192.0.2.2",
+			spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirstWithHostNet, HostNetwork: true, Subdomain: "sub"}, wantPolicy: corev1.DNSNone, want: clusterFirst},
+		{name: "Default keeps its subdomain", spec: corev1.PodSpec{DNSPolicy: corev1.DNSDefault, Subdomain: "sub"}, nameserver: "192.0.2.2"},
+		{name: "DNS server off: the subdomain stays", spec: corev1.PodSpec{Subdomain: "sub"}},
 		{name: "the pod's own dnsConfig is merged as a kubelet merges it", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
 			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{
 				Nameservers: []string{"192.0.2.2", "1.1.1.1", "8.8.8.8", "9.9.9.9"},
@@ -63,6 +72,9 @@ func TestPodDNS(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, spec.DNSConfig); diff != "" {
 				t.Errorf("dnsConfig (-want +got):\n%s", diff)
+			}
+			if want := map[string]string{"": tc.spec.Subdomain, "-": ""}[tc.wantSubdomain]; spec.Subdomain != want {
+				t.Errorf("subdomain = %q, want %q", spec.Subdomain, want)
 			}
 		})
 	}
@@ -122,8 +134,11 @@ func TestDNSTenant(t *testing.T) {
 	}}}
 	superMaster := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "kubernetes", Labels: map[string]string{
 		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.30.144"}}
+	// The tenant pod of super pod client has a subdomain that names no Service.
+	clientPod := MakePod("default", "client").Obj()
+	clientPod.Spec.Subdomain = "nosvc"
 	h := newHarness(t, []object{superPod("client", "10.88.0.4", corev1.PodRunning), superPod("done", "10.88.0.7", corev1.PodSucceeded),
-		otherPod, unowned, superWeb, superMaster}, []object{web, db, dbEps, master, masterEps})
+		otherPod, unowned, superWeb, superMaster}, []object{web, db, dbEps, master, masterEps, clientPod})
 	// The other tenant is served too, with nothing in it.
 	otherVC := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}}
 	otherVC.Status.ClusterKey = otherKey
@@ -163,6 +178,8 @@ func TestDNSTenant(t *testing.T) {
 		{"10.88.0.4", "db-1.db.default.svc.cluster.local.", "NXDOMAIN"},
 		{"10.88.0.4", "kubernetes.default.svc.cluster.local.", "NOERROR 10.96.30.144"}, // :443 reaches the tenant apiserver
 		{"10.88.0.9", "web.default.svc.cluster.local.", "NXDOMAIN"},                    // another tenant's pod
+		{"10.88.0.4", "client.nosvc.default.svc.cluster.local.", "NOERROR 10.88.0.4"},  // its own name, as in its /etc/hosts
+		{"10.88.0.9", "client.nosvc.default.svc.cluster.local.", "NXDOMAIN"},           // not to others
 		{"10.88.0.7", "web.default.svc.cluster.local.", "REFUSED"},                     // a finished pod's old address
 		{"10.88.0.8", "web.default.svc.cluster.local.", "REFUSED"},                     // a pod without full ownership labels
 		{"10.88.0.1", "web.default.svc.cluster.local.", "REFUSED"},                     // no pod
@@ -177,6 +194,15 @@ func TestDNSTenant(t *testing.T) {
 	}
 	if got := ptr("10.88.0.9", "10.0.96.10.in-addr.arpa."); got != "FORWARD" {
 		t.Errorf("PTR of another tenant's ClusterIP from a pod of the other tenant: %s, want it forwarded", got)
+	}
+	// A tenant pod of the name but another UID (the super pod is an old one's): not its name.
+	newClient := clientPod.DeepCopy()
+	newClient.UID = "uid-client-2"
+	if err := h.t.index[kindPod].Update(newClient); err != nil {
+		t.Fatal(err)
+	}
+	if got := resolve("10.88.0.4", "client.nosvc.default.svc.cluster.local."); got != "NXDOMAIN" {
+		t.Errorf("own name of a super pod whose tenant pod was replaced: %s, want NXDOMAIN", got)
 	}
 	// Without the super copy (not synced yet), the tenant apiserver's own address.
 	if err := h.s.superIndex[kindService].Delete(superMaster); err != nil {
@@ -210,6 +236,24 @@ func TestDNSAdvertiseIP(t *testing.T) {
 		got, err := dnsAdvertiseIP(tc.bind, tc.advertise)
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("dnsAdvertiseIP(%q, %q) = %q, %v; want %q, error %v", tc.bind, tc.advertise, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestPodHostname(t *testing.T) {
+	long := strings.Repeat("a", 61) + "-b" + strings.Repeat("c", 10) // the 63rd character is the b
+	for _, tc := range []struct {
+		name string
+		pod  *corev1.Pod
+		want string
+	}{
+		{"spec.hostname", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}, Spec: corev1.PodSpec{Hostname: "h"}}, "h"},
+		{"the pod's name", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-1"}}, "web-1"},
+		{"a long name is cut to 63", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long}}, long[:63]},
+		{"without a dash at the cut", &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: long[:62] + "-.x"}}, long[:61]},
+	} {
+		if got := podHostname(tc.pod); got != tc.want {
+			t.Errorf("%s: podHostname = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }

@@ -19,6 +19,16 @@ type Tenant struct {
 	// ServiceByIP returns the tenant Service whose ClusterIP is ip, for PTR queries; nil or
 	// ok false: none.
 	ServiceByIP func(ip netip.Addr) (ns, name string, ok bool)
+	// Self is the asking pod, when it has a subdomain: its own name, which a kubelet writes into
+	// its /etc/hosts, resolves for it alone.
+	Self *Pod
+}
+
+// Pod is a tenant pod with a subdomain, known by its own name
+// <Hostname>.<Subdomain>.<Namespace>.svc.<domain>.
+type Pod struct {
+	Namespace, Hostname, Subdomain string
+	IPs                            []string
 }
 
 // Service is a tenant Service as DNS answers it.
@@ -67,6 +77,9 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 		return dns.RcodeSuccess, nil, false // D, svc.D, <ns>.svc.D: names without records
 	case labels[n-1] != "svc" || n > 5:
 		return dns.RcodeNameError, nil, false
+	case n == 4 && t.Self.named(labels):
+		// the pod's own name, from its /etc/hosts in any cluster: a Service need not exist.
+		return dns.RcodeSuccess, addresses(name, q.Qtype, t.Self.IPs), false
 	}
 	svc, ok := t.Service(labels[n-2], labels[n-3])
 	if !ok {
@@ -119,6 +132,12 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 		return dns.RcodeNameError, nil, false
 	}
 	return dns.RcodeSuccess, out, false
+}
+
+// named reports whether labels (host, subdomain, namespace, "svc") are the pod's own name.
+func (p *Pod) named(labels []string) bool {
+	return p != nil && strings.EqualFold(labels[0], p.Hostname) && strings.EqualFold(labels[1], p.Subdomain) &&
+		strings.EqualFold(labels[2], p.Namespace)
 }
 
 // endpointName is the first label of an endpoint's own name: its hostname, or else its IP with

@@ -11,7 +11,8 @@ import (
 
 // testTenant has, in namespace default: web (ClusterIP, super IP 10.96.0.10, port http),
 // db (headless: two ready pods db-0 and db-1, and one without hostname), ext (ExternalName),
-// pending (ClusterIP, no super Service yet).
+// pending (ClusterIP, no super Service yet). The asking pod is me, of subdomain nosvc (no such
+// Service), at 10.88.0.9.
 func testTenant() *Tenant {
 	services := map[string]Service{
 		"default/web": {ClusterIP: "10.96.0.10", Ports: []Port{{Name: "http", Protocol: "TCP", Port: 8080}}},
@@ -22,7 +23,8 @@ func testTenant() *Tenant {
 		"default/pending": {},
 		"kube-system/v6":  {ClusterIP: "fd00::10"},
 	}
-	return &Tenant{Domain: "cluster.local", Service: func(ns, name string) (Service, bool) {
+	self := &Pod{Namespace: "default", Hostname: "me", Subdomain: "nosvc", IPs: []string{"10.88.0.9"}}
+	return &Tenant{Domain: "cluster.local", Self: self, Service: func(ns, name string) (Service, bool) {
 		s, ok := services[ns+"/"+name]
 		return s, ok
 	}, ServiceByIP: func(ip netip.Addr) (string, string, bool) {
@@ -67,6 +69,13 @@ func TestAnswer(t *testing.T) {
 		{name: "endpoint without hostname by its dashed IP", q: "10-88-0-7.db.default.svc.cluster.local.", qtype: dns.TypeA,
 			answer: []string{a("10-88-0-7.db.default.svc.cluster.local.", "10.88.0.7")}},
 		{name: "unknown hostname", q: "db-2.db.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "the asking pod's own name, as in its /etc/hosts (no Service needed)", q: "me.nosvc.default.svc.cluster.local.", qtype: dns.TypeA,
+			answer: []string{a("me.nosvc.default.svc.cluster.local.", "10.88.0.9")}},
+		{name: "own name, any case", q: "ME.NoSvc.default.svc.cluster.local.", qtype: dns.TypeA,
+			answer: []string{a("me.nosvc.default.svc.cluster.local.", "10.88.0.9")}},
+		{name: "AAAA of the own name of an IPv4 pod: no data", q: "me.nosvc.default.svc.cluster.local.", qtype: dns.TypeAAAA},
+		{name: "another host of the asking pod's subdomain", q: "you.nosvc.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "the own name in another namespace", q: "me.nosvc.other.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "unknown service", q: "nope.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "service of another namespace", q: "web.other.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "service without super Service yet: no data", q: "pending.default.svc.cluster.local.", qtype: dns.TypeA},

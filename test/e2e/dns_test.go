@@ -20,7 +20,8 @@ const dnsPort = 18103
 // In the demo tenant, Deployment web (httpd) behind Service web answers a client pod at
 // web.default.svc.cluster.local:8080, and `nslookup web` gives the super ClusterIP; the same
 // names do not resolve in a second tenant, whose own names do. Pods of a StatefulSet behind a
-// headless Service resolve each other as <pod>.<service>.default.svc.cluster.local. Service web's
+// headless Service resolve each other as <pod>.<service>.default.svc.cluster.local; a pod with a
+// subdomain resolves its own name, and its /etc/hosts does not name the super namespace. Service web's
 // tenant ClusterIP is its super Service's, and env, DNS and wget agree with it (checkServiceIPs).
 func TestTenantDNS(t *testing.T) {
 	requireRoot(t)
@@ -53,7 +54,9 @@ func TestTenantDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tenant := range []kubernetes.Interface{demo, other} {
-		if _, err := tenant.CoreV1().Pods("default").Create(ctx, busyboxPod("default", "client", "sleep 3600"), metav1.CreateOptions{}); err != nil {
+		client := busyboxPod("default", "client", "sleep 3600")
+		client.Spec.Subdomain = "nosvc" // names no Service: the pod's own name is in its /etc/hosts only
+		if _, err := tenant.CoreV1().Pods("default").Create(ctx, client, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -78,6 +81,19 @@ func TestTenantDNS(t *testing.T) {
 		t.Errorf("the tenant pod's resolv.conf is\n%s\nwant the tenant's search path and ndots:5", resolvConf)
 	}
 	t.Logf("resolv.conf of a demo pod:\n%s", resolvConf)
+
+	// The pod's own name: /etc/hosts names the tenant namespace, never the super one; the
+	// DNS server answers it to the pod (as a kubelet's /etc/hosts would in any cluster).
+	client, err := demo.CoreV1().Pods("default").Get(ctx, "client", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hosts, err := sh(demoKubeconfig, "client", "cat /etc/hosts"); err != nil || strings.Contains(hosts, demoClusterKey(t, c)) {
+		t.Errorf("the demo client's /etc/hosts: %v\n%s\nwant no super namespace in it", err, hosts)
+	}
+	if out, err := sh(demoKubeconfig, "client", "nslookup client.nosvc.default.svc.cluster.local"); !strings.Contains(out, client.Status.PodIP) {
+		t.Errorf("nslookup of the demo client's own name in it: %v\n%s\nwant its IP %s", err, out, client.Status.PodIP)
+	}
 
 	// busybox's wget -T crashes; timeout bounds a hung connection instead.
 	waitFor(t, "http://web.default.svc.cluster.local:8080 from a demo pod", 2*time.Minute, func() (bool, error) {
