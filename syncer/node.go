@@ -20,6 +20,7 @@ import (
 // every heartbeat period, since the tenant has no kubelet, and deletes the Node once none of
 // the tenant's pods uses it. Only Nodes it labelled as virtual are ever deleted. With the
 // kubelet proxy on, the Node's InternalIP and kubelet port are the proxy's (kubeletproxy.go).
+// Labels the tenant puts on a virtual Node stay there (nodelabels.go).
 
 // virtualNode is the tenant Node for a super node, with heartbeats at now.
 func virtualNode(super *corev1.Node, now metav1.Time) *corev1.Node {
@@ -88,6 +89,7 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	}
 	now := metav1.NewTime(s.now().Truncate(time.Second))
 	want := virtualNode(sn, now)
+	withTenantLabels(want, tn, sn) // nodelabels.go
 	s.kubeletEndpoint().apply(want)
 	if !hasTenant {
 		created, err := nodes.Create(ctx, want, metav1.CreateOptions{})
@@ -101,10 +103,15 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	if tn.Labels[ownership.LabelVirtualNode] != "true" {
 		return nil // a Node the tenant made itself; leave it
 	}
-	if !apiequality.Semantic.DeepEqual(tn.Labels, want.Labels) || !apiequality.Semantic.DeepEqual(tn.Spec.Taints, want.Spec.Taints) ||
-		tn.Spec.Unschedulable != want.Spec.Unschedulable {
+	superLabels := ownership.AnnotationSuperLabels
+	if !apiequality.Semantic.DeepEqual(tn.Labels, want.Labels) || tn.Annotations[superLabels] != want.Annotations[superLabels] ||
+		!apiequality.Semantic.DeepEqual(tn.Spec.Taints, want.Spec.Taints) || tn.Spec.Unschedulable != want.Spec.Unschedulable {
 		up := tn.DeepCopy()
 		up.Labels, up.Spec.Taints, up.Spec.Unschedulable = want.Labels, want.Spec.Taints, want.Spec.Unschedulable
+		if up.Annotations == nil {
+			up.Annotations = map[string]string{}
+		}
+		up.Annotations[superLabels] = want.Annotations[superLabels]
 		if tn, err = nodes.Update(ctx, up, metav1.UpdateOptions{}); err != nil {
 			return err
 		}

@@ -48,6 +48,10 @@ const (
 	// publishes for a super node that runs the tenant's pods; it is deleted
 	// once none of them runs there.
 	LabelVirtualNode = ReservedPrefix + "virtual-node"
+	// AnnotationSuperLabels, on a virtual Node, lists (comma-separated, sorted)
+	// the label keys the syncer copied from the super node; the Node's other
+	// labels are the tenant's own.
+	AnnotationSuperLabels = ReservedPrefix + "super-labels"
 )
 
 // Labels of the objects the vnest manager itself creates next to a
