@@ -339,6 +339,16 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 			up := existing.DeepCopy()
 			up.Labels, up.Annotations, up.Data, up.Type = secret.Labels, secret.Annotations, secret.Data, existing.Type
 			_, err = w.Update(ctx, up, metav1.UpdateOptions{})
+			if apierrors.IsConflict(err) {
+				// The cache is behind a write of the Secret moments ago (the pod's, then the
+				// bound pod's tokens): what was just prepared goes over the live Secret, once,
+				// when it is still this pod's; the tokens requested for it stay good.
+				if live, gerr := w.Get(ctx, name, metav1.GetOptions{}); gerr == nil && guard(t, tp.Namespace, live) == nil && mapping.TenantUID(live) == tp.UID {
+					up = live.DeepCopy()
+					up.Labels, up.Annotations, up.Data = secret.Labels, secret.Annotations, secret.Data
+					_, err = w.Update(ctx, up, metav1.UpdateOptions{})
+				}
+			}
 		} else {
 			if err := s.ensureSuperNamespace(ctx, t, tp.Namespace); err != nil {
 				return err

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -521,5 +522,52 @@ func TestTokenRefusedEvent(t *testing.T) {
 				t.Errorf("events %q, want one Warning %s naming the volume and the tenant's refusal", mounts, reasonFailedMount)
 			}
 		})
+	}
+}
+
+// TestTokenSecretConflict: when the Secret update for the bound pod's tokens meets a newer
+// Secret than the cache's (a conflict), the prepared tokens go over the live Secret: no error,
+// no second TokenRequest.
+func TestTokenSecretConflict(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h := newTokenHarness(t, pod)
+	requests := 0
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		requests++
+		return false, nil, nil
+	})
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	sp := h.cacheWritten(ctx, t, kindPod, "web").(*corev1.Pod).DeepCopy()
+	h.cacheWritten(ctx, t, kindSecret, "vnest-token-web")
+	sp.Spec.NodeName = "node-1"
+	if err := h.s.superIndex[kindPod].Update(sp); err != nil {
+		t.Fatal(err)
+	}
+	bound := pod.DeepCopy()
+	bound.Spec.NodeName = "node-1"
+	if err := h.t.index[kindPod].Update(bound); err != nil {
+		t.Fatal(err)
+	}
+	conflicts := 0
+	h.super.PrependReactor("update", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if conflicts++; conflicts == 1 {
+			return true, nil, apierrors.NewConflict(corev1.Resource("secrets"), "vnest-token-web", errors.New("the object has been modified"))
+		}
+		return false, nil, nil
+	})
+	before := requests
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatalf("bound pod, Secret update conflicts once: %v, want it written over the live Secret", err)
+	}
+	live, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, "vnest-token-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live.Annotations[annotationTokenNode] != "node-1" || requests-before != 1 {
+		t.Errorf("token node %q after %d token requests; want node-1 after 1", live.Annotations[annotationTokenNode], requests-before)
 	}
 }
