@@ -18,8 +18,9 @@ const conformancePort = 19003
 // conformanceSubset is the CI share of the upstream [Conformance] suite, one or two quick tests
 // per area so that a regression anywhere a tenant can break shows up in `make test`: API
 // machinery, apps, pods, services, DNS (and a pod's own name), node labels set in the tenant,
-// configMap and secret volumes, service accounts and authorization (SubjectAccessReview; the suite has no RBAC-specific conformance test). The
-// full suite is `make conformance` (docs/conformance.md).
+// configMap and secret volumes, service accounts and authorization (SubjectAccessReview; the
+// suite has no RBAC-specific conformance test). The full suite is `make conformance`
+// (docs/conformance.md).
 var conformanceSubset = []string{
 	"[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] Simple CustomResourceDefinition creating/deleting custom resource definition objects works [Conformance]",
 	"[sig-api-machinery] Watchers should be able to restart watching from the last resource version observed by the previous watch [Conformance]",

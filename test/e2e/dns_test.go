@@ -21,8 +21,9 @@ const dnsPort = 18103
 // web.default.svc.cluster.local:8080, and `nslookup web` gives the super ClusterIP; the same
 // names do not resolve in a second tenant, whose own names do. Pods of a StatefulSet behind a
 // headless Service resolve each other as <pod>.<service>.default.svc.cluster.local; a pod with a
-// subdomain resolves its own name, and its /etc/hosts does not name the super namespace. Service web's
-// tenant ClusterIP is its super Service's, and env, DNS and wget agree with it (checkServiceIPs).
+// subdomain resolves its own name, and its /etc/hosts does not name the super namespace. Service
+// web's tenant ClusterIP is its super Service's, and env, DNS and wget agree with it
+// (checkServiceIPs).
 func TestTenantDNS(t *testing.T) {
 	requireRoot(t)
 	c := startCluster(t, clusterOptions{nodes: "real", port: dnsPort})
@@ -82,8 +83,8 @@ func TestTenantDNS(t *testing.T) {
 	}
 	t.Logf("resolv.conf of a demo pod:\n%s", resolvConf)
 
-	// The pod's own name: /etc/hosts names the tenant namespace, never the super one; the
-	// DNS server answers it to the pod (as a kubelet's /etc/hosts would in any cluster).
+	// The pod's own name: its /etc/hosts does not name the super namespace, and the DNS server
+	// answers the tenant FQDN to the pod (as a kubelet's /etc/hosts would in any cluster).
 	client, err := demo.CoreV1().Pods("default").Get(ctx, "client", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
