@@ -404,21 +404,17 @@ func TestTokenNamesTheNode(t *testing.T) {
 	pod := MakePod("default", "web").Obj()
 	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
 	h := newTokenHarness(t, pod)
-	requests := 0
-	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		requests++
-		return false, nil, nil
-	})
+	requests := countTokenRequests(h)
 	ctx := testContext(t)
 	// sync runs a round and puts what the super cluster then holds into the syncer's caches.
 	sync := func() (*corev1.Secret, int) {
 		t.Helper()
-		before := requests
+		before := *requests
 		if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 			t.Fatal(err)
 		}
 		h.cacheWritten(ctx, t, kindPod, "web")
-		return h.cacheWritten(ctx, t, kindSecret, "vnest-token-web").(*corev1.Secret), requests - before
+		return h.cacheWritten(ctx, t, kindSecret, "vnest-token-web").(*corev1.Secret), *requests - before
 	}
 	if sec, n := sync(); n != 1 || sec.Annotations[annotationTokenNode] != "" {
 		t.Fatalf("new pod: %d token requests, token node %q; want 1 and none", n, sec.Annotations[annotationTokenNode])
@@ -428,16 +424,7 @@ func TestTokenNamesTheNode(t *testing.T) {
 	}
 
 	// The super cluster schedules the pod and the tenant pod is bound to the same node.
-	sp := h.cacheWritten(ctx, t, kindPod, "web").(*corev1.Pod).DeepCopy()
-	sp.Spec.NodeName = "node-1"
-	if err := h.s.superIndex[kindPod].Update(sp); err != nil {
-		t.Fatal(err)
-	}
-	bound := pod.DeepCopy()
-	bound.Spec.NodeName = "node-1"
-	if err := h.t.index[kindPod].Update(bound); err != nil {
-		t.Fatal(err)
-	}
+	bindInCaches(ctx, t, h, pod, "node-1")
 	sec, n := sync()
 	if n != 1 || sec.Annotations[annotationTokenNode] != "node-1" {
 		t.Errorf("bound pod: %d token requests, token node %q; want 1 and node-1", n, sec.Annotations[annotationTokenNode])
@@ -532,26 +519,13 @@ func TestTokenSecretConflict(t *testing.T) {
 	pod := MakePod("default", "web").Obj()
 	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
 	h := newTokenHarness(t, pod)
-	requests := 0
-	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		requests++
-		return false, nil, nil
-	})
+	requests := countTokenRequests(h)
 	ctx := testContext(t)
 	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 		t.Fatal(err)
 	}
-	sp := h.cacheWritten(ctx, t, kindPod, "web").(*corev1.Pod).DeepCopy()
 	h.cacheWritten(ctx, t, kindSecret, "vnest-token-web")
-	sp.Spec.NodeName = "node-1"
-	if err := h.s.superIndex[kindPod].Update(sp); err != nil {
-		t.Fatal(err)
-	}
-	bound := pod.DeepCopy()
-	bound.Spec.NodeName = "node-1"
-	if err := h.t.index[kindPod].Update(bound); err != nil {
-		t.Fatal(err)
-	}
+	bindInCaches(ctx, t, h, pod, "node-1")
 	conflicts := 0
 	h.super.PrependReactor("update", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if conflicts++; conflicts == 1 {
@@ -559,7 +533,7 @@ func TestTokenSecretConflict(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	before := requests
+	before := *requests
 	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 		t.Fatalf("bound pod, Secret update conflicts once: %v, want it written over the live Secret", err)
 	}
@@ -567,7 +541,33 @@ func TestTokenSecretConflict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if live.Annotations[annotationTokenNode] != "node-1" || requests-before != 1 {
-		t.Errorf("token node %q after %d token requests; want node-1 after 1", live.Annotations[annotationTokenNode], requests-before)
+	if live.Annotations[annotationTokenNode] != "node-1" || *requests-before != 1 {
+		t.Errorf("token node %q after %d token requests; want node-1 after 1", live.Annotations[annotationTokenNode], *requests-before)
+	}
+}
+
+// countTokenRequests counts the TokenRequests the tenant serves from now on.
+func countTokenRequests(h *harness) *int {
+	n := new(int)
+	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		*n++
+		return false, nil, nil
+	})
+	return n
+}
+
+// bindInCaches puts the super cluster's scheduling of tenant pod p's super pod on node, and the
+// tenant pod bound to it, into the syncer's caches.
+func bindInCaches(ctx context.Context, t *testing.T, h *harness, p *corev1.Pod, node string) {
+	t.Helper()
+	sp := h.cacheWritten(ctx, t, kindPod, p.Name).(*corev1.Pod).DeepCopy()
+	sp.Spec.NodeName = node
+	if err := h.s.superIndex[kindPod].Update(sp); err != nil {
+		t.Fatal(err)
+	}
+	bound := p.DeepCopy()
+	bound.Spec.NodeName = node
+	if err := h.t.index[kindPod].Update(bound); err != nil {
+		t.Fatal(err)
 	}
 }
