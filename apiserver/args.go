@@ -49,6 +49,10 @@ var Controllers = []string{
 	// to a Node that does not exist: the syncer must publish a pod's virtual
 	// Node when it writes the pod's nodeName up.
 	"pod-garbage-collector-controller",
+	// Evicts pods from Nodes with a NoExecute taint they do not tolerate: the taints the tenant
+	// puts on its virtual Nodes, and the super node's that its policy does not tolerate (the
+	// super cluster evicts the super pods for those too; the tenant sees why its pod went).
+	"taint-eviction-controller",
 	"clusterrole-aggregation-controller", // admin/edit/view aggregate tenant CRD roles
 	"certificatesigningrequest-signing-controller",
 	"certificatesigningrequest-cleaner-controller",
@@ -64,7 +68,6 @@ var Controllers = []string{
 // against the upstream list so a rename cannot slip by.
 var DisabledControllers = map[string]string{
 	"node-lifecycle-controller":                                      "nodes are the super cluster's; the syncer publishes virtual nodes and their status",
-	"taint-eviction-controller":                                      "the super cluster evicts from tainted nodes; a second eviction in the tenant would double it",
 	"device-taint-eviction-controller":                               "DRA devices are the super cluster's",
 	"node-ipam-controller":                                           "pod CIDRs are the super cluster's",
 	"ttl-controller":                                                 "writes kubelet-only annotations on nodes the syncer owns",

@@ -145,11 +145,11 @@ func TestVirtualNode(t *testing.T) {
 			NodeInfo:   super.Status.NodeInfo,
 		},
 	}
-	got := virtualNode(super, hb)
+	got := virtualNode(super, nil, hb)
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("virtualNode (-want +got):\n%s", diff)
 	}
-	if !nodeStatusEqual(got.Status, virtualNode(super, old).Status) {
+	if !nodeStatusEqual(got.Status, virtualNode(super, nil, old).Status) {
 		t.Error("a heartbeat alone counts as a status change")
 	}
 }

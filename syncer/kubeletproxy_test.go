@@ -59,7 +59,7 @@ func TestKubeletEndpointApply(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			n := virtualNode(&corev1.Node{Status: corev1.NodeStatus{Addresses: super}}, metav1.Now())
+			n := virtualNode(&corev1.Node{Status: corev1.NodeStatus{Addresses: super}}, nil, metav1.Now())
 			tc.ep.apply(n)
 			if diff := cmp.Diff(tc.wantAddrs, n.Status.Addresses); diff != "" {
 				t.Errorf("addresses (-want +got):\n%s", diff)

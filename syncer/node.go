@@ -23,7 +23,8 @@ import (
 // Labels the tenant puts on a virtual Node stay there (nodelabels.go).
 
 // virtualNode is the tenant Node for a super node, with heartbeats at now.
-func virtualNode(super *corev1.Node, now metav1.Time) *corev1.Node {
+// Its taints are the super node's that tolerations (the tenant policy's) do not tolerate.
+func virtualNode(super *corev1.Node, tolerations []corev1.Toleration, now metav1.Time) *corev1.Node {
 	labels := maps.Clone(super.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -31,7 +32,7 @@ func virtualNode(super *corev1.Node, now metav1.Time) *corev1.Node {
 	labels[ownership.LabelVirtualNode] = "true"
 	n := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: super.Name, Labels: labels},
-		Spec:       corev1.NodeSpec{Unschedulable: super.Spec.Unschedulable, Taints: super.Spec.Taints},
+		Spec:       corev1.NodeSpec{Unschedulable: super.Spec.Unschedulable, Taints: shownSuperTaints(super, tolerations)},
 		Status: corev1.NodeStatus{
 			Addresses:   super.Status.Addresses,
 			Capacity:    super.Status.Capacity,
@@ -88,8 +89,9 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 		return ignoreNotFound(nodes.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &tn.UID}}))
 	}
 	now := metav1.NewTime(s.now().Truncate(time.Second))
-	want := virtualNode(sn, now)
+	want := virtualNode(sn, t.settings.Load().policy.Tolerations, now)
 	withTenantLabels(want, tn, sn) // nodelabels.go
+	withTenantTaints(want, tn)     // nodetaints.go
 	s.kubeletEndpoint().apply(want)
 	if !hasTenant {
 		created, err := nodes.Create(ctx, want, metav1.CreateOptions{})
@@ -103,15 +105,17 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	if tn.Labels[ownership.LabelVirtualNode] != "true" {
 		return nil // a Node the tenant made itself; leave it
 	}
-	superLabels := ownership.AnnotationSuperLabels
-	if !apiequality.Semantic.DeepEqual(tn.Labels, want.Labels) || tn.Annotations[superLabels] != want.Annotations[superLabels] ||
+	superKeys := []string{ownership.AnnotationSuperLabels, ownership.AnnotationSuperTaints}
+	if !apiequality.Semantic.DeepEqual(tn.Labels, want.Labels) || !annotationsEqual(tn, want, superKeys) ||
 		!apiequality.Semantic.DeepEqual(tn.Spec.Taints, want.Spec.Taints) || tn.Spec.Unschedulable != want.Spec.Unschedulable {
 		up := tn.DeepCopy()
 		up.Labels, up.Spec.Taints, up.Spec.Unschedulable = want.Labels, want.Spec.Taints, want.Spec.Unschedulable
 		if up.Annotations == nil {
 			up.Annotations = map[string]string{}
 		}
-		up.Annotations[superLabels] = want.Annotations[superLabels]
+		for _, k := range superKeys {
+			up.Annotations[k] = want.Annotations[k]
+		}
 		if tn, err = nodes.Update(ctx, up, metav1.UpdateOptions{}); err != nil {
 			return err
 		}
@@ -123,6 +127,18 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	up.Status = want.Status
 	_, err = nodes.UpdateStatus(ctx, up, metav1.UpdateOptions{})
 	return err
+}
+
+// annotationsEqual reports whether a and b have the same values (or absence) for keys.
+func annotationsEqual(a, b *corev1.Node, keys []string) bool {
+	for _, k := range keys {
+		av, aok := a.Annotations[k]
+		bv, bok := b.Annotations[k]
+		if av != bv || aok != bok {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Syncer) heartbeatPeriod() time.Duration {

@@ -154,18 +154,16 @@ func requiresAny(spec *corev1.PodSpec, keys map[string]bool) bool {
 	return false
 }
 
-// pinnedToTenantLabels is tenant pod p with its node requirements on the tenant's own node
-// labels pinned to virtual Nodes (pinTenantLabels); p itself when nothing changes.
-func (t *tenant) pinnedToTenantLabels(p *corev1.Pod) *corev1.Pod {
-	if len(p.Spec.NodeSelector) == 0 && (p.Spec.Affinity == nil || p.Spec.Affinity.NodeAffinity == nil ||
-		p.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil) {
-		return p
-	}
+// onTenantNodes is tenant pod p placed among the tenant's virtual Nodes: its node requirements
+// on the tenant's own node labels pinned to Nodes (pinTenantLabels) and the Nodes with taints
+// of the tenant's own it does not tolerate excluded (avoidTenantTaints, nodetaints.go); p
+// itself when nothing changes.
+func (t *tenant) onTenantNodes(p *corev1.Pod) *corev1.Pod {
 	nodes, err := t.nodes.List(labels.SelectorFromSet(labels.Set{ownership.LabelVirtualNode: "true"}))
-	if err != nil {
+	if err != nil || len(nodes) == 0 {
 		return p
 	}
-	spec := pinTenantLabels(&p.Spec, nodes)
+	spec := avoidTenantTaints(pinTenantLabels(&p.Spec, nodes), nodes)
 	if spec == &p.Spec {
 		return p
 	}

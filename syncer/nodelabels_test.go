@@ -39,7 +39,7 @@ func TestWithTenantLabels(t *testing.T) {
 			want:     map[string]string{"kubernetes.io/hostname": "vm", "zone": "a"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want := virtualNode(super, metav1.Now())
+			want := virtualNode(super, nil, metav1.Now())
 			withTenantLabels(want, tc.existing, super)
 			tc.want[ownership.LabelVirtualNode] = "true"
 			if diff := cmp.Diff(tc.want, want.Labels); diff != "" {

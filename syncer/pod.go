@@ -219,7 +219,7 @@ func images(p *corev1.Pod) []string {
 var podDown = down[*corev1.Pod]{
 	kind: kindPod,
 	translate: func(t *tenant, p *corev1.Pod) *corev1.Pod {
-		p = t.pinnedToTenantLabels(p) // nodelabels.go
+		p = t.onTenantNodes(p) // nodelabels.go, nodetaints.go
 		sp := withPublishedPriorityClass(translatePod(p, t.owner, t.settings.Load().policy, t.superNode(p.Spec.NodeName)), p, t.publishedPriorityClass(p.Spec.PriorityClassName))
 		withTenantGeneration(sp, p)                                           // podgeneration.go
 		podDNS(&sp.Spec, p.Namespace, t.settings.Load().domain, t.nameserver) // dns.go

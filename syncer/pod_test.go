@@ -202,7 +202,7 @@ func TestSyncPod(t *testing.T) {
 		},
 		"scheduled super pod binds the tenant pod; an existing virtual node is the node key's": {
 			super:      []object{superNS, node, running},
-			tenant:     []object{tenantNS, MakePod("default", "web").Obj(), virtualNode(node, metav1.Unix(0, 0))},
+			tenant:     []object{tenantNS, MakePod("default", "web").Obj(), virtualNode(node, nil, metav1.Unix(0, 0))},
 			wantTenant: []string{"create pods/binding default/web"},
 		},
 		"bound tenant pod gets the super status": {
@@ -295,7 +295,7 @@ func TestBindingConflictIsDone(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
 	superNS := &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, testOwner)}
 	running := MakePod(testSuperNS, "web").Owned("uid-web").Node("node-1").Phase(corev1.PodRunning).Obj()
-	h := newHarness(t, []object{superNS, node, running}, []object{MakePod("default", "web").Obj(), virtualNode(node, metav1.Unix(0, 0))})
+	h := newHarness(t, []object{superNS, node, running}, []object{MakePod("default", "web").Obj(), virtualNode(node, nil, metav1.Unix(0, 0))})
 	h.tenantCS.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "binding" {
 			return false, nil, nil

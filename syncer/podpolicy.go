@@ -154,7 +154,12 @@ func pinToNode(spec *corev1.PodSpec) {
 		return
 	}
 	spec.NodeName = ""
-	req := corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpIn, Values: []string{node}}
+	requireInEveryTerm(spec, corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpIn, Values: []string{node}})
+}
+
+// requireInEveryTerm adds req to every term of spec's required node affinity (the terms are
+// ORed, so each must have it), making a term when there is none.
+func requireInEveryTerm(spec *corev1.PodSpec, req corev1.NodeSelectorRequirement) {
 	if spec.Affinity == nil {
 		spec.Affinity = &corev1.Affinity{}
 	}
@@ -169,7 +174,7 @@ func pinToNode(spec *corev1.PodSpec) {
 	if len(*terms) == 0 {
 		*terms = []corev1.NodeSelectorTerm{{}}
 	}
-	for i := range *terms { // terms are ORed: the node must be in each
+	for i := range *terms {
 		(*terms)[i].MatchFields = append((*terms)[i].MatchFields, req)
 	}
 }

@@ -52,6 +52,10 @@ const (
 	// the label keys the syncer copied from the super node; the Node's other
 	// labels are the tenant's own.
 	AnnotationSuperLabels = ReservedPrefix + "super-labels"
+	// AnnotationSuperTaints, on a virtual Node, lists (comma-separated,
+	// sorted, each key:Effect) the taints the syncer copied from the super
+	// node; the Node's other taints are the tenant's own.
+	AnnotationSuperTaints = ReservedPrefix + "super-taints"
 )
 
 // Labels of the objects the vnest manager itself creates next to a

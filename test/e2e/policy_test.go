@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -18,7 +19,9 @@ import (
 // SIMULATED (kwok) nodes: with spec.policy.quota pods=2, a 3-replica Deployment gets two pods
 // down and the third waits Pending with a condition and an event that name the quota; raising
 // the quota lets it go down. A pod whose nodeName the tenant set itself goes to that node
-// directly, unless the node is cordoned: then it waits, Pending, until it is uncordoned.
+// directly, unless the node is cordoned: then it waits, Pending, until it is uncordoned. Taints
+// the tenant puts on a virtual Node act in the tenant: a new pod goes elsewhere, and a NoExecute
+// taint evicts the pods there.
 func TestTenantQuotaAndNodeName(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "simulated", nodeCount: 2, port: 16903})
 	tenant, kubeconfig := waitForDemoTenant(t, c)
@@ -94,6 +97,40 @@ func TestTenantQuotaAndNodeName(t *testing.T) {
 	}
 	setUnschedulable(t, c, cordoned, false)
 	waitForTenantPodRunning(t, tenant, "waits", time.Minute)
+
+	checkTenantTaints(t, c, tenant, kubeconfig, superNS, target)
+}
+
+// checkTenantTaints: the tenant taints the virtual Node of node (kubectl taint node, which the
+// super node never gets); a new pod that does not tolerate the taint runs elsewhere, and a
+// NoExecute taint evicts pod "pinned" from node, in the tenant and the super cluster.
+func checkTenantTaints(t *testing.T, c *cluster, tenant kubernetes.Interface, kubeconfig, superNS, node string) {
+	t.Helper()
+	ctx := t.Context()
+	patchDemo(t, c, `{"spec":{"policy":{"quota":{"pods":"10"}}}}`)
+	if out, err := tenantKubectl(t, kubeconfig, "taint", "node", node, "maintenance=soon:NoSchedule"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// The syncer reads the taint from its informer on the tenant's Nodes; give it a moment.
+	time.Sleep(2 * time.Second)
+	if _, err := tenant.CoreV1().Pods("default").Create(ctx, busyboxPod("default", "avoids", "sleep 3600"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitForTenantPodRunning(t, tenant, "avoids", time.Minute)
+	if p, err := tenant.CoreV1().Pods("default").Get(ctx, "avoids", metav1.GetOptions{}); err != nil || p.Spec.NodeName == node {
+		t.Errorf("pod avoids on node %q (%v); want it off %s, which the tenant tainted NoSchedule", p.Spec.NodeName, err, node)
+	}
+	if sn, err := c.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err != nil || len(sn.Spec.Taints) != 0 {
+		t.Errorf("super node %s taints %v (%v); want the tenant's taint kept from it", node, sn.Spec.Taints, err)
+	}
+	if out, err := tenantKubectl(t, kubeconfig, "taint", "node", node, "maintenance=now:NoExecute"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	waitFor(t, "pod pinned evicted from the tainted node", 90*time.Second, func() (bool, error) {
+		_, terr := tenant.CoreV1().Pods("default").Get(ctx, "pinned", metav1.GetOptions{})
+		_, serr := c.client.CoreV1().Pods(superNS).Get(ctx, "pinned", metav1.GetOptions{})
+		return apierrors.IsNotFound(terr) && apierrors.IsNotFound(serr), fmt.Errorf("tenant pod: %v; super pod: %v", terr, serr)
+	})
 }
 
 // setUnschedulable cordons or uncordons super node name.
