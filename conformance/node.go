@@ -76,11 +76,14 @@ func anchorNode(ctx context.Context, cs kubernetes.Interface) (release func(), e
 			log.Error(err, "Deleting the anchor namespace", "namespace", anchorNamespace)
 		}
 	}
+	// It tolerates every taint, as a node's system daemons do: the tests that taint the Node
+	// NoExecute (NoExecuteTaintManager) evict their own pods, not the anchor, so the Node stays.
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: anchorNamespace},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{
-			Name: "pause", Image: images.PauseImage, ImagePullPolicy: corev1.PullNever,
-		}}},
+		Spec: corev1.PodSpec{
+			Containers:  []corev1.Container{{Name: "pause", Image: images.PauseImage, ImagePullPolicy: corev1.PullNever}},
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+		},
 	}
 	if _, err := cs.CoreV1().Pods(anchorNamespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		release()

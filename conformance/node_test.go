@@ -8,6 +8,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
+	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
@@ -39,9 +41,14 @@ func TestAnchorNode(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = cs.CoreV1().Pods(anchorNamespace).Get(t.Context(), "anchor", metav1.GetOptions{})
+			anchor, err := cs.CoreV1().Pods(anchorNamespace).Get(t.Context(), "anchor", metav1.GetOptions{})
 			if gotAnchor := err == nil; gotAnchor != tc.wantAnchor {
 				t.Fatalf("anchor pod: %v; want one: %t", err, tc.wantAnchor)
+			}
+			// A NoExecute taint a test puts on the Node must not evict the anchor.
+			noExecute := &corev1.Taint{Key: "kubernetes.io/e2e-evict-taint-key", Value: "evictTaintVal", Effect: corev1.TaintEffectNoExecute}
+			if tc.wantAnchor && !corev1helpers.TolerationsTolerateTaint(klog.Background(), anchor.Spec.Tolerations, noExecute, false) {
+				t.Errorf("anchor pod tolerations %v; want every taint tolerated", anchor.Spec.Tolerations)
 			}
 			release()
 			if _, err := cs.CoreV1().Namespaces().Get(t.Context(), anchorNamespace, metav1.GetOptions{}); err == nil {
