@@ -17,10 +17,10 @@ const conformancePort = 19003
 
 // conformanceSubset is the CI share of the upstream [Conformance] suite, one or two quick tests
 // per area so that a regression anywhere a tenant can break shows up in `make test`: API
-// machinery, apps, pods, services, DNS (and a pod's own name), node labels set in the tenant,
-// configMap and secret volumes, service accounts and authorization (SubjectAccessReview; the
-// suite has no RBAC-specific conformance test). The full suite is `make conformance`
-// (docs/conformance.md).
+// machinery, apps, pods, services, DNS (and a pod's own name), node labels and taints set in
+// the tenant, configMap and secret volumes, service accounts and authorization
+// (SubjectAccessReview; the suite has no RBAC-specific conformance test). The full suite is
+// `make conformance` (docs/conformance.md).
 var conformanceSubset = []string{
 	"[sig-api-machinery] CustomResourceDefinition resources [Privileged:ClusterAdmin] Simple CustomResourceDefinition creating/deleting custom resource definition objects works [Conformance]",
 	"[sig-api-machinery] Watchers should be able to restart watching from the last resource version observed by the previous watch [Conformance]",
@@ -32,6 +32,7 @@ var conformanceSubset = []string{
 	"[sig-network] DNS should provide DNS for the cluster [Conformance]",
 	"[sig-network] DNS should provide /etc/hosts entries for the cluster [Conformance]",
 	"[sig-scheduling] SchedulerPredicates [Serial] validates that NodeSelector is respected if matching [Conformance]",
+	"[sig-node] NoExecuteTaintManager Multiple Pods [Serial] evicts pods with minTolerationSeconds [Disruptive] [Conformance]",
 	"[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]",
 	"[sig-storage] Secrets should be consumable from pods in volume [NodeConformance] [Conformance]",
 	"[sig-auth] ServiceAccounts should mount projected service account token [Conformance]",
