@@ -293,6 +293,9 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 		return s.createPodDown(ctx, t, tp, down)
 	}
 	if sameUID && sp.DeletionTimestamp == nil {
+		if replaced, err := s.replacePending(ctx, t, tp, sp); replaced || err != nil { // podplacement.go
+			return err
+		}
 		// Resizes and ephemeral containers have their own subresources. They go before the down
 		// update, which stamps the tenant generation (podgeneration.go); a write ends the round
 		// and its event brings the next.

@@ -102,8 +102,9 @@ func TestTenantQuotaAndNodeName(t *testing.T) {
 }
 
 // checkTenantTaints: the tenant taints the virtual Node of node (kubectl taint node, which the
-// super node never gets); a new pod that does not tolerate the taint runs elsewhere, and a
-// NoExecute taint evicts pod "pinned" from node, in the tenant and the super cluster.
+// super node never gets); a new pod that does not tolerate the taint runs elsewhere, one that
+// needs that node waits until the taint is removed, and a NoExecute taint evicts pod "pinned"
+// from node, in the tenant and the super cluster.
 func checkTenantTaints(t *testing.T, c *cluster, tenant kubernetes.Interface, kubeconfig, superNS, node string) {
 	t.Helper()
 	ctx := t.Context()
@@ -123,6 +124,23 @@ func checkTenantTaints(t *testing.T, c *cluster, tenant kubernetes.Interface, ku
 	if sn, err := c.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err != nil || len(sn.Spec.Taints) != 0 {
 		t.Errorf("super node %s taints %v (%v); want the tenant's taint kept from it", node, sn.Spec.Taints, err)
 	}
+	// A pod for that node alone waits Pending while the taint is there and runs once the tenant
+	// removes it: the syncer creates its unscheduled super pod again (within a patrol period).
+	waiter := busyboxPod("default", "waiter", "sleep 3600")
+	waiter.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{node}}}}}}}}
+	if _, err := tenant.CoreV1().Pods("default").Create(ctx, waiter, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Second)
+	if p, err := tenant.CoreV1().Pods("default").Get(ctx, "waiter", metav1.GetOptions{}); err != nil || p.Status.Phase != corev1.PodPending {
+		t.Errorf("pod waiter for the tainted node: phase %s (%v); want Pending", p.Status.Phase, err)
+	}
+	if out, err := tenantKubectl(t, kubeconfig, "taint", "node", node, "maintenance=soon:NoSchedule-"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	waitForTenantPodRunning(t, tenant, "waiter", 2*time.Minute)
+
 	if out, err := tenantKubectl(t, kubeconfig, "taint", "node", node, "maintenance=now:NoExecute"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
