@@ -20,7 +20,7 @@ import (
 // every heartbeat period, since the tenant has no kubelet, and deletes the Node once none of
 // the tenant's pods uses it. Only Nodes it labelled as virtual are ever deleted. With the
 // kubelet proxy on, the Node's InternalIP and kubelet port are the proxy's (kubeletproxy.go).
-// Labels the tenant puts on a virtual Node stay there (nodelabels.go).
+// Labels and taints the tenant puts on a virtual Node stay there (nodelabels.go, nodetaints.go).
 
 // virtualNode is the tenant Node for a super node, with heartbeats at now.
 // Its taints are the super node's that tolerations (the tenant policy's) do not tolerate.
