@@ -52,6 +52,27 @@ func TestWithTenantLabels(t *testing.T) {
 	}
 }
 
+// checkPlacement runs place (pinTenantLabels, avoidTenantTaints on a set of Nodes) on a copy of
+// spec. want nil: spec must come back as it is (the same pointer, unchanged); otherwise the
+// result must be want, and spec must not have been changed in place.
+func checkPlacement(t *testing.T, place func(*corev1.PodSpec) *corev1.PodSpec, spec corev1.PodSpec, want *corev1.PodSpec) {
+	t.Helper()
+	in := spec.DeepCopy()
+	got := place(in)
+	if want == nil {
+		if got != in || !cmp.Equal(*in, spec) {
+			t.Errorf("spec changed:\n%s", cmp.Diff(spec, *got))
+		}
+		return
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("spec (-want +got):\n%s", diff)
+	}
+	if !cmp.Equal(*in, spec) {
+		t.Error("the tenant pod's spec was changed in place")
+	}
+}
+
 func TestPinTenantLabels(t *testing.T) {
 	nodes := []*corev1.Node{
 		virtualNodeWith("vm-1", "zone", map[string]string{"zone": "a", "color": "blue"}),
@@ -102,20 +123,7 @@ func TestPinTenantLabels(t *testing.T) {
 			if tc.nodes != nil {
 				ns = tc.nodes
 			}
-			spec := tc.spec.DeepCopy()
-			got := pinTenantLabels(spec, ns)
-			if tc.want == nil {
-				if got != spec || !cmp.Equal(*spec, tc.spec) {
-					t.Errorf("spec changed:\n%s", cmp.Diff(tc.spec, *got))
-				}
-				return
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("spec (-want +got):\n%s", diff)
-			}
-			if !cmp.Equal(*spec, tc.spec) {
-				t.Error("the tenant pod's spec was changed in place")
-			}
+			checkPlacement(t, func(spec *corev1.PodSpec) *corev1.PodSpec { return pinTenantLabels(spec, ns) }, tc.spec, tc.want)
 		})
 	}
 }

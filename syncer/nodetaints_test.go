@@ -110,20 +110,7 @@ func TestAvoidTenantTaints(t *testing.T) {
 			if tc.nodes != nil {
 				ns = tc.nodes
 			}
-			spec := tc.spec.DeepCopy()
-			got := avoidTenantTaints(spec, ns)
-			if tc.want == nil {
-				if got != spec || !cmp.Equal(*spec, tc.spec) {
-					t.Errorf("spec changed:\n%s", cmp.Diff(tc.spec, *got))
-				}
-				return
-			}
-			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("spec (-want +got):\n%s", diff)
-			}
-			if !cmp.Equal(*spec, tc.spec) {
-				t.Error("the tenant pod's spec was changed in place")
-			}
+			checkPlacement(t, func(spec *corev1.PodSpec) *corev1.PodSpec { return avoidTenantTaints(spec, ns) }, tc.spec, tc.want)
 		})
 	}
 }

@@ -20,7 +20,9 @@ func TestPlacementChanged(t *testing.T) {
 		return corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
 			RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}}
 	}
-	fields := func(r ...corev1.NodeSelectorRequirement) corev1.NodeSelectorTerm { return corev1.NodeSelectorTerm{MatchFields: r} }
+	fields := func(r ...corev1.NodeSelectorRequirement) corev1.NodeSelectorTerm {
+		return corev1.NodeSelectorTerm{MatchFields: r}
+	}
 	for _, tc := range []struct {
 		name              string
 		desired, existing corev1.PodSpec
