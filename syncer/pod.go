@@ -351,6 +351,13 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 	up := tp.DeepCopy()
 	up.Status = want
 	_, err := t.client.CoreV1().Pods(tp.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) {
+		// The tenant pod changed after the cache's copy (a binding or status write of an earlier
+		// round the cache has not caught up with, a tenant controller's condition) or was
+		// replaced: its event brings the next round, so this is not an error to retry.
+		klog.FromContext(ctx).V(4).Info("Tenant pod changed meanwhile; its event brings the next status round", "err", err)
+		return nil
+	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -310,5 +311,31 @@ func TestBindingConflictIsDone(t *testing.T) {
 	})
 	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err == nil {
 		t.Error("syncPod: nil for a refused binding, want the error")
+	}
+}
+
+// TestStatusConflictIsDone: a status update that meets a newer tenant pod than the cache's (a
+// conflict) is not an error to retry: the newer pod's event brings the next round. Another
+// refusal still is.
+func TestStatusConflictIsDone(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
+	superNS := &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, testOwner)}
+	running := MakePod(testSuperNS, "web").Owned("uid-web").Node("node-1").Phase(corev1.PodRunning).HostIP("192.0.2.2").Obj()
+	h := newHarness(t, []object{superNS, node, running}, []object{MakePod("default", "web").Node("node-1").Obj(), virtualNode(node, nil, metav1.Unix(0, 0))})
+	refuse := func(err error) {
+		h.tenantCS.PrependReactor("update", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			return a.GetSubresource() == "status", nil, err
+		})
+	}
+	refuse(apierrors.NewConflict(corev1.Resource("pods"), "web", errors.New("the object has been modified")))
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+		t.Errorf("syncPod: %v, want nil", err)
+	}
+	if !slices.Contains(writes(h.tenantCS), "update pods/status default/web") {
+		t.Fatalf("tenant writes %v, want a status update", writes(h.tenantCS))
+	}
+	refuse(apierrors.NewForbidden(corev1.Resource("pods"), "web", errors.New("no")))
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err == nil {
+		t.Error("syncPod: nil for a refused status update, want the error")
 	}
 }
