@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +50,13 @@ func TestControlPlane(t *testing.T) {
 	client := clientFor(t, tn.admin)
 	ctx := t.Context()
 	const ns = "team-a"
+
+	t.Run("start-up memory limit lifted once ready", func(t *testing.T) {
+		// This test process had no limit; --start-memory-limit (150Mi) held until ready.
+		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+			t.Errorf("Go memory limit once ready: %d, want none (%d)", got, int64(math.MaxInt64))
+		}
+	})
 
 	t.Run("namespace gets a default service account", func(t *testing.T) {
 		if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

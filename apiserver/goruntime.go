@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
@@ -16,14 +17,36 @@ import (
 // its process back as it was. The environment (GOGC, GOMEMLIMIT) wins over
 // the flags, as it would for any Go program.
 
-// setMemoryLimit applies --memory-limit; the returned func restores the old limit.
-func (c *completedConfig) setMemoryLimit(logger klog.Logger) (restore func()) {
-	if os.Getenv("GOMEMLIMIT") != "" || c.memoryLimit <= 0 {
-		return func() {}
+// setMemoryLimits applies the start-up memory limit (--start-memory-limit,
+// or a lower --memory-limit); ready switches to --memory-limit (none when
+// unset) once the control plane is ready, restore puts back the limit the
+// process had.
+func (c *completedConfig) setMemoryLimits(logger klog.Logger) (ready, restore func()) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return func() {}, func() {}
 	}
-	prev := debug.SetMemoryLimit(c.memoryLimit)
-	logger.V(1).Info("Set Go memory limit", "bytes", c.memoryLimit)
-	return func() { debug.SetMemoryLimit(prev) }
+	prev := debug.SetMemoryLimit(-1)
+	steady := int64(math.MaxInt64) // none
+	if c.memoryLimit > 0 {
+		steady = c.memoryLimit
+	}
+	start := startupLimit(c.startMemoryLimit, steady)
+	debug.SetMemoryLimit(start)
+	logger.V(1).Info("Set Go memory limit for start-up", "bytes", start)
+	ready = func() {
+		debug.SetMemoryLimit(steady)
+		logger.V(1).Info("Set Go memory limit", "bytes", steady)
+	}
+	return ready, func() { debug.SetMemoryLimit(prev) }
+}
+
+// startupLimit is the memory limit until ready: start (0: none) unless the
+// steady limit is lower.
+func startupLimit(start, steady int64) int64 {
+	if start <= 0 || steady < start {
+		return steady
+	}
+	return start
 }
 
 // tightenGC applies --gc-percent once the control plane is ready and hands
@@ -136,13 +159,13 @@ func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}) {
 	}
 }
 
-func parseMemoryLimit(s string) (int64, error) {
+func parseMemoryLimit(flag, s string) (int64, error) {
 	if s == "" {
 		return 0, nil
 	}
 	q, err := resource.ParseQuantity(s)
 	if err != nil || q.Sign() < 0 {
-		return 0, fmt.Errorf("invalid --memory-limit %q: want a quantity like 120Mi, or 0", s)
+		return 0, fmt.Errorf("invalid %s %q: want a quantity like 120Mi, or 0", flag, s)
 	}
 	return q.Value(), nil
 }

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -52,5 +53,27 @@ func TestGCTunerObserve(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartupLimit: the start-up limit applies unless the steady one is lower.
+func TestStartupLimit(t *testing.T) {
+	const MiB = 1 << 20
+	const none = math.MaxInt64
+	cases := []struct {
+		name          string
+		start, steady int64
+		want          int64
+	}{
+		{"start-up limit, no steady limit", 150 * MiB, none, 150 * MiB},
+		{"start-up limit below the steady one", 150 * MiB, 400 * MiB, 150 * MiB},
+		{"a lower steady limit wins", 150 * MiB, 100 * MiB, 100 * MiB},
+		{"no start-up limit", 0, none, none},
+		{"no start-up limit, steady limit", 0, 400 * MiB, 400 * MiB},
+	}
+	for _, c := range cases {
+		if got := startupLimit(c.start, c.steady); got != c.want {
+			t.Errorf("%s: startupLimit(%d, %d) = %d, want %d", c.name, c.start, c.steady, got, c.want)
+		}
 	}
 }

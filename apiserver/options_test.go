@@ -46,6 +46,7 @@ func TestValidateFlags(t *testing.T) {
 		"allocator over http":   {func(o *Options) { o.ServiceIPAllocator = "http://10.0.0.5:10250/x" }, "--service-ip-allocator"},
 		"memory limit":          {func(o *Options) { o.MemoryLimit = "lots" }, "--memory-limit"},
 		"memory limit off":      {func(o *Options) { o.MemoryLimit = "0" }, ""},
+		"start memory limit":    {func(o *Options) { o.StartMemoryLimit = "-1Mi" }, "--start-memory-limit"},
 		"gc percent":            {func(o *Options) { o.GCPercent = 0 }, "--gc-percent"},
 		"busy gc below idle":    {func(o *Options) { o.BusyGCPercent = o.GCPercent - 1 }, "--busy-gc-percent"},
 		"extra arg without --":  {func(o *Options) { o.ExtraAPIServerArgs = []string{"v=2"} }, "--name=value"},

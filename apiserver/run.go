@@ -57,7 +57,8 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	defer running.Store(false)
 	logger := klog.FromContext(ctx)
 	start := time.Now()
-	defer c.setMemoryLimit(logger)()
+	memoryReady, restoreMemoryLimit := c.setMemoryLimits(logger)
+	defer restoreMemoryLimit()
 	// Loopback clients must not log the warnings they cause themselves; this
 	// is process-wide, as in the upstream commands.
 	rest.SetDefaultWarningHandler(rest.NoWarnings{})
@@ -112,6 +113,8 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	if err := c.waitDefaultServiceAccount(kcm); err != nil {
 		return stopAll(err)
 	}
+	// Before admin.kubeconfig, which tells the world (and tests) that start-up is over.
+	memoryReady()
 	if err := c.writeKubeconfig(layout.AdminKubeconfigFile, c.kubeconfigServer, c.pki.Admin); err != nil {
 		return stopAll(err)
 	}
