@@ -70,9 +70,9 @@
 //	  GOGC 25 from the start                      260–295  143–148   3.9–5.0%
 //	  GOGC 100, FreeOSMemory once ready               317    163   3.5%
 //	  GOGC 25 + FreeOSMemory once ready           294–305  151–156   4.5–4.9%
-//	  same, 2026-12-04 (session 16), three runs   320–325  160–163   1.7–2.0%
-//	  + 150Mi memory limit until ready (default)  310–313  147–151   1.7–1.9%
-//	  + 150Mi memory limit kept (not adopted)     300–302  139–142   2.1–2.7%
+//	  same, 2026-12-04 (session 16), three runs   281–283  160–163   1.7–2.0%
+//	  + 150Mi memory limit until ready (default)  269–272  148–151   1.7–1.9%
+//	  + 150Mi memory limit kept (not adopted)     299–302  139–142   2.1–2.7%
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
 //	  --watch-cache=false (GOGC 50)                   273    156   3.1%
