@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
@@ -18,15 +17,15 @@ import (
 // the flags, as it would for any Go program.
 
 // setMemoryLimits applies the start-up memory limit (--start-memory-limit,
-// or a lower --memory-limit); ready switches to --memory-limit (none when
-// unset) once the control plane is ready, restore puts back the limit the
-// process had.
+// or a lower --memory-limit); ready switches to --memory-limit (when unset:
+// the limit the process had, normally none) once the control plane is ready,
+// restore puts back the limit the process had.
 func (c *completedConfig) setMemoryLimits(logger klog.Logger) (ready, restore func()) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return func() {}, func() {}
 	}
 	prev := debug.SetMemoryLimit(-1)
-	steady := int64(math.MaxInt64) // none
+	steady := prev
 	if c.memoryLimit > 0 {
 		steady = c.memoryLimit
 	}

@@ -30,9 +30,9 @@ const (
 	// makes the GC run back to back (measured: 120Mi -> 125% CPU at idle).
 	DefaultMemoryLimit = "0"
 	// DefaultStartMemoryLimit is the Go soft memory limit from process start
-	// until the control plane is ready (see startMemoryLimits): the GC then
+	// until the control plane is ready (see setMemoryLimits): the GC then
 	// runs often enough during start-up that its garbage does not stay
-	// spread among what lives on, and an idle tenant keeps ~8 MiB less
+	// spread among what lives on, and an idle tenant keeps ~12 MiB less
 	// (BenchmarkIdleControlPlane). An empty tenant's start-up needs ~100 MiB
 	// live; a tenant with much data starts slower under it, not worse.
 	DefaultStartMemoryLimit = "150Mi"
