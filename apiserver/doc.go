@@ -71,7 +71,7 @@
 //	  GOGC 100, FreeOSMemory once ready               317    163   3.5%
 //	  GOGC 25 + FreeOSMemory once ready           294–305  151–156   4.5–4.9%
 //	  same, 2026-12-04 (session 16), three runs   281–283  160–163   1.7–2.0%
-//	  + 150Mi memory limit until ready (default)  269–272  148–151   1.7–1.9%
+//	  + 150Mi memory limit until ready (default)  269–313  145–152   1.7–2.1%
 //	  + 150Mi memory limit kept (not adopted)     299–302  139–142   2.1–2.7%
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
