@@ -196,7 +196,7 @@ func checkBoundVolumeMirrored(t *testing.T, c *cluster, tenant kubernetes.Interf
 			return false, err
 		}
 		if tc.Status.Phase != corev1.ClaimBound || tc.Spec.VolumeName != e2eVolume {
-			return false, fmt.Errorf("tenant PVC %s, volumeName %q", tc.Status.Phase, tc.Spec.VolumeName)
+			return false, fmt.Errorf("tenant PVC %s, volumeName %q; %s", tc.Status.Phase, tc.Spec.VolumeName, superClaimState(ctx, c, superNS))
 		}
 		mirror, err := tenant.CoreV1().PersistentVolumes().Get(ctx, e2eVolume, metav1.GetOptions{})
 		if err != nil {
@@ -335,4 +335,23 @@ func checkUnpublished(t *testing.T, c *cluster, tenant kubernetes.Interface) {
 	if _, err := tenant.StorageV1().StorageClasses().Get(ctx, e2eOwnClass, metav1.GetOptions{}); err != nil {
 		t.Errorf("the tenant's own StorageClass %s is gone: %v", e2eOwnClass, err)
 	}
+}
+
+// superClaimState says where the super side of checkBoundVolumeMirrored stands, for a failure
+// message: the super claim and PV phases and the super claim's latest event.
+func superClaimState(ctx context.Context, c *cluster, superNS string) string {
+	claim := "super claim: none"
+	if sc, err := c.client.CoreV1().PersistentVolumeClaims(superNS).Get(ctx, "data", metav1.GetOptions{}); err == nil {
+		claim = fmt.Sprintf("super claim %s, volumeName %q", sc.Status.Phase, sc.Spec.VolumeName)
+	}
+	volume := "super PV: none"
+	if pv, err := c.client.CoreV1().PersistentVolumes().Get(ctx, e2eVolume, metav1.GetOptions{}); err == nil {
+		volume = fmt.Sprintf("super PV %s", pv.Status.Phase)
+	}
+	event := ""
+	if evs, err := c.client.CoreV1().Events(superNS).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=PersistentVolumeClaim,involvedObject.name=data"}); err == nil && len(evs.Items) > 0 {
+		e := evs.Items[len(evs.Items)-1]
+		event = fmt.Sprintf(", its last event %s: %s", e.Reason, e.Message)
+	}
+	return claim + ", " + volume + event
 }
