@@ -96,7 +96,7 @@
 // GC then runs in the last part of start-up, so less of start-up's garbage
 // stays spread among what lives on (the fragmentation: heap in use 130 MiB
 // with 96 MiB allocated before it), for ≈12 MiB less anon at 0.2–0.4 s more
-// to ready (1.2–1.4 s → 1.3–1.6 s). A limit kept after ready saves ≈8 MiB
+// to ready (1.2–1.4 s → 1.3–2.1 s). A limit kept after ready saves ≈8 MiB
 // more but is no fixed number: a tenant with more data has a larger live
 // heap, and near the live heap a limit makes the GC spin (a limit that
 // followed the live heap after each GC, tried the same day, saved nothing
