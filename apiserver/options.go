@@ -201,7 +201,7 @@ func (o *Options) Complete() (CompletedConfig, error) {
 		c.loopbackHost = c.bindIP.String()
 	}
 	if c.opts.ServiceAccountIssuer == "" {
-		c.opts.ServiceAccountIssuer = "https://kubernetes.default.svc." + o.ClusterDomain
+		c.opts.ServiceAccountIssuer = layout.ServiceAccountIssuer(o.ClusterDomain)
 	}
 	c.kubeconfigServer = o.KubeconfigServer
 	if c.kubeconfigServer == "" {

@@ -103,7 +103,7 @@ func TestPodEtcdServers(t *testing.T) {
 
 func testTenant(vc *v1alpha1.VirtualCluster) tenant {
 	return tenant{
-		VC: vc, EtcdServers: []string{"https://127.0.0.1:2379"}, PKISecret: PKISecretName(vc),
+		VC: vc, EtcdServers: []string{"https://127.0.0.1:2379"}, PKISecret: vc.PKISecretName(),
 		PKI:      map[string][]byte{EtcdCAFile: []byte("x"), EtcdClientCertFile: []byte("x"), EtcdClientKeyFile: []byte("x")},
 		Endpoint: endpoint{URL: "https://10.96.0.20:443", InClusterURL: "https://demo-apiserver.default.svc:443"},
 	}

@@ -150,7 +150,7 @@ func (r *Reconciler) deleteEtcdData(ctx context.Context, s *scope) (bool, error)
 // tenant's. Done once they are gone.
 func (r *Reconciler) deleteSecrets(ctx context.Context, s *scope) (bool, error) {
 	done := true
-	for _, name := range []string{PKISecretName(s.vc), s.vc.KubeconfigSecretName()} {
+	for _, name := range []string{s.vc.PKISecretName(), s.vc.KubeconfigSecretName()} {
 		secret := &corev1.Secret{}
 		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: name}, secret)
 		if apierrors.IsNotFound(err) {

@@ -47,12 +47,6 @@ func EtcdUser(clusterKey string) string {
 	return "vnest-tenant-" + clusterKey
 }
 
-// PKISecretName holds the tenant's certificates and keys (and its etcd
-// client credentials).
-func PKISecretName(vc *v1alpha1.VirtualCluster) string {
-	return vc.Name + "-pki"
-}
-
 // ControlPlaneName names the Deployment and Service of the cluster provisioner.
 func ControlPlaneName(vc *v1alpha1.VirtualCluster) string {
 	return vc.Name + "-apiserver"

@@ -62,7 +62,7 @@ func TestNames(t *testing.T) {
 	for got, want := range map[string]string{
 		EtcdPrefix("team-a-1234abcd"): "/vnest/tenants/team-a-1234abcd",
 		EtcdUser("team-a-1234abcd"):   "vnest-tenant-team-a-1234abcd",
-		PKISecretName(vc):             "team-a-pki",
+		vc.PKISecretName():            "team-a-pki",
 		ControlPlaneName(vc):          "team-a-apiserver",
 		vc.KubeconfigSecretName():     "team-a-kubeconfig",
 	} {

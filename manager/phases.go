@@ -121,7 +121,7 @@ func (r *Reconciler) reconcilePKI(ctx context.Context, s *scope) error {
 		EtcdUser: EtcdUser(s.vc.Status.ClusterKey),
 		Etcd:     s.storage,
 	}
-	data, err := r.applySecret(ctx, s.vc, PKISecretName(s.vc), func(existing map[string][]byte) (map[string][]byte, error) {
+	data, err := r.applySecret(ctx, s.vc, s.vc.PKISecretName(), func(existing map[string][]byte) (map[string][]byte, error) {
 		return buildTenantPKI(existing, req)
 	})
 	if err != nil {
@@ -133,7 +133,7 @@ func (r *Reconciler) reconcilePKI(ctx context.Context, s *scope) error {
 
 // reconcileControlPlane runs the control plane and checks it answers.
 func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) error {
-	t := tenant{VC: s.vc, EtcdServers: s.storage.Endpoints, PKISecret: PKISecretName(s.vc), PKI: s.pki, Endpoint: s.endpoint, ExtraArgs: r.tenantArgs}
+	t := tenant{VC: s.vc, EtcdServers: s.storage.Endpoints, PKISecret: s.vc.PKISecretName(), PKI: s.pki, Endpoint: s.endpoint, ExtraArgs: r.tenantArgs}
 	starting, err := s.prov.Ensure(ctx, t)
 	if err != nil {
 		return err

@@ -24,8 +24,9 @@ import (
 //
 // A tenant pod that mounts its service-account token (the kube-api-access-* projected volume the
 // tenant's admission adds) gets, in the super cluster, the same files from a Secret the syncer
-// keeps: `token`, a token of the TENANT apiserver for the pod's tenant service account, requested
-// through the tenant's TokenRequest API with the audience and lifetime of the pod's projected
+// keeps: `token`, a token of the TENANT apiserver for the pod's tenant service account, as the
+// tenant's TokenRequest API issues it (signed by the syncer with the tenant's key, podtokensign.go,
+// or requested from that API) with the audience and lifetime of the pod's projected
 // volume and bound to the tenant pod (it stops working when the pod is deleted); `ca.crt`, the
 // tenant's root CA (the tenant's kube-root-ca.crt ConfigMap); `namespace`, the tenant namespace.
 // The syncer renews the token once 80% of its lifetime has passed (the kubelet refreshes the
@@ -306,7 +307,7 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		issued := s.now()
 		var expires time.Time // the earliest: all tokens are renewed together
 		for _, src := range sources {
-			tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, src.req, metav1.CreateOptions{})
+			token, exp, err := t.token(ctx, tp, sa, src, issued)
 			if err != nil {
 				if tenantRefused(err) && t.recorder != nil {
 					// What a kubelet says when it cannot fetch a pod's token; retried with back-off.
@@ -315,14 +316,14 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 				}
 				return nil, fmt.Errorf("requesting a token for service account %s/%s: %w", tp.Namespace, sa, err)
 			}
-			secret.Data[src.key] = []byte(tr.Status.Token)
-			if exp := tr.Status.ExpirationTimestamp.Time; expires.IsZero() || exp.Before(expires) {
+			secret.Data[src.key] = []byte(token)
+			if expires.IsZero() || exp.Before(expires) {
 				expires = exp
 			}
 		}
 		secret.Annotations[annotationTokenIssued] = issued.UTC().Format(time.RFC3339)
 		secret.Annotations[annotationTokenExpires] = expires.UTC().Format(time.RFC3339)
-		klog.FromContext(ctx).V(2).Info("Requested tenant service-account tokens", "secret", klog.KRef(superNS, name), "tokens", len(sources), "expires", expires, "node", tp.Spec.NodeName)
+		klog.FromContext(ctx).V(2).Info("Tenant service-account tokens", "signed", t.signer != nil, "secret", klog.KRef(superNS, name), "tokens", len(sources), "expires", expires, "node", tp.Spec.NodeName)
 	}
 	if needToken && tp.Spec.NodeName != "" {
 		// The tokens name this node: new ones were just requested for the bound pod, and kept
@@ -361,6 +362,32 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		requeue(secret)
 		return nil
 	}, nil
+}
+
+// token is a token of source src for tenant pod tp, whose service account is sa, and when it
+// expires: signed by the syncer when it has the tenant's key (podtokensign.go), else requested
+// from the tenant's TokenRequest API. An error from either is the TokenRequest API's.
+func (t *tenant) token(ctx context.Context, tp *corev1.Pod, sa string, src tokenSource, now time.Time) (string, time.Time, error) {
+	if t.signer == nil {
+		tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, src.req, metav1.CreateOptions{})
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		return tr.Status.Token, tr.Status.ExpirationTimestamp.Time, nil
+	}
+	account, err := t.serviceAccounts.ServiceAccounts(tp.Namespace).Get(sa)
+	if err != nil { // made moments ago, or gone: the tenant says which
+		if account, err = t.client.CoreV1().ServiceAccounts(tp.Namespace).Get(ctx, sa, metav1.GetOptions{}); err != nil {
+			return "", time.Time{}, err
+		}
+	}
+	var node *corev1.Node
+	if name := tp.Spec.NodeName; name != "" {
+		if node, err = t.nodes.Get(name); err != nil {
+			node = &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}} // what the tenant's TokenRequest API names then
+		}
+	}
+	return t.signer.issue(ctx, account, tp, node, src.req.Spec, now)
 }
 
 // tenantRefused reports whether the tenant's TokenRequest API refused a request for a reason

@@ -36,6 +36,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -56,6 +57,11 @@ type tenant struct {
 	superNodes corelisters.NodeLister
 	// nameserver is the tenant DNS server's address pods get (dns.go); "" when it is off.
 	nameserver string
+	// serviceAccounts is set when signer is: the service accounts tokens are signed for.
+	serviceAccounts corelisters.ServiceAccountLister
+	// signer signs the tenant's service-account tokens (podtokensign.go); nil when the syncer
+	// has not the tenant's key, and asks the tenant's TokenRequest API instead.
+	signer *tokenSigner
 
 	namespaces  corelisters.NamespaceLister
 	pods        corelisters.PodLister
@@ -76,7 +82,7 @@ type tenant struct {
 	recorder    record.EventRecorder   // events on tenant objects
 	stop        context.CancelFunc     // stops informers and the event broadcaster
 	synced      func() bool            // the tenant's informers have synced
-	fingerprint string                 // hash of the kubeconfig the client was built from
+	fingerprint string                 // hash of the kubeconfig the client was built from and of the signer's key
 	ca          *x509.CertPool         // the CA of the kubeconfig; identifies the tenant to the kubelet proxy
 }
 
@@ -164,8 +170,11 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 	if len(kubeconfig) == 0 {
 		return fmt.Errorf("the Secret %s/%s has no key kubeconfig", vc.Namespace, secretName)
 	}
-	sum := sha256.Sum256(kubeconfig)
-	fingerprint := hex.EncodeToString(sum[:])
+	saKey, err := s.tenantServiceAccountKey(ctx, vc)
+	if err != nil {
+		return err
+	}
+	fingerprint := fingerprintOf(kubeconfig, saKey)
 
 	s.mu.RLock()
 	running := s.vcs[key]
@@ -179,7 +188,7 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 		return s.setSyncing(ctx, vc)
 	}
 	s.stopTenant(ctx, key)
-	t, err := s.startTenant(ctx, vc, kubeconfig, fingerprint)
+	t, err := s.startTenant(ctx, vc, kubeconfig, saKey, fingerprint)
 	if err != nil {
 		return err
 	}
@@ -225,8 +234,33 @@ func (s *Syncer) getVirtualCluster(key string) (*v1alpha1.VirtualCluster, error)
 	return vc, nil
 }
 
+// fingerprintOf identifies what a tenant is served with: its kubeconfig and service-account key.
+func fingerprintOf(kubeconfig, saKey []byte) string {
+	sum := sha256.New()
+	sum.Write(kubeconfig)
+	sum.Write([]byte{0}) // a kubeconfig holds no NUL byte: no two pairs hash the same bytes
+	sum.Write(saKey)
+	return hex.EncodeToString(sum.Sum(nil))
+}
+
+// tenantServiceAccountKey is the tenant's service-account signing key from its PKI Secret, or
+// nil when the syncer cannot read one there (it then asks the tenant's TokenRequest API for
+// tokens); an error only for a failure worth retrying.
+func (s *Syncer) tenantServiceAccountKey(ctx context.Context, vc *v1alpha1.VirtualCluster) ([]byte, error) {
+	name := vc.PKISecretName()
+	secret, err := s.super.CoreV1().Secrets(vc.Namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading the PKI Secret %s/%s: %w", vc.Namespace, name, err)
+	}
+	return secret.Data[layout.ServiceAccountKeyName+".key"], nil
+}
+
 // startTenant builds the tenant's client and starts its informers; it does not wait for them.
-func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, kubeconfig []byte, fingerprint string) (*tenant, error) {
+// saKey, when not empty, is the tenant's service-account signing key.
+func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, kubeconfig, saKey []byte, fingerprint string) (*tenant, error) {
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the tenant kubeconfig: %w", err)
@@ -240,6 +274,12 @@ func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, k
 	}
 	t := newTenant(vc, client)
 	t.fingerprint = fingerprint
+	if len(saKey) == 0 {
+		klog.FromContext(ctx).Info("No service-account key of the tenant in its PKI Secret (none, or not readable); its tokens come from its TokenRequest API",
+			"virtualCluster", klog.KObj(vc), "secret", vc.PKISecretName())
+	} else if t.signer, err = newTokenSigner(layout.ServiceAccountIssuer(t.settings.Load().domain), saKey); err != nil {
+		klog.FromContext(ctx).Error(err, "Tenant tokens come from its TokenRequest API", "virtualCluster", klog.KObj(vc))
+	}
 	t.ca = tenantCA(cfg)
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(dropManagedFields))
@@ -294,6 +334,11 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 		t.index[k] = inf.GetIndexer()
 		synced = append(synced, inf.HasSynced)
 		_, _ = inf.AddEventHandler(t.handler(s, k))
+	}
+	if t.signer != nil {
+		sa := core.ServiceAccounts()
+		t.serviceAccounts = sa.Lister()
+		synced = append(synced, sa.Informer().HasSynced)
 	}
 	t.namespaces, t.pods, t.configMaps = core.Namespaces().Lister(), core.Pods().Lister(), core.ConfigMaps().Lister()
 	t.secrets, t.services, t.endpoints, t.nodes = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister(), core.Nodes().Lister()

@@ -380,3 +380,9 @@ func (vc *VirtualCluster) SetConditions(conditions []metav1.Condition) {
 func (vc *VirtualCluster) KubeconfigSecretName() string {
 	return vc.Name + "-kubeconfig"
 }
+
+// PKISecretName is the name of the Secret, in the VirtualCluster's
+// namespace, that holds the tenant's certificates and keys: "<name>-pki".
+func (vc *VirtualCluster) PKISecretName() string {
+	return vc.Name + "-pki"
+}

@@ -13,3 +13,10 @@ const (
 	DefaultClusterDomain = "cluster.local"
 	DefaultSecurePort    = 6443
 )
+
+// ServiceAccountIssuer is the issuer of a tenant's service-account tokens
+// when `vnest apiserver --service-account-issuer` is not given; the API
+// audiences default to it. The syncer signs tenant tokens with it.
+func ServiceAccountIssuer(clusterDomain string) string {
+	return "https://kubernetes.default.svc." + clusterDomain
+}

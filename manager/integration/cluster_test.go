@@ -40,7 +40,7 @@ func TestClusterProvisionerObjects(t *testing.T) {
 				return false, err
 			}
 		}
-		return true, c.Get(ctx, client.ObjectKey{Namespace: "default", Name: manager.PKISecretName(vc)}, &corev1.Secret{})
+		return true, c.Get(ctx, client.ObjectKey{Namespace: "default", Name: vc.PKISecretName()}, &corev1.Secret{})
 	})
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), vc); err != nil {
 		t.Fatal(err)
@@ -51,7 +51,7 @@ func TestClusterProvisionerObjects(t *testing.T) {
 			t.Errorf("%T owner references %+v, want the VirtualCluster as controller", obj, refs)
 		}
 	}
-	if got, want := d.Spec.Template.Spec.Volumes[0].Secret.SecretName, manager.PKISecretName(vc); got != want {
+	if got, want := d.Spec.Template.Spec.Volumes[0].Secret.SecretName, vc.PKISecretName(); got != want {
 		t.Errorf("PKI volume from Secret %s, want %s", got, want)
 	}
 	if want := "--etcd-prefix=" + vc.Status.EtcdPrefix; !containsArg(d.Spec.Template.Spec.Containers[0].Args, want) {
@@ -90,7 +90,7 @@ func TestClusterProvisionerObjects(t *testing.T) {
 	for _, obj := range []client.Object{
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: manager.PKISecretName(vc), Namespace: "default"}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: vc.PKISecretName(), Namespace: "default"}},
 	} {
 		if err := c.Get(t.Context(), client.ObjectKeyFromObject(obj), obj); !apierrors.IsNotFound(err) {
 			t.Errorf("%T %s left behind: %v", obj, obj.GetName(), err)

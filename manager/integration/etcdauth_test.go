@@ -99,7 +99,7 @@ func TestEtcdAuth(t *testing.T) {
 	delta := createAndWait(t, c, onAuthEtcd("delta"))
 
 	gammaPKI := &corev1.Secret{}
-	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: manager.PKISecretName(gamma)}, gammaPKI); err != nil {
+	if err := c.Get(t.Context(), client.ObjectKey{Namespace: "default", Name: gamma.PKISecretName()}, gammaPKI); err != nil {
 		t.Fatal(err)
 	}
 	asGamma := etcd.client(t, gammaPKI.Data[manager.EtcdClientCertFile], gammaPKI.Data[manager.EtcdClientKeyFile])
