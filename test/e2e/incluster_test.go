@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -74,6 +75,7 @@ current-context: super
 		`grep -q "BEGIN CERTIFICATE" $sa/ca.crt && echo ca=ok`,
 	}, "; "))
 	probe.Spec.RestartPolicy = corev1.RestartPolicyNever
+	tokenRequests := tenantTokenRequests(t, tenant)
 	for _, p := range []*corev1.Pod{client, probe} {
 		if _, err := tenant.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -87,6 +89,11 @@ current-context: super
 			}
 			return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed, fmt.Errorf("phase %s", p.Status.Phase)
 		})
+	}
+	// The syncer signs the pods' tokens with the tenant's key (docs/tenant-pods.md): the tenant
+	// serves no TokenRequest for them (two per pod when the syncer asks it instead).
+	if n := tenantTokenRequests(t, tenant) - tokenRequests; n >= 2 {
+		t.Errorf("the tenant served %v TokenRequests while two pods started; want none: the syncer should sign their tokens (did it read the tenant's PKI Secret?)", n)
 	}
 	logs := func(pod, container string) string {
 		out, err := c.client.CoreV1().Pods(superNS).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(ctx)
@@ -139,4 +146,26 @@ func superServer(t *testing.T, c *cluster, host string) (server, ca string) {
 	}
 	t.Fatal("no cluster in the super kubeconfig")
 	return "", ""
+}
+
+// tenantTokenRequests is how many TokenRequests the tenant apiserver has served, from its metrics.
+func tenantTokenRequests(t *testing.T, tenant kubernetes.Interface) float64 {
+	t.Helper()
+	raw, err := tenant.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(t.Context())
+	if err != nil {
+		t.Fatalf("tenant metrics: %v", err)
+	}
+	var n float64
+	for line := range strings.Lines(string(raw)) {
+		if !strings.HasPrefix(line, "apiserver_request_total{") || !strings.Contains(line, `resource="serviceaccounts"`) || !strings.Contains(line, `subresource="token"`) {
+			continue
+		}
+		fields := strings.Fields(line)
+		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+		if err != nil {
+			t.Fatalf("tenant metrics line %q: %v", line, err)
+		}
+		n += v
+	}
+	return n
 }
