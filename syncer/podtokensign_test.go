@@ -66,7 +66,7 @@ func (o tenantObjects) GetNode(_ context.Context, name string) (*corev1.Node, er
 }
 
 // testSigningKey is a tenant service-account key as the manager makes them (ECDSA P-256), PEM.
-func testSigningKey(t *testing.T) (*ecdsa.PrivateKey, []byte) {
+func testSigningKey(t testing.TB) (*ecdsa.PrivateKey, []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -335,14 +335,7 @@ current-context: t
 // apiserver spends on a TokenRequest (apiserver BenchmarkRequestCPU):
 // go test ./syncer -run '^$' -bench TokenSignerIssue
 func BenchmarkTokenSignerIssue(b *testing.B) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	keyPEM, err := keyutil.MarshalPrivateKeyToPEM(key)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, keyPEM := testSigningKey(b)
 	signer, err := newTokenSigner(layout.ServiceAccountIssuer(layout.DefaultClusterDomain), keyPEM)
 	if err != nil {
 		b.Fatal(err)
