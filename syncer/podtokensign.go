@@ -33,10 +33,9 @@ import (
 
 // tokenSigner signs one tenant's service-account tokens.
 type tokenSigner struct {
+	// issuer is also the tenant apiserver's one API audience, the default audience of a token.
 	issuer string
-	// audiences are the tenant apiserver's API audiences, the default audience of a token.
-	audiences []string
-	gen       serviceaccount.TokenGenerator
+	gen    serviceaccount.TokenGenerator
 }
 
 // newTokenSigner is the signer of the tenant whose tokens have issuer and whose
@@ -50,7 +49,7 @@ func newTokenSigner(issuer string, keyPEM []byte) (*tokenSigner, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &tokenSigner{issuer: issuer, audiences: []string{issuer}, gen: gen}, nil
+	return &tokenSigner{issuer: issuer, gen: gen}, nil
 }
 
 // issue is the token the tenant's TokenRequest API returns for service account sa, request
@@ -70,7 +69,7 @@ func (g *tokenSigner) issue(ctx context.Context, sa *corev1.ServiceAccount, pod 
 	}
 	audiences := spec.Audiences
 	if len(audiences) == 0 {
-		audiences = g.audiences
+		audiences = []string{g.issuer}
 	}
 	internalSA := core.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: sa.Namespace, Name: sa.Name, UID: sa.UID}}
 	internalPod := &core.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: pod.Name, UID: pod.UID}}
