@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	openapi_v2 "github.com/google/gnostic-models/openapiv2"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -26,9 +27,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/openapi"
 	"k8s.io/client-go/rest"
 	"k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac/bootstrappolicy"
 	"k8s.io/utils/ptr"
@@ -151,6 +154,42 @@ func TestControlPlane(t *testing.T) {
 		}
 		if size, _, _ := unstructured.NestedInt64(got.Object, "spec", "size"); size != 3 {
 			t.Fatalf("Widget spec.size = %d, want 3", size)
+		}
+	})
+
+	t.Run("openapi documents as kubectl reads them", func(t *testing.T) {
+		// The kube-apiserver's built-in documents are served from their bytes (package
+		// openapibytes); the aggregator merges v2 and proxies v3, CRDs' included.
+		v2, err := client.Discovery().OpenAPISchema()
+		if err != nil {
+			t.Fatalf("OpenAPI v2: %v", err)
+		}
+		if !slices.ContainsFunc(v2.GetDefinitions().GetAdditionalProperties(), func(p *openapi_v2.NamedSchema) bool {
+			return p.GetName() == "io.k8s.api.apps.v1.Deployment"
+		}) {
+			t.Errorf("OpenAPI v2: no io.k8s.api.apps.v1.Deployment among %d definitions", len(v2.GetDefinitions().GetAdditionalProperties()))
+		}
+		paths, err := client.Discovery().OpenAPIV3().Paths()
+		if err != nil {
+			t.Fatalf("OpenAPI v3 discovery: %v", err)
+		}
+		for gv, want := range map[string]string{
+			"api/v1":                    "io.k8s.api.core.v1.ConfigMap",
+			"apis/apps/v1":              "io.k8s.api.apps.v1.Deployment",
+			"apis/example.vnest.dev/v1": "dev.vnest.example.v1.Widget",
+		} {
+			doc, ok := paths[gv]
+			if !ok {
+				t.Errorf("OpenAPI v3: no %s in discovery", gv)
+				continue
+			}
+			for _, contentType := range []string{runtime.ContentTypeJSON, openapi.ContentTypeOpenAPIV3PB} {
+				// A second read comes from client-go's cache: GroupVersion caches by hash.
+				body, err := doc.Schema(contentType)
+				if err != nil || !strings.Contains(string(body), want) {
+					t.Errorf("OpenAPI v3 of %s as %s: %v, %d bytes without %s", gv, contentType, err, len(body), want)
+				}
+			}
 		}
 	})
 

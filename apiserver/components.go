@@ -9,12 +9,15 @@ import (
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/mutating"
 	"k8s.io/apiserver/pkg/registry/generic"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/component-base/configz"
+	aggregatorapiserver "k8s.io/kube-aggregator/pkg/apiserver"
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kubeapiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 
+	"github.com/vnest-dev/vnest/apiserver/openapibytes"
 	"github.com/vnest-dev/vnest/apiserver/serviceipadmission"
 	"github.com/vnest-dev/vnest/apiserver/sharedetcd"
 )
@@ -106,6 +109,8 @@ func prepareKubeAPIServer(ctx context.Context, args []string, serviceIP *service
 // serverChain completes config and builds the server chain; the returned function serves until
 // ctx is done.
 func serverChain(config *kubeapiserver.Config) (func(context.Context) error, error) {
+	// The kube-apiserver's OpenAPI documents are installed below, served from their bytes.
+	config.KubeAPIs.ControlPlane.Generic.SkipOpenAPIInstallation = true
 	cc, err := config.Complete()
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
@@ -114,11 +119,37 @@ func serverChain(config *kubeapiserver.Config) (func(context.Context) error, err
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
+	if err := installOpenAPI(server, config.KubeAPIs.ControlPlane.Generic); err != nil {
+		return nil, fmt.Errorf("kube-apiserver: %w", err)
+	}
 	prepared, err := server.PrepareRun()
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
 	return prepared.Run, nil
+}
+
+// installOpenAPI installs the OpenAPI documents of the built-in APIs of the kube-apiserver in
+// server's chain (the aggregator's delegate), which its PrepareRun leaves out with
+// SkipOpenAPIInstallation: the same documents, served from their bytes (package openapibytes).
+// The aggregator's PrepareRun, later, reads them through the delegate's handler as before.
+func installOpenAPI(server *aggregatorapiserver.APIAggregator, generic *genericapiserver.Config) error {
+	kube, ok := server.GenericAPIServer.NextDelegate().(*genericapiserver.GenericAPIServer)
+	if !ok {
+		return fmt.Errorf("the aggregator's delegate is a %T, not the kube-apiserver", server.GenericAPIServer.NextDelegate())
+	}
+	container, m := kube.Handler.GoRestfulContainer, kube.Handler.NonGoRestfulMux
+	if generic.OpenAPIConfig != nil {
+		if err := openapibytes.InstallV2(container, m, generic.OpenAPIConfig); err != nil {
+			return err
+		}
+	}
+	if generic.OpenAPIV3Config != nil {
+		if err := openapibytes.InstallV3(container, m, generic.OpenAPIV3Config); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // prepareControllerManager parses args like kube-controller-manager would

@@ -1,0 +1,182 @@
+package openapibytes
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/NYTimes/gziphandler"
+	restful "github.com/emicklei/go-restful/v3"
+	"github.com/munnerz/goautoneg"
+	"k8s.io/apiserver/pkg/server/mux"
+	"k8s.io/apiserver/pkg/server/routes"
+	"k8s.io/klog/v2"
+	"k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/handler"
+	"k8s.io/kube-openapi/pkg/handler3"
+)
+
+// Paths and media types, as upstream's handlers (k8s.io/kube-openapi/pkg/handler and handler3) serve them.
+const (
+	v2Path = "/openapi/v2"
+	v3Path = "/openapi/v3"
+
+	mediaJSON            = "application/json"
+	protobufV2           = "com.github.proto-openapi.spec.v2.v1.0+protobuf"
+	protobufV2Deprecated = "com.github.proto-openapi.spec.v2@v1.0+protobuf"
+	protobufV3           = "com.github.proto-openapi.spec.v3.v1.0+protobuf"
+	protobufV3Deprecated = "com.github.proto-openapi.spec.v3@v1.0+protobuf"
+)
+
+// InstallV2 builds the OpenAPI v2 document of the web services in c as upstream's
+// routes.OpenAPI.InstallV2 does and serves it on m at /openapi/v2 from its bytes.
+func InstallV2(c *restful.Container, m *mux.PathRecorderMux, config *common.Config) error {
+	built := mux.NewPathRecorderMux("openapi-v2")
+	routes.OpenAPI{Config: config}.InstallV2(c, built)
+	doc, err := read(built, v2Path, handler.ToProtoBinary)
+	if err != nil {
+		return fmt.Errorf("OpenAPI v2: %w", err)
+	}
+	m.Handle(v2Path, gziphandler.GzipHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		doc.serve(w, r, protobufV2, protobufV2Deprecated, nil)
+	})))
+	return nil
+}
+
+// InstallV3 builds the OpenAPI v3 documents of the web services in c, one per group version, as
+// upstream's routes.OpenAPI.InstallV3 does and serves them on m from their bytes: the discovery
+// document at /openapi/v3, each group version's at /openapi/v3/<group-version>.
+func InstallV3(c *restful.Container, m *mux.PathRecorderMux, config *common.OpenAPIV3Config) error {
+	built := mux.NewPathRecorderMux("openapi-v3")
+	routes.OpenAPI{V3Config: config}.InstallV3(c, built)
+	discovery, err := read(built, v3Path, nil)
+	if err != nil {
+		return fmt.Errorf("OpenAPI v3 discovery: %w", err)
+	}
+	var paths handler3.OpenAPIV3Discovery
+	if err := json.Unmarshal(discovery.json, &paths); err != nil {
+		return fmt.Errorf("OpenAPI v3 discovery: %w", err)
+	}
+	groups := make(map[string]*document, len(paths.Paths))
+	for gv := range paths.Paths {
+		if groups[gv], err = read(built, v3Path+"/"+gv, handler3.ToV3ProtoBinary); err != nil {
+			return fmt.Errorf("OpenAPI v3 of %s: %w", gv, err)
+		}
+	}
+	m.Handle(v3Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Etag", strconv.Quote(discovery.etag))
+		w.Header().Set("Content-Type", mediaJSON)
+		http.ServeContent(w, r, v3Path, discovery.lastModified, bytes.NewReader(discovery.json))
+	}))
+	m.HandlePrefix(v3Path+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gv := strings.TrimPrefix(r.URL.Path, v3Path+"/")
+		doc, ok := groups[gv]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		doc.serve(w, r, protobufV3, protobufV3Deprecated, func() bool {
+			hash := r.URL.Query().Get("hash")
+			if hash == "" {
+				return false
+			}
+			if hash != doc.etag {
+				http.Redirect(w, r, groupVersionURL(gv, doc.etag), http.StatusMovedPermanently)
+				return true
+			}
+			// A document named by its hash never changes.
+			w.Header().Set("Cache-Control", "public, immutable")
+			w.Header().Set("Expires", time.Now().AddDate(1, 0, 0).Format(time.RFC1123))
+			return false
+		})
+	}))
+	return nil
+}
+
+// groupVersionURL is where the v3 document of gv with ETag etag is, as the discovery document names it.
+func groupVersionURL(gv, etag string) string {
+	u := url.URL{Path: path.Join(v3Path, gv), RawQuery: url.Values{"hash": {etag}}.Encode()}
+	return u.String()
+}
+
+// document is one OpenAPI document as upstream serves it: its JSON, the JSON's ETag, and the
+// protobuf form, made from the JSON on the first request for it.
+type document struct {
+	json         []byte
+	etag         string // unquoted
+	lastModified time.Time
+	toProto      func([]byte) ([]byte, error)
+
+	protoOnce sync.Once
+	proto     []byte
+	protoErr  error
+}
+
+// read GETs p from h as JSON, as a client of upstream's handler would.
+func read(h http.Handler, p string, toProto func([]byte) ([]byte, error)) (*document, error) {
+	req := httptest.NewRequest(http.MethodGet, p, nil)
+	req.Header.Set("Accept", mediaJSON)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", p, rec.Code, strings.TrimSpace(rec.Body.String()))
+	}
+	etag, err := strconv.Unquote(rec.Header().Get("Etag"))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: ETag %q: %w", p, rec.Header().Get("Etag"), err)
+	}
+	return &document{json: bytes.Clone(rec.Body.Bytes()), etag: etag, lastModified: time.Now(), toProto: toProto}, nil
+}
+
+// protobuf is the document as protobuf.
+func (d *document) protobuf() ([]byte, error) {
+	d.protoOnce.Do(func() { d.proto, d.protoErr = d.toProto(d.json) })
+	return d.proto, d.protoErr
+}
+
+// serve writes the document in the first media type of the request's Accept header that it
+// has: JSON, or protobuf (subtype proto, or its deprecated name deprecated); 406 if none.
+// redirected, when not nil, runs once the media type's headers are set and returns whether it
+// has answered the request instead (v3's hash check).
+func (d *document) serve(w http.ResponseWriter, r *http.Request, proto, deprecated string, redirected func() bool) {
+	accept := r.Header.Get("Accept")
+	if accept == "" {
+		accept = "*/*"
+	}
+	w.Header().Add("Vary", "Accept")
+	for _, clause := range goautoneg.ParseAccept(accept) {
+		if clause.Type != "application" && clause.Type != "*" {
+			continue
+		}
+		body, contentType := d.json, mediaJSON
+		switch clause.SubType {
+		case "json", "*":
+		case proto, deprecated:
+			var err error
+			if body, err = d.protobuf(); err != nil {
+				klog.ErrorS(err, "Serving OpenAPI as protobuf", "path", r.URL.Path)
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			contentType = "application/" + proto
+		default:
+			continue
+		}
+		w.Header().Set("Content-Type", contentType)
+		w.Header().Set("Etag", strconv.Quote(d.etag))
+		if redirected != nil && redirected() {
+			return
+		}
+		http.ServeContent(w, r, "", d.lastModified, bytes.NewReader(body))
+		return
+	}
+	w.WriteHeader(http.StatusNotAcceptable)
+}

@@ -1,0 +1,151 @@
+package openapibytes
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	restful "github.com/emicklei/go-restful/v3"
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apiserver/pkg/server/mux"
+	"k8s.io/apiserver/pkg/server/routes"
+	"k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/validation/spec"
+)
+
+// Widget is the type the test web services read and write.
+type Widget struct {
+	Name  string `json:"name"`
+	Count int32  `json:"count"`
+}
+
+func (Widget) OpenAPIDefinition() common.OpenAPIDefinition {
+	return common.OpenAPIDefinition{Schema: spec.Schema{SchemaProps: spec.SchemaProps{
+		Description: "A widget.",
+		Type:        []string{"object"},
+		Properties: map[string]spec.Schema{
+			"name":  {SchemaProps: spec.SchemaProps{Type: []string{"string"}, Description: "Its name."}},
+			"count": {SchemaProps: spec.SchemaProps{Type: []string{"integer"}, Format: "int32"}},
+		},
+	}}}
+}
+
+// fixture is a container with a core-like and a group web service, and the OpenAPI configs for it.
+func fixture() (*restful.Container, *common.Config, *common.OpenAPIV3Config) {
+	c := restful.NewContainer()
+	for i, root := range []string{"/api/v1", "/apis/example.com/v1"} {
+		suffix := []string{"Core", "Example"}[i]
+		ws := new(restful.WebService).Path(root).Produces(restful.MIME_JSON).Consumes(restful.MIME_JSON)
+		ws.Route(ws.GET("/widgets/{name}").Operation("readWidget" + suffix).
+			Param(ws.PathParameter("name", "name of the Widget")).
+			Writes(Widget{}).Returns(http.StatusOK, "OK", Widget{}).
+			To(func(*restful.Request, *restful.Response) {}))
+		ws.Route(ws.POST("/widgets").Operation("createWidget" + suffix).
+			Reads(Widget{}).Writes(Widget{}).Returns(http.StatusCreated, "Created", Widget{}).
+			To(func(*restful.Request, *restful.Response) {}))
+		c.Add(ws)
+	}
+	defs := func(common.ReferenceCallback) map[string]common.OpenAPIDefinition {
+		return map[string]common.OpenAPIDefinition{
+			"github.com/vnest-dev/vnest/apiserver/openapibytes.Widget": Widget{}.OpenAPIDefinition(),
+		}
+	}
+	name := func(n string) (string, spec.Extensions) {
+		return "dev.vnest.test." + n[strings.LastIndex(n, ".")+1:], nil
+	}
+	info := &spec.Info{InfoProps: spec.InfoProps{Title: "Test", Version: "v0"}}
+	return c, &common.Config{Info: info, GetDefinitions: defs, GetDefinitionName: name},
+		&common.OpenAPIV3Config{Info: info, GetDefinitions: defs, GetDefinitionName: name}
+}
+
+// response is what a test compares of an HTTP response; Last-Modified and Expires, which
+// carry the time a document was made or served, only by their presence.
+type response struct {
+	Code                                            int
+	ContentType, Etag, Vary, CacheControl, Location string
+	Encoding                                        string
+	HasLastModified, HasExpires                     bool
+	Body                                            string
+}
+
+func get(h http.Handler, path string, header map[string]string) response {
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	hd := rec.Header()
+	return response{
+		Code: rec.Code, ContentType: hd.Get("Content-Type"), Etag: hd.Get("Etag"), Vary: strings.Join(hd.Values("Vary"), ","),
+		CacheControl: hd.Get("Cache-Control"), Location: hd.Get("Location"), Encoding: hd.Get("Content-Encoding"),
+		HasLastModified: hd.Get("Last-Modified") != "", HasExpires: hd.Get("Expires") != "",
+		Body: rec.Body.String(),
+	}
+}
+
+// TestServedAsUpstream compares what InstallV2 and InstallV3 serve with what upstream's
+// routes.OpenAPI serves for the same web services, request by request.
+func TestServedAsUpstream(t *testing.T) {
+	c, v2, v3 := fixture()
+	upstream := mux.NewPathRecorderMux("upstream")
+	routes.OpenAPI{Config: v2}.InstallV2(c, upstream)
+	routes.OpenAPI{V3Config: v3}.InstallV3(c, upstream)
+	ours := mux.NewPathRecorderMux("ours")
+	if err := InstallV2(c, ours, v2); err != nil {
+		t.Fatal(err)
+	}
+	if err := InstallV3(c, ours, v3); err != nil {
+		t.Fatal(err)
+	}
+
+	v3Group := get(upstream, "/openapi/v3/apis/example.com/v1", nil)
+	hash := strings.Trim(v3Group.Etag, `"`)
+	v2Doc := get(upstream, "/openapi/v2", nil)
+	for _, tc := range []struct {
+		name, path string
+		header     map[string]string
+	}{
+		{"v2 JSON", "/openapi/v2", map[string]string{"Accept": "application/json"}},
+		{"v2 no Accept", "/openapi/v2", nil},
+		{"v2 protobuf", "/openapi/v2", map[string]string{"Accept": "application/" + protobufV2}},
+		{"v2 protobuf, deprecated name", "/openapi/v2", map[string]string{"Accept": "application/" + protobufV2Deprecated + ", application/json"}},
+		{"v2 protobuf preferred by q", "/openapi/v2", map[string]string{"Accept": "application/json;q=0.5, application/" + protobufV2}},
+		{"v2 not acceptable", "/openapi/v2", map[string]string{"Accept": "text/html"}},
+		{"v2 gzip", "/openapi/v2", map[string]string{"Accept-Encoding": "gzip"}},
+		{"v2 unchanged", "/openapi/v2", map[string]string{"If-None-Match": v2Doc.Etag}},
+		{"v3 discovery", "/openapi/v3", nil},
+		{"v3 group JSON", "/openapi/v3/apis/example.com/v1", map[string]string{"Accept": "application/json"}},
+		{"v3 core JSON", "/openapi/v3/api/v1", nil},
+		{"v3 group protobuf", "/openapi/v3/apis/example.com/v1", map[string]string{"Accept": "application/" + protobufV3}},
+		{"v3 group protobuf, deprecated name", "/openapi/v3/apis/example.com/v1", map[string]string{"Accept": "application/" + protobufV3Deprecated}},
+		{"v3 group not acceptable", "/openapi/v3/apis/example.com/v1", map[string]string{"Accept": "text/html"}},
+		{"v3 group by hash", "/openapi/v3/apis/example.com/v1?hash=" + hash, nil},
+		{"v3 group by old hash", "/openapi/v3/apis/example.com/v1?hash=0123", nil},
+		{"v3 group unchanged", "/openapi/v3/apis/example.com/v1", map[string]string{"If-None-Match": v3Group.Etag}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want, got := get(upstream, tc.path, tc.header), get(ours, tc.path, tc.header)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("GET %s %v: served differently (-upstream +ours):\n%s", tc.path, tc.header, diff)
+			}
+			if want.Code == http.StatusOK && want.Body == "" {
+				t.Errorf("GET %s %v: upstream served nothing", tc.path, tc.header)
+			}
+		})
+	}
+
+	t.Run("document content", func(t *testing.T) {
+		for _, p := range []string{"/openapi/v2", "/openapi/v3/apis/example.com/v1"} {
+			if body := get(ours, p, nil).Body; !strings.Contains(body, "dev.vnest.test.Widget") || !strings.Contains(body, "createWidget") {
+				t.Errorf("GET %s: no Widget schema or operation in %.300s", p, body)
+			}
+		}
+	})
+	t.Run("unknown group version", func(t *testing.T) {
+		if got := get(ours, "/openapi/v3/apis/other.example.com/v1", nil); got.Code != http.StatusNotFound {
+			t.Errorf("GET of an unknown group version: %d, want 404", got.Code)
+		}
+	})
+}
