@@ -83,6 +83,8 @@ func prepareKubeAPIServer(ctx context.Context, args []string, serviceIP *service
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver config: %w", err)
 	}
+	// The apiextensions server's and the aggregator's configs share these OpenAPI configs.
+	openapibytes.DetachBuilders(config.KubeAPIs.ControlPlane.Generic.OpenAPIConfig, config.KubeAPIs.ControlPlane.Generic.OpenAPIV3Config)
 	// Run does their work sooner (seedBootstrapPolicy).
 	config.KubeAPIs.ControlPlane.Generic.DisabledPostStartHooks.Insert(replacedHooks...)
 	// One etcd connection for the storage of every resource (package sharedetcd).

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apiserver/pkg/server/routes"
 	"k8s.io/klog/v2"
 	"k8s.io/kube-openapi/pkg/common"
+	"k8s.io/kube-openapi/pkg/common/restfuladapter"
 	"k8s.io/kube-openapi/pkg/handler"
 	"k8s.io/kube-openapi/pkg/handler3"
 )
@@ -179,4 +180,34 @@ func (d *document) serve(w http.ResponseWriter, r *http.Request, proto, deprecat
 		return
 	}
 	w.WriteHeader(http.StatusNotAcceptable)
+}
+
+// DetachBuilders gives the OpenAPI configs of a server the route form of their operation IDs
+// (GetOperationIDAndTagsFromRoute) before any of kube-openapi's builders is made from them.
+// Each builder, v2 and v3, sets it on its first use with a closure that refers to the builder
+// itself: the config, which the server keeps, then holds that first builder for good, with its
+// definitions of every API type and the document it built. The function set here is the
+// one that closure would be, without the builder. Either config may be nil.
+func DetachBuilders(v2 *common.Config, v3 *common.OpenAPIV3Config) {
+	if v2 != nil && v2.GetOperationIDAndTagsFromRoute == nil {
+		v2.GetOperationIDAndTagsFromRoute = fromRoute(v2.GetOperationIDAndTags)
+	}
+	if v3 != nil && v3.GetOperationIDAndTagsFromRoute == nil {
+		v3.GetOperationIDAndTagsFromRoute = fromRoute(v3.GetOperationIDAndTags)
+	}
+}
+
+// fromRoute is what kube-openapi's builders make of a config's GetOperationIDAndTags: it for a
+// go-restful route, and the route's operation name without one.
+func fromRoute(get func(*restful.Route) (string, []string, error)) func(common.Route) (string, []string, error) {
+	if get == nil {
+		return func(r common.Route) (string, []string, error) { return r.OperationName(), nil, nil }
+	}
+	return func(r common.Route) (string, []string, error) {
+		route, ok := r.(*restfuladapter.RouteAdapter)
+		if !ok {
+			return "", nil, fmt.Errorf("config.GetOperationIDAndTags specified but route is not a restful v1 Route")
+		}
+		return get(route.Route)
+	}
 }

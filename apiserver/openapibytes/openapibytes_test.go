@@ -3,8 +3,10 @@ package openapibytes
 import (
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"weak"
 
 	restful "github.com/emicklei/go-restful/v3"
 	"github.com/google/go-cmp/cmp"
@@ -37,11 +39,11 @@ func fixture() (*restful.Container, *common.Config, *common.OpenAPIV3Config) {
 	for i, root := range []string{"/api/v1", "/apis/example.com/v1"} {
 		suffix := []string{"Core", "Example"}[i]
 		ws := new(restful.WebService).Path(root).Produces(restful.MIME_JSON).Consumes(restful.MIME_JSON)
-		ws.Route(ws.GET("/widgets/{name}").Operation("readWidget" + suffix).
+		ws.Route(ws.GET("/widgets/{name}").Operation("readWidget"+suffix).
 			Param(ws.PathParameter("name", "name of the Widget")).
 			Writes(Widget{}).Returns(http.StatusOK, "OK", Widget{}).
 			To(func(*restful.Request, *restful.Response) {}))
-		ws.Route(ws.POST("/widgets").Operation("createWidget" + suffix).
+		ws.Route(ws.POST("/widgets").Operation("createWidget"+suffix).
 			Reads(Widget{}).Writes(Widget{}).Returns(http.StatusCreated, "Created", Widget{}).
 			To(func(*restful.Request, *restful.Response) {}))
 		c.Add(ws)
@@ -148,4 +150,54 @@ func TestServedAsUpstream(t *testing.T) {
 			t.Errorf("GET of an unknown group version: %d, want 404", got.Code)
 		}
 	})
+}
+
+// TestBuildersNotKept checks that once InstallV2 and InstallV3 are done, nothing that lives on
+// (the configs, the container, the handlers) holds the definitions the documents were built
+// from: each GetDefinitions call of the fixture marks its definitions with a sentinel, which
+// must be collectable while the configs and the mux are still in use.
+func TestBuildersNotKept(t *testing.T) {
+	type sentinel struct{ N [8]int64 }
+	var made []weak.Pointer[sentinel]
+	c, v2, v3 := fixture()
+	defs := v2.GetDefinitions
+	marked := func(ref common.ReferenceCallback) map[string]common.OpenAPIDefinition {
+		s := new(sentinel)
+		made = append(made, weak.Make(s))
+		out := defs(ref)
+		for name, def := range out {
+			def.Schema.Extensions = spec.Extensions{"x-vnest-test": s}
+			out[name] = def
+		}
+		return out
+	}
+	v2.GetDefinitions, v3.GetDefinitions = marked, marked
+	// As kube-apiserver's configs have them.
+	opID := func(r *restful.Route) (string, []string, error) { return r.Operation, nil, nil }
+	v2.GetOperationIDAndTags, v3.GetOperationIDAndTags = opID, opID
+
+	DetachBuilders(v2, v3)
+	m := mux.NewPathRecorderMux("ours")
+	if err := InstallV2(c, m, v2); err != nil {
+		t.Fatal(err)
+	}
+	if err := InstallV3(c, m, v3); err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.GC()
+	if len(made) == 0 {
+		t.Fatal("no definitions were made")
+	}
+	for i, w := range made {
+		if w.Value() != nil {
+			t.Errorf("the definitions of builder %d of %d are still held", i+1, len(made))
+		}
+	}
+	if got := get(m, "/openapi/v3/apis/example.com/v1", nil); !strings.Contains(got.Body, "createWidgetExample") {
+		t.Errorf("v3 document without its operation IDs: %.300s", got.Body)
+	}
+	runtime.KeepAlive(v2)
+	runtime.KeepAlive(v3)
+	runtime.KeepAlive(c)
 }
