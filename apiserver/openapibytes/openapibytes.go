@@ -2,8 +2,10 @@ package openapibytes
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -42,7 +44,7 @@ const (
 func InstallV2(c *restful.Container, m *mux.PathRecorderMux, config *common.Config) error {
 	built := mux.NewPathRecorderMux("openapi-v2")
 	routes.OpenAPI{Config: config}.InstallV2(c, built)
-	doc, err := read(built, v2Path, handler.ToProtoBinary)
+	doc, err := readDocument(built, v2Path, handler.ToProtoBinary)
 	if err != nil {
 		return fmt.Errorf("OpenAPI v2: %w", err)
 	}
@@ -58,24 +60,25 @@ func InstallV2(c *restful.Container, m *mux.PathRecorderMux, config *common.Conf
 func InstallV3(c *restful.Container, m *mux.PathRecorderMux, config *common.OpenAPIV3Config) error {
 	built := mux.NewPathRecorderMux("openapi-v3")
 	routes.OpenAPI{V3Config: config}.InstallV3(c, built)
-	discovery, err := read(built, v3Path, nil)
+	discovery, discoveryETag, err := read(built, v3Path)
 	if err != nil {
 		return fmt.Errorf("OpenAPI v3 discovery: %w", err)
 	}
+	discoveryModified := time.Now()
 	var paths handler3.OpenAPIV3Discovery
-	if err := json.Unmarshal(discovery.json, &paths); err != nil {
+	if err := json.Unmarshal(discovery, &paths); err != nil {
 		return fmt.Errorf("OpenAPI v3 discovery: %w", err)
 	}
 	groups := make(map[string]*document, len(paths.Paths))
 	for gv := range paths.Paths {
-		if groups[gv], err = read(built, v3Path+"/"+gv, handler3.ToV3ProtoBinary); err != nil {
+		if groups[gv], err = readDocument(built, v3Path+"/"+gv, handler3.ToV3ProtoBinary); err != nil {
 			return fmt.Errorf("OpenAPI v3 of %s: %w", gv, err)
 		}
 	}
 	m.Handle(v3Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Etag", strconv.Quote(discovery.etag))
+		w.Header().Set("Etag", strconv.Quote(discoveryETag))
 		w.Header().Set("Content-Type", mediaJSON)
-		http.ServeContent(w, r, v3Path, discovery.lastModified, bytes.NewReader(discovery.json))
+		http.ServeContent(w, r, v3Path, discoveryModified, bytes.NewReader(discovery))
 	}))
 	m.HandlePrefix(v3Path+"/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		gv := strings.TrimPrefix(r.URL.Path, v3Path+"/")
@@ -109,38 +112,92 @@ func groupVersionURL(gv, etag string) string {
 }
 
 // document is one OpenAPI document as upstream serves it: its JSON, the JSON's ETag, and the
-// protobuf form, made from the JSON on the first request for it.
+// protobuf form, made from the JSON on the first request for it. Both forms are kept
+// gzip-compressed (JSON OpenAPI compresses ~10×) and unpacked for each request that gets them.
 type document struct {
-	json         []byte
+	packedJSON   []byte
 	etag         string // unquoted
 	lastModified time.Time
 	toProto      func([]byte) ([]byte, error)
 
-	protoOnce sync.Once
-	proto     []byte
-	protoErr  error
+	protoOnce   sync.Once
+	packedProto []byte
+	protoErr    error
 }
 
-// read GETs p from h as JSON, as a client of upstream's handler would.
-func read(h http.Handler, p string, toProto func([]byte) ([]byte, error)) (*document, error) {
+// read GETs p from h as JSON, as a client of upstream's handler would, and returns the body and its ETag.
+func read(h http.Handler, p string) ([]byte, string, error) {
 	req := httptest.NewRequest(http.MethodGet, p, nil)
 	req.Header.Set("Accept", mediaJSON)
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	if rec.Code != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %d %s", p, rec.Code, strings.TrimSpace(rec.Body.String()))
+		return nil, "", fmt.Errorf("GET %s: %d %s", p, rec.Code, strings.TrimSpace(rec.Body.String()))
 	}
 	etag, err := strconv.Unquote(rec.Header().Get("Etag"))
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: ETag %q: %w", p, rec.Header().Get("Etag"), err)
+		return nil, "", fmt.Errorf("GET %s: ETag %q: %w", p, rec.Header().Get("Etag"), err)
 	}
-	return &document{json: bytes.Clone(rec.Body.Bytes()), etag: etag, lastModified: time.Now(), toProto: toProto}, nil
+	return rec.Body.Bytes(), etag, nil
 }
+
+// readDocument reads the document at p of h (read) and packs it.
+func readDocument(h http.Handler, p string, toProto func([]byte) ([]byte, error)) (*document, error) {
+	body, etag, err := read(h, p)
+	if err != nil {
+		return nil, err
+	}
+	packed, err := pack(body)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", p, err)
+	}
+	return &document{packedJSON: packed, etag: etag, lastModified: time.Now(), toProto: toProto}, nil
+}
+
+// json is the document as JSON.
+func (d *document) json() ([]byte, error) { return unpack(d.packedJSON) }
 
 // protobuf is the document as protobuf.
 func (d *document) protobuf() ([]byte, error) {
-	d.protoOnce.Do(func() { d.proto, d.protoErr = d.toProto(d.json) })
-	return d.proto, d.protoErr
+	d.protoOnce.Do(func() {
+		var js, proto []byte
+		if js, d.protoErr = d.json(); d.protoErr != nil {
+			return
+		}
+		if proto, d.protoErr = d.toProto(js); d.protoErr != nil {
+			return
+		}
+		d.packedProto, d.protoErr = pack(proto)
+	})
+	if d.protoErr != nil {
+		return nil, d.protoErr
+	}
+	return unpack(d.packedProto)
+}
+
+// pack compresses b.
+func pack(b []byte) ([]byte, error) {
+	var out bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&out, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := zw.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(out.Bytes()), nil
+}
+
+// unpack is what pack was given.
+func unpack(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(zr)
 }
 
 // serve writes the document in the first media type of the request's Accept header that it
@@ -157,19 +214,22 @@ func (d *document) serve(w http.ResponseWriter, r *http.Request, proto, deprecat
 		if clause.Type != "application" && clause.Type != "*" {
 			continue
 		}
-		body, contentType := d.json, mediaJSON
+		var body []byte
+		var err error
+		contentType := mediaJSON
 		switch clause.SubType {
 		case "json", "*":
+			body, err = d.json()
 		case proto, deprecated:
-			var err error
-			if body, err = d.protobuf(); err != nil {
-				klog.ErrorS(err, "Serving OpenAPI as protobuf", "path", r.URL.Path)
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
+			body, err = d.protobuf()
 			contentType = "application/" + proto
 		default:
 			continue
+		}
+		if err != nil {
+			klog.ErrorS(err, "Serving OpenAPI", "path", r.URL.Path, "contentType", contentType)
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
 		}
 		w.Header().Set("Content-Type", contentType)
 		w.Header().Set("Etag", strconv.Quote(d.etag))
