@@ -128,6 +128,8 @@ func serverChain(config *kubeapiserver.Config) (func(context.Context) error, err
 	if err != nil {
 		return nil, fmt.Errorf("kube-apiserver: %w", err)
 	}
+	// Every document of the chain is built by now.
+	openapibytes.ReleaseDefinitions(config.KubeAPIs.ControlPlane.Generic.OpenAPIV3Config)
 	return prepared.Run, nil
 }
 

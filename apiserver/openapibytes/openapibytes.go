@@ -271,3 +271,13 @@ func fromRoute(get func(*restful.Route) (string, []string, error)) func(common.R
 		return get(route.Route)
 	}
 }
+
+// ReleaseDefinitions drops the definitions of every API type that upstream's default v3 config
+// keeps (genericapiserver.DefaultOpenAPIV3Config computes them once, for its builders), when
+// the config can compute them again: call it once the server's documents are built. A builder
+// made from the config later computes them for itself (GetDefinitions), as it would without them.
+func ReleaseDefinitions(v3 *common.OpenAPIV3Config) {
+	if v3 != nil && v3.GetDefinitions != nil {
+		v3.Definitions = nil
+	}
+}

@@ -201,3 +201,27 @@ func TestBuildersNotKept(t *testing.T) {
 	runtime.KeepAlive(v3)
 	runtime.KeepAlive(c)
 }
+
+// TestReleaseDefinitions checks that a v3 config whose definitions were released still builds
+// the same documents: its builders compute the definitions again.
+func TestReleaseDefinitions(t *testing.T) {
+	c, _, v3 := fixture()
+	v3.Definitions = v3.GetDefinitions(func(string) spec.Ref { return spec.Ref{} })
+	kept := mux.NewPathRecorderMux("kept")
+	if err := InstallV3(c, kept, v3); err != nil {
+		t.Fatal(err)
+	}
+	ReleaseDefinitions(v3)
+	if v3.Definitions != nil {
+		t.Fatal("the definitions are still in the config")
+	}
+	released := mux.NewPathRecorderMux("released")
+	if err := InstallV3(c, released, v3); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/openapi/v3", "/openapi/v3/apis/example.com/v1"} {
+		if diff := cmp.Diff(get(kept, p, nil), get(released, p, nil)); diff != "" {
+			t.Errorf("GET %s after the release (-before +after):\n%s", p, diff)
+		}
+	}
+}
