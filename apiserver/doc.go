@@ -71,10 +71,11 @@
 //	  GOGC 100, FreeOSMemory once ready               317    163   3.5%
 //	  GOGC 25 + FreeOSMemory once ready           294–305  151–156   4.5–4.9%
 //	  same, 2026-12-04 (session 16), three runs   281–283  160–163   1.7–2.0%
-//	  + 150Mi memory limit until ready (default)  269–313  145–152   1.7–2.1%
+//	  + 150Mi memory limit until ready            269–313  145–152   1.7–2.1%
 //	  + 150Mi memory limit kept (not adopted)     299–302  139–142   2.1–2.7%
-//	  + OpenAPI documents kept as bytes (session 18) 249–250  132–133  1.6–1.8%
-//	  + OpenAPI configs holding no builder (default) 234–236  116–118  1.5%
+//	  + OpenAPI documents as bytes (session 18)   249–250  132–133   1.6–1.8%
+//	  + OpenAPI configs holding no builder        234–236  116–118   1.5%
+//	  + bytes gzipped, v3 definitions released    222–228  104–110   1.4–1.7% (default)
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
 //	  --watch-cache=false (GOGC 50)                   273    156   3.1%
@@ -85,8 +86,8 @@
 //
 // Of the runtime knobs the GC target is the one that matters; the live heap of an idle
 // tenant was ~100 MiB, nearly all of it upstream (OpenAPI v2 and v3 specs and
-// definitions ≈35 MiB, since session 18 kept only as the documents' bytes,
-// ≈8.5 MiB: package openapibytes; REST routes and storage ≈18 MiB, the controllers
+// definitions ≈35 MiB, since session 18 kept only as the documents'
+// compressed bytes, ≈1 MiB: package openapibytes; REST routes and storage ≈18 MiB, the controllers
 // ≈12 MiB of which 7 MiB is the ValidatingAdmissionPolicy type checker, init
 // of linked packages ≈8 MiB), plus ≈18 MiB of stacks for ≈3300 goroutines
 // (≈15 per served resource; ≈3000 since sharedetcd). The API knobs stay at their upstream defaults:
