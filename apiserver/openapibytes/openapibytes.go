@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/NYTimes/gziphandler"
@@ -125,6 +126,43 @@ type document struct {
 	protoErr    error
 }
 
+// unpacks counts the responses that unpacked a document, for tests.
+var unpacks atomic.Int64
+
+// lazyContent is a document's body for http.ServeContent, unpacked on the first Seek or Read:
+// a conditional request that ServeContent answers with 304 Not Modified (the aggregator's
+// requests for the v2 document, clients' for v3 documents they have) does neither.
+type lazyContent struct {
+	unpack func() ([]byte, error)
+	r      *bytes.Reader
+}
+
+func (c *lazyContent) load() error {
+	if c.r != nil {
+		return nil
+	}
+	b, err := c.unpack()
+	if err != nil {
+		return err
+	}
+	c.r = bytes.NewReader(b)
+	return nil
+}
+
+func (c *lazyContent) Read(p []byte) (int, error) {
+	if err := c.load(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func (c *lazyContent) Seek(offset int64, whence int) (int64, error) {
+	if err := c.load(); err != nil {
+		return 0, err
+	}
+	return c.r.Seek(offset, whence)
+}
+
 // read GETs p from h as JSON, as a client of upstream's handler would, and returns the body and its ETag.
 func read(h http.Handler, p string) ([]byte, string, error) {
 	req := httptest.NewRequest(http.MethodGet, p, nil)
@@ -214,29 +252,29 @@ func (d *document) serve(w http.ResponseWriter, r *http.Request, proto, deprecat
 		if clause.Type != "application" && clause.Type != "*" {
 			continue
 		}
-		var body []byte
-		var err error
+		var body func() ([]byte, error)
 		contentType := mediaJSON
 		switch clause.SubType {
 		case "json", "*":
-			body, err = d.json()
+			body = d.json
 		case proto, deprecated:
-			body, err = d.protobuf()
-			contentType = "application/" + proto
+			body, contentType = d.protobuf, "application/"+proto
 		default:
 			continue
-		}
-		if err != nil {
-			klog.ErrorS(err, "Serving OpenAPI", "path", r.URL.Path, "contentType", contentType)
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
 		}
 		w.Header().Set("Content-Type", contentType)
 		w.Header().Set("Etag", strconv.Quote(d.etag))
 		if redirected != nil && redirected() {
 			return
 		}
-		http.ServeContent(w, r, "", d.lastModified, bytes.NewReader(body))
+		http.ServeContent(w, r, "", d.lastModified, &lazyContent{unpack: func() ([]byte, error) {
+			unpacks.Add(1)
+			b, err := body()
+			if err != nil {
+				klog.ErrorS(err, "Serving OpenAPI", "path", r.URL.Path, "contentType", contentType)
+			}
+			return b, err
+		}})
 		return
 	}
 	w.WriteHeader(http.StatusNotAcceptable)

@@ -225,3 +225,32 @@ func TestReleaseDefinitions(t *testing.T) {
 		}
 	}
 }
+
+// TestNotModifiedNotUnpacked checks that a conditional request for a document the client has
+// is answered without unpacking it, and that one for a changed document is not.
+func TestNotModifiedNotUnpacked(t *testing.T) {
+	c, v2, v3 := fixture()
+	m := mux.NewPathRecorderMux("ours")
+	if err := InstallV2(c, m, v2); err != nil {
+		t.Fatal(err)
+	}
+	if err := InstallV3(c, m, v3); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/openapi/v2", "/openapi/v3/apis/example.com/v1"} {
+		etag := get(m, p, nil).Etag
+		before := unpacks.Load()
+		if got := get(m, p, map[string]string{"If-None-Match": etag}); got.Code != http.StatusNotModified {
+			t.Errorf("GET %s If-None-Match its ETag: %d, want 304", p, got.Code)
+		}
+		if n := unpacks.Load() - before; n != 0 {
+			t.Errorf("GET %s If-None-Match its ETag: unpacked %d times, want none", p, n)
+		}
+		if got := get(m, p, map[string]string{"If-None-Match": `"old"`}); got.Code != http.StatusOK || got.Body == "" {
+			t.Errorf("GET %s If-None-Match another ETag: %d with %d bytes, want 200 and the document", p, got.Code, len(got.Body))
+		}
+		if n := unpacks.Load() - before; n != 1 {
+			t.Errorf("GET %s: unpacked %d times for two requests, want once", p, n)
+		}
+	}
+}
