@@ -85,10 +85,12 @@ func TestTenantQuotaAndNodeName(t *testing.T) {
 	if sp.Spec.NodeName != target || sp.Spec.Affinity != nil {
 		t.Errorf("super pod on %q with affinity %+v; want it put on %q directly", sp.Spec.NodeName, sp.Spec.Affinity, target)
 	}
-	sw, err := c.client.CoreV1().Pods(superNS).Get(ctx, "waits", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The two pods are synced independently: "pinned" Running says nothing of "waits" yet.
+	var sw *corev1.Pod
+	waitFor(t, "the super pod for the cordoned node", 30*time.Second, func() (bool, error) {
+		sw, err = c.client.CoreV1().Pods(superNS).Get(ctx, "waits", metav1.GetOptions{})
+		return err == nil, err
+	})
 	if sw.Spec.NodeName != "" || sw.Spec.Affinity == nil || sw.Spec.Affinity.NodeAffinity == nil || sw.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
 		t.Errorf("super pod for the cordoned node: nodeName %q, affinity %+v; want no nodeName and a required node affinity", sw.Spec.NodeName, sw.Spec.Affinity)
 	}
