@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -191,10 +192,32 @@ func lookup[T any](obj T, err error) (T, bool, error) {
 // removes them.
 var superOwnedLabels = map[string]bool{"kubernetes.io/metadata.name": true}
 
+// superOwnedAnnotation reports whether key is of the annotations the super cluster's own
+// controllers put on an object: on a claim, the PV binder's (pv.kubernetes.io/bind-completed,
+// bound-by-controller), the provisioners' and the scheduler's (volume.kubernetes.io/selected-node,
+// volume.beta.kubernetes.io/storage-provisioner, ...). The down sync neither compares nor removes
+// those the tenant object does not name (one it names is the tenant's): taking them away undoes
+// a claim's binding, and the binder binds it again while it stays Pending.
+func superOwnedAnnotation(key string) bool {
+	return strings.HasPrefix(key, "pv.kubernetes.io/") || strings.HasPrefix(key, "volume.kubernetes.io/") ||
+		strings.HasPrefix(key, "volume.beta.kubernetes.io/")
+}
+
 // stampedMetaEqual compares the metadata the down sync sets: labels and annotations.
 func stampedMetaEqual(desired, existing metav1.Object) bool {
 	return mapsEqual(desired.GetLabels(), withoutSuperOwned(existing.GetLabels())) &&
-		mapsEqual(desired.GetAnnotations(), existing.GetAnnotations())
+		mapsEqual(desired.GetAnnotations(), withoutSuperAnnotations(existing.GetAnnotations(), desired.GetAnnotations()))
+}
+
+// withoutSuperAnnotations is m without the super-owned annotations that named does not have.
+func withoutSuperAnnotations(m, named map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if _, ok := named[k]; ok || !superOwnedAnnotation(k) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func withoutSuperOwned(m map[string]string) map[string]string {
@@ -220,7 +243,7 @@ func mapsEqual(a, b map[string]string) bool {
 }
 
 // mergeMeta writes the desired labels and annotations onto existing, keeping the labels the
-// super cluster owns.
+// super cluster owns and its annotations that desired does not name.
 func mergeMeta(desired, existing metav1.Object) {
 	labels := maps.Clone(desired.GetLabels())
 	for k, v := range existing.GetLabels() {
@@ -232,5 +255,14 @@ func mergeMeta(desired, existing metav1.Object) {
 		}
 	}
 	existing.SetLabels(labels)
-	existing.SetAnnotations(desired.GetAnnotations())
+	annotations := maps.Clone(desired.GetAnnotations())
+	for k, v := range existing.GetAnnotations() {
+		if _, named := annotations[k]; superOwnedAnnotation(k) && !named {
+			if annotations == nil {
+				annotations = map[string]string{}
+			}
+			annotations[k] = v
+		}
+	}
+	existing.SetAnnotations(annotations)
 }

@@ -2,8 +2,6 @@ package syncer
 
 import (
 	"context"
-	"maps"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -17,7 +15,7 @@ import (
 // Down: the claim as the tenant wrote it, minus spec.volumeName: volumes are provisioned and
 // bound in the super cluster (the tenant runs no binder). A larger storage request propagates
 // (expansion); the rest of a claim's spec is immutable. The annotations the super cluster's
-// binder, provisioners and scheduler put on the super claim stay (withSuperClaimAnnotations).
+// binder, provisioners and scheduler put on the super claim stay (superOwnedAnnotation).
 //
 // Up: status (phase, capacity, access modes, conditions); the bound volume is mirrored into the
 // tenant and named in the tenant claim's spec.volumeName by persistentvolume.go.
@@ -34,49 +32,15 @@ var pvcDown = down[*corev1.PersistentVolumeClaim]{
 		return translatePVC(pvc, t.owner)
 	},
 	equal: func(desired, existing *corev1.PersistentVolumeClaim) bool {
-		return stampedMetaEqual(withSuperClaimAnnotations(desired, existing), existing) &&
+		return stampedMetaEqual(desired, existing) &&
 			apiequality.Semantic.DeepEqual(desired.Spec.Resources.Requests, existing.Spec.Resources.Requests)
 	},
 	merge: func(desired, existing *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
 		out := existing.DeepCopy()
-		mergeMeta(withSuperClaimAnnotations(desired, existing), out)
+		mergeMeta(desired, out)
 		out.Spec.Resources.Requests = desired.Spec.Resources.Requests
 		return out
 	},
-}
-
-// superClaimAnnotation reports whether key is of the annotations the super cluster's own
-// controllers put on a claim: the PV binder's (pv.kubernetes.io/bind-completed,
-// bound-by-controller), the provisioners' and the scheduler's (volume.kubernetes.io/selected-node,
-// volume.beta.kubernetes.io/storage-provisioner, ...). Taking them away undoes the binding: the
-// binder binds the claim again, and it may stay Pending meanwhile.
-func superClaimAnnotation(key string) bool {
-	return strings.HasPrefix(key, "pv.kubernetes.io/") || strings.HasPrefix(key, "volume.kubernetes.io/") ||
-		strings.HasPrefix(key, "volume.beta.kubernetes.io/")
-}
-
-// withSuperClaimAnnotations is desired with the annotations of the super claim existing that
-// the super cluster's controllers wrote (superClaimAnnotation) and the tenant claim does not
-// name: the super claim keeps them. One the tenant claim names is the tenant's.
-func withSuperClaimAnnotations(desired, existing *corev1.PersistentVolumeClaim) *corev1.PersistentVolumeClaim {
-	var kept map[string]string
-	for k, v := range existing.Annotations {
-		if _, named := desired.Annotations[k]; superClaimAnnotation(k) && !named {
-			if kept == nil {
-				kept = maps.Clone(desired.Annotations)
-				if kept == nil {
-					kept = map[string]string{}
-				}
-			}
-			kept[k] = v
-		}
-	}
-	if kept == nil {
-		return desired
-	}
-	out := desired.DeepCopy()
-	out.Annotations = kept
-	return out
 }
 
 func (s *Syncer) syncPVC(ctx context.Context, t *tenant, ns, name string) error {
