@@ -87,7 +87,7 @@
 // Of the runtime knobs the GC target is the one that matters; the live heap of an idle
 // tenant was ~100 MiB, nearly all of it upstream (OpenAPI v2 and v3 specs and
 // definitions ≈35 MiB, since session 18 kept only as the documents'
-// compressed bytes, ≈1 MiB: package openapibytes; REST routes and storage ≈18 MiB, the controllers
+// compressed bytes: package openapibytes; REST routes and storage ≈18 MiB, the controllers
 // ≈12 MiB of which 7 MiB is the ValidatingAdmissionPolicy type checker, init
 // of linked packages ≈8 MiB), plus ≈18 MiB of stacks for ≈3300 goroutines
 // (≈15 per served resource; ≈3000 since sharedetcd). The API knobs stay at their upstream defaults:

@@ -13,9 +13,8 @@
 //
 // InstallV2 and InstallV3 build the documents with upstream's own code, on a
 // mux of their own, read each one back as JSON through upstream's handler,
-// keep it gzip-compressed (~10× smaller; unpacked for each response that
-// carries it, a few milliseconds for the largest, and not for a conditional
-// request answered with 304), and register handlers on the
+// keep it gzip-compressed (unpacked for each response that carries it, not
+// for a conditional request answered with 304), and register handlers on the
 // server's mux that serve those bytes the way upstream's do: the same ETags (so the hashes in the v3 discovery document
 // stay right), the same media types (JSON, and protobuf made from the JSON on
 // the first request for it), the same `?hash=` redirects and cache headers

@@ -114,7 +114,7 @@ func groupVersionURL(gv, etag string) string {
 
 // document is one OpenAPI document as upstream serves it: its JSON, the JSON's ETag, and the
 // protobuf form, made from the JSON on the first request for it. Both forms are kept
-// gzip-compressed (JSON OpenAPI compresses ~10×) and unpacked for each request that gets them.
+// gzip-compressed and unpacked for each response that carries them.
 type document struct {
 	packedJSON   []byte
 	etag         string // unquoted
