@@ -30,49 +30,55 @@ func (s *Syncer) patrolAll(ctx context.Context) {
 // patrol queues every key of tenant t and records the drift it saw.
 func (s *Syncer) patrol(ctx context.Context, t *tenant) {
 	for _, k := range allKinds {
-		drift := 0
-		tenantObjs := map[objKey]metav1.Object{}
-		for _, obj := range t.index[k].List() {
+		s.patrolKind(ctx, t, k)
+	}
+}
+
+// patrolKind queues every key of kind k of tenant t, on both sides, and records the drift it
+// saw.
+func (s *Syncer) patrolKind(ctx context.Context, t *tenant, k kind) {
+	drift := 0
+	tenantObjs := map[objKey]metav1.Object{}
+	for _, obj := range t.index[k].List() {
+		m, err := metaOf(obj)
+		if err != nil {
+			continue
+		}
+		key := tenantKey(k, m)
+		tenantObjs[key] = m
+		s.queue.Add(t.key, key)
+	}
+	drift += s.patrolPublished(t, k, tenantObjs)
+	superSeen := map[objKey]bool{}
+	if idx := s.superIndex[k]; idx != nil {
+		objs, _ := idx.ByIndex(indexTenant, t.key)
+		for _, obj := range objs {
 			m, err := metaOf(obj)
 			if err != nil {
 				continue
 			}
-			key := tenantKey(k, m)
-			tenantObjs[key] = m
+			key, ok := superKey(k, m, t.key)
+			if !ok {
+				continue
+			}
+			superSeen[key] = true
 			s.queue.Add(t.key, key)
-		}
-		drift += s.patrolPublished(t, k, tenantObjs)
-		superSeen := map[objKey]bool{}
-		if idx := s.superIndex[k]; idx != nil {
-			objs, _ := idx.ByIndex(indexTenant, t.key)
-			for _, obj := range objs {
-				m, err := metaOf(obj)
-				if err != nil {
-					continue
-				}
-				key, ok := superKey(k, m, t.key)
-				if !ok {
-					continue
-				}
-				superSeen[key] = true
-				s.queue.Add(t.key, key)
-				tm, exists := tenantObjs[key]
-				if !exists || (mapping.TenantUID(m) != "" && mapping.TenantUID(m) != tm.GetUID()) {
-					drift++
-				}
+			tm, exists := tenantObjs[key]
+			if !exists || (mapping.TenantUID(m) != "" && mapping.TenantUID(m) != tm.GetUID()) {
+				drift++
 			}
 		}
-		if alwaysSynced[k] {
-			for key := range tenantObjs {
-				if !superSeen[key] {
-					drift++
-				}
+	}
+	if alwaysSynced[k] {
+		for key := range tenantObjs {
+			if !superSeen[key] {
+				drift++
 			}
 		}
-		s.metrics.patrolDrift(t.key, k, drift)
-		if drift > 0 {
-			klog.FromContext(ctx).V(2).Info("Patrol found drift", "tenant", t.key, "kind", k, "keys", drift)
-		}
+	}
+	s.metrics.patrolDrift(t.key, k, drift)
+	if drift > 0 {
+		klog.FromContext(ctx).V(2).Info("Patrol found drift", "tenant", t.key, "kind", k, "keys", drift)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -100,6 +101,39 @@ func (st *settings) optedIn(k v1alpha1.SyncKind) bool {
 	return slices.Contains(st.kinds, k)
 }
 
+// optInKinds are the kinds synced only when the VirtualCluster names them in spec.sync.kinds.
+var optInKinds = map[v1alpha1.SyncKind]kind{
+	v1alpha1.SyncKindIngress:             kindIngress,
+	v1alpha1.SyncKindNetworkPolicy:       kindNetworkPolicy,
+	v1alpha1.SyncKindPodDisruptionBudget: kindPDB,
+}
+
+// changedKinds are the kinds whose objects sync differently under the settings now than under
+// was, in the order of allKinds: an opt-in kind added or removed; Secrets and ConfigMaps when
+// their scope changed; namespaces, virtual nodes and pods (admission, placement, quota) when the
+// policy changed. The cluster domain cannot change (the CRD makes it immutable).
+func changedKinds(was, now *settings) []kind {
+	changed := map[kind]bool{}
+	for sk, k := range optInKinds {
+		if was.optedIn(sk) != now.optedIn(sk) {
+			changed[k] = true
+		}
+	}
+	if was.syncAll != now.syncAll {
+		changed[kindConfigMap], changed[kindSecret] = true, true
+	}
+	if !apiequality.Semantic.DeepEqual(was.policy, now.policy) {
+		changed[kindNamespace], changed[kindPod], changed[kindNode] = true, true, true
+	}
+	var kinds []kind
+	for _, k := range allKinds {
+		if changed[k] {
+			kinds = append(kinds, k)
+		}
+	}
+	return kinds
+}
+
 func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
 	st := &settings{domain: vc.Spec.ClusterDomain}
 	if st.domain == "" {
@@ -180,11 +214,20 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 	running := s.vcs[key]
 	s.mu.RUnlock()
 	if running != nil && running.fingerprint == fingerprint && running.key == vc.Status.ClusterKey {
-		running.settings.Store(settingsOf(vc))
+		now := settingsOf(vc)
+		was := running.settings.Swap(now)
 		if !running.synced() {
 			return fmt.Errorf("the tenant's caches have not synced yet")
 		}
 		s.markServing(ctx, running)
+		// Objects that sync differently now go at once, not at the next patrol: a tenant that
+		// opts in to NetworkPolicies or raises its quota sees the effect in seconds.
+		if kinds := changedKinds(was, now); len(kinds) > 0 {
+			klog.FromContext(ctx).Info("VirtualCluster settings changed; re-queueing", "tenant", running.key, "kinds", kinds)
+			for _, k := range kinds {
+				s.patrolKind(ctx, running, k)
+			}
+		}
 		return s.setSyncing(ctx, vc)
 	}
 	s.stopTenant(ctx, key)

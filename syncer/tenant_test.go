@@ -6,8 +6,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
 
 // TestNewTenantObjectsGoFirst: a tenant pod created while the tenant has updates queued (another
@@ -60,5 +66,90 @@ func TestDeletionsGoFirst(t *testing.T) {
 	want := []string{"deleting", "gone", "changed", "later"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("order of syncs (-want +got):\n%s", diff)
+	}
+}
+
+func TestChangedKinds(t *testing.T) {
+	quota := v1alpha1.PolicySpec{Quota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("10")}}
+	cases := map[string]struct {
+		was, now settings
+		want     []kind
+	}{
+		"nothing changed": {was: settings{kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindIngress}, policy: quota}, now: settings{kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindIngress}, policy: quota}},
+		"opted in": {now: settings{kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindNetworkPolicy}},
+			want: []kind{kindNetworkPolicy}},
+		"opted out of one, in to another": {was: settings{kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindIngress, v1alpha1.SyncKindPodDisruptionBudget}}, now: settings{kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindPodDisruptionBudget, v1alpha1.SyncKindNetworkPolicy}},
+			want: []kind{kindIngress, kindNetworkPolicy}},
+		"same kinds, another order":  {was: settings{kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindIngress, v1alpha1.SyncKindNetworkPolicy}}, now: settings{kinds: []v1alpha1.SyncKind{v1alpha1.SyncKindNetworkPolicy, v1alpha1.SyncKindIngress}}},
+		"all Secrets and ConfigMaps": {now: settings{syncAll: true}, want: []kind{kindConfigMap, kindSecret}},
+		"quota raised": {was: settings{policy: quota}, now: settings{policy: v1alpha1.PolicySpec{Quota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("20")}}},
+			want: []kind{kindNamespace, kindPod, kindNode}},
+		"same quota, another form": {was: settings{policy: quota}, now: settings{policy: v1alpha1.PolicySpec{Quota: corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1e1")}}}},
+		"tolerations": {now: settings{policy: v1alpha1.PolicySpec{Tolerations: []corev1.Toleration{{Key: "dedicated", Operator: corev1.TolerationOpExists}}}},
+			want: []kind{kindNamespace, kindPod, kindNode}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, changedKinds(&tc.was, &tc.now)); diff != "" {
+				t.Errorf("changedKinds (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestSettingsChangeRequeues: when a served tenant's VirtualCluster opts in to a kind, its
+// objects of that kind are queued at once, not at the next patrol; an update that changes
+// nothing the sync depends on queues nothing.
+func TestSettingsChangeRequeues(t *testing.T) {
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-web"}}
+	h := newHarness(t, nil, []object{np, MakePod("default", "app").Obj()})
+	ctx := testContext(t)
+	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo"}}
+	vc.Status.Phase, vc.Status.ClusterKey = v1alpha1.PhaseRunning, testKey
+	kubeconfig := []byte("apiVersion: v1\nkind: Config\n")
+	if _, err := h.super.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: vc.KubeconfigSecretName()},
+		Data:       map[string][]byte{"kubeconfig": kubeconfig}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.t.fingerprint = fingerprintOf(kubeconfig, nil) // no PKI Secret: no service-account key
+	h.t.synced = func() bool { return true }
+	h.s.vcs["default/demo"] = h.t
+	h.s.vcLister = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	setVC := func(kinds ...v1alpha1.SyncKind) {
+		vc.Spec.Sync = &v1alpha1.SyncSpec{Kinds: kinds}
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.s.vcLister.Add(&unstructured.Unstructured{Object: obj}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := func() []string {
+		var got []string
+		for h.s.queue.Len(testKey) > 0 {
+			k, _ := h.s.queue.Get()
+			got = append(got, string(k.Item.Kind)+" "+k.Item.Namespace+"/"+k.Item.Name)
+			h.s.queue.Done(k.Tenant, k.Item)
+		}
+		return got
+	}
+
+	setVC(v1alpha1.SyncKindNetworkPolicy)
+	if err := h.s.syncVirtualCluster(ctx, "default/demo"); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"NetworkPolicy default/web"}, queued()); diff != "" {
+		t.Errorf("queued after opting in (-want +got):\n%s", diff)
+	}
+	if !h.t.settings.Load().optedIn(v1alpha1.SyncKindNetworkPolicy) {
+		t.Error("the tenant's settings do not have the opt-in")
+	}
+	if err := h.s.syncVirtualCluster(ctx, "default/demo"); err != nil {
+		t.Fatal(err)
+	}
+	if got := queued(); len(got) != 0 {
+		t.Errorf("queued after an update that changed nothing: %v", got)
 	}
 }

@@ -259,7 +259,9 @@ func checkNetworkPolicyRestricted(t *testing.T, c *cluster, tenant kubernetes.In
 		t.Fatalf("creating the tenant NetworkPolicy: %v", err)
 	}
 	var got *networkingv1.NetworkPolicy
-	waitFor(t, "the tenant NetworkPolicy in the super namespace", time.Minute, func() (bool, error) {
+	// Well within the syncer's patrol period (a minute): opting in queues the tenant's policies
+	// at once, whether the syncer sees the VirtualCluster's change before the policy or after.
+	waitFor(t, "the tenant NetworkPolicy in the super namespace", 20*time.Second, func() (bool, error) {
 		var err error
 		got, err = c.client.NetworkingV1().NetworkPolicies(superNS).Get(ctx, "web", metav1.GetOptions{})
 		return err == nil, err
