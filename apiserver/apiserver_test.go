@@ -18,6 +18,7 @@ import (
 	"time"
 
 	openapi_v2 "github.com/google/gnostic-models/openapiv2"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/openapi"
@@ -154,6 +156,40 @@ func TestControlPlane(t *testing.T) {
 		}
 		if size, _, _ := unstructured.NestedInt64(got.Object, "spec", "size"); size != 3 {
 			t.Fatalf("Widget spec.size = %d, want 3", size)
+		}
+	})
+
+	t.Run("validating admission policy type-checked", func(t *testing.T) {
+		// Run by vnest (package vapstatus) instead of kube-controller-manager: the policy's
+		// expression compares an int with a string, which the status must name.
+		policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: "replicas-typed"},
+			Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+				MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+					RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+						Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+						Rule:       admissionregistrationv1.Rule{APIGroups: []string{"apps"}, APIVersions: []string{"v1"}, Resources: []string{"deployments"}},
+					}}}},
+				Validations: []admissionregistrationv1.Validation{{Expression: "object.spec.replicas > '1'"}},
+			},
+		}
+		created, err := client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Create(ctx, policy, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Delete(ctx, policy.Name, metav1.DeleteOptions{})
+		var got *admissionregistrationv1.ValidatingAdmissionPolicy
+		err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			got, err = client.AdmissionregistrationV1().ValidatingAdmissionPolicies().Get(ctx, policy.Name, metav1.GetOptions{})
+			return err == nil && got.Status.ObservedGeneration == created.Generation, nil
+		})
+		if err != nil {
+			t.Fatalf("the policy's status was not written (observedGeneration %d): %v", got.Status.ObservedGeneration, err)
+		}
+		if tc := got.Status.TypeChecking; tc == nil || len(tc.ExpressionWarnings) != 1 ||
+			tc.ExpressionWarnings[0].FieldRef != "spec.validations[0].expression" ||
+			!strings.Contains(tc.ExpressionWarnings[0].Warning, "found no matching overload for '_>_' applied to '(int, string)'") {
+			t.Errorf("type checking: %+v, want one warning of no matching overload on spec.validations[0].expression", tc)
 		}
 	})
 

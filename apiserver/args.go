@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/apiserver/vapstatus"
 )
 
 // Controllers are the kube-controller-manager controllers a tenant runs, by
@@ -57,9 +58,18 @@ var Controllers = []string{
 	"certificatesigningrequest-signing-controller",
 	"certificatesigningrequest-cleaner-controller",
 	"legacy-serviceaccount-token-cleaner-controller",
-	"validatingadmissionpolicy-status-controller",
+	vapstatus.Name,                                // run by vnest itself: ownControllers
 	"service-cidr-controller",                     // ServiceCIDR finalizers; the syncer may add CIDRs
 	"volumeattributesclass-protection-controller", // VolumeAttributesClass deletion
+}
+
+// ownControllers are controllers of the list above that vnest runs itself, in the same
+// process, instead of kube-controller-manager (see run.go), and why. A tenant whose
+// kube-controller-manager certificate predates system:masters leaves them to
+// kube-controller-manager: its controllers act as their service accounts, with rights vnest
+// does not grant.
+var ownControllers = map[string]string{
+	vapstatus.Name: "upstream's controller; its type definitions built on the first policy, not at start (package vapstatus)",
 }
 
 // DisabledControllers are the controllers a tenant must not run, and why.
@@ -162,7 +172,7 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		// No serving port: nothing scrapes it, and it would need its own
 		// authn/authz round trips to the apiserver.
 		"--secure-port=0",
-		"--controllers=" + strings.Join(Controllers, ","),
+		"--controllers=" + strings.Join(c.kcmControllers(), ","),
 		"--leader-elect=false",
 		// All controllers act as system:kube-controller-manager (see
 		// layout.ControllerManagerCertSpec), not each as its own service
@@ -179,6 +189,24 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		"--profiling=false",
 	}
 	return append(args, c.opts.ExtraControllerManagerArgs...)
+}
+
+// runsOwnControllers reports whether vnest runs ownControllers itself: when the
+// kube-controller-manager certificate, which they use too, is in system:masters.
+func (c *completedConfig) runsOwnControllers() bool {
+	return inSystemMasters(c.pki.ControllerManager.CertFile)
+}
+
+// kcmControllers are the controllers kube-controller-manager runs: Controllers, but for the
+// ones vnest runs itself.
+func (c *completedConfig) kcmControllers() []string {
+	if !c.runsOwnControllers() {
+		return Controllers
+	}
+	return slices.DeleteFunc(slices.Clone(Controllers), func(name string) bool {
+		_, own := ownControllers[name]
+		return own
+	})
 }
 
 // inSystemMasters reports whether the PEM certificate in file names the

@@ -10,6 +10,7 @@ import (
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/apiserver/vapstatus"
 	"github.com/vnest-dev/vnest/internal/pki"
 )
 
@@ -77,6 +78,11 @@ func TestEveryControllerIsDecided(t *testing.T) {
 		}
 		if _, ok := DisabledControllers[name]; ok {
 			t.Errorf("controller %q is both enabled and disabled", name)
+		}
+	}
+	for name := range ownControllers {
+		if !slices.Contains(Controllers, name) {
+			t.Errorf("controller %q that vnest runs itself is not among the enabled ones", name)
 		}
 	}
 	for name := range DisabledControllers {
@@ -169,6 +175,10 @@ func TestControllerCredentials(t *testing.T) {
 	if !slices.Contains(c.controllerManagerArgs(), "--use-service-account-credentials=false") {
 		t.Errorf("new PKI: controller-manager args %v, want --use-service-account-credentials=false", c.controllerManagerArgs())
 	}
+	// The controllers vnest runs itself (ownControllers) use that identity too.
+	if !c.runsOwnControllers() || slices.Contains(c.kcmControllers(), vapstatus.Name) || len(c.kcmControllers()) != len(Controllers)-len(ownControllers) {
+		t.Errorf("new PKI: vnest runs its own controllers %v, kube-controller-manager runs %v; want vnest to run %v", c.runsOwnControllers(), c.kcmControllers(), ownControllers)
+	}
 	ca, err := pki.LoadOrCreateCA(dir, layout.CAName, "vnest-tenant-ca")
 	if err != nil {
 		t.Fatal(err)
@@ -180,5 +190,8 @@ func TestControllerCredentials(t *testing.T) {
 	}
 	if !slices.Contains(c.controllerManagerArgs(), "--use-service-account-credentials=true") {
 		t.Errorf("certificate without system:masters: controller-manager args %v, want --use-service-account-credentials=true", c.controllerManagerArgs())
+	}
+	if c.runsOwnControllers() || !slices.Equal(c.kcmControllers(), Controllers) {
+		t.Errorf("certificate without system:masters: vnest runs its own controllers %v, kube-controller-manager runs %v; want kube-controller-manager to run all", c.runsOwnControllers(), c.kcmControllers())
 	}
 }

@@ -15,9 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/apiserver/vapstatus"
 	"github.com/vnest-dev/vnest/internal/pki"
 )
 
@@ -105,9 +107,15 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	if err != nil {
 		return api.stop(err)
 	}
+	var own *component // the controllers vnest runs itself (args.go: ownControllers), or none
+	if c.runsOwnControllers() {
+		if own, err = startComponent(ctx, vapstatus.Name, nil, c.prepareOwnControllers); err != nil {
+			return api.stop(kcm.stop(err))
+		}
+	}
 	// Controllers stop before the apiserver so that they do not spend their
 	// last seconds on connection errors.
-	stopAll := func(cause error) error { return api.stop(kcm.stop(cause)) }
+	stopAll := func(cause error) error { return api.stop(kcm.stop(own.stop(cause))) }
 	// Ready means usable: pods are only admitted once their namespace's default service
 	// account exists, which the serviceaccount controller creates just after it starts.
 	if err := c.waitDefaultServiceAccount(kcm); err != nil {
@@ -129,7 +137,19 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		return stopAll(kcm.unexpectedStop())
 	case <-api.done:
 		return stopAll(api.unexpectedStop())
+	case <-own.finished():
+		return stopAll(own.unexpectedStop())
 	}
+}
+
+// prepareOwnControllers prepares the controllers vnest runs in place of kube-controller-manager's
+// (args.go: ownControllers), with kube-controller-manager's credentials.
+func (c CompletedConfig) prepareOwnControllers(context.Context, []string) (func(context.Context) error, error) {
+	config, err := clientcmd.BuildConfigFromFlags("", filepath.Join(c.stateDir, layout.ControllerManagerKubeconfigFile))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", vapstatus.Name, err)
+	}
+	return func(ctx context.Context) error { return vapstatus.Run(ctx, config, vapstatus.Workers) }, nil
 }
 
 // component is an upstream server running in a goroutine of this process.
@@ -161,14 +181,25 @@ func startComponent(ctx context.Context, name string, args []string,
 }
 
 // stop cancels the component, waits for it and returns cause, or the
-// component's own error when there is no cause.
+// component's own error when there is no cause. A nil component has nothing to stop.
 func (c *component) stop(cause error) error {
+	if c == nil {
+		return cause
+	}
 	c.cancel()
 	<-c.done
 	if cause == nil && c.err != nil && !errors.Is(c.err, context.Canceled) {
 		cause = fmt.Errorf("%s: %w", c.name, c.err)
 	}
 	return cause
+}
+
+// finished is closed when the component returned; never for a nil component.
+func (c *component) finished() <-chan struct{} {
+	if c == nil {
+		return nil
+	}
+	return c.done
 }
 
 // unexpectedStop is the error for a component that returned on its own.
