@@ -75,7 +75,8 @@
 //	  + 150Mi memory limit kept (not adopted)     299–302  139–142   2.1–2.7%
 //	  + OpenAPI documents as bytes (session 18)   249–250  132–133   1.6–1.8%
 //	  + OpenAPI configs holding no builder        234–236  116–118   1.5%
-//	  + bytes gzipped, v3 definitions released    222–228  104–110   1.4–1.7% (default)
+//	  + bytes gzipped, v3 definitions released    222–228  104–110   1.4–1.7%
+//	  + VAP type definitions on first use (s. 19)  220–224  102–106   1.2–1.5% (default)
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
 //	  --watch-cache=false (GOGC 50)                   273    156   3.1%
@@ -88,7 +89,8 @@
 // tenant was ~100 MiB, nearly all of it upstream (OpenAPI v2 and v3 specs and
 // definitions ≈35 MiB, since session 18 kept only as the documents'
 // compressed bytes: package openapibytes; REST routes and storage ≈18 MiB, the controllers
-// ≈12 MiB of which 7 MiB is the ValidatingAdmissionPolicy type checker, init
+// ≈12 MiB of which 7 MiB was the ValidatingAdmissionPolicy type checker's
+// definitions, built since session 19 on the first policy (package vapstatus), init
 // of linked packages ≈8 MiB), plus ≈18 MiB of stacks for ≈3300 goroutines
 // (≈15 per served resource; ≈3000 since sharedetcd). The API knobs stay at their upstream defaults:
 // none moved the figure beyond the noise, and each costs behaviour (etcd
