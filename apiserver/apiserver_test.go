@@ -57,7 +57,7 @@ func TestControlPlane(t *testing.T) {
 	const ns = "team-a"
 
 	t.Run("start-up memory limit lifted once ready", func(t *testing.T) {
-		// This test process had no limit; --start-memory-limit (150Mi) held until ready.
+		// This test process had no limit; --start-memory-limit (100Mi) held until ready.
 		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 			t.Errorf("Go memory limit once ready: %d, want none (%d)", got, int64(math.MaxInt64))
 		}

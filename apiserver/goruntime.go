@@ -32,11 +32,57 @@ func (c *completedConfig) setMemoryLimits(logger klog.Logger) (ready, restore fu
 	start := startupLimit(c.startMemoryLimit, steady)
 	debug.SetMemoryLimit(start)
 	logger.V(1).Info("Set Go memory limit for start-up", "bytes", start)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if start != steady { // only a start-up limit of vnest's own follows the live heap
+			followLiveHeap(start, steady, stop, time.NewTicker(startLimitPoll).C)
+		}
+	}()
 	ready = func() {
+		close(stop)
+		<-done
 		debug.SetMemoryLimit(steady)
 		logger.V(1).Info("Set Go memory limit", "bytes", steady)
 	}
 	return ready, func() { debug.SetMemoryLimit(prev) }
+}
+
+// startLimitPoll is how often start-up reads the live heap.
+const startLimitPoll = 20 * time.Millisecond
+
+// followLiveHeap raises the start-up memory limit, from limit, whenever the live heap (as of the
+// last GC) comes within a third of it, to half again the live heap, never above ceiling (the
+// limit once ready): a start-up with much data (a tenant restarted with thousands of objects)
+// gets room instead of running the GC back to back, and an empty one keeps the limit. It
+// returns when stop is closed.
+func followLiveHeap(limit, ceiling int64, stop <-chan struct{}, tick <-chan time.Time) {
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick:
+		}
+		metrics.Read(sample)
+		if sample[0].Value.Kind() != metrics.KindUint64 {
+			return
+		}
+		if want := min(raisedLimit(limit, int64(sample[0].Value.Uint64())), ceiling); want > limit {
+			limit = want
+			debug.SetMemoryLimit(limit)
+		}
+	}
+}
+
+// raisedLimit is the start-up limit for a live heap of live bytes: limit while live is under
+// two thirds of it, else 1.5 × live.
+func raisedLimit(limit, live int64) int64 {
+	if live*3 < limit*2 {
+		return limit
+	}
+	return live * 3 / 2
 }
 
 // startupLimit is the memory limit until ready: start (0: none) unless the

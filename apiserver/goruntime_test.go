@@ -2,6 +2,9 @@ package apiserver
 
 import (
 	"math"
+	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"testing"
 	"time"
 )
@@ -75,5 +78,53 @@ func TestStartupLimit(t *testing.T) {
 		if got := startupLimit(c.start, c.steady); got != c.want {
 			t.Errorf("%s: startupLimit(%d, %d) = %d, want %d", c.name, c.start, c.steady, got, c.want)
 		}
+	}
+}
+
+func TestRaisedLimit(t *testing.T) {
+	const MiB = 1 << 20
+	for _, tc := range []struct{ limit, live, want int64 }{
+		{100 * MiB, 40 * MiB, 100 * MiB}, // an empty tenant's start-up: the limit stays
+		{100 * MiB, 66 * MiB, 100 * MiB},
+		{100 * MiB, 67 * MiB, 100 * MiB * 3 / 2 * 67 / 100}, // within a third: 1.5 × live
+		{150 * MiB, 120 * MiB, 180 * MiB},
+	} {
+		if got := raisedLimit(tc.limit, tc.live); got != tc.want {
+			t.Errorf("raisedLimit(%d MiB, %d MiB) = %d, want %d", tc.limit/MiB, tc.live/MiB, got, tc.want)
+		}
+	}
+}
+
+// TestFollowLiveHeap: a start-up limit under this test process's live heap is raised to half
+// again the live heap at the next tick.
+func TestFollowLiveHeap(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(prev)
+	runtime.GC() // a live heap figure as of now
+	const tiny = 1 << 20
+	debug.SetMemoryLimit(tiny)
+	stop, tick, done := make(chan struct{}), make(chan time.Time), make(chan struct{})
+	go func() { followLiveHeap(tiny, math.MaxInt64, stop, tick); close(done) }()
+	tick <- time.Now()
+	tick <- time.Now() // the first tick's work is done once the second is taken
+	close(stop)
+	<-done
+	sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(sample)
+	live := int64(sample[0].Value.Uint64())
+	if got := debug.SetMemoryLimit(-1); got < live || got > 2*live {
+		t.Errorf("limit after a tick: %d bytes, want about 1.5 × the live heap (%d bytes)", got, live)
+	}
+
+	// Never above the limit the process will have once ready (--memory-limit).
+	debug.SetMemoryLimit(tiny)
+	stop, done = make(chan struct{}), make(chan struct{})
+	go func() { followLiveHeap(tiny, 2*tiny, stop, tick); close(done) }()
+	tick <- time.Now()
+	tick <- time.Now()
+	close(stop)
+	<-done
+	if got := debug.SetMemoryLimit(-1); got != 2*tiny {
+		t.Errorf("limit after a tick with a ceiling of %d bytes: %d bytes", 2*tiny, got)
 	}
 }

@@ -32,10 +32,10 @@ const (
 	// DefaultStartMemoryLimit is the Go soft memory limit from process start
 	// until the control plane is ready (see setMemoryLimits): the GC then
 	// runs often enough during start-up that its garbage does not stay
-	// spread among what lives on, and an idle tenant keeps ~12 MiB less
-	// (BenchmarkIdleControlPlane). An empty tenant's start-up needs ~100 MiB
-	// live; a tenant with much data starts slower under it, not worse.
-	DefaultStartMemoryLimit = "150Mi"
+	// spread among what lives on, and an idle tenant keeps ~20 MiB less
+	// (BenchmarkIdleControlPlane). An empty tenant's start-up stays under it;
+	// for one with much data the limit follows the live heap (followLiveHeap).
+	DefaultStartMemoryLimit = "100Mi"
 	// DefaultGCPercent is the Go GC target (GOGC) once the control plane
 	// is ready, while the process allocates little; start-up runs with Go's
 	// default of 100.
@@ -143,7 +143,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&o.ExtraSANs, "extra-sans", o.ExtraSANs, "More IP addresses or DNS names for the serving certificate (applied when it is created).")
 	fs.StringVar(&o.KubeconfigServer, "kubeconfig-server", o.KubeconfigServer, "Server URL written into admin.kubeconfig; default https://<loopback or bind address>:<secure-port>.")
 	fs.StringVar(&o.MemoryLimit, "memory-limit", o.MemoryLimit, "Go soft memory limit of the process (quantity like 300Mi; 0 = none). Keep it well above the live heap (~100 MiB idle) or the GC spins. GOMEMLIMIT wins.")
-	fs.StringVar(&o.StartMemoryLimit, "start-memory-limit", o.StartMemoryLimit, "Go soft memory limit from process start until the control plane is ready, then --memory-limit (quantity; 0 = none). It makes start-up's garbage collected early, so the idle process keeps less; a start-up that needs more live memory is slower, not stopped. GOMEMLIMIT wins.")
+	fs.StringVar(&o.StartMemoryLimit, "start-memory-limit", o.StartMemoryLimit, "Go soft memory limit from process start until the control plane is ready, then --memory-limit (quantity; 0 = none). It makes start-up's garbage collected early, so the idle process keeps less; it is raised to 1.5 times the live heap when that comes within a third of it. GOMEMLIMIT wins.")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process once ready, while it allocates little (start-up runs at Go's default, 100). GOGC wins.")
 	fs.IntVar(&o.BusyGCPercent, "busy-gc-percent", o.BusyGCPercent, "Go GC target percentage while the process allocates fast (a busy tenant); back to --gc-percent, with the memory released, once allocation has been low for 30s. Equal to --gc-percent: one target throughout. GOGC wins.")
 	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "https URL of the allocator (the syncer's "+serviceip.Path+") that new Services take their cluster IPs from, so that they equal the super Services'; --service-cluster-ip-range must then contain the super cluster's Service range. A Service create fails while it is unreachable. Empty: the tenant allocates on its own.")
