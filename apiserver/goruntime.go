@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -32,21 +33,23 @@ func (c *completedConfig) setMemoryLimits(logger klog.Logger) (ready, restore fu
 	start := startupLimit(c.startMemoryLimit, steady)
 	debug.SetMemoryLimit(start)
 	logger.V(1).Info("Set Go memory limit for start-up", "bytes", start)
-	stop := make(chan struct{})
-	done := make(chan struct{})
+	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		if start != steady { // only a start-up limit of vnest's own follows the live heap
-			followLiveHeap(start, steady, stop, time.NewTicker(startLimitPoll).C)
+			tick := time.NewTicker(startLimitPoll)
+			defer tick.Stop()
+			followLiveHeap(start, steady, stop, tick.C)
 		}
 	}()
+	// Stops the follower; ready does, or restore when start-up failed.
+	stopFollowing := sync.OnceFunc(func() { close(stop); <-done })
 	ready = func() {
-		close(stop)
-		<-done
+		stopFollowing()
 		debug.SetMemoryLimit(steady)
 		logger.V(1).Info("Set Go memory limit", "bytes", steady)
 	}
-	return ready, func() { debug.SetMemoryLimit(prev) }
+	return ready, func() { stopFollowing(); debug.SetMemoryLimit(prev) }
 }
 
 // startLimitPoll is how often start-up reads the live heap.
