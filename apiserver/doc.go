@@ -77,7 +77,7 @@
 //	  + OpenAPI configs holding no builder        234–236  116–118   1.5%
 //	  + bytes gzipped, v3 definitions released    222–228  104–110   1.4–1.7%
 //	  + VAP type definitions on first use (s. 19)  220–224  102–106   1.2–1.5%
-//	  + start-up limit 100Mi, following the heap    —     96–97   1.1–1.4% (default)
+//	  + start-up limit 100Mi, following the heap  213–216   95–98   1.1–1.4% (default)
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
 //	  --watch-cache=false (GOGC 50)                   273    156   3.1%
