@@ -32,8 +32,9 @@ const (
 	// DefaultStartMemoryLimit is the Go soft memory limit from process start
 	// until the control plane is ready (see setMemoryLimits): the GC then
 	// runs often enough during start-up that its garbage does not stay
-	// spread among what lives on, and an idle tenant keeps ~20 MiB less
-	// (BenchmarkIdleControlPlane). An empty tenant's start-up stays under it;
+	// spread among what lives on, and an idle tenant keeps less
+	// (BenchmarkIdleControlPlane: 150Mi ~12 MiB less than none, 100Mi ~8 MiB
+	// less again). An empty tenant's start-up stays under it;
 	// for one with much data the limit follows the live heap (followLiveHeap).
 	DefaultStartMemoryLimit = "100Mi"
 	// DefaultGCPercent is the Go GC target (GOGC) once the control plane
