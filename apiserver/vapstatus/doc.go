@@ -7,7 +7,8 @@
 // OpenAPI schemas of the kinds the policy matches and writes the warnings to
 // status.typeChecking. kube-controller-manager's constructor builds, at
 // start, the OpenAPI definitions of every built-in type for that (upstream's
-// generated GetOpenAPIDefinitions, ≈4–5 MiB of live heap) and keeps them for
+// generated GetOpenAPIDefinitions; an idle tenant's live heap is ≈7 MB smaller
+// without them, 56–57 against 63–64 MB) and keeps them for
 // as long as it runs, although most tenants never create a policy. Here the
 // definitions are built when the first policy is checked, and kept from then
 // on, as upstream keeps them. Everything else is upstream's: the controller,
