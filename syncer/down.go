@@ -205,25 +205,27 @@ func superOwnedAnnotation(key string) bool {
 
 // stampedMetaEqual compares the metadata the down sync sets: labels and annotations.
 func stampedMetaEqual(desired, existing metav1.Object) bool {
-	return mapsEqual(desired.GetLabels(), withoutSuperOwned(existing.GetLabels())) &&
-		mapsEqual(desired.GetAnnotations(), withoutSuperAnnotations(existing.GetAnnotations(), desired.GetAnnotations()))
+	return mapsEqual(desired.GetLabels(), superLeft(existing.GetLabels(), desired.GetLabels(), superKeptLabel, false)) &&
+		mapsEqual(desired.GetAnnotations(), superLeft(existing.GetAnnotations(), desired.GetAnnotations(), superKeptAnnotation, false))
 }
 
-// withoutSuperAnnotations is m without the super-owned annotations that named does not have.
-func withoutSuperAnnotations(m, named map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if _, ok := named[k]; ok || !superOwnedAnnotation(k) {
-			out[k] = v
-		}
-	}
-	return out
+// superKeptLabel reports whether the down sync leaves label k of a super object alone: the super
+// cluster owns it.
+func superKeptLabel(k string, _ map[string]string) bool { return superOwnedLabels[k] }
+
+// superKeptAnnotation reports whether the down sync leaves annotation k of a super object alone:
+// the super cluster owns it and desired does not name it.
+func superKeptAnnotation(k string, desired map[string]string) bool {
+	_, named := desired[k]
+	return !named && superOwnedAnnotation(k)
 }
 
-func withoutSuperOwned(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		if !superOwnedLabels[k] {
+// superLeft is the part of existing that kept(k, desired) reports (kept true) or the rest (kept
+// false).
+func superLeft(existing, desired map[string]string, kept func(string, map[string]string) bool, want bool) map[string]string {
+	out := make(map[string]string, len(existing))
+	for k, v := range existing {
+		if kept(k, desired) == want {
 			out[k] = v
 		}
 	}
@@ -245,24 +247,18 @@ func mapsEqual(a, b map[string]string) bool {
 // mergeMeta writes the desired labels and annotations onto existing, keeping the labels the
 // super cluster owns and its annotations that desired does not name.
 func mergeMeta(desired, existing metav1.Object) {
-	labels := maps.Clone(desired.GetLabels())
-	for k, v := range existing.GetLabels() {
-		if superOwnedLabels[k] {
-			if labels == nil {
-				labels = map[string]string{}
-			}
-			labels[k] = v
+	existing.SetLabels(withKept(desired.GetLabels(), existing.GetLabels(), superKeptLabel))
+	existing.SetAnnotations(withKept(desired.GetAnnotations(), existing.GetAnnotations(), superKeptAnnotation))
+}
+
+// withKept is desired with the entries of existing that kept reports (nil when both are empty).
+func withKept(desired, existing map[string]string, kept func(string, map[string]string) bool) map[string]string {
+	out := maps.Clone(desired)
+	for k, v := range superLeft(existing, desired, kept, true) {
+		if out == nil {
+			out = map[string]string{}
 		}
+		out[k] = v
 	}
-	existing.SetLabels(labels)
-	annotations := maps.Clone(desired.GetAnnotations())
-	for k, v := range existing.GetAnnotations() {
-		if _, named := annotations[k]; superOwnedAnnotation(k) && !named {
-			if annotations == nil {
-				annotations = map[string]string{}
-			}
-			annotations[k] = v
-		}
-	}
-	existing.SetAnnotations(annotations)
+	return out
 }
