@@ -112,8 +112,9 @@
 // once that comes within a third of the limit): an empty tenant's start-up
 // stays under 100Mi (≈7–12 MiB less anon than at 150Mi, at ≈0.3 s and 0.7
 // CPU-s more to ready), and one restarted with 3,000 ConfigMaps of 8 KB starts
-// as fast as at 150Mi (1.0–1.2 s) instead of 2.8–3.0 s with a fixed 100Mi,
-// where the GC ran back to back.
+// as fast as at 150Mi (BenchmarkRestartWithData: 1.2 s against 1.3 s; a fixed
+// 100Mi, measured by hand before the follower, took 2.8–3.0 s: the GC ran back
+// to back).
 //
 // GOGC 25 is the idle target only: a busy tenant (one creating pods through
 // the syncer) spent 24–27% of its CPU in GC at 25 and 11–12% at 100, so

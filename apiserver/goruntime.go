@@ -33,17 +33,19 @@ func (c *completedConfig) setMemoryLimits(logger klog.Logger) (ready, restore fu
 	start := startupLimit(c.startMemoryLimit, steady)
 	debug.SetMemoryLimit(start)
 	logger.V(1).Info("Set Go memory limit for start-up", "bytes", start)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		if start != steady { // only a start-up limit of vnest's own follows the live heap
+	// Only a start-up limit of vnest's own follows the live heap; ready stops the follower, or
+	// restore when start-up failed.
+	stopFollowing := func() {}
+	if start != steady {
+		stop, done := make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(done)
 			tick := time.NewTicker(startLimitPoll)
 			defer tick.Stop()
 			followLiveHeap(start, steady, stop, tick.C)
-		}
-	}()
-	// Stops the follower; ready does, or restore when start-up failed.
-	stopFollowing := sync.OnceFunc(func() { close(stop); <-done })
+		}()
+		stopFollowing = sync.OnceFunc(func() { close(stop); <-done })
+	}
 	ready = func() {
 		stopFollowing()
 		debug.SetMemoryLimit(steady)
