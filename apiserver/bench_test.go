@@ -63,15 +63,22 @@ func BenchmarkIdleControlPlane(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		state := b.TempDir()
 		args := append(tenantArgs(b, etcd, state, fmt.Sprintf("/vnest/tenants/bench-%d", i)), strings.Fields(os.Getenv(benchArgsEnv))...)
-		before := readEtcdSide()
-		start := time.Now()
-		tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
-		client, err := kubernetes.NewForConfig(tn.admin)
-		if err != nil {
-			b.Fatal(err)
-		}
-		measureIdle(b, cmd, time.Since(start), client, etcd, before, tn.stop)
+		startAndMeasureIdle(b, etcd, args, state)
 	}
+}
+
+// startAndMeasureIdle starts the control plane of args on state as a child process (the binary of
+// VNEST_BENCH_BINARY) and reports its start and idle figures (measureIdle).
+func startAndMeasureIdle(b *testing.B, etcd string, args []string, state string) {
+	b.Helper()
+	before := readEtcdSide()
+	start := time.Now()
+	tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
+	client, err := kubernetes.NewForConfig(tn.admin)
+	if err != nil {
+		b.Fatal(err)
+	}
+	measureIdle(b, cmd, time.Since(start), client, etcd, before, tn.stop)
 }
 
 // BenchmarkIdleStockKubeAPIServer is the direct path to compare with: the
@@ -282,14 +289,7 @@ func BenchmarkRestartWithData(b *testing.B) {
 	createConfigMaps(b, client, restartConfigMaps, strings.Repeat("x", restartDataSize))
 	tn.stop()
 	for b.Loop() {
-		before := readEtcdSide()
-		start := time.Now()
-		tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
-		client, err := kubernetes.NewForConfig(tn.admin)
-		if err != nil {
-			b.Fatal(err)
-		}
-		measureIdle(b, cmd, time.Since(start), client, etcd, before, tn.stop)
+		startAndMeasureIdle(b, etcd, args, state)
 	}
 }
 
