@@ -39,6 +39,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/exepages"
 	"github.com/vnest-dev/vnest/internal/pki"
 	"github.com/vnest-dev/vnest/internal/serviceip"
 )
@@ -61,6 +62,32 @@ func TestControlPlane(t *testing.T) {
 		if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
 			t.Errorf("Go memory limit once ready: %d, want none (%d)", got, int64(math.MaxInt64))
 		}
+	})
+
+	t.Run("executable's pages released once ready", func(t *testing.T) {
+		// --release-executable-pages (default): this test binary's read-only mappings
+		// are unmapped and marked no-huge-page just after admin.kubeconfig is written.
+		exe, err := os.Readlink("/proc/self/exe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the executable's mappings marked no-huge-page", 10*time.Second, func(context.Context) (bool, error) {
+			smaps, err := os.Open("/proc/self/smaps")
+			if err != nil {
+				return false, err
+			}
+			defer smaps.Close()
+			regions, err := exepages.Regions(smaps, exe)
+			if err != nil || len(regions) == 0 {
+				return false, fmt.Errorf("no read-only mapping of %s: %v", exe, err)
+			}
+			for _, r := range regions {
+				if !r.NoHugePage {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
 	})
 
 	t.Run("namespace gets a default service account", func(t *testing.T) {

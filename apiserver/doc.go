@@ -77,7 +77,9 @@
 //	  + OpenAPI configs holding no builder        234–236  116–118   1.5%
 //	  + bytes gzipped, v3 definitions released    222–228  104–110   1.4–1.7%
 //	  + VAP type definitions on first use (s. 19)  220–224  102–106   1.2–1.5%
-//	  + start-up limit 100Mi, following the heap  213–216   95–98   1.1–1.4% (default)
+//	  + start-up limit 100Mi, following the heap  213–216   95–98   1.1–1.4%
+//	  + executable's pages released (session 20)  158–159   96–97   1.2–1.4% (default)
+//	    the same, read after 5 min idle               165–169   99–101  1.3%
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
 //	  --watch-cache=false (GOGC 50)                   273    156   3.1%
@@ -115,6 +117,14 @@
 // as fast as at 150Mi (BenchmarkRestartWithData: 1.2 s against 1.3 s; a fixed
 // 100Mi, measured by hand before the follower, took 2.8–3.0 s: the GC ran back
 // to back).
+//
+// Since session 20 the process also unmaps, once ready, the pages of its
+// executable that start-up mapped (--release-executable-pages, package
+// exepages): an idle tenant's RssFile went from ≈120 to ≈64 MiB read 60 s
+// after ready, ≈68 MiB after 5 min — what idle work touches again (the GC's
+// reads of type and stack maps, the controllers' and watch caches' timers),
+// mapped in 64 KiB fault-around windows. Re-released when the process goes
+// idle after being busy (gcTuner), so a busy spell's pages go too.
 //
 // GOGC 25 is the idle target only: a busy tenant (one creating pods through
 // the syncer) spent 24–27% of its CPU in GC at 25 and 11–12% at 100, so

@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/internal/exepages"
 )
 
 // The Go runtime settings are process-wide. Run applies them and restores
@@ -108,10 +110,12 @@ func startupLimit(start, steady int64) int64 {
 // tuner and restores the old target.
 func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
 	if os.Getenv("GOGC") != "" {
+		c.releaseExecutablePages(logger)
 		return func() {}
 	}
 	prev := debug.SetGCPercent(c.opts.GCPercent)
 	debug.FreeOSMemory()
+	c.releaseExecutablePages(logger)
 	logger.V(1).Info("Set Go GC target", "percent", c.opts.GCPercent)
 	if c.opts.BusyGCPercent == c.opts.GCPercent {
 		return func() { debug.SetGCPercent(prev) }
@@ -121,7 +125,7 @@ func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tuner.run(logger, stop)
+		tuner.run(logger, stop, func() { c.releaseExecutablePages(logger) })
 	}()
 	return func() {
 		close(stop)
@@ -176,8 +180,8 @@ func (g *gcTuner) observe(allocated uint64, interval time.Duration, now time.Tim
 }
 
 // run samples the process's allocation every gcTunerInterval until stop is
-// closed.
-func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}) {
+// closed; idle runs after the freed memory is returned.
+func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}, idle func()) {
 	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 	read := func() uint64 {
 		metrics.Read(sample)
@@ -203,10 +207,25 @@ func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}) {
 			debug.SetGCPercent(percent)
 			if release {
 				debug.FreeOSMemory()
+				idle()
 			}
 			logger.V(2).Info("Set Go GC target", "percent", percent, "busy", g.isBusy)
 		}
 	}
+}
+
+// releaseExecutablePages unmaps the pages of the executable that the process
+// no longer uses (--release-executable-pages, package exepages).
+func (c *completedConfig) releaseExecutablePages(logger klog.Logger) {
+	if !c.opts.ReleaseExecutablePages {
+		return
+	}
+	released, err := exepages.Release()
+	if err != nil {
+		logger.Error(err, "Releasing the executable's pages")
+		return
+	}
+	logger.V(1).Info("Released the executable's pages", "bytes", released)
 }
 
 func parseMemoryLimit(flag, s string) (int64, error) {

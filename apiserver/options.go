@@ -97,6 +97,11 @@ type Options struct {
 	// busy tenant); it goes back to GCPercent once allocation has been low
 	// for a while. Equal to GCPercent: one target throughout.
 	BusyGCPercent int
+	// ReleaseExecutablePages unmaps the vnest binary's pages that start-up
+	// mapped once the control plane is ready, and again whenever it goes idle
+	// after being busy (package exepages): they stay in the page cache, and
+	// what the process touches again is mapped again.
+	ReleaseExecutablePages bool
 	// ServiceIPAllocator is the URL of the allocator that every new Service takes its cluster
 	// IPs from (the syncer's, so that they are the super Service's; package
 	// serviceipadmission). Empty: the tenant allocates from --service-cluster-ip-range itself.
@@ -113,15 +118,16 @@ type Options struct {
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
-		EtcdServers:           []string{DefaultEtcdServer},
-		BindAddress:           "0.0.0.0",
-		SecurePort:            layout.DefaultSecurePort,
-		ServiceClusterIPRange: layout.DefaultServiceCIDR,
-		ClusterDomain:         layout.DefaultClusterDomain,
-		MemoryLimit:           DefaultMemoryLimit,
-		StartMemoryLimit:      DefaultStartMemoryLimit,
-		GCPercent:             DefaultGCPercent,
-		BusyGCPercent:         DefaultBusyGCPercent,
+		EtcdServers:            []string{DefaultEtcdServer},
+		BindAddress:            "0.0.0.0",
+		SecurePort:             layout.DefaultSecurePort,
+		ServiceClusterIPRange:  layout.DefaultServiceCIDR,
+		ClusterDomain:          layout.DefaultClusterDomain,
+		MemoryLimit:            DefaultMemoryLimit,
+		StartMemoryLimit:       DefaultStartMemoryLimit,
+		GCPercent:              DefaultGCPercent,
+		BusyGCPercent:          DefaultBusyGCPercent,
+		ReleaseExecutablePages: true,
 	}
 }
 
@@ -147,6 +153,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StartMemoryLimit, "start-memory-limit", o.StartMemoryLimit, "Go soft memory limit from process start until the control plane is ready, then --memory-limit (quantity; 0 = none). It makes start-up's garbage collected early, so the idle process keeps less; it is raised to 1.5 times the live heap when that comes within a third of it. GOMEMLIMIT wins.")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process once ready, while it allocates little (start-up runs at Go's default, 100). GOGC wins.")
 	fs.IntVar(&o.BusyGCPercent, "busy-gc-percent", o.BusyGCPercent, "Go GC target percentage while the process allocates fast (a busy tenant); back to --gc-percent, with the memory released, once allocation has been low for 30s. Equal to --gc-percent: one target throughout. GOGC wins.")
+	fs.BoolVar(&o.ReleaseExecutablePages, "release-executable-pages", o.ReleaseExecutablePages, "Once ready, and whenever the process goes idle after being busy, unmap the pages of the vnest executable it mapped and does not use (they stay in the page cache; what is touched again is mapped again, in small pages).")
 	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "https URL of the allocator (the syncer's "+serviceip.Path+") that new Services take their cluster IPs from, so that they equal the super Services'; --service-cluster-ip-range must then contain the super cluster's Service range. A Service create fails while it is unreachable. Empty: the tenant allocates on its own.")
 	fs.StringArrayVar(&o.ExtraAPIServerArgs, "kube-apiserver-arg", o.ExtraAPIServerArgs, "Extra kube-apiserver flag (--name=value), repeatable; overrides the generated ones (a list flag such as --disable-admission-plugins adds to them).")
 	fs.StringArrayVar(&o.ExtraControllerManagerArgs, "kube-controller-manager-arg", o.ExtraControllerManagerArgs, "Extra kube-controller-manager flag (--name=value), repeatable; overrides the generated ones (a list flag such as --controllers adds to them).")
