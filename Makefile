@@ -15,8 +15,9 @@ LDFLAGS := -X $(VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(VERSION_PKG).gitMaj
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
-build: ## Build bin/vnest (all components, one binary) and bin/pause
+build: ## Build bin/vnest (all components, one binary), bin/vnest-apiserver (a tenant control plane alone) and bin/pause
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vnest ./cmd/vnest
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vnest-apiserver ./cmd/vnest-apiserver
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/pause ./cmd/pause
 
 deps: ## Install the Debian packages real nodes need (root only; no-op when present)

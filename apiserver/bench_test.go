@@ -19,6 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/exepages"
 )
 
 // Environment of the idle benchmarks.
@@ -30,10 +33,21 @@ const (
 	// read (a Go duration; default 60s).
 	benchIdleEnv = "VNEST_BENCH_IDLE"
 	// benchBinaryEnv is a vnest binary to measure (`make build`, then
-	// VNEST_BENCH_BINARY=$PWD/bin/vnest); default: this test binary, which
-	// links less than vnest and so maps less and starts with a smaller heap.
+	// VNEST_BENCH_BINARY=$PWD/bin/vnest); the tenant runs from the
+	// vnest-apiserver beside it when the manager would use that one
+	// (layout.ControlPlaneBinary). Default: this test binary, which links
+	// less than vnest and so maps less and starts with a smaller heap.
 	benchBinaryEnv = "VNEST_BENCH_BINARY"
 )
+
+// benchControlPlaneBinary is the binary a benchmark runs the tenant from
+// (benchBinaryEnv); "" means this test binary.
+func benchControlPlaneBinary() string {
+	if vnest := os.Getenv(benchBinaryEnv); vnest != "" {
+		return layout.ControlPlaneBinary(vnest)
+	}
+	return ""
+}
 
 // BenchmarkIdleControlPlane starts an empty tenant control plane as a child
 // process (on an etcd in this process), lets it idle and reports its memory,
@@ -71,9 +85,16 @@ func BenchmarkIdleControlPlane(b *testing.B) {
 // VNEST_BENCH_BINARY) and reports its start and idle figures (measureIdle).
 func startAndMeasureIdle(b *testing.B, etcd string, args []string, state string) {
 	b.Helper()
+	bin := benchControlPlaneBinary()
+	if bin != "" {
+		// As read from disk, not as `go build` left it in the page cache (exepages.Evict).
+		if err := exepages.Evict(bin); err != nil {
+			b.Fatal(err)
+		}
+	}
 	before := readEtcdSide()
 	start := time.Now()
-	tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
+	tn, cmd := startChildTenant(b, bin, args, state)
 	client, err := kubernetes.NewForConfig(tn.admin)
 	if err != nil {
 		b.Fatal(err)
@@ -279,7 +300,7 @@ func BenchmarkRestartWithData(b *testing.B) {
 	etcd := startEtcd(b)
 	state := b.TempDir()
 	args := append(tenantArgs(b, etcd, state, "/vnest/tenants/restart"), strings.Fields(os.Getenv(benchArgsEnv))...)
-	tn, _ := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
+	tn, _ := startChildTenant(b, benchControlPlaneBinary(), args, state)
 	fast := rest.CopyConfig(tn.admin)
 	fast.QPS, fast.Burst = 500, 1000 // client-go's default (5/s) would take 10 minutes
 	client, err := kubernetes.NewForConfig(fast)

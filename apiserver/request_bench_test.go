@@ -29,7 +29,7 @@ func BenchmarkRequestCPU(b *testing.B) {
 	etcd := startEtcd(b)
 	state := b.TempDir()
 	args := append(tenantArgs(b, etcd, state, "/vnest/tenants/bench-requests"), strings.Fields(os.Getenv(benchArgsEnv))...)
-	tn, cmd := startChildTenant(b, os.Getenv(benchBinaryEnv), args, state)
+	tn, cmd := startChildTenant(b, benchControlPlaneBinary(), args, state)
 	b.Cleanup(tn.stop)
 	cfg := *tn.admin
 	cfg.QPS, cfg.Burst = 10000, 10000 // no client-side pacing: back to back

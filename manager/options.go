@@ -27,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
@@ -50,7 +51,8 @@ type Options struct {
 	// StateDir holds the local provisioner's tenants (StateDir/<ns>/<name>);
 	// empty turns the local provisioner off.
 	StateDir string
-	// VnestBinary is started as `vnest apiserver` by the local provisioner.
+	// VnestBinary is started as `vnest apiserver` by the local provisioner,
+	// or the vnest-apiserver beside it (layout.ControlPlaneBinary).
 	VnestBinary string
 	// HostIP is the address local control planes advertise and NodePorts
 	// are reached on; empty means the source address of the default route.
@@ -94,7 +96,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.EtcdKeyFile, "etcd-keyfile", o.EtcdKeyFile, "Default storage: client key.")
 	fs.StringVar(&o.EtcdCAKeyFile, "etcd-ca-keyfile", o.EtcdCAKeyFile, "Default storage: key of the CA in --etcd-cafile, to issue each tenant an etcd client certificate of its own (required when etcd auth is on).")
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "Directory of the local provisioner (per tenant STATE_DIR/<namespace>/<name>: PKI files and log). Empty turns the local provisioner off.")
-	fs.StringVar(&o.VnestBinary, "vnest-binary", o.VnestBinary, "The vnest executable the local provisioner runs as `vnest apiserver`. Default: this executable.")
+	fs.StringVar(&o.VnestBinary, "vnest-binary", o.VnestBinary, "The vnest executable the local provisioner runs as `vnest apiserver`. Default: this executable. Either way, vnest-apiserver beside it (the control plane alone; `make build` makes it), when there and not older, runs instead.")
 	fs.StringVar(&o.HostIP, "host-ip", o.HostIP, "IP address of this host that local control planes advertise and NodePorts are reached on. Default: the source address of the default route.")
 	fs.StringVar(&o.LocalPortRange, "local-port-range", o.LocalPortRange, "Ports for local control planes, MIN-MAX. A tenant keeps its port across manager restarts.")
 	fs.StringVar(&o.Image, "apiserver-image", o.Image, "Image of the cluster provisioner's control-plane pods (runs `vnest apiserver`).")
@@ -146,11 +148,13 @@ func (o *Options) Complete() (CompletedConfig, error) {
 			return CompletedConfig{}, fmt.Errorf("--state-dir: %w", err)
 		}
 	}
-	if c.binary = o.VnestBinary; c.binary == "" {
-		if c.binary, err = os.Executable(); err != nil {
+	vnest := o.VnestBinary
+	if vnest == "" {
+		if vnest, err = os.Executable(); err != nil {
 			return CompletedConfig{}, fmt.Errorf("finding the vnest executable (set --vnest-binary): %w", err)
 		}
 	}
+	c.binary = layout.ControlPlaneBinary(vnest)
 	if o.HostIP != "" {
 		c.hostIP = net.ParseIP(o.HostIP)
 	} else if c.hostIP, err = defaultRouteIP(); err != nil {

@@ -1,13 +1,11 @@
 package main
 
 import (
-	goflag "flag"
-
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/vnest-dev/vnest/cmd/internal/apiservercmd"
 	"github.com/vnest-dev/vnest/manager"
 )
 
@@ -36,16 +34,6 @@ user, role and Secrets.`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
-	addKlogVerbosityFlags(cmd.Flags())
+	apiservercmd.AddKlogVerbosityFlags(cmd.Flags())
 	return cmd
-}
-
-// addKlogVerbosityFlags exposes klog's -v and -vmodule, the only logging
-// flags vnest's own commands offer.
-func addKlogVerbosityFlags(fs *pflag.FlagSet) {
-	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
-	klog.InitFlags(klogFlags)
-	for _, name := range []string{"v", "vmodule"} {
-		fs.AddGoFlag(klogFlags.Lookup(name))
-	}
 }

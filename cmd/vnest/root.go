@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	"github.com/spf13/cobra"
+
+	"github.com/vnest-dev/vnest/cmd/internal/apiservercmd"
 )
 
 func newRootCommand() *cobra.Command {
@@ -13,7 +15,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCommand(), newImagesCommand(), newAPIServerCommand(), newManagerCommand(), newSyncerCommand(), newConformanceCommand())
+	root.AddCommand(newUpCommand(), newImagesCommand(), apiservercmd.New(), newManagerCommand(), newSyncerCommand(), newConformanceCommand())
 	root.AddCommand(newTenantCommands()...)
 	names := make([]string, 0, len(components))
 	for name := range components {

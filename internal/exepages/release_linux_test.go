@@ -2,9 +2,13 @@ package exepages
 
 import (
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	// Linked for its size: its init touches megabytes of the test binary's
 	// text and read-only data, as a control plane's start-up does.
@@ -67,4 +71,52 @@ func TestReleaseUnmapsTheExecutable(t *testing.T) {
 			t.Errorf("mapping %#x-%#x is not marked no-huge-page (VmFlags nh) after Release", r.Start, r.End)
 		}
 	}
+}
+
+// TestEvict: a file just written is in the page cache; after Evict it is not
+// (mincore of a fresh mapping of it).
+func TestEvict(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := cachedPages(t, path); got == 0 {
+		t.Fatal("a file just written has no page in the page cache; cannot test")
+	}
+	// Written pages are dirty; only clean ones can be dropped.
+	unix.Sync()
+	if err := Evict(path); err != nil {
+		t.Fatal(err)
+	}
+	if got := cachedPages(t, path); got != 0 {
+		t.Errorf("%d pages of the file still in the page cache after Evict", got)
+	}
+}
+
+// cachedPages counts the file's pages in the page cache.
+func cachedPages(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(data)
+	vec := make([]byte, (len(data)+os.Getpagesize()-1)/os.Getpagesize())
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&data[0])), uintptr(len(data)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	n := 0
+	for _, v := range vec {
+		n += int(v & 1)
+	}
+	return n
 }

@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/apiserver/layout"
 )
 
 // Environment and fixed settings of the benchmarks.
@@ -68,7 +69,9 @@ func progress(format string, args ...any) {
 }
 
 // vnestBinary returns a copy of $VNEST_BENCH_BINARY or of bin/vnest at the repository root
-// (two levels up from this package, where `go test` runs it).
+// (two levels up from this package, where `go test` runs it), with a copy of the
+// vnest-apiserver beside it when the manager would run tenants from that one
+// (layout.ControlPlaneBinary).
 func vnestBinary(b testing.TB) string {
 	b.Helper()
 	bin := os.Getenv(binaryEnv)
@@ -78,20 +81,25 @@ func vnestBinary(b testing.TB) string {
 	if info, err := os.Stat(bin); err != nil || info.Mode().Perm()&0o111 == 0 {
 		b.Fatalf("no executable vnest binary at %s (%v): run `make build` at the repository root or set %s", bin, err, binaryEnv)
 	}
-	return snapshot(b, bin)
+	dir := b.TempDir()
+	vnest := snapshot(b, bin, dir, "vnest")
+	if cp := layout.ControlPlaneBinary(bin); cp != bin {
+		snapshot(b, cp, dir, layout.ControlPlaneBinaryName) // after vnest: not older
+	}
+	return vnest
 }
 
-// snapshot copies bin into a temporary directory and returns the copy: processes started
-// later in the run (tenant control planes) must run the same binary as the first ones, even
-// if bin/vnest is rebuilt meanwhile.
-func snapshot(b testing.TB, bin string) string {
+// snapshot copies bin into dir as name and returns the copy: processes started later in the
+// run (tenant control planes) must run the same binary as the first ones, even if bin/vnest is
+// rebuilt meanwhile.
+func snapshot(b testing.TB, bin, dir, name string) string {
 	b.Helper()
 	src, err := os.Open(bin)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer src.Close()
-	copyPath := filepath.Join(b.TempDir(), "vnest")
+	copyPath := filepath.Join(dir, name)
 	dst, err := os.OpenFile(copyPath, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
 	if err != nil {
 		b.Fatal(err)

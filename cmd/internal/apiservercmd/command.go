@@ -1,12 +1,17 @@
-package main
+package apiservercmd
 
 import (
+	goflag "flag"
+
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/apiserver"
 )
 
-func newAPIServerCommand() *cobra.Command {
+// New is the `apiserver` command.
+func New() *cobra.Command {
 	o := apiserver.NewOptions()
 	cmd := &cobra.Command{
 		Use:   "apiserver",
@@ -28,6 +33,16 @@ then the apiserver; a stop during start-up waits until the apiserver is ready.`,
 		},
 	}
 	o.AddFlags(cmd.Flags())
-	addKlogVerbosityFlags(cmd.Flags()) // the upstream components log through klog
+	AddKlogVerbosityFlags(cmd.Flags()) // the upstream components log through klog
 	return cmd
+}
+
+// AddKlogVerbosityFlags exposes klog's -v and -vmodule, the only logging
+// flags vnest's own commands offer.
+func AddKlogVerbosityFlags(fs *pflag.FlagSet) {
+	klogFlags := goflag.NewFlagSet("klog", goflag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	for _, name := range []string{"v", "vmodule"} {
+		fs.AddGoFlag(klogFlags.Lookup(name))
+	}
 }
