@@ -78,8 +78,10 @@
 //	  + bytes gzipped, v3 definitions released    222–228  104–110   1.4–1.7%
 //	  + VAP type definitions on first use (s. 19)  220–224  102–106   1.2–1.5%
 //	  + start-up limit 100Mi, following the heap  213–216   95–98   1.1–1.4%
-//	  + executable's pages released (session 20)  158–159   96–97   1.2–1.4% (default)
+//	  + executable's pages released (session 20)  158–159   96–97   1.2–1.4%
 //	    the same, read after 5 min idle               165–169   99–101  1.3%
+//	  + run from bin/vnest-apiserver (default)    148–149   94–96   1.0–1.4%
+//	    the same, read after 5 min idle                   152     93   1.3%
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
 //	  --watch-cache=false (GOGC 50)                   273    156   3.1%
@@ -123,8 +125,13 @@
 // exepages): an idle tenant's RssFile went from ≈120 to ≈64 MiB read 60 s
 // after ready, ≈68 MiB after 5 min — what idle work touches again (the GC's
 // reads of type and stack maps, the controllers' and watch caches' timers),
-// mapped in 64 KiB fault-around windows. Re-released when the process goes
-// idle after being busy (gcTuner), so a busy spell's pages go too.
+// mapped again by fault-around (whole large folios of the page cache on this
+// kernel, so more when `go build` just wrote the binary). Re-released when
+// the process goes idle after being busy (gcTuner), so a busy spell's pages
+// go too. The local provisioner runs tenants from bin/vnest-apiserver, which
+// links only this command: ≈10 MiB less again (≈54 MiB RssFile). Figures of
+// the last rows from binaries read from disk (the benchmark evicts them from
+// the page cache first).
 //
 // GOGC 25 is the idle target only: a busy tenant (one creating pods through
 // the syncer) spent 24–27% of its CPU in GC at 25 and 11–12% at 100, so
