@@ -220,7 +220,7 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 		return false, errors.Join(err, stopProcess(proc))
 	}
 	go p.wakeWhenReady(key, proc, readyFile)
-	logger.Info("Started local control plane", "virtualCluster", klog.KObj(vc), "pid", proc.Pid(), "endpoint", t.Endpoint.URL, "log", proc.LogFile)
+	logger.Info("Started local control plane", "virtualCluster", klog.KObj(vc), "pid", proc.Pid(), "binary", p.binary, "endpoint", t.Endpoint.URL, "log", proc.LogFile)
 	return true, nil
 }
 

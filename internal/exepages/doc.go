@@ -12,8 +12,10 @@
 // Release unmaps the executable's private, read-only mappings that hold no
 // page of the process's own (no copy-on-write page: nothing can be lost) with
 // madvise(MADV_DONTNEED), after marking them MADV_NOHUGEPAGE so that what the
-// process touches again is mapped in small pages. The pages stay in the page
-// cache, shared with every other process of the binary, and the next touch
+// process touches again is not mapped a whole 2 MiB folio at a time through
+// one page-middle-directory entry (fault-around still maps the rest of a large
+// folio: how much comes back depends on the folios the page cache holds the
+// binary in). The pages stay in the page cache, shared with every other process of the binary, and the next touch
 // maps them again from there (a minor fault); nothing is read from disk
 // unless the kernel has evicted them meanwhile. Writable mappings (.data,
 // .bss) are never touched.

@@ -25,8 +25,9 @@ func Release() (int64, error) {
 	}
 	var released int64
 	for _, r := range regions {
-		// No huge page first: a later touch then maps a small page, not a whole
-		// cached 2 MiB folio. A kernel without THP refuses it (EINVAL); that is fine.
+		// No huge page first: a later touch then maps page table entries, never
+		// a whole cached 2 MiB folio at once through one PMD entry. A kernel
+		// without THP refuses it (EINVAL); that is fine.
 		_, _, _ = unix.Syscall(unix.SYS_MADVISE, r.Start, r.End-r.Start, unix.MADV_NOHUGEPAGE)
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, r.Start, r.End-r.Start, unix.MADV_DONTNEED); errno != 0 {
 			return released, fmt.Errorf("madvise %#x-%#x: %w", r.Start, r.End, errno)
