@@ -4,9 +4,10 @@
 // the vnest binary also links the kubelet, the scheduler, kwok, etcd, kubectl,
 // the syncer and the manager; an idle tenant run from this binary measured
 // ~10 MiB less RSS (docs/benchmarks.md, session 20: ~8 MiB fewer pages of the
-// executable mapped, 0–4 MiB less of its own memory). The local provisioner runs it when it stands beside
-// the vnest binary (apiserver/layout.ControlPlaneBinary); its command line is
-// vnest's: `vnest-apiserver apiserver --state-dir ...`.
+// executable mapped, 0–4 MiB less of its own memory). The local provisioner
+// runs it when it stands beside the vnest binary
+// (apiserver/layout.ControlPlaneBinary); its command line is vnest's:
+// `vnest-apiserver apiserver --state-dir ...`.
 package main
 
 import (
