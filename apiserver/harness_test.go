@@ -139,7 +139,8 @@ func startTenant(t *testing.T, args []string) *tenant {
 
 // startChildTenant runs the control plane as a child process and waits
 // until it is ready: `vnestBinary apiserver ARGS`, or the test binary itself
-// when vnestBinary is empty. The child is stopped with SIGTERM.
+// when vnestBinary is empty. The child is stopped with SIGTERM, and killed
+// when the test process dies.
 func startChildTenant(t testing.TB, vnestBinary string, args []string, stateDir string) (*tenant, *exec.Cmd) {
 	t.Helper()
 	cmd := exec.Command(vnestBinary, append([]string{"apiserver"}, args...)...)
@@ -156,6 +157,9 @@ func startChildTenant(t testing.TB, vnestBinary string, args []string, stateDir 
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Dies with the test process: a killed benchmark must not leave its tenant behind (whose
+	// etcd, in the test process, is gone then, so that SIGTERM no longer stops it).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
