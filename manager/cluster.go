@@ -26,7 +26,9 @@ type clusterProvisioner struct {
 	reader client.Reader
 	scheme *runtime.Scheme
 	image  string
-	hostIP net.IP
+	// command runs the image's control plane ("": the image's entrypoint).
+	command string
+	hostIP  net.IP
 }
 
 // Endpoint implements provisioner.
@@ -56,7 +58,7 @@ func (p *clusterProvisioner) Endpoint(ctx context.Context, vc *v1alpha1.VirtualC
 
 // Ensure implements provisioner.
 func (p *clusterProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
-	desired := buildDeployment(t, p.image, p.hostIP)
+	desired := buildDeployment(t, p.image, p.command, p.hostIP)
 	d := &appsv1.Deployment{ObjectMeta: desired.ObjectMeta}
 	d.Annotations = nil
 	_, err := controllerutil.CreateOrUpdate(ctx, p.client, d, func() error {

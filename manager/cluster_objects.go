@@ -23,6 +23,10 @@ import (
 // DefaultImage is the image of the cluster provisioner's control plane.
 const DefaultImage = "vnest.local/vnest:dev"
 
+// DefaultApiserverCommand is the control plane alone (cmd/vnest-apiserver) in DefaultImage
+// (images.ControlPlaneCommand): ≈10 MiB less memory per tenant than the vnest binary.
+const DefaultApiserverCommand = "/usr/local/bin/" + layout.ControlPlaneBinaryName
+
 const (
 	servicePort    = 443
 	containerName  = "apiserver"
@@ -147,9 +151,19 @@ func goMemoryLimit(r corev1.ResourceRequirements) string {
 	return strconv.FormatInt(limit.Value()/10*9, 10)
 }
 
+// commandOf is a container's command: command, or none (the image's entrypoint) for "".
+func commandOf(command string) []string {
+	if command == "" {
+		return nil
+	}
+	return []string{command}
+}
+
 // buildDeployment is the control plane of t in the super cluster: one
-// `vnest apiserver` pod with the PKI Secret as its read-only PKI directory.
-func buildDeployment(t tenant, image string, hostIP net.IP) *appsv1.Deployment {
+// `vnest apiserver` pod (run as `command apiserver ...`, or with the image's
+// entrypoint when command is "") with the PKI Secret as its read-only PKI
+// directory.
+func buildDeployment(t tenant, image, command string, hostIP net.IP) *appsv1.Deployment {
 	vc := t.VC
 	resources := controlPlaneResources(vc, defaultResources)
 	args := apiserverArgs(t, podEtcdServers(t.EtcdServers, hostIP), stateMountPath, pkiMountPath,
@@ -175,7 +189,8 @@ func buildDeployment(t tenant, image string, hostIP net.IP) *appsv1.Deployment {
 		},
 		Containers: []corev1.Container{{
 			Name: containerName, Image: image, ImagePullPolicy: corev1.PullIfNotPresent,
-			Args: args,
+			Command: commandOf(command),
+			Args:    args,
 			Env: []corev1.EnvVar{{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{
 				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"},
 			}}},

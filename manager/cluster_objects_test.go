@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/images"
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
@@ -111,7 +112,7 @@ func testTenant(vc *v1alpha1.VirtualCluster) tenant {
 
 func TestBuildDeployment(t *testing.T) {
 	vc := makeVC("demo").Key("demo-1").Provisioner(v1alpha1.ProvisionerCluster).Obj()
-	d := buildDeployment(testTenant(vc), DefaultImage, testHostIP)
+	d := buildDeployment(testTenant(vc), DefaultImage, DefaultApiserverCommand, testHostIP)
 
 	if d.Name != "demo-apiserver" || *d.Spec.Replicas != 1 {
 		t.Errorf("name %s replicas %d", d.Name, *d.Spec.Replicas)
@@ -139,6 +140,13 @@ func TestBuildDeployment(t *testing.T) {
 	if diff := cmp.Diff(wantArgs, c.Args); diff != "" {
 		t.Errorf("args (-want +got):\n%s", diff)
 	}
+	// The control plane alone, where the vnest image holds it.
+	if diff := cmp.Diff([]string{images.ControlPlaneCommand}, c.Command); diff != "" {
+		t.Errorf("command (-want +got):\n%s", diff)
+	}
+	if entry := buildDeployment(testTenant(vc), DefaultImage, "", testHostIP).Spec.Template.Spec.Containers[0]; entry.Command != nil || !slices.Equal(entry.Args, c.Args) {
+		t.Errorf("without a command: command %q args %q, want the image's entrypoint with the same args", entry.Command, entry.Args)
+	}
 	if c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" || c.ReadinessProbe.HTTPGet.Scheme != corev1.URISchemeHTTPS {
 		t.Errorf("readiness probe %+v, want HTTPS /readyz", c.ReadinessProbe)
 	}
@@ -158,11 +166,11 @@ func TestBuildDeployment(t *testing.T) {
 	}
 
 	// Same input, same hash; a spec change changes it.
-	if again := buildDeployment(testTenant(vc), DefaultImage, testHostIP); again.Annotations[annotationTemplateHash] != d.Annotations[annotationTemplateHash] {
+	if again := buildDeployment(testTenant(vc), DefaultImage, DefaultApiserverCommand, testHostIP); again.Annotations[annotationTemplateHash] != d.Annotations[annotationTemplateHash] {
 		t.Error("the spec hash is not stable")
 	}
 	vc.Spec.ControlPlane.Resources = &corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")}}
-	changed := buildDeployment(testTenant(vc), DefaultImage, testHostIP)
+	changed := buildDeployment(testTenant(vc), DefaultImage, DefaultApiserverCommand, testHostIP)
 	if changed.Annotations[annotationTemplateHash] == d.Annotations[annotationTemplateHash] {
 		t.Error("a resources change did not change the spec hash")
 	}

@@ -61,6 +61,9 @@ type Options struct {
 	LocalPortRange string
 	// Image of the cluster provisioner's control-plane pods.
 	Image string
+	// ApiserverCommand is the executable those pods run with the arguments
+	// "apiserver ..."; empty: the image's entrypoint.
+	ApiserverCommand string
 
 	// ServiceIPAllocator and TenantServiceCIDR are passed to every tenant
 	// apiserver as --service-ip-allocator and --service-cluster-ip-range:
@@ -81,6 +84,7 @@ func NewOptions() *Options {
 	return &Options{
 		LocalPortRange:         "7000-7999",
 		Image:                  DefaultImage,
+		ApiserverCommand:       DefaultApiserverCommand,
 		MetricsBindAddress:     "0",
 		HealthProbeBindAddress: "0",
 		Concurrency:            4,
@@ -99,7 +103,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.VnestBinary, "vnest-binary", o.VnestBinary, "The vnest executable the local provisioner runs as `vnest apiserver`. Default: this executable. Either way, vnest-apiserver beside it (the control plane alone; `make build` makes it), when there and not older, runs instead.")
 	fs.StringVar(&o.HostIP, "host-ip", o.HostIP, "IP address of this host that local control planes advertise and NodePorts are reached on. Default: the source address of the default route.")
 	fs.StringVar(&o.LocalPortRange, "local-port-range", o.LocalPortRange, "Ports for local control planes, MIN-MAX. A tenant keeps its port across manager restarts.")
-	fs.StringVar(&o.Image, "apiserver-image", o.Image, "Image of the cluster provisioner's control-plane pods (runs `vnest apiserver`).")
+	fs.StringVar(&o.Image, "apiserver-image", o.Image, "Image of the cluster provisioner's control-plane pods.")
+	fs.StringVar(&o.ApiserverCommand, "apiserver-command", o.ApiserverCommand, "Executable the cluster provisioner's control-plane pods run as `<command> apiserver ...`: the control plane alone in the vnest image. Empty: the image's entrypoint (`vnest apiserver ...` in the vnest image).")
 	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "URL of the syncer's Service IP allocator (https://<kubelet proxy address>/vnest/v1/allocate-service-ip) passed to every tenant apiserver, so that tenant Services get the cluster IPs of their super Services; needs --tenant-service-cidr. Empty: tenants allocate on their own.")
 	fs.StringVar(&o.TenantServiceCIDR, "tenant-service-cidr", o.TenantServiceCIDR, "--service-cluster-ip-range of every tenant apiserver; with --service-ip-allocator, the super cluster's Service range. Empty: the apiserver's default.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the metrics endpoint, like :8080; 0 turns it off.")
@@ -365,7 +370,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		tenantArgs:     c.opts.tenantArgs(),
 		provisioners: map[v1alpha1.Provisioner]provisioner{
 			v1alpha1.ProvisionerCluster: &clusterProvisioner{
-				client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: scheme, image: c.opts.Image, hostIP: c.hostIP,
+				client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: scheme, image: c.opts.Image, command: c.opts.ApiserverCommand, hostIP: c.hostIP,
 			},
 		},
 		disabled: map[v1alpha1.Provisioner]string{},

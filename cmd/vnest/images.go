@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/images"
 )
 
@@ -26,6 +27,8 @@ func newImagesBuildCommand() *cobra.Command {
 		PauseBinary:   filepath.Join(filepath.Dir(self), "pause"),
 		BusyboxBinary: images.DefaultBusyboxBinary,
 		VnestBinary:   self,
+		// The control plane alone beside vnest when `make build` made it (else a link to vnest).
+		ControlPlaneBinary: layout.ControlPlaneBinary(self),
 	}
 	var out string
 	cmd := &cobra.Command{
@@ -54,6 +57,7 @@ func newImagesBuildCommand() *cobra.Command {
 	cmd.Flags().StringVar(&src.PauseBinary, "pause-binary", src.PauseBinary, "Static pause binary (bin/pause)")
 	cmd.Flags().StringVar(&src.BusyboxBinary, "busybox-binary", src.BusyboxBinary, "Static busybox (Debian busybox-static)")
 	cmd.Flags().StringVar(&src.VnestBinary, "vnest-binary", src.VnestBinary, "vnest binary for "+images.VnestImage)
+	cmd.Flags().StringVar(&src.ControlPlaneBinary, "control-plane-binary", src.ControlPlaneBinary, "vnest-apiserver binary for "+images.VnestImage+" as "+images.ControlPlaneCommand+" (the vnest binary: a link to vnest instead)")
 	return cmd
 }
 

@@ -39,9 +39,10 @@ func fakeSources(t *testing.T) Sources {
 	dir := t.TempDir()
 	list := "busybox\n" + strings.Join(fakeApplets, "\n") + "\nsh\n"
 	return Sources{
-		PauseBinary:   writeFile(t, dir, "pause", "fake pause binary"),
-		BusyboxBinary: writeFile(t, dir, "busybox", "#!/bin/sh\nprintf '"+strings.ReplaceAll(list, "\n", `\n`)+"'\n"),
-		VnestBinary:   writeFile(t, dir, "vnest", "fake vnest binary"),
+		PauseBinary:        writeFile(t, dir, "pause", "fake pause binary"),
+		BusyboxBinary:      writeFile(t, dir, "busybox", "#!/bin/sh\nprintf '"+strings.ReplaceAll(list, "\n", `\n`)+"'\n"),
+		VnestBinary:        writeFile(t, dir, "vnest", "fake vnest binary"),
+		ControlPlaneBinary: writeFile(t, dir, "vnest-apiserver", "fake vnest-apiserver binary"),
 	}
 }
 
@@ -70,7 +71,7 @@ func TestBuildIsReproducible(t *testing.T) {
 	// Same content at other paths and times must give the same bytes.
 	other := fakeSources(t)
 	later := time.Now().Add(time.Hour)
-	for _, p := range []string{other.PauseBinary, other.BusyboxBinary, other.VnestBinary} {
+	for _, p := range []string{other.PauseBinary, other.BusyboxBinary, other.VnestBinary, other.ControlPlaneBinary} {
 		if err := os.Chtimes(p, later, later); err != nil {
 			t.Fatal(err)
 		}
@@ -161,6 +162,13 @@ type fsEntry struct {
 func TestImageContents(t *testing.T) {
 	src := fakeSources(t)
 	tarballs := mustBuild(t, t.TempDir(), src)
+	// Without a binary of the control plane alone, the image links its place to vnest.
+	linked := src
+	linked.ControlPlaneBinary = filepath.Join(t.TempDir(), "vnest-apiserver") // vnest, under another name
+	if err := os.Symlink(src.VnestBinary, linked.ControlPlaneBinary); err != nil {
+		t.Fatal(err)
+	}
+	linkedTarball := mustBuild(t, t.TempDir(), linked, VnestImage)[VnestImage]
 	path := "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 	base := map[string]fsEntry{
 		"etc/":       {Type: tar.TypeDir, Mode: 0o755},
@@ -191,8 +199,17 @@ func TestImageContents(t *testing.T) {
 		busybox["bin/"+a] = fsEntry{Type: tar.TypeSymlink, Mode: 0o777, Link: "busybox"}
 	}
 
+	vnest := with(with(base, map[string]fsEntry{
+		"usr/":                {Type: tar.TypeDir, Mode: 0o755},
+		"usr/local/":          {Type: tar.TypeDir, Mode: 0o755},
+		"usr/local/bin/":      {Type: tar.TypeDir, Mode: 0o755},
+		"usr/local/bin/vnest": {Type: tar.TypeReg, Mode: 0o755, Data: "fake vnest binary"},
+	}), libEntries())
+	vnestConfig := v1.Config{Entrypoint: []string{"/usr/local/bin/vnest"}, Env: []string{path}, WorkingDir: "/"}
+
 	tests := map[string]struct {
 		ref     string
+		tarball string // "": the one Build made of src
 		config  v1.Config
 		entries map[string]fsEntry
 	}{
@@ -208,18 +225,27 @@ func TestImageContents(t *testing.T) {
 		},
 		"vnest": {
 			ref:    VnestImage,
-			config: v1.Config{Entrypoint: []string{"/usr/local/bin/vnest"}, Env: []string{path}, WorkingDir: "/"},
-			entries: with(with(base, map[string]fsEntry{
-				"usr/":                {Type: tar.TypeDir, Mode: 0o755},
-				"usr/local/":          {Type: tar.TypeDir, Mode: 0o755},
-				"usr/local/bin/":      {Type: tar.TypeDir, Mode: 0o755},
-				"usr/local/bin/vnest": {Type: tar.TypeReg, Mode: 0o755, Data: "fake vnest binary"},
-			}), libEntries()),
+			config: vnestConfig,
+			entries: with(vnest, map[string]fsEntry{
+				"usr/local/bin/vnest-apiserver": {Type: tar.TypeReg, Mode: 0o755, Data: "fake vnest-apiserver binary"},
+			}),
+		},
+		"vnest, control plane linked": {
+			ref:     VnestImage,
+			tarball: linkedTarball,
+			config:  vnestConfig,
+			entries: with(vnest, map[string]fsEntry{
+				"usr/local/bin/vnest-apiserver": {Type: tar.TypeSymlink, Mode: 0o777, Link: "vnest"},
+			}),
 		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			img, err := tarball.ImageFromPath(tarballs[tc.ref], nil)
+			tb := tarballs[tc.ref]
+			if tc.tarball != "" {
+				tb = tc.tarball
+			}
+			img, err := tarball.ImageFromPath(tb, nil)
 			if err != nil {
 				t.Fatalf("go-containerregistry cannot load the tarball: %v", err)
 			}

@@ -8,6 +8,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/images"
 )
 
@@ -20,6 +21,8 @@ func (c *config) ensureImages(ctx context.Context) error {
 		PauseBinary:   filepath.Join(filepath.Dir(c.binary), "pause"),
 		BusyboxBinary: "/bin/busybox",
 		VnestBinary:   c.binary,
+		// What the cluster provisioner runs a tenant control plane from (images.ControlPlaneCommand).
+		ControlPlaneBinary: layout.ControlPlaneBinary(c.binary),
 	}
 	if _, err := os.Stat(src.PauseBinary); err != nil {
 		return fmt.Errorf("the pause binary must sit next to vnest (%s); run `make build`: %w", src.PauseBinary, err)

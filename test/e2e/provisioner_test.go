@@ -3,13 +3,18 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/images"
 )
 
 // TestClusterProvisioner runs a tenant control plane as a pod of the real-node super cluster
@@ -39,6 +44,13 @@ func TestClusterProvisioner(t *testing.T) {
 	if len(pods.Items) != 1 || pods.Items[0].Spec.Containers[0].Image != "vnest.local/vnest:dev" {
 		t.Fatalf("want one control-plane pod running vnest.local/vnest:dev, got %d pods", len(pods.Items))
 	}
+	// It runs the control plane alone, which `make build` made beside vnest and the image holds
+	// as a copy: the process's executable is that file, not vnest behind a link.
+	if exe := layout.ControlPlaneBinary(vnestBin); exe == vnestBin {
+		t.Logf("no %s beside %s: the image links it to vnest", layout.ControlPlaneBinaryName, vnestBin)
+	} else if got := processExecutables(t, "--state-dir=/var/lib/vnest"); len(got) != 1 || got[0] != images.ControlPlaneCommand {
+		t.Errorf("control-plane pod processes run %q, want [%s]", got, images.ControlPlaneCommand)
+	}
 
 	kubeconfig := filepath.Join(t.TempDir(), "pod-cp.kubeconfig")
 	vnest(time.Minute, "kubeconfig", "pod-cp", "-o", kubeconfig)
@@ -65,4 +77,25 @@ func TestClusterProvisioner(t *testing.T) {
 		left := len(pods.Items) + len(secrets.Items) + len(svcs.Items) - 1
 		return left == 0, fmt.Errorf("%d pods, %d secrets, %d services left", len(pods.Items), len(secrets.Items), len(svcs.Items)-1)
 	})
+}
+
+// processExecutables returns the executables (/proc/PID/exe, as the process's mount namespace
+// names them) of this host's processes whose command line has arg.
+func processExecutables(t *testing.T, arg string) []string {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/[0-9]*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exes []string
+	for _, d := range dirs {
+		cmdline, err := os.ReadFile(filepath.Join(d, "cmdline"))
+		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), arg) {
+			continue // gone, or another process
+		}
+		if exe, err := os.Readlink(filepath.Join(d, "exe")); err == nil {
+			exes = append(exes, exe)
+		}
+	}
+	return exes
 }
