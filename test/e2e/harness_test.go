@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,7 +208,28 @@ func (c *cluster) dumpLog(t *testing.T) {
 		lines = lines[len(lines)-logTailLines:]
 	}
 	t.Logf("Last %d lines of %s:\n%s", len(lines), c.logPath, strings.Join(lines, "\n"))
+	// A component's failure names its log ("...; see DIR/logs/kubelet.log"), which goes with the
+	// data directory when the test ends: show its end too.
+	shown := map[string]bool{}
+	for _, m := range seeLog.FindAllStringSubmatch(strings.Join(lines, "\n"), -1) {
+		if shown[m[1]] {
+			continue
+		}
+		shown[m[1]] = true
+		data, err := os.ReadFile(m[1])
+		if err != nil {
+			continue
+		}
+		tail := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+		if len(tail) > logTailLines {
+			tail = tail[len(tail)-logTailLines:]
+		}
+		t.Logf("Last %d lines of %s:\n%s", len(tail), m[1], strings.Join(tail, "\n"))
+	}
 }
+
+// seeLog finds the log files vnest up's messages point at.
+var seeLog = regexp.MustCompile(`see (/\S+\.log)`)
 
 // kubectl runs `vnest kubectl --kubeconfig <super> args...` and returns its combined output.
 func (c *cluster) kubectl(t *testing.T, args ...string) (string, error) {
