@@ -48,8 +48,8 @@ func TestClusterProvisioner(t *testing.T) {
 	// as a copy: the process's executable is that file, not vnest behind a link.
 	if exe := layout.ControlPlaneBinary(vnestBin); exe == vnestBin {
 		t.Logf("no %s beside %s: the image links it to vnest", layout.ControlPlaneBinaryName, vnestBin)
-	} else if got := processExecutables(t, "--state-dir=/var/lib/vnest"); len(got) != 1 || got[0] != images.ControlPlaneCommand {
-		t.Errorf("control-plane pod processes run %q, want [%s]", got, images.ControlPlaneCommand)
+	} else if got := processExecutables(t, "--state-dir=/var/lib/vnest"); len(got) == 0 || slices.ContainsFunc(got, func(exe string) bool { return exe != images.ControlPlaneCommand }) {
+		t.Errorf("control-plane pod processes run %q, want %s", got, images.ControlPlaneCommand)
 	}
 
 	kubeconfig := filepath.Join(t.TempDir(), "pod-cp.kubeconfig")
