@@ -25,7 +25,7 @@ const DefaultImage = "vnest.local/vnest:dev"
 
 // DefaultApiserverCommand is the control plane alone (cmd/vnest-apiserver) in DefaultImage
 // (images.ControlPlaneCommand): ≈10 MiB less memory per tenant than the vnest binary.
-const DefaultApiserverCommand = "/usr/local/bin/" + layout.ControlPlaneBinaryName
+const DefaultApiserverCommand = layout.ControlPlaneImageCommand
 
 const (
 	servicePort    = 443

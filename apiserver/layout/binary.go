@@ -10,6 +10,10 @@ import (
 // than one run from the vnest binary, which links every component.
 const ControlPlaneBinaryName = "vnest-apiserver"
 
+// ControlPlaneImageCommand is where the vnest image holds ControlPlaneBinaryName: the command of
+// the cluster provisioner's control-plane pods.
+const ControlPlaneImageCommand = "/usr/local/bin/" + ControlPlaneBinaryName
+
 // ControlPlaneBinary is the executable to run as `<binary> apiserver ...` for
 // the vnest binary at vnest: ControlPlaneBinaryName in the same directory when
 // it is an executable file at least as new as vnest (both come from one `make

@@ -62,7 +62,7 @@ type Sources struct {
 // ControlPlaneCommand is the executable of VnestImage that the cluster provisioner runs a tenant
 // control plane with (its first argument "apiserver"): a copy of bin/vnest-apiserver, which keeps
 // ≈10 MiB less memory than the vnest binary, or a link to vnest when Sources have none.
-const ControlPlaneCommand = "/usr/local/bin/" + layout.ControlPlaneBinaryName
+const ControlPlaneCommand = layout.ControlPlaneImageCommand
 
 // TarballName is the file name Build gives the tarball of ref in its outDir,
 // e.g. "busybox_1.tar" for BusyboxImage.
@@ -102,6 +102,7 @@ func Build(ctx context.Context, outDir string, src Sources, refs ...string) (map
 
 func buildOne(ctx context.Context, outDir string, src Sources, ref string) (string, error) {
 	var inputs []string
+	var controlPlane string // VnestImage's control plane binary ("": a link to vnest)
 	switch ref {
 	case PauseImage:
 		inputs = []string{src.PauseBinary}
@@ -109,8 +110,8 @@ func buildOne(ctx context.Context, outDir string, src Sources, ref string) (stri
 		inputs = []string{src.BusyboxBinary}
 	case VnestImage:
 		inputs = append([]string{src.VnestBinary}, runtimeLibs()...)
-		if cp := src.controlPlane(); cp != "" {
-			inputs = append(inputs, cp)
+		if controlPlane = src.controlPlane(); controlPlane != "" {
+			inputs = append(inputs, controlPlane)
 		}
 	default:
 		return "", fmt.Errorf("unknown image (known: %s)", strings.Join(AllImages, ", "))
@@ -138,7 +139,7 @@ func buildOne(ctx context.Context, outDir string, src Sources, ref string) (stri
 		}
 		s = busyboxSpec(src.BusyboxBinary, applets)
 	case VnestImage:
-		s = vnestSpec(src.VnestBinary, src.controlPlane())
+		s = vnestSpec(src.VnestBinary, controlPlane)
 	}
 	if err := writeFileAtomic(tarball, func(f *os.File) error { return writeImage(f, s) }); err != nil {
 		return "", err

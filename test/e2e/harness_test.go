@@ -216,15 +216,9 @@ func (c *cluster) dumpLog(t *testing.T) {
 			continue
 		}
 		shown[m[1]] = true
-		data, err := os.ReadFile(m[1])
-		if err != nil {
-			continue
+		if data, err := os.ReadFile(m[1]); err == nil {
+			t.Logf("Last lines of %s:\n%s", m[1], lastLines(string(data), logTailLines))
 		}
-		tail := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-		if len(tail) > logTailLines {
-			tail = tail[len(tail)-logTailLines:]
-		}
-		t.Logf("Last %d lines of %s:\n%s", len(tail), m[1], strings.Join(tail, "\n"))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func TestClusterProvisioner(t *testing.T) {
 	// as a copy: the process's executable is that file, not vnest behind a link.
 	if exe := layout.ControlPlaneBinary(vnestBin); exe == vnestBin {
 		t.Logf("no %s beside %s: the image links it to vnest", layout.ControlPlaneBinaryName, vnestBin)
-	} else if got := processExecutables(t, "--state-dir=/var/lib/vnest"); len(got) == 0 || slices.ContainsFunc(got, func(exe string) bool { return exe != images.ControlPlaneCommand }) {
+	} else if got := processExecutables("/var/lib/vnest"); len(got) == 0 || slices.ContainsFunc(got, func(exe string) bool { return exe != images.ControlPlaneCommand }) {
 		t.Errorf("control-plane pod processes run %q, want %s", got, images.ControlPlaneCommand)
 	}
 
@@ -80,20 +81,11 @@ func TestClusterProvisioner(t *testing.T) {
 }
 
 // processExecutables returns the executables (/proc/PID/exe, as the process's mount namespace
-// names them) of this host's processes whose command line has arg.
-func processExecutables(t *testing.T, arg string) []string {
-	t.Helper()
-	dirs, err := filepath.Glob("/proc/[0-9]*")
-	if err != nil {
-		t.Fatal(err)
-	}
+// names them) of the processes whose command line mentions dir (processesMentioning).
+func processExecutables(dir string) []string {
 	var exes []string
-	for _, d := range dirs {
-		cmdline, err := os.ReadFile(filepath.Join(d, "cmdline"))
-		if err != nil || !slices.Contains(strings.Split(string(cmdline), "\x00"), arg) {
-			continue // gone, or another process
-		}
-		if exe, err := os.Readlink(filepath.Join(d, "exe")); err == nil {
+	for pid := range processesMentioning(dir) {
+		if exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe")); err == nil {
 			exes = append(exes, exe)
 		}
 	}
