@@ -83,7 +83,7 @@
 //	  + run from bin/vnest-apiserver (default)    148–149   94–96   1.0–1.4%
 //	    the same, read after 5 min idle                   152     93   1.3%
 //	    the same, session 21's slower machine     149–152   95–97   2.3–2.7%
-//	    the same in a cluster-provisioner pod       147–148   92–93   —
+//	    the same in a cluster-provisioner pod       147–149   92–94   —   (hack/measure-cluster-tenant.sh)
 //	  GOMEMLIMIT 120Mi (GOGC 100)                     276    129   125% (GC runs back to back)
 //	  GOMEMLIMIT 200Mi, GOGC 50 (not reached idle)    272    155   3.4%
 //	  --watch-cache=false (GOGC 50)                   273    156   3.1%
