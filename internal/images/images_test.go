@@ -135,7 +135,9 @@ func TestBuildErrors(t *testing.T) {
 		"unknown ref":        {src: src, refs: []string{"vnest.local/nginx:1"}, want: "unknown image"},
 		"missing vnest path": {src: Sources{PauseBinary: src.PauseBinary}, refs: []string{VnestImage}, want: "not set"},
 		"no such binary":     {src: Sources{PauseBinary: "/nonexistent/pause"}, refs: []string{PauseImage}, want: "no such file"},
-		"directory binary":   {src: Sources{PauseBinary: t.TempDir()}, refs: []string{PauseImage}, want: "not a regular file"},
+		// A control-plane binary that is not there is an error, not a silent link to vnest.
+		"no such control plane": {src: Sources{VnestBinary: src.VnestBinary, ControlPlaneBinary: "/nonexistent/vnest-apiserver"}, refs: []string{VnestImage}, want: "no such file"},
+		"directory binary":      {src: Sources{PauseBinary: t.TempDir()}, refs: []string{PauseImage}, want: "not a regular file"},
 		"busybox without sh": {
 			src:  Sources{BusyboxBinary: writeFile(t, t.TempDir(), "bb", "#!/bin/sh\necho ls\n")},
 			refs: []string{BusyboxImage}, want: "no sh applet",
