@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
 
@@ -96,26 +97,29 @@ func newTenantClient(kubeconfig string) (client.Client, error) {
 	return client.New(cfg, client.Options{Scheme: scheme})
 }
 
-// createOrUpdateCRD creates crd or, when it exists, updates it to this version; also when
-// another installer (kubectl apply, a test harness) creates it between the read and the create.
+// createOrUpdateCRD creates crd or, when it exists, updates it to this version.
+// Another installer (kubectl apply, a test harness) may create it between the
+// read and the create, and its status moves on its own (the apiextensions
+// controllers set its conditions right after a create), so a write from a
+// fresh read can still fail with AlreadyExists or Conflict: read again and
+// retry.
 func createOrUpdateCRD(ctx context.Context, cl client.Client, crd *apiextensionsv1.CustomResourceDefinition) error {
-	var existing apiextensionsv1.CustomResourceDefinition
-	err := cl.Get(ctx, client.ObjectKeyFromObject(crd), &existing)
-	if apierrors.IsNotFound(err) {
-		if err = cl.Create(ctx, crd); !apierrors.IsAlreadyExists(err) {
-			if err != nil {
-				return fmt.Errorf("creating CRD %s: %w", crd.Name, err)
-			}
-			return nil
+	raced := func(err error) bool { return apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) }
+	err := retry.OnError(retry.DefaultRetry, raced, func() error {
+		var existing apiextensionsv1.CustomResourceDefinition
+		err := cl.Get(ctx, client.ObjectKeyFromObject(crd), &existing)
+		if apierrors.IsNotFound(err) {
+			crd.ResourceVersion = ""
+			return cl.Create(ctx, crd)
 		}
-		err = cl.Get(ctx, client.ObjectKeyFromObject(crd), &existing)
-	}
+		if err != nil {
+			return err
+		}
+		crd.ResourceVersion = existing.ResourceVersion
+		return cl.Update(ctx, crd)
+	})
 	if err != nil {
-		return fmt.Errorf("reading CRD %s: %w", crd.Name, err)
-	}
-	crd.ResourceVersion = existing.ResourceVersion
-	if err := cl.Update(ctx, crd); err != nil {
-		return fmt.Errorf("updating CRD %s: %w", crd.Name, err)
+		return fmt.Errorf("installing CRD %s: %w", crd.Name, err)
 	}
 	return nil
 }

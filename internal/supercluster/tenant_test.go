@@ -2,6 +2,7 @@ package supercluster
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -48,5 +49,49 @@ func TestCRDCreatedMeanwhile(t *testing.T) {
 	}
 	if got.Labels["version"] != "ours" || got.Spec.Scope != apiextensionsv1.NamespaceScoped {
 		t.Errorf("CRD after the race: labels %v, scope %s; want ours", got.Labels, got.Spec.Scope)
+	}
+}
+
+// TestCRDChangedMeanwhile: the CRD exists and its status moves (the apiextensions controllers
+// mark it Established) between vnest up's read and its update. The update conflicts; vnest up
+// reads again and updates instead of failing, which stopped the whole super cluster.
+func TestCRDChangedMeanwhile(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	theirs := &apiextensionsv1.CustomResourceDefinition{
+		ObjectMeta: metav1.ObjectMeta{Name: "things.example.dev"},
+		Spec:       apiextensionsv1.CustomResourceDefinitionSpec{Group: "example.dev", Scope: apiextensionsv1.ClusterScoped},
+	}
+	ours := theirs.DeepCopy()
+	ours.Spec.Scope = apiextensionsv1.NamespaceScoped
+	ours.Labels = map[string]string{"version": "ours"}
+	moved := 0
+	cl := fake.NewClientBuilder().WithScheme(scheme).WithObjects(theirs).WithInterceptorFuncs(interceptor.Funcs{
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if moved < 2 { // the object changes after each of the first two reads
+				moved++
+				var now apiextensionsv1.CustomResourceDefinition
+				if err := c.Get(ctx, client.ObjectKeyFromObject(obj), &now); err != nil {
+					return err
+				}
+				now.Annotations = map[string]string{"moved": strconv.Itoa(moved)}
+				if err := c.Update(ctx, &now); err != nil {
+					return err
+				}
+			}
+			return c.Update(ctx, obj, opts...)
+		},
+	}).Build()
+	if err := createOrUpdateCRD(t.Context(), cl, ours); err != nil {
+		t.Fatalf("createOrUpdateCRD while the CRD changes: %v", err)
+	}
+	var got apiextensionsv1.CustomResourceDefinition
+	if err := cl.Get(t.Context(), client.ObjectKeyFromObject(ours), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Labels["version"] != "ours" || got.Spec.Scope != apiextensionsv1.NamespaceScoped {
+		t.Errorf("CRD after the conflicts: labels %v, scope %s; want ours", got.Labels, got.Spec.Scope)
 	}
 }

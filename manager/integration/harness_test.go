@@ -58,7 +58,9 @@ func TestMain(m *testing.M) {
 		if code == 0 {
 			os.RemoveAll(super.dir)
 		} else {
-			fmt.Fprintf(os.Stderr, "super cluster and manager logs kept in %s\n", super.dir)
+			// CI keeps the test output, not the directory: show how vnest up ended.
+			fmt.Fprintf(os.Stderr, "super cluster and manager logs kept in %s; the end of up.log:\n%s\n",
+				super.dir, logTail(filepath.Join(super.dir, "up.log"), 30))
 		}
 	}
 	os.Exit(code)
@@ -124,7 +126,23 @@ func superCluster(t testing.TB) string {
 	if super.err != nil {
 		t.Fatalf("super cluster: %v", super.err)
 	}
+	select {
+	case err := <-super.done:
+		super.done <- err
+		t.Fatalf("super cluster: vnest up exited (%v); the end of its log:\n%s", err, logTail(filepath.Join(super.dir, "up.log"), 30))
+	default:
+	}
 	return super.dir
+}
+
+// logTail is the last n lines of the file at path, or why it cannot be read.
+func logTail(path string, n int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 func startSuper(bin string) error {
