@@ -12,11 +12,11 @@ import (
 	"github.com/vnest-dev/vnest/internal/images"
 )
 
-// ensureImages builds the local images (pause, busybox, vnest) as tarballs
-// in DIR/images and imports those that containerd lacks or has in another
-// version. Nothing can be pulled on this machine, so this must succeed before
-// kubelet starts.
-func (c *config) ensureImages(ctx context.Context) error {
+// ensureImages builds the local images refs (of pause, busybox, vnest) as
+// tarballs in DIR/images and imports those that containerd lacks or has in
+// another version. Nothing can be pulled on this machine, so the kubelet's
+// (pause, and busybox for the demo's pods) must be there before it starts.
+func (c *config) ensureImages(ctx context.Context, refs ...string) error {
 	src := images.Sources{
 		PauseBinary:   filepath.Join(filepath.Dir(c.binary), "pause"),
 		BusyboxBinary: "/bin/busybox",
@@ -27,15 +27,15 @@ func (c *config) ensureImages(ctx context.Context) error {
 	if _, err := os.Stat(src.PauseBinary); err != nil {
 		return fmt.Errorf("the pause binary must sit next to vnest (%s); run `make build`: %w", src.PauseBinary, err)
 	}
-	built, err := images.Build(ctx, c.path("images"), src, images.PauseImage, images.BusyboxImage, images.VnestImage)
+	built, err := images.Build(ctx, c.path("images"), src, refs...)
 	if err != nil {
 		return fmt.Errorf("building local images: %w", err)
 	}
-	for _, ref := range []string{images.PauseImage, images.BusyboxImage, images.VnestImage} {
+	for _, ref := range refs {
 		if _, err := images.EnsureImported(ctx, c.containerdSocket(), built[ref]); err != nil {
 			return fmt.Errorf("importing %s: %w", ref, err)
 		}
 	}
-	klog.FromContext(ctx).V(1).Info("Local images present", "images", len(built))
+	klog.FromContext(ctx).V(1).Info("Local images present", "images", refs)
 	return nil
 }

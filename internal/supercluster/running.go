@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/child"
+	"github.com/vnest-dev/vnest/internal/images"
 )
 
 // running tracks what has been started so that stop can undo it in reverse.
@@ -19,13 +20,17 @@ type running struct {
 	procs      []*child.Process // control plane and node components, in start order
 	containerd *child.Process
 	realNode   bool
+	// vnestImage reports the import of the vnest image, which runs while the kubelet starts;
+	// nil without a real node.
+	vnestImage chan error
 }
 
 type startFunc func(name string, args []string) error
 type waitFunc func(what string, cond func(context.Context) (bool, error)) error
 
-// startRealNode starts containerd, makes sure the local images are imported,
-// then kubelet and kube-proxy.
+// startRealNode starts containerd, makes sure the images of the kubelet and
+// the demo are imported, then kubelet and kube-proxy; the vnest image (the
+// cluster provisioner's, 445 MB) is imported meanwhile: waitVnestImage.
 func (r *running) startRealNode(ctx context.Context, cs *certs, start startFunc, waitFor waitFunc) error {
 	c := r.c
 	if err := c.writeRealNodeConfig(cs); err != nil {
@@ -48,13 +53,32 @@ func (r *running) startRealNode(ctx context.Context, cs *certs, start startFunc,
 	}); err != nil {
 		return err
 	}
-	if err := c.ensureImages(ctx); err != nil {
+	if err := c.ensureImages(ctx, images.PauseImage, images.BusyboxImage); err != nil {
 		return err
 	}
+	r.vnestImage = make(chan error, 1)
+	go func() { r.vnestImage <- c.ensureImages(ctx, images.VnestImage) }()
 	if err := start("kubelet", c.kubeletArgs()); err != nil {
 		return err
 	}
 	return start("kube-proxy", c.kubeProxyArgs())
+}
+
+// waitVnestImage waits until the vnest image started by startRealNode is
+// imported, or a child dies (failed). Nothing to wait for without a real node.
+func (r *running) waitVnestImage(ctx context.Context, failed <-chan error) error {
+	if r.vnestImage == nil {
+		return nil
+	}
+	select {
+	case err := <-r.vnestImage:
+		r.vnestImage = nil
+		return err
+	case err := <-failed:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // stop undoes start-up in reverse order and leaves no processes, mounts,

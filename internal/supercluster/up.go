@@ -177,6 +177,10 @@ func (c *config) run(ctx context.Context) (err error) {
 		return err
 	}
 
+	// Ready means the cluster provisioner can run control planes too.
+	if err := r.waitVnestImage(ctx, failed); err != nil {
+		return err
+	}
 	if err := pki.WriteKubeconfig(kubeconfig, pki.Kubeconfig{
 		Name: "vnest-super", Server: c.localServer(), CA: cs.ca.CertPEM(), Client: cs.admin,
 	}); err != nil {
