@@ -7,7 +7,11 @@ E2E_TIMEOUT ?= 60m
 # The upstream components report this version (kubectl version, node info, discovery).
 KUBE_VERSION := v1.36.3
 VERSION_PKG := k8s.io/component-base/version
-LDFLAGS := -X $(VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=36 \
+# No symbol table or DWARF, as upstream's release builds (stack traces and profiles use the Go
+# runtime's own tables): bin/vnest 262 → 187 MiB, bin/vnest-apiserver 159 → 111 MiB, and the
+# vnest image with them. `make build STRIP=` keeps them for a debugger.
+STRIP ?= -s -w
+LDFLAGS := $(STRIP) -X $(VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(VERSION_PKG).gitMajor=1 -X $(VERSION_PKG).gitMinor=36 \
 	-X $(VERSION_PKG).gitTreeState=clean -X $(VERSION_PKG).buildDate=1970-01-01T00:00:00Z
 
 .PHONY: help build run test test-unit test-integration test-e2e bench images generate manifests lint clean deps conformance-build conformance
