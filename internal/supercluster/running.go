@@ -30,7 +30,8 @@ type waitFunc func(what string, cond func(context.Context) (bool, error)) error
 
 // startRealNode starts containerd, makes sure the images of the kubelet and
 // the demo are imported, then kubelet and kube-proxy; the vnest image (the
-// cluster provisioner's, 445 MB) is imported meanwhile: waitVnestImage.
+// cluster provisioner's, by far the largest) is imported meanwhile:
+// waitVnestImage.
 func (r *running) startRealNode(ctx context.Context, cs *certs, start startFunc, waitFor waitFunc) error {
 	c := r.c
 	if err := c.writeRealNodeConfig(cs); err != nil {
