@@ -7,20 +7,8 @@
 # Usage: [VNEST=bin/vnest] hack/measure-cluster-tenant.sh [idle-seconds]
 set -euo pipefail
 vnest=${VNEST:-bin/vnest} idle=${1:-60}
-dir=$(mktemp -d /tmp/vnest-measure.XXXX)
-port=19443
-"$vnest" up --data-dir "$dir" --nodes real --no-tenant --no-syncer --apiserver-port $port >"$dir/up.log" 2>&1 &
-pid=$!
-stop() {
-  kill -INT $pid 2>/dev/null || true
-  while kill -0 $pid 2>/dev/null; do sleep 0.2; done
-  rm -rf "$dir"
-}
-trap stop EXIT
-until grep -q 'super cluster ready' "$dir/up.log"; do
-  kill -0 $pid 2>/dev/null || { cat "$dir/up.log"; exit 1; }
-  sleep 0.2
-done
+source "$(dirname "$0")/lib/up.sh"
+start_up "$vnest" --nodes real --no-tenant --no-syncer
 "$vnest" create measure --provisioner cluster --wait --timeout 3m --kubeconfig "$dir/super.kubeconfig"
 sleep "$idle"
 # The control plane's state directory in its pod (manager stateMountPath) names its process.

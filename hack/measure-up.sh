@@ -5,21 +5,9 @@
 # Usage: hack/measure-up.sh real|simulated [idle-seconds]
 set -euo pipefail
 mode=${1:-simulated} idle=${2:-60}
-dir=$(mktemp -d /tmp/vnest-measure.XXXX)
-port=19443
+source "$(dirname "$0")/lib/up.sh"
 start=$(date +%s.%N)
-bin/vnest up --data-dir "$dir" --nodes "$mode" --apiserver-port $port >"$dir/up.log" 2>&1 &
-pid=$!
-stop() {
-  kill -INT $pid 2>/dev/null || true
-  while kill -0 $pid 2>/dev/null; do sleep 0.2; done
-  rm -rf "$dir"
-}
-trap stop EXIT
-until [ -f "$dir/super.kubeconfig" ]; do
-  kill -0 $pid 2>/dev/null || { cat "$dir/up.log"; exit 1; }
-  sleep 0.2
-done
+start_up bin/vnest --nodes "$mode"
 ready=$(date +%s.%N)
 printf 'mode=%s start-to-kubeconfig=%.1fs\n' "$mode" "$(echo "$ready - $start" | bc)"
 sleep "$idle"
@@ -27,7 +15,7 @@ sleep "$idle"
 total=0 pss=0
 for p in /proc/[0-9]*; do
   cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null || true)
-  if [ "${p#/proc/}" = "$pid" ] || [[ "$cmd" == *"$dir"* ]] || [[ "$cmd" == *"/run/vnest/"* ]]; then
+  if [ "${p#/proc/}" = "$up_pid" ] || [[ "$cmd" == *"$dir"* ]] || [[ "$cmd" == *"/run/vnest/"* ]]; then
     kb=$(awk '/VmRSS/ {print $2}' "$p/status" 2>/dev/null || echo 0)
     pkb=$(awk '/^Pss:/ {print $2}' "$p/smaps_rollup" 2>/dev/null || echo 0)
     printf '  %-50s rss %5d MiB  pss %5d MiB\n' "${cmd:0:50}" $((kb / 1024)) $((pkb / 1024))
