@@ -4,7 +4,11 @@
 // per other busy tenant, never by its own backlog; and a tenant with fewer keys being processed
 // is served first, so that tenants share the workers' time, not only their turns. A per-tenant
 // limit (LimitPerTenant) keeps one tenant from holding more than that many workers at once: the
-// rest stay free, so another tenant's key starts as soon as it is queued. Within a tenant there
+// rest stay free, so another tenant's key starts as soon as it is queued. The limit follows the
+// backlogs: while several tenants have keys queued, one with fewer than their mean may hold
+// twice the limit and one with more half of it, so a quiet tenant whose every key takes longer
+// under another's flood still keeps up, and the flood takes less of the shared super cluster.
+// Within a tenant there
 // are two lanes: keys queued with AddUrgent (the syncer's: tenant objects just created or deleted) go before
 // those queued with Add (changes, status, events), three in a row at most while the others wait,
 // so a tenant's new pod does not queue behind the status of its earlier ones; and a tenant at

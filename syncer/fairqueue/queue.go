@@ -17,14 +17,15 @@ import (
 // in a row while the others wait), each lane in order. Across tenants, Get serves the tenants
 // with queued items in turn, one item each, except that a tenant with fewer items being
 // processed goes first, and with LimitPerTenant no tenant has more than that many items in
-// processing (one more if it is urgent and the others are not): a tenant whose items take long
-// (a flood of creates against a busy apiserver) cannot hold every worker while another tenant
-// waits.
+// processing (one more if it is urgent and the others are not; twice as many for a tenant with
+// fewer queued than the others, half for one with more): a tenant whose items take long (a flood
+// of creates against a busy apiserver) cannot hold every worker while another tenant waits.
 type Queue[T comparable] struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	tenants  map[string]*subQueue[T]
 	ring     []string // tenants with queued items, in serving order; each at most once
+	queued   int      // items queued for all tenants (not counting those in processing)
 	shutdown bool
 
 	limiter workqueue.TypedRateLimiter[Key[T]]
@@ -113,6 +114,7 @@ func (q *Queue[T]) add(tenant string, item T, urgent bool) {
 }
 
 func (q *Queue[T]) push(tenant string, s *subQueue[T], item T, urgent bool) {
+	q.queued++
 	if urgent {
 		s.urgent = append(s.urgent, entry[T]{item, time.Now()})
 	} else {
@@ -164,9 +166,10 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 		q.cond.Wait()
 	}
 	tenant := q.ring[next]
-	q.ring = slices.Delete(q.ring, next, next+1)
 	s := q.tenants[tenant]
 	_, urgentOnly := q.servable(s)
+	q.ring = slices.Delete(q.ring, next, next+1)
+	q.queued--
 	urgent := urgentOnly || len(s.urgent) > 0 && (len(s.queue) == 0 || s.urgentServed < urgentRun)
 	lane := &s.queue
 	switch {
@@ -195,6 +198,9 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	}
 	delete(s.dirty, item)
 	s.processing[item] = urgent
+	if q.pick() >= 0 {
+		q.cond.Signal() // the queue's mean changed: another tenant may have become servable
+	}
 	return Key[T]{tenant, item}, false
 }
 
@@ -214,14 +220,27 @@ func (q *Queue[T]) pick() int {
 }
 
 // servable is whether Get may hand out one of s's queued items: while s has fewer items in
-// processing than the per-tenant limit, and one more when it is urgent and none of s's urgent
-// items is in processing (urgentOnly), so that a new object does not wait for the tenant's slow
-// updates while a flood's creates still take no more than the limit.
+// processing than its limit, and one more when it is urgent and none of s's urgent items is in
+// processing (urgentOnly), so that a new object does not wait for the tenant's slow updates
+// while a flood's creates still take no more than the limit. The limit is the per-tenant limit
+// while s is the only tenant with queued items or has as many queued as their mean; twice that
+// when it has fewer (a light tenant), half (at least 1) when it has more (a heavy one). So while
+// one tenant floods, the others' objects are copied as fast as they come although every request
+// of the saturated super cluster is slower, and the flood takes fewer of its requests.
 func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
+	limit := q.perTenant
+	if limit > 0 && len(q.ring) > 1 {
+		switch mine, all := s.queued()*len(q.ring), q.queued; {
+		case mine < all:
+			limit *= 2
+		case mine > all:
+			limit = max(1, limit/2)
+		}
+	}
 	switch n := len(s.processing); {
-	case q.perTenant <= 0 || n < q.perTenant:
+	case limit <= 0 || n < limit:
 		return true, false
-	case n == q.perTenant && len(s.urgent) > 0 && !s.urgentBusy():
+	case n == limit && len(s.urgent) > 0 && !s.urgentBusy():
 		return true, true
 	}
 	return false, false
@@ -245,7 +264,8 @@ func (q *Queue[T]) Done(tenant string, item T) {
 
 // LimitPerTenant keeps any one tenant from having more than n items in processing at once (n+1
 // when the last is urgent and the n are not), so the other workers stay free for the other
-// tenants; n ≤ 0 is no limit. Set it before the first Get.
+// tenants; a tenant with fewer queued items than the mean of the tenants with queued items may
+// have 2n, one with more n/2 (servable). n ≤ 0 is no limit. Set it before the first Get.
 func (q *Queue[T]) LimitPerTenant(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -281,7 +301,9 @@ func (q *Queue[T]) RemoveTenant(tenant string) {
 	if _, ok := q.tenants[tenant]; !ok {
 		return
 	}
+	q.queued -= q.tenants[tenant].queued()
 	delete(q.tenants, tenant)
+	q.cond.Broadcast() // the others' limits may have changed
 	for i, t := range q.ring {
 		if t == tenant {
 			q.ring = append(q.ring[:i], q.ring[i+1:]...)

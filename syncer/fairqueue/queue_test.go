@@ -248,6 +248,51 @@ func TestLimitPerTenant(t *testing.T) {
 	}
 }
 
+// TestLightAndHeavyTenants: with a limit of 2, a flood alone has 2 in processing. Once a quiet
+// tenant with fewer queued items than the mean comes, the quiet one may have 4 in processing
+// and the flood, with more than the mean, 1.
+func TestLightAndHeavyTenants(t *testing.T) {
+	q := newQueue()
+	q.LimitPerTenant(2)
+	for i := range 10 {
+		q.Add("flood", fmt.Sprint("f", i))
+	}
+	if got := drainHeld(t, q, 2); !cmp.Equal(got, []string{"flood/f0", "flood/f1"}) {
+		t.Fatalf("got %v", got)
+	}
+	g := newBackgroundGets(t)
+	g.start(q)
+	g.expectBlocked() // alone, the flood keeps to its limit
+	for i := range 5 {
+		q.Add("quiet", fmt.Sprint("k", i))
+	}
+	g.expect("quiet/k0")
+	for i := 1; i < 4; i++ { // over the limit of 2: the quiet tenant has less queued
+		g.start(q)
+		g.expect(fmt.Sprint("quiet/k", i))
+	}
+	g.start(q)
+	g.expectBlocked() // quiet at twice the limit, the flood over half of it
+	q.Done("flood", "f0")
+	g.expectBlocked() // the flood at half the limit
+	q.Done("flood", "f1")
+	g.expect("flood/f2")
+}
+
+// drainHeld gets n items without marking them done and returns "tenant/item" in order.
+func drainHeld(t *testing.T, q *Queue[string], n int) []string {
+	t.Helper()
+	var got []string
+	for range n {
+		k, shutdown := q.Get()
+		if shutdown {
+			t.Fatal("queue shut down")
+		}
+		got = append(got, k.Tenant+"/"+k.Item)
+	}
+	return got
+}
+
 // TestUrgentSlotOverLimit: with a limit of 2 held by two updates, a tenant's urgent item is
 // still handed out (a third in processing), but not a second urgent one while the first is in
 // processing; once it is done, the next urgent item goes. A tenant whose items in processing are
