@@ -199,7 +199,7 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	delete(s.dirty, item)
 	s.processing[item] = urgent
 	if q.pick() >= 0 {
-		q.cond.Signal() // the queue's mean changed: another tenant may have become servable
+		q.cond.Signal() // fewer queued, or a tenant left the ring: another one's limit may have risen
 	}
 	return Key[T]{tenant, item}, false
 }

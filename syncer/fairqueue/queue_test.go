@@ -279,6 +279,31 @@ func TestLightAndHeavyTenants(t *testing.T) {
 	g.expect("flood/f2")
 }
 
+// TestLimitRisesWhenOthersDrain: a heavy tenant held to half the limit may have the whole limit
+// again as soon as the light tenant beside it has nothing queued, and a waiting Get takes its
+// next item then, without waiting for one of its items to be done.
+func TestLimitRisesWhenOthersDrain(t *testing.T) {
+	q := newQueue()
+	q.LimitPerTenant(2)
+	for i := range 5 {
+		q.Add("light", fmt.Sprint("l", i))
+	}
+	for i := range 20 {
+		q.Add("heavy", fmt.Sprint("h", i))
+	}
+	want := []string{"light/l0", "heavy/h0", "light/l1", "light/l2", "light/l3"}
+	if got := drainHeld(t, q, 5); !cmp.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	g := newBackgroundGets(t)
+	g.start(q)
+	g.start(q)
+	g.expectBlocked() // light at 4 in processing, heavy at 1
+	q.Done("light", "l0")
+	g.expect("light/l4")
+	g.expect("heavy/h1") // alone now: the limit is 2 again
+}
+
 // drainHeld gets n items without marking them done and returns "tenant/item" in order.
 func drainHeld(t *testing.T, q *Queue[string], n int) []string {
 	t.Helper()
@@ -329,9 +354,17 @@ func TestUrgentSlotOverLimit(t *testing.T) {
 }
 
 // TestConcurrentWorkers: with several workers and producers, every added item is processed,
-// and never by two workers at once (run it with -race).
+// and never by two workers at once (run it with -race); with a per-tenant limit too, where the
+// tenants' backlogs differ, so their limits change as the items go.
 func TestConcurrentWorkers(t *testing.T) {
+	for _, limit := range []int{0, 2} {
+		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) { concurrentWorkers(t, limit) })
+	}
+}
+
+func concurrentWorkers(t *testing.T, limit int) {
 	q := newQueue()
+	q.LimitPerTenant(limit)
 	var mu sync.Mutex
 	inFlight := map[Key[string]]bool{}
 	seen := map[Key[string]]bool{}
@@ -358,29 +391,39 @@ func TestConcurrentWorkers(t *testing.T) {
 		})
 	}
 	var producers sync.WaitGroup
-	for _, tenant := range []string{"a", "b", "c"} {
+	for tenant, adds := range map[string]int{"a": 2000, "b": 700, "c": 20} {
 		producers.Go(func() {
-			for i := range 2000 {
+			for i := range adds {
 				q.Add(tenant, fmt.Sprint(i%500)) // duplicates while queued and while processed
 			}
 		})
 	}
 	producers.Wait()
+	const distinct = 500 + 500 + 20
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		mu.Lock()
 		n := len(seen)
 		mu.Unlock()
-		if n == 1500 {
+		if n == distinct {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("processed %d distinct items, want 1500", n)
+			t.Fatalf("processed %d distinct items, want %d", n, distinct)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	q.ShutDown()
 	wg.Wait()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	sum := 0
+	for _, s := range q.tenants {
+		sum += s.queued()
+	}
+	if q.queued != sum {
+		t.Errorf("queued = %d, but the tenants have %d queued", q.queued, sum)
+	}
 }
 
 func TestNotConcurrentlyProcessed(t *testing.T) {
