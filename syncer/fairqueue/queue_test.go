@@ -14,6 +14,17 @@ func newQueue() *Queue[string] { return New[string](time.Millisecond, time.Secon
 // drain gets n items, marking each done at once, and returns "tenant/item" in order.
 func drain(t *testing.T, q *Queue[string], n int) []string {
 	t.Helper()
+	return getN(t, q, n, true)
+}
+
+// drainHeld gets n items without marking them done and returns "tenant/item" in order.
+func drainHeld(t *testing.T, q *Queue[string], n int) []string {
+	t.Helper()
+	return getN(t, q, n, false)
+}
+
+func getN(t *testing.T, q *Queue[string], n int, done bool) []string {
+	t.Helper()
 	var got []string
 	for range n {
 		k, shutdown := q.Get()
@@ -21,7 +32,9 @@ func drain(t *testing.T, q *Queue[string], n int) []string {
 			t.Fatal("queue shut down")
 		}
 		got = append(got, k.Tenant+"/"+k.Item)
-		q.Done(k.Tenant, k.Item)
+		if done {
+			q.Done(k.Tenant, k.Item)
+		}
 	}
 	return got
 }
@@ -302,20 +315,6 @@ func TestLimitRisesWhenOthersDrain(t *testing.T) {
 	q.Done("light", "l0")
 	g.expect("light/l4")
 	g.expect("heavy/h1") // alone now: the limit is 2 again
-}
-
-// drainHeld gets n items without marking them done and returns "tenant/item" in order.
-func drainHeld(t *testing.T, q *Queue[string], n int) []string {
-	t.Helper()
-	var got []string
-	for range n {
-		k, shutdown := q.Get()
-		if shutdown {
-			t.Fatal("queue shut down")
-		}
-		got = append(got, k.Tenant+"/"+k.Item)
-	}
-	return got
 }
 
 // TestUrgentSlotOverLimit: with a limit of 2 held by two updates, a tenant's urgent item is
