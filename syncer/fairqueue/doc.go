@@ -8,12 +8,13 @@
 // backlogs: while several tenants have keys queued, one with fewer than their mean may hold
 // twice the limit and one with more half of it, so a quiet tenant whose every key takes longer
 // under another's flood still keeps up, and the flood takes less of the shared super cluster.
-// Within a tenant there
-// are two lanes: keys queued with AddUrgent (the syncer's: tenant objects just created or deleted) go before
-// those queued with Add (changes, status, events), three in a row at most while the others wait,
-// so a tenant's new pod does not queue behind the status of its earlier ones; and a tenant at
-// its limit with only updates in processing may have one urgent item more in processing, so the
-// new pod does not wait for a slow update either.
+//
+// Within a tenant there are two lanes: keys queued with AddUrgent (the syncer's: tenant objects
+// just created or deleted) go before those queued with Add (changes, status, events), three in a
+// row at most while the others wait, so a tenant's new pod does not queue behind the status of
+// its earlier ones; and a tenant at its limit with only updates in processing may have one
+// urgent item more in processing, so the new pod does not wait for a slow update either, unless
+// the tenant is a heavy one, whose new objects wait behind its backlog anyway.
 //
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

@@ -18,8 +18,9 @@ import (
 // with queued items in turn, one item each, except that a tenant with fewer items being
 // processed goes first, and with LimitPerTenant no tenant has more than that many items in
 // processing (one more if it is urgent and the others are not; twice as many for a tenant with
-// fewer queued than the others, half for one with more): a tenant whose items take long (a flood
-// of creates against a busy apiserver) cannot hold every worker while another tenant waits.
+// fewer queued than the others, half and no extra one for one with more): a tenant whose items
+// take long (a flood of creates against a busy apiserver) cannot hold every worker while another
+// tenant waits.
 type Queue[T comparable] struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
@@ -224,23 +225,24 @@ func (q *Queue[T]) pick() int {
 // processing (urgentOnly), so that a new object does not wait for the tenant's slow updates
 // while a flood's creates still take no more than the limit. The limit is the per-tenant limit
 // while s is the only tenant with queued items or has as many queued as their mean; twice that
-// when it has fewer (a light tenant), half (at least 1) when it has more (a heavy one). So while
+// when it has fewer (a light tenant), half (at least 1) when it has more (a heavy one), with no
+// urgent item over it: a heavy tenant's new objects wait behind its backlog anyway. So while
 // one tenant floods, the others' objects are copied as fast as they come although every request
 // of the saturated super cluster is slower, and the flood takes fewer of its requests.
 func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
-	limit := q.perTenant
+	limit, heavy := q.perTenant, false
 	if limit > 0 && len(q.ring) > 1 {
 		switch mine, all := s.queued()*len(q.ring), q.queued; {
 		case mine < all:
 			limit *= 2
 		case mine > all:
-			limit = max(1, limit/2)
+			limit, heavy = max(1, limit/2), true
 		}
 	}
 	switch n := len(s.processing); {
 	case limit <= 0 || n < limit:
 		return true, false
-	case n == limit && len(s.urgent) > 0 && !s.urgentBusy():
+	case !heavy && n == limit && len(s.urgent) > 0 && !s.urgentBusy():
 		return true, true
 	}
 	return false, false
@@ -265,7 +267,8 @@ func (q *Queue[T]) Done(tenant string, item T) {
 // LimitPerTenant keeps any one tenant from having more than n items in processing at once (n+1
 // when the last is urgent and the n are not), so the other workers stay free for the other
 // tenants; a tenant with fewer queued items than the mean of the tenants with queued items may
-// have 2n, one with more n/2 (servable). n ≤ 0 is no limit. Set it before the first Get.
+// have 2n, one with more n/2 and no extra urgent one (servable). n ≤ 0 is no limit. Set it
+// before the first Get.
 func (q *Queue[T]) LimitPerTenant(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

@@ -11,6 +11,30 @@ import (
 
 func newQueue() *Queue[string] { return New[string](time.Millisecond, time.Second) }
 
+// TestHeavyTenantNoUrgentSlot: a heavy tenant at its halved limit of 1 gets no extra slot for an
+// urgent item; the item goes first once the tenant's item in processing is done.
+func TestHeavyTenantNoUrgentSlot(t *testing.T) {
+	q := newQueue()
+	q.LimitPerTenant(2)
+	for i := range 10 {
+		q.Add("heavy", fmt.Sprint("h", i))
+	}
+	drainHeld(t, q, 1) // h0
+	for i := range 5 {
+		q.Add("light", fmt.Sprint("l", i))
+	}
+	want := []string{"light/l0", "light/l1", "light/l2", "light/l3"}
+	if got := drainHeld(t, q, 4); !cmp.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	q.AddUrgent("heavy", "new")
+	g := newBackgroundGets(t)
+	g.start(q)
+	g.expectBlocked() // heavy at its limit of 1 with an update, light at its 4
+	q.Done("heavy", "h0")
+	g.expect("heavy/new")
+}
+
 // drain gets n items, marking each done at once, and returns "tenant/item" in order.
 func drain(t *testing.T, q *Queue[string], n int) []string {
 	t.Helper()
