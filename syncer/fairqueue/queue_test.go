@@ -2,6 +2,7 @@ package fairqueue
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ import (
 func newQueue() *Queue[string] { return New[string](time.Millisecond, time.Second) }
 
 // TestHeavyTenantNoUrgentSlot: a heavy tenant at its halved limit of 1 gets no extra slot for an
-// urgent item; the item goes first once the tenant's item in processing is done.
+// urgent item; the item goes first once the tenant has nothing in processing.
 func TestHeavyTenantNoUrgentSlot(t *testing.T) {
 	q := newQueue()
 	q.LimitPerTenant(2)
@@ -23,16 +24,36 @@ func TestHeavyTenantNoUrgentSlot(t *testing.T) {
 	for i := range 5 {
 		q.Add("light", fmt.Sprint("l", i))
 	}
-	want := []string{"light/l0", "light/l1", "light/l2", "light/l3"}
-	if got := drainHeld(t, q, 4); !cmp.Equal(got, want) {
+	// Once the light tenant has 2 in processing, the heavy one is held to 1.
+	want := []string{"light/l0", "heavy/h1", "light/l1", "light/l2", "light/l3"}
+	if got := drainHeld(t, q, 5); !cmp.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	q.AddUrgent("heavy", "new")
 	g := newBackgroundGets(t)
 	g.start(q)
-	g.expectBlocked() // heavy at its limit of 1 with an update, light at its 4
+	g.expectBlocked() // heavy over its limit of 1, light at its 4
 	q.Done("heavy", "h0")
+	g.expectBlocked() // heavy at its limit with an update in processing: no extra slot
+	q.Done("heavy", "h1")
 	g.expect("heavy/new")
+}
+
+// TestHeavyBesideTrickle: a heavy tenant keeps the whole limit while the other tenants have
+// fewer than the limit in processing: halving it would leave workers idle.
+func TestHeavyBesideTrickle(t *testing.T) {
+	q := newQueue()
+	q.LimitPerTenant(2)
+	for i := range 10 {
+		q.Add("heavy", fmt.Sprint("h", i))
+	}
+	q.Add("light", "l0")
+	q.Add("light", "l1")
+	// The light tenant has 1 in processing; the heavy one takes a second.
+	want := []string{"heavy/h0", "light/l0", "heavy/h1"}
+	if got := drainHeld(t, q, 3); !cmp.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
 }
 
 // drain gets n items, marking each done at once, and returns "tenant/item" in order.
@@ -51,8 +72,18 @@ func getN(t *testing.T, q *Queue[string], n int, done bool) []string {
 	t.Helper()
 	var got []string
 	for range n {
-		k, shutdown := q.Get()
-		if shutdown {
+		ch := make(chan Key[string], 1)
+		go func() {
+			k, _ := q.Get()
+			ch <- k
+		}()
+		var k Key[string]
+		select {
+		case k = <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("Get blocked after %v", got)
+		}
+		if k.Tenant == "" {
 			t.Fatal("queue shut down")
 		}
 		got = append(got, k.Tenant+"/"+k.Item)
@@ -237,14 +268,21 @@ func (g *backgroundGets) start(q *Queue[string]) {
 // expect waits for a Get to hand out want.
 func (g *backgroundGets) expect(want string) {
 	g.t.Helper()
+	if k := g.next(); k != want {
+		g.t.Fatalf("Get = %s, want %s", k, want)
+	}
+}
+
+// next waits for a Get to hand out an item and returns it as "tenant/item".
+func (g *backgroundGets) next() string {
+	g.t.Helper()
 	select {
 	case k := <-g.got:
-		if k != want {
-			g.t.Fatalf("Get = %s, want %s", k, want)
-		}
+		return k
 	case <-time.After(5 * time.Second):
-		g.t.Fatalf("Get blocked, want %s", want)
+		g.t.Fatal("Get blocked")
 	}
+	return ""
 }
 
 // expectBlocked checks that no Get hands anything out for a while.
@@ -337,8 +375,11 @@ func TestLimitRisesWhenOthersDrain(t *testing.T) {
 	g.start(q)
 	g.expectBlocked() // light at 4 in processing, heavy at 1
 	q.Done("light", "l0")
-	g.expect("light/l4")
-	g.expect("heavy/h1") // alone now: the limit is 2 again
+	got := []string{g.next(), g.next()} // in either order: the two Gets return at once
+	slices.Sort(got)
+	if want := []string{"heavy/h1", "light/l4"}; !cmp.Equal(got, want) {
+		t.Fatalf("got %v, want %v: heavy, alone now, has the limit of 2 again", got, want)
+	}
 }
 
 // TestUrgentSlotOverLimit: with a limit of 2 held by two updates, a tenant's urgent item is
