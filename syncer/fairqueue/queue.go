@@ -280,8 +280,9 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	was := q.full(s)
 	delete(s.processing, item)
 	if was && !q.full(s) {
-		q.atLimit-- // no wake-up needed: while every tenant with queued items is at its limit, one of
-		// them has the per-tenant limit in processing, so a heavy tenant's limit stays halved
+		// No wake-up needed: while every tenant with queued items is at its limit, one of them
+		// has the per-tenant limit in processing, so a heavy tenant's limit stays halved.
+		q.atLimit--
 	}
 	if urgent, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item, urgent)
