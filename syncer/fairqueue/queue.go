@@ -204,8 +204,10 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	if !was && q.full(s) {
 		q.atLimit++
 	}
-	if q.pick() >= 0 {
-		q.cond.Signal() // fewer queued, or a tenant left the ring: another one's limit may have risen
+	if !s.inRing && len(q.ring) > 0 {
+		// s left the ring, so the others' share of the mean rose: one may be light or at the
+		// mean now, with a higher limit. (One item fewer queued only lowers limits.)
+		q.cond.Signal()
 	}
 	return Key[T]{tenant, item}, false
 }

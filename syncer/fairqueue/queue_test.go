@@ -3,6 +3,7 @@ package fairqueue
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,25 +71,18 @@ func drainHeld(t *testing.T, q *Queue[string], n int) []string {
 
 func getN(t *testing.T, q *Queue[string], n int, done bool) []string {
 	t.Helper()
+	g := newBackgroundGets(t)
 	var got []string
 	for range n {
-		ch := make(chan Key[string], 1)
-		go func() {
-			k, _ := q.Get()
-			ch <- k
-		}()
-		var k Key[string]
-		select {
-		case k = <-ch:
-		case <-time.After(5 * time.Second):
-			t.Fatalf("Get blocked after %v", got)
-		}
-		if k.Tenant == "" {
+		g.start(q)
+		k := g.next()
+		tenant, item, _ := strings.Cut(k, "/")
+		if tenant == "" {
 			t.Fatal("queue shut down")
 		}
-		got = append(got, k.Tenant+"/"+k.Item)
+		got = append(got, k)
 		if done {
-			q.Done(k.Tenant, k.Item)
+			q.Done(tenant, item)
 		}
 	}
 	return got
