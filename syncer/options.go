@@ -68,7 +68,7 @@ func NewOptions() *Options {
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig of the super cluster (default: $KUBECONFIG, in-cluster, ~/.kube/config)")
 	fs.IntVar(&o.Workers, "workers", o.Workers, "Keys reconciled at once, shared fairly by all tenants")
-	fs.IntVar(&o.WorkersPerTenant, "workers-per-tenant", o.WorkersPerTenant, "Most workers one tenant's keys take at once (one more for a new object or a deletion while the others hold updates; while other tenants have keys queued too, twice as many for a tenant with fewer queued than their mean, half and no extra one for a tenant with more while another has this many in processing), leaving the rest to the other tenants and the super cluster's capacity to them; 0 is half of --workers")
+	fs.IntVar(&o.WorkersPerTenant, "workers-per-tenant", o.WorkersPerTenant, "Most workers one tenant's keys take at once (one more for a new object or a deletion while the others hold updates; while other tenants have keys queued too, twice as many for a tenant with fewer queued than their mean, half and no extra one for a tenant with more), leaving the rest to the other tenants and the super cluster's capacity to them; 0 is half of --workers")
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "Patrol period: compare both sides of every tenant, re-queue drift, delete orphans")
 	fs.DurationVar(&o.HeartbeatPeriod, "node-heartbeat-period", o.HeartbeatPeriod, "How often the heartbeat of virtual nodes in tenants is refreshed")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus /metrics endpoint, e.g. :8080; 0 turns it off")

@@ -6,9 +6,10 @@
 // limit (LimitPerTenant) keeps one tenant from holding more than that many workers at once: the
 // rest stay free, so another tenant's key starts as soon as it is queued. The limit follows the
 // backlogs: while several tenants have keys queued, one with fewer than their mean may hold
-// twice the limit and one with more half of it while another tenant has the whole limit in
-// processing (not while the others only trickle), so a quiet tenant whose every key takes longer
-// under another's flood still keeps up, and the flood takes less of the shared super cluster.
+// twice the limit and one with more half of it, so a quiet tenant whose every key takes longer
+// under another's flood still keeps up, and the flood takes less of the shared super cluster. No
+// worker waits for that: the lighter tenant's keys are the ones a worker may take, and once they
+// are all taken the heavy tenant, alone with keys queued, has the whole limit again.
 //
 // Within a tenant there are two lanes: keys queued with AddUrgent (the syncer's: tenant objects
 // just created or deleted) go before those queued with Add (changes, status, events), three in a

@@ -27,7 +27,6 @@ type Queue[T comparable] struct {
 	tenants  map[string]*subQueue[T]
 	ring     []string // tenants with queued items, in serving order; each at most once
 	queued   int      // items queued for all tenants (not counting those in processing)
-	atLimit  int      // tenants with at least perTenant items in processing
 	shutdown bool
 
 	limiter workqueue.TypedRateLimiter[Key[T]]
@@ -199,14 +198,10 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 		s.inRing = false
 	}
 	delete(s.dirty, item)
-	was := q.full(s)
 	s.processing[item] = urgent
-	if !was && q.full(s) {
-		q.atLimit++
-	}
-	if !s.inRing && len(q.ring) > 0 {
-		// s left the ring, so the others' share of the mean rose: one may be light or at the
-		// mean now, with a higher limit. (One item fewer queued only lowers limits.)
+	if q.pick() >= 0 {
+		// Another item may go now: s's limit may have risen with its backlog down, or another
+		// tenant's with s out of the ring. Wake a waiting worker for it.
 		q.cond.Signal()
 	}
 	return Key[T]{tenant, item}, false
@@ -232,9 +227,8 @@ func (q *Queue[T]) pick() int {
 // processing (urgentOnly), so that a new object does not wait for the tenant's slow updates
 // while a flood's creates still take no more than the limit. The limit is the per-tenant limit
 // while s is the only tenant with queued items or has as many queued as their mean; twice that
-// when it has fewer (a light tenant), half (at least 1) when it has more (a heavy one) and
-// another tenant has the per-tenant limit in processing, with no urgent item over it: a heavy
-// tenant's new objects wait behind its backlog anyway. So while
+// when it has fewer (a light tenant), half (at least 1) when it has more (a heavy one), with no
+// urgent item over it: a heavy tenant's new objects wait behind its backlog anyway. So while
 // one tenant floods, the others' objects are copied as fast as they come although every request
 // of the saturated super cluster is slower, and the flood takes fewer of its requests.
 func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
@@ -243,7 +237,7 @@ func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
 		switch mine, all := s.queued()*len(q.ring), q.queued; {
 		case mine < all:
 			limit *= 2
-		case mine > all && q.othersAtLimit(s):
+		case mine > all:
 			limit, heavy = max(1, limit/2), true
 		}
 	}
@@ -256,21 +250,6 @@ func (q *Queue[T]) servable(s *subQueue[T]) (ok, urgentOnly bool) {
 	return false, false
 }
 
-// full is whether s has at least the per-tenant limit of items in processing.
-func (q *Queue[T]) full(s *subQueue[T]) bool {
-	return q.perTenant > 0 && len(s.processing) >= q.perTenant
-}
-
-// othersAtLimit is whether a tenant other than s has at least the per-tenant limit of items in
-// processing: one that only trickles does not halve a heavy tenant's limit.
-func (q *Queue[T]) othersAtLimit(s *subQueue[T]) bool {
-	n := q.atLimit
-	if q.full(s) {
-		n--
-	}
-	return n > 0
-}
-
 // Done marks item as processed; if it was added meanwhile, it is queued again.
 func (q *Queue[T]) Done(tenant string, item T) {
 	q.mu.Lock()
@@ -279,13 +258,7 @@ func (q *Queue[T]) Done(tenant string, item T) {
 	if s == nil {
 		return
 	}
-	was := q.full(s)
 	delete(s.processing, item)
-	if was && !q.full(s) {
-		// No wake-up needed: while every tenant with queued items is at its limit, one of them
-		// has the per-tenant limit in processing, so a heavy tenant's limit stays halved.
-		q.atLimit--
-	}
 	if urgent, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item, urgent)
 	} else if q.perTenant > 0 && s.inRing {
@@ -296,8 +269,8 @@ func (q *Queue[T]) Done(tenant string, item T) {
 // LimitPerTenant keeps any one tenant from having more than n items in processing at once (n+1
 // when the last is urgent and the n are not), so the other workers stay free for the other
 // tenants; a tenant with fewer queued items than the mean of the tenants with queued items may
-// have 2n, one with more n/2 and no extra urgent one while another tenant has n in processing
-// (servable). n ≤ 0 is no limit. Set it before the first Get.
+// have 2n, one with more n/2 and no extra urgent one (servable). n ≤ 0 is no limit. Set it
+// before the first Get.
 func (q *Queue[T]) LimitPerTenant(n int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -334,9 +307,6 @@ func (q *Queue[T]) RemoveTenant(tenant string) {
 		return
 	}
 	q.queued -= q.tenants[tenant].queued()
-	if q.full(q.tenants[tenant]) {
-		q.atLimit--
-	}
 	delete(q.tenants, tenant)
 	q.cond.Broadcast() // the others' limits may have changed
 	for i, t := range q.ring {
