@@ -379,6 +379,36 @@ func TestLimitRisesWhenOthersDrain(t *testing.T) {
 	}
 }
 
+// TestOwnLimitRises: a Get that leaves its heavy tenant at the mean raises that tenant's own
+// limit, and wakes a second waiting Get for the tenant's next item; nothing else would wake it.
+func TestOwnLimitRises(t *testing.T) {
+	q := newQueue()
+	q.LimitPerTenant(2)
+	for i := range 4 {
+		q.Add("light", fmt.Sprint("l", i))
+	}
+	drainHeld(t, q, 2) // l0, l1: alone, at the limit of 2
+	for i := range 4 {
+		q.Add("heavy", fmt.Sprint("h", i))
+	}
+	// light, with fewer queued, goes to 4 in processing; heavy to its halved 1
+	want := []string{"heavy/h0", "light/l2", "light/l3"}
+	if got := drainHeld(t, q, 3); !cmp.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	q.Add("light", "l4")
+	q.Add("light", "l5")
+	g := newBackgroundGets(t)
+	g.start(q)
+	g.start(q)
+	g.expectBlocked() // light at 4 with 2 queued, heavy at 1 with 3
+	q.Done("heavy", "h0")
+	got := []string{g.next(), g.next()}
+	if want := []string{"heavy/h1", "heavy/h2"}; !cmp.Equal(got, want) {
+		t.Fatalf("got %v, want %v: heavy, at the mean after h1, has the limit of 2", got, want)
+	}
+}
+
 // TestUrgentSlotOverLimit: with a limit of 2 held by two updates, a tenant's urgent item is
 // still handed out (a third in processing), but not a second urgent one while the first is in
 // processing; once it is done, the next urgent item goes. A tenant whose items in processing are
