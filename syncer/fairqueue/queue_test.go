@@ -18,17 +18,10 @@ func newQueue() *Queue[string] { return New[string](time.Millisecond, time.Secon
 func TestHeavyTenantNoUrgentSlot(t *testing.T) {
 	q := newQueue()
 	q.LimitPerTenant(2)
-	for i := range 10 {
-		q.Add("heavy", fmt.Sprint("h", i))
-	}
+	addN(q, "heavy", "h", 10)
 	drainHeld(t, q, 1) // h0
-	for i := range 5 {
-		q.Add("light", fmt.Sprint("l", i))
-	}
-	want := []string{"light/l0", "light/l1", "light/l2", "light/l3"}
-	if got := drainHeld(t, q, 4); !cmp.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	addN(q, "light", "l", 5)
+	expectHeld(t, q, "light/l0", "light/l1", "light/l2", "light/l3")
 	q.AddUrgent("heavy", "new")
 	g := newBackgroundGets(t)
 	g.start(q)
@@ -44,15 +37,9 @@ func TestHeavyTenantNoUrgentSlot(t *testing.T) {
 func TestHeavyBesideTrickle(t *testing.T) {
 	q := newQueue()
 	q.LimitPerTenant(2)
-	for i := range 10 {
-		q.Add("heavy", fmt.Sprint("h", i))
-	}
-	q.Add("light", "l0")
-	q.Add("light", "l1")
-	want := []string{"heavy/h0", "light/l0", "light/l1", "heavy/h1"}
-	if got := drainHeld(t, q, 4); !cmp.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	addN(q, "heavy", "h", 10)
+	addN(q, "light", "l", 2)
+	expectHeld(t, q, "heavy/h0", "light/l0", "light/l1", "heavy/h1")
 	g := newBackgroundGets(t)
 	g.start(q)
 	g.expectBlocked() // heavy alone at its limit of 2
@@ -292,6 +279,36 @@ func (g *backgroundGets) expectBlocked() {
 	}
 }
 
+// expectInAnyOrder waits for len(want) Gets to hand out want, in whatever order they return.
+func (g *backgroundGets) expectInAnyOrder(want ...string) {
+	g.t.Helper()
+	got := make([]string, len(want))
+	for i := range got {
+		got[i] = g.next()
+	}
+	slices.Sort(got)
+	want = slices.Sorted(slices.Values(want))
+	if !cmp.Equal(got, want) {
+		g.t.Fatalf("Gets = %v, want %v in any order", got, want)
+	}
+}
+
+// addN queues n items of tenant, named prefix0, prefix1, ….
+func addN(q *Queue[string], tenant, prefix string, n int) {
+	for i := range n {
+		q.Add(tenant, fmt.Sprint(prefix, i))
+	}
+}
+
+// expectHeld gets len(want) items without marking them done and checks that they are want, in
+// order.
+func expectHeld(t *testing.T, q *Queue[string], want ...string) {
+	t.Helper()
+	if got := drainHeld(t, q, len(want)); !cmp.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
 // TestLimitPerTenant: with a limit of 2, a third Get finds nothing it may hand out while the
 // flood holds two keys, though the flood has more queued; it waits, then serves the quiet
 // tenant's key when one comes, and the flood's next key once one of its keys is done.
@@ -326,18 +343,12 @@ func TestLimitPerTenant(t *testing.T) {
 func TestLightAndHeavyTenants(t *testing.T) {
 	q := newQueue()
 	q.LimitPerTenant(2)
-	for i := range 10 {
-		q.Add("flood", fmt.Sprint("f", i))
-	}
-	if got := drainHeld(t, q, 2); !cmp.Equal(got, []string{"flood/f0", "flood/f1"}) {
-		t.Fatalf("got %v", got)
-	}
+	addN(q, "flood", "f", 10)
+	expectHeld(t, q, "flood/f0", "flood/f1")
 	g := newBackgroundGets(t)
 	g.start(q)
 	g.expectBlocked() // alone, the flood keeps to its limit
-	for i := range 5 {
-		q.Add("quiet", fmt.Sprint("k", i))
-	}
+	addN(q, "quiet", "k", 5)
 	g.expect("quiet/k0")
 	for i := 1; i < 4; i++ { // over the limit of 2: the quiet tenant has less queued
 		g.start(q)
@@ -357,26 +368,15 @@ func TestLightAndHeavyTenants(t *testing.T) {
 func TestLimitRisesWhenOthersDrain(t *testing.T) {
 	q := newQueue()
 	q.LimitPerTenant(2)
-	for i := range 5 {
-		q.Add("light", fmt.Sprint("l", i))
-	}
-	for i := range 20 {
-		q.Add("heavy", fmt.Sprint("h", i))
-	}
-	want := []string{"light/l0", "heavy/h0", "light/l1", "light/l2", "light/l3"}
-	if got := drainHeld(t, q, 5); !cmp.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	addN(q, "light", "l", 5)
+	addN(q, "heavy", "h", 20)
+	expectHeld(t, q, "light/l0", "heavy/h0", "light/l1", "light/l2", "light/l3")
 	g := newBackgroundGets(t)
 	g.start(q)
 	g.start(q)
 	g.expectBlocked() // light at 4 in processing, heavy at 1
 	q.Done("light", "l0")
-	got := []string{g.next(), g.next()} // in either order: the two Gets return at once
-	slices.Sort(got)
-	if want := []string{"heavy/h1", "light/l4"}; !cmp.Equal(got, want) {
-		t.Fatalf("got %v, want %v: heavy, alone now, has the limit of 2 again", got, want)
-	}
+	g.expectInAnyOrder("heavy/h1", "light/l4") // heavy, alone now, has the limit of 2 again
 }
 
 // TestOwnLimitRises: a Get that leaves its heavy tenant at the mean raises that tenant's own
@@ -384,18 +384,11 @@ func TestLimitRisesWhenOthersDrain(t *testing.T) {
 func TestOwnLimitRises(t *testing.T) {
 	q := newQueue()
 	q.LimitPerTenant(2)
-	for i := range 4 {
-		q.Add("light", fmt.Sprint("l", i))
-	}
+	addN(q, "light", "l", 4)
 	drainHeld(t, q, 2) // l0, l1: alone, at the limit of 2
-	for i := range 4 {
-		q.Add("heavy", fmt.Sprint("h", i))
-	}
+	addN(q, "heavy", "h", 4)
 	// light, with fewer queued, goes to 4 in processing; heavy to its halved 1
-	want := []string{"heavy/h0", "light/l2", "light/l3"}
-	if got := drainHeld(t, q, 3); !cmp.Equal(got, want) {
-		t.Fatalf("got %v, want %v", got, want)
-	}
+	expectHeld(t, q, "heavy/h0", "light/l2", "light/l3")
 	q.Add("light", "l4")
 	q.Add("light", "l5")
 	g := newBackgroundGets(t)
@@ -403,11 +396,7 @@ func TestOwnLimitRises(t *testing.T) {
 	g.start(q)
 	g.expectBlocked() // light at 4 with 2 queued, heavy at 1 with 3
 	q.Done("heavy", "h0")
-	got := []string{g.next(), g.next()} // in either order: the second Get returns as the first does
-	slices.Sort(got)
-	if want := []string{"heavy/h1", "heavy/h2"}; !cmp.Equal(got, want) {
-		t.Fatalf("got %v, want %v: heavy, at the mean after h1, has the limit of 2", got, want)
-	}
+	g.expectInAnyOrder("heavy/h1", "heavy/h2") // heavy, at the mean after h1, has the limit of 2
 }
 
 // TestUrgentSlotOverLimit: with a limit of 2 held by two updates, a tenant's urgent item is
