@@ -199,9 +199,10 @@ func (q *Queue[T]) Get() (key Key[T], shutdown bool) {
 	}
 	delete(s.dirty, item)
 	s.processing[item] = urgent
-	if q.pick() >= 0 {
-		// Another item may go now: s's limit may have risen with its backlog down, or another
-		// tenant's with s out of the ring. Wake a waiting worker for it.
+	// Wake a waiting worker when another item may go now: another tenant's limit may have risen
+	// with s out of the ring, or s's own with its backlog down. (With s still in the ring, one
+	// item fewer queued only lowers the others' limits.)
+	if ok, _ := q.servable(s); !s.inRing && len(q.ring) > 0 || s.inRing && ok {
 		q.cond.Signal()
 	}
 	return Key[T]{tenant, item}, false
