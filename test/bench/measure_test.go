@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math"
 	"os"
+	"path"
 	"runtime"
 	"slices"
 	"strconv"
@@ -330,6 +331,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 type cpuMark struct {
 	at      time.Time
 	ours    map[string]float64
+	tenants map[string]float64 // tenant control planes by cluster key
 	machine float64
 	stolen  float64
 }
@@ -338,6 +340,7 @@ type cpuMark struct {
 type cpuUse struct {
 	wall    time.Duration
 	ours    map[string]float64 // by component
+	tenants map[string]float64 // tenant control planes by cluster key
 	machine float64            // every process on the machine
 	stolen  float64            // CPU time the VM's host gave to others while we were runnable
 }
@@ -345,9 +348,10 @@ type cpuUse struct {
 // markCPU reads the CPU time of this process, of every process whose command line mentions dir
 // (grouped by component: the vnest subcommand — `up` holds the embedded etcd, `apiserver` are
 // the tenant control planes, `kube-apiserver` is the super cluster's — or "bench" for this
-// process) and of the whole machine.
+// process), of each tenant control plane (by the cluster key its --etcd-prefix ends in) and of
+// the whole machine.
 func markCPU(dir string) cpuMark {
-	m := cpuMark{at: time.Now(), ours: map[string]float64{}}
+	m := cpuMark{at: time.Now(), ours: map[string]float64{}, tenants: map[string]float64{}}
 	m.machine, m.stolen = machineCPU()
 	if v, err := processCPU(os.Getpid()); err == nil {
 		m.ours["bench"] = v
@@ -356,8 +360,18 @@ func markCPU(dir string) cpuMark {
 		if len(args) < 2 {
 			continue
 		}
-		if v, err := processCPU(pid); err == nil {
-			m.ours[args[1]] += v
+		v, err := processCPU(pid)
+		if err != nil {
+			continue
+		}
+		m.ours[args[1]] += v
+		if args[1] != "apiserver" {
+			continue
+		}
+		for _, a := range args {
+			if prefix, ok := strings.CutPrefix(a, "--etcd-prefix="); ok {
+				m.tenants[path.Base(prefix)] += v
+			}
 		}
 	}
 	return m
@@ -366,11 +380,31 @@ func markCPU(dir string) cpuMark {
 // since is the CPU time used from m until now.
 func (m cpuMark) since(dir string) cpuUse {
 	now := markCPU(dir)
-	u := cpuUse{wall: now.at.Sub(m.at), ours: map[string]float64{}, machine: now.machine - m.machine, stolen: now.stolen - m.stolen}
+	u := cpuUse{wall: now.at.Sub(m.at), ours: map[string]float64{}, tenants: map[string]float64{}, machine: now.machine - m.machine, stolen: now.stolen - m.stolen}
 	for k, v := range now.ours {
 		u.ours[k] = v - m.ours[k]
 	}
+	for k, v := range now.tenants {
+		u.tenants[k] = v - m.tenants[k]
+	}
 	return u
+}
+
+// tenantsOf is the CPU time of the tenant control planes of keys, each by its key, and of the
+// others together.
+func (u cpuUse) tenantsOf(keys ...string) string {
+	var parts []string
+	rest := 0.0
+	for k, v := range u.tenants {
+		if !slices.Contains(keys, k) {
+			rest += v
+		}
+	}
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, u.tenants[k]))
+	}
+	parts = append(parts, fmt.Sprintf("the other %d %.1f", len(u.tenants)-len(keys), rest))
+	return "tenant control planes' CPU-s: " + strings.Join(parts, ", ")
 }
 
 // String lists the components by CPU seconds, most first, and what the rest of the machine

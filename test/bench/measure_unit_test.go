@@ -72,3 +72,12 @@ func TestJudge(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantsOf: the named tenants each, in the order given, the rest summed.
+func TestTenantsOf(t *testing.T) {
+	u := cpuUse{tenants: map[string]float64{"a": 1.5, "b": 4, "c": 0.25, "d": 0.5}}
+	want := "tenant control planes' CPU-s: b 4.0, a 1.5, the other 2 0.8"
+	if got := u.tenantsOf("b", "a"); got != want {
+		t.Errorf("tenantsOf(b, a) = %q, want %q", got, want)
+	}
+}

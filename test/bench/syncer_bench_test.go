@@ -112,7 +112,7 @@ func BenchmarkSyncer(b *testing.B) {
 	progress("fairness: quiet tenant %s again while %s floods %d pods", quiet.name, noisy.name, floodPods)
 	r.quietFlooded = measureSeries(b, super, syncer, quiet, func() []sample {
 		var samples []sample
-		samples, r.flood = floodedSeries(b, quiet, noisy, superPods)
+		samples, r.flood = floodedSeries(b, super.dir, quiet, noisy, superPods)
 		return samples
 	})
 
@@ -483,15 +483,18 @@ func pacedSeries(b *testing.B, t *tenantCluster, superPods *podTracker, label st
 
 // flood is what the noisy tenant did while the quiet series ran.
 type flood struct {
-	createsIn   time.Duration // first create until all floodPods were created in the tenant
-	inSuperIn   time.Duration // first create until the super cluster had all of them
-	atQuietEnd  int           // flood pods in the super cluster when the quiet series' last super pod appeared
-	createdAtQ0 int           // flood pods created when the quiet series started
+	createsIn    time.Duration // first create until all floodPods were created in the tenant
+	inSuperIn    time.Duration // first create until the super cluster had all of them
+	atQuietEnd   int           // flood pods in the super cluster when the quiet series' last super pod appeared
+	createdAtQ0  int           // flood pods created when the quiet series started
+	window       cpuUse        // the CPU time used from the quiet series' first create to its last super pod
+	quiet, noisy string        // the two tenants' cluster keys
 }
 
 // floodedSeries starts the noisy tenant's flood, runs the quiet series once a tenth of the
-// flood is created, and waits for the whole flood to reach the super cluster.
-func floodedSeries(b *testing.B, quiet, noisy *tenantCluster, superPods *podTracker) ([]sample, flood) {
+// flood is created, and waits for the whole flood to reach the super cluster. dir is the super
+// cluster's, whose processes' CPU time the quiet series' window is measured in.
+func floodedSeries(b *testing.B, dir string, quiet, noisy *tenantCluster, superPods *podTracker) ([]sample, flood) {
 	b.Helper()
 	ctx := b.Context()
 	names := podNames("flood", floodPods)
@@ -523,9 +526,11 @@ func floodedSeries(b *testing.B, quiet, noisy *tenantCluster, superPods *podTrac
 		}
 		break
 	}
-	var f flood
+	f := flood{quiet: quiet.key, noisy: noisy.key}
 	f.createdAtQ0 = int(created.Load())
+	window := markCPU(dir)
 	latencies := pacedSeries(b, quiet, superPods, "flooded")
+	f.window = window.since(dir)
 	noisyNS := mapping.SuperNamespace(noisy.key, benchNamespace)
 	_, f.atQuietEnd, _, _ = superPods.counts(noisyNS, names)
 	<-floodDone
@@ -668,11 +673,13 @@ func (r *results) report(b *testing.B) {
 		s    series
 	}{{"alone", r.quietAlone}, {"flooded", r.quietFlooded}} {
 		p("   %s: %s", ph.name, ph.s.describe())
-		p("   %s: syncer work for the quiet tenant %s; %s; %s", ph.name, workLine(ph.s.work), ph.s.wait, ph.s.cpu)
+		p("   %s: syncer work for the quiet tenant %s; %s; %s; %s (quiet, flooding, idle)", ph.name, workLine(ph.s.work), ph.s.wait, ph.s.cpu, ph.s.cpu.tenantsOf(r.flood.quiet, r.flood.noisy))
 		p("   %s: the super cluster's disk meanwhile: %s", ph.name, ph.s.disk)
 	}
 	p("   flood of %d pods: %d created when the quiet series began, %d in the super cluster when it ended; all created after %.1f s, all in the super cluster after %.1f s",
 		floodPods, r.flood.createdAtQ0, r.flood.atQuietEnd, r.flood.createsIn.Seconds(), r.flood.inSuperIn.Seconds())
+	w := r.flood.window
+	p("   the quiet series' window under the flood: %s; %s (quiet, flooding, idle)", w, w.tenantsOf(r.flood.quiet, r.flood.noisy))
 	fmt.Print(s.String())
 }
 
