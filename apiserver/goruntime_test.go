@@ -7,6 +7,8 @@ import (
 	"runtime/metrics"
 	"testing"
 	"time"
+
+	"k8s.io/klog/v2"
 )
 
 // TestGCTunerObserve: the target goes up in the first busy second and back down (with memory
@@ -126,5 +128,33 @@ func TestFollowLiveHeap(t *testing.T) {
 	<-done
 	if got := debug.SetMemoryLimit(-1); got != 2*tiny {
 		t.Errorf("limit after a tick with a ceiling of %d bytes: %d bytes", 2*tiny, got)
+	}
+}
+
+// TestLimitProcs: once ready GOMAXPROCS goes down to --ready-max-procs, never up, and not at
+// all with 0 or when the GOMAXPROCS environment variable set it.
+func TestLimitProcs(t *testing.T) {
+	start := runtime.GOMAXPROCS(0)
+	t.Cleanup(func() { runtime.GOMAXPROCS(start) })
+	for _, tc := range []struct {
+		name        string
+		procs, flag int
+		env         string
+		want        int
+	}{
+		{"lowered", 4, 1, "", 1},
+		{"never raised", 2, 3, "", 2},
+		{"0 leaves the runtime's", 4, 0, "", 4},
+		{"the environment wins", 4, 1, "4", 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("GOMAXPROCS", tc.env)
+			runtime.GOMAXPROCS(tc.procs)
+			c := &completedConfig{opts: Options{ReadyMaxProcs: tc.flag}}
+			c.limitProcs(klog.Background())
+			if got := runtime.GOMAXPROCS(0); got != tc.want {
+				t.Errorf("GOMAXPROCS %d, --ready-max-procs %d, env %q: %d after ready, want %d", tc.procs, tc.flag, tc.env, got, tc.want)
+			}
+		})
 	}
 }

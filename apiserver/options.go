@@ -44,6 +44,10 @@ const (
 	// DefaultBusyGCPercent is the GC target while the control plane is busy
 	// (see gcTuner): at 25 a busy tenant spends a quarter of its CPU in GC.
 	DefaultBusyGCPercent = 100
+	// DefaultReadyMaxProcs is GOMAXPROCS once the control plane is ready (see
+	// limitProcs): one tenant then runs Go code on one core at a time, and a
+	// host full of them spends less of its CPU on the Go schedulers.
+	DefaultReadyMaxProcs = 1
 )
 
 // Options are the user-facing settings of `vnest apiserver`. The flag names
@@ -97,6 +101,11 @@ type Options struct {
 	// busy tenant); it goes back to GCPercent once allocation has been low
 	// for a while. Equal to GCPercent: one target throughout.
 	BusyGCPercent int
+	// ReadyMaxProcs lowers GOMAXPROCS to it once the control plane is ready
+	// (start-up runs with the runtime's value); 0 leaves the runtime's value,
+	// which follows a cgroup CPU limit. The GOMAXPROCS environment variable
+	// wins over it.
+	ReadyMaxProcs int
 	// ReleaseExecutablePages unmaps the vnest binary's pages that start-up
 	// mapped once the control plane is ready, and again whenever it goes idle
 	// after being busy (package exepages): they stay in the page cache, and
@@ -127,6 +136,7 @@ func NewOptions() *Options {
 		StartMemoryLimit:       DefaultStartMemoryLimit,
 		GCPercent:              DefaultGCPercent,
 		BusyGCPercent:          DefaultBusyGCPercent,
+		ReadyMaxProcs:          DefaultReadyMaxProcs,
 		ReleaseExecutablePages: true,
 	}
 }
@@ -153,6 +163,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StartMemoryLimit, "start-memory-limit", o.StartMemoryLimit, "Go soft memory limit from process start until the control plane is ready, then --memory-limit (quantity; 0 = none). It makes start-up's garbage collected early, so the idle process keeps less; it is raised to 1.5 times the live heap when that comes within a third of it. GOMEMLIMIT wins.")
 	fs.IntVar(&o.GCPercent, "gc-percent", o.GCPercent, "Go GC target percentage of the process once ready, while it allocates little (start-up runs at Go's default, 100). GOGC wins.")
 	fs.IntVar(&o.BusyGCPercent, "busy-gc-percent", o.BusyGCPercent, "Go GC target percentage while the process allocates fast (a busy tenant); back to --gc-percent, with the memory released, once allocation has been low for 30s. Equal to --gc-percent: one target throughout. GOGC wins.")
+	fs.IntVar(&o.ReadyMaxProcs, "ready-max-procs", o.ReadyMaxProcs, "Once ready, lower GOMAXPROCS to this: the control plane then runs Go code on at most this many cores at once (start-up runs with the runtime's value). 0 leaves the runtime's value, which follows a cgroup CPU limit. GOMAXPROCS wins.")
 	fs.BoolVar(&o.ReleaseExecutablePages, "release-executable-pages", o.ReleaseExecutablePages, "Once ready, and whenever the process goes idle after being busy, unmap the pages of the vnest executable it mapped and does not use (they stay in the page cache; what is touched again is mapped again).")
 	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "https URL of the allocator (the syncer's "+serviceip.Path+") that new Services take their cluster IPs from, so that they equal the super Services'; --service-cluster-ip-range must then contain the super cluster's Service range. A Service create fails while it is unreachable. Empty: the tenant allocates on its own.")
 	fs.StringArrayVar(&o.ExtraAPIServerArgs, "kube-apiserver-arg", o.ExtraAPIServerArgs, "Extra kube-apiserver flag (--name=value), repeatable; overrides the generated ones (a list flag such as --disable-admission-plugins adds to them).")
@@ -348,6 +359,9 @@ func (o *Options) validateFlags() error {
 	}
 	if o.BusyGCPercent < o.GCPercent {
 		add("invalid --busy-gc-percent %d: must be at least --gc-percent (%d)", o.BusyGCPercent, o.GCPercent)
+	}
+	if o.ReadyMaxProcs < 0 {
+		add("invalid --ready-max-procs %d: must be 0 (the runtime's value) or positive", o.ReadyMaxProcs)
 	}
 	for _, a := range append(append([]string{}, o.ExtraAPIServerArgs...), o.ExtraControllerManagerArgs...) {
 		if !strings.HasPrefix(a, "--") {

@@ -50,6 +50,8 @@ func TestValidateFlags(t *testing.T) {
 		"start memory limit":    {func(o *Options) { o.StartMemoryLimit = "-1Mi" }, "--start-memory-limit"},
 		"gc percent":            {func(o *Options) { o.GCPercent = 0 }, "--gc-percent"},
 		"busy gc below idle":    {func(o *Options) { o.BusyGCPercent = o.GCPercent - 1 }, "--busy-gc-percent"},
+		"negative max procs":    {func(o *Options) { o.ReadyMaxProcs = -1 }, "--ready-max-procs"},
+		"max procs off":         {func(o *Options) { o.ReadyMaxProcs = 0 }, ""},
 		"extra arg without --":  {func(o *Options) { o.ExtraAPIServerArgs = []string{"v=2"} }, "--name=value"},
 		"two errors at once":    {func(o *Options) { o.SecurePort, o.StateDir = -1, "" }, "--secure-port"},
 	}

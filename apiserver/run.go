@@ -127,6 +127,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		return stopAll(err)
 	}
 	defer c.tightenGC(logger)()
+	c.limitProcs(logger)
 	logger.Info("Tenant control plane is ready", "after", time.Since(start).Round(time.Millisecond), "kubeconfig", admin)
 
 	select {

@@ -37,12 +37,19 @@ func localLimits(r corev1.ResourceRequirements) cgroup.Limits {
 }
 
 // limitArgs are the `vnest apiserver` flags that go with resources r, with
-// either provisioner.
+// either provisioner: a memory limit becomes the Go soft memory limit, and a
+// CPU limit leaves GOMAXPROCS to the Go runtime, which follows the cgroup's
+// limit (also when it changes in place), instead of --ready-max-procs'
+// default of one core.
 func limitArgs(r corev1.ResourceRequirements) []string {
+	var args []string
 	if limit := goMemoryLimit(r); limit != "" {
-		return []string{"--memory-limit=" + limit}
+		args = append(args, "--memory-limit="+limit)
 	}
-	return nil
+	if _, ok := r.Limits[corev1.ResourceCPU]; ok {
+		args = append(args, "--ready-max-procs=0")
+	}
+	return args
 }
 
 // applyLimits gives lt's running process the limits of vc, or lifts them

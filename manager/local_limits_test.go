@@ -24,9 +24,11 @@ func TestLocalLimits(t *testing.T) {
 		{"requests only: nothing for a process", corev1.ResourceRequirements{Requests: corev1.ResourceList{
 			corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("1Gi")}}, cgroup.Limits{}, nil},
 		{"cpu limit", corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1500m")}},
-			cgroup.Limits{MilliCPU: 1500}, nil},
+			cgroup.Limits{MilliCPU: 1500}, []string{"--ready-max-procs=0"}},
 		{"memory limit", corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("500Mi")}},
 			cgroup.Limits{MemoryBytes: 500 << 20}, []string{"--memory-limit=471859200"}},
+		{"both", corev1.ResourceRequirements{Limits: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("2"), corev1.ResourceMemory: resource.MustParse("500Mi")}},
+			cgroup.Limits{MilliCPU: 2000, MemoryBytes: 500 << 20}, []string{"--memory-limit=471859200", "--ready-max-procs=0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := localLimits(tc.r); got != tc.want {

@@ -151,7 +151,9 @@ type ControlPlaneSpec struct {
 	// child process with a cgroup of its own (cpu: CFS quota; memory: the
 	// cgroup's limit), which needs the manager to run as root; requests do
 	// not apply to it. With a memory limit, the Go runtime of the control
-	// plane aims to stay under 90% of it.
+	// plane aims to stay under 90% of it. Without a CPU limit, a ready
+	// control plane runs Go code on one core at a time (GOMAXPROCS 1); with
+	// one, on as many as the limit allows.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 

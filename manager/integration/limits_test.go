@@ -49,8 +49,10 @@ func TestLocalLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := fmt.Sprintf("--memory-limit=%d", (1<<30)/10*9); !slices.Contains(args, want) {
-		t.Errorf("control plane args %q lack %s", args, want)
+	for _, want := range []string{fmt.Sprintf("--memory-limit=%d", (1<<30)/10*9), "--ready-max-procs=0"} {
+		if !slices.Contains(args, want) {
+			t.Errorf("control plane args %q lack %s", args, want)
+		}
 	}
 	self, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
