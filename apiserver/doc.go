@@ -20,7 +20,8 @@
 //   - The PKI file layout (package layout): which files, which identities. Missing
 //     files are created; present ones are used as they are and never
 //     reissued, so the operator may provide them (read-only via --pki-dir).
-//   - The process: start order, readiness, clean stop, Go GC settings.
+//   - The process: start order, readiness, clean stop, Go GC settings, and
+//     GOMAXPROCS once ready (--ready-max-procs, 1 by default; limitProcs).
 //     The controllers all act as system:kube-controller-manager, whose
 //     certificate is in system:masters, rather than each as its own
 //     service account (kubeadm's --use-service-account-credentials): the

@@ -221,7 +221,7 @@ func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}, idle func()) {
 // core). A ready tenant's work is many small requests and, idle, many timers;
 // on a host with more tenants than cores every extra P is one more scheduler
 // looking for work beside the others. BenchmarkSyncer, 2 cores and 10 tenants:
-// a quiet tenant's p99 under another tenant's flood was 437–447 ms with 1
+// a quiet tenant's p99 under another tenant's flood was 391–484 ms with 1
 // against 521–740 ms with 2, at the same throughput (docs/benchmarks.md).
 func (c *completedConfig) limitProcs(logger klog.Logger) {
 	n := c.opts.ReadyMaxProcs
