@@ -218,11 +218,11 @@ func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}, idle func()) {
 // limitProcs lowers GOMAXPROCS to --ready-max-procs once the control plane
 // is ready, unless the GOMAXPROCS environment variable set it. Start-up runs
 // with the runtime's value: its work is parallel (1.6 s more to ready on one
-// core). A ready tenant's work is many small requests and, idle, many timers;
-// on a host with more tenants than cores every extra P is one more scheduler
-// looking for work beside the others. BenchmarkSyncer, 2 cores and 10 tenants:
-// a quiet tenant's p99 under another tenant's flood was 391–484 ms with 1
-// against 521–740 ms with 2, at the same throughput (docs/benchmarks.md).
+// core). Once ready, one tenant's burst of requests then leaves the other
+// cores to the rest of the host. BenchmarkSyncer, 2 cores and 10 tenants: a
+// quiet tenant's p99 under another tenant's flood was 391–484 ms with 1
+// against 521–740 ms with 2, at the same throughput; the flood's own creates
+// took 16 s instead of 13 (medians; docs/benchmarks.md).
 func (c *completedConfig) limitProcs(logger klog.Logger) {
 	n := c.opts.ReadyMaxProcs
 	if n == 0 || os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) <= n {
