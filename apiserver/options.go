@@ -45,8 +45,8 @@ const (
 	// (see gcTuner): at 25 a busy tenant spends a quarter of its CPU in GC.
 	DefaultBusyGCPercent = 100
 	// DefaultReadyMaxProcs is GOMAXPROCS once the control plane is ready (see
-	// limitProcs): one tenant then runs Go code on one core at a time, and a
-	// host full of them spends less of its CPU on the Go schedulers.
+	// limitProcs): one tenant then runs Go code on one core at a time, and its
+	// bursts leave the other cores to the rest of the host.
 	DefaultReadyMaxProcs = 1
 )
 

@@ -153,7 +153,8 @@ type ControlPlaneSpec struct {
 	// not apply to it. With a memory limit, the Go runtime of the control
 	// plane aims to stay under 90% of it. Without a CPU limit, a ready
 	// control plane runs Go code on one core at a time (GOMAXPROCS 1); with
-	// one, on as many as the limit allows.
+	// one, GOMAXPROCS is the Go runtime's, which follows the limit (rounded
+	// up, at least 2).
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
