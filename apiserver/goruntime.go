@@ -221,8 +221,8 @@ func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}, idle func()) {
 // core). Once ready, one tenant's burst of requests then leaves the other
 // cores to the rest of the host. BenchmarkSyncer, 2 cores and 10 tenants: a
 // quiet tenant's p99 under another tenant's flood was 391–484 ms with 1
-// against 521–740 ms with 2, at the same throughput; the flood's own creates
-// took 16 s instead of 13 (medians). Requests back to back cost the tenant
+// against 521–885 ms with 2, at the same throughput; the flood's own creates
+// took 15.6 s instead of 13.8 (medians). Requests back to back cost the tenant
 // 30–40% less CPU (BenchmarkRequestCPU), and an idle one 1.4–1.7% of a core
 // instead of 1.9–2.0% (docs/benchmarks.md, session 25).
 func (c *completedConfig) limitProcs(logger klog.Logger) {
