@@ -380,14 +380,17 @@ func markCPU(dir string) cpuMark {
 // since is the CPU time used from m until now.
 func (m cpuMark) since(dir string) cpuUse {
 	now := markCPU(dir)
-	u := cpuUse{wall: now.at.Sub(m.at), ours: map[string]float64{}, tenants: map[string]float64{}, machine: now.machine - m.machine, stolen: now.stolen - m.stolen}
-	for k, v := range now.ours {
-		u.ours[k] = v - m.ours[k]
+	return cpuUse{wall: now.at.Sub(m.at), ours: minus(now.ours, m.ours), tenants: minus(now.tenants, m.tenants),
+		machine: now.machine - m.machine, stolen: now.stolen - m.stolen}
+}
+
+// minus is what each key of now grew by since then.
+func minus(now, then map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(now))
+	for k, v := range now {
+		out[k] = v - then[k]
 	}
-	for k, v := range now.tenants {
-		u.tenants[k] = v - m.tenants[k]
-	}
-	return u
+	return out
 }
 
 // tenantsOf is the CPU time of the tenant control planes of keys, each by its key, and of the
