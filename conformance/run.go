@@ -30,6 +30,10 @@ type Options struct {
 	Ginkgo       string // bin/ginkgo
 	Expectations string // conformance/expectations.yaml; "" expects every test to pass
 
+	// AllowUnprivileged runs the suite on a vnest tenant that refuses privileged pods
+	// (checkPrivileged) instead of failing at the start.
+	AllowUnprivileged bool
+
 	// Images: with Containerd (or SuperDataDir, to find it) set, the
 	// suite's images are built into ImageDir and imported first.
 	Containerd   string
@@ -158,6 +162,12 @@ func (o *Options) Run(ctx context.Context) (Summary, error) {
 	if err := os.MkdirAll(o.Artifacts, 0o755); err != nil {
 		return Summary{}, err
 	}
+	// The cluster first: a tenant that cannot run the suite fails before the images are built.
+	release, err := ensureNode(ctx, o.Kubeconfig, !o.AllowUnprivileged)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer release()
 	if o.Containerd != "" {
 		start := time.Now()
 		if err := o.prepareImages(ctx); err != nil {
@@ -165,11 +175,6 @@ func (o *Options) Run(ctx context.Context) (Summary, error) {
 		}
 		log.Info("Imported the suite's images", "containerd", o.Containerd, "took", time.Since(start).Round(time.Second))
 	}
-	release, err := ensureNode(ctx, o.Kubeconfig)
-	if err != nil {
-		return Summary{}, err
-	}
-	defer release()
 
 	junit := filepath.Join(o.Artifacts, "junit_01.xml")
 	_ = os.Remove(junit) // a report of an earlier run must not pass for this one's

@@ -49,10 +49,10 @@ import (
 // event of the same reason.
 
 const (
-	reasonPodSecurity   = "PodSecurityViolation"
-	reasonQuotaExceeded = "TenantQuotaExceeded"
+	reasonPodSecurity   = v1alpha1.PodReasonSecurityViolation
+	reasonQuotaExceeded = v1alpha1.PodReasonQuotaExceeded
 	// reasonSuperRejected is the condition reason when the super cluster itself refused the pod.
-	reasonSuperRejected = "SuperClusterRejected"
+	reasonSuperRejected = v1alpha1.PodReasonSuperRejected
 	// quotaRetry is how soon a pod waiting for quota is looked at again.
 	quotaRetry = 5 * time.Second
 )

@@ -305,6 +305,18 @@ const (
 	ReasonDeleting = "Deleting"
 )
 
+// Reasons of a tenant pod's condition PodScheduled=False when the syncer does not run the pod in
+// the super cluster; the condition's message says what to change, and a Warning event of the same
+// reason goes with it.
+const (
+	// PodReasonSecurityViolation: the pod breaks the VirtualCluster's spec.policy.podSecurityLevel.
+	PodReasonSecurityViolation = "PodSecurityViolation"
+	// PodReasonQuotaExceeded: the pod does not fit the VirtualCluster's spec.policy.quota.
+	PodReasonQuotaExceeded = "TenantQuotaExceeded"
+	// PodReasonSuperRejected: the super cluster refused the pod.
+	PodReasonSuperRejected = "SuperClusterRejected"
+)
+
 // VirtualClusterStatus is written by the vnest manager.
 type VirtualClusterStatus struct {
 	// phase is a coarse summary; conditions say why.

@@ -21,7 +21,12 @@ With --super-data-dir (a real-node 'vnest up' data dir) or --containerd, it
 first builds the images the suite needs (agnhost, kitten, nautilus, nginx,
 nonewprivs, sample-apiserver, etcd) and imports them into that node's
 containerd; the suite finds them through KUBE_TEST_REPO_LIST under
-vnest.local. See docs/conformance.md.`,
+vnest.local.
+
+On a vnest tenant it first runs a pause pod for the whole run, so that a
+virtual Node is always there, and briefly a privileged host-network pod: a
+tenant whose VirtualCluster's spec.policy.podSecurityLevel refuses it fails the
+run at once (--allow-unprivileged runs it anyway). See docs/conformance.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
@@ -43,6 +48,7 @@ vnest.local. See docs/conformance.md.`,
 	f.StringVar(&o.Artifacts, "artifacts", "_output/conformance", "directory for the JUnit report, summary and logs")
 	f.DurationVar(&o.Timeout, "timeout", 0, "timeout of the whole suite (default 3h)")
 	f.StringVar(&o.Expectations, "expectations", "conformance/expectations.yaml", "tests expected not to pass, with reasons; empty expects all to pass")
+	f.BoolVar(&o.AllowUnprivileged, "allow-unprivileged", false, "run even when the tenant refuses privileged pods (its host-network, hostPort and privileged tests then fail)")
 	f.StringVar(&o.E2EBinary, "e2e-binary", "", "the e2e test binary (default: e2e.test next to vnest)")
 	f.StringVar(&o.Ginkgo, "ginkgo", "", "the ginkgo CLI (default: ginkgo next to vnest)")
 	f.StringVar(&o.SuperDataDir, "super-data-dir", "", "data dir of the real-node 'vnest up' whose containerd gets the images")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/conformance"
 )
 
@@ -45,7 +46,9 @@ const subsetBudget = 20 * time.Minute
 
 // TestConformanceSubset runs conformanceSubset with `vnest conformance` against the demo tenant
 // of a real-node super cluster, images built and imported by the runner. Every subset test must
-// run, and every one must pass unless conformance/expectations.yaml lists it.
+// run, and every one must pass unless conformance/expectations.yaml lists it. Before, the runner
+// must refuse the demo tenant at its default Pod Security level; the subset then runs at
+// privileged, as in `make conformance`.
 func TestConformanceSubset(t *testing.T) {
 	requireRoot(t)
 	for _, bin := range []string{"e2e.test", "ginkgo", "agnhost", "nnp", "sample-apiserver", "etcd"} {
@@ -65,13 +68,24 @@ func TestConformanceSubset(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "real", port: conformancePort})
 	_, kubeconfig := waitForDemoTenant(t, c)
 
+	// The demo tenant's default Pod Security level, baseline, refuses the privileged pods part of
+	// the suite needs: the runner says so at once, before it builds any image.
+	stderr, took, err := runVnest(t, 5*time.Minute, "conformance", "--kubeconfig", kubeconfig,
+		"--artifacts", filepath.Join(c.dataDir, "conformance-refused"), "--expectations", expectationsFile)
+	if err == nil || !strings.Contains(stderr, v1alpha1.PodReasonSecurityViolation) || !strings.Contains(stderr, "spec.policy.podSecurityLevel") {
+		t.Errorf("vnest conformance on a baseline tenant: %v after %v; want a failure naming %s and spec.policy.podSecurityLevel\nstderr:\n%s",
+			err, took.Round(time.Second), v1alpha1.PodReasonSecurityViolation, lastLines(stderr, 20))
+	}
+	t.Logf("vnest conformance refused the baseline tenant after %v", took.Round(time.Millisecond))
+	patchDemo(t, c, `{"spec":{"policy":{"podSecurityLevel":"privileged"}}}`) // as make conformance does
+
 	// Anchored at the end only: ginkgo matches against a text that does not start with the name.
 	quoted := make([]string, len(conformanceSubset))
 	for i, name := range conformanceSubset {
 		quoted[i] = regexp.QuoteMeta(name)
 	}
 	artifacts := filepath.Join(c.dataDir, "conformance")
-	stderr, took, err := runVnest(t, subsetBudget, "conformance", "--kubeconfig", kubeconfig,
+	stderr, took, err = runVnest(t, subsetBudget, "conformance", "--kubeconfig", kubeconfig,
 		"--super-data-dir", c.dataDir, "--focus", "("+strings.Join(quoted, "|")+")$", "--parallel", "3",
 		"--artifacts", artifacts, "--image-dir", filepath.Join(c.dataDir, "conformance-images"),
 		"--expectations", expectationsFile, "--timeout", "15m")
