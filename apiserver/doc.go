@@ -40,11 +40,13 @@
 //     other tenants (the Service IP allocator is a URL and a protocol,
 //     internal/serviceip). The operator decides prefixes, ports, names and
 //     certificates; this package only runs what it is told to.
-//   - Touch etcd outside --etcd-prefix. That is why etcd compaction is off by
+//   - Write etcd outside --etcd-prefix. That is why etcd compaction is off by
 //     default: compaction is etcd-wide and coordinated through a key outside
 //     every prefix (compact_rev_key), which a tenant's prefix-scoped etcd
 //     role cannot (and must not) write. Whoever owns the shared etcd compacts
-//     (the local super cluster's etcd does so hourly).
+//     (in the local super cluster its kube-apiserver, every 5 minutes, and
+//     etcd itself hourly). The tenant reads that one key to follow the
+//     compactions (package sharedetcd), which its etcd role allows.
 //   - Run more than one control plane per process at a time:
 //     kube-controller-manager registers process-wide names (its informer
 //     factory's, its configz entry). One after the other works (the restart

@@ -68,13 +68,17 @@ func authEnabled(ctx context.Context, cli *clientv3.Client, c *etcdCreds) (bool,
 
 // grantTenantAccess makes sure the tenant's etcd user exists (certificate
 // auth, no password) with exactly one role, of the same name, that grants
-// read-write on the tenant's key range and nothing else. Permissions found
-// on the role beyond that range, and other roles of the user, are revoked:
-// the role is the tenant's whole view of etcd.
+// read-write on the tenant's key range and read on CompactRevisionKey, and
+// nothing else. Permissions found on the role beyond those, and other roles
+// of the user, are revoked: the role is the tenant's whole view of etcd.
 func grantTenantAccess(ctx context.Context, cli *clientv3.Client, c *etcdCreds, user, prefix string) error {
 	ctx, cancel := context.WithTimeout(ctx, etcdTimeout)
 	defer cancel()
 	start, end := tenantKeyRange(prefix)
+	want := []tenantPermission{
+		{start, end, authpb.READWRITE, "its key range"},
+		{CompactRevisionKey, "", authpb.READ, "read on " + CompactRevisionKey},
+	}
 	role, err := cli.RoleGet(ctx, user)
 	if errors.Is(err, rpctypes.ErrRoleNotFound) {
 		if _, err := cli.RoleAdd(ctx, user); err != nil && !errors.Is(err, rpctypes.ErrRoleAlreadyExist) {
@@ -85,19 +89,25 @@ func grantTenantAccess(ctx context.Context, cli *clientv3.Client, c *etcdCreds, 
 	if err != nil {
 		return storageError(c, "reading role "+user, err)
 	}
-	granted := false
+	granted := make([]bool, len(want))
 	for _, p := range role.Perm {
-		if string(p.Key) == start && string(p.RangeEnd) == end && p.PermType == authpb.READWRITE {
-			granted = true
+		i := slices.IndexFunc(want, func(w tenantPermission) bool {
+			return string(p.Key) == w.key && string(p.RangeEnd) == w.rangeEnd && p.PermType == w.perm
+		})
+		if i >= 0 {
+			granted[i] = true
 			continue
 		}
 		if _, err := cli.RoleRevokePermission(ctx, user, string(p.Key), string(p.RangeEnd)); err != nil {
-			return storageError(c, fmt.Sprintf("revoking a permission of role %s outside its tenant's range", user), err)
+			return storageError(c, fmt.Sprintf("revoking a permission of role %s beyond its tenant's", user), err)
 		}
 	}
-	if !granted {
-		if _, err := cli.RoleGrantPermission(ctx, user, start, end, clientv3.PermissionType(clientv3.PermReadWrite)); err != nil {
-			return storageError(c, "granting role "+user+" its key range", err)
+	for i, w := range want {
+		if granted[i] {
+			continue
+		}
+		if _, err := cli.RoleGrantPermission(ctx, user, w.key, w.rangeEnd, clientv3.PermissionType(w.perm)); err != nil {
+			return storageError(c, "granting role "+user+" "+w.what, err)
 		}
 	}
 	u, err := cli.UserGet(ctx, user)
@@ -124,6 +134,19 @@ func grantTenantAccess(ctx context.Context, cli *clientv3.Client, c *etcdCreds, 
 		}
 	}
 	return nil
+}
+
+// CompactRevisionKey is the etcd key where a kube-apiserver that compacts etcd records the
+// revision it compacted at (upstream's etcd3 compactor). Tenant control planes do not compact,
+// but follow it (apiserver/sharedetcd), so their roles may read it.
+const CompactRevisionKey = "compact_rev_key"
+
+// tenantPermission is one permission of a tenant's etcd role: perm on [key, rangeEnd), or on key
+// alone when rangeEnd is empty.
+type tenantPermission struct {
+	key, rangeEnd string
+	perm          authpb.Permission_Type
+	what          string // for errors: "granting role X <what>"
 }
 
 // removeTenantAccess deletes the tenant's user and role; missing ones are

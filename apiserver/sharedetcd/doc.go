@@ -22,6 +22,21 @@
 // endpoint lease reconciler, the Service IP and port allocators) and the etcd
 // health checks. Those keep their own clients.
 //
+// Compactions: a tenant apiserver does not compact (compaction is etcd-wide
+// and belongs to the etcd's owner, in vnest up the super cluster's
+// kube-apiserver), and upstream gives storage without compaction no compactor,
+// so its watch cache would never learn that etcd dropped old revisions and
+// would keep serving lists at them from its snapshots: a continue token would
+// never expire, where Kubernetes answers 410 Gone with a token for an
+// inconsistent continuation (the conformance test "API chunking should support
+// continue listing from the last key if the original version has been
+// compacted away" waits ten minutes for that and fails). Each shared client
+// therefore runs upstream's compactor with no interval of its own: it does not
+// compact, it reads and watches compact_rev_key, where a compacting apiserver
+// records each compaction, and tells the stores' watch caches, as in an
+// apiserver that compacts. With etcd auth on, the tenant's role may read that
+// key (manager, grantTenantAccess).
+//
 // What the shared client does not have: upstream's gRPC client Prometheus
 // interceptors (grpc_client_* metrics), whose collector is private to the
 // factory package. The etcd request metrics (etcd_request_duration_seconds

@@ -31,6 +31,7 @@ import (
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/component-base/tracing"
+	"k8s.io/utils/clock"
 )
 
 // The client settings of upstream's factory (unexported there).
@@ -52,8 +53,22 @@ type Clients struct {
 }
 
 type sharedClient struct {
-	client *kubernetes.Client
-	refs   int
+	client     *kubernetes.Client
+	compaction compactionFollower
+	refs       int
+}
+
+// compactionFollower is upstream's etcd3 compactor with no interval of its own: it does not
+// compact, it follows the compactions another apiserver of the same etcd records under
+// compact_rev_key (package doc).
+type compactionFollower interface {
+	etcd3.Compactor
+	Stop()
+}
+
+// followCompaction starts a compactionFollower on client.
+func followCompaction(client *clientv3.Client) compactionFollower {
+	return etcd3.NewCompactor(client, 0, clock.RealClock{}, nil)
 }
 
 // New returns an empty set of shared clients.
@@ -82,9 +97,15 @@ func (c *Clients) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for key, sc := range c.byKey {
-		_ = sc.client.Close()
+		sc.close()
 		delete(c.byKey, key)
 	}
+}
+
+// close stops the compaction follower and closes the client.
+func (sc *sharedClient) close() {
+	sc.compaction.Stop()
+	_ = sc.client.Close()
 }
 
 // open reports how many clients are open and how many were ever dialed.
@@ -182,7 +203,7 @@ func (c *Clients) withCacher(config *storagebackend.ConfigForResource, resourceP
 // rawStorage is upstream's etcd3 store (factory.Create) on the shared client of config's
 // transport, with a Watcher of its own, so its watches keep a gRPC stream of their own.
 func (c *Clients) rawStorage(config *storagebackend.ConfigForResource, newFunc, newListFunc func() runtime.Object, resourcePrefix string) (storage.Interface, factory.DestroyFunc, error) {
-	shared, release, err := c.acquire(config.Transport)
+	shared, compaction, release, err := c.acquire(config.Transport)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -204,9 +225,9 @@ func (c *Clients) rawStorage(config *storagebackend.ConfigForResource, newFunc, 
 		transformer = etcd3.WithCorruptObjErrorHandlingTransformer(transformer)
 		decoder = etcd3.WithCorruptObjErrorHandlingDecoder(decoder)
 	}
-	// No compactor: shareable admits only storage without compaction, for which upstream's
-	// is nil too.
-	store, err := etcd3.New(client, nil, config.Codec, newFunc, newListFunc, config.Prefix, resourcePrefix,
+	// Upstream gives storage without compaction (all that shareable admits) no compactor, so its
+	// watch cache never learns of compactions; this one follows them (package doc).
+	store, err := etcd3.New(client, compaction, config.Codec, newFunc, newListFunc, config.Prefix, resourcePrefix,
 		config.GroupResource, transformer, config.LeaseManagerConfig, decoder, versioner)
 	if err != nil {
 		_ = own.Watcher.Close()
@@ -230,9 +251,9 @@ func (c *Clients) rawStorage(config *storagebackend.ConfigForResource, newFunc, 
 	return s, destroy, nil
 }
 
-// acquire returns the shared client of transport t, dialing it on first use, and the function
-// that gives it back.
-func (c *Clients) acquire(t storagebackend.TransportConfig) (*kubernetes.Client, func(), error) {
+// acquire returns the shared client of transport t, dialing it on first use, its compaction
+// follower, and the function that gives them back.
+func (c *Clients) acquire(t storagebackend.TransportConfig) (*kubernetes.Client, compactionFollower, func(), error) {
 	key := fmt.Sprintf("%q %q %q %q", t.ServerList, t.CertFile, t.KeyFile, t.TrustedCAFile)
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -240,21 +261,21 @@ func (c *Clients) acquire(t storagebackend.TransportConfig) (*kubernetes.Client,
 	if !ok {
 		client, err := c.dial(t)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		c.dials++
-		sc = &sharedClient{client: client}
+		sc = &sharedClient{client: client, compaction: followCompaction(client.Client)}
 		c.byKey[key] = sc
 	}
 	sc.refs++
 	var once sync.Once
-	return sc.client, func() {
+	return sc.client, sc.compaction, func() {
 		once.Do(func() {
 			c.mu.Lock()
 			defer c.mu.Unlock()
 			sc.refs--
 			if sc.refs == 0 && c.byKey[key] == sc {
-				_ = sc.client.Close()
+				sc.close()
 				delete(c.byKey, key)
 			}
 		})

@@ -2,7 +2,9 @@ package integration
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +111,10 @@ func TestEtcdAuth(t *testing.T) {
 	if err != nil || own.Count == 0 {
 		t.Errorf("gamma reading its own prefix: %v keys, %v; want some keys", own, err)
 	}
+	// The compaction revision, which its control plane follows (apiserver/sharedetcd).
+	if _, err := asGamma.Get(ctx, manager.CompactRevisionKey); err != nil {
+		t.Errorf("gamma reading %s: %v", manager.CompactRevisionKey, err)
+	}
 	denied := map[string]func() error{
 		"get delta's keys": func() error {
 			_, err := asGamma.Get(ctx, delta.Status.EtcdPrefix+"/", clientv3.WithPrefix())
@@ -124,6 +130,10 @@ func TestEtcdAuth(t *testing.T) {
 		},
 		"list the whole keyspace": func() error {
 			_, err := asGamma.Get(ctx, "", clientv3.WithFromKey(), clientv3.WithKeysOnly())
+			return err
+		},
+		"write the compaction revision": func() error {
+			_, err := asGamma.Put(ctx, manager.CompactRevisionKey, "1")
 			return err
 		},
 		"manage users": func() error {
@@ -142,9 +152,18 @@ func TestEtcdAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := gamma.Status.EtcdPrefix + "/"
-	if len(role.Perm) != 1 || string(role.Perm[0].Key) != want || string(role.Perm[0].RangeEnd) != clientv3.GetPrefixRangeEnd(want) || role.Perm[0].PermType != authpb.READWRITE {
-		t.Errorf("gamma's role = %v, want exactly readwrite on [%q, prefix end)", role.Perm, want)
+	start := gamma.Status.EtcdPrefix + "/"
+	var perms []string
+	for _, p := range role.Perm {
+		perms = append(perms, fmt.Sprintf("%s [%q, %q)", p.PermType, p.Key, p.RangeEnd))
+	}
+	slices.Sort(perms)
+	want := []string{
+		fmt.Sprintf("%s [%q, %q)", authpb.READWRITE, start, clientv3.GetPrefixRangeEnd(start)),
+		fmt.Sprintf("%s [%q, %q)", authpb.READ, manager.CompactRevisionKey, ""),
+	}
+	if slices.Sort(want); !slices.Equal(perms, want) {
+		t.Errorf("gamma's role = %q, want exactly %q", perms, want)
 	}
 
 	for _, vc := range []*v1alpha1.VirtualCluster{gamma, delta} {
