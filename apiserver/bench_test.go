@@ -197,7 +197,8 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kube
 	if err != nil {
 		b.Fatal(err)
 	}
-	allocRate := (allocatedBytes(b, client) - allocBefore) / idle.Seconds() / (1 << 20)
+	goAfter := goMetrics(b, client)
+	allocRate := (goAfter["go_memstats_alloc_bytes_total"] - allocBefore) / idle.Seconds() / (1 << 20)
 	conns := etcdConnections(b, etcd)
 	after := readEtcdSide()
 	etcdGoroutines, etcdHeap := after.goroutines-before.goroutines, (float64(after.heapInuse)-float64(before.heapInuse))/(1<<20)
@@ -216,26 +217,56 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kube
 	b.Logf("%q: ready after %s (%.2fs CPU), after %s idle VmRSS %d KiB (anon %d, file %d), VmHWM %d KiB, idle CPU %.1f%%, allocating %.2f MiB/s; at etcd: %d connections, %d goroutines and %.1f MiB heap more than before",
 		cmd.Args, toReady.Round(time.Millisecond), cpuBefore, idle,
 		status["VmRSS"], status["RssAnon"], status["RssFile"], status["VmHWM"], idleCPU, allocRate, conns, etcdGoroutines, etcdHeap)
+	b.Logf("%s", goMemoryLine(goAfter))
 }
 
 // allocatedBytes is go_memstats_alloc_bytes_total from the apiserver's /metrics.
 func allocatedBytes(b *testing.B, client kubernetes.Interface) float64 {
 	b.Helper()
+	return goMetrics(b, client)["go_memstats_alloc_bytes_total"]
+}
+
+// goMetrics returns the unlabelled go_* samples of the apiserver's /metrics by name.
+func goMetrics(b *testing.B, client kubernetes.Interface) map[string]float64 {
+	b.Helper()
 	body, err := client.Discovery().RESTClient().Get().AbsPath("/metrics").DoRaw(b.Context())
 	if err != nil {
 		b.Fatalf("reading /metrics: %v", err)
 	}
+	out := map[string]float64{}
 	for line := range strings.Lines(string(body)) {
-		if v, ok := strings.CutPrefix(line, "go_memstats_alloc_bytes_total "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				b.Fatalf("go_memstats_alloc_bytes_total %q: %v", v, err)
-			}
-			return f
+		name, v, ok := strings.Cut(strings.TrimSpace(line), " ")
+		if !ok || !strings.HasPrefix(name, "go_") || strings.Contains(name, "{") {
+			continue
 		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			b.Fatalf("%s %q: %v", name, v, err)
+		}
+		out[name] = f
 	}
-	b.Fatal("/metrics has no go_memstats_alloc_bytes_total")
-	return 0
+	if _, ok := out["go_memstats_alloc_bytes_total"]; !ok {
+		b.Fatal("/metrics has no go_memstats_alloc_bytes_total")
+	}
+	return out
+}
+
+// goMemoryLine says where the Go runtime's memory is, from goMetrics: the heap in use (with the
+// objects in it, live or not yet collected, and the heap size of the next GC), the heap
+// freed but not yet returned to the OS, goroutine stacks, the runtime's own structures, and the
+// goroutine and thread counts. Together they are most of RssAnon.
+func goMemoryLine(m map[string]float64) string {
+	mib := func(names ...string) float64 {
+		var sum float64
+		for _, n := range names {
+			sum += m["go_memstats_"+n+"_bytes"]
+		}
+		return sum / (1 << 20)
+	}
+	return fmt.Sprintf("Go heap in use %.1f MiB (objects %.1f, next GC at %.1f), free not returned %.1f, stacks %.1f, runtime %.1f (GC %.1f); %.0f goroutines, %.0f threads",
+		mib("heap_inuse"), mib("heap_alloc"), mib("next_gc"), mib("heap_idle")-mib("heap_released"), mib("stack_inuse"),
+		mib("mspan_sys", "mcache_sys", "buck_hash_sys", "gc_sys", "other_sys"), mib("gc_sys"),
+		m["go_goroutines"], m["go_threads"])
 }
 
 // readProcStatus returns the kB fields of /proc/PID/status.

@@ -142,6 +142,12 @@ func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
 // (BenchmarkSyncer prints that share). So the target goes up to busy as soon
 // as one second allocates more than busyRate, and back down to idle, with the
 // freed memory returned to the OS, once calm has passed without such a second.
+//
+// While idle, the memory a GC cycle of the runtime frees is returned to the OS
+// at once, not over the next half minute or so by the runtime's background
+// scavenger, which keeps a tenth of the heap goal besides: an idle tenant's
+// RSS then follows its heap. It costs a second GC cycle for each of the
+// runtime's, about one a minute when idle.
 type gcTuner struct {
 	idle, busy int
 	busyRate   float64 // bytes per second
@@ -161,10 +167,11 @@ func newGCTuner(idle, busy int) *gcTuner {
 	return &gcTuner{idle: idle, busy: busy, busyRate: gcBusyRate, calm: gcCalm}
 }
 
-// observe takes the bytes allocated during the interval that ended at now and
-// says which GC target to set (0: leave it) and whether to return freed memory
-// to the OS. It only decides; run applies.
-func (g *gcTuner) observe(allocated uint64, interval time.Duration, now time.Time) (percent int, release bool) {
+// observe takes the bytes allocated and the GC cycles the runtime completed
+// during the interval that ended at now, and says which GC target to set (0:
+// leave it) and whether to return freed memory to the OS. It only decides; run
+// applies.
+func (g *gcTuner) observe(allocated, cycles uint64, interval time.Duration, now time.Time) (percent int, release bool) {
 	if float64(allocated) > g.busyRate*interval.Seconds() {
 		g.lastBusy = now
 		if !g.isBusy {
@@ -177,21 +184,26 @@ func (g *gcTuner) observe(allocated uint64, interval time.Duration, now time.Tim
 		g.isBusy = false
 		return g.idle, true
 	}
-	return 0, false
+	return 0, !g.isBusy && cycles > 0
 }
 
-// run samples the process's allocation every gcTunerInterval until stop is
-// closed; idle runs after the freed memory is returned.
+// run samples the process's allocation and GC cycles every gcTunerInterval
+// until stop is closed; idle runs after the freed memory is returned on the
+// way back to idle.
 func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}, idle func()) {
-	sample := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	read := func() uint64 {
-		metrics.Read(sample)
-		if sample[0].Value.Kind() != metrics.KindUint64 {
-			return 0
+	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/automatic:gc-cycles"}}
+	read := func() (allocated, cycles uint64) {
+		metrics.Read(samples)
+		v := make([]uint64, len(samples))
+		for i, s := range samples {
+			if s.Value.Kind() == metrics.KindUint64 {
+				v[i] = s.Value.Uint64()
+			}
 		}
-		return sample[0].Value.Uint64()
+		return v[0], v[1]
 	}
-	last, lastAt := read(), time.Now()
+	lastAllocated, lastCycles := read()
+	lastAt := time.Now()
 	tick := time.NewTicker(gcTunerInterval)
 	defer tick.Stop()
 	for {
@@ -199,18 +211,20 @@ func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}, idle func()) {
 		case <-stop:
 			return
 		case now := <-tick.C:
-			total := read()
-			percent, release := g.observe(total-last, now.Sub(lastAt), now)
-			last, lastAt = total, now
-			if percent == 0 {
-				continue
+			allocated, cycles := read()
+			percent, release := g.observe(allocated-lastAllocated, cycles-lastCycles, now.Sub(lastAt), now)
+			lastAllocated, lastCycles, lastAt = allocated, cycles, now
+			if percent != 0 {
+				debug.SetGCPercent(percent)
+				logger.V(2).Info("Set Go GC target", "percent", percent, "busy", g.isBusy)
 			}
-			debug.SetGCPercent(percent)
 			if release {
+				// A forced cycle: the runtime's own count, cycles, does not see it.
 				debug.FreeOSMemory()
-				idle()
+				if percent != 0 {
+					idle()
+				}
 			}
-			logger.V(2).Info("Set Go GC target", "percent", percent, "busy", g.isBusy)
 		}
 	}
 }

@@ -12,12 +12,14 @@ import (
 )
 
 // TestGCTunerObserve: the target goes up in the first busy second and back down (with memory
-// released) only after a whole calm period without one.
+// released) only after a whole calm period without one; while idle, a GC cycle of the runtime
+// has its freed memory returned.
 func TestGCTunerObserve(t *testing.T) {
 	const MiB = 1 << 20
 	type step struct {
 		at        time.Duration // since the start
 		allocated uint64        // in the second before at
+		cycles    uint64        // GC cycles of the runtime in that second
 		percent   int           // 0: leave the target
 		release   bool
 	}
@@ -39,6 +41,16 @@ func TestGCTunerObserve(t *testing.T) {
 			{at: 31 * time.Second, allocated: 1 * MiB, percent: 25, release: true},
 			{at: 32 * time.Second, allocated: 1 * MiB},
 		},
+		"a GC cycle while idle returns the memory it freed": {
+			{at: 1 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+			{at: 2 * time.Second, allocated: 1 * MiB},
+		},
+		"not while busy": {
+			{at: 1 * time.Second, allocated: 20 * MiB, cycles: 1, percent: 100},
+			{at: 2 * time.Second, allocated: 1 * MiB, cycles: 2},
+			{at: 31 * time.Second, allocated: 1 * MiB, cycles: 1, percent: 25, release: true},
+			{at: 32 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+		},
 		"a busy second during the calm period starts it again": {
 			{at: 1 * time.Second, allocated: 20 * MiB, percent: 100},
 			{at: 20 * time.Second, allocated: 20 * MiB},
@@ -52,9 +64,9 @@ func TestGCTunerObserve(t *testing.T) {
 			g := newGCTuner(25, 100)
 			start := time.Unix(1_000_000, 0)
 			for _, s := range steps {
-				percent, release := g.observe(s.allocated, time.Second, start.Add(s.at))
+				percent, release := g.observe(s.allocated, s.cycles, time.Second, start.Add(s.at))
 				if percent != s.percent || release != s.release {
-					t.Fatalf("at %v with %d MiB: got target %d release %v, want %d %v", s.at, s.allocated/MiB, percent, release, s.percent, s.release)
+					t.Fatalf("at %v with %d MiB and %d GC cycles: got target %d release %v, want %d %v", s.at, s.allocated/MiB, s.cycles, percent, release, s.percent, s.release)
 				}
 			}
 		})
