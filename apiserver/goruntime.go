@@ -147,24 +147,30 @@ func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
 // at once, not over the next half minute or so by the runtime's background
 // scavenger, which keeps a tenth of the heap goal besides: an idle tenant's
 // RSS then follows its heap. It costs a second GC cycle for each of the
-// runtime's, about one a minute when idle.
+// runtime's, about one a minute when idle, and at most one every
+// releaseEvery: a tenant whose heap sits at its memory limit, where the
+// runtime collects often, pays no more than that.
 type gcTuner struct {
 	idle, busy int
 	busyRate   float64 // bytes per second
 	calm       time.Duration
+	// releaseEvery is the least time between two returns of freed memory.
+	releaseEvery time.Duration
 
-	isBusy   bool
-	lastBusy time.Time
+	isBusy      bool
+	lastBusy    time.Time
+	lastRelease time.Time
 }
 
 const (
 	gcTunerInterval = time.Second
 	gcBusyRate      = 4 << 20 // bytes/s: over ten times an idle tenant's
 	gcCalm          = 30 * time.Second
+	gcReleaseEvery  = 10 * time.Second
 )
 
 func newGCTuner(idle, busy int) *gcTuner {
-	return &gcTuner{idle: idle, busy: busy, busyRate: gcBusyRate, calm: gcCalm}
+	return &gcTuner{idle: idle, busy: busy, busyRate: gcBusyRate, calm: gcCalm, releaseEvery: gcReleaseEvery}
 }
 
 // observe takes the bytes allocated and the GC cycles the runtime completed
@@ -182,9 +188,14 @@ func (g *gcTuner) observe(allocated, cycles uint64, interval time.Duration, now 
 	}
 	if g.isBusy && now.Sub(g.lastBusy) >= g.calm {
 		g.isBusy = false
+		g.lastRelease = now
 		return g.idle, true
 	}
-	return 0, !g.isBusy && cycles > 0
+	if !g.isBusy && cycles > 0 && now.Sub(g.lastRelease) >= g.releaseEvery {
+		g.lastRelease = now
+		return 0, true
+	}
+	return 0, false
 }
 
 // run samples the process's allocation and GC cycles every gcTunerInterval

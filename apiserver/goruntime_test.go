@@ -44,12 +44,20 @@ func TestGCTunerObserve(t *testing.T) {
 		"a GC cycle while idle returns the memory it freed": {
 			{at: 1 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
 			{at: 2 * time.Second, allocated: 1 * MiB},
+			{at: 60 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+		},
+		"at most once every 10 s": {
+			{at: 1 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+			{at: 2 * time.Second, allocated: 1 * MiB, cycles: 1},
+			{at: 10 * time.Second, allocated: 1 * MiB, cycles: 1},
+			{at: 11 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
 		},
 		"not while busy": {
 			{at: 1 * time.Second, allocated: 20 * MiB, cycles: 1, percent: 100},
 			{at: 2 * time.Second, allocated: 1 * MiB, cycles: 2},
 			{at: 31 * time.Second, allocated: 1 * MiB, cycles: 1, percent: 25, release: true},
-			{at: 32 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+			{at: 32 * time.Second, allocated: 1 * MiB, cycles: 1},
+			{at: 41 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
 		},
 		"a busy second during the calm period starts it again": {
 			{at: 1 * time.Second, allocated: 20 * MiB, percent: 100},
