@@ -149,13 +149,17 @@ func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
 // RSS then follows its heap. It costs a second GC cycle for each of the
 // runtime's, about one a minute when idle, and at most one every
 // releaseEvery: a tenant whose heap sits at its memory limit, where the
-// runtime collects often, pays no more than that.
+// runtime collects often, pays no more than that. Only in a second that
+// allocated at most quietRate: a tenant serving a trickle of requests, under
+// busyRate, is not idle, and its requests would share the one core with the
+// second cycle.
 type gcTuner struct {
 	idle, busy int
 	busyRate   float64 // bytes per second
 	calm       time.Duration
 	// releaseEvery is the least time between two returns of freed memory.
 	releaseEvery time.Duration
+	quietRate    float64 // bytes per second
 
 	isBusy      bool
 	lastBusy    time.Time
@@ -167,10 +171,11 @@ const (
 	gcBusyRate      = 4 << 20 // bytes/s: over ten times an idle tenant's
 	gcCalm          = 30 * time.Second
 	gcReleaseEvery  = 10 * time.Second
+	gcQuietRate     = 1 << 20 // bytes/s: about four times an idle tenant's
 )
 
 func newGCTuner(idle, busy int) *gcTuner {
-	return &gcTuner{idle: idle, busy: busy, busyRate: gcBusyRate, calm: gcCalm, releaseEvery: gcReleaseEvery}
+	return &gcTuner{idle: idle, busy: busy, busyRate: gcBusyRate, calm: gcCalm, releaseEvery: gcReleaseEvery, quietRate: gcQuietRate}
 }
 
 // observe takes the bytes allocated and the GC cycles the runtime completed
@@ -191,7 +196,8 @@ func (g *gcTuner) observe(allocated, cycles uint64, interval time.Duration, now 
 		g.lastRelease = now
 		return g.idle, true
 	}
-	if !g.isBusy && cycles > 0 && now.Sub(g.lastRelease) >= g.releaseEvery {
+	quiet := float64(allocated) <= g.quietRate*interval.Seconds()
+	if !g.isBusy && quiet && cycles > 0 && now.Sub(g.lastRelease) >= g.releaseEvery {
 		g.lastRelease = now
 		return 0, true
 	}

@@ -46,6 +46,10 @@ func TestGCTunerObserve(t *testing.T) {
 			{at: 2 * time.Second, allocated: 1 * MiB},
 			{at: 60 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
 		},
+		"not in a second that allocated more than 1 MiB": {
+			{at: 1 * time.Second, allocated: 2 * MiB, cycles: 1},
+			{at: 2 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+		},
 		"at most once every 10 s": {
 			{at: 1 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
 			{at: 2 * time.Second, allocated: 1 * MiB, cycles: 1},
