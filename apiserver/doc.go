@@ -145,7 +145,8 @@
 // the target is --busy-gc-percent (100), and 30 s after the last such second
 // it goes back to 25 with the freed memory released (gcTuner, goruntime.go).
 // While idle, the tuner also returns what each of the runtime's GC cycles
-// frees at once (a forced cycle after it), where the runtime's scavenger
+// frees at once (a forced cycle after it, at most every 10 s and only in a
+// second that allocated at most 1 MiB), where the runtime's scavenger
 // would take half a minute and keep a tenth of the heap goal: read 60 s after
 // ready, RssAnon 90.0–91.3 MiB against 95.0–96.1 and VmRSS 143.3–146.5 against
 // 148.4–150.5, idle CPU 1.2–1.5% against 1.2–1.6% (three runs each, alternating,
