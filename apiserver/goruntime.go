@@ -149,10 +149,11 @@ func (c *completedConfig) tightenGC(logger klog.Logger) (restore func()) {
 // RSS then follows its heap. It costs a second GC cycle for each of the
 // runtime's, about one a minute when idle, and at most one every
 // releaseEvery: a tenant whose heap sits at its memory limit, where the
-// runtime collects often, pays no more than that. Only in a second that
-// allocated at most quietRate: a tenant serving a trickle of requests, under
-// busyRate, is not idle, and its requests would share the one core with the
-// second cycle.
+// runtime collects often, pays no more than that. Only in a quiet second, one
+// that allocated at most quietRate: a tenant serving a trickle of requests,
+// under busyRate, is not idle, and its requests would share the one core with
+// the second cycle. A cycle seen in a busier second (the allocation that
+// started it, often) waits for the next quiet one.
 type gcTuner struct {
 	idle, busy int
 	busyRate   float64 // bytes per second
@@ -164,6 +165,7 @@ type gcTuner struct {
 	isBusy      bool
 	lastBusy    time.Time
 	lastRelease time.Time
+	freed       bool // an idle GC cycle of the runtime freed memory not returned yet
 }
 
 const (
@@ -191,14 +193,17 @@ func (g *gcTuner) observe(allocated, cycles uint64, interval time.Duration, now 
 		}
 		return 0, false
 	}
-	if g.isBusy && now.Sub(g.lastBusy) >= g.calm {
-		g.isBusy = false
-		g.lastRelease = now
+	if g.isBusy {
+		if now.Sub(g.lastBusy) < g.calm {
+			return 0, false
+		}
+		g.isBusy, g.freed, g.lastRelease = false, false, now
 		return g.idle, true
 	}
+	g.freed = g.freed || cycles > 0
 	quiet := float64(allocated) <= g.quietRate*interval.Seconds()
-	if !g.isBusy && quiet && cycles > 0 && now.Sub(g.lastRelease) >= g.releaseEvery {
-		g.lastRelease = now
+	if g.freed && quiet && now.Sub(g.lastRelease) >= g.releaseEvery {
+		g.freed, g.lastRelease = false, now
 		return 0, true
 	}
 	return 0, false

@@ -46,15 +46,22 @@ func TestGCTunerObserve(t *testing.T) {
 			{at: 2 * time.Second, allocated: 1 * MiB},
 			{at: 60 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
 		},
-		"not in a second that allocated more than 1 MiB": {
+		"not in a second that allocated more than 1 MiB: in the next quiet one": {
 			{at: 1 * time.Second, allocated: 2 * MiB, cycles: 1},
-			{at: 2 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+			{at: 2 * time.Second, allocated: 3 * MiB},
+			{at: 3 * time.Second, allocated: 1 * MiB, release: true},
+			{at: 20 * time.Second, allocated: 0},
 		},
 		"at most once every 10 s": {
 			{at: 1 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
 			{at: 2 * time.Second, allocated: 1 * MiB, cycles: 1},
-			{at: 10 * time.Second, allocated: 1 * MiB, cycles: 1},
-			{at: 11 * time.Second, allocated: 1 * MiB, cycles: 1, release: true},
+			{at: 10 * time.Second, allocated: 1 * MiB},
+			{at: 11 * time.Second, allocated: 1 * MiB, release: true},
+		},
+		"cycles while busy are not carried over": {
+			{at: 1 * time.Second, allocated: 20 * MiB, cycles: 3, percent: 100},
+			{at: 31 * time.Second, allocated: 0, percent: 25, release: true},
+			{at: 45 * time.Second, allocated: 0},
 		},
 		"not while busy": {
 			{at: 1 * time.Second, allocated: 20 * MiB, cycles: 1, percent: 100},
