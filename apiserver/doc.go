@@ -148,9 +148,8 @@
 // frees at once (a forced cycle after it, at most every 10 s and only in a
 // second that allocated at most 1 MiB), where the runtime's scavenger
 // would take half a minute and keep a tenth of the heap goal: read 60 s after
-// ready, RssAnon 90.0–91.3 MiB against 95.0–96.1 and VmRSS 143.3–146.5 against
-// 148.4–150.5, idle CPU 1.2–1.5% against 1.2–1.6% (three runs each, alternating,
-// 2026-12-06, docs/benchmarks.md).
+// ready, VmRSS 143.3–149.9 MiB (median 146.4, 13 runs) against 148.4–150.5,
+// idle CPU unchanged (1.2–1.6%) (2026-12-06, docs/benchmarks.md).
 //
 // Start-up to ready (process start to admin.kubeconfig) took 3.8–5.4 s here,
 // median 4.1 s, against 4.4–5.3 s for the stock kube-apiserver alone, on a
