@@ -183,7 +183,7 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kube
 	if err != nil {
 		b.Fatal(err)
 	}
-	allocBefore := allocatedBytes(b, client)
+	allocBefore := goMetrics(b, client)[allocatedTotal]
 	select {
 	case <-time.After(idle):
 	case <-b.Context().Done():
@@ -198,7 +198,7 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kube
 		b.Fatal(err)
 	}
 	goAfter := goMetrics(b, client)
-	allocRate := (goAfter["go_memstats_alloc_bytes_total"] - allocBefore) / idle.Seconds() / (1 << 20)
+	allocRate := (goAfter[allocatedTotal] - allocBefore) / idle.Seconds() / (1 << 20)
 	conns := etcdConnections(b, etcd)
 	after := readEtcdSide()
 	etcdGoroutines, etcdHeap := after.goroutines-before.goroutines, (float64(after.heapInuse)-float64(before.heapInuse))/(1<<20)
@@ -220,11 +220,8 @@ func measureIdle(b *testing.B, cmd *exec.Cmd, toReady time.Duration, client kube
 	b.Logf("%s", goMemoryLine(goAfter))
 }
 
-// allocatedBytes is go_memstats_alloc_bytes_total from the apiserver's /metrics.
-func allocatedBytes(b *testing.B, client kubernetes.Interface) float64 {
-	b.Helper()
-	return goMetrics(b, client)["go_memstats_alloc_bytes_total"]
-}
+// allocatedTotal is the goMetrics sample of the bytes the Go heap ever allocated.
+const allocatedTotal = "go_memstats_alloc_bytes_total"
 
 // goMetrics returns the unlabelled go_* samples of the apiserver's /metrics by name.
 func goMetrics(b *testing.B, client kubernetes.Interface) map[string]float64 {
@@ -245,8 +242,8 @@ func goMetrics(b *testing.B, client kubernetes.Interface) map[string]float64 {
 		}
 		out[name] = f
 	}
-	if _, ok := out["go_memstats_alloc_bytes_total"]; !ok {
-		b.Fatal("/metrics has no go_memstats_alloc_bytes_total")
+	if _, ok := out[allocatedTotal]; !ok {
+		b.Fatal("/metrics has no " + allocatedTotal)
 	}
 	return out
 }

@@ -214,15 +214,15 @@ func (g *gcTuner) observe(allocated, cycles uint64, interval time.Duration, now 
 // way back to idle.
 func (g *gcTuner) run(logger klog.Logger, stop <-chan struct{}, idle func()) {
 	samples := []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/cycles/automatic:gc-cycles"}}
+	value := func(s metrics.Sample) uint64 {
+		if s.Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return s.Value.Uint64()
+	}
 	read := func() (allocated, cycles uint64) {
 		metrics.Read(samples)
-		v := make([]uint64, len(samples))
-		for i, s := range samples {
-			if s.Value.Kind() == metrics.KindUint64 {
-				v[i] = s.Value.Uint64()
-			}
-		}
-		return v[0], v[1]
+		return value(samples[0]), value(samples[1])
 	}
 	lastAllocated, lastCycles := read()
 	lastAt := time.Now()

@@ -46,16 +46,11 @@ import (
 //
 // A refused pod stays Pending in the tenant with condition PodScheduled=False (reason
 // PodSecurityViolation or TenantQuotaExceeded, the message says what to change) and a Warning
-// event of the same reason.
+// event of the same reason: api/v1alpha1's PodReason* constants, with PodReasonSuperRejected when the
+// super cluster itself refused the pod.
 
-const (
-	reasonPodSecurity   = v1alpha1.PodReasonSecurityViolation
-	reasonQuotaExceeded = v1alpha1.PodReasonQuotaExceeded
-	// reasonSuperRejected is the condition reason when the super cluster itself refused the pod.
-	reasonSuperRejected = v1alpha1.PodReasonSuperRejected
-	// quotaRetry is how soon a pod waiting for quota is looked at again.
-	quotaRetry = 5 * time.Second
-)
+// quotaRetry is how soon a pod waiting for quota is looked at again.
+const quotaRetry = 5 * time.Second
 
 // podSecurityEvaluator is the upstream Pod Security evaluator with its default checks.
 var podSecurityEvaluator = sync.OnceValues(func() (pspolicy.Evaluator, error) {
@@ -203,7 +198,7 @@ const pendingTTL = time.Minute
 func (s *Syncer) admitPod(t *tenant, desired *corev1.Pod) (reason, msg string, release func(ok bool), err error) {
 	policy := t.settings.Load().policy
 	if msg, err := podSecurityViolation(desired, policy.PodSecurityLevel); err != nil || msg != "" {
-		return reasonPodSecurity, msg, nil, err
+		return v1alpha1.PodReasonSecurityViolation, msg, nil, err
 	}
 	if len(policy.Quota) == 0 {
 		return "", "", func(bool) {}, nil
@@ -218,7 +213,7 @@ func (s *Syncer) admitPod(t *tenant, desired *corev1.Pod) (reason, msg string, r
 	add := podUsage(desired)
 	if msg := quotaViolation(policy.Quota, used, add); msg != "" {
 		l.mu.Unlock()
-		return reasonQuotaExceeded, msg, nil, nil
+		return v1alpha1.PodReasonQuotaExceeded, msg, nil, nil
 	}
 	key := desired.Namespace + "/" + desired.Name
 	return "", "", func(ok bool) {
@@ -302,7 +297,7 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 		if err := s.refusePod(ctx, t, tp, reason, msg, true); err != nil {
 			return err
 		}
-		if reason == reasonQuotaExceeded {
+		if reason == v1alpha1.PodReasonQuotaExceeded {
 			s.queue.AddAfter(t.key, objKey{Kind: kindPod, Namespace: tp.Namespace, Name: tp.Name}, quotaRetry)
 		}
 		return nil
@@ -325,11 +320,11 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 	release(err == nil)
 	switch {
 	case superRefused(err): // the down sync recorded the event
-		if rerr := s.refusePod(ctx, t, tp, reasonSuperRejected, "the super cluster refused the pod: "+err.Error(), false); rerr != nil {
+		if rerr := s.refusePod(ctx, t, tp, v1alpha1.PodReasonSuperRejected, "the super cluster refused the pod: "+err.Error(), false); rerr != nil {
 			return rerr
 		}
 	case superRefused(tokenErr) && t.recorder != nil: // the super pod waits for it; retried, but say why
-		t.recorder.Event(tp, corev1.EventTypeWarning, reasonSuperRejected, "the super cluster refused the pod's token Secret: "+tokenErr.Error())
+		t.recorder.Event(tp, corev1.EventTypeWarning, v1alpha1.PodReasonSuperRejected, "the super cluster refused the pod's token Secret: "+tokenErr.Error())
 	}
 	return errors.Join(err, tokenErr)
 }

@@ -147,7 +147,7 @@ func TestPolicyGatesPodDown(t *testing.T) {
 	}{
 		"privileged pod in a baseline tenant": {
 			tenant: []object{privileged}, sync: []string{"web"},
-			wantReason: reasonPodSecurity,
+			wantReason: v1alpha1.PodReasonSecurityViolation,
 		},
 		"privileged pod in a privileged tenant": {
 			policy: v1alpha1.PolicySpec{PodSecurityLevel: v1alpha1.PodSecurityPrivileged},
@@ -158,7 +158,7 @@ func TestPolicyGatesPodDown(t *testing.T) {
 			policy: v1alpha1.PolicySpec{Quota: pods},
 			super:  []object{MakePod(testSuperNS, "old").Owned("uid-old").Phase(corev1.PodRunning).Obj()},
 			tenant: []object{MakePod("default", "web").Obj()}, sync: []string{"web"},
-			wantReason: reasonQuotaExceeded,
+			wantReason: v1alpha1.PodReasonQuotaExceeded,
 		},
 		"a finished pod does not count": {
 			policy:     v1alpha1.PolicySpec{Quota: pods},
@@ -172,7 +172,7 @@ func TestPolicyGatesPodDown(t *testing.T) {
 			tenant:     []object{MakePod("default", "a").Obj(), MakePod("default", "web").Obj()},
 			sync:       []string{"a", "web"},
 			wantWrites: []string{"create pods " + testSuperNS + "/a"},
-			wantReason: reasonQuotaExceeded,
+			wantReason: v1alpha1.PodReasonQuotaExceeded,
 		},
 	}
 	for name, tc := range cases {

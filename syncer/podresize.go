@@ -8,6 +8,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	quota "k8s.io/apiserver/pkg/quota/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
 
 // In-place resize of tenant pods.
@@ -86,7 +88,7 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 	}
 	if msg, err := s.resizeOverQuota(t, sp, resized); err != nil || msg != "" {
 		if msg != "" && t.recorder != nil {
-			t.recorder.Event(tp, corev1.EventTypeWarning, reasonQuotaExceeded, "resize not applied: "+msg)
+			t.recorder.Event(tp, corev1.EventTypeWarning, v1alpha1.PodReasonQuotaExceeded, "resize not applied: "+msg)
 		}
 		return false, err
 	}

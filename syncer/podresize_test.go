@@ -213,7 +213,7 @@ func TestResizeWithinQuota(t *testing.T) {
 				t.Errorf("super writes (-want +got):\n%s", diff)
 			}
 			ev := events(h.recorder)
-			if tc.wantResize == (len(ev) == 1 && strings.Contains(ev[0], reasonQuotaExceeded)) {
+			if tc.wantResize == (len(ev) == 1 && strings.Contains(ev[0], v1alpha1.PodReasonQuotaExceeded)) {
 				t.Errorf("events = %q", ev)
 			}
 		})

@@ -323,8 +323,8 @@ func TestTokenSecretRefused(t *testing.T) {
 	}
 	select {
 	case e := <-h.recorder.Events:
-		if !strings.Contains(e, reasonSuperRejected) || !strings.Contains(e, "token Secret") || !strings.Contains(e, "63 bytes") {
-			t.Errorf("event %q, want %s about the token Secret with the super cluster's message", e, reasonSuperRejected)
+		if !strings.Contains(e, v1alpha1.PodReasonSuperRejected) || !strings.Contains(e, "token Secret") || !strings.Contains(e, "63 bytes") {
+			t.Errorf("event %q, want %s about the token Secret with the super cluster's message", e, v1alpha1.PodReasonSuperRejected)
 		}
 	default:
 		t.Error("no event recorded")
