@@ -112,7 +112,7 @@ func BenchmarkSyncer(b *testing.B) {
 	progress("fairness: quiet tenant %s again while %s floods %d pods", quiet.name, noisy.name, floodPods)
 	r.quietFlooded = measureSeries(b, super, syncer, quiet, func() []sample {
 		var samples []sample
-		samples, r.flood = floodedSeries(b, super.dir, quiet, noisy, superPods)
+		samples, r.flood = floodedSeries(b, super.dir, super.client, quiet, noisy, superPods)
 		return samples
 	})
 
@@ -315,6 +315,8 @@ type series struct {
 	work    map[string]work // the syncer's for the series' tenant, by kind
 	wait    queueWaits      // the series' tenant's keys in the syncer's fair queue
 	disk    diskSyncs
+	// superRequests is what the super cluster's apiserver served meanwhile.
+	superRequests apiserverCounters
 }
 
 // measureSeries runs a latency series in tenant t and records the CPU use and the syncer's
@@ -323,10 +325,11 @@ func measureSeries(b *testing.B, super *superCluster, syncer *syncerProcess, t *
 	b.Helper()
 	before := syncer.mustScrape(b)
 	etcdBefore, etcdErr := scrapeEtcd(b.Context(), super)
-	cpu := markCPU(super.dir)
+	cpu, superReqs := markCPU(super.dir), scrapeAPIServers(b, super.client)
 	samples := run()
 	after := syncer.mustScrape(b)
 	s := series{samples: samples, cpu: cpu.since(super.dir), work: syncerWork(before, after, `tenant="`+t.key+`"`), wait: queueWaitOf(before, after, t.key)}
+	s.superRequests = scrapeAPIServers(b, super.client).minus(superReqs)
 	if etcdAfter, err := scrapeEtcd(b.Context(), super); err == nil && etcdErr == nil {
 		s.disk.wal = histogramOf(etcdBefore, etcdAfter, "etcd_disk_wal_fsync_duration_seconds")
 	} else {
@@ -483,18 +486,20 @@ func pacedSeries(b *testing.B, t *tenantCluster, superPods *podTracker, label st
 
 // flood is what the noisy tenant did while the quiet series ran.
 type flood struct {
-	createsIn    time.Duration // first create until all floodPods were created in the tenant
-	inSuperIn    time.Duration // first create until the super cluster had all of them
-	atQuietEnd   int           // flood pods in the super cluster when the quiet series' last super pod appeared
-	createdAtQ0  int           // flood pods created when the quiet series started
-	window       cpuUse        // the CPU time used from the quiet series' first create to its last super pod
-	quiet, noisy string        // the two tenants' cluster keys
+	createsIn   time.Duration // first create until all floodPods were created in the tenant
+	inSuperIn   time.Duration // first create until the super cluster had all of them
+	atQuietEnd  int           // flood pods in the super cluster when the quiet series' last super pod appeared
+	createdAtQ0 int           // flood pods created when the quiet series started
+	window      cpuUse        // the CPU time used from the quiet series' first create to its last super pod
+	// windowRequests is what the super cluster's apiserver served in that window.
+	windowRequests apiserverCounters
+	quiet, noisy   string // the two tenants' cluster keys
 }
 
 // floodedSeries starts the noisy tenant's flood, runs the quiet series once a tenth of the
 // flood is created, and waits for the whole flood to reach the super cluster. dir is the super
 // cluster's, whose processes' CPU time the quiet series' window is measured in.
-func floodedSeries(b *testing.B, dir string, quiet, noisy *tenantCluster, superPods *podTracker) ([]sample, flood) {
+func floodedSeries(b *testing.B, dir string, super kubernetes.Interface, quiet, noisy *tenantCluster, superPods *podTracker) ([]sample, flood) {
 	b.Helper()
 	ctx := b.Context()
 	names := podNames("flood", floodPods)
@@ -528,9 +533,10 @@ func floodedSeries(b *testing.B, dir string, quiet, noisy *tenantCluster, superP
 	}
 	f := flood{quiet: quiet.key, noisy: noisy.key}
 	f.createdAtQ0 = int(created.Load())
-	window := markCPU(dir)
+	window, superReqs := markCPU(dir), scrapeAPIServers(b, super)
 	latencies := pacedSeries(b, quiet, superPods, "flooded")
 	f.window = window.since(dir)
+	f.windowRequests = scrapeAPIServers(b, super).minus(superReqs)
 	noisyNS := mapping.SuperNamespace(noisy.key, benchNamespace)
 	_, f.atQuietEnd, _, _ = superPods.counts(noisyNS, names)
 	<-floodDone
@@ -674,12 +680,13 @@ func (r *results) report(b *testing.B) {
 	}{{"alone", r.quietAlone}, {"flooded", r.quietFlooded}} {
 		p("   %s: %s", ph.name, ph.s.describe())
 		p("   %s: syncer work for the quiet tenant %s; %s; %s; %s (quiet, flooding, idle)", ph.name, workLine(ph.s.work), ph.s.wait, ph.s.cpu, ph.s.cpu.tenantsOf(r.flood.quiet, r.flood.noisy))
-		p("   %s: the super cluster's disk meanwhile: %s", ph.name, ph.s.disk)
+		p("   %s: the super cluster's disk meanwhile: %s; requests served by the super apiserver %s", ph.name, ph.s.disk, ph.s.superRequests)
 	}
 	p("   flood of %d pods: %d created when the quiet series began, %d in the super cluster when it ended; all created after %.1f s, all in the super cluster after %.1f s",
 		floodPods, r.flood.createdAtQ0, r.flood.atQuietEnd, r.flood.createsIn.Seconds(), r.flood.inSuperIn.Seconds())
 	w := r.flood.window
-	p("   the quiet series' window under the flood: %s; %s (quiet, flooding, idle)", w, w.tenantsOf(r.flood.quiet, r.flood.noisy))
+	p("   the quiet series' window under the flood: %s; %s (quiet, flooding, idle); requests served by the super apiserver %s",
+		w, w.tenantsOf(r.flood.quiet, r.flood.noisy), r.flood.windowRequests)
 	fmt.Print(s.String())
 }
 
