@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -237,7 +238,7 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 	}
 	superNS := mapping.SuperNamespace(t.key, tp.Namespace)
 	name := tokenSecretName(tp.Name)
-	existing, hasSuper, err := lookup(s.superSecrets.Secrets(superNS).Get(name))
+	existing, hasSuper, err := s.tokenSecret(superNS, name)
 	if err != nil {
 		return nil, err
 	}
@@ -260,11 +261,7 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 			return nil, fmt.Errorf("token Secret %s/%s exists and is not this tenant's", superNS, name)
 		}
 		if mapping.TenantUID(existing) == tp.UID {
-			tokenGood := !needToken
-			if needToken {
-				due, _ := tokenDue(existing, s.now())
-				tokenGood = !due && existing.Annotations[annotationTokenNode] == tp.Spec.NodeName && slices.IndexFunc(sources, func(src tokenSource) bool { return len(existing.Data[src.key]) == 0 }) < 0
-			}
+			tokenGood := s.tokensGood(existing, tp, sources)
 			if tokenGood && sameMeta(existing.Data, meta) {
 				requeue(existing)
 				return nil, nil
@@ -335,33 +332,73 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 	}
 	return func(ctx context.Context) error {
 		w := s.super.CoreV1().Secrets(superNS)
+		var written *corev1.Secret
 		var err error
 		if hasSuper {
 			up := existing.DeepCopy()
 			up.Labels, up.Annotations, up.Data, up.Type = secret.Labels, secret.Annotations, secret.Data, existing.Type
-			_, err = w.Update(ctx, up, metav1.UpdateOptions{})
+			written, err = w.Update(ctx, up, metav1.UpdateOptions{})
 			if apierrors.IsConflict(err) {
-				// The cache is behind a write of the Secret moments ago (the pod's, then the
-				// bound pod's tokens): what was just prepared goes over the live Secret, once,
-				// when it is still this pod's; the tokens requested for it stay good.
+				// Written meanwhile by someone else, or by this syncer before a restart: when
+				// the live Secret is still this pod's, what was just prepared goes over it,
+				// once, unless it already holds good tokens and the same metadata.
 				if live, gerr := w.Get(ctx, name, metav1.GetOptions{}); gerr == nil && guard(t, tp.Namespace, live) == nil && mapping.TenantUID(live) == tp.UID {
-					up = live.DeepCopy()
-					up.Labels, up.Annotations, up.Data = secret.Labels, secret.Annotations, secret.Data
-					_, err = w.Update(ctx, up, metav1.UpdateOptions{})
+					if s.tokensGood(live, tp, sources) && sameMeta(live.Data, meta) {
+						written, err = live, nil
+					} else {
+						up = live.DeepCopy()
+						up.Labels, up.Annotations, up.Data = secret.Labels, secret.Annotations, secret.Data
+						written, err = w.Update(ctx, up, metav1.UpdateOptions{})
+					}
 				}
 			}
 		} else {
 			if err := s.ensureSuperNamespace(ctx, t, tp.Namespace); err != nil {
 				return err
 			}
-			_, err = w.Create(ctx, secret, metav1.CreateOptions{})
+			written, err = w.Create(ctx, secret, metav1.CreateOptions{})
 		}
 		if err != nil {
 			return fmt.Errorf("writing token Secret %s/%s: %w", superNS, name, err)
 		}
-		requeue(secret)
+		s.tokenSecrets.Mutation(written) // read back at once, before the cache has it
+		requeue(written)
 		return nil
 	}, nil
+}
+
+// tokenWriteTTL is how long the syncer reads its own write of a token Secret instead of the
+// cache's older copy (tokenSecret); the cache catches up within moments.
+const tokenWriteTTL = time.Minute
+
+// newTokenSecrets is the token Secrets' cache over store, the super Secrets' informer's
+// (Syncer.tokenSecrets).
+func newTokenSecrets(store cache.Store) cache.MutationCache {
+	return cache.NewIntegerResourceVersionMutationCache(klog.Background(), store, nil, tokenWriteTTL, false)
+}
+
+// tokenSecret is the super token Secret superNS/name as the cache has it, or as the syncer last
+// wrote it when the cache has not seen that write yet: a pod's syncs come faster than the
+// Secret's events after a write (the bound pod's tokens, then its status), and an update from
+// the cache's older copy would conflict.
+func (s *Syncer) tokenSecret(superNS, name string) (*corev1.Secret, bool, error) {
+	obj, ok, err := s.tokenSecrets.GetByKey(superNS + "/" + name)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	secret, ok := obj.(*corev1.Secret)
+	return secret, ok, nil
+}
+
+// tokensGood reports whether token Secret secret of tenant pod tp holds a token for each of
+// sources that is not due for renewal and names the pod's node (none while it is unbound).
+func (s *Syncer) tokensGood(secret *corev1.Secret, tp *corev1.Pod, sources []tokenSource) bool {
+	if len(sources) == 0 {
+		return true
+	}
+	due, _ := tokenDue(secret, s.now())
+	return !due && secret.Annotations[annotationTokenNode] == tp.Spec.NodeName &&
+		slices.IndexFunc(sources, func(src tokenSource) bool { return len(secret.Data[src.key]) == 0 }) < 0
 }
 
 // token is a token of source src for tenant pod tp, whose service account is sa, and when it

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -569,5 +570,151 @@ func bindInCaches(ctx context.Context, t *testing.T, h *harness, p *corev1.Pod, 
 	bound.Spec.NodeName = node
 	if err := h.t.index[kindPod].Update(bound); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTokenSecretAddWaitsForThePod: the token Secret's add event, which often comes before the
+// super pod's written with it, does not sync the pod at once (the pod is not in the cache yet,
+// and the sync would create it again), but after tokenSecretAddDelay, when the caches agree;
+// its update and delete events sync the pod at once.
+func TestTokenSecretAddWaitsForThePod(t *testing.T) {
+	defer func(d time.Duration) { tokenSecretAddDelay = d }(tokenSecretAddDelay)
+	tokenSecretAddDelay = 50 * time.Millisecond
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h := newTokenHarness(t, pod)
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	sec := h.cacheWritten(ctx, t, kindSecret, tokenSecretName("web")) // its informer is first
+	secrets := h.s.superHandler(kindSecret)
+	secrets.OnAdd(sec, false)
+	drain := func() (synced int) {
+		for h.s.queue.Len(testKey) > 0 {
+			k, _ := h.s.queue.Get()
+			if err := h.s.syncPod(ctx, h.t, k.Item.Namespace, k.Item.Name); err != nil {
+				t.Error(err)
+			}
+			h.s.queue.Done(k.Tenant, k.Item)
+			synced++
+		}
+		return synced
+	}
+	if n := drain(); n > 0 {
+		t.Errorf("the token Secret's add event synced the pod at once (%d syncs); super writes %v", n, writes(h.super))
+	}
+	h.cacheWritten(ctx, t, kindPod, "web") // the pod's informer catches up
+	time.Sleep(3 * tokenSecretAddDelay)
+	if n := drain(); n != 1 {
+		t.Errorf("%d syncs after the delay, want 1", n)
+	}
+	if w := writes(h.super); len(w) != 2 {
+		t.Errorf("super writes %v, want the Secret's and the pod's creates only", w)
+	}
+
+	secrets.OnUpdate(sec, sec)
+	if n := h.s.queue.Len(testKey); n != 1 {
+		t.Errorf("%d keys queued after the token Secret's update event, want 1 at once", n)
+	}
+	drain()
+	secrets.OnDelete(sec)
+	if n := h.s.queue.Len(testKey); n != 1 {
+		t.Errorf("%d keys queued after the token Secret's delete event, want 1 at once", n)
+	}
+}
+
+// TestTokenSecretReadsItsOwnWrite: once the pod is bound, the sync that writes its node's
+// tokens is often followed by another (the status) before the Secret's informer has the write.
+// That sync reads the syncer's own write and leaves the Secret alone, instead of writing again
+// from the cache's older copy (a conflict, then a second write).
+func TestTokenSecretReadsItsOwnWrite(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h := newTokenHarness(t, pod)
+	rv := 0 // the fake super cluster keeps no resourceVersions of its own
+	h.super.PrependReactor("*", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if w, ok := a.(interface{ GetObject() runtime.Object }); ok && (a.GetVerb() == "create" || a.GetVerb() == "update") {
+			rv++
+			w.GetObject().(*corev1.Secret).ResourceVersion = strconv.Itoa(rv)
+		}
+		return false, nil, nil
+	})
+	requests := countTokenRequests(h)
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	h.cacheWritten(ctx, t, kindSecret, tokenSecretName("web"))
+	bindInCaches(ctx, t, h, pod, "node-1")
+	h.super.ClearActions()
+	before := *requests
+	for range 2 { // the Secret's cache stays at the pre-binding copy
+		if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var secretWrites []string
+	for _, w := range writes(h.super) {
+		if strings.Contains(w, " secrets ") {
+			secretWrites = append(secretWrites, w)
+		}
+	}
+	if len(secretWrites) != 1 || *requests-before != 1 {
+		t.Errorf("two syncs of the bound pod: token Secret writes %v and %d token requests, want one of each", secretWrites, *requests-before)
+	}
+	live, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, tokenSecretName("web"), metav1.GetOptions{})
+	if err != nil || live.Annotations[annotationTokenNode] != "node-1" {
+		t.Errorf("live token Secret names node %q (err %v), want node-1", live.Annotations[annotationTokenNode], err)
+	}
+}
+
+// TestTokenSecretConflictKeepsGoodLive: a syncer whose cache is behind a write it did not make
+// itself (its run before a restart) gets a conflict on the token Secret; the live Secret
+// already holds tokens for the pod's node, so it is left as it is.
+func TestTokenSecretConflictKeepsGoodLive(t *testing.T) {
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h := newTokenHarness(t, pod)
+	secretsGVR := corev1.SchemeGroupVersion.WithResource("secrets")
+	rv := 0
+	h.super.PrependReactor("*", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		w, ok := a.(interface{ GetObject() runtime.Object })
+		if !ok || (a.GetVerb() != "create" && a.GetVerb() != "update") {
+			return false, nil, nil
+		}
+		sec := w.GetObject().(*corev1.Secret)
+		if a.GetVerb() == "update" {
+			live, err := h.super.Tracker().Get(secretsGVR, sec.Namespace, sec.Name)
+			if err == nil && live.(*corev1.Secret).ResourceVersion != sec.ResourceVersion {
+				return true, nil, apierrors.NewConflict(secretsGVR.GroupResource(), sec.Name, errors.New("the object has been modified"))
+			}
+		}
+		rv++
+		sec.ResourceVersion = strconv.Itoa(rv)
+		return false, nil, nil
+	})
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	h.cacheWritten(ctx, t, kindSecret, tokenSecretName("web"))
+	bindInCaches(ctx, t, h, pod, "node-1")
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil { // the run before the restart
+		t.Fatal(err)
+	}
+	before, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, tokenSecretName("web"), metav1.GetOptions{})
+	if err != nil || before.Annotations[annotationTokenNode] != "node-1" {
+		t.Fatalf("token Secret before the restart names node %q (err %v)", before.Annotations[annotationTokenNode], err)
+	}
+	// The restarted syncer: no writes of its own to read back, the Secret's cache still behind.
+	h.s.tokenSecrets = newTokenSecrets(h.s.superIndex[kindSecret])
+	h.super.ClearActions()
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	after, err := h.super.CoreV1().Secrets(testSuperNS).Get(ctx, tokenSecretName("web"), metav1.GetOptions{})
+	if err != nil || after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("token Secret rewritten after the conflict: resourceVersion %s → %s (err %v); super writes %v", before.ResourceVersion, after.ResourceVersion, err, writes(h.super))
 	}
 }

@@ -102,6 +102,9 @@ type Syncer struct {
 	superEvents    corelisters.EventLister
 	superIndex     map[kind]cache.Indexer
 	vcLister       cache.Indexer
+	// tokenSecrets is superSecrets with the syncer's own writes of pod token Secrets that the
+	// cache has not caught up with yet (podtoken.go).
+	tokenSecrets cache.MutationCache
 
 	queue   *fairqueue.Queue[objKey]
 	metrics *metrics
@@ -177,6 +180,7 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 	s.superNS, s.superPods, s.superCMs = core.Namespaces().Lister(), core.Pods().Lister(), core.ConfigMaps().Lister()
 	s.superSecrets, s.superSvcs, s.superEps = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister()
 	s.superPVCs = core.PersistentVolumeClaims().Lister()
+	s.tokenSecrets = newTokenSecrets(core.Secrets().Informer().GetStore())
 	s.superPDBs, s.superIngresses = f.Policy().V1().PodDisruptionBudgets().Lister(), f.Networking().V1().Ingresses().Lister()
 	s.superNetPols = f.Networking().V1().NetworkPolicies().Lister()
 	s.wireUpSources()
@@ -380,10 +384,14 @@ func (s *Syncer) enqueue(clusterKey string, key objKey, urgent bool) {
 	}
 }
 
+// tokenSecretAddDelay is how long the sync that a pod token Secret's add event queues waits
+// (superHandler); a variable for the tests.
+var tokenSecretAddDelay = time.Second
+
 // superHandler maps events of owned super objects to the keys of their tenant objects. The
 // mapping reads the ownership labels only.
 func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
-	handle := func(obj any) {
+	handle := func(obj any, added bool) {
 		m, err := metaOf(obj)
 		if err != nil {
 			return
@@ -393,21 +401,32 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 		if !ok {
 			return
 		}
+		if added && k == kindSecret && isTokenSecretObj(m) {
+			// The syncer writes a pod's token Secret and the pod at once (podpolicy.go), and
+			// the Secret's add event often comes before the pod's: a sync then would find no
+			// super pod in the cache and create it again (AlreadyExists, then a GET). The
+			// pod's own events bring its syncs; this one is for a Secret left without its
+			// pod, and waits for the caches to agree.
+			if s.tenant(clusterKey) != nil {
+				s.queue.AddAfter(clusterKey, key, tokenSecretAddDelay)
+			}
+			return
+		}
 		s.enqueue(clusterKey, key, false)
 		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
 			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: p.Spec.NodeName}, false)
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) { handle(obj) },
+		AddFunc: func(obj any) { handle(obj, true) },
 		UpdateFunc: func(old, obj any) {
-			handle(obj)
+			handle(obj, false)
 			// A pod moving off a node (it cannot, but a delete+recreate looks alike) frees it.
 			if op, ok := old.(*corev1.Pod); ok && op.Spec.NodeName != "" {
-				handle(op)
+				handle(op, false)
 			}
 		},
-		DeleteFunc: handle,
+		DeleteFunc: func(obj any) { handle(obj, false) },
 	}
 }
 

@@ -661,7 +661,7 @@ func (r *results) report(b *testing.B) {
 	p("2. Tenant create → super pod in a super watch, %d pods one at a time: %s (goal p99 ≤ %v: %s)",
 		len(lat), r.latency.describe(), goalLatencyP99, judge(percentile(lat, 0.99) <= goalLatencyP99, disturbed(r.latency)...))
 	p("   syncer work for the tenant: %s; %s; %s", workLine(r.latency.work), r.latency.wait, r.latency.cpu)
-	p("   the super cluster's disk meanwhile: %s", r.latency.disk)
+	p("   the super cluster's disk meanwhile: %s; requests served by the super apiserver %s", r.latency.disk, r.latency.superRequests)
 	p("   reference, the same series created directly in a super namespace (create → super watch): p50 %.1f ms, p99 %.1f ms, max %.1f ms (Create call p50 %.1f p99 %.1f); %s",
 		ms(percentile(directLat, 0.5)), ms(percentile(directLat, 0.99)), ms(directLat[len(directLat)-1]),
 		ms(percentile(directCalls, 0.5)), ms(percentile(directCalls, 0.99)), r.directLatency.cpu)
