@@ -248,7 +248,7 @@ func podTerminal(p *corev1.Pod) bool {
 }
 
 func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error {
-	tp, hasTenant, err := lookup(t.pods.Pods(ns).Get(name))
+	tp, hasTenant, err := t.podWrites.get(ns, name) // podwrites.go
 	if err != nil {
 		return err
 	}
@@ -320,7 +320,13 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 
 // podUp binds the tenant pod to the super pod's node and copies the status up.
 func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error {
+	if tp.Spec.NodeName != "" {
+		t.podWrites.seenBound(tp.UID)
+	}
 	if sp.Spec.NodeName != "" && tp.Spec.NodeName == "" && tp.DeletionTimestamp == nil {
+		if t.podWrites.bindPending(tp.UID, s.now()) {
+			return nil // bound by an earlier round; the bound pod's event brings the next
+		}
 		// The pod needs its virtual node to exist; keeping the node's status is the node
 		// key's work, which a pod sync would only race with (a conflict, and a retry of the pod).
 		if _, err := t.nodes.Get(sp.Spec.NodeName); err != nil {
@@ -342,6 +348,7 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 		if err != nil {
 			return fmt.Errorf("binding the tenant pod to %s: %w", sp.Spec.NodeName, err)
 		}
+		t.podWrites.bound(tp.UID, s.now())
 		return nil // the tenant pod's update event brings the status round
 	}
 	want := keepTenantConditions(tenantObservedGenerations(podStatusUp(sp), sp, tp), tp) // podgeneration.go, podconditions.go
@@ -350,7 +357,10 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 	}
 	up := tp.DeepCopy()
 	up.Status = want
-	_, err := t.client.CoreV1().Pods(tp.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+	written, err := t.client.CoreV1().Pods(tp.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
+	if err == nil {
+		t.podWrites.wroteStatus(written)
+	}
 	if apierrors.IsConflict(err) {
 		// The tenant pod changed after the cache's copy (a binding or status write of an earlier
 		// round the cache has not caught up with, a tenant controller's condition) or was

@@ -79,6 +79,7 @@ type tenant struct {
 	scs         storagelisters.StorageClassLister
 	pcs         schedulinglisters.PriorityClassLister
 	podIndex    cache.Indexer          // with the reference indexes of pods.go
+	podWrites   *podWrites             // pods as the syncer last wrote them (podwrites.go)
 	index       map[kind]cache.Indexer // every kind's store, for the patrol
 	recorder    record.EventRecorder   // events on tenant objects
 	stop        context.CancelFunc     // stops informers and the event broadcaster
@@ -390,6 +391,7 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	t.netpols, t.pvs = f.Networking().V1().NetworkPolicies().Lister(), core.PersistentVolumes().Lister()
 	t.scs, t.pcs = f.Storage().V1().StorageClasses().Lister(), f.Scheduling().V1().PriorityClasses().Lister()
 	t.podIndex = infs[kindPod].GetIndexer()
+	t.podWrites = newPodWrites(infs[kindPod].GetStore())
 	t.synced = func() bool {
 		for _, ok := range synced {
 			if !ok() {

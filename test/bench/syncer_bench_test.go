@@ -315,8 +315,9 @@ type series struct {
 	work    map[string]work // the syncer's for the series' tenant, by kind
 	wait    queueWaits      // the series' tenant's keys in the syncer's fair queue
 	disk    diskSyncs
-	// superRequests is what the super cluster's apiserver served meanwhile.
-	superRequests apiserverCounters
+	// superRequests and tenantRequests are what the super cluster's apiserver and the series'
+	// tenant's served meanwhile.
+	superRequests, tenantRequests apiserverCounters
 }
 
 // measureSeries runs a latency series in tenant t and records the CPU use and the syncer's
@@ -325,11 +326,12 @@ func measureSeries(b *testing.B, super *superCluster, syncer *syncerProcess, t *
 	b.Helper()
 	before := syncer.mustScrape(b)
 	etcdBefore, etcdErr := scrapeEtcd(b.Context(), super)
-	cpu, superReqs := markCPU(super.dir), scrapeAPIServers(b, super.client)
+	cpu, superReqs, tenantReqs := markCPU(super.dir), scrapeAPIServers(b, super.client), scrapeAPIServers(b, t.client)
 	samples := run()
 	after := syncer.mustScrape(b)
 	s := series{samples: samples, cpu: cpu.since(super.dir), work: syncerWork(before, after, `tenant="`+t.key+`"`), wait: queueWaitOf(before, after, t.key)}
 	s.superRequests = scrapeAPIServers(b, super.client).minus(superReqs)
+	s.tenantRequests = scrapeAPIServers(b, t.client).minus(tenantReqs)
 	if etcdAfter, err := scrapeEtcd(b.Context(), super); err == nil && etcdErr == nil {
 		s.disk.wal = histogramOf(etcdBefore, etcdAfter, "etcd_disk_wal_fsync_duration_seconds")
 	} else {
@@ -661,7 +663,7 @@ func (r *results) report(b *testing.B) {
 	p("2. Tenant create → super pod in a super watch, %d pods one at a time: %s (goal p99 ≤ %v: %s)",
 		len(lat), r.latency.describe(), goalLatencyP99, judge(percentile(lat, 0.99) <= goalLatencyP99, disturbed(r.latency)...))
 	p("   syncer work for the tenant: %s; %s; %s", workLine(r.latency.work), r.latency.wait, r.latency.cpu)
-	p("   the super cluster's disk meanwhile: %s; requests served by the super apiserver %s", r.latency.disk, r.latency.superRequests)
+	p("   the super cluster's disk meanwhile: %s; requests served by the super apiserver %s; by the tenant's %s", r.latency.disk, r.latency.superRequests, r.latency.tenantRequests)
 	p("   reference, the same series created directly in a super namespace (create → super watch): p50 %.1f ms, p99 %.1f ms, max %.1f ms (Create call p50 %.1f p99 %.1f); %s",
 		ms(percentile(directLat, 0.5)), ms(percentile(directLat, 0.99)), ms(directLat[len(directLat)-1]),
 		ms(percentile(directCalls, 0.5)), ms(percentile(directCalls, 0.99)), r.directLatency.cpu)
@@ -680,7 +682,7 @@ func (r *results) report(b *testing.B) {
 	}{{"alone", r.quietAlone}, {"flooded", r.quietFlooded}} {
 		p("   %s: %s", ph.name, ph.s.describe())
 		p("   %s: syncer work for the quiet tenant %s; %s; %s; %s (quiet, flooding, idle)", ph.name, workLine(ph.s.work), ph.s.wait, ph.s.cpu, ph.s.cpu.tenantsOf(r.flood.quiet, r.flood.noisy))
-		p("   %s: the super cluster's disk meanwhile: %s; requests served by the super apiserver %s", ph.name, ph.s.disk, ph.s.superRequests)
+		p("   %s: the super cluster's disk meanwhile: %s; requests served by the super apiserver %s; by the quiet tenant's %s", ph.name, ph.s.disk, ph.s.superRequests, ph.s.tenantRequests)
 	}
 	p("   flood of %d pods: %d created when the quiet series began, %d in the super cluster when it ended; all created after %.1f s, all in the super cluster after %.1f s",
 		floodPods, r.flood.createdAtQ0, r.flood.atQuietEnd, r.flood.createsIn.Seconds(), r.flood.inSuperIn.Seconds())

@@ -1,0 +1,91 @@
+package syncer
+
+import (
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+)
+
+// Tenant pods as the syncer last wrote them.
+//
+// A tenant pod's syncs come faster than its informer's events after a write: the syncer binds
+// the pod, then the super pod's status change brings the next sync before the tenant cache shows
+// the binding, and a status write is followed by another sync before the cache has it. Read from
+// the cache alone, those syncs bind again or write the status again from an older copy: a
+// conflict each, which the next event repairs, but a wasted request to the tenant. podWrites
+// keeps what the syncer wrote until the cache catches up.
+
+// podWriteTTL is how long the syncer trusts its own write of a tenant pod over the cache's older
+// copy; the cache catches up within moments, and after this a sync reads the cache alone again.
+const podWriteTTL = 30 * time.Second
+
+// podWrites are the syncer's recent writes of one tenant's pods.
+type podWrites struct {
+	// statuses holds the pods the status writes returned, newer than the cache's (by
+	// resourceVersion) until the cache has them.
+	statuses cache.MutationCache
+
+	mu sync.Mutex
+	// binds are the pods bound by the syncer whose binding the cache has not shown yet, and when.
+	binds   map[types.UID]time.Time
+	sweptAt time.Time // when binds last lost the entries of pods deleted before they were seen bound
+}
+
+func newPodWrites(store cache.Store) *podWrites {
+	return &podWrites{
+		statuses: cache.NewIntegerResourceVersionMutationCache(klog.Background(), store, nil, podWriteTTL, false),
+		binds:    map[types.UID]time.Time{},
+	}
+}
+
+// get is the tenant pod ns/name from the cache, or as the syncer's last status write returned
+// it when that is newer.
+func (w *podWrites) get(ns, name string) (*corev1.Pod, bool, error) {
+	obj, ok, err := w.statuses.GetByKey(ns + "/" + name)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	p, ok := obj.(*corev1.Pod)
+	return p, ok, nil
+}
+
+// wroteStatus records a status write's result.
+func (w *podWrites) wroteStatus(p *corev1.Pod) { w.statuses.Mutation(p) }
+
+// bound records that the syncer bound the pod with uid at now.
+func (w *podWrites) bound(uid types.UID, now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.binds[uid] = now
+	if now.Sub(w.sweptAt) >= podWriteTTL {
+		w.sweptAt = now
+		for u, at := range w.binds {
+			if now.Sub(at) >= podWriteTTL {
+				delete(w.binds, u)
+			}
+		}
+	}
+}
+
+// bindPending reports whether the syncer bound the pod with uid less than podWriteTTL before now.
+func (w *podWrites) bindPending(uid types.UID, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	at, ok := w.binds[uid]
+	if ok && now.Sub(at) >= podWriteTTL {
+		delete(w.binds, uid)
+		return false
+	}
+	return ok
+}
+
+// seenBound forgets the binding of the pod with uid once the cache shows the pod bound.
+func (w *podWrites) seenBound(uid types.UID) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.binds, uid)
+}
