@@ -6,7 +6,9 @@
 // carry an ownership label; informers per tenant; one fair queue (package fairqueue) whose keys
 // are (tenant, kind, tenant namespace, name); level-triggered, idempotent reconcilers, one kind
 // per file, each a read → pure translate → apply; a periodic patrol that re-queues drift and
-// orphans. A pod also goes down through the super cluster's resize and ephemeralcontainers
+// orphans. Reads of what the syncer itself has just written (a tenant pod's binding and status,
+// a pod's token Secret) see its write before the informer brings it (podwrites.go, podtoken.go):
+// a sync that comes first would otherwise write again from the older copy. A pod also goes down through the super cluster's resize and ephemeralcontainers
 // subresources (podresize.go, podephemeral.go), and the observed generations that come up are
 // the tenant pod's (podgeneration.go). With --dns-bind-address it is also the tenants' cluster DNS (dns.go, package dns),
 // which tells tenants apart by the source IP of a query, a super pod's IP.

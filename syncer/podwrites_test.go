@@ -54,8 +54,9 @@ func TestTenantPodWritesReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	sync("update pods/status default/web")
-	sync() // the cache still has the status before the write
-	if err := h.t.index[kindPod].Update(bound); err != nil { // an unrelated event
+	// The cache still has the status before the write, also after an unrelated event.
+	sync()
+	if err := h.t.index[kindPod].Update(bound); err != nil {
 		t.Fatal(err)
 	}
 	sync()
