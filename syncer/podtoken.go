@@ -382,12 +382,7 @@ func newTokenSecrets(store cache.Store) cache.MutationCache {
 // Secret's events after a write (the bound pod's tokens, then its status), and an update from
 // the cache's older copy would conflict.
 func (s *Syncer) tokenSecret(superNS, name string) (*corev1.Secret, bool, error) {
-	obj, ok, err := s.tokenSecrets.GetByKey(superNS + "/" + name)
-	if err != nil || !ok {
-		return nil, false, err
-	}
-	secret, ok := obj.(*corev1.Secret)
-	return secret, ok, nil
+	return readBack[*corev1.Secret](s.tokenSecrets, superNS, name) // podwrites.go
 }
 
 // tokensGood reports whether token Secret secret of tenant pod tp holds a token for each of

@@ -348,6 +348,20 @@ func newTokenHarness(t *testing.T, pod *corev1.Pod) *harness {
 	return h
 }
 
+// newTokenPodSynced is newTokenHarness with tenant pod default/web mounting its token, after
+// its first sync: the token Secret and the super pod written, neither in the caches.
+func newTokenPodSynced(t *testing.T) (*harness, context.Context) {
+	t.Helper()
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h := newTokenHarness(t, pod)
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	return h, ctx
+}
+
 // cacheWritten reads the super object of kind k (a Pod or a Secret) named name in the test's
 // super namespace, as the last sync wrote it, and puts it into the syncer's cache, as its
 // informer would.
@@ -376,13 +390,7 @@ func (h *harness) cacheWritten(ctx context.Context, t *testing.T, k kind, name s
 // informer often delivers the pod first. The sync that pod brings reads the Secret live
 // instead of requesting a second token and failing on the Secret that exists.
 func TestTokenSecretNotYetInTheCache(t *testing.T) {
-	pod := MakePod("default", "web").Obj()
-	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
-	h := newTokenHarness(t, pod)
-	ctx := testContext(t)
-	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
-		t.Fatal(err)
-	}
+	h, ctx := newTokenPodSynced(t)
 	h.cacheWritten(ctx, t, kindPod, "web") // the pod only: its Secret's event has not come yet
 	h.super.ClearActions()
 	h.tenantCS.ClearActions()
@@ -580,13 +588,7 @@ func bindInCaches(ctx context.Context, t *testing.T, h *harness, p *corev1.Pod, 
 func TestTokenSecretAddWaitsForThePod(t *testing.T) {
 	defer func(d time.Duration) { tokenSecretAddDelay = d }(tokenSecretAddDelay)
 	tokenSecretAddDelay = 50 * time.Millisecond
-	pod := MakePod("default", "web").Obj()
-	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
-	h := newTokenHarness(t, pod)
-	ctx := testContext(t)
-	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
-		t.Fatal(err)
-	}
+	h, ctx := newTokenPodSynced(t)
 	sec := h.cacheWritten(ctx, t, kindSecret, tokenSecretName("web")) // its informer is first
 	secrets := h.s.superHandler(kindSecret)
 	secrets.OnAdd(sec, false)

@@ -45,12 +45,19 @@ func newPodWrites(store cache.Store) *podWrites {
 // get is the tenant pod ns/name from the cache, or as the syncer's last status write returned
 // it when that is newer.
 func (w *podWrites) get(ns, name string) (*corev1.Pod, bool, error) {
-	obj, ok, err := w.statuses.GetByKey(ns + "/" + name)
+	return readBack[*corev1.Pod](w.statuses, ns, name)
+}
+
+// readBack is object ns/name of type T from mutation cache c: the cache's copy, or the
+// syncer's own write of it when that is newer.
+func readBack[T any](c cache.MutationCache, ns, name string) (T, bool, error) {
+	var zero T
+	obj, ok, err := c.GetByKey(ns + "/" + name)
 	if err != nil || !ok {
-		return nil, false, err
+		return zero, false, err
 	}
-	p, ok := obj.(*corev1.Pod)
-	return p, ok, nil
+	out, ok := obj.(T)
+	return out, ok, nil
 }
 
 // wroteStatus records a status write's result.
