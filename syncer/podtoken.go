@@ -339,9 +339,10 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 			up.Labels, up.Annotations, up.Data, up.Type = secret.Labels, secret.Annotations, secret.Data, existing.Type
 			written, err = w.Update(ctx, up, metav1.UpdateOptions{})
 			if apierrors.IsConflict(err) {
-				// Written meanwhile by someone else, or by this syncer before a restart: when
-				// the live Secret is still this pod's, what was just prepared goes over it,
-				// once, unless it already holds good tokens and the same metadata.
+				// Written meanwhile by someone else, or by this syncer in a write the read-back
+				// no longer holds (before a restart, or pushed out by many others): when the
+				// live Secret is still this pod's, what was just prepared goes over it, once,
+				// unless it already holds good tokens and the same metadata.
 				if live, gerr := w.Get(ctx, name, metav1.GetOptions{}); gerr == nil && guard(t, tp.Namespace, live) == nil && mapping.TenantUID(live) == tp.UID {
 					if s.tokensGood(live, tp, sources) && sameMeta(live.Data, meta) {
 						written, err = live, nil
