@@ -362,7 +362,7 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		if err != nil {
 			return fmt.Errorf("writing token Secret %s/%s: %w", superNS, name, err)
 		}
-		s.tokenSecrets.Mutation(written) // read back at once, before the cache has it
+		readBackWrite(s.tokenSecrets, written) // read back at once, before the cache has it (podwrites.go)
 		requeue(written)
 		return nil
 	}, nil

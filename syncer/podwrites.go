@@ -5,6 +5,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
@@ -60,8 +61,20 @@ func readBack[T any](c cache.MutationCache, ns, name string) (T, bool, error) {
 	return out, ok, nil
 }
 
-// wroteStatus records a status write's result.
-func (w *podWrites) wroteStatus(p *corev1.Pod) { w.statuses.Mutation(p) }
+// wroteStatus records a status write's result p (which it takes over).
+func (w *podWrites) wroteStatus(p *corev1.Pod) { readBackWrite(w.statuses, p) }
+
+// readBackWrite records the syncer's write obj in mutation cache c, without the managed fields
+// that its reads never look at (the informers drop them too: dropManagedFields).
+func readBackWrite(c cache.MutationCache, obj metav1.Object) {
+	obj.SetManagedFields(nil)
+	c.Mutation(obj)
+}
+
+// caughtUp drops the syncer's own copy of object ns/name from mutation cache c once the cache
+// has one as new: the MutationCache does so on a read. Called from the informer's events, it
+// frees the copies soon after each write instead of when they expire.
+func caughtUp(c cache.MutationCache, ns, name string) { _, _, _ = c.GetByKey(ns + "/" + name) }
 
 // bound records that the syncer bound the pod with uid at now.
 func (w *podWrites) bound(uid types.UID, now time.Time) {

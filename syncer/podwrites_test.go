@@ -61,3 +61,32 @@ func TestTenantPodWritesReadBack(t *testing.T) {
 	}
 	sync()
 }
+
+// TestPodWritesFreedOnCatchUp: the syncer's own copy of a pod, kept without managed fields, is
+// dropped as soon as the pod informer's event brings one as new, not when it expires.
+func TestPodWritesFreedOnCatchUp(t *testing.T) {
+	cached := MakePod("default", "web").Obj()
+	cached.ResourceVersion = "1"
+	h := newHarness(t, nil, []object{cached})
+	written := cached.DeepCopy()
+	written.ResourceVersion, written.Status.Phase = "5", corev1.PodRunning
+	written.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "vnest-syncer"}}
+	h.t.podWrites.wroteStatus(written)
+	got, _, _ := h.t.podWrites.get("default", "web")
+	if got.ResourceVersion != "5" || got.ManagedFields != nil {
+		t.Fatalf("read back resourceVersion %s with %d managed fields, want 5 and none", got.ResourceVersion, len(got.ManagedFields))
+	}
+
+	seen := written.DeepCopy()
+	if err := h.t.index[kindPod].Update(seen); err != nil { // the informer's store, then its event
+		t.Fatal(err)
+	}
+	h.t.handler(h.s, kindPod).OnUpdate(cached, seen)
+	// Put an older copy back into the store: only a dropped entry lets it through.
+	if err := h.t.index[kindPod].Update(cached); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := h.t.podWrites.get("default", "web"); got.ResourceVersion != "1" {
+		t.Errorf("read resourceVersion %s after the informer caught up, want the store's 1: the own copy was kept", got.ResourceVersion)
+	}
+}

@@ -401,6 +401,9 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 		if !ok {
 			return
 		}
+		if k == kindSecret && isTokenSecretObj(m) {
+			caughtUp(s.tokenSecrets, m.GetNamespace(), m.GetName()) // podwrites.go
+		}
 		if added && k == kindSecret && isTokenSecretObj(m) {
 			// The syncer writes a pod's token Secret and the pod at once (podpolicy.go), and
 			// the Secret's add event often comes before the pod's: a sync then would find no
