@@ -8,10 +8,11 @@
 // per file, each a read → pure translate → apply; a periodic patrol that re-queues drift and
 // orphans. Reads of what the syncer itself has just written (a tenant pod's binding and status,
 // a pod's token Secret) see its write before the informer brings it (podwrites.go, podtoken.go):
-// a sync that comes first would otherwise write again from the older copy. A pod also goes down through the super cluster's resize and ephemeralcontainers
-// subresources (podresize.go, podephemeral.go), and the observed generations that come up are
-// the tenant pod's (podgeneration.go). With --dns-bind-address it is also the tenants' cluster DNS (dns.go, package dns),
-// which tells tenants apart by the source IP of a query, a super pod's IP.
+// a sync that comes first would otherwise write again from the older copy. A pod also goes
+// down through the super cluster's resize and ephemeralcontainers subresources (podresize.go,
+// podephemeral.go), and the observed generations that come up are the tenant pod's
+// (podgeneration.go). With --dns-bind-address it is also the tenants' cluster DNS (dns.go,
+// package dns), which tells tenants apart by the source IP of a query, a super pod's IP.
 //
 // What it must not do: write any super object whose ownership labels do not name the tenant and
 // tenant namespace it is working for (see guard in down.go; the one cluster-scoped kind it

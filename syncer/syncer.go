@@ -403,17 +403,17 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 		}
 		if k == kindSecret && isTokenSecretObj(m) {
 			caughtUp(s.tokenSecrets, m.GetNamespace(), m.GetName()) // podwrites.go
-		}
-		if added && k == kindSecret && isTokenSecretObj(m) {
-			// The syncer writes a pod's token Secret and the pod at once (podpolicy.go), and
-			// the Secret's add event often comes before the pod's: a sync then would find no
-			// super pod in the cache and create it again (AlreadyExists, then a GET). The
-			// pod's own events bring its syncs; this one is for a Secret left without its
-			// pod, and waits for the caches to agree.
-			if s.tenant(clusterKey) != nil {
-				s.queue.AddAfter(clusterKey, key, tokenSecretAddDelay)
+			if added {
+				// The syncer writes a pod's token Secret and the pod at once (podpolicy.go),
+				// and the Secret's add event often comes before the pod's: a sync then would
+				// find no super pod in the cache and create it again (AlreadyExists, then a
+				// GET). The pod's own events bring its syncs; this one is for a Secret left
+				// without its pod, and waits for the caches to agree.
+				if s.tenant(clusterKey) != nil {
+					s.queue.AddAfter(clusterKey, key, tokenSecretAddDelay)
+				}
+				return
 			}
-			return
 		}
 		s.enqueue(clusterKey, key, false)
 		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {

@@ -320,8 +320,8 @@ type series struct {
 	superRequests, tenantRequests apiserverCounters
 }
 
-// measureSeries runs a latency series in tenant t and records the CPU use and the syncer's
-// work for t meanwhile.
+// measureSeries runs a latency series in tenant t and records the CPU use, the syncer's work
+// for t and the requests the super apiserver and t served meanwhile.
 func measureSeries(b *testing.B, super *superCluster, syncer *syncerProcess, t *tenantCluster, run func() []sample) series {
 	b.Helper()
 	before := syncer.mustScrape(b)
