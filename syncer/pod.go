@@ -248,7 +248,7 @@ func podTerminal(p *corev1.Pod) bool {
 }
 
 func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error {
-	tp, hasTenant, err := t.podWrites.get(ns, name) // podwrites.go
+	tp, hasTenant, err := t.podWrites.statuses.get(ns, name) // podwrites.go
 	if err != nil {
 		return err
 	}
@@ -359,7 +359,7 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 	up.Status = want
 	written, err := t.client.CoreV1().Pods(tp.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
 	if err == nil {
-		t.podWrites.wroteStatus(written)
+		t.podWrites.statuses.wrote(written)
 	}
 	if apierrors.IsConflict(err) {
 		// The tenant pod changed after the cache's copy (a binding or status write of an earlier

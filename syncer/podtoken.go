@@ -14,7 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -238,7 +237,7 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 	}
 	superNS := mapping.SuperNamespace(t.key, tp.Namespace)
 	name := tokenSecretName(tp.Name)
-	existing, hasSuper, err := s.tokenSecret(superNS, name)
+	existing, hasSuper, err := s.tokenSecrets.get(superNS, name)
 	if err != nil {
 		return nil, err
 	}
@@ -362,29 +361,15 @@ func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod,
 		if err != nil {
 			return fmt.Errorf("writing token Secret %s/%s: %w", superNS, name, err)
 		}
-		readBackWrite(s.tokenSecrets, written) // read back at once, before the cache has it (podwrites.go)
+		s.tokenSecrets.wrote(written) // read back at once, before the cache has it
 		requeue(written)
 		return nil
 	}, nil
 }
 
 // tokenWriteTTL is how long the syncer reads its own write of a token Secret instead of the
-// cache's older copy (tokenSecret); the cache catches up within moments.
+// cache's older copy (Syncer.tokenSecrets); the cache catches up within moments.
 const tokenWriteTTL = time.Minute
-
-// newTokenSecrets is the token Secrets' cache over store, the super Secrets' informer's
-// (Syncer.tokenSecrets).
-func newTokenSecrets(store cache.Store) cache.MutationCache {
-	return cache.NewIntegerResourceVersionMutationCache(klog.Background(), store, nil, tokenWriteTTL, false)
-}
-
-// tokenSecret is the super token Secret superNS/name as the cache has it, or as the syncer last
-// wrote it when the cache has not seen that write yet: a pod's syncs come faster than the
-// Secret's events after a write (the bound pod's tokens, then its status), and an update from
-// the cache's older copy would conflict.
-func (s *Syncer) tokenSecret(superNS, name string) (*corev1.Secret, bool, error) {
-	return readBack[*corev1.Secret](s.tokenSecrets, superNS, name) // podwrites.go
-}
 
 // tokensGood reports whether token Secret secret of tenant pod tp holds a token for each of
 // sources that is not due for renewal and names the pod's node (none while it is unbound).

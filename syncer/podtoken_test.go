@@ -710,7 +710,7 @@ func TestTokenSecretConflictKeepsGoodLive(t *testing.T) {
 		t.Fatalf("token Secret before the restart names node %q (err %v)", before.Annotations[annotationTokenNode], err)
 	}
 	// The restarted syncer: no writes of its own to read back, the Secret's cache still behind.
-	h.s.tokenSecrets = newTokenSecrets(h.s.superIndex[kindSecret])
+	h.s.tokenSecrets = newOwnWrites[*corev1.Secret](h.s.superIndex[kindSecret], tokenWriteTTL)
 	h.super.ClearActions()
 	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
 		t.Fatal(err)

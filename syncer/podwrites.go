@@ -26,9 +26,8 @@ const podWriteTTL = 30 * time.Second
 
 // podWrites are the syncer's recent writes of one tenant's pods.
 type podWrites struct {
-	// statuses holds the pods the status writes returned, newer than the cache's (by
-	// resourceVersion) until the cache has them.
-	statuses cache.MutationCache
+	// statuses are the pods the status writes returned, read back until the cache has them.
+	statuses ownWrites[*corev1.Pod]
 
 	mu sync.Mutex
 	// binds are the pods bound by the syncer whose binding the cache has not shown yet, and when.
@@ -37,23 +36,23 @@ type podWrites struct {
 }
 
 func newPodWrites(store cache.Store) *podWrites {
-	return &podWrites{
-		statuses: cache.NewIntegerResourceVersionMutationCache(klog.Background(), store, nil, podWriteTTL, false),
-		binds:    map[types.UID]time.Time{},
-	}
+	return &podWrites{statuses: newOwnWrites[*corev1.Pod](store, podWriteTTL), binds: map[types.UID]time.Time{}}
 }
 
-// get is the tenant pod ns/name from the cache, or as the syncer's last status write returned
-// it when that is newer.
-func (w *podWrites) get(ns, name string) (*corev1.Pod, bool, error) {
-	return readBack[*corev1.Pod](w.statuses, ns, name)
+// ownWrites is an informer's store with the syncer's own writes read back (client-go's
+// MutationCache): a read gives the store's copy, or the syncer's last write of the object when
+// that is newer by resourceVersion, for at most the ttl it was made with. Objects the store
+// has never had are not read back: one deleted moments after its creation would look present.
+type ownWrites[T metav1.Object] struct{ c cache.MutationCache }
+
+func newOwnWrites[T metav1.Object](store cache.Store, ttl time.Duration) ownWrites[T] {
+	return ownWrites[T]{cache.NewIntegerResourceVersionMutationCache(klog.Background(), store, nil, ttl, false)}
 }
 
-// readBack is object ns/name of type T from mutation cache c: the cache's copy, or the
-// syncer's own write of it when that is newer.
-func readBack[T any](c cache.MutationCache, ns, name string) (T, bool, error) {
+// get is object ns/name: the store's copy, or the syncer's own newer write of it.
+func (w ownWrites[T]) get(ns, name string) (T, bool, error) {
 	var zero T
-	obj, ok, err := c.GetByKey(ns + "/" + name)
+	obj, ok, err := w.c.GetByKey(ns + "/" + name)
 	if err != nil || !ok {
 		return zero, false, err
 	}
@@ -61,20 +60,17 @@ func readBack[T any](c cache.MutationCache, ns, name string) (T, bool, error) {
 	return out, ok, nil
 }
 
-// wroteStatus records a status write's result p (which it takes over).
-func (w *podWrites) wroteStatus(p *corev1.Pod) { readBackWrite(w.statuses, p) }
-
-// readBackWrite records the syncer's write obj in mutation cache c, without the managed fields
-// that its reads never look at (the informers drop them too: dropManagedFields).
-func readBackWrite(c cache.MutationCache, obj metav1.Object) {
+// wrote records obj, what a write of the syncer returned (which it takes over), without the
+// managed fields that its reads never look at (the informers drop them too: dropManagedFields).
+func (w ownWrites[T]) wrote(obj T) {
 	obj.SetManagedFields(nil)
-	c.Mutation(obj)
+	w.c.Mutation(obj)
 }
 
-// caughtUp drops the syncer's own copy of object ns/name from mutation cache c once the cache
-// has one as new: the MutationCache does so on a read. Called from the informer's events, it
-// frees the copies soon after each write instead of when they expire.
-func caughtUp(c cache.MutationCache, ns, name string) { _, _, _ = c.GetByKey(ns + "/" + name) }
+// caughtUp drops the syncer's own copy of object ns/name once the store has one as new (the
+// MutationCache does so on a read). Called from the informer's events, it frees the copies
+// soon after each write instead of when they expire.
+func (w ownWrites[T]) caughtUp(ns, name string) { _, _, _ = w.get(ns, name) }
 
 // bound records that the syncer bound the pod with uid at now.
 func (w *podWrites) bound(uid types.UID, now time.Time) {

@@ -71,8 +71,8 @@ func TestPodWritesFreedOnCatchUp(t *testing.T) {
 	written := cached.DeepCopy()
 	written.ResourceVersion, written.Status.Phase = "5", corev1.PodRunning
 	written.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "vnest-syncer"}}
-	h.t.podWrites.wroteStatus(written)
-	got, _, _ := h.t.podWrites.get("default", "web")
+	h.t.podWrites.statuses.wrote(written)
+	got, _, _ := h.t.podWrites.statuses.get("default", "web")
 	if got.ResourceVersion != "5" || got.ManagedFields != nil {
 		t.Fatalf("read back resourceVersion %s with %d managed fields, want 5 and none", got.ResourceVersion, len(got.ManagedFields))
 	}
@@ -86,7 +86,7 @@ func TestPodWritesFreedOnCatchUp(t *testing.T) {
 	if err := h.t.index[kindPod].Update(cached); err != nil {
 		t.Fatal(err)
 	}
-	if got, _, _ := h.t.podWrites.get("default", "web"); got.ResourceVersion != "1" {
+	if got, _, _ := h.t.podWrites.statuses.get("default", "web"); got.ResourceVersion != "1" {
 		t.Errorf("read resourceVersion %s after the informer caught up, want the store's 1: the own copy was kept", got.ResourceVersion)
 	}
 }

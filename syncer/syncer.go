@@ -102,9 +102,11 @@ type Syncer struct {
 	superEvents    corelisters.EventLister
 	superIndex     map[kind]cache.Indexer
 	vcLister       cache.Indexer
-	// tokenSecrets is superSecrets with the syncer's own writes of pod token Secrets that the
-	// cache has not caught up with yet (podtoken.go).
-	tokenSecrets cache.MutationCache
+	// tokenSecrets is superSecrets with the syncer's own writes of pod token Secrets read back
+	// (podwrites.go): a pod's syncs come faster than the Secret's events after a write (the
+	// bound pod's tokens, then its status), and an update from the cache's older copy would
+	// conflict (podtoken.go).
+	tokenSecrets ownWrites[*corev1.Secret]
 
 	queue   *fairqueue.Queue[objKey]
 	metrics *metrics
@@ -180,7 +182,7 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 	s.superNS, s.superPods, s.superCMs = core.Namespaces().Lister(), core.Pods().Lister(), core.ConfigMaps().Lister()
 	s.superSecrets, s.superSvcs, s.superEps = core.Secrets().Lister(), core.Services().Lister(), core.Endpoints().Lister()
 	s.superPVCs = core.PersistentVolumeClaims().Lister()
-	s.tokenSecrets = newTokenSecrets(core.Secrets().Informer().GetStore())
+	s.tokenSecrets = newOwnWrites[*corev1.Secret](core.Secrets().Informer().GetStore(), tokenWriteTTL)
 	s.superPDBs, s.superIngresses = f.Policy().V1().PodDisruptionBudgets().Lister(), f.Networking().V1().Ingresses().Lister()
 	s.superNetPols = f.Networking().V1().NetworkPolicies().Lister()
 	s.wireUpSources()
@@ -402,7 +404,7 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 			return
 		}
 		if k == kindSecret && isTokenSecretObj(m) {
-			caughtUp(s.tokenSecrets, m.GetNamespace(), m.GetName()) // podwrites.go
+			s.tokenSecrets.caughtUp(m.GetNamespace(), m.GetName())
 			if added {
 				// The syncer writes a pod's token Secret and the pod at once (podpolicy.go),
 				// and the Secret's add event often comes before the pod's: a sync then would

@@ -416,7 +416,7 @@ func (t *tenant) handler(s *Syncer, k kind) cache.ResourceEventHandler {
 		add(objKey{Kind: k, Namespace: m.GetNamespace(), Name: m.GetName()})
 		switch o := obj.(type) {
 		case *corev1.Pod:
-			caughtUp(t.podWrites.statuses, o.Namespace, o.Name) // podwrites.go
+			t.podWrites.statuses.caughtUp(o.Namespace, o.Name) // podwrites.go
 			// A pod's Secrets and ConfigMaps are synced while it uses them.
 			cms, secrets := podReferences(o)
 			for _, name := range cms {

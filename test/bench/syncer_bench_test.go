@@ -112,7 +112,7 @@ func BenchmarkSyncer(b *testing.B) {
 	progress("fairness: quiet tenant %s again while %s floods %d pods", quiet.name, noisy.name, floodPods)
 	r.quietFlooded = measureSeries(b, super, syncer, quiet, func() []sample {
 		var samples []sample
-		samples, r.flood = floodedSeries(b, super.dir, super.client, quiet, noisy, superPods)
+		samples, r.flood = floodedSeries(b, super, quiet, noisy, superPods)
 		return samples
 	})
 
@@ -499,9 +499,10 @@ type flood struct {
 }
 
 // floodedSeries starts the noisy tenant's flood, runs the quiet series once a tenth of the
-// flood is created, and waits for the whole flood to reach the super cluster. dir is the super
-// cluster's, whose processes' CPU time the quiet series' window is measured in.
-func floodedSeries(b *testing.B, dir string, super kubernetes.Interface, quiet, noisy *tenantCluster, superPods *podTracker) ([]sample, flood) {
+// flood is created, and waits for the whole flood to reach the super cluster. The quiet
+// series' window is measured in the CPU time of the super cluster's processes and the requests
+// its apiserver served.
+func floodedSeries(b *testing.B, super *superCluster, quiet, noisy *tenantCluster, superPods *podTracker) ([]sample, flood) {
 	b.Helper()
 	ctx := b.Context()
 	names := podNames("flood", floodPods)
@@ -535,10 +536,10 @@ func floodedSeries(b *testing.B, dir string, super kubernetes.Interface, quiet, 
 	}
 	f := flood{quiet: quiet.key, noisy: noisy.key}
 	f.createdAtQ0 = int(created.Load())
-	window, superReqs := markCPU(dir), scrapeAPIServers(b, super)
+	window, superReqs := markCPU(super.dir), scrapeAPIServers(b, super.client)
 	latencies := pacedSeries(b, quiet, superPods, "flooded")
-	f.window = window.since(dir)
-	f.windowRequests = scrapeAPIServers(b, super).minus(superReqs)
+	f.window = window.since(super.dir)
+	f.windowRequests = scrapeAPIServers(b, super.client).minus(superReqs)
 	noisyNS := mapping.SuperNamespace(noisy.key, benchNamespace)
 	_, f.atQuietEnd, _, _ = superPods.counts(noisyNS, names)
 	<-floodDone
