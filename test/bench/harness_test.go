@@ -495,11 +495,12 @@ func httpGetWith(ctx context.Context, c *http.Client, url string) ([]byte, error
 }
 
 // podTracker follows every pod of one cluster with an informer and records, by
-// "namespace/name", when each was first seen and first seen Running. Times are taken in the
-// event handler, so they do not depend on how often anyone looks.
+// "namespace/name", when each was first seen, first seen on a node and first seen Running.
+// Times are taken in the event handler, so they do not depend on how often anyone looks.
 type podTracker struct {
 	mu        sync.Mutex
 	firstSeen map[string]time.Time
+	onNode    map[string]time.Time
 	running   map[string]time.Time
 	present   map[string]bool
 	changed   chan struct{} // closed and replaced on every event
@@ -509,7 +510,7 @@ type podTracker struct {
 // first list.
 func trackPods(b testing.TB, cs kubernetes.Interface) *podTracker {
 	b.Helper()
-	pt := &podTracker{firstSeen: map[string]time.Time{}, running: map[string]time.Time{}, present: map[string]bool{}, changed: make(chan struct{})}
+	pt := &podTracker{firstSeen: map[string]time.Time{}, onNode: map[string]time.Time{}, running: map[string]time.Time{}, present: map[string]bool{}, changed: make(chan struct{})}
 	factory := informers.NewSharedInformerFactory(cs, 0)
 	inf := factory.Core().V1().Pods().Informer()
 	_ = inf.SetTransform(func(obj any) (any, error) {
@@ -557,6 +558,9 @@ func (pt *podTracker) observe(obj any, deleted bool) {
 		if _, ok := pt.firstSeen[key]; !ok {
 			pt.firstSeen[key] = now
 		}
+		if _, ok := pt.onNode[key]; !ok && p.Spec.NodeName != "" {
+			pt.onNode[key] = now
+		}
 		if _, ok := pt.running[key]; !ok && p.Status.Phase == corev1.PodRunning {
 			pt.running[key] = now
 		}
@@ -586,6 +590,25 @@ func (pt *podTracker) mustSee(b testing.TB, ns, name string) time.Time {
 	}
 	at, _ := pt.seen(ns, name)
 	return at
+}
+
+// milestones returns, for the pods ns/names, when each was first seen, first seen on a node
+// and first seen Running, as durations since start; a pod not (yet) there is left out.
+func (pt *podTracker) milestones(ns string, names []string, start time.Time) (seen, onNode, running []time.Duration) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	for _, name := range names {
+		key := ns + "/" + name
+		for _, m := range []struct {
+			at  map[string]time.Time
+			out *[]time.Duration
+		}{{pt.firstSeen, &seen}, {pt.onNode, &onNode}, {pt.running, &running}} {
+			if at, ok := m.at[key]; ok {
+				*m.out = append(*m.out, at.Sub(start))
+			}
+		}
+	}
+	return seen, onNode, running
 }
 
 // counts tells how many of the pods ns/names are present, were ever seen and were ever seen

@@ -410,14 +410,22 @@ func (u cpuUse) tenantsOf(keys ...string) string {
 	return "tenant control planes' CPU-s: " + strings.Join(parts, ", ")
 }
 
+// total is the CPU time of our processes (the run's components and this benchmark).
+func (u cpuUse) total() float64 {
+	t := 0.0
+	for _, v := range u.ours {
+		t += v
+	}
+	return t
+}
+
 // String lists the components by CPU seconds, most first, and what the rest of the machine
 // used: other work on the machine slows every figure down.
 func (u cpuUse) String() string {
 	names := slices.SortedFunc(maps.Keys(u.ours), func(a, b string) int { return cmp.Compare(u.ours[b], u.ours[a]) })
-	total := 0.0
+	total := u.total()
 	var parts []string
 	for _, n := range names {
-		total += u.ours[n]
 		if u.ours[n] >= 0.05 {
 			parts = append(parts, fmt.Sprintf("%s %.1f", n, u.ours[n]))
 		}

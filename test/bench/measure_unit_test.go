@@ -81,3 +81,44 @@ func TestTenantsOf(t *testing.T) {
 		t.Errorf("tenantsOf(b, a) = %q, want %q", got, want)
 	}
 }
+
+// TestCPUBound: the least time the tenant phase's CPU time takes on the cores, and the CPU
+// time the goal's time holds.
+func TestCPUBound(t *testing.T) {
+	direct := throughput{allIn: 18 * time.Second, cpu: cpuUse{ours: map[string]float64{"kube-apiserver": 16, "up": 8}}}
+	tenant := throughput{allIn: 27 * time.Second, cpu: cpuUse{ours: map[string]float64{"apiserver": 20, "kube-apiserver": 18, "syncer": 6}}}
+	want := "the tenant phase's 44.0 CPU-s take at least 22.0 s on 2 cores, a ratio of at least 1.22×; the goal's 19.8 s hold at most 39.6 CPU-s (the direct phase used 24.0)"
+	if got := cpuBound(direct, tenant, 2); got != want {
+		t.Errorf("cpuBound = %q\nwant %q", got, want)
+	}
+}
+
+// TestTimelineOf: each stage's quantiles over all sets, the super side from the super tracker
+// (by the set's super namespace) and the tenant side only for sets created elsewhere.
+func TestTimelineOf(t *testing.T) {
+	start := time.Now()
+	at := func(s float64) time.Time { return start.Add(time.Duration(s * float64(time.Second))) }
+	tracker := func() *podTracker {
+		return &podTracker{firstSeen: map[string]time.Time{}, onNode: map[string]time.Time{}, running: map[string]time.Time{}}
+	}
+	super, tenant := tracker(), tracker()
+	names := podNames("p", 10)
+	for i, n := range names {
+		s := float64(i + 1)
+		super.firstSeen["k-ns/"+n], super.onNode["k-ns/"+n], super.running["k-ns/"+n] = at(s), at(s+10), at(s+20)
+		tenant.firstSeen["ns/"+n], tenant.onNode["ns/"+n] = at(s/10), at(s+30)
+		if i < 9 { // the last is not Running in the tenant yet
+			tenant.running["ns/"+n] = at(s + 40)
+		}
+	}
+	sets := []podSet{{ns: "ns", names: names, tracker: tenant, superNS: "k-ns"}}
+	want := "super pod created 5.0 / 9.0 / 10.0, on a node 15.0 / 19.0 / 20.0, Running 25.0 / 29.0 / 30.0; tenant pod bound 35.0 / 39.0 / 40.0, Running 45.0 / 49.0 / 49.0" // 9 pods: p90 is the 9th
+	if got := timelineOf(sets, super, start); got != want {
+		t.Errorf("tenant sets: timelineOf = %q\nwant %q", got, want)
+	}
+	direct := []podSet{{ns: "k-ns", names: names, tracker: super, superNS: "k-ns"}}
+	want = "super pod created 5.0 / 9.0 / 10.0, on a node 15.0 / 19.0 / 20.0, Running 25.0 / 29.0 / 30.0"
+	if got := timelineOf(direct, super, start); got != want {
+		t.Errorf("direct sets: timelineOf = %q\nwant %q", got, want)
+	}
+}

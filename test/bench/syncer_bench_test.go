@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -84,14 +85,14 @@ func BenchmarkSyncer(b *testing.B) {
 	var r results
 
 	progress("direct path: %d pods in %d super namespaces", benchTenants*podsPerTenant, len(directSets))
-	r.direct = measureThroughput(b, super, syncer, tenants, "direct", directSets)
+	r.direct = measureThroughput(b, super, syncer, tenants, superPods, "direct", directSets)
 	deleteAndWait(b, "direct", directSets, superPods)
 
 	time.Sleep(settleTime)
 	r.memBefore = syncer.readMemory(b)
 	progress("syncer with %d tenants and no pods: live heap %.1f MiB, VmRSS %.1f MiB", benchTenants, r.memBefore.heapLive/(1<<20), r.memBefore.vmRSS/(1<<20))
 	progress("through the syncer: %d pods in %d tenants", benchTenants*podsPerTenant, len(tenantSets))
-	r.tenant = measureThroughput(b, super, syncer, tenants, "tenant", tenantSets)
+	r.tenant = measureThroughput(b, super, syncer, tenants, superPods, "tenant", tenantSets)
 	time.Sleep(settleTime)
 	r.memAfter = syncer.readMemory(b)
 	progress("syncer with %d pods synced: live heap %.1f MiB, VmRSS %.1f MiB", benchTenants*podsPerTenant, r.memAfter.heapLive/(1<<20), r.memAfter.vmRSS/(1<<20))
@@ -214,11 +215,41 @@ type throughput struct {
 	// superRequests and tenantRequests are what the super cluster's apiserver and the
 	// tenants' served (to every client) during the phase.
 	superRequests, tenantRequests apiserverCounters
+	timeline                      string // when the pods reached each stage (timelineOf)
+}
+
+// timelineOf says when the sets' pods reached each stage, as quantiles of the time since
+// start: created (first seen), on a node and Running in the super cluster, and for pods
+// created in tenants bound and Running there. It shows which stage a phase waited for: the
+// super scheduler binds at most about 50 pods a second (its client's default QPS), on both
+// paths.
+func timelineOf(sets []podSet, superPods *podTracker, start time.Time) string {
+	var super, created [3][]time.Duration
+	for _, set := range sets {
+		s, n, r := superPods.milestones(set.superNS, set.names, start)
+		super[0], super[1], super[2] = append(super[0], s...), append(super[1], n...), append(super[2], r...)
+		if set.tracker != superPods {
+			_, n, r := set.tracker.milestones(set.ns, set.names, start)
+			created[1], created[2] = append(created[1], n...), append(created[2], r...)
+		}
+	}
+	q := func(ds []time.Duration) string {
+		if len(ds) == 0 {
+			return "none"
+		}
+		slices.Sort(ds)
+		return fmt.Sprintf("%.1f / %.1f / %.1f", percentile(ds, 0.5).Seconds(), percentile(ds, 0.9).Seconds(), ds[len(ds)-1].Seconds())
+	}
+	out := fmt.Sprintf("super pod created %s, on a node %s, Running %s", q(super[0]), q(super[1]), q(super[2]))
+	if len(created[2]) > 0 {
+		out += fmt.Sprintf("; tenant pod bound %s, Running %s", q(created[1]), q(created[2]))
+	}
+	return out
 }
 
 // measureThroughput creates every set's pods at once (createWorkers per set) and waits until
 // each set's tracker has seen all of them Running.
-func measureThroughput(b *testing.B, super *superCluster, syncer *syncerProcess, tenants []*tenantCluster, phase string, sets []podSet) throughput {
+func measureThroughput(b *testing.B, super *superCluster, syncer *syncerProcess, tenants []*tenantCluster, superPods *podTracker, phase string, sets []podSet) throughput {
 	b.Helper()
 	ctx := b.Context()
 	metricsBefore := syncer.mustScrape(b)
@@ -263,6 +294,7 @@ func measureThroughput(b *testing.B, super *superCluster, syncer *syncerProcess,
 	}
 	out.allIn = last.Sub(start)
 	out.cpu = cpu.since(super.dir)
+	out.timeline = timelineOf(sets, superPods, start)
 	metricsAfter := syncer.mustScrape(b)
 	out.work = syncerWork(metricsBefore, metricsAfter)
 	out.superRequests = scrapeAPIServers(b, super.client).minus(superReqs)
@@ -653,11 +685,13 @@ func (r *results) report(b *testing.B) {
 	p("=== Syncer benchmark: %d tenants, %d simulated nodes, syncer flags %q, tenant CPU limit %q", benchTenants, simNodes, syncerFlags(), tenantCPULimit())
 	p("1. Throughput, %d pods, first create → all Running: direct %.1f s, through the syncer %.1f s: ratio %.2f× (goal ≤ %.2f×: %s)",
 		r.tenant.pods, r.direct.allIn.Seconds(), r.tenant.allIn.Seconds(), ratio, goalThroughputRatio, judge(ratio <= goalThroughputRatio, r.direct.cpu.hostBusy(), r.tenant.cpu.hostBusy()))
+	p("   CPU bound: %s", cpuBound(r.direct, r.tenant, runtime.NumCPU()))
 	for _, ph := range []struct {
 		name string
 		t    throughput
 	}{{"direct", r.direct}, {"tenant", r.tenant}} {
 		p("   %s: creates done after %.1f s; %s", ph.name, ph.t.createsIn.Seconds(), ph.t.cpu)
+		p("   %s: timeline, seconds after the first create (50%% / 90%% / last pod): %s", ph.name, ph.t.timeline)
 		p("   %s: syncer work %s", ph.name, workLine(ph.t.work))
 		p("   %s: requests served by the super apiserver %s; by the tenants' %s", ph.name, ph.t.superRequests, ph.t.tenantRequests)
 	}
@@ -691,6 +725,16 @@ func (r *results) report(b *testing.B) {
 	p("   the quiet series' window under the flood: %s; %s (quiet, flooding, idle); requests served by the super apiserver %s",
 		w, w.tenantsOf(r.flood.quiet, r.flood.noisy), r.flood.windowRequests)
 	fmt.Print(s.String())
+}
+
+// cpuBound says what the tenant phase's CPU time allows on cores cores: the work cannot
+// take less than its CPU time ÷ cores, so the ratio cannot be lower than that ÷ the direct
+// phase's time; and how much CPU time fits in the goal's time.
+func cpuBound(direct, tenant throughput, cores int) string {
+	least := tenant.cpu.total() / float64(cores)
+	goal := goalThroughputRatio * direct.allIn.Seconds()
+	return fmt.Sprintf("the tenant phase's %.1f CPU-s take at least %.1f s on %d cores, a ratio of at least %.2f×; the goal's %.1f s hold at most %.1f CPU-s (the direct phase used %.1f)",
+		tenant.cpu.total(), least, cores, least/direct.allIn.Seconds(), goal, goal*float64(cores), direct.cpu.total())
 }
 
 func syncerFlags() string { return strings.Join(strings.Fields(os.Getenv(syncerArgsEnv)), " ") }
