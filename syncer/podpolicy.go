@@ -307,16 +307,15 @@ func (s *Syncer) createPodDown(ctx context.Context, t *tenant, tp *corev1.Pod, c
 		release(false)
 		return err
 	}
-	// The token Secret and the pod are written at once, one round trip sooner than one after
-	// the other: the kubelet mounts the Secret only once the pod is scheduled and bound, after
-	// both writes, and if it ever came first it would retry the mount.
+	// The pod goes first, alone, and its token Secret right after it: the super apiserver
+	// serves the pod's create without the Secret's beside it, and the kubelet mounts the
+	// Secret only once the pod is scheduled and bound, after both writes (if it ever came
+	// first it would retry the mount). A failed create leaves the Secret to the next round.
 	var tokenErr error
-	var wg sync.WaitGroup
-	if writeToken != nil {
-		wg.Go(func() { tokenErr = writeToken(ctx) })
-	}
 	err = create()
-	wg.Wait()
+	if err == nil && writeToken != nil {
+		tokenErr = writeToken(ctx)
+	}
 	release(err == nil)
 	switch {
 	case superRefused(err): // the down sync recorded the event

@@ -225,7 +225,7 @@ func (s *Syncer) ensurePodToken(ctx context.Context, t *tenant, tp *corev1.Pod) 
 
 // preparePodToken is ensurePodToken up to the write of the Secret: it reads, requests the
 // tenant's tokens and returns the write, or nil when the Secret is as it should be.
-// superPodExists says the super pod is there, and so most likely its Secret, written with it:
+// superPodExists says the super pod is there, and so most likely its Secret, written right after it:
 // a Secret the cache lacks is then read live before a new token is requested, as the
 // pod's informer often sees the pod before the Secret's informer sees the Secret.
 func (s *Syncer) preparePodToken(ctx context.Context, t *tenant, tp *corev1.Pod, superPodExists bool) (write func(context.Context) error, err error) {

@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -305,8 +306,8 @@ func TestTokenSecretOfLongPodName(t *testing.T) {
 
 // TestTokenSecretRefused: when the super cluster refuses the pod's token Secret, the tenant pod
 // gets a Warning event saying so instead of waiting without a word, and the refusal is returned
-// (retried). The token Secret and the pod are written at once, so the super pod exists: it waits
-// for its Secret, and the status coming up from it stays the tenant pod's status.
+// (retried). The pod is written first and its token Secret right after, so the super pod exists:
+// it waits for its Secret, and the status coming up from it stays the tenant pod's status.
 func TestTokenSecretRefused(t *testing.T) {
 	pod := MakePod("default", "web").Obj()
 	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
@@ -329,6 +330,39 @@ func TestTokenSecretRefused(t *testing.T) {
 		}
 	default:
 		t.Error("no event recorded")
+	}
+}
+
+// TestPodCreatedBeforeItsTokenSecret: a new pod's super pod is created first, alone, and its
+// token Secret after it, so the super apiserver serves the pod's create (the latency a tenant
+// sees) without the Secret's beside it. When the pod's create fails, no Secret is written: the
+// next round writes both.
+func TestPodCreatedBeforeItsTokenSecret(t *testing.T) {
+	creates := func(h *harness) []string {
+		var out []string
+		for _, a := range h.super.Actions() {
+			if a.GetVerb() == "create" && (a.GetResource().Resource == "pods" || a.GetResource().Resource == "secrets") {
+				out = append(out, a.GetResource().Resource)
+			}
+		}
+		return out
+	}
+	h, _ := newTokenPodSynced(t)
+	if got := creates(h); !slices.Equal(got, []string{"pods", "secrets"}) {
+		t.Errorf("super creates %v, want [pods secrets]: the pod alone first", got)
+	}
+
+	pod := MakePod("default", "web").Obj()
+	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
+	h = newTokenHarness(t, pod)
+	h.super.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("try again")
+	})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err == nil {
+		t.Fatal("syncPod = nil with the pod's create failing; want the error (retried)")
+	}
+	if got := creates(h); !slices.Equal(got, []string{"pods"}) {
+		t.Errorf("super creates %v with the pod's create failing, want [pods]: no Secret without its pod", got)
 	}
 }
 
@@ -386,7 +420,7 @@ func (h *harness) cacheWritten(ctx context.Context, t *testing.T, k kind, name s
 	return obj
 }
 
-// TestTokenSecretNotYetInTheCache: the Secret is written with the super pod, and the pod's
+// TestTokenSecretNotYetInTheCache: the Secret is written right after the super pod, and the pod's
 // informer often delivers the pod first. The sync that pod brings reads the Secret live
 // instead of requesting a second token and failing on the Secret that exists.
 func TestTokenSecretNotYetInTheCache(t *testing.T) {

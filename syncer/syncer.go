@@ -406,11 +406,11 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 		if k == kindSecret && isTokenSecretObj(m) {
 			s.tokenSecrets.caughtUp(m.GetNamespace(), m.GetName())
 			if added {
-				// The syncer writes a pod's token Secret and the pod at once (podpolicy.go),
-				// and the Secret's add event often comes before the pod's: a sync then would
-				// find no super pod in the cache and create it again (AlreadyExists, then a
-				// GET). The pod's own events bring its syncs; this one is for a Secret left
-				// without its pod, and waits for the caches to agree.
+				// The syncer writes a pod's token Secret right after the pod (podpolicy.go),
+				// and the Secret's add event may still come before the pod's: a sync then
+				// would find no super pod in the cache and create it again (AlreadyExists,
+				// then a GET). The pod's own events bring its syncs; this one is for a Secret
+				// left without its pod, and waits for the caches to agree.
 				if s.tenant(clusterKey) != nil {
 					s.queue.AddAfter(clusterKey, key, tokenSecretAddDelay)
 				}
