@@ -103,17 +103,17 @@ func BenchmarkSyncer(b *testing.B) {
 
 	for _, l := range []struct {
 		next           pacing
-		prefix, how    string
+		prefix         string
 		tenant, direct *series
 	}{
-		{afterRunning, "lat", "each once the previous one is Running", &r.latency, &r.directLatency},
-		{afterSuperPod, "blat", "each soon after the previous super pod", &r.busyLatency, &r.directBusyLatency},
+		{afterRunning, "lat", &r.latency, &r.directLatency},
+		{afterSuperPod, "blat", &r.busyLatency, &r.directBusyLatency},
 	} {
-		progress("latency: %d pods one at a time in tenant %s, %s", latencyPods, tenants[0].name, l.how)
+		progress("latency: %d pods one at a time in tenant %s, %s", latencyPods, tenants[0].name, l.next)
 		*l.tenant = measureSeries(b, super, syncer, tenants[0], func() []sample {
 			return latencySeries(b, l.prefix, tenants[0].client, benchNamespace, mapping.SuperNamespace(tenants[0].key, benchNamespace), tenants[0].pods, superPods, l.next)
 		})
-		progress("latency, direct path: %d pods one at a time in super namespace %s, %s", latencyPods, directSets[0].ns, l.how)
+		progress("latency, direct path: %d pods one at a time in super namespace %s, %s", latencyPods, directSets[0].ns, l.next)
 		*l.direct = measureSeries(b, super, syncer, tenants[0], func() []sample {
 			return latencySeries(b, "d"+l.prefix, directSets[0].client, directSets[0].ns, directSets[0].ns, nil, superPods, l.next)
 		})
@@ -236,13 +236,14 @@ type throughput struct {
 // super scheduler binds at most about 50 pods a second (its client's default QPS), on both
 // paths.
 func timelineOf(sets []podSet, superPods *podTracker, start time.Time) string {
-	var super, created [3][]time.Duration
+	var super [3][]time.Duration       // created, on a node, Running
+	var bound, running []time.Duration // in the tenants
 	for _, set := range sets {
 		s, n, r := superPods.milestones(set.superNS, set.names, start)
 		super[0], super[1], super[2] = append(super[0], s...), append(super[1], n...), append(super[2], r...)
 		if set.tracker != superPods {
 			_, n, r := set.tracker.milestones(set.ns, set.names, start)
-			created[1], created[2] = append(created[1], n...), append(created[2], r...)
+			bound, running = append(bound, n...), append(running, r...)
 		}
 	}
 	q := func(ds []time.Duration) string {
@@ -253,8 +254,8 @@ func timelineOf(sets []podSet, superPods *podTracker, start time.Time) string {
 		return fmt.Sprintf("%.1f / %.1f / %.1f", percentile(ds, 0.5).Seconds(), percentile(ds, 0.9).Seconds(), ds[len(ds)-1].Seconds())
 	}
 	out := fmt.Sprintf("super pod created %s, on a node %s, Running %s", q(super[0]), q(super[1]), q(super[2]))
-	if len(created[2]) > 0 {
-		out += fmt.Sprintf("; tenant pod bound %s, Running %s", q(created[1]), q(created[2]))
+	if len(running) > 0 {
+		out += fmt.Sprintf("; tenant pod bound %s, Running %s", q(bound), q(running))
 	}
 	return out
 }
@@ -471,6 +472,14 @@ const (
 	// 2026-12-06 (session 29).
 	afterSuperPod
 )
+
+// String says how a series is paced, as the report prints it.
+func (p pacing) String() string {
+	if p == afterSuperPod {
+		return fmt.Sprintf("each %v after the previous super pod, while the rest of its work runs", latencyGap)
+	}
+	return fmt.Sprintf("each once the previous pod is Running and %v more (unloaded)", latencyGap)
+}
 
 // latencySeries creates latencyPods pods named prefix-NNNN in namespace ns of cs one after
 // another, each once the previous one's super pod (in superNS) exists and then as next says.
@@ -738,11 +747,11 @@ func (r *results) report(b *testing.B) {
 		p("   %s: requests served by the super apiserver %s; by the tenants' %s", ph.name, ph.t.superRequests, ph.t.tenantRequests)
 	}
 	for i, l := range []struct {
-		how            string
+		how            pacing
 		tenant, direct series
 	}{
-		{fmt.Sprintf("each once the previous pod is Running and %v more (unloaded)", latencyGap), r.latency, r.directLatency},
-		{fmt.Sprintf("each %v after the previous super pod, while the rest of its work runs", latencyGap), r.busyLatency, r.directBusyLatency},
+		{afterRunning, r.latency, r.directLatency},
+		{afterSuperPod, r.busyLatency, r.directBusyLatency},
 	} {
 		tl, dl, dc := l.tenant.total(), l.direct.total(), l.direct.createCalls()
 		if i == 0 {
