@@ -754,3 +754,21 @@ func TestTokenSecretConflictKeepsGoodLive(t *testing.T) {
 		t.Errorf("token Secret rewritten after the conflict: resourceVersion %s → %s (err %v); super writes %v", before.ResourceVersion, after.ResourceVersion, err, writes(h.super))
 	}
 }
+
+// TestTokenRenewalWaitsOncePerPod: every sync of a pod that mounts a token queues the pod
+// again for the token's renewal, and the patrol syncs every pod once a resync period. The
+// pod waits once, not once per sync (before, every sync started a timer of its own, held
+// until the renewal: about fifty per pod an hour).
+func TestTokenRenewalWaitsOncePerPod(t *testing.T) {
+	h, ctx := newTokenPodSynced(t)
+	h.cacheWritten(ctx, t, kindSecret, tokenSecretName("web"))
+	h.cacheWritten(ctx, t, kindPod, "web")
+	for range 20 { // twenty patrols
+		if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := h.s.queue.Waiting(); n != 1 {
+		t.Errorf("after 21 syncs of one pod, %d keys wait to be queued; want 1 (its renewal)", n)
+	}
+}

@@ -30,6 +30,7 @@ type Queue[T comparable] struct {
 	shutdown bool
 
 	limiter workqueue.TypedRateLimiter[Key[T]]
+	waiting *waiting[T] // items of AddAfter until they are due (delay.go)
 	onWait  func(tenant string, urgent bool, wait time.Duration)
 	// perTenant is the most items one tenant has in processing at once; 0 is no limit.
 	perTenant int
@@ -80,6 +81,7 @@ func New[T comparable](baseDelay, maxDelay time.Duration) *Queue[T] {
 		limiter: workqueue.NewTypedItemExponentialFailureRateLimiter[Key[T]](baseDelay, maxDelay),
 	}
 	q.cond = sync.NewCond(&q.mu)
+	q.waiting = newWaiting(func(k Key[T]) { q.Add(k.Tenant, k.Item) })
 	return q
 }
 
@@ -128,14 +130,18 @@ func (q *Queue[T]) push(tenant string, s *subQueue[T], item T, urgent bool) {
 	q.cond.Signal()
 }
 
-// AddAfter queues item for tenant once d has passed.
+// AddAfter queues item for tenant once d has passed. An item that already waits is queued
+// once, at the earlier of the two times.
 func (q *Queue[T]) AddAfter(tenant string, item T, d time.Duration) {
 	if d <= 0 {
 		q.Add(tenant, item)
 		return
 	}
-	time.AfterFunc(d, func() { q.Add(tenant, item) })
+	q.waiting.add(Key[T]{tenant, item}, time.Now().Add(d))
 }
+
+// Waiting is how many items wait to be queued by AddAfter or AddRateLimited.
+func (q *Queue[T]) Waiting() int { return q.waiting.len() }
 
 // AddRateLimited queues item after its current back-off, which doubles with every call until
 // Forget.
@@ -320,6 +326,7 @@ func (q *Queue[T]) RemoveTenant(tenant string) {
 
 // ShutDown makes Get return shutdown=true in every waiting and future call.
 func (q *Queue[T]) ShutDown() {
+	q.waiting.stop()
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.shutdown = true
