@@ -33,6 +33,9 @@ type Options struct {
 	HeartbeatPeriod time.Duration
 	// MetricsBindAddress serves Prometheus metrics on /metrics; "0" turns it off.
 	MetricsBindAddress string
+	// Profiling serves Go's /debug/pprof/ handlers on the metrics address too, as the
+	// Kubernetes components' --profiling does on theirs.
+	Profiling bool
 	// QPS and Burst bound each client (the super cluster's and every tenant's).
 	QPS   float32
 	Burst int
@@ -72,6 +75,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "Patrol period: compare both sides of every tenant, re-queue drift, delete orphans")
 	fs.DurationVar(&o.HeartbeatPeriod, "node-heartbeat-period", o.HeartbeatPeriod, "How often the heartbeat of virtual nodes in tenants is refreshed")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus /metrics endpoint, e.g. :8080; 0 turns it off")
+	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's /debug/pprof/ handlers (CPU, heap, goroutine profiles) on the metrics address; needs --metrics-bind-address")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second of each client (super cluster and every tenant)")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of each client (super cluster and every tenant)")
 	fs.StringVar(&o.KubeletProxyBindAddress, "kubelet-proxy-bind-address", o.KubeletProxyBindAddress, "host:port of the kubelet proxy that serves logs/exec/attach/port-forward of tenant pods to tenant apiservers; empty turns it off")
@@ -97,6 +101,9 @@ func (o *Options) Validate() error {
 	}
 	if o.QPS <= 0 || o.Burst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %v and %d", o.QPS, o.Burst))
+	}
+	if o.Profiling && (o.MetricsBindAddress == "" || o.MetricsBindAddress == "0") {
+		errs = append(errs, errors.New("--profiling serves on the metrics address: set --metrics-bind-address too"))
 	}
 	if _, err := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress); err != nil {
 		errs = append(errs, err)

@@ -58,3 +58,13 @@ func TestProtobufConfig(t *testing.T) {
 		t.Errorf("the original changed or the copy lost settings: %+v → %+v", in, out)
 	}
 }
+
+func TestOptionsProfilingNeedsMetrics(t *testing.T) {
+	for addr, wantErr := range map[string]bool{"0": true, "": true, "127.0.0.1:8080": false} {
+		o := NewOptions()
+		o.Profiling, o.MetricsBindAddress = true, addr
+		if err := o.Validate(); (err != nil) != wantErr {
+			t.Errorf("--profiling with --metrics-bind-address=%q: Validate() = %v, want an error: %v", addr, err, wantErr)
+		}
+	}
+}

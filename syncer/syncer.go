@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -262,16 +263,14 @@ func toAny[K comparable](m map[K]bool) map[any]bool {
 	return out
 }
 
-// serveMetrics serves /metrics and /healthz on the metrics address unless it is "0".
+// serveMetrics serves /metrics and /healthz on the metrics address unless it is "0", and with
+// --profiling /debug/pprof/.
 func (s *Syncer) serveMetrics(ctx context.Context) error {
 	addr := s.opts.MetricsBindAddress
 	if addr == "" || addr == "0" {
 		return nil
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: addr, Handler: metricsMux(s.opts.Profiling), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	go func() {
@@ -284,6 +283,21 @@ func (s *Syncer) serveMetrics(ctx context.Context) error {
 	case <-time.After(100 * time.Millisecond):
 		return nil
 	}
+}
+
+// metricsMux serves /metrics, /healthz and, when profiling, Go's /debug/pprof/ handlers.
+func metricsMux(profiling bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
+	if profiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, allocs, …
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 // runWorker reconciles keys from the fair queue until it shuts down.

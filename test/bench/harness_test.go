@@ -450,7 +450,8 @@ type syncerProcess struct {
 func startSyncer(b testing.TB, bin string, s *superCluster) *syncerProcess {
 	b.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(syncerMetricsPort)
-	args := append([]string{"syncer", "--kubeconfig", s.kubeconfig, "--metrics-bind-address", addr}, strings.Fields(os.Getenv(syncerArgsEnv))...)
+	// --profiling: readMemory has the syncer run a GC cycle through its heap profile.
+	args := append([]string{"syncer", "--kubeconfig", s.kubeconfig, "--metrics-bind-address", addr, "--profiling"}, strings.Fields(os.Getenv(syncerArgsEnv))...)
 	p := &syncerProcess{process: startProcess(b, s.dir, "syncer", bin, args...), metricsURL: "http://" + addr}
 	b.Cleanup(func() {
 		if b.Failed() {
