@@ -91,6 +91,26 @@ func (w *waiting[T]) len() int {
 	return len(w.due)
 }
 
+// removeTenant drops the items of tenant.
+func (w *waiting[T]) removeTenant(tenant string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	kept := w.due[:0]
+	for _, e := range w.due {
+		if e.key.Tenant == tenant {
+			delete(w.byKey, e.key)
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(w.due[len(kept):])
+	w.due = kept
+	for i, e := range w.due {
+		e.index = i
+	}
+	heap.Init(&w.due)
+}
+
 func (w *waiting[T]) stop() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

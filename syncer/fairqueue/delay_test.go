@@ -65,3 +65,27 @@ func TestAddRateLimitedWaits(t *testing.T) {
 	q.ShutDown()
 	g.next()
 }
+
+// A tenant no longer served leaves nothing waiting: its items would come back as keys of a
+// tenant the syncer has forgotten.
+func TestRemoveTenantDropsItsWaits(t *testing.T) {
+	q := newQueue()
+	defer q.ShutDown()
+	for _, item := range []string{"x", "y", "z"} {
+		q.AddAfter("gone", item, time.Duration(len(item))*20*time.Millisecond)
+	}
+	q.AddAfter("kept", "x", 30*time.Millisecond)
+	q.AddAfter("gone", "w", time.Hour)
+	q.RemoveTenant("gone")
+	if n := q.Waiting(); n != 1 {
+		t.Fatalf("%d wait after RemoveTenant; want 1 (kept/x)", n)
+	}
+	if got := drain(t, q, 1); got[0] != "kept/x" {
+		t.Fatalf("Get = %s, want kept/x", got[0])
+	}
+	g := newBackgroundGets(t)
+	g.start(q)
+	g.expectBlocked()
+	q.ShutDown()
+	g.next()
+}

@@ -18,5 +18,9 @@
 // urgent item more in processing, so the new pod does not wait for a slow update either, unless
 // the tenant is a heavy one, whose new objects wait behind its backlog anyway.
 //
+// Delayed adds (AddAfter, AddRateLimited) wait in one heap with one timer, as in client-go's
+// delaying queue: an item waits once, for the earliest of the times it was added for, so the
+// syncer's queueing of a pod for its token renewal on every sync leaves one wait per pod.
+//
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

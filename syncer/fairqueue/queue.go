@@ -305,9 +305,10 @@ func (q *Queue[T]) Tenants() []string {
 	return out
 }
 
-// RemoveTenant drops everything queued for tenant. Items being processed finish; their Done is
-// then a no-op.
+// RemoveTenant drops everything queued or waiting for tenant. Items being processed finish;
+// their Done is then a no-op.
 func (q *Queue[T]) RemoveTenant(tenant string) {
+	q.waiting.removeTenant(tenant)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if _, ok := q.tenants[tenant]; !ok {
