@@ -259,7 +259,7 @@ type memory struct {
 	// heapLive is go_gc_heap_live_bytes, what a GC cycle marked: right after a forced cycle
 	// (the reported figure), and at the syncer's own next cycle (nextGC).
 	heapLive, heapLiveNextGC float64
-	gcCycles, settling       float64 // GC cycles at the reading; seconds waited for the syncer's own cycle
+	settling                 float64 // seconds waited for the syncer's own cycle
 }
 
 // readMemory reads the syncer's memory after a GC cycle it is made to run at once (a heap
@@ -302,8 +302,7 @@ func (p *syncerProcess) readMemory(b testing.TB) memory {
 	return memory{
 		vmRSS: status["VmRSS"], rssAnon: status["RssAnon"],
 		heapInuse: forced["go_memstats_heap_inuse_bytes"], heapLive: forced["go_gc_heap_live_bytes"],
-		heapLiveNextGC: m["go_gc_heap_live_bytes"],
-		gcCycles:       m["go_gc_cycles_total_gc_cycles_total"], settling: time.Since(start).Seconds(),
+		heapLiveNextGC: m["go_gc_heap_live_bytes"], settling: time.Since(start).Seconds(),
 	}
 }
 
