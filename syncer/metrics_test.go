@@ -50,12 +50,16 @@ func TestForgetTenantDropsEverySeries(t *testing.T) {
 func TestMetricsMuxProfiling(t *testing.T) {
 	for _, profiling := range []bool{false, true} {
 		mux := metricsMux(profiling)
+		pprofWant := http.StatusNotFound
+		if profiling {
+			pprofWant = http.StatusOK
+		}
 		for path, want := range map[string]int{
 			"/metrics":                  http.StatusOK,
 			"/healthz":                  http.StatusOK,
-			"/debug/pprof/":             map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[profiling],
-			"/debug/pprof/heap?debug=1": map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[profiling],
-			"/debug/pprof/cmdline":      map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[profiling],
+			"/debug/pprof/":             pprofWant,
+			"/debug/pprof/heap?debug=1": pprofWant,
+			"/debug/pprof/cmdline":      pprofWant,
 		} {
 			rec := httptest.NewRecorder()
 			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))

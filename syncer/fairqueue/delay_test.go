@@ -72,7 +72,7 @@ func TestRemoveTenantDropsItsWaits(t *testing.T) {
 	q := newQueue()
 	defer q.ShutDown()
 	for _, item := range []string{"x", "y", "z"} {
-		q.AddAfter("gone", item, time.Duration(len(item))*20*time.Millisecond)
+		q.AddAfter("gone", item, 20*time.Millisecond)
 	}
 	q.AddAfter("kept", "x", 30*time.Millisecond)
 	q.AddAfter("gone", "w", time.Hour)
