@@ -314,13 +314,20 @@ func (s *Syncer) runWorker(ctx context.Context) {
 
 func (s *Syncer) process(ctx context.Context, clusterKey string, key objKey) {
 	t := s.tenant(clusterKey)
-	if t == nil {
+	if t == nil { // no longer served: drop the key's back-off with it
+		s.queue.Forget(clusterKey, key)
 		return
 	}
 	logger := klog.FromContext(ctx).WithValues("tenant", clusterKey, "kind", key.Kind, "object", klog.KRef(key.Namespace, key.Name))
 	ctx = klog.NewContext(ctx, logger)
 	start := s.now()
 	err := s.reconcile(ctx, t, key)
+	if s.tenant(clusterKey) != t {
+		// Stopped while the key synced: its queue and metrics are gone, and a retry or a
+		// sample would bring them back for a tenant no longer served.
+		s.queue.Forget(clusterKey, key)
+		return
+	}
 	s.metrics.observe(clusterKey, key.Kind, s.now().Sub(start), err)
 	if err != nil {
 		logger.V(2).Info("Sync failed; retrying", "err", err)

@@ -1,16 +1,19 @@
 package syncer
 
 import (
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
@@ -151,5 +154,39 @@ func TestSettingsChangeRequeues(t *testing.T) {
 	}
 	if got := queued(); len(got) != 0 {
 		t.Errorf("queued after an update that changed nothing: %v", got)
+	}
+}
+
+// TestStoppedTenantLeavesNoRetries: a key whose tenant stopped while it synced is not retried
+// and leaves no back-off and no metrics behind; a key that comes back for a tenant no longer
+// served drops its back-off.
+func TestStoppedTenantLeavesNoRetries(t *testing.T) {
+	h := newHarness(t, nil, []object{MakePod("default", "web").Obj()})
+	ctx := testContext(t)
+	h.super.PrependReactor("create", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+		h.s.mu.Lock()
+		delete(h.s.tenants, testKey) // as stopTenant does, with the request in flight
+		h.s.mu.Unlock()
+		h.s.queue.RemoveTenant(testKey)
+		h.s.metrics.forgetTenant(testKey)
+		return true, nil, errors.New("connection reset")
+	})
+	web := objKey{Kind: kindPod, Namespace: "default", Name: "web"}
+	h.s.process(ctx, testKey, web)
+	if n := h.s.queue.Waiting(); n != 0 {
+		t.Errorf("%d keys wait for a retry of the stopped tenant, want 0", n)
+	}
+	if n := h.s.queue.NumRequeues(testKey, web); n != 0 {
+		t.Errorf("the stopped tenant's key has back-off %d, want 0", n)
+	}
+	if n := testutil.CollectAndCount(h.s.metrics.latency) + testutil.CollectAndCount(h.s.metrics.errors); n != 0 {
+		t.Errorf("%d sync metrics series of the stopped tenant, want 0", n)
+	}
+
+	gone := objKey{Kind: kindPod, Namespace: "default", Name: "gone"}
+	h.s.queue.AddRateLimited(testKey, gone) // queued before the tenant stopped
+	h.s.process(ctx, testKey, gone)
+	if n := h.s.queue.NumRequeues(testKey, gone); n != 0 {
+		t.Errorf("a key of a tenant no longer served has back-off %d, want 0", n)
 	}
 }

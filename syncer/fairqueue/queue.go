@@ -154,6 +154,11 @@ func (q *Queue[T]) Forget(tenant string, item T) {
 	q.limiter.Forget(Key[T]{tenant, item})
 }
 
+// NumRequeues is how many times item was queued by AddRateLimited since its last Forget.
+func (q *Queue[T]) NumRequeues(tenant string, item T) int {
+	return q.limiter.NumRequeues(Key[T]{tenant, item})
+}
+
 // Get blocks until an item may be handed out and returns it with its tenant. Of the tenants with
 // queued items that may be served (servable), the one with the fewest in processing goes first,
 // ties in turn. shutdown is true once ShutDown was called; the other results are then zero.
