@@ -122,3 +122,19 @@ func TestTimelineOf(t *testing.T) {
 		t.Errorf("direct sets: timelineOf = %q\nwant %q", got, want)
 	}
 }
+
+func TestSlowest(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+	at := func(startMS, tookMS int) sample {
+		start := t0.Add(time.Duration(startMS) * time.Millisecond)
+		return sample{t0: start, seen: start.Add(time.Duration(tookMS) * time.Millisecond)}
+	}
+	s := series{samples: []sample{at(0, 40), at(100, 5), at(200, 7), at(1500, 30), at(2000, 6)}}
+	want := "slowest 40.0 ms at 0.0 s, 30.0 ms at 1.5 s, 7.0 ms at 0.2 s of 2.0 s"
+	if got := s.slowest(3); got != want {
+		t.Errorf("slowest(3) = %q, want %q", got, want)
+	}
+	if got, want := (series{}).slowest(3), "no samples"; got != want {
+		t.Errorf("slowest of no samples = %q, want %q", got, want)
+	}
+}

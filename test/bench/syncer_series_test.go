@@ -6,6 +6,7 @@ package bench
 // syncer did meanwhile (measureSeries).
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -129,8 +130,28 @@ func (s series) describe() string {
 		d := s.latencies(func(x sample) time.Duration { return part.to(x).Sub(part.from(x)) })
 		out = append(out, fmt.Sprintf("%s p50 %.1f p99 %.1f", part.name, ms(percentile(d, 0.5)), ms(percentile(d, 0.99))))
 	}
-	return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (%s)",
-		ms(percentile(tot, 0.5)), ms(percentile(tot, 0.99)), ms(tot[len(tot)-1]), strings.Join(out, "; "))
+	return fmt.Sprintf("p50 %.1f ms, p99 %.1f ms, max %.1f ms (%s); %s",
+		ms(percentile(tot, 0.5)), ms(percentile(tot, 0.99)), ms(tot[len(tot)-1]), strings.Join(out, "; "), s.slowest(3))
+}
+
+// slowest says when in the series its n slowest samples were created, seconds after the
+// first create, slowest first: a tail that gathers at the start is the previous phase's work.
+func (s series) slowest(n int) string {
+	if len(s.samples) == 0 {
+		return "no samples"
+	}
+	idx := make([]int, len(s.samples))
+	for i := range idx {
+		idx[i] = i
+	}
+	total := func(i int) time.Duration { return s.samples[i].seen.Sub(s.samples[i].t0) }
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(total(b), total(a)) })
+	start, end := s.samples[0].t0, s.samples[len(s.samples)-1].t0
+	var out []string
+	for _, i := range idx[:min(n, len(idx))] {
+		out = append(out, fmt.Sprintf("%.1f ms at %.1f s", ms(total(i)), s.samples[i].t0.Sub(start).Seconds()))
+	}
+	return fmt.Sprintf("slowest %s of %.1f s", strings.Join(out, ", "), end.Sub(start).Seconds())
 }
 
 // pacing is when a latency series creates its next pod.
