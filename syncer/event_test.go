@@ -1,13 +1,19 @@
 package syncer
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
 func superEvent(kind, name string) *corev1.Event {
@@ -109,4 +115,98 @@ func pvcNamed(name string) *corev1.PersistentVolumeClaim {
 	pvc := tenantPVC()
 	pvc.Name = name
 	return pvc
+}
+
+// TestTrimForeignEvent: the super event cache keeps in full only events in a VirtualCluster's
+// super namespaces, hash-truncated names included; of the others, their key and version.
+func TestTrimForeignEvent(t *testing.T) {
+	synced := true
+	s := &Syncer{vcLister: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{indexClusterKey: vcClusterKey}),
+		vcSynced: func() bool { return synced }}
+	vc := &unstructured.Unstructured{Object: map[string]any{
+		"metadata": map[string]any{"namespace": "default", "name": "demo"},
+		"status":   map[string]any{"clusterKey": testKey},
+	}}
+	pending := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"namespace": "default", "name": "new"}}}
+	for _, o := range []any{vc, pending} {
+		if err := s.vcLister.Add(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	longNS := mapping.SuperNamespace(testKey, strings.Repeat("n", 60))
+	for _, tc := range []struct {
+		ns   string
+		keep bool
+	}{
+		{testSuperNS, true},
+		{longNS, true},
+		{"default", false},                   // the super cluster's own, e.g. its nodes'
+		{"kube-system", false},               // "kube" is no cluster key
+		{testKey, false},                     // no "-" after the key
+		{testKey + "x-default", false},       // another key that starts like it
+		{"demo-00000000-default", false},     // a cluster key no VirtualCluster has
+		{"x-" + testKey + "-default", false}, // the key not at the start
+		{"-" + testKey + "-default", false},  // an empty prefix is no key
+	} {
+		ev := superEvent("Pod", "web")
+		ev.Namespace, ev.UID = tc.ns, "uid-event"
+		got := mustTrim(t, s, ev)
+		want := ev
+		if !tc.keep {
+			want = &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: tc.ns, Name: ev.Name, UID: "uid-event", ResourceVersion: ev.ResourceVersion}}
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("event in %q (-want +got):\n%s", tc.ns, diff)
+		}
+	}
+	synced = false // the cluster keys are not all known yet: keep every event
+	ev := superEvent("Pod", "web")
+	ev.Namespace = "default"
+	if got := mustTrim(t, s, ev); got != any(ev) {
+		t.Errorf("an event was trimmed before the VirtualCluster cache synced: %v", got)
+	}
+	if len(longNS) != 63 || !strings.HasPrefix(longNS, testKey+"-") {
+		t.Fatalf("test premise: %q is not a hash-truncated super namespace", longNS)
+	}
+}
+
+func mustTrim(t *testing.T, s *Syncer, ev *corev1.Event) any {
+	t.Helper()
+	got, err := s.trimForeignEvent(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// TestQueueSuperEvents: when the syncer starts serving a tenant, the super events already in
+// the tenant's super namespaces are queued, and no others.
+func TestQueueSuperEvents(t *testing.T) {
+	tenantNS := func(name string, owner mapping.Owner) *corev1.Namespace {
+		return &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, owner)}
+	}
+	other := mapping.Owner{ClusterKey: "other-0a1b2c3d", VirtualCluster: "default/other"}
+	inOther := superEvent("Pod", "db")
+	inOther.Namespace = mapping.SuperNamespace(other.ClusterKey, "default")
+	inSuper := superEvent("Pod", "node-1")
+	inSuper.Namespace = "default"
+	h := newHarness(t, []object{
+		tenantNS("default", testOwner), tenantNS("default", other),
+		superEvent("Pod", "web"), superEvent("Service", "api"), inOther, inSuper,
+	}, nil)
+
+	h.s.queueSuperEvents(h.t)
+	var got []string
+	for h.s.queue.Len(testKey) > 0 {
+		k, _ := h.s.queue.Get()
+		got = append(got, string(k.Item.Kind)+" "+k.Item.Namespace+"/"+k.Item.Name)
+		h.s.queue.Done(k.Tenant, k.Item)
+	}
+	want := []string{"Event default/api.1", "Event default/web.1"}
+	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+		t.Errorf("queued (-want +got):\n%s", diff)
+	}
+	if n := h.s.queue.Len(other.ClusterKey); n != 0 {
+		t.Errorf("%d keys queued for the other tenant, want 0", n)
+	}
 }

@@ -151,7 +151,8 @@ func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
 }
 
 func (s *Syncer) newVirtualClusterInformer() cache.SharedIndexInformer {
-	inf := dynamicinformer.NewFilteredDynamicInformer(s.dyn, virtualClusterGVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	byKey := cache.Indexers{indexClusterKey: vcClusterKey}
+	inf := dynamicinformer.NewFilteredDynamicInformer(s.dyn, virtualClusterGVR, metav1.NamespaceAll, 0, byKey, nil).Informer()
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			s.vcQueue.Add(key)
@@ -162,8 +163,23 @@ func (s *Syncer) newVirtualClusterInformer() cache.SharedIndexInformer {
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: enqueue,
 	})
-	s.vcLister = inf.GetIndexer()
+	s.vcLister, s.vcSynced = inf.GetIndexer(), inf.HasSynced
 	return inf
+}
+
+// indexClusterKey indexes VirtualClusters by status.clusterKey.
+const indexClusterKey = "clusterKey"
+
+func vcClusterKey(obj any) ([]string, error) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil, nil
+	}
+	key, _, _ := unstructured.NestedString(u.Object, "status", "clusterKey")
+	if key == "" {
+		return nil, nil
+	}
+	return []string{key}, nil
 }
 
 func (s *Syncer) runVirtualClusterWorker(ctx context.Context) {
@@ -249,7 +265,8 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 	return s.setSyncing(ctx, vc)
 }
 
-// markServing makes t visible to the workers and queues all its objects once.
+// markServing makes t visible to the workers and queues all its objects, and the super events
+// about them, once.
 func (s *Syncer) markServing(ctx context.Context, t *tenant) {
 	s.mu.Lock()
 	_, already := s.tenants[t.key]
@@ -260,6 +277,7 @@ func (s *Syncer) markServing(ctx context.Context, t *tenant) {
 	}
 	klog.FromContext(ctx).Info("Serving tenant", "tenant", t.key, "virtualCluster", t.vc)
 	s.patrol(ctx, t)
+	s.queueSuperEvents(t) // event.go
 }
 
 func (s *Syncer) getVirtualCluster(key string) (*v1alpha1.VirtualCluster, error) {

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -75,10 +76,36 @@ func TestSyncerAtScale(t *testing.T) {
 
 	const replicas = 200
 	start := time.Now()
-	killMidRollout(t, c, demoKubeconfig, demoNS, syncer, replicas, 60)
+	syncer = killMidRollout(t, c, demoKubeconfig, demoNS, syncer, replicas, 60)
 	waitForConvergence(t, c, demo, demoNS, replicas, 5*time.Minute)
 	t.Logf("%d-pod rollout converged %v after scaling, across a syncer kill", replicas, time.Since(start).Round(time.Second))
 	waitForConvergence(t, c, other, otherNS, 2, time.Minute)
+
+	// An event the super cluster records while the syncer is down reaches the tenant once it is
+	// back: the syncer's first list of super events keeps it (it knows the cluster keys first).
+	syncer.kill(t)
+	sp, err := c.client.CoreV1().Pods(demoNS).Get(t.Context(), "same", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	ev := &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Namespace: demoNS, Name: "same.while-down"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: demoNS, Name: "same", UID: sp.UID},
+		Reason:         "WhileSyncerDown", Message: "recorded while the syncer was down", Type: corev1.EventTypeNormal,
+		Source: corev1.EventSource{Component: "e2e"}, FirstTimestamp: now, LastTimestamp: now, Count: 1,
+	}
+	if _, err := c.client.CoreV1().Events(demoNS).Create(t.Context(), ev, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	startSyncer(t, c)
+	waitFor(t, "the event recorded while the syncer was down, in the tenant", time.Minute, func() (bool, error) {
+		got, err := demo.CoreV1().Events("default").Get(t.Context(), "same.while-down", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		return got.Reason == "WhileSyncerDown" && got.InvolvedObject.Name == "same", fmt.Errorf("event %s about %s", got.Reason, got.InvolvedObject.Name)
+	})
 }
 
 // createTenant creates VirtualCluster default/name with `vnest create --wait` and returns a
