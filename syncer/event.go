@@ -53,36 +53,6 @@ func eventUpEqual(desired, existing *corev1.Event) bool {
 		desired.LastTimestamp.Equal(&existing.LastTimestamp) && desired.Reason == existing.Reason
 }
 
-// trimForeignEvent is the super event informer's transform. It keeps in full only the events in
-// a VirtualCluster's super namespaces ("<clusterKey>-…", ownership.NamespacePrefix), the ones the
-// syncer may copy up. Of every other event of the super cluster (its nodes', other workloads')
-// it keeps the name and version the informer needs, so the syncer's memory does not grow with
-// what the rest of the super cluster records. Until the VirtualCluster cache has synced it
-// keeps every event (Run syncs that cache first, so this is a safeguard).
-func (s *Syncer) trimForeignEvent(obj any) (any, error) {
-	ev, ok := obj.(*corev1.Event)
-	if !ok || s.vcSynced == nil || !s.vcSynced() || s.isVirtualClusterNamespace(ev.Namespace) {
-		return obj, nil
-	}
-	return &corev1.Event{ObjectMeta: metav1.ObjectMeta{
-		Namespace: ev.Namespace, Name: ev.Name, UID: ev.UID, ResourceVersion: ev.ResourceVersion,
-	}}, nil
-}
-
-// isVirtualClusterNamespace reports whether super namespace ns starts with the cluster key of a
-// VirtualCluster and a "-". Hash-truncated names keep that prefix (mapping.SuperNamespace).
-func (s *Syncer) isVirtualClusterNamespace(ns string) bool {
-	for i := range len(ns) {
-		if ns[i] != '-' {
-			continue
-		}
-		if vcs, err := s.vcLister.ByIndex(indexClusterKey, ns[:i]); err == nil && len(vcs) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
 // queueSuperEvents queues every super event in tenant t's super namespaces. The event handler
 // queues an event only for a tenant the syncer serves; this, run when the syncer starts serving
 // t, brings up the events recorded before: while the syncer was down, or before t was served.

@@ -1,7 +1,6 @@
 package syncer
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -10,8 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/tools/cache"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
@@ -115,68 +112,6 @@ func pvcNamed(name string) *corev1.PersistentVolumeClaim {
 	pvc := tenantPVC()
 	pvc.Name = name
 	return pvc
-}
-
-// TestTrimForeignEvent: the super event cache keeps in full only events in a VirtualCluster's
-// super namespaces, hash-truncated names included; of the others, their key and version.
-func TestTrimForeignEvent(t *testing.T) {
-	synced := true
-	s := &Syncer{vcLister: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{indexClusterKey: vcClusterKey}),
-		vcSynced: func() bool { return synced }}
-	vc := &unstructured.Unstructured{Object: map[string]any{
-		"metadata": map[string]any{"namespace": "default", "name": "demo"},
-		"status":   map[string]any{"clusterKey": testKey},
-	}}
-	pending := &unstructured.Unstructured{Object: map[string]any{"metadata": map[string]any{"namespace": "default", "name": "new"}}}
-	for _, o := range []any{vc, pending} {
-		if err := s.vcLister.Add(o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	longNS := mapping.SuperNamespace(testKey, strings.Repeat("n", 60))
-	for _, tc := range []struct {
-		ns   string
-		keep bool
-	}{
-		{testSuperNS, true},
-		{longNS, true},
-		{"default", false},                   // the super cluster's own, e.g. its nodes'
-		{"kube-system", false},               // "kube" is no cluster key
-		{testKey, false},                     // no "-" after the key
-		{testKey + "x-default", false},       // another key that starts like it
-		{"demo-00000000-default", false},     // a cluster key no VirtualCluster has
-		{"x-" + testKey + "-default", false}, // the key not at the start
-		{"-" + testKey + "-default", false},  // an empty prefix is no key
-	} {
-		ev := superEvent("Pod", "web")
-		ev.Namespace, ev.UID = tc.ns, "uid-event"
-		got := mustTrim(t, s, ev)
-		want := ev
-		if !tc.keep {
-			want = &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: tc.ns, Name: ev.Name, UID: "uid-event", ResourceVersion: ev.ResourceVersion}}
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("event in %q (-want +got):\n%s", tc.ns, diff)
-		}
-	}
-	synced = false // the cluster keys are not all known yet: keep every event
-	ev := superEvent("Pod", "web")
-	ev.Namespace = "default"
-	if got := mustTrim(t, s, ev); got != any(ev) {
-		t.Errorf("an event was trimmed before the VirtualCluster cache synced: %v", got)
-	}
-	if len(longNS) != 63 || !strings.HasPrefix(longNS, testKey+"-") {
-		t.Fatalf("test premise: %q is not a hash-truncated super namespace", longNS)
-	}
-}
-
-func mustTrim(t *testing.T, s *Syncer, ev *corev1.Event) any {
-	t.Helper()
-	got, err := s.trimForeignEvent(ev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
 }
 
 // TestQueueSuperEvents: when the syncer starts serving a tenant, the super events already in

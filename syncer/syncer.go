@@ -103,7 +103,6 @@ type Syncer struct {
 	superEvents    corelisters.EventLister
 	superIndex     map[kind]cache.Indexer
 	vcLister       cache.Indexer
-	vcSynced       cache.InformerSynced
 	// tokenSecrets is superSecrets with the syncer's own writes of pod token Secrets read back
 	// (podwrites.go): a pod's syncs come faster than the Secret's events after a write (the
 	// bound pod's tokens, then its status), and an update from the cache's older copy would
@@ -195,10 +194,6 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 	})
 	s.superNodes = nodes.Lister()
 	events := s.nodeFactory.Core().V1().Events()
-	_ = events.Informer().SetTransform(func(obj any) (any, error) {
-		obj, _ = dropManagedFields(obj)
-		return s.trimForeignEvent(obj) // event.go
-	})
 	_, _ = events.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    s.enqueueSuperEvent,
 		UpdateFunc: func(_, obj any) { s.enqueueSuperEvent(obj) },
@@ -225,16 +220,10 @@ func (s *Syncer) Run(ctx context.Context) error {
 		return err
 	}
 	vcInformer := s.newVirtualClusterInformer()
-	go vcInformer.Run(ctx.Done())
-	// The super event cache keeps events in full by the VirtualClusters' cluster keys
-	// (trimForeignEvent): those must be known before the first event is.
-	logger.Info("Waiting for the VirtualCluster cache")
-	if !cache.WaitForCacheSync(ctx.Done(), vcInformer.HasSynced) {
-		return errors.New("VirtualCluster cache did not sync")
-	}
 	s.superFactory.Start(ctx.Done())
 	s.nodeFactory.Start(ctx.Done())
 	s.published.Start(ctx.Done())
+	go vcInformer.Run(ctx.Done())
 	logger.Info("Waiting for super cluster caches")
 	for _, synced := range []map[any]bool{toAny(s.superFactory.WaitForCacheSync(ctx.Done())), toAny(s.nodeFactory.WaitForCacheSync(ctx.Done())),
 		toAny(s.published.WaitForCacheSync(ctx.Done()))} {
@@ -243,6 +232,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 				return fmt.Errorf("super cluster cache for %v did not sync", typ)
 			}
 		}
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), vcInformer.HasSynced) {
+		return errors.New("VirtualCluster cache did not sync")
 	}
 
 	var wg sync.WaitGroup

@@ -151,8 +151,7 @@ func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
 }
 
 func (s *Syncer) newVirtualClusterInformer() cache.SharedIndexInformer {
-	byKey := cache.Indexers{indexClusterKey: vcClusterKey}
-	inf := dynamicinformer.NewFilteredDynamicInformer(s.dyn, virtualClusterGVR, metav1.NamespaceAll, 0, byKey, nil).Informer()
+	inf := dynamicinformer.NewFilteredDynamicInformer(s.dyn, virtualClusterGVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			s.vcQueue.Add(key)
@@ -163,23 +162,8 @@ func (s *Syncer) newVirtualClusterInformer() cache.SharedIndexInformer {
 		UpdateFunc: func(_, obj any) { enqueue(obj) },
 		DeleteFunc: enqueue,
 	})
-	s.vcLister, s.vcSynced = inf.GetIndexer(), inf.HasSynced
+	s.vcLister = inf.GetIndexer()
 	return inf
-}
-
-// indexClusterKey indexes VirtualClusters by status.clusterKey.
-const indexClusterKey = "clusterKey"
-
-func vcClusterKey(obj any) ([]string, error) {
-	u, ok := obj.(*unstructured.Unstructured)
-	if !ok {
-		return nil, nil
-	}
-	key, _, _ := unstructured.NestedString(u.Object, "status", "clusterKey")
-	if key == "" {
-		return nil, nil
-	}
-	return []string{key}, nil
 }
 
 func (s *Syncer) runVirtualClusterWorker(ctx context.Context) {
