@@ -17,7 +17,8 @@ import (
 // ConfigMap conf with different data, Pod same) and coexist without collision; then the
 // syncer is killed (SIGKILL) in the middle of a 200-pod rollout of one tenant and started
 // again: both sides converge with no duplicate, no orphan and nothing lost, and the other
-// tenant's objects are untouched.
+// tenant's objects are untouched. Last, an event recorded in the super cluster while the
+// syncer is down reaches the tenant once the syncer is back.
 func TestSyncerAtScale(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "simulated", nodeCount: 3, port: 16923, extraArgs: []string{"--no-syncer"}})
 	demo, demoKubeconfig := waitForDemoTenant(t, c)
@@ -82,7 +83,7 @@ func TestSyncerAtScale(t *testing.T) {
 	waitForConvergence(t, c, other, otherNS, 2, time.Minute)
 
 	// An event the super cluster records while the syncer is down reaches the tenant once it is
-	// back: the syncer's first list of super events keeps it (it knows the cluster keys first).
+	// back: the syncer queues a tenant's existing super events when it starts serving it.
 	syncer.kill(t)
 	sp, err := c.client.CoreV1().Pods(demoNS).Get(t.Context(), "same", metav1.GetOptions{})
 	if err != nil {
