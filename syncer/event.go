@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
@@ -53,11 +54,14 @@ func eventUpEqual(desired, existing *corev1.Event) bool {
 		desired.LastTimestamp.Equal(&existing.LastTimestamp) && desired.Reason == existing.Reason
 }
 
-// queueSuperEvents queues every super event in tenant t's super namespaces. The event handler
-// queues an event only for a tenant the syncer serves; this, run when the syncer starts serving
-// t, brings up the events recorded before: while the syncer was down, or before t was served.
-// The patrol does not queue events: each sync of one costs a tenant request or two.
-func (s *Syncer) queueSuperEvents(t *tenant) {
+// queueSuperEvents queues the super events in tenant t's super namespaces that the tenant does
+// not have as they are. The event handler queues an event only for a tenant the syncer serves;
+// this, run when the syncer starts serving t, brings up the events recorded before: while the
+// syncer was down, or before t was served. Syncing an event costs a tenant request or two, so
+// it lists each namespace's tenant events once (from the tenant apiserver's cache) and queues
+// only those missing or changed; all of a namespace's when that list fails. The patrol does not
+// queue events.
+func (s *Syncer) queueSuperEvents(ctx context.Context, t *tenant) {
 	namespaces, err := s.superNS.List(labels.Everything())
 	if err != nil {
 		return
@@ -68,10 +72,21 @@ func (s *Syncer) queueSuperEvents(t *tenant) {
 			continue
 		}
 		events, err := s.superEvents.Events(ns.Name).List(labels.Everything())
-		if err != nil {
+		if err != nil || len(events) == 0 {
 			continue
 		}
+		have := map[string]*corev1.Event{}
+		if list, err := t.client.CoreV1().Events(tenantNS).List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err == nil {
+			for i := range list.Items {
+				have[list.Items[i].Name] = &list.Items[i]
+			}
+		} else {
+			klog.FromContext(ctx).V(2).Info("Cannot list the tenant's events; queueing all super events of the namespace", "tenant", t.key, "namespace", tenantNS, "err", err)
+		}
 		for _, ev := range events {
+			if existing, ok := have[ev.Name]; ok && eventUpEqual(translateEvent(ev, tenantNS, ""), existing) {
+				continue
+			}
 			s.queue.Add(t.key, objKey{Kind: kindEvent, Namespace: tenantNS, Name: ev.Name})
 		}
 	}

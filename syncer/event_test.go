@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -9,6 +10,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
@@ -114,8 +117,9 @@ func pvcNamed(name string) *corev1.PersistentVolumeClaim {
 	return pvc
 }
 
-// TestQueueSuperEvents: when the syncer starts serving a tenant, the super events already in
-// the tenant's super namespaces are queued, and no others.
+// TestQueueSuperEvents: when the syncer starts serving a tenant, the super events in the
+// tenant's super namespaces that the tenant lacks, or has with an older count, are queued, and
+// no others; all of them when the tenant's events cannot be listed.
 func TestQueueSuperEvents(t *testing.T) {
 	tenantNS := func(name string, owner mapping.Owner) *corev1.Namespace {
 		return &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, owner)}
@@ -125,23 +129,59 @@ func TestQueueSuperEvents(t *testing.T) {
 	inOther.Namespace = mapping.SuperNamespace(other.ClusterKey, "default")
 	inSuper := superEvent("Pod", "node-1")
 	inSuper.Namespace = "default"
-	h := newHarness(t, []object{
+	super := []object{
 		tenantNS("default", testOwner), tenantNS("default", other),
-		superEvent("Pod", "web"), superEvent("Service", "api"), inOther, inSuper,
-	}, nil)
-
-	h.s.queueSuperEvents(h.t)
-	var got []string
-	for h.s.queue.Len(testKey) > 0 {
-		k, _ := h.s.queue.Get()
-		got = append(got, string(k.Item.Kind)+" "+k.Item.Namespace+"/"+k.Item.Name)
-		h.s.queue.Done(k.Tenant, k.Item)
+		superEvent("Pod", "web"), repeated(superEvent("Pod", "db")), superEvent("Service", "api"), inOther, inSuper,
 	}
-	want := []string{"Event default/api.1", "Event default/web.1"}
-	if diff := cmp.Diff(want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
-		t.Errorf("queued (-want +got):\n%s", diff)
-	}
-	if n := h.s.queue.Len(other.ClusterKey); n != 0 {
-		t.Errorf("%d keys queued for the other tenant, want 0", n)
+	copied := func(se *corev1.Event) *corev1.Event { return translateEvent(se, "default", "uid") }
+	for name, tc := range map[string]struct {
+		tenant   []object
+		listFail bool
+		want     []string
+	}{
+		"none in the tenant": {want: []string{"api.1", "db.1", "web.1"}},
+		"copies up to date are not queued": {
+			tenant: []object{copied(superEvent("Pod", "web")), copied(repeated(superEvent("Pod", "db")))},
+			want:   []string{"api.1"},
+		},
+		"a copy with an older count is queued": {
+			tenant: []object{copied(superEvent("Pod", "web")), copied(superEvent("Pod", "db"))},
+			want:   []string{"api.1", "db.1"},
+		},
+		"all when the tenant's events cannot be listed": {
+			tenant:   []object{copied(superEvent("Pod", "web")), copied(repeated(superEvent("Pod", "db")))},
+			listFail: true,
+			want:     []string{"api.1", "db.1", "web.1"},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, super, nil)
+			for _, o := range tc.tenant {
+				if err := h.tenantCS.Tracker().Add(o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.listFail {
+				h.tenantCS.PrependReactor("list", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, errors.New("connection refused")
+				})
+			}
+			h.s.queueSuperEvents(testContext(t), h.t)
+			var got []string
+			for h.s.queue.Len(testKey) > 0 {
+				k, _ := h.s.queue.Get()
+				if k.Item.Kind != kindEvent || k.Item.Namespace != "default" {
+					t.Errorf("queued %v, want events of tenant namespace default", k.Item)
+				}
+				got = append(got, k.Item.Name)
+				h.s.queue.Done(k.Tenant, k.Item)
+			}
+			if diff := cmp.Diff(tc.want, got, cmpopts.SortSlices(func(a, b string) bool { return a < b })); diff != "" {
+				t.Errorf("queued (-want +got):\n%s", diff)
+			}
+			if n := h.s.queue.Len(other.ClusterKey); n != 0 {
+				t.Errorf("%d keys queued for the other tenant, want 0", n)
+			}
+		})
 	}
 }

@@ -261,7 +261,7 @@ func (s *Syncer) markServing(ctx context.Context, t *tenant) {
 	}
 	klog.FromContext(ctx).Info("Serving tenant", "tenant", t.key, "virtualCluster", t.vc)
 	s.patrol(ctx, t)
-	s.queueSuperEvents(t) // event.go
+	s.queueSuperEvents(ctx, t) // event.go
 }
 
 func (s *Syncer) getVirtualCluster(key string) (*v1alpha1.VirtualCluster, error) {
