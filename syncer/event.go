@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -62,11 +63,15 @@ func eventUpEqual(desired, existing *corev1.Event) bool {
 // only those missing or changed; all of a namespace's when that list fails. The patrol does not
 // queue events.
 func (s *Syncer) queueSuperEvents(ctx context.Context, t *tenant) {
-	namespaces, err := s.superNS.List(labels.Everything())
+	namespaces, err := s.superIndex[kindNamespace].ByIndex(indexTenant, t.key)
 	if err != nil {
 		return
 	}
-	for _, ns := range namespaces {
+	for _, obj := range namespaces {
+		ns, ok := obj.(*corev1.Namespace)
+		if !ok {
+			continue
+		}
 		tenantNS, ok := mapping.TenantNamespace(ns, t.key)
 		if !ok {
 			continue
@@ -76,7 +81,11 @@ func (s *Syncer) queueSuperEvents(ctx context.Context, t *tenant) {
 			continue
 		}
 		have := map[string]*corev1.Event{}
-		if list, err := t.client.CoreV1().Events(tenantNS).List(ctx, metav1.ListOptions{ResourceVersion: "0"}); err == nil {
+		// The VirtualCluster worker runs this: a tenant that does not answer must not hold it.
+		listCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		list, err := t.client.CoreV1().Events(tenantNS).List(listCtx, metav1.ListOptions{ResourceVersion: "0"})
+		cancel()
+		if err == nil {
 			for i := range list.Items {
 				have[list.Items[i].Name] = &list.Items[i]
 			}
