@@ -2,6 +2,8 @@ package syncer
 
 import (
 	"errors"
+	"fmt"
+	goruntime "runtime"
 	"testing"
 	"time"
 
@@ -11,7 +13,9 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
@@ -181,6 +185,51 @@ func TestQueueSuperEvents(t *testing.T) {
 			}
 			if n := h.s.queue.Len(other.ClusterKey); n != 0 {
 				t.Errorf("%d keys queued for the other tenant, want 0", n)
+			}
+		})
+	}
+}
+
+// BenchmarkCachedEventBytes measures what a super event costs in an informer's indexer, in full
+// and as a stub of name, namespace, UID and version only: the saving that trimming the super
+// cluster's other events would bring (docs/benchmarks.md, session 31; not done).
+//
+//	go test ./syncer/ -run '^$' -bench CachedEventBytes -benchtime 1x
+func BenchmarkCachedEventBytes(b *testing.B) {
+	const n = 10000
+	heap := func() uint64 {
+		goruntime.GC()
+		var m goruntime.MemStats
+		goruntime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	for _, c := range []struct {
+		name string
+		stub bool
+	}{{"full", false}, {"stub", true}} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				store := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+				before := heap()
+				for i := range n {
+					ns, name := fmt.Sprintf("team-%d", i%50), fmt.Sprintf("web-7d4b9c8f5-%05d", i)
+					ev := &corev1.Event{
+						ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s.%x", name, 0x1870000000+i),
+							UID: types.UID(fmt.Sprintf("5f3c1a2b-1111-2222-3333-%012d", i)), ResourceVersion: fmt.Sprint(100000 + i), CreationTimestamp: metav1.Now()},
+						InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: name, APIVersion: "v1",
+							UID: types.UID(fmt.Sprintf("9a8b7c6d-1111-2222-3333-%012d", i)), ResourceVersion: fmt.Sprint(99000 + i)},
+						Reason: "Scheduled", Message: fmt.Sprintf("Successfully assigned %s/%s to node-%d", ns, name, i%12),
+						Source: corev1.EventSource{Component: "default-scheduler"}, Type: corev1.EventTypeNormal,
+						FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+						ReportingController: "default-scheduler", ReportingInstance: "default-scheduler-node",
+					}
+					if c.stub {
+						ev = &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: ev.Namespace, Name: ev.Name, UID: ev.UID, ResourceVersion: ev.ResourceVersion}}
+					}
+					_ = store.Add(ev)
+				}
+				b.ReportMetric(float64(heap()-before)/n, "bytes/event")
+				goruntime.KeepAlive(store)
 			}
 		})
 	}
