@@ -21,6 +21,8 @@
 // Delayed adds (AddAfter, AddRateLimited) wait in one heap with one timer, as in client-go's
 // delaying queue: an item waits once, for the earliest of the times it was added for, so the
 // syncer's queueing of a pod for its token renewal on every sync leaves one wait per pod.
+// AddRateLimited's back-off doubles per failure, as client-go's, but is counted per tenant, so
+// RemoveTenant drops a tenant's counts with its items and waits.
 //
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

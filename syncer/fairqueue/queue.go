@@ -4,8 +4,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"k8s.io/client-go/util/workqueue"
 )
 
 // Queue is a fair, de-duplicating work queue of items of type T, partitioned by tenant.
@@ -29,7 +27,7 @@ type Queue[T comparable] struct {
 	queued   int      // items queued for all tenants (not counting those in processing)
 	shutdown bool
 
-	limiter workqueue.TypedRateLimiter[Key[T]]
+	backoff *backoff[T] // AddRateLimited's, per item (backoff.go)
 	waiting *waiting[T] // items of AddAfter until they are due (delay.go)
 	onWait  func(tenant string, urgent bool, wait time.Duration)
 	// perTenant is the most items one tenant has in processing at once; 0 is no limit.
@@ -78,7 +76,7 @@ type entry[T comparable] struct {
 func New[T comparable](baseDelay, maxDelay time.Duration) *Queue[T] {
 	q := &Queue[T]{
 		tenants: map[string]*subQueue[T]{},
-		limiter: workqueue.NewTypedItemExponentialFailureRateLimiter[Key[T]](baseDelay, maxDelay),
+		backoff: newBackoff[T](baseDelay, maxDelay),
 	}
 	q.cond = sync.NewCond(&q.mu)
 	q.waiting = newWaiting(func(k Key[T]) { q.Add(k.Tenant, k.Item) })
@@ -146,17 +144,17 @@ func (q *Queue[T]) Waiting() int { return q.waiting.len() }
 // AddRateLimited queues item after its current back-off, which doubles with every call until
 // Forget.
 func (q *Queue[T]) AddRateLimited(tenant string, item T) {
-	q.AddAfter(tenant, item, q.limiter.When(Key[T]{tenant, item}))
+	q.AddAfter(tenant, item, q.backoff.when(tenant, item))
 }
 
 // Forget resets item's back-off.
 func (q *Queue[T]) Forget(tenant string, item T) {
-	q.limiter.Forget(Key[T]{tenant, item})
+	q.backoff.forget(tenant, item)
 }
 
 // NumRequeues is how many times item was queued by AddRateLimited since its last Forget.
 func (q *Queue[T]) NumRequeues(tenant string, item T) int {
-	return q.limiter.NumRequeues(Key[T]{tenant, item})
+	return q.backoff.numRequeues(tenant, item)
 }
 
 // Get blocks until an item may be handed out and returns it with its tenant. Of the tenants with
@@ -310,10 +308,11 @@ func (q *Queue[T]) Tenants() []string {
 	return out
 }
 
-// RemoveTenant drops everything queued or waiting for tenant. Items being processed finish;
-// their Done is then a no-op.
+// RemoveTenant drops everything queued or waiting for tenant, and its items' back-off. Items
+// being processed finish; their Done is then a no-op.
 func (q *Queue[T]) RemoveTenant(tenant string) {
 	q.waiting.removeTenant(tenant)
+	q.backoff.removeTenant(tenant)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if _, ok := q.tenants[tenant]; !ok {
