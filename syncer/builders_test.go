@@ -99,6 +99,8 @@ func newHarness(t *testing.T, superObjs, tenantObjs []object) *harness {
 	h.t = newTenant(vc, h.tenantCS)
 	h.t.wireInformers(informers.NewSharedInformerFactory(h.tenantCS, 0), h.s)
 	h.t.recorder = h.recorder
+	h.s.queue.AddTenant(testKey)
+	h.s.metrics.serve(testKey)
 	h.s.tenants[testKey] = h.t
 	for _, o := range superObjs {
 		h.addTo(t, h.super, h.s.superIndex, o)

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,10 +15,17 @@ type metrics struct {
 	errors  *prometheus.CounterVec
 	drift   *prometheus.GaugeVec
 	driftT  *prometheus.CounterVec
+
+	// mu and live: series are written only for the tenants served (serve, forgetTenant), so
+	// a patrol, heartbeat or sync that still holds a tenant being stopped cannot bring its
+	// series back after forgetTenant dropped them.
+	mu   sync.RWMutex
+	live map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
+		live: map[string]bool{},
 		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "vnest_syncer_queue_depth", Help: "Keys waiting in the fair queue, by tenant and kind.",
 		}, []string{"tenant", "kind"}),
@@ -51,7 +59,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// serve has the metrics take tenant's series, until forgetTenant.
+func (m *metrics) serve(tenant string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.live[tenant] = true
+}
+
+// serving takes the read lock and reports whether tenant's series may be written; release
+// the lock with m.mu.RUnlock.
+func (m *metrics) serving(tenant string) bool {
+	m.mu.RLock()
+	return m.live[tenant]
+}
+
 func (m *metrics) observe(tenant string, k kind, d time.Duration, err error) {
+	defer m.mu.RUnlock()
+	if !m.serving(tenant) {
+		return
+	}
 	m.latency.WithLabelValues(tenant, string(k)).Observe(d.Seconds())
 	if err != nil {
 		m.errors.WithLabelValues(tenant, string(k)).Inc()
@@ -59,6 +85,10 @@ func (m *metrics) observe(tenant string, k kind, d time.Duration, err error) {
 }
 
 func (m *metrics) queueWait(tenant string, urgent bool, d time.Duration) {
+	defer m.mu.RUnlock()
+	if !m.serving(tenant) {
+		return
+	}
 	lane := "update"
 	if urgent {
 		lane = "new"
@@ -66,13 +96,27 @@ func (m *metrics) queueWait(tenant string, urgent bool, d time.Duration) {
 	m.wait.WithLabelValues(tenant, lane).Observe(d.Seconds())
 }
 
+func (m *metrics) queueDepth(tenant string, k kind, n int) {
+	defer m.mu.RUnlock()
+	if m.serving(tenant) {
+		m.depth.WithLabelValues(tenant, string(k)).Set(float64(n))
+	}
+}
+
 func (m *metrics) patrolDrift(tenant string, k kind, n int) {
+	defer m.mu.RUnlock()
+	if !m.serving(tenant) {
+		return
+	}
 	m.drift.WithLabelValues(tenant, string(k)).Set(float64(n))
 	m.driftT.WithLabelValues(tenant, string(k)).Add(float64(n))
 }
 
 // forgetTenant drops a tenant's series once the syncer stops serving it.
 func (m *metrics) forgetTenant(tenant string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.live, tenant)
 	l := prometheus.Labels{"tenant": tenant}
 	m.depth.DeletePartialMatch(l)
 	m.wait.DeletePartialMatch(l)

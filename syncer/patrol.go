@@ -63,6 +63,12 @@ func (s *Syncer) patrolKind(ctx context.Context, t *tenant, k kind) {
 			}
 			superSeen[key] = true
 			s.queue.Add(t.key, key)
+			if key.Kind != k { // a pod's token Secret: its counterpart is the pod
+				if _, exists, _ := t.index[key.Kind].GetByKey(key.Namespace + "/" + key.Name); !exists {
+					drift++
+				}
+				continue
+			}
 			tm, exists := tenantObjs[key]
 			if !exists || (mapping.TenantUID(m) != "" && mapping.TenantUID(m) != tm.GetUID()) {
 				drift++

@@ -7,15 +7,26 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
 // TestPatrol: every key on either side is queued; an orphan super pod and a tenant pod without
-// super pod count as drift.
+// super pod count as drift, and so does a token Secret whose pod is gone, but not one whose pod
+// is there.
 func TestPatrol(t *testing.T) {
 	tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}
 	superNS := translateNamespace(tenantNS, testOwner, defaultPolicy)
+	token := func(pod string) *corev1.Secret {
+		m := mapping.SuperMeta(MakePod("default", pod).Obj(), testOwner)
+		m.Name = tokenSecretName(pod)
+		m.Labels[labelPodToken] = pod
+		m.Annotations[annotationPodToken] = pod
+		return &corev1.Secret{ObjectMeta: m}
+	}
 	h := newHarness(t,
-		[]object{superNS, MakePod(testSuperNS, "orphan").Owned("uid-orphan").Obj(), MakePod(testSuperNS, "synced").Owned("uid-synced").Obj()},
+		[]object{superNS, MakePod(testSuperNS, "orphan").Owned("uid-orphan").Obj(), MakePod(testSuperNS, "synced").Owned("uid-synced").Obj(),
+			token("synced"), token("orphan")},
 		[]object{tenantNS, MakePod("default", "synced").Obj(), MakePod("default", "new").Obj()})
 	h.s.patrol(testContext(t), h.t)
 
@@ -40,5 +51,8 @@ func TestPatrol(t *testing.T) {
 	}
 	if d := testutil.ToFloat64(h.s.metrics.drift.WithLabelValues(testKey, string(kindNamespace))); d != 0 {
 		t.Errorf("namespace drift = %v, want 0", d)
+	}
+	if d := testutil.ToFloat64(h.s.metrics.drift.WithLabelValues(testKey, string(kindSecret))); d != 1 {
+		t.Errorf("secret drift = %v, want 1 (the orphan pod's token Secret)", d)
 	}
 }

@@ -500,7 +500,7 @@ func (s *Syncer) updateQueueDepth(context.Context) {
 	for _, t := range s.servingTenants() {
 		counts := s.queue.CountBy(t.key, func(k objKey) string { return string(k.Kind) })
 		for _, k := range append(allKinds, kindEvent) {
-			s.metrics.depth.WithLabelValues(t.key, string(k)).Set(float64(counts[string(k)]))
+			s.metrics.queueDepth(t.key, k, counts[string(k)])
 		}
 	}
 }

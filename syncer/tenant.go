@@ -252,6 +252,10 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 // markServing makes t visible to the workers and queues all its objects, and the super events
 // about them, once.
 func (s *Syncer) markServing(ctx context.Context, t *tenant) {
+	// The queue and the metrics take the tenant's keys and series from now until stopTenant:
+	// before the workers and handlers see it.
+	s.queue.AddTenant(t.key)
+	s.metrics.serve(t.key)
 	s.mu.Lock()
 	_, already := s.tenants[t.key]
 	s.tenants[t.key] = t

@@ -158,8 +158,7 @@ func TestSettingsChangeRequeues(t *testing.T) {
 }
 
 // TestStoppedTenantLeavesNoRetries: a key whose tenant stopped while it synced is not retried
-// and leaves no back-off and no metrics behind; a key that comes back for a tenant no longer
-// served drops its back-off.
+// and leaves no back-off and no metrics behind.
 func TestStoppedTenantLeavesNoRetries(t *testing.T) {
 	h := newHarness(t, nil, []object{MakePod("default", "web").Obj()})
 	ctx := testContext(t)
@@ -182,11 +181,28 @@ func TestStoppedTenantLeavesNoRetries(t *testing.T) {
 	if n := testutil.CollectAndCount(h.s.metrics.latency) + testutil.CollectAndCount(h.s.metrics.errors); n != 0 {
 		t.Errorf("%d sync metrics series of the stopped tenant, want 0", n)
 	}
+}
 
-	gone := objKey{Kind: kindPod, Namespace: "default", Name: "gone"}
-	h.s.queue.AddRateLimited(testKey, gone) // queued before the tenant stopped
-	h.s.process(ctx, testKey, gone)
-	if n := h.s.queue.NumRequeues(testKey, gone); n != 0 {
-		t.Errorf("a key of a tenant no longer served has back-off %d, want 0", n)
+// TestPatrolRacingStopLeavesNothing: a patrol that listed the tenants before one stopped goes
+// on with it; nothing it queues or records for the stopped tenant stays.
+func TestPatrolRacingStopLeavesNothing(t *testing.T) {
+	h := newHarness(t, nil, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}, MakePod("default", "web").Obj()})
+	ctx := testContext(t)
+	h.t.stop = func() {}
+	h.s.vcs["default/demo"] = h.t
+
+	snapshot := h.s.servingTenants() // patrolAll's list
+	h.s.stopTenant(ctx, "default/demo")
+	for _, tn := range snapshot {
+		h.s.patrol(ctx, tn)
+	}
+	if n := h.s.queue.Len(testKey); n != 0 {
+		t.Errorf("%d keys queued for the stopped tenant, want 0", n)
+	}
+	if got := h.s.queue.Tenants(); len(got) != 0 {
+		t.Errorf("the queue holds state for %v, want none", got)
+	}
+	if n := testutil.CollectAndCount(h.s.metrics.drift) + testutil.CollectAndCount(h.s.metrics.driftT); n != 0 {
+		t.Errorf("%d patrol drift series of the stopped tenant, want 0", n)
 	}
 }

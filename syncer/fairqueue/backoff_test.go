@@ -26,6 +26,8 @@ func TestBackoffDoublesUpToMax(t *testing.T) {
 func TestRemoveTenantDropsBackoff(t *testing.T) {
 	q := New[string](time.Hour, time.Hour)
 	defer q.ShutDown()
+	q.AddTenant("gone")
+	q.AddTenant("kept")
 	q.AddRateLimited("gone", "x")
 	q.AddRateLimited("gone", "y")
 	q.AddRateLimited("kept", "x")

@@ -11,7 +11,7 @@ import (
 
 // BenchmarkAddGetDone is the cost of one key's trip through the queue with 10 busy tenants.
 func BenchmarkAddGetDone(b *testing.B) {
-	q := New[string](time.Millisecond, time.Second)
+	q := openQueue(time.Millisecond, time.Second)
 	tenants := make([]string, 10)
 	for i := range tenants {
 		tenants[i] = fmt.Sprint("tenant-", i)
@@ -64,7 +64,7 @@ func quietWaits(urgent bool, createTime time.Duration) (creates, updates []time.
 		syncTime           = 30 * time.Millisecond
 		gap                = 100 * time.Millisecond
 	)
-	q := New[string](time.Millisecond, time.Second)
+	q := openQueue(time.Millisecond, time.Second)
 	q.LimitPerTenant(perTenant)
 	add := func(tenant, item string, isNew bool) {
 		if isNew && urgent {

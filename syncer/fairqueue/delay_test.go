@@ -49,7 +49,7 @@ func TestAddAfterKeepsOneWaitPerItem(t *testing.T) {
 // AddRateLimited goes through the same waits: a failing item backs off, and one retry is
 // queued however often it failed meanwhile.
 func TestAddRateLimitedWaits(t *testing.T) {
-	q := New[string](20*time.Millisecond, time.Second)
+	q := openQueue(20*time.Millisecond, time.Second)
 	defer q.ShutDown()
 	q.AddRateLimited("a", "x") // 20 ms
 	q.AddRateLimited("a", "x") // 40 ms: the 20 ms wait stays

@@ -24,5 +24,10 @@
 // AddRateLimited's back-off doubles per failure, as client-go's, but is counted per tenant, so
 // RemoveTenant drops a tenant's counts with its items and waits.
 //
+// The queue takes a tenant's items only between AddTenant and RemoveTenant. A patrol, timer or
+// retry that still holds a tenant being removed then leaves nothing behind for it, and a
+// tenant removed and added again (its kubeconfig rotated) while a worker holds one of its items
+// does not hand that item to a second worker before the first one's Done.
+//
 // It knows nothing about Kubernetes objects: items are any comparable key.
 package fairqueue

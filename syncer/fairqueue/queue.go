@@ -32,6 +32,8 @@ type Queue[T comparable] struct {
 	onWait  func(tenant string, urgent bool, wait time.Duration)
 	// perTenant is the most items one tenant has in processing at once; 0 is no limit.
 	perTenant int
+	// anyTenant serves every tenant without AddTenant: for the tests of the serving order.
+	anyTenant bool
 }
 
 // Key is an item together with its tenant.
@@ -45,7 +47,8 @@ type subQueue[T comparable] struct {
 	dirty         map[T]bool // queued or to be queued again after Done; true: in the urgent lane
 	processing    map[T]bool // true: handed out from the urgent lane
 	inRing        bool
-	urgentServed  int // urgent items handed out in a row while the other lane had items
+	urgentServed  int  // urgent items handed out in a row while the other lane had items
+	served        bool // between AddTenant and RemoveTenant: only then are items accepted
 }
 
 // urgentRun is how many urgent items a tenant's sub-queue hands out in a row while it has other
@@ -93,17 +96,44 @@ func (q *Queue[T]) Add(tenant string, item T) { q.add(tenant, item, false) }
 // follow may wait behind them.
 func (q *Queue[T]) AddUrgent(tenant string, item T) { q.add(tenant, item, true) }
 
+// AddTenant has the queue accept tenant's items, from now until RemoveTenant; items of other
+// tenants are dropped. A tenant added again after RemoveTenant starts with nothing queued, but
+// an item that a worker still holds from before is not handed out again until its Done.
+func (q *Queue[T]) AddTenant(tenant string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.sub(tenant).served = true
+}
+
+// sub is tenant's sub-queue, made if it has none; q.mu is held.
+func (q *Queue[T]) sub(tenant string) *subQueue[T] {
+	s := q.tenants[tenant]
+	if s == nil {
+		s = &subQueue[T]{dirty: map[T]bool{}, processing: map[T]bool{}, served: q.anyTenant}
+		q.tenants[tenant] = s
+	}
+	return s
+}
+
+// serves is whether the queue accepts tenant's items; q.mu is held.
+func (q *Queue[T]) serves(tenant string) bool {
+	if s := q.tenants[tenant]; s != nil {
+		return s.served
+	}
+	return q.anyTenant
+}
+
 func (q *Queue[T]) add(tenant string, item T, urgent bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.shutdown {
+	q.addLocked(tenant, item, urgent)
+}
+
+func (q *Queue[T]) addLocked(tenant string, item T, urgent bool) {
+	if q.shutdown || !q.serves(tenant) {
 		return
 	}
-	s := q.tenants[tenant]
-	if s == nil {
-		s = &subQueue[T]{dirty: map[T]bool{}, processing: map[T]bool{}}
-		q.tenants[tenant] = s
-	}
+	s := q.sub(tenant)
 	if _, ok := s.dirty[item]; ok {
 		return
 	}
@@ -131,11 +161,20 @@ func (q *Queue[T]) push(tenant string, s *subQueue[T], item T, urgent bool) {
 // AddAfter queues item for tenant once d has passed. An item that already waits is queued
 // once, at the earlier of the two times.
 func (q *Queue[T]) AddAfter(tenant string, item T, d time.Duration) {
-	if d <= 0 {
-		q.Add(tenant, item)
-		return
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.addAfterLocked(tenant, item, d)
+}
+
+// addAfterLocked is AddAfter with q.mu held: so RemoveTenant, which drops the waits under q.mu,
+// drops every wait this lets in.
+func (q *Queue[T]) addAfterLocked(tenant string, item T, d time.Duration) {
+	switch {
+	case d <= 0:
+		q.addLocked(tenant, item, false)
+	case q.serves(tenant):
+		q.waiting.add(Key[T]{tenant, item}, time.Now().Add(d))
 	}
-	q.waiting.add(Key[T]{tenant, item}, time.Now().Add(d))
 }
 
 // Waiting is how many items wait to be queued by AddAfter or AddRateLimited.
@@ -144,7 +183,11 @@ func (q *Queue[T]) Waiting() int { return q.waiting.len() }
 // AddRateLimited queues item after its current back-off, which doubles with every call until
 // Forget.
 func (q *Queue[T]) AddRateLimited(tenant string, item T) {
-	q.AddAfter(tenant, item, q.backoff.when(tenant, item))
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.serves(tenant) { // a count for a tenant not served would never be forgotten
+		q.addAfterLocked(tenant, item, q.backoff.when(tenant, item))
+	}
 }
 
 // Forget resets item's back-off.
@@ -269,6 +312,12 @@ func (q *Queue[T]) Done(tenant string, item T) {
 		return
 	}
 	delete(s.processing, item)
+	if !s.served { // removed, and not added again
+		if len(s.processing) == 0 {
+			delete(q.tenants, tenant)
+		}
+		return
+	}
 	if urgent, ok := s.dirty[item]; ok && !q.shutdown {
 		q.push(tenant, s, item, urgent)
 	} else if q.perTenant > 0 && s.inRing {
@@ -308,25 +357,30 @@ func (q *Queue[T]) Tenants() []string {
 	return out
 }
 
-// RemoveTenant drops everything queued or waiting for tenant, and its items' back-off. Items
-// being processed finish; their Done is then a no-op.
+// RemoveTenant drops everything queued or waiting for tenant, and its items' back-off, and
+// has the queue drop the tenant's items until AddTenant. Items being processed finish; until
+// their Done the queue keeps them as held, so that if the tenant is added again meanwhile, they
+// are still not handed out twice at once.
 func (q *Queue[T]) RemoveTenant(tenant string) {
-	q.waiting.removeTenant(tenant)
-	q.backoff.removeTenant(tenant)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if _, ok := q.tenants[tenant]; !ok {
+	q.waiting.removeTenant(tenant)
+	q.backoff.removeTenant(tenant)
+	s := q.tenants[tenant]
+	if s == nil {
 		return
 	}
-	q.queued -= q.tenants[tenant].queued()
-	delete(q.tenants, tenant)
-	q.cond.Broadcast() // the others' limits may have changed
-	for i, t := range q.ring {
-		if t == tenant {
-			q.ring = append(q.ring[:i], q.ring[i+1:]...)
-			break
-		}
+	q.queued -= s.queued()
+	s.urgent, s.queue, s.dirty = nil, nil, map[T]bool{}
+	s.served, s.urgentServed = false, 0
+	if len(s.processing) == 0 {
+		delete(q.tenants, tenant)
 	}
+	if s.inRing {
+		s.inRing = false
+		q.ring = slices.DeleteFunc(q.ring, func(t string) bool { return t == tenant })
+	}
+	q.cond.Broadcast() // the others' limits may have changed
 }
 
 // ShutDown makes Get return shutdown=true in every waiting and future call.

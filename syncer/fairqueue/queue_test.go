@@ -11,7 +11,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func newQueue() *Queue[string] { return New[string](time.Millisecond, time.Second) }
+func newQueue() *Queue[string] { return openQueue(time.Millisecond, time.Second) }
+
+// openQueue is a queue that serves every tenant without AddTenant, for the tests of the order
+// in which it serves them.
+func openQueue(baseDelay, maxDelay time.Duration) *Queue[string] {
+	q := New[string](baseDelay, maxDelay)
+	q.anyTenant = true
+	return q
+}
 
 // TestHeavyTenantNoUrgentSlot: a heavy tenant at its halved limit of 1 gets no extra slot for an
 // urgent item; the item goes first once the tenant's item in processing is done.
@@ -546,7 +554,7 @@ func TestShutDownUnblocksGet(t *testing.T) {
 }
 
 func TestOnWaitReportsTimeQueued(t *testing.T) {
-	q := New[string](time.Millisecond, time.Second)
+	q := newQueue()
 	waits, urgent := map[string]time.Duration{}, map[string]bool{}
 	q.OnWait(func(tenant string, u bool, d time.Duration) { waits[tenant], urgent[tenant] = d, u })
 	q.Add("a", "x")
@@ -561,5 +569,81 @@ func TestOnWaitReportsTimeQueued(t *testing.T) {
 	}
 	if urgent["a"] || !urgent["b"] {
 		t.Errorf("urgent %v: want a false (Add), b true (AddUrgent)", urgent)
+	}
+}
+
+// TestServedTenantsOnly: the queue takes a tenant's items only between AddTenant and
+// RemoveTenant, however they come (a patrol or a timer that still held the tenant, a retry),
+// and keeps nothing for a tenant removed.
+func TestServedTenantsOnly(t *testing.T) {
+	q := New[string](time.Hour, time.Hour)
+	defer q.ShutDown()
+	q.Add("a", "early")
+	if n := q.Len("a"); n != 0 {
+		t.Fatalf("Len(a) = %d before AddTenant, want 0", n)
+	}
+	q.AddTenant("a")
+	q.Add("a", "x")
+	q.AddAfter("a", "later", time.Hour)
+	q.AddRateLimited("a", "failed")
+	if q.Len("a") != 1 || q.Waiting() != 2 || q.NumRequeues("a", "failed") != 1 {
+		t.Fatalf("served: Len %d, Waiting %d, NumRequeues %d; want 1, 2, 1", q.Len("a"), q.Waiting(), q.NumRequeues("a", "failed"))
+	}
+	q.RemoveTenant("a")
+	q.Add("a", "x")
+	q.AddUrgent("a", "y")
+	q.AddAfter("a", "later", time.Hour)
+	q.AddAfter("a", "now", 0)
+	q.AddRateLimited("a", "failed")
+	if q.Len("a") != 0 || q.Waiting() != 0 || q.NumRequeues("a", "failed") != 0 {
+		t.Errorf("removed: Len %d, Waiting %d, NumRequeues %d; want 0, 0, 0", q.Len("a"), q.Waiting(), q.NumRequeues("a", "failed"))
+	}
+	if got := q.Tenants(); len(got) != 0 {
+		t.Errorf("the queue holds state for %v after RemoveTenant, want none", got)
+	}
+}
+
+// TestRemovedAndAddedAgainNotTwiceAtOnce: a tenant stopped and served again (its kubeconfig
+// rotated) while a worker still holds one of its items: the new incarnation's copy of that item
+// waits for the old worker's Done, as any item added while it is processed.
+func TestRemovedAndAddedAgainNotTwiceAtOnce(t *testing.T) {
+	q := New[string](time.Millisecond, time.Second)
+	q.AddTenant("t")
+	q.Add("t", "pod")
+	held, _ := q.Get() // the old incarnation's worker
+	q.RemoveTenant("t")
+	q.AddTenant("t")
+	q.Add("t", "pod") // the new incarnation's patrol
+	g := newBackgroundGets(t)
+	g.start(q)
+	g.expectBlocked()
+	q.Done(held.Tenant, held.Item)
+	g.expect("t/pod")
+	q.Add("t", "pod") // while the new worker holds it
+	g.start(q)
+	g.expectBlocked()
+	q.ShutDown()
+	g.next()
+	if got := q.Tenants(); len(got) != 1 {
+		t.Errorf("Tenants() = %v, want [t]", got)
+	}
+}
+
+// TestRemovedTenantsHeldItemsFinish: the sub-queue of a removed tenant goes with the Done of
+// its last held item.
+func TestRemovedTenantsHeldItemsFinish(t *testing.T) {
+	q := New[string](time.Millisecond, time.Second)
+	defer q.ShutDown()
+	q.AddTenant("t")
+	q.Add("t", "1")
+	q.Add("t", "2")
+	k, _ := q.Get()
+	q.RemoveTenant("t")
+	if got := q.Tenants(); len(got) != 1 {
+		t.Fatalf("Tenants() = %v while an item is held, want [t]", got)
+	}
+	q.Done(k.Tenant, k.Item)
+	if got := q.Tenants(); len(got) != 0 {
+		t.Errorf("Tenants() = %v after the last Done, want none", got)
 	}
 }
