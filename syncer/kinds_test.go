@@ -169,3 +169,33 @@ func TestSyncNodeRemovesUnused(t *testing.T) {
 		t.Errorf("tenant writes (-want +got):\n%s", diff)
 	}
 }
+
+// TestSyncNodeForPinnedPod: a pod the tenant put on a cordoned node waits pinned to it in the
+// super cluster, bound to it in the tenant; the tenant gets the virtual Node meanwhile, else its
+// pod garbage collector would delete the pod as bound to a node that does not exist.
+func TestSyncNodeForPinnedPod(t *testing.T) {
+	tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}
+	cordoned := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}, Spec: corev1.NodeSpec{Unschedulable: true}}
+	h := newHarness(t, []object{translateNamespace(tenantNS, testOwner, defaultPolicy), cordoned},
+		[]object{tenantNS, MakePod("default", "web").Node("node-1").Obj()})
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sp.Spec.NodeName != "" {
+		t.Fatalf("super pod nodeName %q, want it pinned, not placed", sp.Spec.NodeName)
+	}
+	if err := h.s.superIndex[kindPod].Add(sp); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.syncNode(ctx, h.t, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.tenantCS.CoreV1().Nodes().Get(ctx, "node-1", metav1.GetOptions{}); err != nil {
+		t.Errorf("no virtual Node for the node the pod is pinned to: %v", err)
+	}
+}

@@ -152,6 +152,36 @@ func pinToNode(spec *corev1.PodSpec) {
 	requireInEveryTerm(spec, corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpIn, Values: []string{node}})
 }
 
+// podNode is the super node a super pod runs on or is bound for: its nodeName, or, while the
+// super scheduler has not placed it, the node pinToNode pinned it to. The tenant pod is bound
+// to that node already, so the tenant needs its virtual Node meanwhile: a pod bound to a node
+// the tenant does not have is deleted by the tenant's pod garbage collector.
+func podNode(p *corev1.Pod) string {
+	if p.Spec.NodeName != "" {
+		return p.Spec.NodeName
+	}
+	return pinnedNode(&p.Spec)
+}
+
+// pinnedNode is the node pinToNode pinned spec to: the one node that every term of its required
+// node affinity names by metadata.name, or "".
+func pinnedNode(spec *corev1.PodSpec) string {
+	if spec.Affinity == nil || spec.Affinity.NodeAffinity == nil || spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
+		return ""
+	}
+	node := ""
+	for _, term := range spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms {
+		i := slices.IndexFunc(term.MatchFields, func(r corev1.NodeSelectorRequirement) bool {
+			return r.Key == metav1.ObjectNameField && r.Operator == corev1.NodeSelectorOpIn && len(r.Values) == 1
+		})
+		if i < 0 || node != "" && term.MatchFields[i].Values[0] != node {
+			return ""
+		}
+		node = term.MatchFields[i].Values[0]
+	}
+	return node
+}
+
 // requireInEveryTerm adds req to every term of spec's required node affinity (the terms are
 // ORed, so each must have it), making a term when there is none.
 func requireInEveryTerm(spec *corev1.PodSpec, req corev1.NodeSelectorRequirement) {

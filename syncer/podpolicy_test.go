@@ -124,7 +124,42 @@ func TestPinToNode(t *testing.T) {
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
+			if p := podNode(&corev1.Pod{Spec: got}); p != tc.in.NodeName {
+				t.Errorf("podNode of the pinned pod = %q, want %q", p, tc.in.NodeName)
+			}
 		})
+	}
+}
+
+// TestPinnedNode: only a node that every required term names by metadata.name is the pod's.
+func TestPinnedNode(t *testing.T) {
+	named := func(op corev1.NodeSelectorOperator, nodes ...string) corev1.NodeSelectorRequirement {
+		return corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: op, Values: nodes}
+	}
+	zone := corev1.NodeSelectorRequirement{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}
+	spec := func(terms ...[]corev1.NodeSelectorRequirement) *corev1.PodSpec {
+		sel := &corev1.NodeSelector{}
+		for _, fields := range terms {
+			sel.NodeSelectorTerms = append(sel.NodeSelectorTerms, corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{zone}, MatchFields: fields})
+		}
+		return &corev1.PodSpec{Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: sel}}}
+	}
+	in := corev1.NodeSelectorOpIn
+	for name, tc := range map[string]struct {
+		spec *corev1.PodSpec
+		want string
+	}{
+		"no affinity":                    {&corev1.PodSpec{}, ""},
+		"one term names the node":        {spec([]corev1.NodeSelectorRequirement{named(in, "n1")}), "n1"},
+		"every term names the same node": {spec([]corev1.NodeSelectorRequirement{named(in, "n1")}, []corev1.NodeSelectorRequirement{named(in, "n1")}), "n1"},
+		"terms name different nodes":     {spec([]corev1.NodeSelectorRequirement{named(in, "n1")}, []corev1.NodeSelectorRequirement{named(in, "n2")}), ""},
+		"a term names none":              {spec([]corev1.NodeSelectorRequirement{named(in, "n1")}, nil), ""},
+		"a choice of nodes":              {spec([]corev1.NodeSelectorRequirement{named(in, "n1", "n2")}), ""},
+		"NotIn":                          {spec([]corev1.NodeSelectorRequirement{named(corev1.NodeSelectorOpNotIn, "n1")}), ""},
+	} {
+		if got := pinnedNode(tc.spec); got != tc.want {
+			t.Errorf("%s: pinnedNode = %q, want %q", name, got, tc.want)
+		}
 	}
 }
 

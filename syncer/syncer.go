@@ -163,10 +163,10 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 	}}
 	podIndexers := cache.Indexers{indexTenant: byTenant[indexTenant], indexTenantNode: func(obj any) ([]string, error) {
 		p, ok := obj.(*corev1.Pod)
-		if !ok || p.Spec.NodeName == "" {
+		if !ok || podNode(p) == "" { // podpolicy.go
 			return nil, nil
 		}
-		return []string{p.Labels[ownership.LabelClusterKey] + "/" + p.Spec.NodeName}, nil
+		return []string{p.Labels[ownership.LabelClusterKey] + "/" + podNode(p)}, nil
 	}, indexPodIP: podIPIndex}
 	core := f.Core().V1()
 	infs := syncedKindInformers(f)
@@ -439,16 +439,17 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 			}
 		}
 		s.enqueue(clusterKey, key, false)
-		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
-			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: p.Spec.NodeName}, false)
+		if p, ok := obj.(*corev1.Pod); ok && podNode(p) != "" {
+			s.enqueue(clusterKey, objKey{Kind: kindNode, Name: podNode(p)}, false)
 		}
 	}
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc: func(obj any) { handle(obj, true) },
 		UpdateFunc: func(old, obj any) {
 			handle(obj, false)
-			// A pod moving off a node (it cannot, but a delete+recreate looks alike) frees it.
-			if op, ok := old.(*corev1.Pod); ok && op.Spec.NodeName != "" {
+			// A pod moving off a node (it cannot, but a delete+recreate looks alike, and so does
+			// a pinned pod placed on another node by a tenant that changed its own) frees it.
+			if op, ok := old.(*corev1.Pod); ok && podNode(op) != "" && podNode(op) != podNode(obj.(*corev1.Pod)) {
 				handle(op, false)
 			}
 		},
