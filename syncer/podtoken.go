@@ -179,23 +179,34 @@ func tokenSourcesOf(p *corev1.Pod) []tokenSource {
 // of the TENANT apiserver, from the pod's token Secret: the kube-api-access volume as a whole
 // (tokenVolumeSource), any other token source as the Secret item of its key (tokenKey) at its
 // path. A token source left as it is would have the super kubelet mount a token of the SUPER
-// cluster's service account.
+// cluster's service account. In a volume with a token, the cluster's CA (the kube-root-ca.crt
+// ConfigMap, which clients of the token verify the apiserver with) becomes the tenant's, the
+// Secret's ca.crt: the super namespace's ConfigMap of that name holds the super cluster's CA.
 func projectTenantTokens(spec *corev1.PodSpec, podName string) {
+	secret := corev1.LocalObjectReference{Name: tokenSecretName(podName)}
 	for i, v := range spec.Volumes {
 		switch {
 		case isServiceAccountTokenVolume(v):
 			spec.Volumes[i].VolumeSource = tokenVolumeSource(podName, v.Projected)
-		case v.Projected != nil:
+		case v.Projected != nil && slices.ContainsFunc(v.Projected.Sources, func(src corev1.VolumeProjection) bool { return src.ServiceAccountToken != nil }):
 			n := 0
 			for j, src := range v.Projected.Sources {
-				if src.ServiceAccountToken == nil {
-					continue
+				switch {
+				case src.ServiceAccountToken != nil:
+					v.Projected.Sources[j] = corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+						LocalObjectReference: secret,
+						Items:                []corev1.KeyToPath{{Key: tokenKey(v, n), Path: src.ServiceAccountToken.Path}},
+					}}
+					n++
+				case src.ConfigMap != nil && src.ConfigMap.Name == rootCAConfigMap:
+					items := src.ConfigMap.Items
+					if len(items) == 0 { // the whole ConfigMap: its one key
+						items = []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}
+					}
+					v.Projected.Sources[j] = corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+						LocalObjectReference: secret, Items: items, Optional: src.ConfigMap.Optional,
+					}}
 				}
-				v.Projected.Sources[j] = corev1.VolumeProjection{Secret: &corev1.SecretProjection{
-					LocalObjectReference: corev1.LocalObjectReference{Name: tokenSecretName(podName)},
-					Items:                []corev1.KeyToPath{{Key: tokenKey(v, n), Path: src.ServiceAccountToken.Path}},
-				}}
-				n++
 			}
 		}
 	}

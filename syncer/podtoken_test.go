@@ -60,12 +60,16 @@ func TestTokenSourcesOf(t *testing.T) {
 }
 
 // oidcTokenVolume is a projected volume of the pod's own making with two service-account tokens
-// (one with an audience, as the conformance suite's OIDC discovery test has) and a ConfigMap.
+// (one with an audience, as the conformance suite's OIDC discovery test has), a ConfigMap, and
+// the cluster's CA twice (one item picked, and the whole ConfigMap).
 func oidcTokenVolume() corev1.Volume {
+	rootCA := corev1.LocalObjectReference{Name: rootCAConfigMap}
 	return corev1.Volume{Name: "oidc", VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{
 		{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "sa/token", Audience: "oidc-discovery-test", ExpirationSeconds: ptr.To[int64](3600)}},
 		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}},
 		{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{Path: "other"}},
+		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: rootCA, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "sa/ca.crt", Mode: ptr.To[int32](0o400)}}}},
+		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: rootCA, Optional: ptr.To(true)}},
 	}}}}
 }
 
@@ -91,6 +95,8 @@ func TestEveryProjectedTokenIsTheTenants(t *testing.T) {
 		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"}, Items: []corev1.KeyToPath{{Key: "token.oidc.0", Path: "sa/token"}}}},
 		{ConfigMap: &corev1.ConfigMapProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "settings"}}},
 		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"}, Items: []corev1.KeyToPath{{Key: "token.oidc.1", Path: "other"}}}},
+		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "sa/ca.crt", Mode: ptr.To[int32](0o400)}}}},
+		{Secret: &corev1.SecretProjection{LocalObjectReference: corev1.LocalObjectReference{Name: "vnest-token-web"}, Items: []corev1.KeyToPath{{Key: "ca.crt", Path: "ca.crt"}}, Optional: ptr.To(true)}},
 	}
 	if diff := cmp.Diff(wantOIDC, oidc); diff != "" {
 		t.Errorf("oidc volume (-want +got):\n%s", diff)
