@@ -74,9 +74,15 @@ func (s *Syncer) syncPriorityClass(ctx context.Context, t *tenant, name string) 
 
 // publishedPriorityClass reports whether the tenant's PriorityClass name is a copy of a
 // published one. The tenant's admission resolved the pod's priority from that copy, so the
-// super cluster's class of the same name gives it the same priority.
+// super cluster's class of the same name gives it the same priority. The tenant can label any
+// class of its own as a mirror, so the mirror label alone proves nothing: the super cluster
+// must publish the class too, and a system- class is never published (a tenant naming
+// system-node-critical would preempt other tenants' pods).
 func (t *tenant) publishedPriorityClass(name string) bool {
-	if name == "" || t.pcs == nil {
+	if name == "" || t.pcs == nil || t.superPCs == nil || strings.HasPrefix(name, systemPriorityClassPrefix) {
+		return false
+	}
+	if _, err := t.superPCs.Get(name); err != nil {
 		return false
 	}
 	pc, err := t.pcs.Get(name)

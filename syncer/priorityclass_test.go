@@ -82,21 +82,31 @@ func TestSyncPriorityClass(t *testing.T) {
 }
 
 // TestPublishedPriorityClassGoesDown: a pod naming a published class keeps the name on its super
-// pod (without value or policy, which the super admission fills in); any other class is dropped.
+// pod (without value or policy, which the super admission fills in); any other class is dropped,
+// including a class the tenant labelled as a mirror itself: a system- class, or one the super
+// cluster does not publish.
 func TestPublishedPriorityClassGoesDown(t *testing.T) {
 	copied, _ := translatePriorityClass(publishedPriorityClass("gold"))
 	own := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "mine"}, Value: 5}
+	forged := func(name string) *schedulingv1.PriorityClass {
+		return &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{ownership.LabelMirror: "true"}}, Value: 5}
+	}
+	// The super cluster publishes system-node-critical by mistake: still never kept.
+	super := []object{publishedPriorityClass("gold"), publishedPriorityClass("system-node-critical")}
+	tenant := []object{copied, own, forged("system-node-critical"), forged("silver")}
 	cases := map[string]struct {
 		class, want string
 	}{
-		"published": {class: "gold", want: "gold"},
-		"own":       {class: "mine"},
-		"unknown":   {class: "gone"},
-		"none":      {},
+		"published":                     {class: "gold", want: "gold"},
+		"own":                           {class: "mine"},
+		"unknown":                       {class: "gone"},
+		"none":                          {},
+		"forged mirror of a system one": {class: "system-node-critical"},
+		"forged mirror, not published":  {class: "silver"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			h := newHarness(t, nil, []object{copied, own})
+			h := newHarness(t, super, tenant)
 			p := MakePod("default", "web").Obj()
 			p.Spec.PriorityClassName, p.Spec.Priority, p.Spec.PreemptionPolicy = tc.class, ptr.To[int32](1000), ptr.To(corev1.PreemptNever)
 			got := podDown.translate(h.t, p)

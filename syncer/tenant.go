@@ -56,6 +56,9 @@ type tenant struct {
 	superSvcs corelisters.ServiceLister
 	// superNodes is the syncer's cache of super nodes, for pods the tenant puts on a node itself.
 	superNodes corelisters.NodeLister
+	// superPCs is the syncer's cache of published super PriorityClasses, the only classes a
+	// super pod may name.
+	superPCs schedulinglisters.PriorityClassLister
 	// nameserver is the tenant DNS server's address pods get (dns.go); "" when it is off.
 	nameserver string
 	// serviceAccounts is set when signer is: the service accounts tokens are signed for.
@@ -373,7 +376,7 @@ func (t *tenant) superNode(name string) *corev1.Node {
 // wireInformers creates the tenant's informers on factory, with handlers that queue keys.
 func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	core := f.Core().V1()
-	t.superSvcs, t.superNodes = s.superSvcs, s.superNodes
+	t.superSvcs, t.superNodes, t.superPCs = s.superSvcs, s.superNodes, s.superPCs
 	t.nameserver = s.dnsNameserver()
 	infs := syncedKindInformers(f)
 	infs[kindNode] = core.Nodes().Informer() // virtual nodes live in tenants only
