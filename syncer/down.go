@@ -96,6 +96,10 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 	if !st.hasSuper {
 		if d.kind != kindNamespace {
 			if err := s.ensureSuperNamespace(ctx, t, st.tenantNS); err != nil {
+				if errors.Is(err, errNotOwned) {
+					// Retried (the foreign namespace may go), but nothing is created in it.
+					s.recordNotOwned(t, st.tenant, kindNamespace, &metav1.ObjectMeta{Name: mapping.SuperNamespace(t.key, st.tenantNS)})
+				}
 				return err
 			}
 		}

@@ -2,9 +2,11 @@ package syncer
 
 import (
 	"context"
+	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/syncer/mapping"
@@ -61,16 +63,32 @@ func (s *Syncer) syncNamespace(ctx context.Context, t *tenant, name string) erro
 }
 
 // ensureSuperNamespace creates the super namespace of tenant namespace ns if the syncer's cache
-// does not have it yet, so that the first object of a namespace need not wait for a retry.
+// does not have it yet, so that the first object of a namespace need not wait for a retry. It
+// fails, with an error wrapping errNotOwned, when the super namespace is someone else's: the
+// tenant's objects must not be created in it.
 func (s *Syncer) ensureSuperNamespace(ctx context.Context, t *tenant, ns string) error {
 	if ns == "" {
 		return nil
 	}
-	if _, err := s.superNS.Get(mapping.SuperNamespace(t.key, ns)); err == nil {
-		return nil
+	name := mapping.SuperNamespace(t.key, ns)
+	if _, err := s.superNS.Get(name); err == nil {
+		return nil // the cache holds only namespaces with ownership labels
 	}
 	if err := s.syncNamespace(ctx, t, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
+	}
+	// The down sync of a namespace that exists without our labels (invisible to the cache)
+	// records an event and succeeds: only the live namespace tells ours, created just now or
+	// not cached yet, from a foreign one.
+	live, err := s.super.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil // nothing foreign there; a create in it fails on its own
+	case err != nil:
+		return fmt.Errorf("super namespace %s: %w", name, err)
+	}
+	if err := guard(t, ns, live); err != nil {
+		return fmt.Errorf("super namespace %s %w", name, err)
 	}
 	return nil
 }

@@ -190,6 +190,43 @@ func TestTwoTenantsSameNames(t *testing.T) {
 	}
 }
 
+// TestNothingIsCreatedInAForeignSuperNamespace: a super namespace with the tenant namespace's
+// name but not this tenant's labels (invisible to the cache, so the namespace's own sync only
+// finds it when its create fails) gets none of the namespace's objects: the sync fails with
+// errNotOwned, for a retry, and the tenant object gets an event.
+func TestNothingIsCreatedInAForeignSuperNamespace(t *testing.T) {
+	tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}
+	for name, tc := range map[string]struct {
+		tenant object
+		sync   func(h *harness) error
+	}{
+		"service": {tenant: tenantService(nil), sync: func(h *harness) error {
+			return h.s.syncService(testContext(t), h.t, "default", "web")
+		}},
+		"pod": {tenant: MakePod("default", "web").Obj(), sync: func(h *harness) error {
+			return h.s.syncPod(testContext(t), h.t, "default", "web")
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, nil, []object{tenantNS, tc.tenant})
+			if err := h.super.Tracker().Add(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.sync(h); !errors.Is(err, errNotOwned) {
+				t.Fatalf("sync = %v, want errNotOwned", err)
+			}
+			// The namespace's create is refused as AlreadyExists; nothing else is written.
+			if diff := cmp.Diff([]string{"create namespaces /" + testSuperNS}, writes(h.super)); diff != "" {
+				t.Errorf("super writes (-want +got):\n%s", diff)
+			}
+			ev := events(h.recorder)
+			if len(ev) != 2 || !strings.Contains(ev[1], "SuperObjectNotOwned") || !strings.Contains(ev[1], testSuperNS) {
+				t.Errorf("events = %q, want SuperObjectNotOwned on the namespace and on the object", ev)
+			}
+		})
+	}
+}
+
 // TestRejectionIsReported: when the super cluster refuses a pod (here: Pod Security), the
 // tenant pod gets an event saying why, and the error is returned for a retry.
 func TestRejectionIsReported(t *testing.T) {
