@@ -12,13 +12,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
 // Services.
 //
-// Down: type, ports, selector and traffic settings (session affinity also on updates). Cluster IPs are allocated in the super
+// Down: type, ports, selector, session affinity and traffic settings, also on updates (the
+// load-balancer class, immutable on a LoadBalancer, only with a change of type; the IP families
+// and a cluster IP once allocated never, the IP family policy does). Cluster IPs are allocated in the super
 // cluster first: a tenant apiserver run with --service-ip-allocator asks the syncer
 // (serviceip.go), which creates the super Service as a reservation; the tenant Service is created
 // with its IPs, and the down sync adopts the reservation. A super Service created later (its
@@ -153,6 +156,12 @@ func serviceDownEqual(desired, existing *corev1.Service) bool {
 		desired.Spec.SessionAffinity != existing.Spec.SessionAffinity ||
 		!apiequality.Semantic.DeepEqual(desired.Spec.SessionAffinityConfig, existing.Spec.SessionAffinityConfig) ||
 		!apiequality.Semantic.DeepEqual(desired.Spec.Selector, existing.Spec.Selector) ||
+		// The tenant apiserver defaults these as the super one does; one the tenant left unset
+		// (not applicable to its type) is the super apiserver's to default or drop.
+		(desired.Spec.ExternalTrafficPolicy != "" && desired.Spec.ExternalTrafficPolicy != existing.Spec.ExternalTrafficPolicy) ||
+		setAndDiffers(desired.Spec.InternalTrafficPolicy, existing.Spec.InternalTrafficPolicy) ||
+		setAndDiffers(desired.Spec.IPFamilyPolicy, existing.Spec.IPFamilyPolicy) ||
+		!ptr.Equal(desired.Spec.TrafficDistribution, existing.Spec.TrafficDistribution) || // not defaulted
 		len(desired.Spec.Ports) != len(existing.Spec.Ports) {
 		return false
 	}
@@ -164,6 +173,11 @@ func serviceDownEqual(desired, existing *corev1.Service) bool {
 		}
 	}
 	return true
+}
+
+// setAndDiffers reports whether desired is set and existing is not the same value.
+func setAndDiffers[T comparable](desired, existing *T) bool {
+	return desired != nil && (existing == nil || *desired != *existing)
 }
 
 // mergeService writes desired into a copy of existing, keeping the allocated cluster IPs and
@@ -184,6 +198,23 @@ func mergeService(desired, existing *corev1.Service) *corev1.Service {
 	out.Spec.ExternalName = desired.Spec.ExternalName
 	out.Spec.PublishNotReadyAddresses = desired.Spec.PublishNotReadyAddresses
 	out.Spec.SessionAffinity, out.Spec.SessionAffinityConfig = desired.Spec.SessionAffinity, desired.Spec.SessionAffinityConfig
+	if desired.Spec.ExternalTrafficPolicy != "" {
+		out.Spec.ExternalTrafficPolicy = desired.Spec.ExternalTrafficPolicy
+	}
+	if desired.Spec.InternalTrafficPolicy != nil {
+		out.Spec.InternalTrafficPolicy = desired.Spec.InternalTrafficPolicy
+	}
+	if desired.Spec.IPFamilyPolicy != nil {
+		// The IP families and cluster IPs stay the super cluster's: on SingleStack its apiserver
+		// drops the secondary ones, on a dual-stack policy it allocates them.
+		out.Spec.IPFamilyPolicy = desired.Spec.IPFamilyPolicy
+	}
+	out.Spec.TrafficDistribution = desired.Spec.TrafficDistribution
+	if existing.Spec.Type != corev1.ServiceTypeLoadBalancer || desired.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		// Immutable while the Service stays a LoadBalancer (the tenant's is too); set when it
+		// becomes one, nil when it stops being one.
+		out.Spec.LoadBalancerClass = desired.Spec.LoadBalancerClass
+	}
 	out.Spec.Ports = nil
 	for _, p := range desired.Spec.Ports {
 		if np := nodePorts[p.Port]; np != 0 && hasNodePorts(desired.Spec.Type) {

@@ -149,6 +149,109 @@ func TestServiceDownEqualAndMerge(t *testing.T) {
 	}
 }
 
+// TestServiceTrafficSettingsFollowTheTenant: the traffic settings a tenant changes go down to an
+// existing super Service; a setting the tenant left unset is the super apiserver's (defaulted,
+// or dropped with a change of type), and the load-balancer class changes only with the type.
+func TestServiceTrafficSettingsFollowTheTenant(t *testing.T) {
+	type traffic struct {
+		External       corev1.ServiceExternalTrafficPolicy
+		Internal       *corev1.ServiceInternalTrafficPolicy
+		IPFamilyPolicy *corev1.IPFamilyPolicy
+		IPFamilies     []corev1.IPFamily
+		Distribution   *string
+		Class          *string
+	}
+	trafficOf := func(s *corev1.Service) traffic {
+		return traffic{s.Spec.ExternalTrafficPolicy, s.Spec.InternalTrafficPolicy, s.Spec.IPFamilyPolicy,
+			s.Spec.IPFamilies, s.Spec.TrafficDistribution, s.Spec.LoadBalancerClass}
+	}
+	local, cluster := corev1.ServiceInternalTrafficPolicyLocal, corev1.ServiceInternalTrafficPolicyCluster
+	single, preferDual := corev1.IPFamilyPolicySingleStack, corev1.IPFamilyPolicyPreferDualStack
+	dualFamilies := []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	lb := func(class string) func(*corev1.Service) {
+		return func(s *corev1.Service) {
+			s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeLoadBalancer, corev1.ServiceExternalTrafficPolicyCluster
+			s.Spec.LoadBalancerClass = ptr.To(class)
+		}
+	}
+	cases := map[string]struct {
+		tenant, super func(*corev1.Service)
+		wantEqual     bool
+		want          traffic // of the merged super Service
+	}{
+		"external traffic policy follows": {
+			tenant: func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeNodePort, "Local"
+			},
+			super: func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.ExternalTrafficPolicy = corev1.ServiceTypeNodePort, "Cluster"
+			},
+			want: traffic{External: "Local"},
+		},
+		"an unset external traffic policy is the super apiserver's": {
+			super:     func(s *corev1.Service) { s.Spec.ExternalTrafficPolicy = "Cluster" },
+			wantEqual: true, want: traffic{External: "Cluster"},
+		},
+		"internal traffic policy follows": {
+			tenant: func(s *corev1.Service) { s.Spec.InternalTrafficPolicy = &local },
+			super:  func(s *corev1.Service) { s.Spec.InternalTrafficPolicy = &cluster },
+			want:   traffic{Internal: &local},
+		},
+		"an unset internal traffic policy is the super apiserver's": {
+			super:     func(s *corev1.Service) { s.Spec.InternalTrafficPolicy = &cluster },
+			wantEqual: true, want: traffic{Internal: &cluster},
+		},
+		"IP family policy follows, the families stay the super cluster's": {
+			tenant: func(s *corev1.Service) { s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, dualFamilies[:1] },
+			super:  func(s *corev1.Service) { s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &preferDual, dualFamilies },
+			want:   traffic{IPFamilyPolicy: &single, IPFamilies: dualFamilies},
+		},
+		"an unset IP family policy is the super apiserver's": {
+			super:     func(s *corev1.Service) { s.Spec.IPFamilyPolicy, s.Spec.IPFamilies = &single, dualFamilies[:1] },
+			wantEqual: true, want: traffic{IPFamilyPolicy: &single, IPFamilies: dualFamilies[:1]},
+		},
+		"traffic distribution follows": {
+			tenant: func(s *corev1.Service) {
+				s.Spec.TrafficDistribution = ptr.To(corev1.ServiceTrafficDistributionPreferClose)
+			},
+			want: traffic{Distribution: ptr.To(corev1.ServiceTrafficDistributionPreferClose)},
+		},
+		"traffic distribution removed": {
+			super: func(s *corev1.Service) {
+				s.Spec.TrafficDistribution = ptr.To(corev1.ServiceTrafficDistributionPreferClose)
+			},
+		},
+		"load-balancer class is immutable on a LoadBalancer": {
+			tenant: lb("b"), super: lb("a"),
+			wantEqual: true, want: traffic{External: "Cluster", Class: ptr.To("a")},
+		},
+		"load-balancer class comes with the type": {
+			tenant: lb("b"),
+			want:   traffic{External: "Cluster", Class: ptr.To("b")},
+		},
+		"load-balancer class goes with the type": {
+			super: lb("a"),
+			want:  traffic{External: "Cluster"}, // dropped by the super apiserver with the type
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			desired := translateService(tenantService(tc.tenant), testOwner)
+			existing := translateService(tenantService(tc.super), testOwner)
+			if got := serviceDownEqual(desired, existing); got != tc.wantEqual {
+				t.Errorf("serviceDownEqual = %v, want %v", got, tc.wantEqual)
+			}
+			merged := mergeService(desired, existing)
+			if diff := cmp.Diff(tc.want, trafficOf(merged)); diff != "" {
+				t.Errorf("merged traffic settings (-want +got):\n%s", diff)
+			}
+			if !serviceDownEqual(desired, merged) {
+				t.Error("the merged Service still counts as drift")
+			}
+		})
+	}
+}
+
 func TestSyncServiceStatusUp(t *testing.T) {
 	super := translateService(tenantService(nil), testOwner)
 	super.Spec.ClusterIP = "10.96.0.7"
