@@ -5,6 +5,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
@@ -13,7 +15,9 @@ import (
 // hand (for Services with a selector the super cluster's endpoints controller computes them from
 // the super pods). The super Endpoints of a Service with a selector carry the Service's labels —
 // the ownership labels among them — because the endpoints controller copies them: they are
-// never touched.
+// never touched while the Service has a selector. When it loses it, the controller stops
+// managing them but leaves them, with the old addresses: the tenant's Endpoints then take them
+// over (takeOverEndpoints).
 
 func translateEndpoints(ep *corev1.Endpoints, owner mapping.Owner) *corev1.Endpoints {
 	return &corev1.Endpoints{ObjectMeta: mapping.SuperMeta(ep, owner), Subsets: ep.Subsets}
@@ -52,8 +56,24 @@ func (s *Syncer) syncEndpoints(ctx context.Context, t *tenant, ns, name string) 
 		return err
 	}
 	if hasSuper && mapping.TenantUID(se) == "" {
-		return nil // copied labels, no stamp: made by the endpoints controller, not by us
+		// Copied labels, no stamp: made by the endpoints controller, not by us.
+		if !hasTenant || guard(t, ns, se) != nil {
+			return nil
+		}
+		return s.takeOverEndpoints(ctx, t, ep, se)
 	}
 	return endpointsDown.sync(ctx, s, t, s.super.CoreV1().Endpoints(superNS),
 		state[*corev1.Endpoints]{tenantNS: ns, tenant: ep, hasTenant: hasTenant, super: se, hasSuper: hasSuper})
+}
+
+// takeOverEndpoints writes the tenant's Endpoints ep over super Endpoints se that the super
+// endpoints controller made while the Service had a selector, and left behind when it lost it
+// (upstream does not delete them). The caller checked that the Service now has none and that se
+// carries this tenant namespace's ownership labels. An update, not the down sync's
+// delete-and-create of an object of another tenant UID: the Service keeps its endpoints.
+func (s *Syncer) takeOverEndpoints(ctx context.Context, t *tenant, ep, se *corev1.Endpoints) error {
+	klog.FromContext(ctx).V(2).Info("Taking over super Endpoints left by the endpoints controller", "superObject", klog.KObj(se))
+	_, err := s.super.CoreV1().Endpoints(se.Namespace).Update(ctx, endpointsDown.merge(endpointsDown.translate(t, ep), se), metav1.UpdateOptions{})
+	s.recordRejected(t, ep, kindEndpoints, err)
+	return err
 }

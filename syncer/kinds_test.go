@@ -1,10 +1,12 @@
 package syncer
 
 import (
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -117,6 +119,56 @@ func TestEndpointsOfSelectorServicesAreLeftAlone(t *testing.T) {
 	}
 	if got := writes(h.super); len(got) > 0 {
 		t.Errorf("super writes: %v", got)
+	}
+}
+
+// TestEndpointsLeftByTheControllerAreTakenOver: when a Service loses its selector, the super
+// endpoints controller leaves its Endpoints (copied ownership labels, no tenant UID) with the old
+// addresses; the tenant's hand-made Endpoints are written over them, in place. Endpoints whose
+// ownership labels are not this tenant namespace's are never touched, nor are the controller's
+// while the tenant Service still has a selector.
+func TestEndpointsLeftByTheControllerAreTakenOver(t *testing.T) {
+	noSelector := func(s *corev1.Service) { s.Spec.Selector = nil }
+	superSvc := translateService(tenantService(noSelector), testOwner)
+	leftBy := func(labels map[string]string) *corev1.Endpoints {
+		labels = maps.Clone(labels)
+		labels["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
+		return &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web", UID: "super-ep", Labels: labels},
+			Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.244.0.9"}}}}}
+	}
+	otherNS := map[string]string{ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "other"}
+	tenantEps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-ep"},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "192.0.2.1"}}}}}
+	cases := map[string]struct {
+		super     *corev1.Endpoints
+		tenantSvc *corev1.Service
+		want      []string
+	}{
+		"left by the controller: taken over": {super: leftBy(superSvc.Labels), tenantSvc: tenantService(noSelector),
+			want: []string{"update endpoints " + testSuperNS + "/web"}},
+		"another tenant namespace's: untouched":               {super: leftBy(otherNS), tenantSvc: tenantService(noSelector)},
+		"the tenant Service has a selector: the controller's": {super: leftBy(superSvc.Labels), tenantSvc: tenantService(nil)},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, []object{superSvc, tc.super}, []object{tc.tenantSvc, tenantEps})
+			if err := h.s.syncEndpoints(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, writes(h.super)); diff != "" {
+				t.Fatalf("super writes (-want +got):\n%s", diff)
+			}
+			if tc.want == nil {
+				return
+			}
+			live, err := h.super.CoreV1().Endpoints(testSuperNS).Get(t.Context(), "web", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(translateEndpoints(tenantEps, testOwner), live, cmpopts.IgnoreFields(metav1.ObjectMeta{}, "UID")); diff != "" {
+				t.Errorf("super Endpoints (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
