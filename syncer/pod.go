@@ -24,8 +24,9 @@ import (
 //
 // Down: the tenant pod's spec, translated (translatePod), created in the super namespace with
 // nodeName empty so the super cluster's scheduler places it. Later changes propagate for the
-// fields a pod may change: labels, annotations, container images, activeDeadlineSeconds; and
-// resources and ephemeral containers through their subresources (podresize.go, podephemeral.go).
+// fields a pod may change: labels, annotations, container images, activeDeadlineSeconds, removed
+// scheduling gates; and resources and ephemeral containers through their subresources
+// (podresize.go, podephemeral.go).
 //
 // Up: once the super pod is scheduled, the tenant pod is bound to the same node through the
 // tenant's pods/binding subresource (after its virtual node exists); its status mirrors the
@@ -186,15 +187,17 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 // podDownEqual compares what the down sync updates on an existing super pod.
 func podDownEqual(desired, existing *corev1.Pod) bool {
 	return stampedMetaEqual(desired, existing) && slices.Equal(images(desired), images(existing)) &&
-		ptr.Equal(desired.Spec.ActiveDeadlineSeconds, existing.Spec.ActiveDeadlineSeconds)
+		ptr.Equal(desired.Spec.ActiveDeadlineSeconds, existing.Spec.ActiveDeadlineSeconds) &&
+		len(keptSchedulingGates(desired, existing)) == len(existing.Spec.SchedulingGates)
 }
 
-// mergePod writes desired's labels, annotations, images and activeDeadlineSeconds into a copy of
-// existing; the other spec fields the syncer sets are immutable.
+// mergePod writes desired's labels, annotations, images, activeDeadlineSeconds and removed
+// scheduling gates into a copy of existing; the other spec fields the syncer sets are immutable.
 func mergePod(desired, existing *corev1.Pod) *corev1.Pod {
 	out := existing.DeepCopy()
 	mergeMeta(desired, out)
 	out.Spec.ActiveDeadlineSeconds = desired.Spec.ActiveDeadlineSeconds
+	out.Spec.SchedulingGates = keptSchedulingGates(desired, existing)
 	for i := range out.Spec.InitContainers {
 		if i < len(desired.Spec.InitContainers) {
 			out.Spec.InitContainers[i].Image = desired.Spec.InitContainers[i].Image
@@ -203,6 +206,19 @@ func mergePod(desired, existing *corev1.Pod) *corev1.Pod {
 	for i := range out.Spec.Containers {
 		if i < len(desired.Spec.Containers) {
 			out.Spec.Containers[i].Image = desired.Spec.Containers[i].Image
+		}
+	}
+	return out
+}
+
+// keptSchedulingGates are the scheduling gates of super pod existing that desired still has: a
+// gate the tenant removed goes (the super scheduler waits for the super pod's gates, not the
+// tenant's), and none is ever added, which the super apiserver would refuse after creation.
+func keptSchedulingGates(desired, existing *corev1.Pod) []corev1.PodSchedulingGate {
+	var out []corev1.PodSchedulingGate
+	for _, g := range existing.Spec.SchedulingGates {
+		if slices.ContainsFunc(desired.Spec.SchedulingGates, func(d corev1.PodSchedulingGate) bool { return d.Name == g.Name }) {
+			out = append(out, g)
 		}
 	}
 	return out

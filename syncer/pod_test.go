@@ -224,6 +224,15 @@ func TestSyncPod(t *testing.T) {
 			tenant:    []object{tenantNS, MakePod("default", "web").Image("vnest.local/busybox:2").Obj()},
 			wantSuper: []string{"update pods demo-5c9a8459-default/web"},
 		},
+		"scheduling gate removed in the tenant goes down": {
+			super: []object{superNS, func() *corev1.Pod {
+				p := MakePod(testSuperNS, "web").Owned("uid-web").Obj()
+				p.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "example.com/quota"}}
+				return p
+			}()},
+			tenant:    []object{tenantNS, MakePod("default", "web").Obj()},
+			wantSuper: []string{"update pods demo-5c9a8459-default/web"},
+		},
 		"terminating tenant pod deletes the super pod": {
 			super:     []object{superNS, running},
 			tenant:    []object{tenantNS, MakePod("default", "web").Node("node-1").Terminating(5).Obj()},
@@ -270,22 +279,71 @@ func TestSyncPod(t *testing.T) {
 	}
 }
 
-// TestPodDownEqualAndMerge: of a running pod's spec, images and activeDeadlineSeconds go down.
+// TestPodDownEqualAndMerge: of a running pod's spec, images, activeDeadlineSeconds and the removal
+// of scheduling gates go down; a scheduled copy's own fields stay.
 func TestPodDownEqualAndMerge(t *testing.T) {
-	tenant := MakePod("default", "web").Obj()
-	desired := translatePod(tenant, testOwner, v1alpha1.PolicySpec{}, nil)
-	existing := desired.DeepCopy()
-	existing.Spec.NodeName = "node-1"
-	if !podDownEqual(desired, existing) {
-		t.Fatal("a scheduled copy counts as drift")
+	gates := func(names ...string) []corev1.PodSchedulingGate {
+		var out []corev1.PodSchedulingGate
+		for _, n := range names {
+			out = append(out, corev1.PodSchedulingGate{Name: n})
+		}
+		return out
 	}
-	desired.Spec.ActiveDeadlineSeconds = ptr.To[int64](30)
-	if podDownEqual(desired, existing) {
-		t.Error("a new activeDeadlineSeconds does not count as drift")
+	cases := map[string]struct {
+		tenant    func(*corev1.Pod) // changes the tenant pod after the super pod was made from it
+		superGate []corev1.PodSchedulingGate
+		wantEqual bool
+		want      func(*corev1.PodSpec) // the merged super spec, from the scheduled copy's
+	}{
+		"a scheduled copy is in sync": {
+			tenant:    func(*corev1.Pod) {},
+			wantEqual: true,
+			want:      func(*corev1.PodSpec) {},
+		},
+		"a new activeDeadlineSeconds goes down": {
+			tenant: func(p *corev1.Pod) { p.Spec.ActiveDeadlineSeconds = ptr.To[int64](30) },
+			want:   func(s *corev1.PodSpec) { s.ActiveDeadlineSeconds = ptr.To[int64](30) },
+		},
+		"a scheduling gate the tenant removed goes": {
+			tenant:    func(p *corev1.Pod) { p.Spec.SchedulingGates = gates("b") },
+			superGate: gates("a", "b", "c"),
+			want:      func(s *corev1.PodSpec) { s.SchedulingGates = gates("b") },
+		},
+		"the last scheduling gate goes": {
+			tenant:    func(p *corev1.Pod) { p.Spec.SchedulingGates = nil },
+			superGate: gates("a"),
+			want:      func(s *corev1.PodSpec) { s.SchedulingGates = nil },
+		},
+		"a gate the super pod lacks is not added (the super apiserver would refuse it)": {
+			tenant:    func(p *corev1.Pod) { p.Spec.SchedulingGates = gates("a", "new") },
+			superGate: gates("a"),
+			wantEqual: true,
+			want:      func(*corev1.PodSpec) {},
+		},
 	}
-	merged := mergePod(desired, existing)
-	if !ptr.Equal(merged.Spec.ActiveDeadlineSeconds, ptr.To[int64](30)) || merged.Spec.NodeName != "node-1" || !podDownEqual(desired, merged) {
-		t.Errorf("merged spec: deadline %v, node %q", merged.Spec.ActiveDeadlineSeconds, merged.Spec.NodeName)
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			tenant := MakePod("default", "web").Obj()
+			existing := translatePod(tenant, testOwner, v1alpha1.PolicySpec{}, nil)
+			existing.Spec.SchedulingGates = tc.superGate
+			if len(tc.superGate) == 0 {
+				existing.Spec.NodeName = "node-1" // a gated pod is never scheduled
+			}
+			tc.tenant(tenant)
+			desired := translatePod(tenant, testOwner, v1alpha1.PolicySpec{}, nil)
+			if got := podDownEqual(desired, existing); got != tc.wantEqual {
+				t.Errorf("podDownEqual = %v, want %v", got, tc.wantEqual)
+			}
+			merged := mergePod(desired, existing)
+			want := existing.Spec.DeepCopy()
+			tc.want(want)
+			if diff := cmp.Diff(*want, merged.Spec); diff != "" {
+				t.Errorf("merged spec (-want +got):\n%s", diff)
+			}
+			if !podDownEqual(desired, merged) {
+				t.Error("the merged pod still counts as drift")
+			}
+		})
 	}
 }
 
