@@ -30,7 +30,8 @@ import (
 //
 // Up: once the super pod is scheduled, the tenant pod is bound to the same node through the
 // tenant's pods/binding subresource (after its virtual node exists); its status mirrors the
-// super pod's.
+// super pod's, with the tenant's own conditions kept and Ready counting the tenant's readiness
+// gates (podconditions.go).
 //
 // Deletion: a terminating tenant pod deletes the super pod with the same grace period (UID
 // precondition); when the super pod is gone the syncer finishes the tenant pod's deletion, as
@@ -153,6 +154,10 @@ func translatePod(p *corev1.Pod, owner mapping.Owner, policy v1alpha1.PolicySpec
 	// token must never be mounted.
 	projectTenantTokens(spec, p.Name)
 	spec.EphemeralContainers = nil // added only through their subresource (podephemeral.go)
+	// A readiness gate's condition is set in the tenant and never reaches the super pod, whose
+	// kubelet would hold Ready at False for ever; the tenant's Ready counts the gates instead
+	// (tenantReady, podconditions.go).
+	spec.ReadinessGates = nil
 	spec.ServiceAccountName = ""
 	spec.DeprecatedServiceAccount = ""
 	spec.AutomountServiceAccountToken = ptr.To(false)
@@ -367,7 +372,9 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 		t.podWrites.bound(tp.UID, s.now())
 		return nil // the tenant pod's update event brings the status round
 	}
-	want := keepTenantConditions(tenantObservedGenerations(podStatusUp(sp), sp, tp), tp) // podgeneration.go, podconditions.go
+	// podgeneration.go, podconditions.go
+	want := keepTenantConditions(tenantObservedGenerations(podStatusUp(sp), sp, tp), tp)
+	want = tenantReady(want, tp, metav1.NewTime(s.now()))
 	if apiequality.Semantic.DeepEqual(tp.Status, want) {
 		return nil
 	}

@@ -41,6 +41,7 @@ func TestTranslatePod(t *testing.T) {
 		p.Spec.PreemptionPolicy = ptr.To(corev1.PreemptLowerPriority)
 		p.Spec.NodeSelector = map[string]string{"disk": "ssd", "zone": "tenant-choice"}
 		p.Spec.Tolerations = []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+		p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: "example.com/lb"}}
 		p.Status.Phase = corev1.PodPending
 		return p
 	}
@@ -183,6 +184,20 @@ func TestSyncPod(t *testing.T) {
 	superNS := &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, testOwner)}
 	tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
 	running := MakePod(testSuperNS, "web").Owned("uid-web").Node("node-1").Phase(corev1.PodRunning).HostIP("10.0.0.1").Obj()
+	running.Status.Conditions = []corev1.PodCondition{{Type: corev1.ContainersReady, Status: corev1.ConditionTrue}, {Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	// gated is the running tenant pod with a readiness gate whose condition is status, or absent.
+	gated := func(status corev1.ConditionStatus) *corev1.Pod {
+		p := MakePod("default", "web").Node("node-1").Obj()
+		p.Spec.ReadinessGates = []corev1.PodReadinessGate{{ConditionType: "example.com/lb"}}
+		p.Status = *running.Status.DeepCopy()
+		p.Status.Conditions[1] = corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, Reason: "ReadinessGatesNotReady",
+			Message: `corresponding condition of pod readiness gate "example.com/lb" does not exist.`}
+		if status != "" {
+			p.Status.Conditions[1].Message = `the status of pod readiness gate "example.com/lb" is not "True", but ` + string(status)
+			p.Status.Conditions = append(p.Status.Conditions, corev1.PodCondition{Type: "example.com/lb", Status: status})
+		}
+		return p
+	}
 	cases := map[string]struct {
 		super, tenant         []object
 		wantSuper, wantTenant []string
@@ -218,6 +233,19 @@ func TestSyncPod(t *testing.T) {
 				p.Status = running.Status
 				return p
 			}()},
+		},
+		"readiness gate without its condition: the tenant pod is not Ready, nothing to write": {
+			super:  []object{superNS, node, running},
+			tenant: []object{tenantNS, gated("")},
+		},
+		"readiness gate not True: the tenant pod is not Ready, nothing to write": {
+			super:  []object{superNS, node, running},
+			tenant: []object{tenantNS, gated(corev1.ConditionFalse)},
+		},
+		"readiness gate set True in the tenant: Ready goes up": {
+			super:      []object{superNS, node, running},
+			tenant:     []object{tenantNS, gated(corev1.ConditionTrue)},
+			wantTenant: []string{"update pods/status default/web"},
 		},
 		"changed image goes down": {
 			super:     []object{superNS, MakePod(testSuperNS, "web").Owned("uid-web").Obj()},
