@@ -76,13 +76,15 @@ const (
 
 // tokenSecretName is the super Secret holding the tenant token of tenant pod name: the prefix
 // plus the name, or a hash-truncated name when that would be longer than a Secret name may be.
+// A cut that ends in '.' loses it ("x.-<hash>" is no DNS subdomain); one that ends in '-' keeps
+// it ("x--<hash>" is valid, and running super pods mount their Secret by that name).
 func tokenSecretName(pod string) string {
 	name := tokenSecretPrefix + pod
 	if len(name) <= 253 {
 		return name
 	}
 	sum := sha256.Sum256([]byte(pod))
-	return name[:253-11] + "-" + hex.EncodeToString(sum[:])[:10]
+	return strings.TrimRight(name[:253-11], ".") + "-" + hex.EncodeToString(sum[:])[:10]
 }
 
 // podTokenLabelValue is the labelPodToken value for a pod: its name, or, past the 63 characters

@@ -27,13 +27,41 @@ import (
 )
 
 func TestTokenSecretName(t *testing.T) {
-	if got := tokenSecretName("web"); got != "vnest-token-web" {
-		t.Errorf("tokenSecretName(web) = %q", got)
+	// cut names a pod whose token Secret name is cut (past 253 characters) right after
+	// character c: the prefix and the first 230 characters of the name are kept.
+	cut := func(c string) string { return strings.Repeat("a", 229) + c + strings.Repeat("b", 20) }
+	for _, tc := range []struct {
+		name, pod, want string // want "" for a hash-truncated name
+	}{
+		{name: "short name", pod: "web", want: "vnest-token-web"},
+		{name: "longest kept whole", pod: strings.Repeat("a", 241), want: tokenSecretPrefix + strings.Repeat("a", 241)},
+		{name: "too long", pod: strings.Repeat("a", 250)},
+		{name: "cut at a dot", pod: cut(".")},
+		{name: "cut at a hyphen", pod: cut("-")},
+		{name: "longest pod name, cut at a dot", pod: strings.Repeat("a", 229) + "." + strings.Repeat("b", 23)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := tokenSecretName(tc.pod)
+			if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
+				t.Errorf("tokenSecretName = %q: %v", got, errs)
+			}
+			if tc.want != "" {
+				if got != tc.want {
+					t.Errorf("tokenSecretName = %q, want %q", got, tc.want)
+				}
+				return
+			}
+			if !strings.HasPrefix(got, tokenSecretPrefix+tc.pod[:200]) || got != tokenSecretName(tc.pod) {
+				t.Errorf("tokenSecretName = %q, want the prefix, the name's start and a hash, the same every time", got)
+			}
+			if other := tc.pod[:len(tc.pod)-1] + "x"; got == tokenSecretName(other) {
+				t.Errorf("tokenSecretName = %q for %q too, want distinct names", got, other)
+			}
+		})
 	}
-	long := strings.Repeat("a", 250)
-	a, b := tokenSecretName(long), tokenSecretName(long[:249]+"b")
-	if len(a) > 253 || len(b) > 253 || a == b || !strings.HasPrefix(a, tokenSecretPrefix) {
-		t.Errorf("long names: %q (%d) and %q (%d), want distinct, ≤ 253, prefixed", a, len(a), b, len(b))
+	// A cut at '-' keeps the name it always had: super pods mount their Secret by name.
+	if got, want := tokenSecretName(cut("-")), tokenSecretPrefix+strings.Repeat("a", 229)+"--"; !strings.HasPrefix(got, want) {
+		t.Errorf("tokenSecretName = %q, want it to start %q", got, want)
 	}
 }
 
