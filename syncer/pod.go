@@ -36,9 +36,10 @@ import (
 // Deletion: a terminating tenant pod deletes the super pod with the same grace period (UID
 // precondition); when the super pod is gone the syncer finishes the tenant pod's deletion, as
 // a kubelet would. A super pod that disappears under a running tenant pod (deleted by hand,
-// evicted) makes the syncer delete the tenant pod, so the tenant's controller replaces it: a
-// bound pod cannot move to another node, so the syncer never recreates the super pod of a pod
-// that ran. A finished (Succeeded/Failed) tenant pod is left as it is.
+// evicted) makes the syncer mark the tenant pod Failed and delete it, so the tenant's
+// controller replaces it: a bound pod cannot move to another node, so the syncer never
+// recreates the super pod of a pod that ran. A finished (Succeeded/Failed) tenant pod is left as
+// it is.
 
 // kubeAPIAccessPrefix starts the name of the projected service-account token volume the
 // tenant's admission adds. Its token is for the tenant apiserver and the super kubelet cannot
@@ -297,11 +298,11 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 		}
 		return s.finishTenantPodDeletion(ctx, t, tp)
 	case hasTenant && !hasSuper && ranInSuper(tp):
-		if podTerminal(tp) {
+		if podTerminal(tp) && !lostSuperPod(tp) {
 			return nil // finished; its super pod is history
 		}
-		klog.FromContext(ctx).Info("Super pod is gone; deleting the tenant pod so its controller replaces it")
-		return s.finishTenantPodDeletion(ctx, t, tp)
+		klog.FromContext(ctx).Info("Super pod is gone; failing and deleting the tenant pod so its controller replaces it")
+		return s.failLostTenantPod(ctx, t, tp)
 	}
 	if !hasSuper && (!hasTenant || tp.DeletionTimestamp != nil || podTerminal(tp)) {
 		if err := s.deletePodToken(ctx, t, ns, name); err != nil {
@@ -392,6 +393,51 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 		return nil
 	}
 	return err
+}
+
+// reasonSuperPodDeleted is the reason of the DisruptionTarget condition of a tenant pod whose
+// super pod was deleted under it.
+const reasonSuperPodDeleted = "DeletionBySuperCluster"
+
+// lostSuperPodStatus is the status of running tenant pod tp once its super pod is gone: Failed,
+// with a DisruptionTarget condition, as the pod garbage collector leaves a pod whose node is gone.
+func lostSuperPodStatus(tp *corev1.Pod, now metav1.Time) corev1.PodStatus {
+	st := *tp.Status.DeepCopy()
+	st.Phase = corev1.PodFailed
+	st.ObservedGeneration = tp.Generation
+	st.Conditions = slices.DeleteFunc(st.Conditions, func(c corev1.PodCondition) bool { return c.Type == corev1.DisruptionTarget })
+	st.Conditions = append(st.Conditions, corev1.PodCondition{
+		Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, ObservedGeneration: tp.Generation, LastTransitionTime: now,
+		Reason: reasonSuperPodDeleted, Message: "vnest syncer: the pod's copy in the super cluster was deleted",
+	})
+	return st
+}
+
+// failLostTenantPod marks tenant pod tp Failed before deleting it, as the pod garbage collector
+// does: a Job's pod failure policy (DisruptionTarget) and podReplacementPolicy=Failed wait for a
+// terminal phase, and a Job's pod keeps its job-tracking finalizer until the Job controller has
+// seen one. A pod already marked (its deletion failed last round) is only deleted.
+func (s *Syncer) failLostTenantPod(ctx context.Context, t *tenant, tp *corev1.Pod) error {
+	if !podTerminal(tp) {
+		failed := tp.DeepCopy()
+		failed.Status = lostSuperPodStatus(tp, metav1.NewTime(s.now()))
+		_, err := t.client.CoreV1().Pods(tp.Namespace).UpdateStatus(ctx, failed, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			klog.FromContext(ctx).V(4).Info("Tenant pod changed meanwhile; its event brings the next round", "err", err)
+			return nil
+		}
+		if err != nil {
+			return ignoreNotFound(err)
+		}
+	}
+	return s.finishTenantPodDeletion(ctx, t, tp)
+}
+
+// lostSuperPod reports whether tenant pod tp was marked Failed by failLostTenantPod.
+func lostSuperPod(tp *corev1.Pod) bool {
+	return slices.ContainsFunc(tp.Status.Conditions, func(c corev1.PodCondition) bool {
+		return c.Type == corev1.DisruptionTarget && c.Reason == reasonSuperPodDeleted
+	})
 }
 
 // finishTenantPodDeletion removes the tenant pod at once (grace 0, UID precondition): the

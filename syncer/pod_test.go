@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -271,9 +272,18 @@ func TestSyncPod(t *testing.T) {
 			tenant:     []object{tenantNS, MakePod("default", "web").Node("node-1").Terminating(5).Obj()},
 			wantTenant: []string{"delete pods default/web"},
 		},
-		"lost super pod: the tenant pod is deleted for its controller to replace": {
+		"lost super pod: the tenant pod is failed and deleted for its controller to replace": {
 			super:      []object{superNS},
 			tenant:     []object{tenantNS, MakePod("default", "web").Node("node-1").Phase(corev1.PodRunning).HostIP("10.0.0.1").Obj()},
+			wantTenant: []string{"delete pods default/web", "update pods/status default/web"},
+		},
+		"lost super pod, the tenant pod failed already but not deleted: deleted": {
+			super: []object{superNS},
+			tenant: []object{tenantNS, func() *corev1.Pod {
+				p := MakePod("default", "web").Node("node-1").HostIP("10.0.0.1").Obj()
+				p.Status = lostSuperPodStatus(p, metav1.Now())
+				return p
+			}()},
 			wantTenant: []string{"delete pods default/web"},
 		},
 		"finished tenant pod is not run again": {
@@ -302,6 +312,50 @@ func TestSyncPod(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.wantTenant, writes(h.tenantCS)); diff != "" {
 				t.Errorf("tenant writes (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestLostSuperPod: a running tenant pod whose super pod was deleted is marked Failed with a
+// DisruptionTarget condition, as the pod garbage collector marks a pod whose node is gone, and
+// then deleted: a Job (its pods keep the job-tracking finalizer) sees a failed, disrupted pod.
+func TestLostSuperPod(t *testing.T) {
+	superNS := &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, testOwner)}
+	now := metav1.Unix(1000, 0)
+	ready := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+	evicting := corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, Reason: "EvictionByEvictionAPI"}
+	lost := corev1.PodCondition{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue, ObservedGeneration: 2, LastTransitionTime: now,
+		Reason: "DeletionBySuperCluster", Message: "vnest syncer: the pod's copy in the super cluster was deleted"}
+	for name, tc := range map[string]struct {
+		conditions, want []corev1.PodCondition
+	}{
+		"running": {conditions: []corev1.PodCondition{ready}, want: []corev1.PodCondition{ready, lost}},
+		"an eviction's mark gives way to the cause": {conditions: []corev1.PodCondition{evicting, ready}, want: []corev1.PodCondition{ready, lost}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tp := MakePod("default", "web").Node("node-1").Phase(corev1.PodRunning).HostIP("10.0.0.1").Obj()
+			tp.Generation, tp.Finalizers, tp.Status.Conditions = 2, []string{"batch.kubernetes.io/job-tracking"}, tc.conditions
+			h := newHarness(t, []object{superNS}, []object{tp})
+			h.s.now = func() time.Time { return now.Time }
+			if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+				t.Fatalf("syncPod: %v", err)
+			}
+			var got []string
+			for _, a := range h.tenantCS.Actions() {
+				got = append(got, a.GetVerb()+" "+a.GetSubresource())
+				if u, ok := a.(k8stesting.UpdateAction); ok {
+					st := u.GetObject().(*corev1.Pod).Status
+					if st.Phase != corev1.PodFailed || st.ObservedGeneration != 2 {
+						t.Errorf("status written: phase %s, observedGeneration %d; want Failed, 2", st.Phase, st.ObservedGeneration)
+					}
+					if diff := cmp.Diff(tc.want, st.Conditions); diff != "" {
+						t.Errorf("conditions written (-want +got):\n%s", diff)
+					}
+				}
+			}
+			if diff := cmp.Diff([]string{"update status", "delete "}, got); diff != "" {
+				t.Errorf("tenant requests in order (-want +got):\n%s", diff)
 			}
 		})
 	}
