@@ -56,6 +56,9 @@ var priorityClassUp = mirror[*schedulingv1.PriorityClass]{
 }
 
 func (s *Syncer) syncPriorityClass(ctx context.Context, t *tenant, name string) error {
+	if strings.HasPrefix(name, systemPriorityClassPrefix) {
+		return nil // never copied: the tenant's own, whatever labels it has (nor can it be deleted)
+	}
 	pc, published, err := lookup(s.superPCs.Get(name))
 	if err != nil {
 		return err

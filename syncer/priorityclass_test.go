@@ -81,6 +81,18 @@ func TestSyncPriorityClass(t *testing.T) {
 	}
 }
 
+// TestSyncPriorityClassLeavesSystemClasses: a system- class is never the syncer's, whatever
+// labels the tenant gives it (it cannot be deleted: a delete would fail and be retried for ever).
+func TestSyncPriorityClassLeavesSystemClasses(t *testing.T) {
+	forged := &schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "system-node-critical", UID: "sys",
+		Labels: map[string]string{ownership.LabelMirror: "true"}}, Value: 2000001000}
+	h := newHarness(t, nil, []object{forged})
+	if err := h.s.syncPriorityClass(testContext(t), h.t, forged.Name); err != nil {
+		t.Fatal(err)
+	}
+	checkMirrorSync(t, h, nil, false)
+}
+
 // TestPublishedPriorityClassGoesDown: a pod naming a published class keeps the name on its super
 // pod (without value or policy, which the super admission fills in); any other class is dropped,
 // including a class the tenant labelled as a mirror itself: a system- class, or one the super

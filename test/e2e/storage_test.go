@@ -41,7 +41,8 @@ const (
 //     tenancy.vnest.dev/published=true): both appear in the demo tenant as mirrors; an unlabelled
 //     class does not, and a tenant's own class of a published name is left alone. Unpublishing
 //     (label removed, class deleted) removes the copies.
-//   - A tenant pod naming the published PriorityClass keeps it in the super cluster.
+//   - A tenant pod naming the published PriorityClass keeps it in the super cluster; one naming
+//     system-node-critical, which the tenant labelled a mirror itself, gets no class there.
 //   - A hand-made super PV (hostPath, the published class, no provisioner) and a tenant PVC of
 //     that class: the super cluster's own PV binder binds the super claim, and the tenant claim
 //     becomes Bound with spec.volumeName set and a mirror PV bound to it; deleting the claim
@@ -153,6 +154,28 @@ func checkPublishedPriorityGoesDown(t *testing.T, c *cluster, tenant kubernetes.
 		}
 		if sp.Spec.PriorityClassName != e2ePriorityClass || sp.Spec.Priority == nil || *sp.Spec.Priority != 1000 {
 			return false, fmt.Errorf("super pod class %q, priority %v", sp.Spec.PriorityClassName, sp.Spec.Priority)
+		}
+		return true, nil
+	})
+
+	// The tenant labels its own system-node-critical as a mirror: a pod naming it still gets no
+	// class in the super cluster, where it would preempt every other tenant's pods.
+	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:"true"}}}`, labelMirror)
+	if _, err := tenant.SchedulingV1().PriorityClasses().Patch(ctx, "system-node-critical", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatalf("labelling the tenant's system-node-critical as a mirror: %v", err)
+	}
+	forged := busyboxPod(metav1.NamespaceDefault, "forged", "sleep 3600")
+	forged.Spec.PriorityClassName = "system-node-critical"
+	if _, err := tenant.CoreV1().Pods(metav1.NamespaceDefault).Create(ctx, forged, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("creating a tenant pod of PriorityClass system-node-critical: %v", err)
+	}
+	waitFor(t, "the super pod of the forged mirror's class", time.Minute, func() (bool, error) {
+		sp, err := c.client.CoreV1().Pods(superNS).Get(ctx, "forged", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if sp.Spec.PriorityClassName != "" || sp.Spec.Priority != nil && *sp.Spec.Priority != 0 {
+			t.Errorf("super pod class %q, priority %d: the tenant's own mirror label took effect", sp.Spec.PriorityClassName, ptr.Deref(sp.Spec.Priority, 0))
 		}
 		return true, nil
 	})
