@@ -232,3 +232,17 @@ func testContext(t *testing.T) context.Context {
 var defaultPolicy = v1alpha1.PolicySpec{}
 
 func cmpSortKeys(less func(a, b objKey) bool) cmp.Option { return cmpopts.SortSlices(less) }
+
+// syncWebDown syncs tenant pod default/web and returns the super pod it wrote.
+func (h *harness) syncWebDown(t *testing.T) *corev1.Pod {
+	t.Helper()
+	ctx := testContext(t)
+	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}

@@ -231,13 +231,7 @@ func TestSyncNodeForPinnedPod(t *testing.T) {
 	h := newHarness(t, []object{translateNamespace(tenantNS, testOwner, defaultPolicy), cordoned},
 		[]object{tenantNS, MakePod("default", "web").Node("node-1").Obj()})
 	ctx := testContext(t)
-	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := h.syncWebDown(t)
 	if sp.Spec.NodeName != "" {
 		t.Fatalf("super pod nodeName %q, want it pinned, not placed", sp.Spec.NodeName)
 	}

@@ -162,13 +162,7 @@ func TestPodOnTenantLabel(t *testing.T) {
 	pod.Spec.NodeSelector = map[string]string{"color": "blue"}
 	h := newHarness(t, nil, []object{pod, virtualNodeWith("vm", "zone", map[string]string{"zone": "a", "color": "blue"})})
 	ctx := testContext(t)
-	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := h.syncWebDown(t)
 	if _, ok := sp.Spec.NodeSelector["color"]; ok || sp.Spec.Affinity == nil || sp.Spec.Affinity.NodeAffinity == nil {
 		t.Fatalf("super pod nodeSelector %v, affinity %v; want the tenant label replaced by the Node's name", sp.Spec.NodeSelector, sp.Spec.Affinity)
 	}

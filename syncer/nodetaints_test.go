@@ -145,14 +145,7 @@ func TestSyncNodeKeepsTenantTaints(t *testing.T) {
 // Node the tenant tainted NoSchedule.
 func TestPodAvoidsTenantTaint(t *testing.T) {
 	h := newHarness(t, nil, []object{MakePod("default", "web").Obj(), taintedVirtualNode("vm", "", taint("maintenance", "", corev1.TaintEffectNoSchedule))})
-	ctx := testContext(t)
-	if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sp := h.syncWebDown(t)
 	if sp.Spec.Affinity == nil || sp.Spec.Affinity.NodeAffinity == nil || sp.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution == nil {
 		t.Fatalf("super pod affinity %v; want the tainted Node excluded", sp.Spec.Affinity)
 	}

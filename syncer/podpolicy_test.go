@@ -339,14 +339,7 @@ func TestPodOnItsNode(t *testing.T) {
 			superNode := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1", Labels: tc.nodeLabels}}
 			h := newHarness(t, []object{superNode}, []object{pod})
 			h.t.settings.Store(&settings{policy: v1alpha1.PolicySpec{NodeSelector: map[string]string{"pool": "tenants"}}})
-			ctx := testContext(t)
-			if err := h.s.syncPod(ctx, h.t, "default", "web"); err != nil {
-				t.Fatal(err)
-			}
-			sp, err := h.super.CoreV1().Pods(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			sp := h.syncWebDown(t)
 			if sp.Spec.NodeName != tc.wantNode || (tc.wantNode == "") != (sp.Spec.Affinity != nil) {
 				t.Errorf("super pod nodeName %q, affinity %v; want nodeName %q and an affinity only without it", sp.Spec.NodeName, sp.Spec.Affinity, tc.wantNode)
 			}
