@@ -33,30 +33,32 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 	if !controllerutil.ContainsFinalizer(vc, Finalizer) {
 		return ctrl.Result{}, nil
 	}
-	if vc.Status.ClusterKey != "" {
-		steps := []cleanupStep{
-			{"stopping the control plane", r.deleteControlPlane},
-			{"deleting the tenant's super-cluster namespaces", r.deleteSuperNamespaces},
-			{"deleting the tenant's super-cluster RuntimeClasses", r.deleteSuperRuntimeClasses},
-			{"deleting the tenant's etcd keys, user and role", r.deleteEtcdData},
-			{"deleting the tenant's Secrets", r.deleteSecrets},
+	// The identity is a function of the VirtualCluster (setIdentity): one deleted before its
+	// first status write (a conflict with the delete itself) may have a control plane and etcd
+	// keys all the same, found under the same key.
+	setIdentity(vc)
+	steps := []cleanupStep{
+		{"stopping the control plane", r.deleteControlPlane},
+		{"deleting the tenant's super-cluster namespaces", r.deleteSuperNamespaces},
+		{"deleting the tenant's super-cluster RuntimeClasses", r.deleteSuperRuntimeClasses},
+		{"deleting the tenant's etcd keys, user and role", r.deleteEtcdData},
+		{"deleting the tenant's Secrets", r.deleteSecrets},
+	}
+	for _, step := range steps {
+		done, err := step.run(ctx, s)
+		if err != nil {
+			pe := asPhaseError(err, v1alpha1.ReasonDeleting)
+			msg := fmt.Sprintf("%s failed: %s (to give up and leave it behind, remove the finalizer %s by hand)", step.what, pe.message, Finalizer)
+			setDeleting(vc, msg)
+			r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, pe.reason, "Delete", "%s", msg)
+			if pe.retryAfter == 0 {
+				return ctrl.Result{}, err
+			}
+			return ctrl.Result{RequeueAfter: pe.retryAfter}, nil
 		}
-		for _, step := range steps {
-			done, err := step.run(ctx, s)
-			if err != nil {
-				pe := asPhaseError(err, v1alpha1.ReasonDeleting)
-				msg := fmt.Sprintf("%s failed: %s (to give up and leave it behind, remove the finalizer %s by hand)", step.what, pe.message, Finalizer)
-				setDeleting(vc, msg)
-				r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, pe.reason, "Delete", "%s", msg)
-				if pe.retryAfter == 0 {
-					return ctrl.Result{}, err
-				}
-				return ctrl.Result{RequeueAfter: pe.retryAfter}, nil
-			}
-			if !done {
-				setDeleting(vc, "waiting for "+step.what)
-				return ctrl.Result{RequeueAfter: retryStarting}, nil
-			}
+		if !done {
+			setDeleting(vc, "waiting for "+step.what)
+			return ctrl.Result{RequeueAfter: retryStarting}, nil
 		}
 	}
 	if err := r.patchMetadata(ctx, vc, func(vc *v1alpha1.VirtualCluster) { controllerutil.RemoveFinalizer(vc, Finalizer) }); err != nil {

@@ -186,6 +186,46 @@ func TestReconcileDeleteNeverProvisioned(t *testing.T) {
 	}
 }
 
+// stoppingProvisioner runs nothing and records the control planes it was asked to stop.
+type stoppingProvisioner struct{ stopped []string }
+
+func (p *stoppingProvisioner) Endpoint(context.Context, *v1alpha1.VirtualCluster) (endpoint, error) {
+	return endpoint{}, nil
+}
+func (p *stoppingProvisioner) Ensure(context.Context, tenant) (bool, error) { return false, nil }
+func (p *stoppingProvisioner) Teardown(_ context.Context, vc *v1alpha1.VirtualCluster) (bool, error) {
+	p.stopped = append(p.stopped, vc.Name)
+	return true, nil
+}
+
+// TestReconcileDeleteBeforeStatusWritten: a VirtualCluster deleted before its first status
+// write (it conflicted with the delete) has no cluster key in its status, but may have a
+// control plane and super namespaces already; the deletion finds them under the key its
+// identity gives, and stops and deletes them before the finalizer goes.
+func TestReconcileDeleteBeforeStatusWritten(t *testing.T) {
+	vc := makeVC("demo").Finalizer().Deleting().Obj()
+	key := v1alpha1.ClusterKey(vc.Namespace, vc.Name, vc.UID)
+	superNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: key + "-default", Labels: map[string]string{ownership.LabelClusterKey: key}}}
+	r, c, _ := newTestReconciler(t, nil, vc, superNS)
+	prov := &stoppingProvisioner{}
+	r.provisioners = map[v1alpha1.Provisioner]provisioner{v1alpha1.ProvisionerLocal: prov}
+	for i := 0; ; i++ {
+		if i == 10 {
+			t.Fatal("the VirtualCluster is still there after 10 reconciles")
+		}
+		reconcileOnce(t, r, vc)
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), &v1alpha1.VirtualCluster{}); apierrors.IsNotFound(err) {
+			break
+		}
+	}
+	if len(prov.stopped) == 0 {
+		t.Error("the control plane was never stopped")
+	}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(superNS), &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the tenant's super namespace %s is still there: %v", superNS.Name, err)
+	}
+}
+
 func runtimeClass(name string, labels map[string]string) *nodev1.RuntimeClass {
 	return &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Handler: "runc"}
 }
