@@ -43,6 +43,8 @@ const (
 	// reconcile (the apiserver's defaulting would make a plain comparison
 	// always differ).
 	annotationTemplateHash = "tenancy.vnest.dev/spec-hash"
+	// annotationPKIHash, on the control plane's pod template, is the pkiHash of its PKI.
+	annotationPKIHash = "tenancy.vnest.dev/pki-hash"
 )
 
 // selectorLabels select the control-plane pods of vc.
@@ -219,7 +221,11 @@ func buildDeployment(t tenant, image, command string, hostIP net.IP) *appsv1.Dep
 	d.Spec = appsv1.DeploymentSpec{
 		Replicas: ptr.To[int32](1),
 		Selector: &metav1.LabelSelector{MatchLabels: selectorLabels(vc)},
-		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: objectMeta(vc, "").Labels}, Spec: pod},
+		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{
+			Labels: objectMeta(vc, "").Labels,
+			// A new PKI (a renewed certificate) rolls the pod: the control plane reads it at start.
+			Annotations: map[string]string{annotationPKIHash: pkiHash(t.PKI)},
+		}, Spec: pod},
 	}
 	d.Annotations = map[string]string{annotationTemplateHash: specHash(d.Spec)}
 	return d

@@ -183,6 +183,31 @@ func TestBuildDeployment(t *testing.T) {
 	if args := d.Spec.Template.Spec.Containers[0].Args; slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--memory-limit") }) {
 		t.Errorf("args %q set a Go memory limit without a container memory limit", args)
 	}
+
+	// A renewed certificate rolls the pod: the control plane reads its PKI at start.
+	renewed := testTenant(vc)
+	renewed.PKI[EtcdClientCertFile] = []byte("renewed")
+	if rolled := buildDeployment(renewed, DefaultImage, DefaultApiserverCommand, testHostIP); rolled.Annotations[annotationTemplateHash] == changed.Annotations[annotationTemplateHash] {
+		t.Error("a PKI change did not change the spec hash: the running pod would keep the old certificates")
+	}
+}
+
+// TestPKIHash: the hash follows every file's name and content, not the map's order.
+func TestPKIHash(t *testing.T) {
+	base := map[string][]byte{"ca.crt": []byte("A"), "admin.crt": []byte("B")}
+	for name, tc := range map[string]struct {
+		pki  map[string][]byte
+		same bool
+	}{
+		"same files":          {map[string][]byte{"admin.crt": []byte("B"), "ca.crt": []byte("A")}, true},
+		"a renewed file":      {map[string][]byte{"ca.crt": []byte("A"), "admin.crt": []byte("C")}, false},
+		"a file more":         {map[string][]byte{"ca.crt": []byte("A"), "admin.crt": []byte("B"), "sa.key": nil}, false},
+		"content moved names": {map[string][]byte{"ca.crt": []byte("AB"), "admin.crt": nil}, false},
+	} {
+		if got := pkiHash(tc.pki) == pkiHash(base); got != tc.same {
+			t.Errorf("%s: same hash = %v, want %v", name, got, tc.same)
+		}
+	}
 }
 
 func TestGoMemoryLimit(t *testing.T) {

@@ -73,6 +73,7 @@ type localTenant struct {
 	lastErr  error
 	group    string // the cgroup a process of this tenant was placed in, if any (local_limits.go)
 	oomKills int64  // the group's OOM kills seen so far
+	pki      string // pkiHash of the PKI the running process started with
 }
 
 func newLocalProvisioner(stateDir, binary string, hostIP net.IP, portMin, portMax int, reader client.Reader) *localProvisioner {
@@ -184,12 +185,13 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 	args := apiserverArgs(t, t.EtcdServers, dir, pkiDir, "0.0.0.0", lt.port, t.Endpoint.URL)
 	args = append(args, "--advertise-address="+p.hostIP.String())
 	args = append(args, limitArgs(controlPlaneResources(vc, corev1.ResourceRequirements{}))...)
+	pki := pkiHash(t.PKI)
 	if lt.proc != nil && lt.proc.Running() {
-		if slices.Equal(lt.proc.Args, args) {
+		if slices.Equal(lt.proc.Args, args) && lt.pki == pki {
 			// Limits other than memory's change in place.
 			return time.Since(lt.proc.Started) < startupWindow, p.applyLimits(vc, lt)
 		}
-		logger.Info("Restarting local control plane with new arguments", "virtualCluster", klog.KObj(vc))
+		logger.Info("Restarting local control plane with new arguments or PKI", "virtualCluster", klog.KObj(vc), "pkiChanged", lt.pki != pki)
 		if err := stopProcess(lt.proc); err != nil {
 			return false, err
 		}
@@ -214,7 +216,7 @@ func (p *localProvisioner) Ensure(ctx context.Context, t tenant) (bool, error) {
 	if err != nil {
 		return false, failure(v1alpha1.ReasonProvisionFailed, "starting %s: %v", p.binary, err)
 	}
-	lt.proc = proc
+	lt.proc, lt.pki = proc, pki
 	if err := p.applyLimits(vc, lt); err != nil {
 		// Not a control plane without the limits it was given.
 		return false, errors.Join(err, stopProcess(proc))

@@ -2,12 +2,29 @@ package manager
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
 )
+
+// pkiHash identifies a tenant's PKI files. The control plane reads them once, at start: a
+// renewed certificate (pki.go renews each 30 days before it expires) or a new PKI takes effect
+// only in a control plane started with it, so a provisioner restarts one whose PKI changed.
+func pkiHash(pki map[string][]byte) string {
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(pki)) {
+		fmt.Fprintf(h, "%s %d\n", name, len(pki[name]))
+		h.Write(pki[name])
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
 
 // endpoint is where a provisioner's control plane is reached.
 type endpoint struct {
