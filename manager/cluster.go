@@ -10,7 +10,9 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -122,19 +124,37 @@ func describePod(pod *corev1.Pod) string {
 
 // Teardown implements provisioner: the Deployment goes in the foreground,
 // so it is gone only once its pods are, and no apiserver writes into the
-// tenant's etcd prefix after the caller deletes it.
+// tenant's etcd prefix after the caller deletes it. Only vc's own
+// Deployment and Service are deleted (ownsObject, and a UID precondition
+// in case one was replaced since it was read): a user's object that merely
+// has the name is left alone and counts as gone, so it never blocks the
+// deletion.
 func (p *clusterProvisioner) Teardown(ctx context.Context, vc *v1alpha1.VirtualCluster) (bool, error) {
-	meta := objectMeta(vc, ControlPlaneName(vc))
+	key := client.ObjectKey{Namespace: vc.Namespace, Name: ControlPlaneName(vc)}
 	done := true
-	for _, obj := range []client.Object{&appsv1.Deployment{ObjectMeta: meta}, &corev1.Service{ObjectMeta: meta}} {
-		err := p.client.Delete(ctx, obj, client.PropagationPolicy("Foreground"))
-		if err != nil && !apierrors.IsNotFound(err) {
-			return false, err
+	for _, o := range []struct {
+		kind string
+		obj  client.Object
+	}{{"Deployment", &appsv1.Deployment{}}, {"Service", &corev1.Service{}}} {
+		obj := o.obj
+		err := p.reader.Get(ctx, key, obj)
+		if apierrors.IsNotFound(err) {
+			continue
 		}
-		if err := p.reader.Get(ctx, client.ObjectKeyFromObject(obj), obj); err == nil {
-			done = false
-		} else if !apierrors.IsNotFound(err) {
-			return false, err
+		if err != nil {
+			return false, fmt.Errorf("reading %s %s: %w", o.kind, key, err)
+		}
+		if !ownsObject(vc, obj) {
+			continue
+		}
+		done = false
+		if !obj.GetDeletionTimestamp().IsZero() {
+			continue
+		}
+		err = p.client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationForeground), client.Preconditions{UID: ptr.To(obj.GetUID())})
+		// A Conflict is a replaced object: it is read again next time.
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return false, fmt.Errorf("deleting %s %s: %w", o.kind, key, err)
 		}
 	}
 	return done, nil

@@ -161,7 +161,7 @@ func (r *Reconciler) deleteSecrets(ctx context.Context, s *scope) (bool, error) 
 		if err != nil {
 			return false, err
 		}
-		if !ownsSecret(s.vc, secret) {
+		if !ownsObject(s.vc, secret) {
 			continue // someone else's Secret with our name: not ours to delete
 		}
 		done = false

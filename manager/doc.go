@@ -13,7 +13,9 @@
 // Secret "<name>-kubeconfig"; and the conditions, phase and events that
 // explain where a tenant stands. Deleting a VirtualCluster stops the
 // control plane and removes every super-cluster object of the tenant, its
-// etcd keys, user and role, and its Secrets before the finalizer goes.
+// etcd keys, user and role, and its Secrets before the finalizer goes; an
+// object in its namespace that merely has one of its names is never
+// deleted (ownsObject).
 //
 // The package must not sync tenant objects (the syncer does), must not
 // import k8s.io/kubernetes or package apiserver (it starts the tenant

@@ -4,7 +4,6 @@ import (
 	"net/url"
 	"strconv"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
@@ -97,9 +96,10 @@ func endpointPort(endpoint string) int {
 	return p
 }
 
-// ownsSecret reports whether secret is one the manager made for vc: it
-// carries vc's control-plane label, or vc is its controller (which also
-// covers Secrets written before the label existed).
-func ownsSecret(vc *v1alpha1.VirtualCluster, secret *corev1.Secret) bool {
-	return ownership.IsControlPlaneObject(secret, vc.Status.ClusterKey) || metav1.IsControlledBy(secret, vc)
+// ownsObject reports whether obj (a Secret, the control-plane Deployment or
+// Service) is one the manager made for vc: it carries vc's control-plane
+// label, or vc is its controller (which also covers Secrets written before
+// the label existed).
+func ownsObject(vc *v1alpha1.VirtualCluster, obj metav1.Object) bool {
+	return ownership.IsControlPlaneObject(obj, vc.Status.ClusterKey) || metav1.IsControlledBy(obj, vc)
 }

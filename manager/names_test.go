@@ -148,7 +148,7 @@ func TestParsePortRange(t *testing.T) {
 	}
 }
 
-func TestOwnsSecret(t *testing.T) {
+func TestOwnsObject(t *testing.T) {
 	vc := makeVC("demo").Key("demo-1").Obj()
 	other := makeVC("other").Key("other-1").Obj()
 	secret := func(labels map[string]string, controller *v1alpha1.VirtualCluster) *corev1.Secret {
@@ -168,8 +168,8 @@ func TestOwnsSecret(t *testing.T) {
 		"a user's Secret of the same name":      {secret(nil, nil), false},
 		"a synced object's label":               {secret(map[string]string{ownership.LabelClusterKey: "demo-1"}, nil), false},
 	} {
-		if got := ownsSecret(vc, tc.secret); got != tc.want {
-			t.Errorf("%s: ownsSecret = %v, want %v", name, got, tc.want)
+		if got := ownsObject(vc, tc.secret); got != tc.want {
+			t.Errorf("%s: ownsObject = %v, want %v", name, got, tc.want)
 		}
 	}
 }

@@ -188,7 +188,7 @@ func (r *Reconciler) applySecret(ctx context.Context, vc *v1alpha1.VirtualCluste
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("reading Secret %s/%s: %w", vc.Namespace, name, err)
 	}
-	if exists && !ownsSecret(vc, secret) {
+	if exists && !ownsObject(vc, secret) {
 		return nil, failure(v1alpha1.ReasonProvisionFailed,
 			"Secret %s/%s exists but does not belong to this virtual cluster (label %s=%s missing): delete or rename it",
 			vc.Namespace, name, ownership.LabelControlPlane, vc.Status.ClusterKey)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr/testr"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -223,6 +224,53 @@ func TestReconcileDeleteBeforeStatusWritten(t *testing.T) {
 	}
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(superNS), &corev1.Namespace{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the tenant's super namespace %s is still there: %v", superNS.Name, err)
+	}
+}
+
+// TestReconcileDeleteClusterControlPlane: the cluster provisioner deletes
+// the control plane's Deployment and Service only when they are the
+// VirtualCluster's; a user's (or another tenant's) objects of the same name
+// stay and do not hold up the deletion.
+func TestReconcileDeleteClusterControlPlane(t *testing.T) {
+	const key = "demo-12345678"
+	vc := makeVC("demo").Key(key).Provisioner(v1alpha1.ProvisionerCluster).Finalizer().Deleting().Obj()
+	other := makeVC("other").Key("other-87654321").Obj()
+	controlled := func(m metav1.ObjectMeta, owner *v1alpha1.VirtualCluster) metav1.ObjectMeta {
+		m.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(owner, v1alpha1.GroupVersion.WithKind("VirtualCluster"))}
+		return m
+	}
+	for name, tc := range map[string]struct {
+		meta        metav1.ObjectMeta
+		wantDeleted bool
+	}{
+		"ours":                              {controlled(objectMeta(vc, "demo-apiserver"), vc), true},
+		"ours, controlled but unlabelled":   {controlled(metav1.ObjectMeta{Name: "demo-apiserver", Namespace: "default"}, vc), true},
+		"a user's objects of the same name": {metav1.ObjectMeta{Name: "demo-apiserver", Namespace: "default", Labels: map[string]string{"app": "mine"}}, false},
+		"another tenant's":                  {controlled(objectMeta(other, "demo-apiserver"), other), false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dep := &appsv1.Deployment{ObjectMeta: tc.meta}
+			svc := &corev1.Service{ObjectMeta: tc.meta}
+			r, c, _ := newTestReconciler(t, nil, vc, dep, svc)
+			r.provisioners = map[v1alpha1.Provisioner]provisioner{
+				v1alpha1.ProvisionerCluster: &clusterProvisioner{client: c, reader: c, scheme: c.Scheme()},
+			}
+			for i := 0; ; i++ {
+				if i == 10 {
+					t.Fatal("the VirtualCluster is still there after 10 reconciles")
+				}
+				reconcileOnce(t, r, vc)
+				if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), &v1alpha1.VirtualCluster{}); apierrors.IsNotFound(err) {
+					break
+				}
+			}
+			for _, obj := range []client.Object{dep, svc} {
+				err := c.Get(t.Context(), client.ObjectKeyFromObject(obj), obj)
+				if deleted := apierrors.IsNotFound(err); deleted != tc.wantDeleted || (!deleted && err != nil) {
+					t.Errorf("%T: deleted = %v (%v), want %v", obj, deleted, err, tc.wantDeleted)
+				}
+			}
+		})
 	}
 }
 
