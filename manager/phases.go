@@ -171,7 +171,11 @@ func (r *Reconciler) reconcileKubeconfig(ctx context.Context, s *scope) error {
 		return data, nil
 	})
 	if err != nil {
-		return asPhaseError(err, v1alpha1.ReasonKubeconfigWriteFailed)
+		// Whatever stopped it (a foreign Secret of its name too), the
+		// control plane answered: the reason must say the kubeconfig failed,
+		// so setFailed leaves ControlPlaneReady alone.
+		pe := asPhaseError(err, v1alpha1.ReasonKubeconfigWriteFailed)
+		return &phaseError{reason: v1alpha1.ReasonKubeconfigWriteFailed, message: pe.message, retryAfter: pe.retryAfter}
 	}
 	setKubeconfigReady(s.vc)
 	return nil

@@ -274,6 +274,44 @@ func TestReconcileDeleteClusterControlPlane(t *testing.T) {
 	}
 }
 
+// TestReconcileKubeconfigForeignSecret: a Secret "<name>-kubeconfig" that
+// is not the VirtualCluster's is left alone and makes KubeconfigReady
+// False; the control plane, which answered, stays ControlPlaneReady.
+func TestReconcileKubeconfigForeignSecret(t *testing.T) {
+	vc := makeVC("demo").Key("demo-12345678").Obj()
+	vc.Status.KubeconfigSecretName = vc.KubeconfigSecretName()
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-kubeconfig", Namespace: "default"}}
+	r, c, rec := newTestReconciler(t, nil, vc, foreign)
+	s := &scope{vc: vc, original: vc.DeepCopy(), endpoint: endpoint{URL: "https://192.0.2.1:7000"}}
+	setControlPlaneReady(vc) // reconcileControlPlane succeeded
+	err := r.reconcileKubeconfig(testContext(t), s)
+	if err == nil {
+		t.Fatal("a foreign Secret was taken for the kubeconfig")
+	}
+	res, _ := r.phaseFailed(testContext(t), vc, asPhaseError(err, v1alpha1.ReasonKubeconfigWriteFailed), err)
+	if res.RequeueAfter != retryFailure {
+		t.Errorf("RequeueAfter = %s, want %s (retried until the Secret goes)", res.RequeueAfter, retryFailure)
+	}
+	if cp := meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionControlPlaneReady); cp.Status != metav1.ConditionTrue {
+		t.Errorf("ControlPlaneReady = %s/%s %q, want it left True", cp.Status, cp.Reason, cp.Message)
+	}
+	kc := meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionKubeconfigReady)
+	if kc == nil || kc.Status != metav1.ConditionFalse || kc.Reason != v1alpha1.ReasonKubeconfigWriteFailed ||
+		!strings.Contains(kc.Message, "Secret default/demo-kubeconfig exists but does not belong to this virtual cluster") {
+		t.Errorf("KubeconfigReady = %+v", kc)
+	}
+	if got := computePhase(vc); got != v1alpha1.PhaseFailed {
+		t.Errorf("phase = %s, want Failed (the Secret must be removed by hand)", got)
+	}
+	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning KubeconfigWriteFailed Secret default/demo-kubeconfig") {
+		t.Errorf("events = %q, want one Warning KubeconfigWriteFailed", evs)
+	}
+	got := &corev1.Secret{}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(foreign), got); err != nil || len(got.Labels) > 0 || len(got.Data) > 0 || len(got.OwnerReferences) > 0 {
+		t.Errorf("the foreign Secret was changed: %+v %v", got, err)
+	}
+}
+
 func runtimeClass(name string, labels map[string]string) *nodev1.RuntimeClass {
 	return &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}, Handler: "runc"}
 }
