@@ -28,6 +28,9 @@ import (
 // pending, not on the host network (whose address is the node's, shared by many).
 const indexPodIP = "podIP"
 
+// indexServiceIP indexes super Services by their cluster IPs, for reverse lookups.
+const indexServiceIP = "serviceIP"
+
 // defaultClusterDomain is spec.clusterDomain when it is empty (the CRD defaults it too).
 const defaultClusterDomain = "cluster.local"
 
@@ -38,6 +41,20 @@ func podIPIndex(obj any) ([]string, error) {
 	}
 	var out []string
 	for _, s := range append([]string{p.Status.PodIP}, podIPs(p)...) {
+		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.String()) {
+			out = append(out, ip.String())
+		}
+	}
+	return out, nil
+}
+
+func serviceIPIndex(obj any) ([]string, error) {
+	svc, ok := obj.(*corev1.Service)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, s := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
 		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.String()) {
 			out = append(out, ip.String())
 		}
@@ -86,7 +103,12 @@ func (s *Syncer) serveDNS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv := tenantdns.New(tenantdns.Config{Tenant: s.dnsTenant, Upstreams: upstreams})
+	superDomain, err := tenantdns.SuperDomain("/etc/resolv.conf")
+	if err != nil {
+		return err
+	}
+	srv := tenantdns.New(tenantdns.Config{Tenant: s.dnsTenant, Upstreams: upstreams,
+		ClusterAddress: s.dnsClusterAddress, SuperDomain: superDomain})
 	_, err = srv.Start(ctx, s.opts.DNSBindAddress)
 	return err
 }
@@ -123,6 +145,18 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService,
 		ServiceByIP: func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
 		Self:        found.dnsSelf(asker)}, true
+}
+
+// dnsClusterAddress reports whether ip is the ClusterIP of a super Service or the IP of a super
+// pod of vnest's (any tenant's): a reverse query for it that the asking tenant's Services do
+// not answer gets NXDOMAIN, since the super cluster's DNS would name another tenant's objects.
+func (s *Syncer) dnsClusterAddress(ip netip.Addr) bool {
+	for k, index := range map[kind]string{kindService: indexServiceIP, kindPod: indexPodIP} {
+		if objs, _ := s.superIndex[k].ByIndex(index, ip.String()); len(objs) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // dnsSelf is the tenant pod of super pod sp (nil: none) by its own name, when it has a

@@ -195,6 +195,14 @@ func TestDNSTenant(t *testing.T) {
 	if got := ptr("10.88.0.9", "10.0.96.10.in-addr.arpa."); got != "FORWARD" {
 		t.Errorf("PTR of another tenant's ClusterIP from a pod of the other tenant: %s, want it forwarded", got)
 	}
+	// ... where the server answers NXDOMAIN for it, as for any super Service's ClusterIP and
+	// tenant pod's IP, not the super cluster DNS's name; other addresses go upstream.
+	for ip, want := range map[string]bool{"10.96.0.10": true, "10.96.30.144": true, "10.88.0.9": true, "10.88.0.4": true,
+		"10.88.0.7": false, "192.0.2.80": false} { // a finished pod's old address; outside the cluster
+		if got := h.s.dnsClusterAddress(netip.MustParseAddr(ip)); got != want {
+			t.Errorf("dnsClusterAddress(%s) = %v, want %v", ip, got, want)
+		}
+	}
 	// A tenant pod of the name but another UID (the super pod is an old one's): not its name.
 	newClient := clientPod.DeepCopy()
 	newClient.UID = "uid-client-2"

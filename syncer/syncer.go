@@ -168,13 +168,17 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 		}
 		return []string{p.Labels[ownership.LabelClusterKey] + "/" + podNode(p)}, nil
 	}, indexPodIP: podIPIndex}
+	svcIndexers := cache.Indexers{indexTenant: byTenant[indexTenant], indexServiceIP: serviceIPIndex}
 	core := f.Core().V1()
 	infs := syncedKindInformers(f)
 	s.superIndex = map[kind]cache.Indexer{}
 	for k, inf := range infs {
 		idx := byTenant
-		if k == kindPod {
+		switch k {
+		case kindPod:
 			idx = podIndexers
+		case kindService:
+			idx = svcIndexers
 		}
 		utilruntime.Must(inf.AddIndexers(idx))
 		s.superIndex[k] = inf.GetIndexer()

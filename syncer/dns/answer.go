@@ -191,7 +191,8 @@ func srv(name string, qtype uint16, target string, port int32) []dns.RR {
 
 // reverse answers a reverse (PTR) query for ip: the name of the tenant Service with that
 // ClusterIP, <svc>.<ns>.svc.D; any other address goes to the upstreams, as CoreDNS falls
-// through for reverse zones it has no record in.
+// through for reverse zones it has no record in (the Server answers NXDOMAIN instead for a
+// super cluster address, Config.ClusterAddress).
 func reverse(name string, qtype uint16, ip netip.Addr, domain string, t *Tenant) (rcode int, answer []dns.RR, forward bool) {
 	if t.ServiceByIP == nil {
 		return 0, nil, true

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/miekg/dns"
@@ -19,6 +20,15 @@ type Config struct {
 	Tenant func(ip netip.Addr) (t *Tenant, ok bool)
 	// Upstreams (host:port) answer names outside a tenant's domain, tried in order.
 	Upstreams []string
+	// ClusterAddress reports whether ip is an address in the super cluster whose name is none
+	// of the asking tenant's to learn: a super Service's ClusterIP or a tenant pod's IP. A
+	// reverse query for it that the tenant's own Services do not answer gets NXDOMAIN: the
+	// upstreams (the super cluster's DNS) would name another tenant's Service or pod. Nil: none.
+	ClusterAddress func(ip netip.Addr) bool
+	// SuperDomain is the super cluster's domain when the upstreams are its DNS; names under
+	// svc.<SuperDomain> outside the tenant's domain get NXDOMAIN, since the upstreams would
+	// answer every tenant's super Services. Empty: none.
+	SuperDomain string
 	// ForwardTimeout bounds one exchange with an upstream; zero means 2 s.
 	ForwardTimeout time.Duration
 	// UnknownSourceWait is how long a query from an address no tenant pod has (yet) waits for
@@ -60,6 +70,21 @@ func Upstreams(resolvConf string) ([]string, error) {
 		out = append(out, net.JoinHostPort(s, cc.Port))
 	}
 	return out, nil
+}
+
+// SuperDomain is the cluster domain D of a resolv.conf file a kubelet wrote for a pod of
+// cluster DNS: D of its first search domain svc.D; "" when it has none.
+func SuperDomain(resolvConf string) (string, error) {
+	cc, err := dns.ClientConfigFromFile(resolvConf)
+	if err != nil {
+		return "", fmt.Errorf("reading the search domains: %w", err)
+	}
+	for _, d := range cc.Search {
+		if rest, ok := strings.CutPrefix(strings.ToLower(dns.Fqdn(d)), "svc."); ok && rest != "." {
+			return rest, nil
+		}
+	}
+	return "", nil
 }
 
 // Start serves DNS over UDP and TCP on addr (host:port; port 0 picks one, the same for both)
@@ -118,6 +143,9 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		return
 	}
 	rcode, answer, forward := Answer(r.Question[0], t)
+	if forward && s.superName(r.Question[0].Name) {
+		rcode, answer, forward = dns.RcodeNameError, nil, false
+	}
 	if forward {
 		s.forward(w, r, m)
 		return
@@ -134,6 +162,17 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Truncate(size)
 	}
 	_ = w.WriteMsg(m)
+}
+
+// superName reports whether name, outside the tenant's domain, is one the upstreams would
+// answer from the super cluster's objects, which are not the tenant's: the reverse name of a
+// ClusterAddress, or a name under svc.<SuperDomain>.
+func (s *Server) superName(name string) bool {
+	name = strings.ToLower(dns.Fqdn(name))
+	if ip, ok := reverseAddr(name); ok {
+		return s.cfg.ClusterAddress != nil && s.cfg.ClusterAddress(ip.Unmap())
+	}
+	return s.cfg.SuperDomain != "" && dns.IsSubDomain("svc."+strings.ToLower(dns.Fqdn(s.cfg.SuperDomain)), name)
 }
 
 func (s *Server) tenantOf(a net.Addr) (*Tenant, bool) {

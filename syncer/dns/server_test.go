@@ -3,6 +3,9 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,4 +115,137 @@ func startUpstream(t *testing.T) string {
 		t.Cleanup(func() { _ = s.Shutdown() })
 	}
 	return pc.LocalAddr().String()
+}
+
+// TestServerSuperNames: the upstream is the super cluster's DNS, which names every tenant's
+// super Services and pods. A reverse query for a super cluster address (Config.ClusterAddress)
+// that the tenant's own Services do not answer gets NXDOMAIN, never the upstream's name of
+// another tenant's Service; other addresses are still forwarded. A tenant of another domain
+// gets NXDOMAIN for names under svc.<super domain>, which the upstream would answer.
+func TestServerSuperNames(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	upstream := startFakeSuperDNS(t)
+	other := testTenant()
+	other.Domain = "tenant.example"
+	srv := New(Config{
+		Tenant: func(ip netip.Addr) (*Tenant, bool) {
+			switch ip {
+			case netip.MustParseAddr("127.0.0.1"):
+				return testTenant(), true
+			case netip.MustParseAddr("127.0.0.2"):
+				return other, true
+			}
+			return nil, false
+		},
+		Upstreams:         []string{upstream},
+		UnknownSourceWait: -1,
+		ClusterAddress: func(ip netip.Addr) bool {
+			// another tenant's super Service, and a tenant pod
+			return ip == netip.MustParseAddr("10.96.0.99") || ip == netip.MustParseAddr("10.88.0.5")
+		},
+		SuperDomain: "cluster.local",
+	})
+	addr, err := srv.Start(klog.NewContext(t.Context(), klog.FromContext(ctx)), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range []struct {
+			from, name string
+			qtype      uint16
+			want       string // rcode and the answer's data
+		}{
+			{"127.0.0.1", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN"}, // another tenant's Service
+			{"127.0.0.1", "5.0.88.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN"},  // a tenant pod
+			{"127.0.0.1", "10.0.96.10.in-addr.arpa.", dns.TypePTR, "NOERROR web.default.svc.cluster.local."},
+			{"127.0.0.1", "80.2.0.192.in-addr.arpa.", dns.TypePTR, "NOERROR www.example.com."}, // outside the cluster: forwarded
+			{"127.0.0.1", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
+			{"127.0.0.2", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN"},
+			{"127.0.0.2", "payroll.othertenant-8f2c1d0e-finance.svc.cluster.local.", dns.TypeA, "NXDOMAIN"}, // the super domain's Services
+			{"127.0.0.2", "web.default.svc.tenant.example.", dns.TypeA, "NOERROR 10.96.0.10"},
+			{"127.0.0.2", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
+		} {
+			c := &dns.Client{Net: network, Timeout: 5 * time.Second}
+			if network == "udp" {
+				c.Dialer = &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(tc.from)}}
+			} else {
+				c.Dialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}}
+			}
+			m := new(dns.Msg)
+			m.SetQuestion(tc.name, tc.qtype)
+			resp, _, err := c.Exchange(m, addr.String())
+			if err != nil {
+				t.Fatalf("%s %s from %s: %v", network, tc.name, tc.from, err)
+			}
+			got := dns.RcodeToString[resp.Rcode]
+			for _, rr := range resp.Answer {
+				switch rr := rr.(type) {
+				case *dns.A:
+					got += " " + rr.A.String()
+				case *dns.PTR:
+					got += " " + rr.Ptr
+				}
+			}
+			if got != tc.want {
+				t.Errorf("%s: %s %s from %s: %s, want %s", network, tc.name, dns.TypeToString[tc.qtype], tc.from, got, tc.want)
+			}
+		}
+	}
+}
+
+// startFakeSuperDNS serves, as the super cluster's CoreDNS would, on UDP and TCP of one
+// 127.0.0.1 port: the PTR of another tenant's super Service and of a tenant pod, its A, the PTR
+// of an address outside the cluster, example.com A 192.0.2.80; NXDOMAIN for anything else.
+func startFakeSuperDNS(t *testing.T) string {
+	t.Helper()
+	records := map[string]string{}
+	for _, rr := range []string{
+		"99.0.96.10.in-addr.arpa. 5 IN PTR payroll.othertenant-8f2c1d0e-finance.svc.cluster.local.",
+		"5.0.88.10.in-addr.arpa. 5 IN PTR db-0.db.othertenant-8f2c1d0e-finance.svc.cluster.local.",
+		"payroll.othertenant-8f2c1d0e-finance.svc.cluster.local. 5 IN A 10.96.0.99",
+		"80.2.0.192.in-addr.arpa. 60 IN PTR www.example.com.",
+		"example.com. 60 IN A 192.0.2.80",
+	} {
+		records[strings.Fields(rr)[0]] = rr
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		if s, ok := records[r.Question[0].Name]; ok {
+			rr, _ := dns.NewRR(s)
+			m.Answer = []dns.RR{rr}
+		} else {
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+		go func() { _ = s.ActivateAndServe() }()
+		t.Cleanup(func() { _ = s.Shutdown() })
+	}
+	return pc.LocalAddr().String()
+}
+
+func TestSuperDomain(t *testing.T) {
+	for _, tc := range []struct{ conf, want string }{
+		{"nameserver 10.96.0.10\nsearch vnest-system.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n", "cluster.local."},
+		{"nameserver 10.96.0.10\nsearch corp.example svc.Super.Example\n", "super.example."},
+		{"nameserver 192.0.2.1\nsearch corp.example\n", ""}, // a node's resolver: no cluster DNS
+	} {
+		f := filepath.Join(t.TempDir(), "resolv.conf")
+		if err := os.WriteFile(f, []byte(tc.conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := SuperDomain(f); err != nil || got != tc.want {
+			t.Errorf("SuperDomain of %q = %q, %v; want %q", tc.conf, got, err, tc.want)
+		}
+	}
 }
