@@ -284,15 +284,19 @@ const (
 // dnsPolicy ClusterFirst (ClusterFirstWithHostNet), merged with the pod's own dnsConfig as the
 // kubelet merges it, as dnsPolicy None. Pods that do not use cluster DNS (Default, None,
 // ClusterFirst on the host network) keep their settings; so do all when nameserver is "".
+// A pod on the host network asks from its node's address, which tells the DNS server no tenant
+// (indexPodIP), so ClusterFirstWithHostNet becomes Default there: the node's resolver, as a
+// kubelet gives a host-network pod without cluster DNS; it resolves no tenant Service names.
 func podDNS(spec *corev1.PodSpec, ns, domain, nameserver string) {
 	switch {
 	case nameserver == "":
 		return
-	case spec.DNSPolicy == corev1.DNSClusterFirstWithHostNet:
-	case spec.DNSPolicy == "" || spec.DNSPolicy == corev1.DNSClusterFirst:
-		if spec.HostNetwork {
-			return
+	case spec.HostNetwork:
+		if spec.DNSPolicy == corev1.DNSClusterFirstWithHostNet {
+			spec.DNSPolicy = corev1.DNSDefault
 		}
+		return
+	case spec.DNSPolicy == "" || spec.DNSPolicy == corev1.DNSClusterFirst || spec.DNSPolicy == corev1.DNSClusterFirstWithHostNet:
 	default:
 		return
 	}
@@ -314,12 +318,10 @@ func podDNS(spec *corev1.PodSpec, ns, domain, nameserver string) {
 	}
 	spec.DNSPolicy = corev1.DNSNone
 	spec.DNSConfig = cfg
-	if !spec.HostNetwork {
-		// A kubelet writes <hostname>.<subdomain>.<namespace>.svc.<domain> into the pod's
-		// /etc/hosts: the super one would name the super namespace. The DNS server answers the
-		// tenant's name to the pod instead (dnsSelf).
-		spec.Subdomain = ""
-	}
+	// A kubelet writes <hostname>.<subdomain>.<namespace>.svc.<domain> into the pod's
+	// /etc/hosts: the super one would name the super namespace. The DNS server answers the
+	// tenant's name to the pod instead (dnsSelf).
+	spec.Subdomain = ""
 }
 
 // appendNew appends the items of add not in list yet, up to max items in all.
