@@ -102,19 +102,7 @@ func startUpstream(t *testing.T) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-		go func() { _ = s.ActivateAndServe() }()
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	return serveUDPAndTCP(t, h)
 }
 
 // TestServerSuperNames: the upstream is the super cluster's DNS, which names every tenant's
@@ -219,19 +207,31 @@ func startFakeSuperDNS(t *testing.T) string {
 		}
 		_ = w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return serveUDPAndTCP(t, h)
+}
+
+// serveUDPAndTCP serves h on one loopback port over UDP and TCP and returns the address. The
+// UDP port is picked first; another process may hold the same TCP port, so a few are tried.
+func serveUDPAndTCP(t *testing.T, h dns.Handler) string {
+	t.Helper()
+	for range 10 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err != nil {
+			_ = pc.Close()
+			continue
+		}
+		for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
+			go func() { _ = s.ActivateAndServe() }()
+			t.Cleanup(func() { _ = s.Shutdown() })
+		}
+		return pc.LocalAddr().String()
 	}
-	l, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []*dns.Server{{PacketConn: pc, Handler: h}, {Listener: l, Handler: h}} {
-		go func() { _ = s.ActivateAndServe() }()
-		t.Cleanup(func() { _ = s.Shutdown() })
-	}
-	return pc.LocalAddr().String()
+	t.Fatal("no loopback port free for both UDP and TCP in 10 tries")
+	return ""
 }
 
 func TestSuperDomain(t *testing.T) {
