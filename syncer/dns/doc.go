@@ -12,7 +12,7 @@
 //
 //	<svc>.<ns>.svc.D         A: the Service's address (a ClusterIP Service: the ClusterIP of its
 //	                         super Service; headless: its ready endpoint addresses); CNAME for
-//	                         ExternalName Services
+//	                         ExternalName Services, with the target's records (Server.chase)
 //	<host>.<svc>.<ns>.svc.D  A: the ready endpoint addresses of <svc> with hostname <host>
 //	                         (StatefulSet pods, pods with hostname and subdomain)
 //	_<port>._<proto>.<svc>.<ns>.svc.D   SRV for named ports

@@ -150,6 +150,11 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		s.forward(w, r, m)
 		return
 	}
+	if q := r.Question[0]; rcode == dns.RcodeSuccess && q.Qtype != dns.TypeCNAME && len(answer) == 1 {
+		if c, ok := answer[0].(*dns.CNAME); ok { // an ExternalName Service
+			answer = append(answer, s.chase(t, c.Target, q.Qtype, w.RemoteAddr().Network(), maxChase)...)
+		}
+	}
 	m.Authoritative = true
 	m.Rcode = rcode
 	m.Answer = answer
@@ -162,6 +167,48 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		m.Truncate(size)
 	}
 	_ = w.WriteMsg(m)
+}
+
+// maxChase bounds how many CNAMEs in a row chase follows (ExternalName Services naming each
+// other).
+const maxChase = 8
+
+// chase is the records of type qtype that target, the CNAME target of an ExternalName Service,
+// has: the tenant's own when it is in the tenant's domain, else the upstreams'. CoreDNS adds
+// them to the CNAME too: a stub resolver (glibc's, musl's, Go's) does not follow a CNAME that
+// comes alone, so a client of the Service would find no address. Nothing when the target has
+// none, is a name of the super cluster's (superName), or the upstreams do not answer.
+func (s *Server) chase(t *Tenant, target string, qtype uint16, network string, depth int) []dns.RR {
+	if depth == 0 {
+		return nil
+	}
+	q := dns.Question{Name: dns.Fqdn(target), Qtype: qtype, Qclass: dns.ClassINET}
+	rcode, answer, forward := Answer(q, t)
+	switch {
+	case forward && s.superName(q.Name):
+		return nil
+	case forward:
+		r := new(dns.Msg)
+		r.SetQuestion(q.Name, qtype)
+		c := &dns.Client{Net: network, Timeout: s.cfg.ForwardTimeout}
+		for _, up := range s.cfg.Upstreams {
+			if resp, _, err := c.Exchange(r, up); err == nil {
+				if resp.Rcode != dns.RcodeSuccess {
+					return nil
+				}
+				return resp.Answer
+			}
+		}
+		return nil
+	case rcode != dns.RcodeSuccess:
+		return nil
+	}
+	if len(answer) == 1 {
+		if c, ok := answer[0].(*dns.CNAME); ok {
+			return append(answer, s.chase(t, c.Target, qtype, network, depth-1)...)
+		}
+	}
+	return answer
 }
 
 // superName reports whether name, outside the tenant's domain, is one the upstreams would

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -69,6 +70,12 @@ func TestServer(t *testing.T) {
 		if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "192.0.2.80" {
 			t.Errorf("%s: example.com, forwarded: %v", network, resp)
 		}
+		// An ExternalName Service: its CNAME and, as CoreDNS gives, the target's address, which
+		// a stub resolver does not look up itself.
+		resp = ask(network, "127.0.0.1", "ext.default.svc.cluster.local.")
+		if a, ok := lastA(resp); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 2 || !ok || a != "192.0.2.80" {
+			t.Errorf("%s: ext.default.svc.cluster.local (ExternalName example.com): %v, want its CNAME and example.com's A", network, resp)
+		}
 		for _, name := range []string{"web.default.svc.cluster.local.", "example.com."} {
 			start := time.Now()
 			if resp := ask(network, "127.0.0.2", name); resp.Rcode != dns.RcodeRefused || len(resp.Answer) != 0 {
@@ -86,6 +93,18 @@ func TestServer(t *testing.T) {
 			t.Errorf("%s: web.default.svc.cluster.local from a pod known 150 ms later: %v, want its answer", network, resp)
 		}
 	}
+}
+
+// lastA is the address of the last record of m's answer if it is an A record.
+func lastA(m *dns.Msg) (string, bool) {
+	if len(m.Answer) == 0 {
+		return "", false
+	}
+	a, ok := m.Answer[len(m.Answer)-1].(*dns.A)
+	if !ok {
+		return "", false
+	}
+	return a.A.String(), true
 }
 
 // startUpstream serves example.com A 192.0.2.80 on UDP and TCP of one 127.0.0.1 port.
@@ -247,5 +266,59 @@ func TestSuperDomain(t *testing.T) {
 		if got, err := SuperDomain(f); err != nil || got != tc.want {
 			t.Errorf("SuperDomain of %q = %q, %v; want %q", tc.conf, got, err, tc.want)
 		}
+	}
+}
+
+// TestChase: the records an ExternalName Service's CNAME leads to. A target in the tenant's
+// domain is answered from its own Services, following CNAMEs up to maxChase; a super cluster
+// name is not looked up.
+func TestChase(t *testing.T) {
+	base := testTenant()
+	tn := *base
+	tn.Service = func(ns, name string) (Service, bool) {
+		switch ns + "/" + name {
+		case "default/alias":
+			return Service{ExternalName: "web.default.svc.cluster.local"}, true
+		case "default/loop":
+			return Service{ExternalName: "loop.default.svc.cluster.local"}, true
+		}
+		return base.Service(ns, name)
+	}
+	s := New(Config{SuperDomain: "cluster.local", Tenant: func(netip.Addr) (*Tenant, bool) { return &tn, true }})
+	for name, tc := range map[string]struct {
+		target string
+		want   []string
+	}{
+		"a Service of the tenant": {"web.default.svc.cluster.local.", []string{"10.96.0.10"}},
+		"an alias of it":          {"alias.default.svc.cluster.local.", []string{"web.default.svc.cluster.local.", "10.96.0.10"}},
+		"a loop stops":            {"loop.default.svc.cluster.local.", slices.Repeat([]string{"loop.default.svc.cluster.local."}, maxChase)},
+		"no such Service":         {"nope.default.svc.cluster.local.", nil},
+	} {
+		var got []string
+		for _, rr := range s.chase(&tn, tc.target, dns.TypeA, "udp", maxChase) {
+			switch rr := rr.(type) {
+			case *dns.A:
+				got = append(got, rr.A.String())
+			case *dns.CNAME:
+				got = append(got, rr.Target)
+			}
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: chase(%s) = %v, want %v", name, tc.target, got, tc.want)
+		}
+	}
+	// A tenant of another domain: a name under svc.<super domain> is the super cluster's; chase
+	// does not ask the upstreams for it.
+	other := tn
+	other.Domain = "tenant.example"
+	var asked atomic.Bool
+	s.cfg.Upstreams = []string{serveUDPAndTCP(t, dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		asked.Store(true)
+		m := new(dns.Msg)
+		m.SetReply(r)
+		_ = w.WriteMsg(m)
+	}))}
+	if got := s.chase(&other, "db.other-1234-default.svc.cluster.local.", dns.TypeA, "udp", maxChase); got != nil || asked.Load() {
+		t.Errorf("chase of a super cluster name: %v, upstream asked: %v; want nothing, not asked", got, asked.Load())
 	}
 }
