@@ -147,16 +147,7 @@ func TestReconcileDeleteNeverProvisioned(t *testing.T) {
 		runtimeClass(key+"-kata", owned), // no empty tenant-namespace label: not a synced class
 		runtimeClass("other-00000000-gvisor", map[string]string{ownership.LabelClusterKey: "other-00000000", ownership.LabelTenantNamespace: ""}),
 	)
-	for i := 0; ; i++ {
-		if i == 10 {
-			t.Fatal("the VirtualCluster is still there after 10 reconciles")
-		}
-		reconcileOnce(t, r, vc)
-		err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), &v1alpha1.VirtualCluster{})
-		if apierrors.IsNotFound(err) {
-			break
-		}
-	}
+	reconcileUntilGone(t, r, c, vc)
 	var nss corev1.NamespaceList
 	if err := c.List(t.Context(), &nss); err != nil {
 		t.Fatal(err)
@@ -210,15 +201,7 @@ func TestReconcileDeleteBeforeStatusWritten(t *testing.T) {
 	r, c, _ := newTestReconciler(t, nil, vc, superNS)
 	prov := &stoppingProvisioner{}
 	r.provisioners = map[v1alpha1.Provisioner]provisioner{v1alpha1.ProvisionerLocal: prov}
-	for i := 0; ; i++ {
-		if i == 10 {
-			t.Fatal("the VirtualCluster is still there after 10 reconciles")
-		}
-		reconcileOnce(t, r, vc)
-		if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), &v1alpha1.VirtualCluster{}); apierrors.IsNotFound(err) {
-			break
-		}
-	}
+	reconcileUntilGone(t, r, c, vc)
 	if len(prov.stopped) == 0 {
 		t.Error("the control plane was never stopped")
 	}
@@ -255,15 +238,7 @@ func TestReconcileDeleteClusterControlPlane(t *testing.T) {
 			r.provisioners = map[v1alpha1.Provisioner]provisioner{
 				v1alpha1.ProvisionerCluster: &clusterProvisioner{client: c, reader: c, scheme: c.Scheme()},
 			}
-			for i := 0; ; i++ {
-				if i == 10 {
-					t.Fatal("the VirtualCluster is still there after 10 reconciles")
-				}
-				reconcileOnce(t, r, vc)
-				if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), &v1alpha1.VirtualCluster{}); apierrors.IsNotFound(err) {
-					break
-				}
-			}
+			reconcileUntilGone(t, r, c, vc)
 			for _, obj := range []client.Object{dep, svc} {
 				err := c.Get(t.Context(), client.ObjectKeyFromObject(obj), obj)
 				if deleted := apierrors.IsNotFound(err); deleted != tc.wantDeleted || (!deleted && err != nil) {
@@ -310,6 +285,18 @@ func TestReconcileKubeconfigForeignSecret(t *testing.T) {
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(foreign), got); err != nil || len(got.Labels) > 0 || len(got.Data) > 0 || len(got.OwnerReferences) > 0 {
 		t.Errorf("the foreign Secret was changed: %+v %v", got, err)
 	}
+}
+
+// reconcileUntilGone reconciles vc until it is gone, at most 10 times.
+func reconcileUntilGone(t *testing.T, r *Reconciler, c client.Client, vc *v1alpha1.VirtualCluster) {
+	t.Helper()
+	for range 10 {
+		reconcileOnce(t, r, vc)
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), &v1alpha1.VirtualCluster{}); apierrors.IsNotFound(err) {
+			return
+		}
+	}
+	t.Fatal("the VirtualCluster is still there after 10 reconciles")
 }
 
 func runtimeClass(name string, labels map[string]string) *nodev1.RuntimeClass {
