@@ -9,10 +9,8 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -132,30 +130,12 @@ func describePod(pod *corev1.Pod) string {
 func (p *clusterProvisioner) Teardown(ctx context.Context, vc *v1alpha1.VirtualCluster) (bool, error) {
 	key := client.ObjectKey{Namespace: vc.Namespace, Name: ControlPlaneName(vc)}
 	done := true
-	for _, o := range []struct {
-		kind string
-		obj  client.Object
-	}{{"Deployment", &appsv1.Deployment{}}, {"Service", &corev1.Service{}}} {
-		obj := o.obj
-		err := p.reader.Get(ctx, key, obj)
-		if apierrors.IsNotFound(err) {
-			continue
-		}
+	for _, obj := range []client.Object{&appsv1.Deployment{}, &corev1.Service{}} {
+		gone, err := deleteOwned(ctx, p.reader, p.client, vc, key, obj, client.PropagationPolicy(metav1.DeletePropagationForeground))
 		if err != nil {
-			return false, fmt.Errorf("reading %s %s: %w", o.kind, key, err)
+			return false, err
 		}
-		if !ownsObject(vc, obj) {
-			continue
-		}
-		done = false
-		if !obj.GetDeletionTimestamp().IsZero() {
-			continue
-		}
-		err = p.client.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationForeground), client.Preconditions{UID: ptr.To(obj.GetUID())})
-		// A Conflict is a replaced object: it is read again next time.
-		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return false, fmt.Errorf("deleting %s %s: %w", o.kind, key, err)
-		}
+		done = done && gone
 	}
 	return done, nil
 }

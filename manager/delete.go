@@ -3,11 +3,13 @@ package manager
 import (
 	"context"
 	"fmt"
+	"reflect"
 
 	corev1 "k8s.io/api/core/v1"
 	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -153,21 +155,36 @@ func (r *Reconciler) deleteEtcdData(ctx context.Context, s *scope) (bool, error)
 func (r *Reconciler) deleteSecrets(ctx context.Context, s *scope) (bool, error) {
 	done := true
 	for _, name := range []string{s.vc.PKISecretName(), s.vc.KubeconfigSecretName()} {
-		secret := &corev1.Secret{}
-		err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: name}, secret)
-		if apierrors.IsNotFound(err) {
-			continue
-		}
+		gone, err := deleteOwned(ctx, r.APIReader, r.Client, s.vc, client.ObjectKey{Namespace: s.vc.Namespace, Name: name}, &corev1.Secret{})
 		if err != nil {
 			return false, err
 		}
-		if !ownsObject(s.vc, secret) {
-			continue // someone else's Secret with our name: not ours to delete
-		}
-		done = false
-		if err := r.Client.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
-			return false, fmt.Errorf("deleting Secret %s/%s: %w", secret.Namespace, name, err)
-		}
+		done = done && gone
 	}
 	return done, nil
+}
+
+// deleteOwned reads the object at key into obj and deletes it if it is vc's (ownsObject), with
+// a UID precondition in case it was replaced since it was read (a Conflict: read again next
+// time). gone is true when vc has no such object: none, or someone else's of that name, which
+// is left alone and does not hold up vc's deletion.
+func deleteOwned(ctx context.Context, reader client.Reader, c client.Client, vc *v1alpha1.VirtualCluster,
+	key client.ObjectKey, obj client.Object, opts ...client.DeleteOption) (gone bool, err error) {
+	kind := reflect.TypeOf(obj).Elem().Name() // Secret, Deployment, Service
+	err = reader.Get(ctx, key, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("reading %s %s: %w", kind, key, err)
+	case !ownsObject(vc, obj):
+		return true, nil
+	case !obj.GetDeletionTimestamp().IsZero():
+		return false, nil
+	}
+	err = c.Delete(ctx, obj, append(opts, client.Preconditions{UID: ptr.To(obj.GetUID())})...)
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return false, fmt.Errorf("deleting %s %s: %w", kind, key, err)
+	}
+	return false, nil
 }
