@@ -151,12 +151,9 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 // pod of vnest's (any tenant's): a reverse query for it that the asking tenant's Services do
 // not answer gets NXDOMAIN, since the super cluster's DNS would name another tenant's objects.
 func (s *Syncer) dnsClusterAddress(ip netip.Addr) bool {
-	for k, index := range map[kind]string{kindService: indexServiceIP, kindPod: indexPodIP} {
-		if objs, _ := s.superIndex[k].ByIndex(index, ip.String()); len(objs) > 0 {
-			return true
-		}
-	}
-	return false
+	svcs, _ := s.superIndex[kindService].ByIndex(indexServiceIP, ip.String())
+	pods, _ := s.superIndex[kindPod].ByIndex(indexPodIP, ip.String())
+	return len(svcs) > 0 || len(pods) > 0
 }
 
 // dnsSelf is the tenant pod of super pod sp (nil: none) by its own name, when it has a

@@ -190,14 +190,8 @@ func (s *Server) chase(t *Tenant, target string, qtype uint16, network string, d
 	case forward:
 		r := new(dns.Msg)
 		r.SetQuestion(q.Name, qtype)
-		c := &dns.Client{Net: network, Timeout: s.cfg.ForwardTimeout}
-		for _, up := range s.cfg.Upstreams {
-			if resp, _, err := c.Exchange(r, up); err == nil {
-				if resp.Rcode != dns.RcodeSuccess {
-					return nil
-				}
-				return resp.Answer
-			}
+		if resp, err := s.exchange(r, network); err == nil && resp.Rcode == dns.RcodeSuccess {
+			return resp.Answer
 		}
 		return nil
 	case rcode != dns.RcodeSuccess:
@@ -259,19 +253,31 @@ func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg) {
 	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
 		network = "tcp"
 	}
+	resp, err := s.exchange(r, network)
+	if err != nil {
+		s.log.V(4).Info("No upstream nameserver answered", "name", r.Question[0].Name, "err", err)
+		m.SetRcode(r, dns.RcodeServerFailure)
+		_ = w.WriteMsg(m)
+		return
+	}
+	resp.Id = r.Id
+	_ = w.WriteMsg(resp)
+}
+
+// exchange asks the upstreams r over network ("udp" or "tcp"), in order, and returns the first
+// reply.
+func (s *Server) exchange(r *dns.Msg, network string) (*dns.Msg, error) {
 	c := &dns.Client{Net: network, Timeout: s.cfg.ForwardTimeout}
 	var errs []error
 	for _, up := range s.cfg.Upstreams {
 		resp, _, err := c.Exchange(r, up)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		if err == nil {
+			return resp, nil
 		}
-		resp.Id = r.Id
-		_ = w.WriteMsg(resp)
-		return
+		errs = append(errs, err)
 	}
-	s.log.V(4).Info("No upstream nameserver answered", "name", r.Question[0].Name, "err", errors.Join(errs...))
-	m.SetRcode(r, dns.RcodeServerFailure)
-	_ = w.WriteMsg(m)
+	if len(errs) == 0 {
+		return nil, errors.New("no upstream nameservers")
+	}
+	return nil, fmt.Errorf("no upstream nameserver answered: %w", errors.Join(errs...))
 }
