@@ -66,50 +66,42 @@ func (m *metrics) serve(tenant string) {
 	m.live[tenant] = true
 }
 
-// serving takes the read lock and reports whether tenant's series may be written; release
-// the lock with m.mu.RUnlock.
-func (m *metrics) serving(tenant string) bool {
+// serving runs write, which writes series of tenant, if the tenant is served; under the read
+// lock, so forgetTenant cannot drop its series in between.
+func (m *metrics) serving(tenant string, write func()) {
 	m.mu.RLock()
-	return m.live[tenant]
+	defer m.mu.RUnlock()
+	if m.live[tenant] {
+		write()
+	}
 }
 
 func (m *metrics) observe(tenant string, k kind, d time.Duration, err error) {
-	defer m.mu.RUnlock()
-	if !m.serving(tenant) {
-		return
-	}
-	m.latency.WithLabelValues(tenant, string(k)).Observe(d.Seconds())
-	if err != nil {
-		m.errors.WithLabelValues(tenant, string(k)).Inc()
-	}
+	m.serving(tenant, func() {
+		m.latency.WithLabelValues(tenant, string(k)).Observe(d.Seconds())
+		if err != nil {
+			m.errors.WithLabelValues(tenant, string(k)).Inc()
+		}
+	})
 }
 
 func (m *metrics) queueWait(tenant string, urgent bool, d time.Duration) {
-	defer m.mu.RUnlock()
-	if !m.serving(tenant) {
-		return
-	}
 	lane := "update"
 	if urgent {
 		lane = "new"
 	}
-	m.wait.WithLabelValues(tenant, lane).Observe(d.Seconds())
+	m.serving(tenant, func() { m.wait.WithLabelValues(tenant, lane).Observe(d.Seconds()) })
 }
 
 func (m *metrics) queueDepth(tenant string, k kind, n int) {
-	defer m.mu.RUnlock()
-	if m.serving(tenant) {
-		m.depth.WithLabelValues(tenant, string(k)).Set(float64(n))
-	}
+	m.serving(tenant, func() { m.depth.WithLabelValues(tenant, string(k)).Set(float64(n)) })
 }
 
 func (m *metrics) patrolDrift(tenant string, k kind, n int) {
-	defer m.mu.RUnlock()
-	if !m.serving(tenant) {
-		return
-	}
-	m.drift.WithLabelValues(tenant, string(k)).Set(float64(n))
-	m.driftT.WithLabelValues(tenant, string(k)).Add(float64(n))
+	m.serving(tenant, func() {
+		m.drift.WithLabelValues(tenant, string(k)).Set(float64(n))
+		m.driftT.WithLabelValues(tenant, string(k)).Add(float64(n))
+	})
 }
 
 // forgetTenant drops a tenant's series once the syncer stops serving it.
