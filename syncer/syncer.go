@@ -323,9 +323,12 @@ func (s *Syncer) process(ctx context.Context, clusterKey string, key objKey) {
 		return
 	}
 	logger := klog.FromContext(ctx).WithValues("tenant", clusterKey, "kind", key.Kind, "object", klog.KRef(key.Namespace, key.Name))
-	ctx = klog.NewContext(ctx, logger)
+	ctx, cancel := context.WithCancel(klog.NewContext(ctx, logger))
+	stopCancel := context.AfterFunc(t.life, cancel) // the tenant stopped: its requests in flight end
 	start := s.now()
 	err := s.reconcile(ctx, t, key)
+	stopCancel()
+	cancel()
 	if s.tenant(clusterKey) != t {
 		// Stopped while the key synced: its queue and metrics are gone, and a retry or a
 		// sample would bring them back for a tenant no longer served.

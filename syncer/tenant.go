@@ -89,6 +89,7 @@ type tenant struct {
 	synced      func() bool            // the tenant's informers have synced
 	fingerprint string                 // hash of the kubeconfig the client was built from and of the signer's key
 	ca          *x509.CertPool         // the CA of the kubeconfig; identifies the tenant to the kubelet proxy
+	life        context.Context        // ends with stop: process cancels a sync in flight with it
 }
 
 // settings are the parts of the VirtualCluster spec the sync depends on; they can change while
@@ -340,6 +341,7 @@ func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, k
 	broadcaster := record.NewBroadcaster(record.WithContext(tctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: client.CoreV1().Events("")})
 	t.recorder = broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "vnest-syncer"})
+	t.life = tctx
 	t.stop = func() {
 		cancel()
 		broadcaster.Shutdown()
@@ -356,6 +358,7 @@ func newTenant(vc *v1alpha1.VirtualCluster, client kubernetes.Interface) *tenant
 		vc:     types.NamespacedName{Namespace: vc.Namespace, Name: vc.Name},
 		client: client,
 		index:  map[kind]cache.Indexer{},
+		life:   context.Background(),
 	}
 	t.settings.Store(settingsOf(vc))
 	return t

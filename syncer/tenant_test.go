@@ -1,7 +1,10 @@
 package syncer
 
 import (
+	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,6 +16,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
@@ -204,5 +209,49 @@ func TestPatrolRacingStopLeavesNothing(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(h.s.metrics.drift) + testutil.CollectAndCount(h.s.metrics.driftT); n != 0 {
 		t.Errorf("%d patrol drift series of the stopped tenant, want 0", n)
+	}
+}
+
+// TestStopCancelsSyncInFlight: a sync whose request hangs ends when the syncer stops serving its
+// tenant, instead of going on against the old client and the stopped tenant's frozen caches.
+func TestStopCancelsSyncInFlight(t *testing.T) {
+	h := newHarness(t, nil, []object{MakePod("default", "web").Obj()})
+	ctx := testContext(t)
+	arrived := make(chan struct{}, 1)
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
+		select {
+		case <-r.Context().Done():
+		case <-time.After(time.Minute):
+		}
+	}))
+	t.Cleanup(hang.Close)
+	client, err := kubernetes.NewForConfig(&rest.Config{Host: hang.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s.super, h.t.client = client, client
+	life, cancel := context.WithCancel(context.Background())
+	h.t.life, h.t.stop = life, cancel
+	h.s.vcs["default/demo"] = h.t
+
+	done := make(chan struct{})
+	go func() {
+		h.s.process(ctx, testKey, objKey{Kind: kindPod, Namespace: "default", Name: "web"})
+		close(done)
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync sent no request")
+	}
+	h.s.stopTenant(ctx, "default/demo")
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync of a stopped tenant still waits on its request 10s after the stop")
 	}
 }
