@@ -20,9 +20,9 @@ import (
 
 // Tenant DNS (package dns): the syncer serves every tenant's cluster DNS itself. A query's
 // source IP is a super pod's IP (indexPodIP), whose ownership labels name the tenant; the
-// answers come from that tenant's Service and Endpoints caches, with the super ClusterIPs pods
-// can reach. Pods that use cluster DNS go down with the server as their only nameserver and
-// the tenant's search path (podDNS).
+// answers come from that tenant's Namespace, Service and Endpoints caches, with the super
+// ClusterIPs pods can reach. Pods that use cluster DNS go down with the server as their only
+// nameserver and the tenant's search path (podDNS).
 
 // indexPodIP indexes the super pods that may ask the DNS server by their pod IPs: running or
 // pending, not on the host network (whose address is the node's, shared by many).
@@ -142,7 +142,7 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	if len(askers) == 1 {
 		asker = askers[0]
 	}
-	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService,
+	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService, Namespace: found.dnsNamespace,
 		ServiceByIP: func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
 		Self:        found.dnsSelf(asker)}, true
 }
@@ -202,6 +202,12 @@ func (t *tenant) dnsService(ns, name string) (tenantdns.Service, bool) {
 		}
 	}
 	return dnsServiceOf(svc, ep, ip), true
+}
+
+// dnsNamespace reports whether tenant namespace ns exists, from the cache.
+func (t *tenant) dnsNamespace(ns string) bool {
+	_, err := t.namespaces.Get(ns)
+	return err == nil
 }
 
 // dnsServiceByIP is the tenant Service (namespace, name) whose super Service has ClusterIP ip,

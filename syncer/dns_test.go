@@ -146,7 +146,7 @@ func TestDNSTenant(t *testing.T) {
 	clientPod := MakePod("default", "client").Obj()
 	clientPod.Spec.Subdomain = "nosvc"
 	h := newHarness(t, []object{superPod("client", "10.88.0.4", corev1.PodRunning), superPod("done", "10.88.0.7", corev1.PodSucceeded),
-		otherPod, unowned, superWeb, superMaster}, []object{web, db, dbEps, master, masterEps, clientPod})
+		otherPod, unowned, superWeb, superMaster}, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, web, db, dbEps, master, masterEps, clientPod})
 	// The other tenant is served too, with nothing in it.
 	otherVC := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}}
 	otherVC.Status.ClusterKey = otherKey
@@ -187,6 +187,9 @@ func TestDNSTenant(t *testing.T) {
 		{"10.88.0.4", "kubernetes.default.svc.cluster.local.", "NOERROR 10.96.30.144"}, // :443 reaches the tenant apiserver
 		{"10.88.0.9", "web.default.svc.cluster.local.", "NXDOMAIN"},                    // another tenant's pod
 		{"10.88.0.4", "client.nosvc.default.svc.cluster.local.", "NOERROR 10.88.0.4"},  // its own name, as in its /etc/hosts
+		{"10.88.0.4", "default.svc.cluster.local.", "NOERROR"},                         // a namespace: no records
+		{"10.88.0.4", "nons.svc.cluster.local.", "NXDOMAIN"},                           // no such namespace
+		{"10.88.0.9", "default.svc.cluster.local.", "NXDOMAIN"},                        // the other tenant has none
 		{"10.88.0.9", "client.nosvc.default.svc.cluster.local.", "NXDOMAIN"},           // not to others
 		{"10.88.0.7", "web.default.svc.cluster.local.", "REFUSED"},                     // a finished pod's old address
 		{"10.88.0.8", "web.default.svc.cluster.local.", "REFUSED"},                     // a pod without full ownership labels

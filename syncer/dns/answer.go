@@ -16,6 +16,10 @@ type Tenant struct {
 	Domain string
 	// Service returns the tenant Service ns/name as pods see it; ok is false when there is none.
 	Service func(ns, name string) (svc Service, ok bool)
+	// Namespace reports whether tenant namespace ns exists: <ns>.svc.<domain> is a name
+	// without records then, and NXDOMAIN otherwise, as CoreDNS answers. Nil: every namespace
+	// exists.
+	Namespace func(ns string) bool
 	// ServiceByIP returns the tenant Service whose ClusterIP is ip, for PTR queries; nil or
 	// ok false: none.
 	ServiceByIP func(ip netip.Addr) (ns, name string, ok bool)
@@ -73,8 +77,15 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 	labels := dns.SplitDomainName(strings.TrimSuffix(name, domain))
 	n := len(labels)
 	switch {
-	case n == 0 || (labels[n-1] == "svc" && n <= 2):
-		return dns.RcodeSuccess, nil, false // D, svc.D, <ns>.svc.D: names without records
+	case n == 0 || (labels[n-1] == "svc" && n == 1):
+		return dns.RcodeSuccess, nil, false // D, svc.D: names without records
+	case n == 2 && labels[1] == "svc":
+		// <ns>.svc.D: without records when the namespace exists, else NXDOMAIN as in CoreDNS;
+		// a NODATA for any <x> would end a search-list walk (musl's) for the single label x.
+		if t.Namespace != nil && !t.Namespace(labels[0]) {
+			return dns.RcodeNameError, nil, false
+		}
+		return dns.RcodeSuccess, nil, false
 	case labels[n-1] != "svc" || n > 5:
 		return dns.RcodeNameError, nil, false
 	case n == 4 && t.Self.named(labels):

@@ -11,7 +11,8 @@ import (
 
 // testTenant has, in namespace default: web (ClusterIP, super IP 10.96.0.10, port http),
 // db (headless: two ready pods db-0 and db-1, and one without hostname), ext (ExternalName),
-// pending (ClusterIP, no super Service yet). The asking pod is me, of subdomain nosvc (no such
+// pending (ClusterIP, no super Service yet). Namespace empty exists without Services; other
+// namespaces do not exist. The asking pod is me, of subdomain nosvc (no such
 // Service), at 10.88.0.9.
 func testTenant() *Tenant {
 	services := map[string]Service{
@@ -27,6 +28,8 @@ func testTenant() *Tenant {
 	return &Tenant{Domain: "cluster.local", Self: self, Service: func(ns, name string) (Service, bool) {
 		s, ok := services[ns+"/"+name]
 		return s, ok
+	}, Namespace: func(ns string) bool {
+		return ns == "default" || ns == "kube-system" || ns == "empty"
 	}, ServiceByIP: func(ip netip.Addr) (string, string, bool) {
 		for key, s := range services {
 			if a, err := netip.ParseAddr(s.ClusterIP); err == nil && a == ip {
@@ -78,6 +81,7 @@ func TestAnswer(t *testing.T) {
 		{name: "the own name in another namespace", q: "me.nosvc.other.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "unknown service", q: "nope.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "service of another namespace", q: "web.other.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "unknown service of a namespace without Services", q: "nope.empty.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "service without super Service yet: no data", q: "pending.default.svc.cluster.local.", qtype: dns.TypeA},
 		{name: "ExternalName: CNAME", q: "ext.default.svc.cluster.local.", qtype: dns.TypeA,
 			answer: []string{"ext.default.svc.cluster.local.\t5\tIN\tCNAME\texample.com."}},
@@ -89,6 +93,10 @@ func TestAnswer(t *testing.T) {
 			"_pg._tcp.db.default.svc.cluster.local.\t5\tIN\tSRV\t0 100 5432 10-88-0-7.db.default.svc.cluster.local."}},
 		{name: "SRV of an unknown port", q: "_nope._tcp.web.default.svc.cluster.local.", qtype: dns.TypeSRV, rcode: dns.RcodeNameError},
 		{name: "namespace name exists without records", q: "default.svc.cluster.local.", qtype: dns.TypeA},
+		{name: "so does a namespace without Services", q: "empty.svc.cluster.local.", qtype: dns.TypeSRV},
+		// Not NODATA, which ends a search-list walk (musl) at <name>.svc.D for a single label.
+		{name: "a missing namespace is NXDOMAIN, as in CoreDNS", q: "other.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "a missing namespace, asked for another type", q: "other.svc.cluster.local.", qtype: dns.TypeAAAA, rcode: dns.RcodeNameError},
 		{name: "svc.domain exists", q: "svc.cluster.local.", qtype: dns.TypeA},
 		{name: "the domain exists", q: "cluster.local.", qtype: dns.TypeA},
 		{name: "a search-list miss is NXDOMAIN", q: "example.com.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},

@@ -24,8 +24,9 @@
 // Names under svc.<super domain> (Config.SuperDomain), when that is not D, are NXDOMAIN too
 // rather than forwarded: they name every tenant's super Services.
 //
-// Other names in D are NXDOMAIN; D itself, svc.D and <ns>.svc.D exist without records, as do
-// found names asked for a type they have no records of (AAAA, say). Answers live 5 s.
+// Other names in D are NXDOMAIN; D itself, svc.D and <ns>.svc.D of an existing namespace
+// (Tenant.Namespace) exist without records, as do found names asked for a type they have no
+// records of (AAAA, say). Answers live 5 s.
 //
 // It owns no Kubernetes state and writes nothing: what a tenant's names resolve to comes from
 // the Tenant the caller returns, and the pure Answer decides every reply.

@@ -66,6 +66,13 @@ func TestServer(t *testing.T) {
 		if resp := ask(network, "127.0.0.1", "nope.default.svc.cluster.local."); resp.Rcode != dns.RcodeNameError {
 			t.Errorf("%s: nope.default.svc.cluster.local: rcode %s, want NXDOMAIN", network, dns.RcodeToString[resp.Rcode])
 		}
+		// A namespace's name has no records; a missing namespace's is NXDOMAIN, as in CoreDNS.
+		if resp := ask(network, "127.0.0.1", "default.svc.cluster.local."); resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 0 {
+			t.Errorf("%s: default.svc.cluster.local: %v, want NOERROR without records", network, resp)
+		}
+		if resp := ask(network, "127.0.0.1", "nons.svc.cluster.local."); resp.Rcode != dns.RcodeNameError {
+			t.Errorf("%s: nons.svc.cluster.local (no such namespace): rcode %s, want NXDOMAIN", network, dns.RcodeToString[resp.Rcode])
+		}
 		resp = ask(network, "127.0.0.1", "example.com.")
 		if resp.Rcode != dns.RcodeSuccess || len(resp.Answer) != 1 || resp.Answer[0].(*dns.A).A.String() != "192.0.2.80" {
 			t.Errorf("%s: example.com, forwarded: %v", network, resp)
