@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vnest-dev/vnest/internal/ownership"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -17,7 +18,8 @@ import (
 // the ownership labels among them — because the endpoints controller copies them: they are
 // never touched while the Service has a selector. When it loses it, the controller stops
 // managing them but leaves them, with the old addresses: the tenant's Endpoints then take them
-// over (takeOverEndpoints).
+// over (takeOverEndpoints), as soon as the super Service without its selector reaches the
+// cache (enqueueEndpointsOfUnselected).
 
 func translateEndpoints(ep *corev1.Endpoints, owner mapping.Owner) *corev1.Endpoints {
 	return &corev1.Endpoints{ObjectMeta: mapping.SuperMeta(ep, owner), Subsets: ep.Subsets}
@@ -76,4 +78,21 @@ func (s *Syncer) takeOverEndpoints(ctx context.Context, t *tenant, ep, se *corev
 	_, err := s.super.CoreV1().Endpoints(se.Namespace).Update(ctx, endpointsDown.merge(endpointsDown.translate(t, ep), se), metav1.UpdateOptions{})
 	s.recordRejected(t, ep, kindEndpoints, err)
 	return err
+}
+
+// enqueueEndpointsOfUnselected queues the tenant Endpoints of a super Service whose update old →
+// obj removed its selector. The Endpoints sync leaves the super Endpoints to the endpoints
+// controller while the cached super Service has a selector: one that ran after the tenant
+// Service lost it but before this update reached the cache did nothing, and the takeover would
+// wait for the patrol.
+func (s *Syncer) enqueueEndpointsOfUnselected(old, obj any) {
+	was, ok1 := old.(*corev1.Service)
+	svc, ok2 := obj.(*corev1.Service)
+	if !ok1 || !ok2 || len(was.Spec.Selector) == 0 || len(svc.Spec.Selector) > 0 {
+		return
+	}
+	clusterKey := svc.Labels[ownership.LabelClusterKey]
+	if ns, ok := mapping.TenantNamespace(svc, clusterKey); ok {
+		s.enqueue(clusterKey, objKey{Kind: kindEndpoints, Namespace: ns, Name: svc.Name}, false)
+	}
 }

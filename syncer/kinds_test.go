@@ -172,6 +172,53 @@ func TestEndpointsLeftByTheControllerAreTakenOver(t *testing.T) {
 	}
 }
 
+// TestEndpointsTakeOverWhenTheSelectorGoes: the tenant Service loses its selector and both its
+// keys are queued; the Endpoints sync comes first, while the cached super Service still has the
+// selector, and leaves the super Endpoints to the controller. The super Service's update event,
+// once the Service sync wrote it, queues the Endpoints again: the takeover needs no patrol.
+func TestEndpointsTakeOverWhenTheSelectorGoes(t *testing.T) {
+	superSvc := translateService(tenantService(nil), testOwner)
+	labels := maps.Clone(superSvc.Labels)
+	labels["endpoints.kubernetes.io/managed-by"] = "endpoint-controller"
+	leftBy := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web", UID: "super-ep", Labels: labels},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "10.244.0.9"}}}}}
+	tenantEps := &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-ep"},
+		Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "192.0.2.1"}}}}}
+	h := newHarness(t, []object{superSvc, leftBy}, []object{tenantService(func(s *corev1.Service) { s.Spec.Selector = nil }), tenantEps})
+	ctx := testContext(t)
+	sync := func(key objKey) {
+		t.Helper()
+		if err := h.s.reconcile(ctx, h.t, key); err != nil {
+			t.Fatalf("sync %v: %v", key, err)
+		}
+	}
+	sync(objKey{Kind: kindEndpoints, Namespace: "default", Name: "web"})
+	if got := writes(h.super); len(got) > 0 {
+		t.Fatalf("Endpoints sync while the cached super Service has a selector: super writes %v, want none", got)
+	}
+	sync(objKey{Kind: kindService, Namespace: "default", Name: "web"})
+	written, err := h.super.CoreV1().Services(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil || len(written.Spec.Selector) > 0 {
+		t.Fatalf("super Service after the Service sync: %v, %v; want it without selector", written, err)
+	}
+	if err := h.s.superIndex[kindService].Update(written); err != nil {
+		t.Fatal(err)
+	}
+	h.s.superHandler(kindService).OnUpdate(superSvc, written) // the informer's event
+	for h.s.queue.Len(testKey) > 0 {
+		k, _ := h.s.queue.Get()
+		sync(k.Item)
+		h.s.queue.Done(k.Tenant, k.Item)
+	}
+	live, err := h.super.CoreV1().Endpoints(testSuperNS).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(tenantEps.Subsets, live.Subsets); diff != "" {
+		t.Errorf("super Endpoints after the super Service's update event, without a patrol (-want +got):\n%s", diff)
+	}
+}
+
 func TestVirtualNode(t *testing.T) {
 	hb := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	old := metav1.NewTime(hb.Add(-time.Hour))

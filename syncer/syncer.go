@@ -459,6 +459,9 @@ func (s *Syncer) superHandler(k kind) cache.ResourceEventHandler {
 			if op, ok := old.(*corev1.Pod); ok && podNode(op) != "" && podNode(op) != podNode(obj.(*corev1.Pod)) {
 				handle(op, false)
 			}
+			if k == kindService {
+				s.enqueueEndpointsOfUnselected(old, obj) // endpoints.go
+			}
 		},
 		DeleteFunc: func(obj any) { handle(obj, false) },
 	}
