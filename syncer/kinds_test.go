@@ -50,6 +50,22 @@ func TestTranslateNamespace(t *testing.T) {
 	}
 }
 
+// TestFirstObjectCreatesTheSuperNamespace: the first object of a tenant namespace creates the
+// super namespace and then itself, with no read of the namespace it has just created.
+func TestFirstObjectCreatesTheSuperNamespace(t *testing.T) {
+	h := newHarness(t, nil, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}, tenantService(nil)})
+	if err := h.s.syncService(testContext(t), h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range h.super.Actions() {
+		got = append(got, a.GetVerb()+" "+a.GetResource().Resource)
+	}
+	if diff := cmp.Diff([]string{"create namespaces", "create services"}, got); diff != "" {
+		t.Errorf("super actions (-want +got):\n%s", diff)
+	}
+}
+
 func TestTranslateConfigMapSecretEndpoints(t *testing.T) {
 	meta := metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-web", Labels: map[string]string{ownership.LabelTenantNamespace: "forged"}}
 	cm := &corev1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"a": "b"}, BinaryData: map[string][]byte{"c": {1}}}

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/syncer/mapping"
@@ -48,18 +49,33 @@ func translateNamespace(ns *corev1.Namespace, owner mapping.Owner, policy v1alph
 	return &corev1.Namespace{ObjectMeta: meta}
 }
 
-func (s *Syncer) syncNamespace(ctx context.Context, t *tenant, name string) error {
+// syncNamespace syncs tenant namespace name down, and reports whether it created the super
+// namespace.
+func (s *Syncer) syncNamespace(ctx context.Context, t *tenant, name string) (created bool, err error) {
 	tn, hasTenant, err := lookup(t.namespaces.Get(name))
 	if err != nil {
-		return err
+		return false, err
 	}
 	hasTenant = hasTenant && tn.DeletionTimestamp == nil
 	sn, hasSuper, err := lookup(s.superNS.Get(mapping.SuperNamespace(t.key, name)))
 	if err != nil {
-		return err
+		return false, err
 	}
-	return namespaceDown.sync(ctx, s, t, s.super.CoreV1().Namespaces(),
-		state[*corev1.Namespace]{tenantNS: name, tenant: tn, hasTenant: hasTenant, super: sn, hasSuper: hasSuper})
+	w := &namespaceWriter{NamespaceInterface: s.super.CoreV1().Namespaces()}
+	err = namespaceDown.sync(ctx, s, t, w, state[*corev1.Namespace]{tenantNS: name, tenant: tn, hasTenant: hasTenant, super: sn, hasSuper: hasSuper})
+	return w.created, err
+}
+
+// namespaceWriter writes super namespaces and remembers whether a create succeeded.
+type namespaceWriter struct {
+	corev1client.NamespaceInterface
+	created bool
+}
+
+func (w *namespaceWriter) Create(ctx context.Context, ns *corev1.Namespace, opts metav1.CreateOptions) (*corev1.Namespace, error) {
+	out, err := w.NamespaceInterface.Create(ctx, ns, opts)
+	w.created = w.created || err == nil
+	return out, err
 }
 
 // ensureSuperNamespace creates the super namespace of tenant namespace ns if the syncer's cache
@@ -74,12 +90,16 @@ func (s *Syncer) ensureSuperNamespace(ctx context.Context, t *tenant, ns string)
 	if _, err := s.superNS.Get(name); err == nil {
 		return nil // the cache holds only namespaces with ownership labels
 	}
-	if err := s.syncNamespace(ctx, t, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+	created, err := s.syncNamespace(ctx, t, ns)
+	switch {
+	case err != nil && !apierrors.IsAlreadyExists(err):
 		return err
+	case created:
+		return nil // ours, with our labels
 	}
 	// The down sync of a namespace that exists without our labels (invisible to the cache)
-	// records an event and succeeds: only the live namespace tells ours, created just now or
-	// not cached yet, from a foreign one.
+	// records an event and succeeds: only the live namespace tells ours, not cached yet, from
+	// a foreign one.
 	live, err := s.super.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

@@ -348,7 +348,8 @@ func (s *Syncer) process(ctx context.Context, clusterKey string, key objKey) {
 func (s *Syncer) reconcile(ctx context.Context, t *tenant, key objKey) error {
 	switch key.Kind {
 	case kindNamespace:
-		return s.syncNamespace(ctx, t, key.Name)
+		_, err := s.syncNamespace(ctx, t, key.Name)
+		return err
 	case kindConfigMap:
 		return s.syncConfigMap(ctx, t, key.Namespace, key.Name)
 	case kindSecret:
