@@ -19,6 +19,9 @@ const (
 	retryFailure  = 15 * time.Second
 	retryStarting = time.Second
 	resyncRunning = 2 * time.Minute
+	// retryHealthCheck is how soon a running control plane that failed a
+	// health check is checked again (a kubelet probe's default period).
+	retryHealthCheck = 10 * time.Second
 )
 
 // phaseError is how a phase function reports why it stopped: the condition
@@ -33,6 +36,10 @@ type phaseError struct {
 	// waiting marks the normal "not there yet" of a starting control plane:
 	// no Warning event for it.
 	waiting bool
+	// stillReady marks a failed health check of a running control plane
+	// below the failure threshold (unhealthy): ControlPlaneReady stays True,
+	// with the failure in its message, and so the phase stays Running.
+	stillReady bool
 }
 
 func (e *phaseError) Error() string { return e.reason + ": " + e.message }
@@ -78,9 +85,15 @@ func setCondition(vc *v1alpha1.VirtualCluster, typ string, status metav1.Conditi
 }
 
 // setFailed records why the control plane or its kubeconfig is not ready.
-// A failure to write the kubeconfig leaves ControlPlaneReady alone; any
-// other failure means the kubeconfig waits for the control plane.
+// A failed health check below the failure threshold changes only the
+// message of ControlPlaneReady. A failure to write the kubeconfig leaves
+// ControlPlaneReady alone; any other failure means the kubeconfig waits
+// for the control plane.
 func setFailed(vc *v1alpha1.VirtualCluster, e *phaseError) {
+	if e.stillReady {
+		setCondition(vc, v1alpha1.ConditionControlPlaneReady, metav1.ConditionTrue, v1alpha1.ReasonReady, e.message)
+		return
+	}
 	if e.reason == v1alpha1.ReasonKubeconfigWriteFailed {
 		setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, e.reason, e.message)
 		return

@@ -78,6 +78,11 @@ func TestSetFailed(t *testing.T) {
 			err:  &phaseError{reason: v1alpha1.ReasonControlPlaneUnhealthy, message: "no answer"},
 			want: []condition{{cpReady, v1alpha1.ReasonControlPlaneUnhealthy, "no answer", isFalse, 1}, waitCP},
 		},
+		"a failed health check below the threshold only changes the message": {
+			vc:   makeVC("a").Cond(cpReady, isTrue, "Ready").Cond(kcReady, isTrue, "Ready").Obj(),
+			err:  unhealthy("https://x:7000", "timeout", 1, 3),
+			want: []condition{{cpReady, v1alpha1.ReasonReady, "the tenant apiserver at https://x:7000 was ready, but 1 health check(s) in a row failed (it counts as unhealthy after 3): timeout", isTrue, 1}, {kcReady, "Ready", "", isTrue, 0}},
+		},
 		"kubeconfig failure leaves the control plane ready": {
 			vc:   makeVC("a").Cond(cpReady, isTrue, "Ready").Obj(),
 			err:  failure(v1alpha1.ReasonKubeconfigWriteFailed, "forbidden"),

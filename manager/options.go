@@ -77,6 +77,9 @@ type Options struct {
 	HealthProbeBindAddress string
 	// Concurrency is how many VirtualClusters are reconciled at once.
 	Concurrency int
+	// ControlPlaneFailureThreshold is how many health checks in a row a
+	// running tenant's control plane must fail before it leaves Running.
+	ControlPlaneFailureThreshold int
 }
 
 // NewOptions returns the defaults.
@@ -88,6 +91,8 @@ func NewOptions() *Options {
 		MetricsBindAddress:     "0",
 		HealthProbeBindAddress: "0",
 		Concurrency:            4,
+
+		ControlPlaneFailureThreshold: DefaultFailureThreshold,
 	}
 }
 
@@ -110,6 +115,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the metrics endpoint, like :8080; 0 turns it off.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz, like :8081; 0 turns them off.")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "How many VirtualClusters are reconciled at the same time.")
+	fs.IntVar(&o.ControlPlaneFailureThreshold, "control-plane-failure-threshold", o.ControlPlaneFailureThreshold, "How many health checks (/readyz, 10 s apart after a failure) in a row a running tenant's control plane must fail before the tenant leaves Running (and the syncer stops serving it).")
 }
 
 // completedConfig is everything Run needs, resolved.
@@ -268,6 +274,9 @@ func (o *Options) validateFlags() error {
 	if o.Concurrency < 1 {
 		add("invalid --concurrency %d: must be at least 1", o.Concurrency)
 	}
+	if o.ControlPlaneFailureThreshold < 1 {
+		add("invalid --control-plane-failure-threshold %d: must be at least 1", o.ControlPlaneFailureThreshold)
+	}
 	return errors.Join(errs...)
 }
 
@@ -368,6 +377,8 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		Recorder:       mgr.GetEventRecorder("vnest-manager"),
 		defaultStorage: c.defaultStorage,
 		tenantArgs:     c.opts.tenantArgs(),
+
+		failureThreshold: c.opts.ControlPlaneFailureThreshold,
 		provisioners: map[v1alpha1.Provisioner]provisioner{
 			v1alpha1.ProvisionerCluster: &clusterProvisioner{
 				client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: scheme, image: c.opts.Image, command: c.opts.ApiserverCommand, hostIP: c.hostIP,

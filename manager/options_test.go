@@ -35,3 +35,14 @@ func TestServiceIPFlags(t *testing.T) {
 		t.Errorf("bad CIDR: err = %v", err)
 	}
 }
+
+func TestControlPlaneFailureThresholdFlag(t *testing.T) {
+	o := NewOptions()
+	if o.ControlPlaneFailureThreshold != DefaultFailureThreshold {
+		t.Errorf("default = %d, want %d", o.ControlPlaneFailureThreshold, DefaultFailureThreshold)
+	}
+	o.ControlPlaneFailureThreshold = 0
+	if err := o.validateFlags(); err == nil || !strings.Contains(err.Error(), "invalid --control-plane-failure-threshold 0") {
+		t.Errorf("threshold 0: err = %v", err)
+	}
+}

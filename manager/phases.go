@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"time"
@@ -138,19 +139,30 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) error 
 	if err != nil {
 		return err
 	}
-	if err := checkReadyz(ctx, s.endpoint.URL, adminFrom(s.pki)); err != nil {
-		msg := fmt.Sprintf("waiting for the tenant apiserver at %s to be ready: %v", s.endpoint.URL, err)
+	key := client.ObjectKeyFromObject(s.vc)
+	if err := r.checkReady(ctx, s.endpoint.URL, adminFrom(s.pki)); err != nil {
+		detail := err.Error()
 		if d, ok := s.prov.(diagnoser); ok {
-			msg += " (" + d.Diagnose(ctx, s.vc) + ")"
+			detail += " (" + d.Diagnose(ctx, s.vc) + ")"
 		}
 		if !starting && meta.IsStatusConditionTrue(s.vc.Status.Conditions, v1alpha1.ConditionControlPlaneReady) {
-			// It was ready and was not restarted: worth a Warning, not a quiet wait.
-			return &phaseError{reason: v1alpha1.ReasonControlPlaneUnhealthy, message: msg, retryAfter: retryStarting}
+			// It was ready and was not restarted: worth a Warning, not a quiet
+			// wait, and Running still until the failures run past the threshold.
+			return unhealthy(s.endpoint.URL, detail, r.healthFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
 		}
-		return waitingFor(startingRetry(s.vc, time.Now()), "%s", msg)
+		return waitingFor(startingRetry(s.vc, time.Now()), "waiting for the tenant apiserver at %s to be ready: %s", s.endpoint.URL, detail)
 	}
+	r.healthFailures.reset(key)
 	setControlPlaneReady(s.vc)
 	return nil
+}
+
+// checkReady is checkReadyz, or what a test put in its place.
+func (r *Reconciler) checkReady(ctx context.Context, server string, admin adminCredentials) error {
+	if r.readyz != nil {
+		return r.readyz(ctx, server, admin)
+	}
+	return checkReadyz(ctx, server, admin)
 }
 
 // reconcileKubeconfig writes the admin kubeconfig Secret.

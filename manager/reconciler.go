@@ -63,6 +63,13 @@ type Reconciler struct {
 
 	etcdMu      sync.Mutex
 	defaultEtcd *clientv3.Client
+
+	// failureThreshold is how many health checks in a row a running
+	// control plane may fail and stay Running; 0: DefaultFailureThreshold.
+	failureThreshold int
+	healthFailures   healthFailures
+	// readyz replaces checkReadyz in tests.
+	readyz func(ctx context.Context, server string, admin adminCredentials) error
 }
 
 // scope is one reconcile's view of a VirtualCluster: the object, the
@@ -116,6 +123,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int, wakeups
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, reterr error) {
 	vc := &v1alpha1.VirtualCluster{}
 	if err := r.Client.Get(ctx, req.NamespacedName, vc); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.healthFailures.reset(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if vc.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(vc, Finalizer) {
@@ -161,11 +171,16 @@ func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result
 }
 
 // phaseFailed records a failed phase in the conditions and, unless it is
-// the normal wait for a starting control plane, in a Warning event.
+// the normal wait for a starting control plane, in a Warning event (a
+// failed health check of a running one too, though it stays Running).
 func (r *Reconciler) phaseFailed(ctx context.Context, vc *v1alpha1.VirtualCluster, pe *phaseError, err error) (ctrl.Result, error) {
 	setFailed(vc, pe)
 	if !pe.waiting {
-		klog.FromContext(ctx).Info("Virtual cluster not ready", "reason", pe.reason, "message", pe.message)
+		logMsg := "Virtual cluster not ready"
+		if pe.stillReady {
+			logMsg = "Control plane health check failed"
+		}
+		klog.FromContext(ctx).Info(logMsg, "reason", pe.reason, "message", pe.message)
 		r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, pe.reason, "Reconcile", "%s", pe.message)
 	}
 	if pe.retryAfter == 0 {
