@@ -137,6 +137,9 @@ func (r *Reconciler) deleteEtcdData(ctx context.Context, s *scope) (bool, error)
 		return true, nil
 	}
 	creds, err := r.storageCreds(ctx, s.vc)
+	if apierrors.IsNotFound(err) {
+		return r.leaveEtcdData(ctx, s)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -149,6 +152,38 @@ func (r *Reconciler) deleteEtcdData(ctx context.Context, s *scope) (bool, error)
 		return false, err
 	}
 	return true, removeTenantAccess(ctx, cli, creds, EtcdUser(s.vc.Status.ClusterKey))
+}
+
+// eventEtcdDataLeftBehind is the reason of the Warning event of leaveEtcdData.
+const eventEtcdDataLeftBehind = "EtcdDataLeftBehind"
+
+// leaveEtcdData gives up cleaning the tenant's etcd when the credentials
+// Secret of spec.storage.etcd is gone, as it is when the VirtualCluster's
+// namespace is deleted: the namespace controller deletes the Secret with
+// everything else, and nothing can create it again in a terminating
+// namespace. Without it nothing reaches that etcd, and waiting would hold
+// the deletion for ever. A Warning event says what is left where, for an
+// etcd admin to delete. The annotation that says etcd needs cleaning goes,
+// so later passes of the deletion skip etcd and do not say it again.
+// (A Secret that exists but does not work, or an etcd that cannot be
+// reached, is retried as any failed step.)
+func (r *Reconciler) leaveEtcdData(ctx context.Context, s *scope) (bool, error) {
+	vc := s.vc
+	if err := r.scopePatchMetadata(ctx, s, func(vc *v1alpha1.VirtualCluster) { delete(vc.Annotations, annotationEtcdInitialized) }); err != nil {
+		return false, err
+	}
+	keys, _ := tenantKeyRange(vc.Status.EtcdPrefix)
+	user := EtcdUser(vc.Status.ClusterKey)
+	secret := vc.Namespace + "/" + vc.Spec.Storage.Etcd.CredentialsSecretRef.Name
+	endpoints := vc.Spec.Storage.Etcd.Endpoints
+	klog.FromContext(ctx).Info("Leaving the tenant's etcd data behind: its credentials Secret is gone",
+		"secret", secret, "etcdPrefix", keys, "endpoints", endpoints)
+	r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, eventEtcdDataLeftBehind, "Delete",
+		"the tenant's etcd keys under %s (and, with etcd auth on, its etcd user and role %s) are left in etcd %v: "+
+			"the etcd credentials Secret %s (spec.storage.etcd.credentialsSecretRef) is gone, so nothing can reach that etcd; "+
+			"delete them there (etcdctl del --prefix %s; etcdctl user delete %s; etcdctl role delete %s)",
+		keys, user, endpoints, secret, keys, user, user)
+	return true, nil
 }
 
 // deleteSecrets deletes the PKI and kubeconfig Secrets if they are the

@@ -27,7 +27,9 @@ const (
 // annotationEtcdInitialized marks a VirtualCluster whose etcd access was
 // (maybe partly) set up, so deletion knows it must clean etcd even when
 // setup never finished. A VirtualCluster rejected before that point (say,
-// its credentials Secret never existed) is deleted without touching etcd.
+// its credentials Secret never existed) is deleted without touching etcd,
+// and so is one whose credentials Secret went before it (leaveEtcdData
+// removes the annotation).
 const annotationEtcdInitialized = ownership.ReservedPrefix + "etcd-initialized"
 
 // EtcdPrefixRoot is the parent of every tenant's etcd prefix.

@@ -3,6 +3,7 @@ package manager
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,8 +69,11 @@ func (r *Reconciler) storageCreds(ctx context.Context, vc *v1alpha1.VirtualClust
 	secret := &corev1.Secret{}
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: vc.Namespace, Name: vc.Spec.Storage.Etcd.CredentialsSecretRef.Name}, secret)
 	if apierrors.IsNotFound(err) {
-		secret = nil
-	} else if err != nil {
+		// The NotFound too: a deletion does not wait for a Secret that is gone (deleteEtcdData).
+		_, missing := credsFromSecret(vc.Spec.Storage.Etcd, vc.Namespace, nil)
+		return nil, errors.Join(missing, err)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reading the etcd credentials Secret: %w", err)
 	}
 	return credsFromSecret(vc.Spec.Storage.Etcd, vc.Namespace, secret)

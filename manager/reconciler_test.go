@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr/testr"
 	appsv1 "k8s.io/api/apps/v1"
@@ -304,25 +305,57 @@ func runtimeClass(name string, labels map[string]string) *nodev1.RuntimeClass {
 }
 
 // TestReconcileDeleteBlockedByStorage: a tenant whose etcd was written to
-// but cannot be reached now keeps its finalizer, and says why.
+// and whose credentials Secret is there, but whose etcd cannot be reached
+// now, keeps its finalizer and says why: the deletion is retried.
 func TestReconcileDeleteBlockedByStorage(t *testing.T) {
-	vc := makeVC("demo").Key("demo-12345678").Finalizer().Deleting().EtcdStorage("gone", "https://etcd:2379").Obj()
+	vc := makeVC("demo").Key("demo-12345678").Finalizer().Deleting().EtcdStorage("etcd-creds", "http://127.0.0.1:1").Obj()
 	vc.Annotations = map[string]string{annotationEtcdInitialized: "true"}
-	r, c, rec := newTestReconciler(t, nil, vc)
-	for range 3 {
-		reconcileOnce(t, r, vc)
+	creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "etcd-creds", Namespace: "default"}}
+	r, c, rec := newTestReconciler(t, nil, vc, creds)
+	// etcd calls wait for a connection until their deadline: a short one.
+	ctx, cancel := context.WithTimeout(testContext(t), 500*time.Millisecond)
+	defer cancel()
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(vc)})
+	if err != nil || res.RequeueAfter != retryFailure {
+		t.Errorf("Reconcile = %+v, %v; want a retry after %s", res, err, retryFailure)
 	}
 	got := &v1alpha1.VirtualCluster{}
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), got); err != nil {
 		t.Fatalf("the VirtualCluster went away with its etcd keys left behind: %v", err)
 	}
+	if got.Annotations[annotationEtcdInitialized] == "" {
+		t.Error("the etcd cleanup was given up")
+	}
 	cp := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionControlPlaneReady)
 	if got.Status.Phase != v1alpha1.PhaseTerminating || cp == nil || cp.Reason != v1alpha1.ReasonDeleting ||
-		!strings.Contains(cp.Message, "deleting the tenant's etcd keys, user and role failed: etcd credentials Secret default/gone") ||
+		!strings.Contains(cp.Message, "deleting the tenant's etcd keys, user and role failed: etcd [http://127.0.0.1:1]: deleting the keys under /vnest/tenants/demo-12345678/ failed") ||
 		!strings.Contains(cp.Message, "remove the finalizer tenancy.vnest.dev/cleanup by hand") {
 		t.Errorf("phase %s, ControlPlaneReady %+v", got.Status.Phase, cp)
 	}
-	if evs := drainEvents(rec); len(evs) == 0 || !strings.HasPrefix(evs[0], "Warning CredentialsInvalid deleting the tenant's etcd keys") {
+	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning StorageUnavailable deleting the tenant's etcd keys") {
 		t.Errorf("events = %q", evs)
+	}
+}
+
+// TestReconcileDeleteCredentialsSecretGone: the credentials Secret of
+// spec.storage.etcd went before the VirtualCluster (its namespace is being
+// deleted): nothing can reach the etcd, so the deletion leaves the tenant's
+// keys there, says so in a Warning event (once), and finishes.
+func TestReconcileDeleteCredentialsSecretGone(t *testing.T) {
+	vc := makeVC("demo").Key("demo-12345678").Finalizer().Deleting().EtcdStorage("etcd-creds", "https://etcd:2379").Obj()
+	vc.Annotations = map[string]string{annotationEtcdInitialized: "true"}
+	// A Secret of the tenant's that takes two passes to go: etcd is passed twice.
+	kubeconfig := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-kubeconfig", Namespace: "default",
+		Labels: map[string]string{ownership.LabelControlPlane: "demo-12345678"}}}
+	r, c, rec := newTestReconciler(t, nil, vc, kubeconfig)
+	reconcileUntilGone(t, r, c, vc)
+	want := "Warning EtcdDataLeftBehind the tenant's etcd keys under /vnest/tenants/demo-12345678/ " +
+		"(and, with etcd auth on, its etcd user and role vnest-tenant-demo-12345678) are left in etcd [https://etcd:2379]: " +
+		"the etcd credentials Secret default/etcd-creds (spec.storage.etcd.credentialsSecretRef) is gone"
+	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], want) {
+		t.Errorf("events = %q, want one starting %q", evs, want)
+	}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(kubeconfig), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the tenant's kubeconfig Secret is still there: %v", err)
 	}
 }

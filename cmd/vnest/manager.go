@@ -22,7 +22,8 @@ a 'vnest apiserver' child process of this manager, state in --state-dir;
 cluster: a Deployment and Service in the VirtualCluster's namespace) and
 writes the admin kubeconfig into the Secret NAME-kubeconfig. Deleting a
 VirtualCluster removes its control plane, super-cluster namespaces, etcd keys,
-user, role and Secrets.`,
+user, role and Secrets (with spec.storage.etcd, the etcd ones only while its
+credentials Secret exists: a Warning event says what was left).`,
 		Example: `  vnest manager --kubeconfig .vnest/super.kubeconfig --state-dir .vnest/tenants \
     --etcd-servers https://127.0.0.1:2379 --etcd-cafile .vnest/pki/ca.crt \
     --etcd-certfile .vnest/pki/etcd-client.crt --etcd-keyfile .vnest/pki/etcd-client.key \
