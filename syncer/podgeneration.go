@@ -12,7 +12,7 @@ import (
 // Pod generation and observed generation.
 //
 // A tenant pod's metadata.generation and its super pod's count different histories: a tenant
-// spec change the syncer does not carry down (tolerations) bumps only the tenant's, and the
+// spec change the syncer does not carry down (tolerations, once scheduled) bumps only the tenant's, and the
 // super pod counts each write of its spec (a down update, a resize) once. So the super pod
 // carries, in annotationTenantGeneration, the tenant generation its spec reflects: set when it
 // is created and on every down update, which writes it in the same request as the spec fields
@@ -36,6 +36,13 @@ func withTenantGeneration(sp, tp *corev1.Pod) *corev1.Pod {
 	}
 	sp.Annotations[annotationTenantGeneration] = strconv.FormatInt(tp.Generation, 10)
 	return sp
+}
+
+// tenantGenerationBehind reports whether tenant pod tp's spec changed since super pod sp was last
+// written from it: tp's generation is newer than the one sp carries (false when sp carries none).
+func tenantGenerationBehind(sp, tp *corev1.Pod) bool {
+	g, err := strconv.ParseInt(sp.Annotations[annotationTenantGeneration], 10, 64)
+	return err == nil && tp.Generation > g
 }
 
 // tenantObservedGenerations rewrites the observed generations of st (the status podStatusUp

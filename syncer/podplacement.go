@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
@@ -50,11 +51,25 @@ func placementChanged(desired *corev1.PodSpec, existing *corev1.Pod) bool {
 // go down with another placement; it reports whether it deleted (the delete event brings the
 // round that creates it again). For a pod without a nodeName, the node names of its super pod
 // are those of onTenantNodes (the rest of translatePod adds none), so that alone is computed.
+//
+// A gated super pod is also made again when the tenant pod's spec changed since it was last
+// written (tenantGenerationBehind) and its scheduling directives, translated, are not a change
+// its update may make (gatedDirectives); the generation keeps a super pod whose directives the
+// super cluster's admission changed from being made again on every round.
 func (s *Syncer) replacePending(ctx context.Context, t *tenant, tp, sp *corev1.Pod) (bool, error) {
-	if sp.Spec.NodeName != "" || tp.Spec.NodeName != "" || !placementChanged(&t.onTenantNodes(tp).Spec, sp) {
+	if sp.Spec.NodeName != "" || tp.Spec.NodeName != "" {
 		return false, nil
 	}
-	klog.FromContext(ctx).V(2).Info("Placement among the tenant's Nodes changed; creating the unscheduled super pod again")
+	var why string
+	switch {
+	case placementChanged(&t.onTenantNodes(tp).Spec, sp):
+		why = "placement among the tenant's Nodes changed"
+	case len(sp.Spec.SchedulingGates) > 0 && tenantGenerationBehind(sp, tp) && directivesRefused(podDown.translate(t, tp), sp):
+		why = "scheduling directives changed as no update of the gated pod may"
+	default:
+		return false, nil
+	}
+	klog.FromContext(ctx).V(2).Info("Creating the unscheduled super pod again", "reason", why)
 	err := s.super.CoreV1().Pods(sp.Namespace).Delete(ctx, sp.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: new(int64),
 		Preconditions:      &metav1.Preconditions{UID: &sp.UID, ResourceVersion: &sp.ResourceVersion},
@@ -63,4 +78,138 @@ func (s *Syncer) replacePending(ctx context.Context, t *tenant, tp, sp *corev1.P
 		return false, nil // gone or changed (scheduled, perhaps) meanwhile: its event brings the next round
 	}
 	return err == nil, err
+}
+
+// Scheduling directives of a gated pod. While a pod has scheduling gates, its apiserver lets an
+// update change where it may go (ValidatePodUpdate, k8s.io/kubernetes pkg/apis/core/validation):
+// keys added to spec.nodeSelector; requirements appended to each required node-affinity term,
+// or any terms when there were none; any preferred terms; and, as of any pod, tolerations added.
+// Kueue adds a nodeSelector and tolerations this way, then lifts its gate. The down update of a
+// gated super pod carries the tenant pod's directives, translated as for the create
+// (podDown.translate), in the request that removes its gates (mergePod), so the super scheduler
+// never sees the pod without them. The translation does not always make an allowed change of
+// the tenant's (a policy's selector changed meanwhile, a term dropped by pinTenantLabels); such
+// a super pod is made again (replacePending).
+
+// gatedDirectives is a copy of super pod existing's spec with desired's scheduling directives
+// (nodeSelector, node affinity, tolerations), as an update of a gated pod may change them; nil
+// when existing is not gated, has them already, or cannot have them (refused). None of
+// existing's directives goes, as upstream allows: those desired lacks may be the super
+// cluster's admission's. Keys and tolerations are added; required terms are desired's when
+// existing has none, else desired's must extend existing's term by term; preferred terms are
+// desired's once one of desired's is missing (as they are when the tenant changed them).
+func gatedDirectives(desired, existing *corev1.PodSpec) (out *corev1.PodSpec, refused bool) {
+	if len(existing.SchedulingGates) == 0 {
+		return nil, false
+	}
+	out = existing.DeepCopy()
+	for k, v := range desired.NodeSelector {
+		switch old, ok := existing.NodeSelector[k]; {
+		case ok && old != v:
+			return nil, true
+		case !ok:
+			if out.NodeSelector == nil {
+				out.NodeSelector = map[string]string{}
+			}
+			out.NodeSelector[k] = v
+		}
+	}
+	for _, tol := range desired.Tolerations {
+		if !slices.ContainsFunc(existing.Tolerations, func(x corev1.Toleration) bool { return apiequality.Semantic.DeepEqual(x, tol) }) {
+			out.Tolerations = append(out.Tolerations, tol)
+		}
+	}
+	oldNA := nodeAffinity(existing)
+	na, ok := nodeAffinityUpdate(nodeAffinity(desired), oldNA)
+	if !ok {
+		return nil, true
+	}
+	if !apiequality.Semantic.DeepEqual(na, oldNA) {
+		if out.Affinity == nil {
+			out.Affinity = &corev1.Affinity{}
+		}
+		out.Affinity.NodeAffinity = na
+	}
+	if apiequality.Semantic.DeepEqual(out, existing) {
+		return nil, false
+	}
+	return out, false
+}
+
+// directivesRefused reports whether gated super pod sp cannot take the scheduling directives of
+// desired, its tenant pod translated, in an update.
+func directivesRefused(desired, sp *corev1.Pod) bool {
+	_, refused := gatedDirectives(&desired.Spec, &sp.Spec)
+	return refused
+}
+
+func nodeAffinity(spec *corev1.PodSpec) *corev1.NodeAffinity {
+	if spec.Affinity == nil {
+		return nil
+	}
+	return spec.Affinity.NodeAffinity
+}
+
+// nodeAffinityUpdate is node affinity existing updated to desired's as gatedDirectives says; ok
+// is false when upstream refuses that change of the required terms.
+func nodeAffinityUpdate(desired, existing *corev1.NodeAffinity) (*corev1.NodeAffinity, bool) {
+	var dReq, eReq *corev1.NodeSelector
+	var dPref, ePref []corev1.PreferredSchedulingTerm
+	if desired != nil {
+		dReq, dPref = desired.RequiredDuringSchedulingIgnoredDuringExecution, desired.PreferredDuringSchedulingIgnoredDuringExecution
+	}
+	if existing != nil {
+		eReq, ePref = existing.RequiredDuringSchedulingIgnoredDuringExecution, existing.PreferredDuringSchedulingIgnoredDuringExecution
+	}
+	req := eReq
+	switch {
+	case eReq == nil || len(eReq.NodeSelectorTerms) == 0:
+		if dReq != nil {
+			req = dReq
+		}
+	default:
+		var dTerms []corev1.NodeSelectorTerm
+		if dReq != nil {
+			dTerms = dReq.NodeSelectorTerms
+		}
+		if len(dTerms) != len(eReq.NodeSelectorTerms) {
+			return nil, false
+		}
+		for i, e := range eReq.NodeSelectorTerms {
+			if !termExtends(dTerms[i], e) {
+				return nil, false
+			}
+		}
+		req = dReq
+	}
+	pref := ePref
+	if !isSubset(dPref, ePref) {
+		pref = dPref
+	}
+	if req == nil && len(pref) == 0 && existing == nil {
+		return nil, true
+	}
+	out := &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: req, PreferredDuringSchedulingIgnoredDuringExecution: pref}
+	return out.DeepCopy(), true
+}
+
+// termExtends reports whether node-selector term d is term e with requirements appended, or
+// both are empty (upstream's validateNodeSelectorTermHasOnlyAdditions).
+func termExtends(d, e corev1.NodeSelectorTerm) bool {
+	if len(e.MatchExpressions) == 0 && len(e.MatchFields) == 0 {
+		return len(d.MatchExpressions) == 0 && len(d.MatchFields) == 0
+	}
+	prefix := func(d, e []corev1.NodeSelectorRequirement) bool {
+		return len(d) >= len(e) && (len(e) == 0 || apiequality.Semantic.DeepEqual(d[:len(e)], e))
+	}
+	return prefix(d.MatchExpressions, e.MatchExpressions) && prefix(d.MatchFields, e.MatchFields)
+}
+
+func isSubset[T any](sub, of []T) bool {
+	for _, x := range sub {
+		if !slices.ContainsFunc(of, func(y T) bool { return apiequality.Semantic.DeepEqual(x, y) }) {
+			return false
+		}
+	}
+	return true
 }
