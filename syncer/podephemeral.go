@@ -2,11 +2,16 @@ package syncer
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
 // Ephemeral containers of tenant pods.
@@ -23,7 +28,24 @@ import (
 // stamps the tenant generation (podgeneration.go). The super namespace enforces the virtual
 // cluster's Pod Security level on the subresource too (a debug profile that adds SYS_PTRACE
 // breaks baseline): a refusal shows as a SuperClusterRejected event on the tenant pod and does
-// not hold up the pod's other changes or its status.
+// not hold up the pod's other changes or its status for more than a round. Containers go one per
+// write, so a refusal is one container's; the super pod records its name in
+// annotationRefusedEphemeral, which the down sync keeps (down.go), and the container is not
+// tried again: one event per refused container, and none again after a syncer restart. A later
+// ephemeral container (kubectl debug names each anew) is tried on its own.
+
+// annotationRefusedEphemeral lists, on a super pod, the ephemeral containers of its tenant pod
+// that the super cluster refused, comma-separated.
+const annotationRefusedEphemeral = ownership.ReservedPrefix + "refused-ephemeral-containers"
+
+// refusedEphemeral is the names of the ephemeral containers super pod sp records as refused.
+func refusedEphemeral(sp *corev1.Pod) []string {
+	v := sp.Annotations[annotationRefusedEphemeral]
+	if v == "" {
+		return nil
+	}
+	return strings.Split(v, ",")
+}
 
 // ephemeralContainers are the common parts of ecs, as containers, for code that reads containers
 // (podReferences).
@@ -35,35 +57,44 @@ func ephemeralContainers(ecs []corev1.EphemeralContainer) []corev1.Container {
 	return out
 }
 
-// withEphemeralContainers returns a copy of super pod sp with the ephemeral containers of
-// tenant pod tp it lacks appended, translated with the service environment env returns; nil
-// when it lacks none. The super pod's own ephemeral containers stay as they are.
+// withEphemeralContainers returns a copy of super pod sp with the first ephemeral container of
+// tenant pod tp that it lacks and has not refused appended, translated with the service
+// environment env returns; nil when there is none. The super pod's own ephemeral containers
+// stay as they are.
 func withEphemeralContainers(sp, tp *corev1.Pod, env func() []corev1.EnvVar) *corev1.Pod {
-	var missing []corev1.EphemeralContainer
-	for _, ec := range tp.Spec.EphemeralContainers {
-		if !slices.ContainsFunc(sp.Spec.EphemeralContainers, func(x corev1.EphemeralContainer) bool { return x.Name == ec.Name }) {
-			missing = append(missing, ec)
-		}
-	}
-	if len(missing) == 0 {
+	refused := refusedEphemeral(sp)
+	i := slices.IndexFunc(tp.Spec.EphemeralContainers, func(ec corev1.EphemeralContainer) bool {
+		return !slices.Contains(refused, ec.Name) &&
+			!slices.ContainsFunc(sp.Spec.EphemeralContainers, func(x corev1.EphemeralContainer) bool { return x.Name == ec.Name })
+	})
+	if i < 0 {
 		return nil
 	}
-	serviceEnv := env()
-	out := sp.DeepCopy()
-	for _, ec := range missing {
-		ec := *ec.DeepCopy()
-		tenantEnvFields(ec.Env, tp)
-		if len(serviceEnv) > 0 {
-			ec.Env = slices.Concat(serviceEnv, ec.Env)
-		}
-		out.Spec.EphemeralContainers = append(out.Spec.EphemeralContainers, ec)
+	ec := *tp.Spec.EphemeralContainers[i].DeepCopy()
+	tenantEnvFields(ec.Env, tp)
+	if serviceEnv := env(); len(serviceEnv) > 0 {
+		ec.Env = slices.Concat(serviceEnv, ec.Env)
 	}
+	out := sp.DeepCopy()
+	out.Spec.EphemeralContainers = append(out.Spec.EphemeralContainers, ec)
 	return out
 }
 
-// ephemeralContainersDown adds tenant pod tp's ephemeral containers that super pod sp lacks
+// withRefusedEphemeral returns a copy of super pod sp that records ephemeral container name as
+// refused.
+func withRefusedEphemeral(sp *corev1.Pod, name string) *corev1.Pod {
+	out := sp.DeepCopy()
+	if out.Annotations == nil {
+		out.Annotations = map[string]string{}
+	}
+	out.Annotations[annotationRefusedEphemeral] = strings.Join(append(refusedEphemeral(sp), name), ",")
+	return out
+}
+
+// ephemeralContainersDown adds an ephemeral container of tenant pod tp that super pod sp lacks
 // through the super cluster's pods/ephemeralcontainers subresource. It reports whether it
-// wrote; the write's event brings the pod round again. A refusal does not hold up the pod.
+// wrote; the write's event brings the pod round again. A refusal is told to the tenant and
+// recorded on sp, a write too.
 func (s *Syncer) ephemeralContainersDown(ctx context.Context, t *tenant, tp, sp *corev1.Pod) (bool, error) {
 	if podTerminal(sp) {
 		return false, nil
@@ -75,12 +106,25 @@ func (s *Syncer) ephemeralContainersDown(ctx context.Context, t *tenant, tp, sp 
 	if err := guard(t, tp.Namespace, sp); err != nil {
 		return false, err
 	}
-	klog.FromContext(ctx).V(2).Info("Adding ephemeral containers to super pod", "superObject", klog.KObj(sp),
-		"containers", len(up.Spec.EphemeralContainers)-len(sp.Spec.EphemeralContainers))
-	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateEphemeralContainers(ctx, sp.Name, up, metav1.UpdateOptions{})
-	if superRefused(err) { // down.go
-		s.recordRejected(t, tp, kindPod, err)
-		return false, nil
+	name := up.Spec.EphemeralContainers[len(up.Spec.EphemeralContainers)-1].Name
+	logger := klog.FromContext(ctx).WithValues("superObject", klog.KObj(sp), "container", name)
+	logger.V(2).Info("Adding an ephemeral container to the super pod")
+	pods := s.super.CoreV1().Pods(sp.Namespace)
+	_, err := pods.UpdateEphemeralContainers(ctx, sp.Name, up, metav1.UpdateOptions{})
+	if !superRefused(err) { // down.go
+		return err == nil, err
 	}
-	return true, err
+	if t.recorder != nil {
+		t.recorder.Eventf(tp, corev1.EventTypeWarning, "SuperClusterRejected", "The super cluster refused ephemeral container %s: %v", name, err)
+	}
+	// The event goes first: a record that fails now brings it once more, never not at all.
+	_, err = pods.Update(ctx, withRefusedEphemeral(sp, name), metav1.UpdateOptions{})
+	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		logger.V(4).Info("Super pod changed meanwhile; its event brings the next round", "err", err)
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("recording refused ephemeral container %s: %w", name, err)
+	}
+	return true, nil
 }
