@@ -162,12 +162,12 @@ func TestDNSTenant(t *testing.T) {
 		if !ok {
 			return "REFUSED"
 		}
-		rcode, answer, forward := tenantdns.Answer(dns.Question{Name: name, Qtype: qtype}, tn)
-		if forward {
+		r := tenantdns.Answer(dns.Question{Name: name, Qtype: qtype}, tn)
+		if r.Forward {
 			return "FORWARD"
 		}
-		out := dns.RcodeToString[rcode]
-		for _, rr := range answer {
+		out := dns.RcodeToString[r.Rcode]
+		for _, rr := range r.Answer {
 			switch rr := rr.(type) {
 			case *dns.A:
 				out += " " + rr.A.String()

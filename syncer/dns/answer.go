@@ -63,13 +63,60 @@ type Port struct {
 	Port     int32
 }
 
-// Answer is the reply to question q from a pod of tenant t: rcode and the answer records.
-// forward is true when the name is outside the tenant's domain: the upstream nameservers answer.
-func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool) {
+// Reply is the tenant DNS's reply to one question.
+type Reply struct {
+	Rcode  int
+	Answer []dns.RR
+	// Ns, the authority section, is the SOA of the zone of a name the reply has no records of
+	// (NXDOMAIN, or NODATA), as CoreDNS gives it: resolvers cache the negative answer for its
+	// minimum TTL (RFC 2308), and some stubs do not cache one without it.
+	Ns []dns.RR
+	// Forward: the name is outside the tenant's domain; the upstream nameservers answer.
+	Forward bool
+}
+
+// Answer is the reply to question q from a pod of tenant t.
+func Answer(q dns.Question, t *Tenant) Reply {
 	name := strings.ToLower(dns.Fqdn(q.Name))
 	domain := strings.ToLower(dns.Fqdn(t.Domain))
+	rcode, answer, forward := records(name, q.Qtype, domain, t)
+	if forward {
+		return Reply{Forward: true}
+	}
+	if len(answer) > 0 {
+		return Reply{Rcode: rcode, Answer: answer}
+	}
+	return negative(rcode, name, domain)
+}
+
+// negative is a reply of rcode (NXDOMAIN, or NOERROR for NODATA) without records for name, with
+// the SOA of its zone: domain, or the reverse zone of a reverse name, which CoreDNS serves too.
+// Names outside these (under the super cluster's domain, Config.SuperDomain) go without.
+func negative(rcode int, name, domain string) Reply {
+	for _, zone := range []string{domain, "in-addr.arpa.", "ip6.arpa."} {
+		if dns.IsSubDomain(zone, name) {
+			return Reply{Rcode: rcode, Ns: []dns.RR{soa(zone)}}
+		}
+	}
+	return Reply{Rcode: rcode}
+}
+
+// serial of every SOA: no secondary transfers the zones, so no one compares serials (CoreDNS's
+// is the time its data last changed).
+const serial = 1
+
+// soa is the SOA record of zone, with CoreDNS's values: a negative answer lives ttl seconds, as
+// long as a positive one.
+func soa(zone string) dns.RR {
+	return &dns.SOA{Hdr: header(zone, dns.TypeSOA), Ns: "ns.dns." + zone, Mbox: "hostmaster." + zone,
+		Serial: serial, Refresh: 7200, Retry: 1800, Expire: 86400, Minttl: ttl}
+}
+
+// records answers name (lower case, fully qualified), asked for type qtype, from tenant t of
+// domain: rcode and the answer records; forward is true when the name is outside the domain.
+func records(name string, qtype uint16, domain string, t *Tenant) (rcode int, answer []dns.RR, forward bool) {
 	if ip, ok := reverseAddr(name); ok {
-		return reverse(name, q.Qtype, ip, domain, t)
+		return reverse(name, qtype, ip, domain, t)
 	}
 	if !dns.IsSubDomain(domain, name) {
 		return 0, nil, true
@@ -77,6 +124,8 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 	labels := dns.SplitDomainName(strings.TrimSuffix(name, domain))
 	n := len(labels)
 	switch {
+	case n == 0 && (qtype == dns.TypeSOA || qtype == dns.TypeANY):
+		return dns.RcodeSuccess, []dns.RR{soa(domain)}, false
 	case n == 0 || (labels[n-1] == "svc" && n == 1):
 		return dns.RcodeSuccess, nil, false // D, svc.D: names without records
 	case n == 2 && labels[1] == "svc":
@@ -90,7 +139,7 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 		return dns.RcodeNameError, nil, false
 	case n == 4 && t.Self.named(labels):
 		// the pod's own name, from its /etc/hosts in any cluster: a Service need not exist.
-		return dns.RcodeSuccess, addresses(name, q.Qtype, t.Self.IPs), false
+		return dns.RcodeSuccess, addresses(name, qtype, t.Self.IPs), false
 	}
 	svc, ok := t.Service(labels[n-2], labels[n-3])
 	if !ok {
@@ -108,7 +157,7 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 				ips = append(ips, ep.IP)
 			}
 		}
-		return dns.RcodeSuccess, addresses(name, q.Qtype, ips), false
+		return dns.RcodeSuccess, addresses(name, qtype, ips), false
 	case 4: // <host>.<svc>.<ns>.svc.D
 		var ips []string
 		for _, ep := range svc.Endpoints {
@@ -119,7 +168,7 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 		if len(ips) == 0 {
 			return dns.RcodeNameError, nil, false
 		}
-		return dns.RcodeSuccess, addresses(name, q.Qtype, ips), false
+		return dns.RcodeSuccess, addresses(name, qtype, ips), false
 	}
 	// _<port>._<proto>.<svc>.<ns>.svc.D
 	if !strings.HasPrefix(labels[0], "_") || !strings.HasPrefix(labels[1], "_") {
@@ -132,11 +181,11 @@ func Answer(q dns.Question, t *Tenant) (rcode int, answer []dns.RR, forward bool
 			continue
 		}
 		if !svc.Headless {
-			out = append(out, srv(name, q.Qtype, svcName, p.Port)...)
+			out = append(out, srv(name, qtype, svcName, p.Port)...)
 			continue
 		}
 		for _, ep := range svc.Endpoints {
-			out = append(out, srv(name, q.Qtype, endpointName(ep)+"."+svcName, p.Port)...)
+			out = append(out, srv(name, qtype, endpointName(ep)+"."+svcName, p.Port)...)
 		}
 	}
 	if len(out) == 0 && !hasPort(svc.Ports, labels[0], labels[1]) {

@@ -41,6 +41,11 @@ func testTenant() *Tenant {
 	}}
 }
 
+// soaOf is the SOA record of zone as Answer gives it, in CoreDNS's values.
+func soaOf(zone string) string {
+	return zone + "\t5\tIN\tSOA\tns.dns." + zone + " hostmaster." + zone + " 1 7200 1800 86400 5"
+}
+
 func TestAnswer(t *testing.T) {
 	a := func(name, ip string) string { return name + "\t5\tIN\tA\t" + ip }
 	for _, tc := range []struct {
@@ -50,6 +55,9 @@ func TestAnswer(t *testing.T) {
 		rcode   int
 		answer  []string
 		forward bool
+		// ns is the authority section; for a reply without records (NXDOMAIN, NODATA) nil
+		// means cluster.local's SOA.
+		ns []string
 	}{
 		{name: "ClusterIP service: the super ClusterIP", q: "web.default.svc.cluster.local.", qtype: dns.TypeA,
 			answer: []string{a("web.default.svc.cluster.local.", "10.96.0.10")}},
@@ -60,7 +68,8 @@ func TestAnswer(t *testing.T) {
 			answer: []string{"10.0.96.10.in-addr.arpa.\t5\tIN\tPTR\tweb.default.svc.cluster.local."}},
 		{name: "PTR of an IPv6 ClusterIP", q: "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", qtype: dns.TypePTR,
 			answer: []string{"0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tv6.kube-system.svc.cluster.local."}},
-		{name: "A of a Service's reverse name: no data", q: "10.0.96.10.in-addr.arpa.", qtype: dns.TypeA},
+		{name: "A of a Service's reverse name: no data, with the reverse zone's SOA", q: "10.0.96.10.in-addr.arpa.", qtype: dns.TypeA,
+			ns: []string{soaOf("in-addr.arpa.")}},
 		{name: "PTR of another address: upstream", q: "1.0.0.10.in-addr.arpa.", qtype: dns.TypePTR, forward: true},
 		{name: "a partial reverse name: upstream", q: "96.10.in-addr.arpa.", qtype: dns.TypePTR, forward: true},
 		{name: "IPv6 service", q: "v6.kube-system.svc.cluster.local.", qtype: dns.TypeAAAA,
@@ -99,6 +108,10 @@ func TestAnswer(t *testing.T) {
 		{name: "a missing namespace, asked for another type", q: "other.svc.cluster.local.", qtype: dns.TypeAAAA, rcode: dns.RcodeNameError},
 		{name: "svc.domain exists", q: "svc.cluster.local.", qtype: dns.TypeA},
 		{name: "the domain exists", q: "cluster.local.", qtype: dns.TypeA},
+		{name: "the domain's SOA", q: "Cluster.Local.", qtype: dns.TypeSOA, answer: []string{soaOf("cluster.local.")}},
+		{name: "the domain's SOA for ANY", q: "cluster.local.", qtype: dns.TypeANY, answer: []string{soaOf("cluster.local.")}},
+		{name: "no NS records (CoreDNS's ns.dns.D is not served)", q: "cluster.local.", qtype: dns.TypeNS},
+		{name: "SOA of a name below the domain: no data", q: "web.default.svc.cluster.local.", qtype: dns.TypeSOA},
 		{name: "a search-list miss is NXDOMAIN", q: "example.com.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "pod names are not served", q: "10-88-0-5.default.pod.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "too deep", q: "a.b.c.d.e.f.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
@@ -106,28 +119,43 @@ func TestAnswer(t *testing.T) {
 		{name: "a look-alike domain is outside", q: "web.default.svc.xcluster.local.", qtype: dns.TypeA, forward: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rcode, answer, forward := Answer(dns.Question{Name: tc.q, Qtype: tc.qtype, Qclass: dns.ClassINET}, testTenant())
-			var got []string
-			for _, rr := range answer {
-				got = append(got, rr.String())
+			r := Answer(dns.Question{Name: tc.q, Qtype: tc.qtype, Qclass: dns.ClassINET}, testTenant())
+			if r.Rcode != tc.rcode || r.Forward != tc.forward {
+				t.Errorf("rcode, forward = %s, %v; want %s, %v", dns.RcodeToString[r.Rcode], r.Forward, dns.RcodeToString[tc.rcode], tc.forward)
 			}
-			if rcode != tc.rcode || forward != tc.forward {
-				t.Errorf("rcode, forward = %s, %v; want %s, %v", dns.RcodeToString[rcode], forward, dns.RcodeToString[tc.rcode], tc.forward)
-			}
-			if diff := cmp.Diff(tc.answer, got); diff != "" {
+			if diff := cmp.Diff(tc.answer, rrStrings(r.Answer)); diff != "" {
 				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if tc.ns == nil && len(tc.answer) == 0 && !tc.forward {
+				tc.ns = []string{soaOf("cluster.local.")}
+			}
+			if diff := cmp.Diff(tc.ns, rrStrings(r.Ns)); diff != "" {
+				t.Errorf("authority (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
+// rrStrings is rrs in zone file format.
+func rrStrings(rrs []dns.RR) []string {
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, rr.String())
+	}
+	return out
+}
+
 func TestAnswerOtherDomain(t *testing.T) {
 	tn := testTenant()
-	tn.Domain = "tenant.example"
-	if _, _, forward := Answer(dns.Question{Name: "web.default.svc.cluster.local.", Qtype: dns.TypeA}, tn); !forward {
+	tn.Domain = "Tenant.Example"
+	if r := Answer(dns.Question{Name: "web.default.svc.cluster.local.", Qtype: dns.TypeA}, tn); !r.Forward {
 		t.Error("cluster.local is not the domain of a tenant.example tenant, want it forwarded")
 	}
-	if rcode, answer, _ := Answer(dns.Question{Name: "web.default.svc.tenant.example.", Qtype: dns.TypeA}, tn); rcode != dns.RcodeSuccess || len(answer) != 1 {
-		t.Errorf("web.default.svc.tenant.example: %s %v", dns.RcodeToString[rcode], answer)
+	if r := Answer(dns.Question{Name: "web.default.svc.tenant.example.", Qtype: dns.TypeA}, tn); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 {
+		t.Errorf("web.default.svc.tenant.example: %s %v", dns.RcodeToString[r.Rcode], r.Answer)
+	}
+	r := Answer(dns.Question{Name: "nope.default.svc.tenant.example.", Qtype: dns.TypeA}, tn)
+	if diff := cmp.Diff([]string{soaOf("tenant.example.")}, rrStrings(r.Ns)); r.Rcode != dns.RcodeNameError || diff != "" {
+		t.Errorf("nope.default.svc.tenant.example: %s, authority (-want +got):\n%s", dns.RcodeToString[r.Rcode], diff)
 	}
 }

@@ -26,7 +26,10 @@
 //
 // Other names in D are NXDOMAIN; D itself, svc.D and <ns>.svc.D of an existing namespace
 // (Tenant.Namespace) exist without records, as do found names asked for a type they have no
-// records of (AAAA, say). Answers live 5 s.
+// records of (AAAA, say). D has an SOA record (no NS), with CoreDNS's values; the server's own
+// negative answers carry the SOA of the name's zone (D, in-addr.arpa., ip6.arpa.) in their
+// authority section, as CoreDNS's do, for negative caching (RFC 2308). Answers live 5 s, as
+// do negative ones (the SOA's minimum TTL).
 //
 // It owns no Kubernetes state and writes nothing: what a tenant's names resolve to comes from
 // the Tenant the caller returns, and the pure Answer decides every reply.

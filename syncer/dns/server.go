@@ -142,22 +142,24 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		_ = w.WriteMsg(m)
 		return
 	}
-	rcode, answer, forward := Answer(r.Question[0], t)
-	if forward && s.superName(r.Question[0].Name) {
-		rcode, answer, forward = dns.RcodeNameError, nil, false
+	q := r.Question[0]
+	reply := Answer(q, t)
+	if reply.Forward && s.superName(q.Name) {
+		reply = negative(dns.RcodeNameError, strings.ToLower(dns.Fqdn(q.Name)), strings.ToLower(dns.Fqdn(t.Domain)))
 	}
-	if forward {
+	if reply.Forward {
 		s.forward(w, r, m)
 		return
 	}
-	if q := r.Question[0]; rcode == dns.RcodeSuccess && q.Qtype != dns.TypeCNAME && len(answer) == 1 {
-		if c, ok := answer[0].(*dns.CNAME); ok { // an ExternalName Service
-			answer = append(answer, s.chase(t, c.Target, q.Qtype, w.RemoteAddr().Network(), maxChase)...)
+	if reply.Rcode == dns.RcodeSuccess && q.Qtype != dns.TypeCNAME && len(reply.Answer) == 1 {
+		if c, ok := reply.Answer[0].(*dns.CNAME); ok { // an ExternalName Service
+			reply.Answer = append(reply.Answer, s.chase(t, c.Target, q.Qtype, w.RemoteAddr().Network(), maxChase)...)
 		}
 	}
 	m.Authoritative = true
-	m.Rcode = rcode
-	m.Answer = answer
+	m.Rcode = reply.Rcode
+	m.Answer = reply.Answer
+	m.Ns = reply.Ns
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
 		size := dns.MinMsgSize
 		if opt := r.IsEdns0(); opt != nil {
@@ -183,26 +185,26 @@ func (s *Server) chase(t *Tenant, target string, qtype uint16, network string, d
 		return nil
 	}
 	q := dns.Question{Name: dns.Fqdn(target), Qtype: qtype, Qclass: dns.ClassINET}
-	rcode, answer, forward := Answer(q, t)
+	reply := Answer(q, t)
 	switch {
-	case forward && s.superName(q.Name):
+	case reply.Forward && s.superName(q.Name):
 		return nil
-	case forward:
+	case reply.Forward:
 		r := new(dns.Msg)
 		r.SetQuestion(q.Name, qtype)
 		if resp, err := s.exchange(r, network); err == nil && resp.Rcode == dns.RcodeSuccess {
 			return resp.Answer
 		}
 		return nil
-	case rcode != dns.RcodeSuccess:
+	case reply.Rcode != dns.RcodeSuccess:
 		return nil
 	}
-	if len(answer) == 1 {
-		if c, ok := answer[0].(*dns.CNAME); ok {
-			return append(answer, s.chase(t, c.Target, qtype, network, depth-1)...)
+	if len(reply.Answer) == 1 {
+		if c, ok := reply.Answer[0].(*dns.CNAME); ok {
+			return append(reply.Answer, s.chase(t, c.Target, qtype, network, depth-1)...)
 		}
 	}
-	return answer
+	return reply.Answer
 }
 
 // superName reports whether name, outside the tenant's domain, is one the upstreams would

@@ -135,7 +135,9 @@ func startUpstream(t *testing.T) string {
 // super Services and pods. A reverse query for a super cluster address (Config.ClusterAddress)
 // that the tenant's own Services do not answer gets NXDOMAIN, never the upstream's name of
 // another tenant's Service; other addresses are still forwarded. A tenant of another domain
-// gets NXDOMAIN for names under svc.<super domain>, which the upstream would answer.
+// gets NXDOMAIN for names under svc.<super domain>, which the upstream would answer. The
+// server's own negative answers carry the SOA of the name's zone; the upstream's come as it
+// gave them.
 func TestServerSuperNames(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	upstream := startFakeSuperDNS(t)
@@ -167,16 +169,22 @@ func TestServerSuperNames(t *testing.T) {
 		for _, tc := range []struct {
 			from, name string
 			qtype      uint16
-			want       string // rcode and the answer's data
+			want       string // rcode, the answer's data and (in parentheses) the authority's SOA
 		}{
-			{"127.0.0.1", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN"}, // another tenant's Service
-			{"127.0.0.1", "5.0.88.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN"},  // a tenant pod
+			{"127.0.0.1", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"}, // another tenant's Service
+			{"127.0.0.1", "5.0.88.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},  // a tenant pod
 			{"127.0.0.1", "10.0.96.10.in-addr.arpa.", dns.TypePTR, "NOERROR web.default.svc.cluster.local."},
 			{"127.0.0.1", "80.2.0.192.in-addr.arpa.", dns.TypePTR, "NOERROR www.example.com."}, // outside the cluster: forwarded
 			{"127.0.0.1", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
-			{"127.0.0.2", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN"},
+			{"127.0.0.1", "nx.example.com.", dns.TypeA, "NXDOMAIN"}, // the upstream's negative answer, as it gave it
+			// The tenant's own negative answers carry its zone's SOA, for negative caching.
+			{"127.0.0.1", "nope.default.svc.cluster.local.", dns.TypeA, "NXDOMAIN (SOA cluster.local.)"},
+			{"127.0.0.1", "web.default.svc.cluster.local.", dns.TypeAAAA, "NOERROR (SOA cluster.local.)"},
+			{"127.0.0.1", "cluster.local.", dns.TypeSOA, "NOERROR SOA ns.dns.cluster.local. hostmaster.cluster.local."},
+			{"127.0.0.2", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},
 			{"127.0.0.2", "payroll.othertenant-8f2c1d0e-finance.svc.cluster.local.", dns.TypeA, "NXDOMAIN"}, // the super domain's Services
 			{"127.0.0.2", "web.default.svc.tenant.example.", dns.TypeA, "NOERROR 10.96.0.10"},
+			{"127.0.0.2", "nope.default.svc.tenant.example.", dns.TypeA, "NXDOMAIN (SOA tenant.example.)"},
 			{"127.0.0.2", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
 		} {
 			c := &dns.Client{Net: network, Timeout: 5 * time.Second}
@@ -198,6 +206,13 @@ func TestServerSuperNames(t *testing.T) {
 					got += " " + rr.A.String()
 				case *dns.PTR:
 					got += " " + rr.Ptr
+				case *dns.SOA:
+					got += " SOA " + rr.Ns + " " + rr.Mbox
+				}
+			}
+			for _, rr := range resp.Ns {
+				if soa, ok := rr.(*dns.SOA); ok {
+					got += " (SOA " + soa.Hdr.Name + ")"
 				}
 			}
 			if got != tc.want {
