@@ -113,11 +113,13 @@ func (s *Syncer) serveDNS(ctx context.Context) error {
 	return err
 }
 
-// dnsTenant is the tenant view for a query from ip: the tenant served whose super pod has ip.
-// An address that two tenants' pods claim (one just gone, its IP reused) answers nobody.
+// dnsTenant is the tenant view for a query from ip: the tenant whose super pod has ip, served or
+// still syncing its caches (startedTenant). An address that two tenants' pods claim (one just
+// gone, its IP reused) answers nobody.
 func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	objs, _ := s.superIndex[kindPod].ByIndex(indexPodIP, ip.String())
 	var found *tenant
+	var syncing bool
 	var askers []*corev1.Pod
 	for _, obj := range objs {
 		p, ok := obj.(*corev1.Pod)
@@ -128,11 +130,11 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 		if _, ok := mapping.TenantNamespace(p, key); !ok {
 			continue
 		}
-		t := s.tenant(key)
+		t, serving := s.startedTenant(key)
 		if t == nil || (found != nil && found != t) {
 			return nil, false
 		}
-		found = t
+		found, syncing = t, !serving
 		askers = append(askers, p)
 	}
 	if found == nil {
@@ -144,7 +146,25 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	}
 	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService, Namespace: found.dnsNamespace,
 		ServiceByIP: func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
-		Self:        found.dnsSelf(asker)}, true
+		Self:        found.dnsSelf(asker), Syncing: syncing}, true
+}
+
+// startedTenant is the tenant of cluster key that is served, or else (serving false) one started
+// whose caches have not synced yet: vcs has it, tenants not yet (or no more, after it failed to
+// sync). Its pods get SERVFAIL for their domain's names, which they retry, rather than REFUSED,
+// which ends a lookup. Nil when there is neither.
+func (s *Syncer) startedTenant(key string) (t *tenant, serving bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if t := s.tenants[key]; t != nil {
+		return t, true
+	}
+	for _, t := range s.vcs {
+		if t.key == key {
+			return t, false
+		}
+	}
+	return nil, false
 }
 
 // dnsClusterAddress reports whether ip is the ClusterIP of a super Service or the IP of a super

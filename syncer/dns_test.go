@@ -154,31 +154,8 @@ func TestDNSTenant(t *testing.T) {
 	other.wireInformers(informers.NewSharedInformerFactory(fake.NewClientset(), 0), h.s)
 	h.s.tenants[otherKey] = other
 
-	// ask is a query of type qtype from address from, as the answer's rcode and records (A
-	// addresses, PTR names), FORWARD when it goes upstream, REFUSED for an unknown source.
-	ask := func(from, name string, qtype uint16) string {
-		t.Helper()
-		tn, ok := h.s.dnsTenant(netip.MustParseAddr(from))
-		if !ok {
-			return "REFUSED"
-		}
-		r := tenantdns.Answer(dns.Question{Name: name, Qtype: qtype}, tn)
-		if r.Forward {
-			return "FORWARD"
-		}
-		out := dns.RcodeToString[r.Rcode]
-		for _, rr := range r.Answer {
-			switch rr := rr.(type) {
-			case *dns.A:
-				out += " " + rr.A.String()
-			case *dns.PTR:
-				out += " " + rr.Ptr
-			}
-		}
-		return out
-	}
-	resolve := func(from, name string) string { return ask(from, name, dns.TypeA) }
-	ptr := func(from, name string) string { return ask(from, name, dns.TypePTR) }
+	resolve := func(from, name string) string { return dnsAsk(h.s, from, name, dns.TypeA) }
+	ptr := func(from, name string) string { return dnsAsk(h.s, from, name, dns.TypePTR) }
 	for _, tc := range []struct{ from, name, want string }{
 		{"10.88.0.4", "web.default.svc.cluster.local.", "NOERROR 10.96.0.10"}, // the super ClusterIP, not 10.32.0.10
 		{"10.88.0.4", "db.default.svc.cluster.local.", "NOERROR 10.88.0.5"},   // ready addresses only
@@ -236,6 +213,58 @@ func TestDNSTenant(t *testing.T) {
 	h.addTo(t, h.super, h.s.superIndex, twin)
 	if got := resolve("10.88.0.4", "web.default.svc.cluster.local."); got != "REFUSED" {
 		t.Errorf("from an address of pods of two tenants: %s, want REFUSED", got)
+	}
+}
+
+// dnsAsk is a query of type qtype from address from to s's tenant DNS, as the answer's rcode
+// and records (A addresses, PTR names), FORWARD when it goes upstream, REFUSED for an unknown
+// source.
+func dnsAsk(s *Syncer, from, name string, qtype uint16) string {
+	tn, ok := s.dnsTenant(netip.MustParseAddr(from))
+	if !ok {
+		return "REFUSED"
+	}
+	r := tenantdns.Answer(dns.Question{Name: name, Qtype: qtype}, tn)
+	if r.Forward {
+		return "FORWARD"
+	}
+	out := dns.RcodeToString[r.Rcode]
+	for _, rr := range r.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			out += " " + rr.A.String()
+		case *dns.PTR:
+			out += " " + rr.Ptr
+		}
+	}
+	return out
+}
+
+// TestDNSTenantSyncing: a tenant started whose caches have not synced yet (in vcs, not in
+// tenants) has its pods' names of its domain answered SERVFAIL, which they retry, not from the
+// caches (a Service missing from them would be an NXDOMAIN they cache) nor REFUSED; names
+// outside still go upstream. Once it is served, the answers come.
+func TestDNSTenantSyncing(t *testing.T) {
+	client := MakePod(testSuperNS, "client").Owned("uid-client").Phase(corev1.PodRunning).Obj()
+	client.Status.PodIP, client.Status.PodIPs = "10.88.0.4", []corev1.PodIP{{IP: "10.88.0.4"}}
+	superWeb := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web", Labels: map[string]string{
+		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+	web := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"}, Spec: corev1.ServiceSpec{ClusterIP: "10.32.0.10"}}
+	h := newHarness(t, []object{client, superWeb}, []object{web})
+	delete(h.s.tenants, testKey) // started (syncVirtualCluster), waiting for its caches
+	h.s.vcs["default/demo"] = h.t
+	for name, want := range map[string]string{
+		"web.default.svc.cluster.local.":  "SERVFAIL",
+		"nope.default.svc.cluster.local.": "SERVFAIL",
+		"example.com.":                    "FORWARD",
+	} {
+		if got := dnsAsk(h.s, "10.88.0.4", name, dns.TypeA); got != want {
+			t.Errorf("%s from a pod of a tenant whose caches are syncing: %s, want %s", name, got, want)
+		}
+	}
+	h.s.tenants[testKey] = h.t // markServing, once they synced
+	if got := dnsAsk(h.s, "10.88.0.4", "web.default.svc.cluster.local.", dns.TypeA); got != "NOERROR 10.96.0.10" {
+		t.Errorf("web.default.svc.cluster.local from a pod of a served tenant: %s, want NOERROR 10.96.0.10", got)
 	}
 }
 

@@ -26,6 +26,10 @@ type Tenant struct {
 	// Self is the asking pod, when it has a subdomain: its own name, which a kubelet writes into
 	// its /etc/hosts, resolves for it alone.
 	Self *Pod
+	// Syncing: the caches the names come from have not synced yet, so a name missing from them
+	// may exist. Names in Domain are SERVFAIL, which resolvers retry and do not cache, as
+	// CoreDNS serves none before its caches synced; others are still forwarded.
+	Syncing bool
 }
 
 // Pod is a tenant pod with a subdomain, known by its own name
@@ -79,6 +83,9 @@ type Reply struct {
 func Answer(q dns.Question, t *Tenant) Reply {
 	name := strings.ToLower(dns.Fqdn(q.Name))
 	domain := strings.ToLower(dns.Fqdn(t.Domain))
+	if t.Syncing && dns.IsSubDomain(domain, name) {
+		return Reply{Rcode: dns.RcodeServerFailure}
+	}
 	rcode, answer, forward := records(name, q.Qtype, domain, t)
 	if forward {
 		return Reply{Forward: true}

@@ -159,3 +159,29 @@ func TestAnswerOtherDomain(t *testing.T) {
 		t.Errorf("nope.default.svc.tenant.example: %s, authority (-want +got):\n%s", dns.RcodeToString[r.Rcode], diff)
 	}
 }
+
+// TestAnswerSyncing: until the tenant's caches have synced, a name of its domain missing from
+// them may exist: SERVFAIL, which resolvers retry, not an NXDOMAIN they cache. Other names are
+// still forwarded; reverse names of Services still answer.
+func TestAnswerSyncing(t *testing.T) {
+	tn := testTenant()
+	tn.Syncing = true
+	for _, tc := range []struct {
+		q       string
+		qtype   uint16
+		rcode   int
+		forward bool
+	}{
+		{q: "web.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
+		{q: "nope.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeServerFailure},
+		{q: "cluster.local.", qtype: dns.TypeSOA, rcode: dns.RcodeServerFailure},
+		{q: "example.com.", qtype: dns.TypeA, forward: true},
+		{q: "10.0.96.10.in-addr.arpa.", qtype: dns.TypePTR, rcode: dns.RcodeSuccess},
+	} {
+		r := Answer(dns.Question{Name: tc.q, Qtype: tc.qtype, Qclass: dns.ClassINET}, tn)
+		if r.Rcode != tc.rcode || r.Forward != tc.forward || (tc.rcode == dns.RcodeServerFailure && (r.Answer != nil || r.Ns != nil)) {
+			t.Errorf("%s %s while syncing: %s, forward %v, %v %v; want %s, forward %v", tc.q, dns.TypeToString[tc.qtype],
+				dns.RcodeToString[r.Rcode], r.Forward, r.Answer, r.Ns, dns.RcodeToString[tc.rcode], tc.forward)
+		}
+	}
+}
