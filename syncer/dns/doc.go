@@ -2,7 +2,7 @@
 // each tenant pod with the Services of ITS tenant only, and forwards names outside the tenant's
 // cluster domain to upstream nameservers.
 //
-// The asking tenant is the one whose super pod has the query's source IP (Config.Tenants, which
+// The asking tenant is the one whose super pod has the query's source IP (Config.Tenant, which
 // the syncer answers from its super pod cache); a source that is no tenant pod is REFUSED, so the
 // server is neither an open resolver nor a way to read one tenant's names from another. A
 // query from an unknown source first waits (Config.UnknownSourceWait, 3 s) for a pod to claim
