@@ -387,6 +387,10 @@ func TestControlPlane(t *testing.T) {
 		})
 	})
 
+	t.Run("a CSR cannot mint the kubelet client certificate", func(t *testing.T) {
+		testCSRCannotMintKubeletClient(t, tn)
+	})
+
 	t.Run("restart keeps the data", func(t *testing.T) {
 		tn.stop()
 		tn = startTenant(t, args)

@@ -3,6 +3,7 @@ package apiserver
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -113,7 +114,9 @@ func (c *completedConfig) apiServerArgs() []string {
 		"--tls-cert-file=" + c.pki.Serving.CertFile,
 		"--tls-private-key-file=" + c.pki.Serving.KeyFile,
 		"--cert-dir=" + filepath.Join(c.stateDir, "apiserver"), // unused: the certificate is given
-		"--client-ca-file=" + c.pki.CA.CertFile,
+		// The tenant CA and the CSR signer's CA (clientCABundle): certificates
+		// issued through CertificateSigningRequests authenticate, as upstream.
+		"--client-ca-file=" + c.clientCABundleFile(),
 		"--service-account-issuer=" + o.ServiceAccountIssuer,
 		"--service-account-key-file=" + c.pki.ServiceAccountPub,
 		"--service-account-signing-key-file=" + c.pki.ServiceAccountKey,
@@ -184,11 +187,42 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		"--use-service-account-credentials=" + strconv.FormatBool(!inSystemMasters(c.pki.ControllerManager.CertFile)),
 		"--service-account-private-key-file=" + c.pki.ServiceAccountKey,
 		"--root-ca-file=" + c.pki.CA.CertFile,
-		"--cluster-signing-cert-file=" + c.pki.CA.CertFile,
-		"--cluster-signing-key-file=" + c.pki.CA.KeyFile,
+		// Not the tenant CA: a CSR names its own subject, and the syncer's
+		// kubelet proxy trusts any vnest:kubelet-client certificate of the
+		// tenant CA (layout.CSRSignerCAName).
+		"--cluster-signing-cert-file=" + c.pki.CSRSignerCA.CertFile,
+		"--cluster-signing-key-file=" + c.pki.CSRSignerCA.KeyFile,
 		"--profiling=false",
 	}
 	return append(args, c.opts.ExtraControllerManagerArgs...)
+}
+
+// clientCABundleFile is the apiserver's --client-ca-file, which Run writes
+// (writeClientCABundle) before the apiserver starts.
+func (c *completedConfig) clientCABundleFile() string {
+	return filepath.Join(c.stateDir, layout.ClientCABundleFile)
+}
+
+// writeClientCABundle writes the tenant CA and the CSR signer's CA into
+// clientCABundleFile. It lives in the state directory, as the PKI directory
+// may be read-only, and is written anew at every start so that it follows
+// the PKI files.
+func (c *completedConfig) writeClientCABundle() error {
+	var bundle []byte
+	for _, f := range []string{c.pki.CA.CertFile, c.pki.CSRSignerCA.CertFile} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return fmt.Errorf("client CA bundle: %w", err)
+		}
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			data = append(data, '\n')
+		}
+		bundle = append(bundle, data...)
+	}
+	if err := os.WriteFile(c.clientCABundleFile(), bundle, 0o644); err != nil {
+		return fmt.Errorf("client CA bundle: %w", err)
+	}
+	return nil
 }
 
 // runsOwnControllers reports whether vnest runs ownControllers itself: when the

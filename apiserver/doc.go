@@ -17,9 +17,12 @@
 //     certificates + service-account tokens, RBAC, the tenant's service CIDR
 //     (layout.DefaultServiceCIDR) and service-account key, the front proxy for
 //     aggregated API servers the tenant installs.
-//   - The PKI file layout (package layout): which files, which identities. Missing
-//     files are created; present ones are used as they are and never
+//   - The PKI file layout (package layout): which files, which identities.
+//     Missing files are created; present ones are used as they are and never
 //     reissued, so the operator may provide them (read-only via --pki-dir).
+//     CertificateSigningRequests are signed by a CA of their own, which the
+//     apiserver trusts for client certificates along with the tenant CA; the
+//     tenant CA alone is what the syncer's kubelet proxy trusts.
 //   - The process: start order, readiness, clean stop, Go GC settings, and
 //     GOMAXPROCS once ready (--ready-max-procs, 1 by default; limitProcs).
 //     The controllers all act as system:kube-controller-manager, whose

@@ -144,7 +144,7 @@ func NewOptions() *Options {
 // AddFlags binds the options to fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "Directory for the files this process writes (admin.kubeconfig once ready, controller-manager.kubeconfig) and, unless --pki-dir is set, the PKI files. Required.")
-	fs.StringVar(&o.PKIDir, "pki-dir", o.PKIDir, "Directory with the PKI files (ca.crt/.key, apiserver.crt/.key, admin.crt/.key, controller-manager.crt/.key, front-proxy-ca.crt/.key, front-proxy-client.crt/.key, kubelet-client.crt/.key, sa.key/.pub). Missing files are created; existing ones are used as they are. Default: --state-dir.")
+	fs.StringVar(&o.PKIDir, "pki-dir", o.PKIDir, "Directory with the PKI files (ca.crt/.key, apiserver.crt/.key, admin.crt/.key, controller-manager.crt/.key, front-proxy-ca.crt/.key, front-proxy-client.crt/.key, kubelet-client.crt/.key, csr-signer-ca.crt/.key, sa.key/.pub). Missing files are created; existing ones are used as they are. Default: --state-dir.")
 	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "etcd endpoints (scheme://ip:port), comma separated.")
 	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "CA bundle to verify the etcd servers.")
 	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "Client certificate for etcd.")
@@ -271,7 +271,7 @@ func (c CompletedConfig) Validate() error {
 		c.pki.CA.CertFile, c.pki.CA.KeyFile, c.pki.Serving.CertFile, c.pki.Serving.KeyFile,
 		c.pki.Admin.CertFile, c.pki.Admin.KeyFile, c.pki.ControllerManager.CertFile, c.pki.ControllerManager.KeyFile,
 		c.pki.FrontProxyCA.CertFile, c.pki.FrontProxyClient.CertFile, c.pki.FrontProxyClient.KeyFile,
-		c.pki.KubeletClient.CertFile, c.pki.KubeletClient.KeyFile,
+		c.pki.KubeletClient.CertFile, c.pki.KubeletClient.KeyFile, c.pki.CSRSignerCA.CertFile, c.pki.CSRSignerCA.KeyFile,
 		c.pki.ServiceAccountKey, c.pki.ServiceAccountPub,
 	}
 	for _, f := range []string{c.opts.EtcdCAFile, c.opts.EtcdCertFile, c.opts.EtcdKeyFile} {

@@ -197,3 +197,51 @@ func TestControllerCredentials(t *testing.T) {
 		t.Errorf("certificate without system:masters: vnest runs its own controllers %v, kube-controller-manager runs %v; want kube-controller-manager to run all", c.runsOwnControllers(), c.kcmControllers())
 	}
 }
+
+// TestCSRSigningCA: kube-controller-manager signs CSRs with the CSR signer's CA, never with the
+// tenant CA that the syncer's kubelet proxy trusts (a CSR names its own subject, so it could be
+// the kubelet client's), and the apiserver trusts both CAs for client certificates.
+func TestCSRSigningCA(t *testing.T) {
+	o := NewOptions()
+	o.StateDir, o.EtcdPrefix = t.TempDir(), "/vnest/tenants/x"
+	c, err := o.Complete()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kcmArgs := c.controllerManagerArgs()
+	for _, want := range []string{
+		"--cluster-signing-cert-file=" + c.pki.CSRSignerCA.CertFile,
+		"--cluster-signing-key-file=" + c.pki.CSRSignerCA.KeyFile,
+		"--root-ca-file=" + c.pki.CA.CertFile, // kube-root-ca.crt: the serving CA
+	} {
+		if !slices.Contains(kcmArgs, want) {
+			t.Errorf("controller-manager args lack %s: %v", want, kcmArgs)
+		}
+	}
+	for _, a := range kcmArgs {
+		if strings.HasPrefix(a, "--cluster-signing-") && (strings.HasSuffix(a, "="+c.pki.CA.CertFile) || strings.HasSuffix(a, "="+c.pki.CA.KeyFile)) {
+			t.Errorf("controller manager signs CSRs with the tenant CA: %s", a)
+		}
+	}
+
+	if err := c.writeClientCABundle(); err != nil {
+		t.Fatal(err)
+	}
+	want := "--client-ca-file=" + c.clientCABundleFile()
+	if !slices.Contains(c.apiServerArgs(), want) {
+		t.Errorf("apiserver args lack %s: %v", want, c.apiServerArgs())
+	}
+	bundle, err := os.ReadFile(c.clientCABundleFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{c.pki.CA.CertFile, c.pki.CSRSignerCA.CertFile} {
+		ca, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Contains(bundle, ca) {
+			t.Errorf("the client CA bundle lacks %s", f)
+		}
+	}
+}

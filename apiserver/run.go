@@ -75,6 +75,9 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	if err := c.writeKubeconfig(layout.ControllerManagerKubeconfigFile, c.loopbackServer(), c.pki.ControllerManager); err != nil {
 		return err
 	}
+	if err := c.writeClientCABundle(); err != nil {
+		return err
+	}
 
 	api, err := startComponent(ctx, "kube-apiserver", c.apiServerArgs(), c.kubeAPIServer())
 	if err != nil {

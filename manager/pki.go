@@ -29,8 +29,9 @@ const (
 // in the tenant's PKI directory (layout.PKIFilesIn).
 var pkiFileNames = func() []string {
 	var names []string
-	for _, n := range []string{layout.CAName, layout.FrontProxyCAName, layout.ServingCertName, layout.AdminCertName,
-		layout.ControllerManagerCertName, layout.FrontProxyClientCertName, layout.KubeletClientCertName, etcdClientCertName} {
+	for _, n := range []string{layout.CAName, layout.FrontProxyCAName, layout.CSRSignerCAName, layout.ServingCertName,
+		layout.AdminCertName, layout.ControllerManagerCertName, layout.FrontProxyClientCertName, layout.KubeletClientCertName,
+		etcdClientCertName} {
 		names = append(names, n+".crt", n+".key")
 	}
 	return append(names, layout.ServiceAccountKeyName+".key", layout.ServiceAccountKeyName+".pub", EtcdCAFile)
@@ -59,6 +60,7 @@ func buildTenantPKI(existing map[string][]byte, req pkiRequest) (map[string][]by
 	for _, pair := range [][2]string{
 		{layout.CAName + ".crt", layout.CAName + ".key"},
 		{layout.FrontProxyCAName + ".crt", layout.FrontProxyCAName + ".key"},
+		{layout.CSRSignerCAName + ".crt", layout.CSRSignerCAName + ".key"},
 		{layout.ServiceAccountKeyName + ".key", layout.ServiceAccountKeyName + ".pub"},
 	} {
 		if (len(existing[pair[0]]) == 0) != (len(existing[pair[1]]) == 0) {
@@ -103,6 +105,11 @@ func issueTenantPKI(dir string, req pkiRequest) error {
 	}
 	frontProxyCA, err := pki.LoadOrCreateCA(dir, layout.FrontProxyCAName, "vnest-tenant-front-proxy-ca")
 	if err != nil {
+		return err
+	}
+	// Newer than the first PKI Secrets: created when missing. It signs
+	// nothing here; the tenant's controller manager signs CSRs with it.
+	if _, err := pki.LoadOrCreateCA(dir, layout.CSRSignerCAName, layout.CSRSignerCACommonName); err != nil {
 		return err
 	}
 	for _, leaf := range []struct {

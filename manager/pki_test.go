@@ -113,7 +113,7 @@ func TestBuildTenantPKIRefusesHalfACA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, missing := range []string{"ca.key", "front-proxy-ca.crt", "sa.pub"} {
+	for _, missing := range []string{"ca.key", "front-proxy-ca.crt", "csr-signer-ca.key", "sa.pub"} {
 		t.Run(missing, func(t *testing.T) {
 			broken := map[string][]byte{}
 			for k, v := range data {
@@ -141,34 +141,58 @@ func missingKeys(data map[string][]byte) []string {
 	return missing
 }
 
-// A PKI Secret from before the kubelet client certificate gets one, signed
-// by the tenant CA, and nothing else changes.
-func TestBuildTenantPKIAddsKubeletClient(t *testing.T) {
+// TestBuildTenantPKIUpgrade: a PKI Secret from before a file of the layout gets it, and nothing
+// else changes.
+func TestBuildTenantPKIUpgrade(t *testing.T) {
 	req := pkiRequest{EtcdUser: "u", Etcd: &etcdCreds{}}
 	current, err := buildTenantPKI(nil, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := map[string][]byte{}
-	for k, v := range current {
-		if !strings.HasPrefix(k, layout.KubeletClientCertName+".") {
-			old[k] = v
-		}
+	tests := map[string]struct {
+		name  string
+		check func(t *testing.T, old, upgraded map[string][]byte)
+	}{
+		"kubelet client certificate, signed by the tenant CA": {
+			name: layout.KubeletClientCertName,
+			check: func(t *testing.T, old, upgraded map[string][]byte) {
+				cert := parseCert(t, upgraded[layout.KubeletClientCertName+".crt"])
+				if cert.Subject.CommonName != layout.KubeletClientUser || cert.CheckSignatureFrom(parseCert(t, old["ca.crt"])) != nil {
+					t.Errorf("kubelet client certificate: CN %q, want %s signed by the tenant CA", cert.Subject.CommonName, layout.KubeletClientUser)
+				}
+			},
+		},
+		"CSR signer's CA, not the tenant CA": {
+			name: layout.CSRSignerCAName,
+			check: func(t *testing.T, old, upgraded map[string][]byte) {
+				ca := parseCert(t, upgraded[layout.CSRSignerCAName+".crt"])
+				if !ca.IsCA || ca.Subject.CommonName != layout.CSRSignerCACommonName || ca.Equal(parseCert(t, old["ca.crt"])) {
+					t.Errorf("CSR signer CA: IsCA %v, CN %q; want a CA of its own named %s", ca.IsCA, ca.Subject.CommonName, layout.CSRSignerCACommonName)
+				}
+			},
+		},
 	}
-	upgraded, err := buildTenantPKI(old, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range old {
-		if string(upgraded[k]) != string(v) {
-			t.Errorf("%s changed while adding the kubelet client certificate", k)
-		}
-	}
-	cert := parseCert(t, upgraded[layout.KubeletClientCertName+".crt"])
-	if cert.Subject.CommonName != layout.KubeletClientUser || cert.CheckSignatureFrom(parseCert(t, old["ca.crt"])) != nil {
-		t.Errorf("kubelet client certificate: CN %q, want %s signed by the tenant CA", cert.Subject.CommonName, layout.KubeletClientUser)
-	}
-	if len(upgraded[layout.KubeletClientCertName+".key"]) == 0 {
-		t.Error("no kubelet-client.key")
+	for desc, tc := range tests {
+		t.Run(desc, func(t *testing.T) {
+			old := map[string][]byte{}
+			for k, v := range current {
+				if !strings.HasPrefix(k, tc.name+".") {
+					old[k] = v
+				}
+			}
+			upgraded, err := buildTenantPKI(old, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range old {
+				if string(upgraded[k]) != string(v) {
+					t.Errorf("%s changed while adding %s", k, tc.name)
+				}
+			}
+			if len(upgraded[tc.name+".key"]) == 0 {
+				t.Errorf("no %s.key", tc.name)
+			}
+			tc.check(t, old, upgraded)
+		})
 	}
 }

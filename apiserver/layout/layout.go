@@ -15,10 +15,20 @@ import (
 // (the naming of internal/pki). They all live in one directory (--pki-dir,
 // by default --state-dir).
 const (
-	// CAName is the tenant CA: it signs every certificate below, client
-	// certificates are checked against it, csrsigning signs with it and the
-	// root-ca publisher hands ca.crt to every namespace.
+	// CAName is the tenant CA: it signs every certificate below but the
+	// front-proxy client, client certificates are checked against it and the
+	// root-ca publisher hands ca.crt to every namespace. It is also the only
+	// CA the syncer's kubelet proxy trusts, so nothing a tenant user can get
+	// signed may come from it: see CSRSignerCAName.
 	CAName = "ca"
+	// CSRSignerCAName signs the certificates of the tenant's
+	// CertificateSigningRequests (kube-controller-manager's csrsigning). A
+	// CSR chooses its own subject, so one signed by the tenant CA could be
+	// the kubelet client's (KubeletClientUser) and reach every pod of the
+	// tenant through the kubelet proxy past the tenant's RBAC. The tenant
+	// apiserver trusts it for client certificates too (ClientCABundleFile),
+	// so a client built from a CSR authenticates as upstream's does.
+	CSRSignerCAName = "csr-signer-ca"
 	// ServingCertName is the apiserver's TLS serving certificate; see ServingCertSpec.
 	ServingCertName = "apiserver"
 	// AdminCertName is the tenant admin's client certificate (O=system:masters).
@@ -47,6 +57,10 @@ const (
 	AdminKubeconfigFile = "admin.kubeconfig"
 	// ControllerManagerKubeconfigFile is what the in-process controllers use.
 	ControllerManagerKubeconfigFile = "controller-manager.kubeconfig"
+	// ClientCABundleFile is the apiserver's --client-ca-file: the tenant CA
+	// and the CSR signer's CA, written at every start (the PKI directory may
+	// be a read-only mount).
+	ClientCABundleFile = "client-ca.crt"
 )
 
 // Fixed identities of the client certificates.
@@ -57,12 +71,16 @@ const (
 )
 
 // KubeletClientUser is the CommonName of the kubelet client certificate.
-// The syncer's kubelet proxy accepts only this name, so no other
-// certificate of the tenant CA (the admin's, or one a tenant user got
-// through a CertificateSigningRequest) can reach pods past the tenant's
-// RBAC. No RBAC binding names it: in the tenant apiserver it may only do
+// The syncer's kubelet proxy accepts only this name, signed by the tenant
+// CA, so no other certificate of the tenant CA (the admin's) can reach pods
+// past the tenant's RBAC; a certificate a tenant user got through a
+// CertificateSigningRequest, whatever its name, comes from the CSR signer's
+// CA (CSRSignerCAName), which the proxy does not trust. No RBAC binding names it: in the tenant apiserver it may only do
 // what every authenticated user may.
 const KubeletClientUser = "vnest:kubelet-client"
+
+// CSRSignerCACommonName is the subject of the CSR signer's CA when it is created.
+const CSRSignerCACommonName = "vnest-tenant-csr-signer-ca"
 
 // AdminCertSpec is the admin client certificate: a member of system:masters.
 func AdminCertSpec() pki.Spec {
@@ -140,7 +158,7 @@ func appendNew[T any](to, from []T, eq func(a, b T) bool) []T {
 
 // PKIFiles are the paths of every PKI file in one directory.
 type PKIFiles struct {
-	CA, FrontProxyCA                     pki.Pair
+	CA, FrontProxyCA, CSRSignerCA        pki.Pair
 	Serving, Admin, ControllerManager    pki.Pair
 	FrontProxyClient, KubeletClient      pki.Pair
 	ServiceAccountKey, ServiceAccountPub string
@@ -154,6 +172,7 @@ func PKIFilesIn(dir string) PKIFiles {
 	return PKIFiles{
 		CA:                pair(CAName),
 		FrontProxyCA:      pair(FrontProxyCAName),
+		CSRSignerCA:       pair(CSRSignerCAName),
 		Serving:           pair(ServingCertName),
 		Admin:             pair(AdminCertName),
 		ControllerManager: pair(ControllerManagerCertName),
@@ -190,6 +209,11 @@ func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 	}
 	frontProxyCA, err := loadCA(files.FrontProxyCA, FrontProxyCAName, "vnest-tenant-front-proxy-ca")
 	if err != nil {
+		return files, err
+	}
+	// Added after the first release: created when missing, and nothing
+	// else changes (a CA of its own signs no leaf here).
+	if _, err := loadCA(files.CSRSignerCA, CSRSignerCAName, CSRSignerCACommonName); err != nil {
 		return files, err
 	}
 	leaves := []struct {

@@ -21,9 +21,11 @@
 //
 // Trust model. The tenant's RBAC is the only authorization of the user: the proxy trusts the
 // tenant apiserver, proven by its client certificate, to have checked it, exactly as a kubelet
-// trusts kube-apiserver. No other certificate is accepted: not the tenant admin's, not one a
-// tenant user got from the tenant CA through a CertificateSigningRequest (the common name must
-// be the kubelet client's), not one of another tenant's CA. The super apiserver then authorizes
+// trusts kube-apiserver. No other certificate is accepted: not the tenant admin's or any other of
+// the tenant CA (the common name must be the kubelet client's), not one of another tenant's CA,
+// and not one a tenant user got through a CertificateSigningRequest, whatever name it asked for:
+// the tenant's CSR signer has a CA of its own (layout.CSRSignerCAName), which the tenant
+// apiserver trusts for client certificates and the proxy does not. The super apiserver then authorizes
 // the syncer's own identity, which needs get on pods/log and create+get on pods/exec,
 // pods/attach and pods/portforward (manifests/syncer). Credentials and identity headers of the
 // incoming request (Authorization, Impersonate-*, X-Remote-*) are dropped before proxying.

@@ -15,7 +15,9 @@ type Tenant struct {
 	// ClusterKey is the VirtualCluster's status.clusterKey; it names the super namespaces.
 	ClusterKey string
 	// CA is the tenant CA (from the tenant's kubeconfig). It signed the kubelet client
-	// certificate of the tenant apiserver, and no other tenant's.
+	// certificate of the tenant apiserver, and no other tenant's; never a certificate of a
+	// tenant's CertificateSigningRequest (layout.CSRSignerCAName), so it must not hold the CSR
+	// signer's CA.
 	CA *x509.CertPool
 	// Pods lists the tenant's pods. A super pod is reachable only while the tenant pod it was
 	// made from (same name and UID) exists.

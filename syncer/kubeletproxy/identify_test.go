@@ -73,13 +73,15 @@ func TestIdentify(t *testing.T) {
 		"tenant a":       {chain: chain(a.kubeletClient(t)), want: "a-1"},
 		"tenant b":       {chain: chain(b.kubeletClient(t)), want: "b-2"},
 		"no certificate": {wantCode: http.StatusUnauthorized},
+		// Such as the tenant's CSR signer's (layout.CSRSignerCAName): a CSR names its own
+		// subject, so one can ask for the kubelet client's.
 		"a CA no tenant has": {
 			chain: chain(stranger.kubeletClient(t)), wantCode: http.StatusForbidden,
 		},
 		"the tenant admin, past the tenant's RBAC": {
 			chain: chain(a.issue(t, layout.AdminCertName, layout.AdminCertSpec())), wantCode: http.StatusForbidden,
 		},
-		"a tenant user's certificate from a CSR": {
+		"another client certificate of the tenant CA": {
 			chain: chain(a.issue(t, "alice", pki.Spec{CommonName: "alice", Client: true})), wantCode: http.StatusForbidden,
 		},
 		"the kubelet client name on a serving certificate": {

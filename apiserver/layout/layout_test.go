@@ -1,0 +1,95 @@
+package layout
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestEnsurePKICSRSignerCA: the CSR signer has a CA of its own, not the tenant CA that the
+// kubelet proxy trusts, and a PKI directory from before it gains it with nothing else reissued.
+func TestEnsurePKICSRSignerCA(t *testing.T) {
+	dir := t.TempDir()
+	files, err := EnsurePKI(dir, ServingCertSpec(ServingNames{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tenantCA, signerCA := readCert(t, files.CA.CertFile), readCert(t, files.CSRSignerCA.CertFile)
+	if !signerCA.IsCA || signerCA.Subject.CommonName != CSRSignerCACommonName {
+		t.Errorf("CSR signer CA: IsCA %v, CN %q; want a CA named %s", signerCA.IsCA, signerCA.Subject.CommonName, CSRSignerCACommonName)
+	}
+	if signerCA.Equal(tenantCA) || bytes.Equal(signerCA.RawSubjectPublicKeyInfo, tenantCA.RawSubjectPublicKeyInfo) {
+		t.Fatal("the CSR signer's CA is the tenant CA")
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(tenantCA)
+	if _, err := signerCA.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
+		t.Error("the CSR signer's CA verifies against the tenant CA")
+	}
+
+	// A tenant from before the CSR signer's CA: it is created, nothing else changes.
+	before := readDir(t, dir)
+	for _, f := range []string{files.CSRSignerCA.CertFile, files.CSRSignerCA.KeyFile} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+		delete(before, filepath.Base(f))
+	}
+	if _, err := EnsurePKI(dir, ServingCertSpec(ServingNames{})); err != nil {
+		t.Fatal(err)
+	}
+	after := readDir(t, dir)
+	for name, data := range before {
+		if !bytes.Equal(after[name], data) {
+			t.Errorf("%s changed while adding the CSR signer's CA", name)
+		}
+	}
+	if readCert(t, files.CSRSignerCA.CertFile).Subject.CommonName != CSRSignerCACommonName || len(after[CSRSignerCAName+".key"]) == 0 {
+		t.Error("the CSR signer's CA was not created in an older PKI directory")
+	}
+
+	// Half of it is an error, as for the other CAs: its key signed every CSR's certificate.
+	if err := os.Remove(files.CSRSignerCA.KeyFile); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsurePKI(dir, ServingCertSpec(ServingNames{})); err == nil {
+		t.Error("EnsurePKI with csr-signer-ca.crt but no key: no error")
+	}
+}
+
+func readCert(t *testing.T, file string) *x509.Certificate {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM block", file)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+func readDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[e.Name()] = data
+	}
+	return out
+}
