@@ -72,3 +72,18 @@ func (w *vcWrapper) Key(key string) *vcWrapper {
 	w.Status.EtcdPrefix = EtcdPrefix(key)
 	return w
 }
+
+// Running gives the VirtualCluster the status of a tenant that is Running:
+// an endpoint, its kubeconfig Secret, both conditions True.
+func (w *vcWrapper) Running() *vcWrapper {
+	w.Status.Endpoint, w.Status.KubeconfigSecretName = "https://192.0.2.1:7000", w.KubeconfigSecretName()
+	setControlPlaneReady(&w.VirtualCluster)
+	setKubeconfigReady(&w.VirtualCluster)
+	w.Status.Phase = v1alpha1.PhaseRunning
+	return w
+}
+
+func (w *vcWrapper) Annotation(key, value string) *vcWrapper {
+	metav1.SetMetaDataAnnotation(&w.ObjectMeta, key, value)
+	return w
+}

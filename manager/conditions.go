@@ -36,13 +36,30 @@ type phaseError struct {
 	// waiting marks the normal "not there yet" of a starting control plane:
 	// no Warning event for it.
 	waiting bool
-	// stillReady marks a failed health check of a running control plane
-	// below the failure threshold (unhealthy): ControlPlaneReady stays True,
+	// transient marks a failure that may pass by itself (an etcd that did
+	// not answer, a failed call to the super cluster's API, a failed health
+	// check), as opposed to one that needs a fix from outside (the spec, a
+	// credentials Secret): a running tenant leaves Running only after
+	// failureThreshold resyncs in a row failed so (graced).
+	transient bool
+	// stillReady marks a transient failure of a running tenant below the
+	// failure threshold (graced): the condition it concerns stays True,
 	// with the failure in its message, and so the phase stays Running.
 	stillReady bool
 }
 
 func (e *phaseError) Error() string { return e.reason + ": " + e.message }
+
+// transientError is an unexpected error (an API call that failed) that may
+// pass by itself: asPhaseError makes it a transient phaseError.
+type transientError struct{ err error }
+
+func (e transientError) Error() string { return e.err.Error() }
+func (e transientError) Unwrap() error { return e.err }
+
+// transient marks err, a failed call to the super cluster's API, as one
+// that may pass by itself.
+func transient(err error) error { return transientError{err} }
 
 // failure is a problem the user (or the environment) must fix.
 func failure(reason, format string, args ...any) *phaseError {
@@ -61,7 +78,7 @@ func asPhaseError(err error, reason string) *phaseError {
 	if errors.As(err, &pe) {
 		return pe
 	}
-	return &phaseError{reason: reason, message: err.Error()}
+	return &phaseError{reason: reason, message: err.Error(), transient: errors.As(err, new(transientError))}
 }
 
 // setIdentity fills the status fields derived from the object's identity.
@@ -85,22 +102,25 @@ func setCondition(vc *v1alpha1.VirtualCluster, typ string, status metav1.Conditi
 }
 
 // setFailed records why the control plane or its kubeconfig is not ready.
-// A failed health check below the failure threshold changes only the
-// message of ControlPlaneReady. A failure to write the kubeconfig leaves
-// ControlPlaneReady alone; any other failure means the kubeconfig waits
-// for the control plane.
+// A failure to write the kubeconfig concerns KubeconfigReady and leaves
+// ControlPlaneReady alone; any other failure concerns ControlPlaneReady and
+// means the kubeconfig waits for the control plane. A transient failure of
+// a running tenant below the failure threshold (stillReady) changes only
+// the message of the condition it concerns.
 func setFailed(vc *v1alpha1.VirtualCluster, e *phaseError) {
-	if e.stillReady {
-		setCondition(vc, v1alpha1.ConditionControlPlaneReady, metav1.ConditionTrue, v1alpha1.ReasonReady, e.message)
-		return
-	}
+	typ := v1alpha1.ConditionControlPlaneReady
 	if e.reason == v1alpha1.ReasonKubeconfigWriteFailed {
-		setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, e.reason, e.message)
+		typ = v1alpha1.ConditionKubeconfigReady
+	}
+	if e.stillReady {
+		setCondition(vc, typ, metav1.ConditionTrue, v1alpha1.ReasonReady, e.message)
 		return
 	}
-	setCondition(vc, v1alpha1.ConditionControlPlaneReady, metav1.ConditionFalse, e.reason, e.message)
-	setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, v1alpha1.ReasonWaitingForControlPlane,
-		"the kubeconfig is written once the control plane is ready")
+	setCondition(vc, typ, metav1.ConditionFalse, e.reason, e.message)
+	if typ == v1alpha1.ConditionControlPlaneReady {
+		setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, v1alpha1.ReasonWaitingForControlPlane,
+			"the kubeconfig is written once the control plane is ready")
+	}
 }
 
 // setControlPlaneReady records a control plane that answered /readyz.

@@ -80,8 +80,13 @@ func TestSetFailed(t *testing.T) {
 		},
 		"a failed health check below the threshold only changes the message": {
 			vc:   makeVC("a").Cond(cpReady, isTrue, "Ready").Cond(kcReady, isTrue, "Ready").Obj(),
-			err:  unhealthy("https://x:7000", "timeout", 1, 3),
-			want: []condition{{cpReady, v1alpha1.ReasonReady, "the tenant apiserver at https://x:7000 was ready, but 1 health check(s) in a row failed (it counts as unhealthy after 3): timeout", isTrue, 1}, {kcReady, "Ready", "", isTrue, 0}},
+			err:  graced(&phaseError{reason: v1alpha1.ReasonControlPlaneUnhealthy, message: "timeout"}, 1, 3),
+			want: []condition{{cpReady, v1alpha1.ReasonReady, "still Running, but 1 resync(s) in a row failed (it leaves Running after 3): timeout", isTrue, 1}, {kcReady, "Ready", "", isTrue, 0}},
+		},
+		"a failed kubeconfig write below the threshold only changes its message": {
+			vc:   makeVC("a").Cond(cpReady, isTrue, "Ready").Cond(kcReady, isTrue, "Ready").Obj(),
+			err:  graced(&phaseError{reason: v1alpha1.ReasonKubeconfigWriteFailed, message: "timeout"}, 2, 3),
+			want: []condition{{cpReady, "Ready", "", isTrue, 0}, {kcReady, v1alpha1.ReasonReady, "still Running, but 2 resync(s) in a row failed (it leaves Running after 3): timeout", isTrue, 1}},
 		},
 		"kubeconfig failure leaves the control plane ready": {
 			vc:   makeVC("a").Cond(cpReady, isTrue, "Ready").Obj(),

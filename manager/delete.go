@@ -32,7 +32,7 @@ type cleanupStep struct {
 // Warning event say what is stuck.
 func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result, error) {
 	vc := s.vc
-	r.healthFailures.reset(client.ObjectKeyFromObject(vc))
+	r.resyncFailures.reset(client.ObjectKeyFromObject(vc))
 	if !controllerutil.ContainsFinalizer(vc, Finalizer) {
 		return ctrl.Result{}, nil
 	}

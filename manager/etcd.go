@@ -44,7 +44,8 @@ func dialEtcd(c *etcdCreds) (*clientv3.Client, error) {
 }
 
 // storageError maps an etcd error to a condition: refused permissions are
-// the credentials' fault, anything else is the storage being unavailable.
+// the credentials' fault, anything else is the storage being unavailable,
+// which may pass by itself (transient).
 func storageError(c *etcdCreds, doing string, err error) error {
 	if errors.Is(err, rpctypes.ErrPermissionDenied) || errors.Is(err, rpctypes.ErrAuthFailed) ||
 		errors.Is(err, rpctypes.ErrUserEmpty) || errors.Is(err, rpctypes.ErrInvalidAuthToken) {
@@ -52,7 +53,9 @@ func storageError(c *etcdCreds, doing string, err error) error {
 			"etcd %v refused %s with the credentials of the %s (%v): they must be root's (or a user with the root role) when etcd auth is on",
 			c.Endpoints, doing, c.Source, err)
 	}
-	return failure(v1alpha1.ReasonStorageUnavailable, "etcd %v: %s failed: %v", c.Endpoints, doing, err)
+	pe := failure(v1alpha1.ReasonStorageUnavailable, "etcd %v: %s failed: %v", c.Endpoints, doing, err)
+	pe.transient = true
+	return pe
 }
 
 // authEnabled reports whether etcd has auth enabled.

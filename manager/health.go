@@ -5,63 +5,62 @@ import (
 	"sync"
 
 	"k8s.io/apimachinery/pkg/types"
-
-	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
 
-// DefaultFailureThreshold is how many health checks in a row a running
-// control plane must fail before it counts as unhealthy
-// (--control-plane-failure-threshold), like a kubelet probe's
-// failureThreshold: with retryHealthCheck between them, one that stopped
-// answering leaves Running about 20 s after its first failed check.
+// DefaultFailureThreshold is how many resyncs in a row a running tenant
+// must fail, for a reason that may pass by itself (transient), before it
+// leaves Running (--control-plane-failure-threshold), like a kubelet
+// probe's failureThreshold: with retryHealthCheck between them, a control
+// plane that stopped answering leaves Running about 20 s after its first
+// failed check.
 const DefaultFailureThreshold = 3
 
-// healthFailures counts, per VirtualCluster, the health checks in a row
-// that its ready control plane failed. It lives in memory: a restarted
-// manager starts again from zero, which at worst gives a failing control
-// plane a few more checks.
-type healthFailures struct {
+// resyncFailures counts, per VirtualCluster, the resyncs in a row of a
+// running tenant that failed for a transient reason: a failed health
+// check, an etcd or super-cluster API call that failed. It lives in
+// memory: a restarted manager starts again from zero, which at worst gives
+// a failing tenant a few more resyncs.
+type resyncFailures struct {
 	mu sync.Mutex
 	n  map[types.NamespacedName]int
 }
 
-// add counts one more failed check of key and returns how many in a row.
-func (h *healthFailures) add(key types.NamespacedName) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.n == nil {
-		h.n = map[types.NamespacedName]int{}
+// add counts one more failed resync of key and returns how many in a row.
+func (f *resyncFailures) add(key types.NamespacedName) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == nil {
+		f.n = map[types.NamespacedName]int{}
 	}
-	h.n[key]++
-	return h.n[key]
+	f.n[key]++
+	return f.n[key]
 }
 
-// reset forgets key's failures: its control plane answered, or it is being deleted.
-func (h *healthFailures) reset(key types.NamespacedName) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	delete(h.n, key)
+// reset forgets key's failures: a resync went through, or it is being deleted.
+func (f *resyncFailures) reset(key types.NamespacedName) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.n, key)
 }
 
-// unhealthy is the failed health check of a control plane that was ready
-// and was not restarted, the failures-th in a row. Below threshold it is
-// stillReady: the syncer serves only Running tenants, and one slow /readyz
-// (a GC pause, a busy host) must not stop a tenant's pods syncing. It is
-// checked again after retryHealthCheck rather than retryStarting, so that
+// graced is the transient failure pe of a running tenant's resync, the
+// failures-th in a row. Below threshold it is stillReady: the syncer serves
+// only Running tenants, and one slow /readyz (a GC pause, a busy host) or
+// an etcd that missed one call must not stop a tenant's pods syncing. It
+// is tried again after retryHealthCheck rather than at once, so that
 // threshold failures span a real outage and not a few seconds of one.
-func unhealthy(endpoint, detail string, failures, threshold int) *phaseError {
+func graced(pe *phaseError, failures, threshold int) *phaseError {
 	if failures < threshold {
 		return &phaseError{
-			reason: v1alpha1.ReasonControlPlaneUnhealthy,
-			message: fmt.Sprintf("the tenant apiserver at %s was ready, but %d health check(s) in a row failed (it counts as unhealthy after %d): %s",
-				endpoint, failures, threshold, detail),
+			reason: pe.reason,
+			message: fmt.Sprintf("still Running, but %d resync(s) in a row failed (it leaves Running after %d): %s",
+				failures, threshold, pe.message),
 			retryAfter: retryHealthCheck,
 			stillReady: true,
+			transient:  true,
 		}
 	}
-	return &phaseError{
-		reason:     v1alpha1.ReasonControlPlaneUnhealthy,
-		message:    fmt.Sprintf("waiting for the tenant apiserver at %s to be ready (%d health checks in a row failed): %s", endpoint, failures, detail),
-		retryAfter: retryStarting,
-	}
+	out := *pe
+	out.message = fmt.Sprintf("%s (%d resyncs in a row failed)", pe.message, failures)
+	return &out
 }

@@ -3,13 +3,20 @@ package manager
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
@@ -76,10 +83,10 @@ func TestHealthCheckFailureReported(t *testing.T) {
 	}
 	cp := meta.FindStatusCondition(vc.Status.Conditions, cpReady)
 	if cp.Status != isTrue || cp.Reason != v1alpha1.ReasonReady ||
-		cp.Message != "the tenant apiserver at https://192.0.2.1:7000 was ready, but 1 health check(s) in a row failed (it counts as unhealthy after 2): /readyz timed out" {
+		cp.Message != "still Running, but 1 resync(s) in a row failed (it leaves Running after 2): the tenant apiserver at https://192.0.2.1:7000 failed its health check: /readyz timed out" {
 		t.Errorf("ControlPlaneReady = %s/%s %q", cp.Status, cp.Reason, cp.Message)
 	}
-	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning ControlPlaneUnhealthy the tenant apiserver at https://192.0.2.1:7000 was ready, but 1 health check(s)") {
+	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning ControlPlaneUnhealthy still Running, but 1 resync(s) in a row failed") {
 		t.Errorf("events = %q, want one Warning ControlPlaneUnhealthy", evs)
 	}
 	if res := checkControlPlane(t, r, vc, false); res.RequeueAfter != retryStarting {
@@ -87,7 +94,7 @@ func TestHealthCheckFailureReported(t *testing.T) {
 	}
 	cp = meta.FindStatusCondition(vc.Status.Conditions, cpReady)
 	if cp.Status != isFalse || cp.Reason != v1alpha1.ReasonControlPlaneUnhealthy ||
-		cp.Message != "waiting for the tenant apiserver at https://192.0.2.1:7000 to be ready (2 health checks in a row failed): /readyz timed out" {
+		cp.Message != "the tenant apiserver at https://192.0.2.1:7000 failed its health check: /readyz timed out (2 resyncs in a row failed)" {
 		t.Errorf("ControlPlaneReady = %s/%s %q", cp.Status, cp.Reason, cp.Message)
 	}
 }
@@ -98,26 +105,21 @@ func TestHealthCheckFailuresForgotten(t *testing.T) {
 	vc := makeVC("demo").Key("demo-12345678").Finalizer().Deleting().Obj()
 	r, c, _ := newTestReconciler(t, nil, vc)
 	key := client.ObjectKeyFromObject(vc)
-	r.healthFailures.add(key)
-	r.healthFailures.add(key)
+	r.resyncFailures.add(key)
+	r.resyncFailures.add(key)
 	reconcileUntilGone(t, r, c, vc)
-	if n := r.healthFailures.add(key); n != 1 {
+	if n := r.resyncFailures.add(key); n != 1 {
 		t.Errorf("failures after the deletion = %d, want them forgotten", n-1)
 	}
 }
 
 func runningVC() *v1alpha1.VirtualCluster {
-	vc := makeVC("demo").Key("demo-12345678").Obj()
-	vc.Status.Endpoint, vc.Status.KubeconfigSecretName = "https://192.0.2.1:7000", vc.KubeconfigSecretName()
-	setControlPlaneReady(vc)
-	setKubeconfigReady(vc)
-	return vc
+	return makeVC("demo").Key("demo-12345678").Running().Obj()
 }
 
 // checkControlPlane runs the phases of reconcileNormal that follow the
 // storage and the PKI against a control plane that is up (not restarted)
-// and whose health check answers or not, and records a failure as
-// reconcileNormal does.
+// and whose health check answers or not.
 func checkControlPlane(t *testing.T, r *Reconciler, vc *v1alpha1.VirtualCluster, answers bool) ctrl.Result {
 	t.Helper()
 	ctx := testContext(t)
@@ -128,13 +130,196 @@ func checkControlPlane(t *testing.T, r *Reconciler, vc *v1alpha1.VirtualCluster,
 		return errors.New("/readyz timed out")
 	}
 	s := &scope{vc: vc, original: vc.DeepCopy(), prov: &stoppingProvisioner{}, storage: &etcdCreds{}, endpoint: endpoint{URL: vc.Status.Endpoint}}
-	err := r.reconcileControlPlane(ctx, s)
-	if err == nil {
-		err = r.reconcileKubeconfig(ctx, s)
-	}
-	if err == nil {
-		return ctrl.Result{RequeueAfter: resyncRunning}
-	}
-	res, _ := r.phaseFailed(ctx, vc, asPhaseError(err, v1alpha1.ReasonProvisionFailed), err)
+	res, _ := r.runPhases(ctx, s, []phase{
+		{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed},
+		{r.reconcileKubeconfig, v1alpha1.ReasonKubeconfigWriteFailed},
+	})
 	return res
+}
+
+// TestStorageFailureThreshold: a running tenant whose etcd does not answer
+// a resync (an external one nobody listens at) stays Running through fewer
+// than DefaultFailureThreshold failed resyncs in a row; the threshold-th
+// takes it out of Running (Pending: StorageUnavailable). A configuration
+// error gets no grace: a credentials Secret that is gone (waiting does not
+// bring it back) makes it Failed at once.
+func TestStorageFailureThreshold(t *testing.T) {
+	const (
+		running = v1alpha1.PhaseRunning
+		pending = v1alpha1.PhasePending
+		failed  = v1alpha1.PhaseFailed
+	)
+	cases := map[string]struct {
+		secret bool
+		want   []v1alpha1.VirtualClusterPhase // after each resync
+	}{
+		"one failed resync keeps Running":                 {secret: true, want: []v1alpha1.VirtualClusterPhase{running}},
+		"threshold failed resyncs in a row leave Running": {secret: true, want: []v1alpha1.VirtualClusterPhase{running, running, pending}},
+		"a credentials Secret gone leaves at once":        {secret: false, want: []v1alpha1.VirtualClusterPhase{failed}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			vc, objs := runningExternalEtcdVC(tc.secret)
+			r, c, rec := newTestReconciler(t, nil, objs...)
+			var got []v1alpha1.VirtualClusterPhase
+			for range tc.want {
+				resyncUnreachableEtcd(t, r, vc)
+				if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), vc); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, vc.Status.Phase)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("phase after each resync (-want +got):\n%s", diff)
+			}
+			drainEvents(rec)
+		})
+	}
+}
+
+// TestStorageFailureReported: a failed resync of a running tenant below
+// the threshold is told in the ControlPlaneReady message (still True) and
+// a Warning StorageUnavailable event, and tried again after
+// retryHealthCheck.
+func TestStorageFailureReported(t *testing.T) {
+	vc, objs := runningExternalEtcdVC(true)
+	r, c, rec := newTestReconciler(t, nil, objs...)
+	if res := resyncUnreachableEtcd(t, r, vc); res.RequeueAfter != retryHealthCheck {
+		t.Errorf("RequeueAfter = %s, want %s", res.RequeueAfter, retryHealthCheck)
+	}
+	if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), vc); err != nil {
+		t.Fatal(err)
+	}
+	const want = "still Running, but 1 resync(s) in a row failed (it leaves Running after 3): etcd [http://127.0.0.1:1]: the auth status check failed: "
+	cp := meta.FindStatusCondition(vc.Status.Conditions, cpReady)
+	if cp.Status != isTrue || cp.Reason != v1alpha1.ReasonReady || !strings.HasPrefix(cp.Message, want) {
+		t.Errorf("ControlPlaneReady = %s/%s %q, want True/Ready %q...", cp.Status, cp.Reason, cp.Message, want)
+	}
+	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], "Warning StorageUnavailable "+want) {
+		t.Errorf("events = %q, want one Warning StorageUnavailable", evs)
+	}
+}
+
+// runningExternalEtcdVC is a running tenant of an external etcd nobody
+// listens at, and the objects of the fake client: it and, when secret, its
+// credentials Secret.
+func runningExternalEtcdVC(secret bool) (*v1alpha1.VirtualCluster, []client.Object) {
+	vc := makeVC("demo").Key("demo-12345678").EtcdStorage("etcd-creds", "http://127.0.0.1:1").Finalizer().
+		Annotation(annotationEtcdInitialized, "true").Running().Obj()
+	objs := []client.Object{vc.DeepCopy()}
+	if secret {
+		objs = append(objs, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "etcd-creds", Namespace: "default"}})
+	}
+	return vc, objs
+}
+
+// resyncUnreachableEtcd reconciles vc once, with a short deadline: etcd
+// calls wait for a connection until theirs.
+func resyncUnreachableEtcd(t *testing.T, r *Reconciler, vc *v1alpha1.VirtualCluster) ctrl.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(testContext(t), 200*time.Millisecond)
+	defer cancel()
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(vc)})
+	if err != nil {
+		t.Fatalf("Reconcile: %v", err)
+	}
+	return res
+}
+
+// TestResyncFailureThreshold: the other steps of a running tenant's resync
+// that call the super cluster's API get the same threshold when the call
+// fails (here: times out); a Secret of the tenant's name that is not its
+// own is a configuration error and takes the tenant out of Running at once.
+func TestResyncFailureThreshold(t *testing.T) {
+	const (
+		running = v1alpha1.PhaseRunning
+		failed  = v1alpha1.PhaseFailed
+	)
+	timeout := apierrors.NewTimeoutError("request timed out", 1)
+	// failOn fails the reads (or, with writes, the creations) of the object
+	// of name and kind's type.
+	failOn := func(kind client.Object, name string, writes bool) *interceptor.Funcs {
+		fail := func(obj client.Object, objName string, write bool) bool {
+			return write == writes && fmt.Sprintf("%T", obj) == fmt.Sprintf("%T", kind) && objName == name
+		}
+		return &interceptor.Funcs{
+			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+				if fail(obj, key.Name, false) {
+					return timeout
+				}
+				return c.Get(ctx, key, obj, opts...)
+			},
+			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+				if fail(obj, obj.GetName(), true) {
+					return timeout
+				}
+				return c.Create(ctx, obj, opts...)
+			},
+		}
+	}
+	pkiThenControlPlane := func(r *Reconciler) []phase {
+		return []phase{{r.reconcilePKI, v1alpha1.ReasonPKIFailed}, {r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed}}
+	}
+	controlPlaneThenKubeconfig := func(r *Reconciler) []phase {
+		return []phase{{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed}, {r.reconcileKubeconfig, v1alpha1.ReasonKubeconfigWriteFailed}}
+	}
+	cases := map[string]struct {
+		funcs   *interceptor.Funcs
+		objs    []client.Object
+		cluster bool // the cluster provisioner, else one that runs nothing
+		phases  func(*Reconciler) []phase
+		want    []v1alpha1.VirtualClusterPhase
+		event   string // the start of every event
+	}{
+		"the PKI Secret cannot be read": {
+			funcs: failOn(&corev1.Secret{}, "demo-pki", false), phases: pkiThenControlPlane,
+			want:  []v1alpha1.VirtualClusterPhase{running, running, failed},
+			event: "Warning PKIFailed ",
+		},
+		"the control plane's Deployment cannot be read": {
+			funcs: failOn(&appsv1.Deployment{}, "demo-apiserver", false), cluster: true, phases: controlPlaneThenKubeconfig,
+			want:  []v1alpha1.VirtualClusterPhase{running, running, failed},
+			event: "Warning ProvisionFailed ",
+		},
+		"the kubeconfig Secret cannot be written": {
+			funcs: failOn(&corev1.Secret{}, "demo-kubeconfig", true), phases: controlPlaneThenKubeconfig,
+			want:  []v1alpha1.VirtualClusterPhase{running, running, failed},
+			event: "Warning KubeconfigWriteFailed ",
+		},
+		"a foreign kubeconfig Secret leaves at once": {
+			objs:   []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-kubeconfig", Namespace: "default"}}},
+			phases: controlPlaneThenKubeconfig,
+			want:   []v1alpha1.VirtualClusterPhase{failed},
+			event:  "Warning KubeconfigWriteFailed Secret default/demo-kubeconfig exists but does not belong to this virtual cluster",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			vc := runningVC()
+			r, c, rec := newTestReconciler(t, tc.funcs, append(tc.objs, vc.DeepCopy())...)
+			r.readyz = func(context.Context, string, adminCredentials) error { return nil }
+			var prov provisioner = &stoppingProvisioner{}
+			if tc.cluster {
+				prov = &clusterProvisioner{client: c, reader: c, scheme: c.Scheme()}
+			}
+			var got []v1alpha1.VirtualClusterPhase
+			for range tc.want {
+				s := &scope{vc: vc, original: vc.DeepCopy(), prov: prov, storage: &etcdCreds{}, endpoint: endpoint{URL: vc.Status.Endpoint}}
+				_, _ = r.runPhases(testContext(t), s, tc.phases(r))
+				got = append(got, computePhase(vc))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("phase after each resync (-want +got):\n%s", diff)
+			}
+			evs := drainEvents(rec)
+			if len(evs) != len(tc.want) {
+				t.Errorf("events = %q, want one per resync", evs)
+			}
+			for _, ev := range evs {
+				if !strings.HasPrefix(ev, tc.event) {
+					t.Errorf("event %q, want it to start with %q", ev, tc.event)
+				}
+			}
+		})
+	}
 }

@@ -114,7 +114,7 @@ func (p *localProvisioner) reservePort(ctx context.Context, vc *v1alpha1.Virtual
 	}
 	var list v1alpha1.VirtualClusterList
 	if err := p.reader.List(ctx, &list); err != nil {
-		return 0, fmt.Errorf("listing VirtualClusters for the ports in use: %w", err)
+		return 0, transient(fmt.Errorf("listing VirtualClusters for the ports in use: %w", err))
 	}
 	used := map[int]bool{}
 	for i := range list.Items {

@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -74,7 +73,7 @@ func (r *Reconciler) storageCreds(ctx context.Context, vc *v1alpha1.VirtualClust
 		return nil, errors.Join(missing, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the etcd credentials Secret: %w", err)
+		return nil, transient(fmt.Errorf("reading the etcd credentials Secret: %w", err))
 	}
 	return credsFromSecret(vc.Spec.Storage.Etcd, vc.Namespace, secret)
 }
@@ -143,7 +142,6 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) error 
 	if err != nil {
 		return err
 	}
-	key := client.ObjectKeyFromObject(s.vc)
 	if err := r.checkReady(ctx, s.endpoint.URL, adminFrom(s.pki)); err != nil {
 		detail := err.Error()
 		if d, ok := s.prov.(diagnoser); ok {
@@ -151,12 +149,17 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) error 
 		}
 		if !starting && meta.IsStatusConditionTrue(s.vc.Status.Conditions, v1alpha1.ConditionControlPlaneReady) {
 			// It was ready and was not restarted: worth a Warning, not a quiet
-			// wait, and Running still until the failures run past the threshold.
-			return unhealthy(s.endpoint.URL, detail, r.healthFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
+			// wait, and transient (a running tenant stays Running until the
+			// failures run past the threshold).
+			return &phaseError{
+				reason:     v1alpha1.ReasonControlPlaneUnhealthy,
+				message:    fmt.Sprintf("the tenant apiserver at %s failed its health check: %s", s.endpoint.URL, detail),
+				retryAfter: retryStarting,
+				transient:  true,
+			}
 		}
 		return waitingFor(startingRetry(s.vc, time.Now()), "waiting for the tenant apiserver at %s to be ready: %s", s.endpoint.URL, detail)
 	}
-	r.healthFailures.reset(key)
 	setControlPlaneReady(s.vc)
 	return nil
 }
@@ -191,7 +194,7 @@ func (r *Reconciler) reconcileKubeconfig(ctx context.Context, s *scope) error {
 		// control plane answered: the reason must say the kubeconfig failed,
 		// so setFailed leaves ControlPlaneReady alone.
 		pe := asPhaseError(err, v1alpha1.ReasonKubeconfigWriteFailed)
-		return &phaseError{reason: v1alpha1.ReasonKubeconfigWriteFailed, message: pe.message, retryAfter: pe.retryAfter}
+		return &phaseError{reason: v1alpha1.ReasonKubeconfigWriteFailed, message: pe.message, retryAfter: pe.retryAfter, transient: pe.transient}
 	}
 	setKubeconfigReady(s.vc)
 	return nil
@@ -206,7 +209,7 @@ func (r *Reconciler) applySecret(ctx context.Context, vc *v1alpha1.VirtualCluste
 	err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: vc.Namespace, Name: name}, secret)
 	exists := err == nil
 	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("reading Secret %s/%s: %w", vc.Namespace, name, err)
+		return nil, transient(fmt.Errorf("reading Secret %s/%s: %w", vc.Namespace, name, err))
 	}
 	if exists && !ownsObject(vc, secret) {
 		return nil, failure(v1alpha1.ReasonProvisionFailed,
@@ -234,7 +237,7 @@ func (r *Reconciler) applySecret(ctx context.Context, vc *v1alpha1.VirtualCluste
 		err = r.Client.Create(ctx, secret)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("writing Secret %s/%s: %w", vc.Namespace, name, err)
+		return nil, transient(fmt.Errorf("writing Secret %s/%s: %w", vc.Namespace, name, err))
 	}
 	return data, nil
 }

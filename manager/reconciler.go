@@ -1,6 +1,7 @@
 package manager
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,10 +65,10 @@ type Reconciler struct {
 	etcdMu      sync.Mutex
 	defaultEtcd *clientv3.Client
 
-	// failureThreshold is how many health checks in a row a running
-	// control plane may fail and stay Running; 0: DefaultFailureThreshold.
+	// failureThreshold is how many resyncs in a row a running tenant may
+	// fail for a transient reason and stay Running; 0: DefaultFailureThreshold.
 	failureThreshold int
-	healthFailures   healthFailures
+	resyncFailures   resyncFailures
 	// readyz replaces checkReadyz in tests.
 	readyz func(ctx context.Context, server string, admin adminCredentials) error
 }
@@ -124,7 +125,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 	vc := &v1alpha1.VirtualCluster{}
 	if err := r.Client.Get(ctx, req.NamespacedName, vc); err != nil {
 		if apierrors.IsNotFound(err) {
-			r.healthFailures.reset(req.NamespacedName)
+			r.resyncFailures.reset(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -152,33 +153,50 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result, error) {
 	setIdentity(s.vc)
 	setSyncingUnknown(s.vc)
-	phases := []struct {
-		run    func(context.Context, *scope) error
-		reason string // for unexpected errors
-	}{
+	return r.runPhases(ctx, s, []phase{
 		{r.reconcileStorage, v1alpha1.ReasonStorageUnavailable},
 		{r.reconcileEndpoint, v1alpha1.ReasonProvisionFailed},
 		{r.reconcilePKI, v1alpha1.ReasonPKIFailed},
 		{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed},
 		{r.reconcileKubeconfig, v1alpha1.ReasonKubeconfigWriteFailed},
-	}
-	for _, phase := range phases {
-		if err := phase.run(ctx, s); err != nil {
-			return r.phaseFailed(ctx, s.vc, asPhaseError(err, phase.reason), err)
+	})
+}
+
+// phase is a step of reconcileNormal.
+type phase struct {
+	run    func(context.Context, *scope) error
+	reason string // for unexpected errors
+}
+
+// runPhases runs phases in order up to the first that fails. A running
+// tenant's resync that fails for a transient reason is counted, and below
+// the failure threshold leaves the tenant Running (graced); one that goes
+// through starts the count again.
+func (r *Reconciler) runPhases(ctx context.Context, s *scope, phases []phase) (ctrl.Result, error) {
+	key := client.ObjectKeyFromObject(s.vc)
+	running := computePhase(s.vc) == v1alpha1.PhaseRunning
+	for _, p := range phases {
+		if err := p.run(ctx, s); err != nil {
+			pe := asPhaseError(err, p.reason)
+			if running && pe.transient {
+				pe = graced(pe, r.resyncFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
+			}
+			return r.phaseFailed(ctx, s.vc, pe, err)
 		}
 	}
+	r.resyncFailures.reset(key)
 	return ctrl.Result{RequeueAfter: resyncRunning}, nil
 }
 
 // phaseFailed records a failed phase in the conditions and, unless it is
 // the normal wait for a starting control plane, in a Warning event (a
-// failed health check of a running one too, though it stays Running).
+// transient failure of a running tenant too, though it stays Running).
 func (r *Reconciler) phaseFailed(ctx context.Context, vc *v1alpha1.VirtualCluster, pe *phaseError, err error) (ctrl.Result, error) {
 	setFailed(vc, pe)
 	if !pe.waiting {
 		logMsg := "Virtual cluster not ready"
 		if pe.stillReady {
-			logMsg = "Control plane health check failed"
+			logMsg = "Resync of a running virtual cluster failed"
 		}
 		klog.FromContext(ctx).Info(logMsg, "reason", pe.reason, "message", pe.message)
 		r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, pe.reason, "Reconcile", "%s", pe.message)
