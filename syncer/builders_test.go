@@ -246,3 +246,16 @@ func (h *harness) syncWebDown(t *testing.T) *corev1.Pod {
 	}
 	return sp
 }
+
+// syncRound syncs tenant pod default/web, as it is in the tenant cache, and puts the super pod it
+// left in the super cache, as its event would. It returns that super pod and the round's super
+// writes and events.
+func (h *harness) syncRound(t *testing.T) (sp *corev1.Pod, superWrites, evs []string) {
+	t.Helper()
+	h.super.ClearActions()
+	sp = h.syncWebDown(t)
+	if err := h.s.superIndex[kindPod].Update(sp); err != nil {
+		t.Fatal(err)
+	}
+	return sp, writes(h.super), events(h.recorder)
+}

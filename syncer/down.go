@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -218,11 +219,11 @@ func stampedMetaEqual(desired, existing metav1.Object) bool {
 func superKeptLabel(k string, _ map[string]string) bool { return superOwnedLabels[k] }
 
 // superKeptAnnotation reports whether the down sync leaves annotation k of a super object alone:
-// the super cluster owns it, or the syncer wrote it outside the down sync
-// (annotationRefusedEphemeral, podephemeral.go), and desired does not name it.
+// the super cluster owns it, or the syncer wrote it outside the down sync (refusalAnnotations,
+// podrefused.go), and desired does not name it.
 func superKeptAnnotation(k string, desired map[string]string) bool {
 	_, named := desired[k]
-	return !named && (superOwnedAnnotation(k) || k == annotationRefusedEphemeral)
+	return !named && (superOwnedAnnotation(k) || slices.Contains(refusalAnnotations, k))
 }
 
 // superLeft is the part of existing that kept(k, desired) reports (kept true) or the rest (kept

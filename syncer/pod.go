@@ -383,6 +383,7 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 	// podgeneration.go, podconditions.go
 	want := keepTenantConditions(tenantObservedGenerations(podStatusUp(sp), sp, tp), tp)
 	want = tenantReady(want, tp, metav1.NewTime(s.now()))
+	want = refusedResizeStatus(want, sp, tp, metav1.NewTime(s.now())) // podresize.go
 	if apiequality.Semantic.DeepEqual(tp.Status, want) {
 		return nil
 	}

@@ -2,12 +2,10 @@ package syncer
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
 
@@ -30,9 +28,9 @@ import (
 // breaks baseline): a refusal shows as a SuperClusterRejected event on the tenant pod and does
 // not hold up the pod's other changes or its status for more than a round. Containers go one per
 // write, so a refusal is one container's; the super pod records its name in
-// annotationRefusedEphemeral, which the down sync keeps (down.go), and the container is not
-// tried again: one event per refused container, and none again after a syncer restart. A later
-// ephemeral container (kubectl debug names each anew) is tried on its own.
+// annotationRefusedEphemeral (podrefused.go), and the container is not tried again: one event
+// per refused container, and none again after a syncer restart. A later ephemeral container
+// (kubectl debug names each anew) is tried on its own.
 
 // annotationRefusedEphemeral lists, on a super pod, the ephemeral containers of its tenant pod
 // that the super cluster refused, comma-separated.
@@ -83,12 +81,7 @@ func withEphemeralContainers(sp, tp *corev1.Pod, env func() []corev1.EnvVar) *co
 // withRefusedEphemeral returns a copy of super pod sp that records ephemeral container name as
 // refused.
 func withRefusedEphemeral(sp *corev1.Pod, name string) *corev1.Pod {
-	out := sp.DeepCopy()
-	if out.Annotations == nil {
-		out.Annotations = map[string]string{}
-	}
-	out.Annotations[annotationRefusedEphemeral] = strings.Join(append(refusedEphemeral(sp), name), ",")
-	return out
+	return withAnnotation(sp, annotationRefusedEphemeral, strings.Join(append(refusedEphemeral(sp), name), ","))
 }
 
 // ephemeralContainersDown adds an ephemeral container of tenant pod tp that super pod sp lacks
@@ -107,24 +100,10 @@ func (s *Syncer) ephemeralContainersDown(ctx context.Context, t *tenant, tp, sp 
 		return false, err
 	}
 	name := up.Spec.EphemeralContainers[len(up.Spec.EphemeralContainers)-1].Name
-	logger := klog.FromContext(ctx).WithValues("superObject", klog.KObj(sp), "container", name)
-	logger.V(2).Info("Adding an ephemeral container to the super pod")
-	pods := s.super.CoreV1().Pods(sp.Namespace)
-	_, err := pods.UpdateEphemeralContainers(ctx, sp.Name, up, metav1.UpdateOptions{})
+	klog.FromContext(ctx).V(2).Info("Adding an ephemeral container to the super pod", "superObject", klog.KObj(sp), "container", name)
+	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateEphemeralContainers(ctx, sp.Name, up, metav1.UpdateOptions{})
 	if !superRefused(err) { // down.go
 		return err == nil, err
 	}
-	if t.recorder != nil {
-		t.recorder.Eventf(tp, corev1.EventTypeWarning, "SuperClusterRejected", "The super cluster refused ephemeral container %s: %v", name, err)
-	}
-	// The event goes first: a record that fails now brings it once more, never not at all.
-	_, err = pods.Update(ctx, withRefusedEphemeral(sp, name), metav1.UpdateOptions{})
-	if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-		logger.V(4).Info("Super pod changed meanwhile; its event brings the next round", "err", err)
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("recording refused ephemeral container %s: %w", name, err)
-	}
-	return true, nil
+	return s.recordRefused(ctx, t, tp, withRefusedEphemeral(sp, name), "ephemeral container "+name, err) // podrefused.go
 }

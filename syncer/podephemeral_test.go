@@ -2,13 +2,11 @@ package syncer
 
 import (
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	k8stesting "k8s.io/client-go/testing"
@@ -136,78 +134,6 @@ func refuse(h *harness, sub string) {
 		}
 		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "web", errors.New("violates PodSecurity"))
 	})
-}
-
-// TestSyncPodRefusedResize: a resize the super cluster refuses is told to the tenant and does
-// not hold up the rest of the pod (here: its new image).
-func TestSyncPodRefusedResize(t *testing.T) {
-	tenant := MakePod("default", "web").Image("vnest.local/busybox:2").Obj()
-	tenant.Spec.Containers[0].Resources = resources("25m", "40Mi")
-	super := MakePod(testSuperNS, "web").Owned("uid-web").Obj()
-	h := newHarness(t, []object{super}, []object{tenant})
-	refuse(h, "resize")
-	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
-		t.Fatalf("syncPod: %v", err)
-	}
-	want := []string{"update pods demo-5c9a8459-default/web", "update pods/resize demo-5c9a8459-default/web"}
-	if diff := cmp.Diff(want, writes(h.super)); diff != "" {
-		t.Errorf("super writes (-want +got):\n%s", diff)
-	}
-	if ev := events(h.recorder); len(ev) != 1 || !strings.Contains(ev[0], "SuperClusterRejected") {
-		t.Errorf("events = %q, want one SuperClusterRejected", ev)
-	}
-}
-
-// TestSyncPodRefusedEphemeralContainer: an ephemeral container the super cluster refuses is told
-// to the tenant once, in the round that tried it, and not tried again: the next round brings
-// the rest of the pod (here: its new image) without another event, and so does a syncer
-// restarted from the super pod as the first round left it.
-func TestSyncPodRefusedEphemeralContainer(t *testing.T) {
-	tenant := MakePod("default", "web").Image("vnest.local/busybox:2").Obj()
-	tenant.Spec.EphemeralContainers = []corev1.EphemeralContainer{ephemeral("debugger")}
-	super := MakePod(testSuperNS, "web").Owned("uid-web").Obj()
-	h := newHarness(t, []object{super}, []object{tenant})
-	refuse(h, "ephemeralcontainers")
-	var evs []string
-	// round syncs the pod with the super cache holding the super pod as the last round left it.
-	round := func(h *harness) *corev1.Pod {
-		t.Helper()
-		h.super.ClearActions()
-		if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
-			t.Fatalf("syncPod: %v", err)
-		}
-		evs = append(evs, events(h.recorder)...)
-		sp, err := h.super.CoreV1().Pods(testSuperNS).Get(t.Context(), "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := h.s.superIndex[kindPod].Update(sp); err != nil {
-			t.Fatal(err)
-		}
-		return sp
-	}
-
-	round(h)
-	if diff := cmp.Diff([]string{"update pods " + testSuperNS + "/web", "update pods/ephemeralcontainers " + testSuperNS + "/web"}, writes(h.super)); diff != "" {
-		t.Errorf("first round's super writes (-want +got):\n%s", diff)
-	}
-	sp := round(h)
-	if diff := cmp.Diff([]string{"update pods " + testSuperNS + "/web"}, writes(h.super)); diff != "" {
-		t.Errorf("second round's super writes (-want +got):\n%s", diff)
-	}
-	if img := sp.Spec.Containers[0].Image; img != "vnest.local/busybox:2" {
-		t.Errorf("super pod image %q after two rounds; want the tenant's new one", img)
-	}
-	if len(evs) != 1 || !strings.Contains(evs[0], "SuperClusterRejected") {
-		t.Errorf("events after two rounds = %q, want one SuperClusterRejected", evs)
-	}
-
-	restarted := newHarness(t, []object{sp}, []object{tenant})
-	refuse(restarted, "ephemeralcontainers")
-	round(restarted)
-	if w := writes(restarted.super); len(w) != 0 || len(evs) != 1 {
-		t.Errorf("after a restart: super writes %q, events %q; want none and the first round's one", w, evs)
-	}
 }
 
 // TestPodReferencesOfEphemeralContainers: what an ephemeral container reads goes down too.

@@ -2,6 +2,11 @@ package syncer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -10,6 +15,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
 // In-place resize of tenant pods.
@@ -27,11 +33,20 @@ import (
 // tenant pod's (translatePod copies them), so any difference is a resize to apply. The resize
 // is written before the down update that stamps the tenant generation, so the super pod never
 // claims a tenant generation whose resize it has not received. A resize the super cluster
-// refuses (its admission, e.g. a LimitRange of the super namespace) shows as a
+// refuses (its admission, e.g. a LimitRange of the super namespace) shows as one
 // SuperClusterRejected event on the tenant pod and does not hold up the pod's other changes or
-// its status. A resize that grows a pod must fit the tenant's spec.policy.quota as a new pod
-// must (podpolicy.go): one that does not is not applied, and a TenantQuotaExceeded event on the
-// tenant pod says why; it is looked at again on the pod's next round.
+// its status for more than a round. The super pod records the refused request
+// (annotationRefusedResize, podrefused.go), which is not tried again; a request the tenant makes
+// with other values is. The super kubelet never sees a refused resize, so the tenant pod's
+// PodResizePending condition says so as a kubelet says of a resize it can never admit: True,
+// reason Infeasible, with the refusal's message (refusedResizeStatus). A resize that grows a
+// pod must fit the tenant's spec.policy.quota as a new pod must (podpolicy.go): one that does
+// not is not applied, and a TenantQuotaExceeded event on the tenant pod says why; it is looked
+// at again on the pod's next round.
+
+// annotationRefusedResize records, on a super pod, the last resize of its tenant pod that the
+// super cluster refused: its resizeRequest, a space, and the refusal's message.
+const annotationRefusedResize = ownership.ReservedPrefix + "refused-resize"
 
 // resizedPod returns a copy of super pod sp with the resources of tenant pod tp (containers and
 // init containers by name, and the pod level), or nil when they already match.
@@ -72,15 +87,83 @@ func resizeContainers(super, want []corev1.Container) bool {
 	return changed
 }
 
+// resizeFields is what a resize of p writes: each (init) container's resources and resize
+// policy, by name, and the pod-level resources.
+func resizeFields(p *corev1.Pod) corev1.PodSpec {
+	fields := func(cs []corev1.Container) []corev1.Container {
+		out := make([]corev1.Container, len(cs))
+		for i, c := range cs {
+			out[i] = corev1.Container{Name: c.Name, Resources: c.Resources, ResizePolicy: c.ResizePolicy}
+		}
+		return out
+	}
+	return corev1.PodSpec{InitContainers: fields(p.Spec.InitContainers), Containers: fields(p.Spec.Containers), Resources: p.Spec.Resources}
+}
+
+// resizeRequest names the resize of super pod sp to resized (resizedPod): a short hash of the
+// resources of both. The resources sp has count, so values asked again after another resize
+// went through are a new request.
+func resizeRequest(sp, resized *corev1.Pod) string {
+	sum := sha256.New()
+	for _, p := range []*corev1.Pod{sp, resized} {
+		b, _ := json.Marshal(resizeFields(p)) // a PodSpec always marshals
+		sum.Write(b)
+		sum.Write([]byte{0})
+	}
+	return hex.EncodeToString(sum.Sum(nil))[:16]
+}
+
+// refusedResize is the message of the refusal that super pod sp records for its resize to
+// resized; ok is false when sp records none for that request.
+func refusedResize(sp, resized *corev1.Pod) (msg string, ok bool) {
+	req, msg, found := strings.Cut(sp.Annotations[annotationRefusedResize], " ")
+	if !found || req != resizeRequest(sp, resized) {
+		return "", false
+	}
+	return msg, true
+}
+
+// refusedResizeStatus sets, in st (the status going up for tenant pod tp from super pod sp), a
+// PodResizePending condition for a resize of tp's that sp records as refused: True, reason
+// Infeasible, as a kubelet reports a resize it can never admit (the super kubelet never saw
+// it, so the super pod's word on the condition is about an older spec). Its transition time is
+// the tenant's when that already said Infeasible, else now.
+func refusedResizeStatus(st corev1.PodStatus, sp, tp *corev1.Pod, now metav1.Time) corev1.PodStatus {
+	resized := resizedPod(sp, tp)
+	if resized == nil {
+		return st
+	}
+	msg, refused := refusedResize(sp, resized)
+	if !refused {
+		return st
+	}
+	pending := corev1.PodCondition{
+		Type: corev1.PodResizePending, Status: corev1.ConditionTrue, ObservedGeneration: tp.Generation, LastTransitionTime: now,
+		Reason: corev1.PodReasonInfeasible, Message: "The super cluster refused the resize: " + msg,
+	}
+	for _, old := range tp.Status.Conditions {
+		if old.Type == corev1.PodResizePending && old.Reason == corev1.PodReasonInfeasible {
+			pending.LastTransitionTime = old.LastTransitionTime
+		}
+	}
+	st.Conditions = slices.DeleteFunc(slices.Clone(st.Conditions), func(c corev1.PodCondition) bool { return c.Type == corev1.PodResizePending })
+	st.Conditions = append(st.Conditions, pending)
+	return st
+}
+
 // resizePodDown resizes super pod sp to tenant pod tp's resources through the super cluster's
-// pods/resize subresource when they differ. It reports whether it wrote; the write's event
-// brings the pod round again. A refusal does not hold up the pod (superRefused).
+// pods/resize subresource when they differ and sp does not record that request as refused. It
+// reports whether it wrote; the write's event brings the pod round again. A refusal is told to
+// the tenant and recorded on sp, a write too.
 func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Pod) (bool, error) {
 	if podTerminal(sp) {
 		return false, nil
 	}
 	resized := resizedPod(sp, tp)
 	if resized == nil {
+		return false, nil
+	}
+	if _, refused := refusedResize(sp, resized); refused {
 		return false, nil
 	}
 	if err := guard(t, tp.Namespace, sp); err != nil {
@@ -94,11 +177,11 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 	}
 	klog.FromContext(ctx).V(2).Info("Resizing super pod", "superObject", klog.KObj(sp))
 	_, err := s.super.CoreV1().Pods(sp.Namespace).UpdateResize(ctx, sp.Name, resized, metav1.UpdateOptions{})
-	if superRefused(err) {
-		s.recordRejected(t, tp, kindPod, err)
-		return false, nil
+	if !superRefused(err) { // down.go
+		return err == nil, err
 	}
-	return true, err
+	recorded := withAnnotation(sp, annotationRefusedResize, resizeRequest(sp, resized)+" "+err.Error())
+	return s.recordRefused(ctx, t, tp, recorded, "the resize", err) // podrefused.go
 }
 
 // resizeOverQuota returns why resizing super pod sp to resized would take the tenant over its

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
@@ -215,6 +216,69 @@ func TestResizeWithinQuota(t *testing.T) {
 			ev := events(h.recorder)
 			if tc.wantResize == (len(ev) == 1 && strings.Contains(ev[0], v1alpha1.PodReasonQuotaExceeded)) {
 				t.Errorf("events = %q", ev)
+			}
+		})
+	}
+}
+
+func TestRefusedResizeStatus(t *testing.T) {
+	small, big := resources("20m", "35Mi"), resources("25m", "40Mi")
+	before, now := metav1.Unix(100, 0), metav1.Unix(200, 0)
+	super := MakePod(testSuperNS, "web").Obj()
+	super.Spec.Containers[0].Resources = small
+	tenant := func(r corev1.ResourceRequirements, conds ...corev1.PodCondition) *corev1.Pod {
+		p := MakePod("default", "web").Obj()
+		p.Generation, p.Spec.Containers[0].Resources, p.Status.Conditions = 3, r, conds
+		return p
+	}
+	refusedBy := func(tp *corev1.Pod) *corev1.Pod {
+		return withAnnotation(super, annotationRefusedResize, resizeRequest(super, resizedPod(super, tp))+" LimitRange says no")
+	}
+	ready := corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+	deferred := corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, Reason: corev1.PodReasonDeferred}
+	infeasible := func(at metav1.Time) corev1.PodCondition {
+		return corev1.PodCondition{Type: corev1.PodResizePending, Status: corev1.ConditionTrue, ObservedGeneration: 3, LastTransitionTime: at,
+			Reason: corev1.PodReasonInfeasible, Message: "The super cluster refused the resize: LimitRange says no"}
+	}
+	cases := map[string]struct {
+		super, tenant *corev1.Pod
+		conditions    []corev1.PodCondition // of the status going up
+		want          []corev1.PodCondition
+	}{
+		"nothing refused": {
+			super: super, tenant: tenant(big), conditions: []corev1.PodCondition{ready}, want: []corev1.PodCondition{ready},
+		},
+		"the tenant's request refused: Infeasible": {
+			super: refusedBy(tenant(big)), tenant: tenant(big), conditions: []corev1.PodCondition{ready},
+			want: []corev1.PodCondition{ready, infeasible(now)},
+		},
+		"the super kubelet's word on an older resize gives way": {
+			super: refusedBy(tenant(big)), tenant: tenant(big), conditions: []corev1.PodCondition{deferred, ready},
+			want: []corev1.PodCondition{ready, infeasible(now)},
+		},
+		"said before: its transition time stays": {
+			super: refusedBy(tenant(big)), tenant: tenant(big, infeasible(before)), conditions: []corev1.PodCondition{ready},
+			want: []corev1.PodCondition{ready, infeasible(before)},
+		},
+		"another request since": {
+			super: refusedBy(tenant(big)), tenant: tenant(resources("30m", "40Mi")), conditions: []corev1.PodCondition{ready},
+			want: []corev1.PodCondition{ready},
+		},
+		"the tenant went back to the super pod's resources": {
+			super: refusedBy(tenant(big)), tenant: tenant(small), conditions: []corev1.PodCondition{ready},
+			want: []corev1.PodCondition{ready},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			st := corev1.PodStatus{Conditions: tc.conditions}
+			before := st.DeepCopy()
+			got := refusedResizeStatus(st, tc.super, tc.tenant, now)
+			if diff := cmp.Diff(tc.want, got.Conditions); diff != "" {
+				t.Errorf("conditions (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(before.Conditions, st.Conditions); diff != "" {
+				t.Errorf("refusedResizeStatus changed its input (-before +after):\n%s", diff)
 			}
 		})
 	}
