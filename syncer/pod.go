@@ -24,10 +24,10 @@ import (
 //
 // Down: the tenant pod's spec, translated (translatePod), created in the super namespace with
 // nodeName empty so the super cluster's scheduler places it. Later changes propagate for the
-// fields a pod may change: labels, annotations, container images, activeDeadlineSeconds, removed
-// scheduling gates and, while the super pod is gated, the scheduling directives (podplacement.go);
-// and resources and ephemeral containers through their subresources (podresize.go,
-// podephemeral.go).
+// fields a pod may change: labels, annotations, container images, activeDeadlineSeconds, added
+// tolerations, removed scheduling gates and, while the super pod is gated, the scheduling
+// directives (podplacement.go); and resources and ephemeral containers through their
+// subresources (podresize.go, podephemeral.go).
 //
 // Up: once the super pod is scheduled, the tenant pod is bound to the same node through the
 // tenant's pods/binding subresource (after its virtual node exists); its status mirrors the
@@ -196,19 +196,22 @@ func podDownEqual(desired, existing *corev1.Pod) bool {
 	directives, _ := gatedDirectives(&desired.Spec, &existing.Spec) // podplacement.go
 	return stampedMetaEqual(desired, existing) && slices.Equal(images(desired), images(existing)) &&
 		ptr.Equal(desired.Spec.ActiveDeadlineSeconds, existing.Spec.ActiveDeadlineSeconds) &&
-		len(keptSchedulingGates(desired, existing)) == len(existing.Spec.SchedulingGates) && directives == nil
+		len(keptSchedulingGates(desired, existing)) == len(existing.Spec.SchedulingGates) && directives == nil &&
+		len(addedTolerations(desired.Spec.Tolerations, existing.Spec.Tolerations)) == 0
 }
 
-// mergePod writes desired's labels, annotations, images, activeDeadlineSeconds and removed
-// scheduling gates into a copy of existing, and, while existing is gated, its scheduling
-// directives (gatedDirectives: in the same request as the removal of the last gate, so they are
-// there before the super scheduler looks); the other spec fields the syncer sets are immutable.
+// mergePod writes desired's labels, annotations, images, activeDeadlineSeconds, added
+// tolerations and removed scheduling gates into a copy of existing, and, while existing is
+// gated, its scheduling directives (gatedDirectives: in the same request as the removal of the
+// last gate, so they are there before the super scheduler looks); the other spec fields the
+// syncer sets are immutable.
 func mergePod(desired, existing *corev1.Pod) *corev1.Pod {
 	out := existing.DeepCopy()
 	mergeMeta(desired, out)
 	if d, _ := gatedDirectives(&desired.Spec, &existing.Spec); d != nil {
 		out.Spec.NodeSelector, out.Spec.Affinity, out.Spec.Tolerations = d.NodeSelector, d.Affinity, d.Tolerations
 	}
+	out.Spec.Tolerations = append(out.Spec.Tolerations, addedTolerations(desired.Spec.Tolerations, out.Spec.Tolerations)...) // podplacement.go
 	out.Spec.ActiveDeadlineSeconds = desired.Spec.ActiveDeadlineSeconds
 	out.Spec.SchedulingGates = keptSchedulingGates(desired, existing)
 	for i := range out.Spec.InitContainers {

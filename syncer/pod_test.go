@@ -361,8 +361,8 @@ func TestLostSuperPod(t *testing.T) {
 	}
 }
 
-// TestPodDownEqualAndMerge: of a running pod's spec, images, activeDeadlineSeconds and the removal
-// of scheduling gates go down; a scheduled copy's own fields stay.
+// TestPodDownEqualAndMerge: of a running pod's spec, images, activeDeadlineSeconds, added
+// tolerations and the removal of scheduling gates go down; a scheduled copy's own fields stay.
 func TestPodDownEqualAndMerge(t *testing.T) {
 	gates := func(names ...string) []corev1.PodSchedulingGate {
 		var out []corev1.PodSchedulingGate
@@ -371,8 +371,13 @@ func TestPodDownEqualAndMerge(t *testing.T) {
 		}
 		return out
 	}
+	spot := corev1.Toleration{Key: "spot", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
+	notReady := func(seconds int64) corev1.Toleration {
+		return corev1.Toleration{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: &seconds}
+	}
 	cases := map[string]struct {
 		tenant    func(*corev1.Pod) // changes the tenant pod after the super pod was made from it
+		super     func(*corev1.Pod) // changes the super pod after it was made (the super cluster's admission)
 		superGate []corev1.PodSchedulingGate
 		wantEqual bool
 		want      func(*corev1.PodSpec) // the merged super spec, from the scheduled copy's
@@ -396,6 +401,22 @@ func TestPodDownEqualAndMerge(t *testing.T) {
 			superGate: gates("a"),
 			want:      func(s *corev1.PodSpec) { s.SchedulingGates = nil },
 		},
+		"a toleration added to a scheduled pod goes down; the super pod's own stay": {
+			tenant: func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, spot) },
+			super:  func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, notReady(300)) },
+			want:   func(s *corev1.PodSpec) { s.Tolerations = append(s.Tolerations, spot) },
+		},
+		"a toleration the super pod has and the tenant's lacks stays": {
+			tenant:    func(*corev1.Pod) {},
+			super:     func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, notReady(300)) },
+			wantEqual: true,
+			want:      func(*corev1.PodSpec) {},
+		},
+		"a tolerationSeconds shortened goes down beside the old one": {
+			tenant: func(p *corev1.Pod) { p.Spec.Tolerations = []corev1.Toleration{notReady(60)} },
+			super:  func(p *corev1.Pod) { p.Spec.Tolerations = []corev1.Toleration{notReady(300)} },
+			want:   func(s *corev1.PodSpec) { s.Tolerations = []corev1.Toleration{notReady(300), notReady(60)} },
+		},
 		"a gate the super pod lacks is not added (the super apiserver would refuse it)": {
 			tenant:    func(p *corev1.Pod) { p.Spec.SchedulingGates = gates("a", "new") },
 			superGate: gates("a"),
@@ -411,6 +432,9 @@ func TestPodDownEqualAndMerge(t *testing.T) {
 			if len(tc.superGate) == 0 {
 				existing.Spec.NodeName = "node-1" // a gated pod is never scheduled
 			}
+			if tc.super != nil {
+				tc.super(existing)
+			}
 			tc.tenant(tenant)
 			desired := translatePod(tenant, testOwner, v1alpha1.PolicySpec{}, nil)
 			if got := podDownEqual(desired, existing); got != tc.wantEqual {
@@ -424,6 +448,9 @@ func TestPodDownEqualAndMerge(t *testing.T) {
 			}
 			if !podDownEqual(desired, merged) {
 				t.Error("the merged pod still counts as drift")
+			}
+			if errs := validatePodUpdate(t, &merged.Spec, &existing.Spec); len(errs) > 0 { // podplacement_test.go
+				t.Errorf("upstream refuses the update: %v", errs)
 			}
 		})
 	}

@@ -87,7 +87,9 @@ func (s *Syncer) replacePending(ctx context.Context, t *tenant, tp, sp *corev1.P
 // Kueue adds a nodeSelector and tolerations this way, then lifts its gate. The down update of a
 // gated super pod carries the tenant pod's directives, translated as for the create
 // (podDown.translate), in the request that removes its gates (mergePod), so the super scheduler
-// never sees the pod without them. The translation does not always make an allowed change of
+// never sees the pod without them. Added tolerations go down for any pod (addedTolerations,
+// mergePod): a running pod may gain one to stay on a node tainted NoExecute, and the super
+// cluster's taint eviction reads the super pod's. The translation does not always make an allowed change of
 // the tenant's (a policy's selector changed meanwhile, a term dropped by pinTenantLabels); such
 // a super pod is made again (replacePending).
 
@@ -114,11 +116,7 @@ func gatedDirectives(desired, existing *corev1.PodSpec) (out *corev1.PodSpec, re
 			out.NodeSelector[k] = v
 		}
 	}
-	for _, tol := range desired.Tolerations {
-		if !slices.ContainsFunc(existing.Tolerations, func(x corev1.Toleration) bool { return apiequality.Semantic.DeepEqual(x, tol) }) {
-			out.Tolerations = append(out.Tolerations, tol)
-		}
-	}
+	out.Tolerations = append(out.Tolerations, addedTolerations(desired.Tolerations, existing.Tolerations)...)
 	oldNA := nodeAffinity(existing)
 	na, ok := nodeAffinityUpdate(nodeAffinity(desired), oldNA)
 	if !ok {
@@ -134,6 +132,20 @@ func gatedDirectives(desired, existing *corev1.PodSpec) (out *corev1.PodSpec, re
 		return nil, false
 	}
 	return out, false
+}
+
+// addedTolerations is the tolerations of desired that existing lacks, which an update of any pod
+// may add (upstream's validateOnlyAddedTolerations); none of existing's goes, as those desired
+// lacks may be the super cluster's admission's. A toleration of desired that differs from one of
+// existing only in tolerationSeconds is added too: the shorter of the two is what evicts.
+func addedTolerations(desired, existing []corev1.Toleration) []corev1.Toleration {
+	var out []corev1.Toleration
+	for _, tol := range desired {
+		if !slices.ContainsFunc(existing, func(x corev1.Toleration) bool { return apiequality.Semantic.DeepEqual(x, tol) }) {
+			out = append(out, tol)
+		}
+	}
+	return out
 }
 
 // directivesRefused reports whether gated super pod sp cannot take the scheduling directives of

@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/kubernetes/pkg/apis/core"
 	k8scorev1 "k8s.io/kubernetes/pkg/apis/core/v1"
 	corevalidation "k8s.io/kubernetes/pkg/apis/core/validation"
@@ -286,6 +287,36 @@ func TestSyncGatedPodDirectives(t *testing.T) {
 	sp = round(func(p *corev1.Pod) { p.Spec.SchedulingGates = nil })
 	if diff := cmp.Diff(map[string]string{"pool": "tenants", "flavor": "spot"}, sp.Spec.NodeSelector); diff != "" || len(sp.Spec.SchedulingGates) != 0 {
 		t.Errorf("ungated super pod: gates %v, nodeSelector (-want +got):\n%s", sp.Spec.SchedulingGates, diff)
+	}
+}
+
+// TestSyncRunningPodTolerations: a toleration the tenant adds to a running pod (to stay on a node
+// tainted NoExecute) goes down with the super pod's update, translated (the policy's toleration
+// not repeated), and the super pod's own tolerations stay.
+func TestSyncRunningPodTolerations(t *testing.T) {
+	policy := corev1.Toleration{Key: "tenants", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}
+	superOwn := corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)}
+	maintenance := corev1.Toleration{Key: "maintenance", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}
+	sp := MakePod(testSuperNS, "web").Owned("uid-web").Node("node-1").Phase(corev1.PodRunning).HostIP("192.0.2.2").Obj()
+	sp.Spec.Tolerations = []corev1.Toleration{policy, superOwn}
+	tp := MakePod("default", "web").Node("node-1").Phase(corev1.PodRunning).HostIP("192.0.2.2").Obj()
+	tp.Spec.Tolerations = []corev1.Toleration{maintenance}
+	h := newHarness(t, []object{sp}, []object{tp})
+	h.t.settings.Store(&settings{policy: v1alpha1.PolicySpec{Tolerations: []corev1.Toleration{policy}}})
+	if err := h.s.syncPod(testContext(t), h.t, "default", "web"); err != nil {
+		t.Fatal(err)
+	}
+	var updated *corev1.Pod
+	for _, a := range h.super.Actions() {
+		if u, ok := a.(k8stesting.UpdateAction); ok && a.GetResource().Resource == "pods" && a.GetSubresource() == "" {
+			updated = u.GetObject().(*corev1.Pod)
+		}
+	}
+	if updated == nil {
+		t.Fatalf("super writes %q, want the super pod's update", writes(h.super))
+	}
+	if diff := cmp.Diff([]corev1.Toleration{policy, superOwn, maintenance}, updated.Spec.Tolerations); diff != "" {
+		t.Errorf("super pod's tolerations (-want +got):\n%s", diff)
 	}
 }
 
