@@ -31,6 +31,10 @@ const indexPodIP = "podIP"
 // indexServiceIP indexes super Services by their cluster IPs, for reverse lookups.
 const indexServiceIP = "serviceIP"
 
+// indexEndpointIP indexes tenant Endpoints by their ready addresses, for reverse lookups of
+// endpoint addresses.
+const indexEndpointIP = "endpointIP"
+
 // defaultClusterDomain is spec.clusterDomain when it is empty (the CRD defaults it too).
 const defaultClusterDomain = "cluster.local"
 
@@ -57,6 +61,22 @@ func serviceIPIndex(obj any) ([]string, error) {
 	for _, s := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
 		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.String()) {
 			out = append(out, ip.String())
+		}
+	}
+	return out, nil
+}
+
+func endpointIPIndex(obj any) ([]string, error) {
+	ep, ok := obj.(*corev1.Endpoints)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for _, ss := range ep.Subsets {
+		for _, a := range ss.Addresses {
+			if ip, err := netip.ParseAddr(a.IP); err == nil && !slices.Contains(out, ip.String()) {
+				out = append(out, ip.String())
+			}
 		}
 	}
 	return out, nil
@@ -145,8 +165,9 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 		asker = askers[0]
 	}
 	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService, Namespace: found.dnsNamespace,
-		ServiceByIP: func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
-		Self:        found.dnsSelf(asker), Syncing: syncing}, true
+		ServiceByIP:   func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
+		EndpointsByIP: found.dnsEndpointsByIP,
+		Self:          found.dnsSelf(asker), Syncing: syncing}, true
 }
 
 // startedTenant is the tenant of cluster key that is served, or else (serving false) one started
@@ -252,6 +273,36 @@ func (s *Syncer) dnsServiceByIP(t *tenant, ip netip.Addr) (ns, name string, ok b
 		}
 	}
 	return "", "", false
+}
+
+// dnsEndpointsByIP is where ip is a ready endpoint address of a tenant Service, for reverse
+// lookups, from the tenant's own Endpoints (indexEndpointIP) only: the names are the tenant's,
+// whoever's pod the address is. Endpoints of no Service (yet) name nothing, as their names do
+// not resolve.
+func (t *tenant) dnsEndpointsByIP(ip netip.Addr) []tenantdns.ServiceEndpoint {
+	objs, err := t.index[kindEndpoints].ByIndex(indexEndpointIP, ip.String())
+	if err != nil {
+		return nil
+	}
+	var out []tenantdns.ServiceEndpoint
+	for _, o := range objs {
+		ep, ok := o.(*corev1.Endpoints)
+		if !ok {
+			continue
+		}
+		if svc, err := t.services.Services(ep.Namespace).Get(ep.Name); err != nil || svc.Spec.Type == corev1.ServiceTypeExternalName {
+			continue
+		}
+		for _, ss := range ep.Subsets {
+			for _, a := range ss.Addresses {
+				if addr, err := netip.ParseAddr(a.IP); err == nil && addr == ip {
+					out = append(out, tenantdns.ServiceEndpoint{Namespace: ep.Namespace, Service: ep.Name,
+						Endpoint: tenantdns.Endpoint{IP: a.IP, Hostname: a.Hostname}})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // superClusterIP is the ClusterIP of the super Service of tenant Service ns/name: the address

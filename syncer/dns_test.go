@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
@@ -11,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
@@ -213,6 +216,85 @@ func TestDNSTenant(t *testing.T) {
 	h.addTo(t, h.super, h.s.superIndex, twin)
 	if got := resolve("10.88.0.4", "web.default.svc.cluster.local."); got != "REFUSED" {
 		t.Errorf("from an address of pods of two tenants: %s, want REFUSED", got)
+	}
+}
+
+// TestDNSTenantReverseEndpoints: through the server and the caches, a reverse lookup of a ready
+// endpoint address of the asking tenant's Services answers its name there, as CoreDNS does
+// (<hostname>.<svc>.<ns>.svc.D, else the dashed IP): the peers of a StatefulSet behind a
+// headless Service. A not-ready address, an address of Endpoints without Service and another
+// tenant's endpoint stay NXDOMAIN (tenant pods' addresses), and a ClusterIP names its Service.
+func TestDNSTenantReverseEndpoints(t *testing.T) {
+	const otherKey = "other-1a2b3c4d"
+	superPod := func(name, ip string) *corev1.Pod {
+		p := MakePod(testSuperNS, name).Owned("uid-" + name).Phase(corev1.PodRunning).Obj()
+		p.Status.PodIP, p.Status.PodIPs = ip, []corev1.PodIP{{IP: ip}}
+		return p
+	}
+	otherPod := superPod("payroll-0", "10.88.0.9")
+	otherPod.Namespace = otherKey + "-finance"
+	otherPod.Labels[ownership.LabelClusterKey] = otherKey
+	superWeb := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: testSuperNS, Name: "web", Labels: map[string]string{
+		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}}, Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10"}}
+	service := func(ns, name, clusterIP string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{ClusterIP: clusterIP}}
+	}
+	endpoints := func(ns, name string, ready, notReady []corev1.EndpointAddress) *corev1.Endpoints {
+		return &corev1.Endpoints{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Subsets: []corev1.EndpointSubset{{Addresses: ready, NotReadyAddresses: notReady}}}
+	}
+	h := newHarness(t, []object{superPod("client", "127.0.0.1"), superPod("db-0", "10.88.0.5"), superPod("db-1", "10.88.0.6"),
+		superPod("db-2", "10.88.0.7"), superPod("stray", "10.88.0.8"), otherPod, superWeb}, []object{
+		service("default", "web", "10.32.0.10"), service("default", "db", corev1.ClusterIPNone),
+		endpoints("default", "db", []corev1.EndpointAddress{{IP: "10.88.0.5", Hostname: "db-0"}, {IP: "10.88.0.6"}},
+			[]corev1.EndpointAddress{{IP: "10.88.0.7", Hostname: "db-2"}}),
+		endpoints("default", "gone", []corev1.EndpointAddress{{IP: "10.88.0.8"}}, nil), // its Service deleted
+	})
+	// The other tenant names its own pod.
+	otherVC := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "other"}}
+	otherVC.Status.ClusterKey = otherKey
+	otherCS := fake.NewClientset()
+	other := newTenant(otherVC, otherCS)
+	other.wireInformers(informers.NewSharedInformerFactory(otherCS, 0), h.s)
+	h.s.tenants[otherKey] = other
+	for _, o := range []object{service("finance", "payroll", corev1.ClusterIPNone),
+		endpoints("finance", "payroll", []corev1.EndpointAddress{{IP: "10.88.0.9", Hostname: "payroll-0"}}, nil)} {
+		h.addTo(t, otherCS, other.index, o)
+	}
+
+	srv := tenantdns.New(tenantdns.Config{Tenant: h.s.dnsTenant, ClusterAddress: h.s.dnsClusterAddress, UnknownSourceWait: -1})
+	logger, _ := ktesting.NewTestContext(t)
+	addr, err := srv.Start(klog.NewContext(t.Context(), logger), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"5.0.88.10.in-addr.arpa.":  "NOERROR db-0.db.default.svc.cluster.local.",      // by its hostname
+		"6.0.88.10.in-addr.arpa.":  "NOERROR 10-88-0-6.db.default.svc.cluster.local.", // without one: the dashed IP
+		"7.0.88.10.in-addr.arpa.":  "NXDOMAIN",                                        // not ready
+		"8.0.88.10.in-addr.arpa.":  "NXDOMAIN",                                        // Endpoints of no Service
+		"9.0.88.10.in-addr.arpa.":  "NXDOMAIN",                                        // another tenant's
+		"10.0.96.10.in-addr.arpa.": "NOERROR web.default.svc.cluster.local.",          // a ClusterIP, as before
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypePTR)
+		resp, _, err := (&dns.Client{Timeout: 5 * time.Second}).Exchange(m, addr.String())
+		if err != nil {
+			t.Fatalf("PTR %s: %v", name, err)
+		}
+		got := dns.RcodeToString[resp.Rcode]
+		for _, rr := range resp.Answer {
+			if p, ok := rr.(*dns.PTR); ok {
+				got += " " + p.Ptr
+			}
+		}
+		if got != want {
+			t.Errorf("PTR %s from a pod of the tenant: %s, want %s", name, got, want)
+		}
+	}
+	// The other tenant's pods get its own name.
+	if got := dnsAsk(h.s, "10.88.0.9", "9.0.88.10.in-addr.arpa.", dns.TypePTR); got != "NOERROR payroll-0.payroll.finance.svc.cluster.local." {
+		t.Errorf("PTR of the other tenant's endpoint from its own pod: %s", got)
 	}
 }
 

@@ -385,6 +385,7 @@ func (t *tenant) wireInformers(f informers.SharedInformerFactory, s *Syncer) {
 	infs[kindNode] = core.Nodes().Informer() // virtual nodes live in tenants only
 	maps.Copy(infs, upKindInformers(f))      // as do the other kinds synced up only
 	_ = infs[kindPod].AddIndexers(podReferenceIndexers)
+	_ = infs[kindEndpoints].AddIndexers(cache.Indexers{indexEndpointIP: endpointIPIndex})
 	var synced []cache.InformerSynced
 	for k, inf := range infs {
 		t.index[k] = inf.GetIndexer()

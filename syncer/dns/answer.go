@@ -2,6 +2,7 @@ package dns
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -23,6 +24,10 @@ type Tenant struct {
 	// ServiceByIP returns the tenant Service whose ClusterIP is ip, for PTR queries; nil or
 	// ok false: none.
 	ServiceByIP func(ip netip.Addr) (ns, name string, ok bool)
+	// EndpointsByIP returns the ready endpoint addresses ip is of the tenant's Services, for PTR
+	// queries of an address no ClusterIP is (a StatefulSet's peers behind a headless Service);
+	// nil: none.
+	EndpointsByIP func(ip netip.Addr) []ServiceEndpoint
 	// Self is the asking pod, when it has a subdomain: its own name, which a kubelet writes into
 	// its /etc/hosts, resolves for it alone.
 	Self *Pod
@@ -58,6 +63,12 @@ type Service struct {
 type Endpoint struct {
 	IP       string
 	Hostname string // the pod's hostname when it has a subdomain that names the Service
+}
+
+// ServiceEndpoint is a ready endpoint address of tenant Service Namespace/Service.
+type ServiceEndpoint struct {
+	Namespace, Service string
+	Endpoint
 }
 
 // Port is one named port of a Service.
@@ -256,22 +267,35 @@ func srv(name string, qtype uint16, target string, port int32) []dns.RR {
 	return []dns.RR{&dns.SRV{Hdr: header(name, dns.TypeSRV), Priority: 0, Weight: 100, Port: uint16(port), Target: target}}
 }
 
-// reverse answers a reverse (PTR) query for ip: the name of the tenant Service with that
-// ClusterIP, <svc>.<ns>.svc.D; any other address goes to the upstreams, as CoreDNS falls
-// through for reverse zones it has no record in (the Server answers NXDOMAIN instead for a
-// super cluster address, Config.ClusterAddress).
+// reverse answers a reverse (PTR) query for ip as CoreDNS does: the name of the tenant Service
+// with that ClusterIP, <svc>.<ns>.svc.D; else the names of ip as a ready endpoint address of the
+// tenant's Services, <hostname or dashed IP>.<svc>.<ns>.svc.D, one per Service. Any other
+// address goes to the upstreams, as CoreDNS falls through for reverse zones it has no record
+// in (the Server answers NXDOMAIN instead for a super cluster address, Config.ClusterAddress).
 func reverse(name string, qtype uint16, ip netip.Addr, domain string, t *Tenant) (rcode int, answer []dns.RR, forward bool) {
-	if t.ServiceByIP == nil {
-		return 0, nil, true
+	var targets []string
+	if t.ServiceByIP != nil {
+		if ns, svc, ok := t.ServiceByIP(ip); ok {
+			targets = []string{svc + "." + ns + ".svc." + domain}
+		}
 	}
-	ns, svc, ok := t.ServiceByIP(ip)
-	if !ok {
+	if len(targets) == 0 && t.EndpointsByIP != nil {
+		for _, ep := range t.EndpointsByIP(ip) {
+			targets = append(targets, endpointName(ep.Endpoint)+"."+ep.Service+"."+ep.Namespace+".svc."+domain)
+		}
+		slices.Sort(targets)
+		targets = slices.Compact(targets) // an address in two subsets (other ports) is one name
+	}
+	if len(targets) == 0 {
 		return 0, nil, true
 	}
 	if qtype != dns.TypePTR && qtype != dns.TypeANY {
 		return dns.RcodeSuccess, nil, false
 	}
-	return dns.RcodeSuccess, []dns.RR{&dns.PTR{Hdr: header(name, dns.TypePTR), Ptr: svc + "." + ns + ".svc." + domain}}, false
+	for _, target := range targets {
+		answer = append(answer, &dns.PTR{Hdr: header(name, dns.TypePTR), Ptr: target})
+	}
+	return dns.RcodeSuccess, answer, false
 }
 
 // reverseAddr is the address a reverse name stands for: d.c.b.a.in-addr.arpa. for a.b.c.d, 32

@@ -9,20 +9,22 @@ import (
 	"github.com/miekg/dns"
 )
 
-// testTenant has, in namespace default: web (ClusterIP, super IP 10.96.0.10, port http),
-// db (headless: two ready pods db-0 and db-1, and one without hostname), ext (ExternalName),
-// pending (ClusterIP, no super Service yet). Namespace empty exists without Services; other
-// namespaces do not exist. The asking pod is me, of subdomain nosvc (no such
+// testTenant has, in namespace default: web (ClusterIP, super IP 10.96.0.10, port http, and
+// the pod db-0 a ready endpoint of it too), db (headless: two ready pods db-0 and db-1, and one
+// without hostname), ext (ExternalName), pending (ClusterIP, no super Service yet); in
+// kube-system: v6 (ClusterIP fd00::10, one endpoint fd00::5). Namespace empty exists without
+// Services; other namespaces do not exist. The asking pod is me, of subdomain nosvc (no such
 // Service), at 10.88.0.9.
 func testTenant() *Tenant {
 	services := map[string]Service{
-		"default/web": {ClusterIP: "10.96.0.10", Ports: []Port{{Name: "http", Protocol: "TCP", Port: 8080}}},
+		"default/web": {ClusterIP: "10.96.0.10", Ports: []Port{{Name: "http", Protocol: "TCP", Port: 8080}},
+			Endpoints: []Endpoint{{IP: "10.88.0.5"}}},
 		"default/db": {Headless: true, Endpoints: []Endpoint{
 			{IP: "10.88.0.5", Hostname: "db-0"}, {IP: "10.88.0.6", Hostname: "db-1"}, {IP: "10.88.0.7"},
 		}, Ports: []Port{{Name: "pg", Protocol: "TCP", Port: 5432}}},
 		"default/ext":     {ExternalName: "example.com"},
 		"default/pending": {},
-		"kube-system/v6":  {ClusterIP: "fd00::10"},
+		"kube-system/v6":  {ClusterIP: "fd00::10", Endpoints: []Endpoint{{IP: "fd00::5"}}},
 	}
 	self := &Pod{Namespace: "default", Hostname: "me", Subdomain: "nosvc", IPs: []string{"10.88.0.9"}}
 	return &Tenant{Domain: "cluster.local", Self: self, Service: func(ns, name string) (Service, bool) {
@@ -38,6 +40,17 @@ func testTenant() *Tenant {
 			}
 		}
 		return "", "", false
+	}, EndpointsByIP: func(ip netip.Addr) []ServiceEndpoint {
+		var out []ServiceEndpoint
+		for key, s := range services {
+			for _, ep := range s.Endpoints {
+				if a, err := netip.ParseAddr(ep.IP); err == nil && a == ip {
+					ns, name, _ := strings.Cut(key, "/")
+					out = append(out, ServiceEndpoint{Namespace: ns, Service: name, Endpoint: ep})
+				}
+			}
+		}
+		return out
 	}}
 }
 
@@ -69,6 +82,16 @@ func TestAnswer(t *testing.T) {
 		{name: "PTR of an IPv6 ClusterIP", q: "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", qtype: dns.TypePTR,
 			answer: []string{"0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tv6.kube-system.svc.cluster.local."}},
 		{name: "A of a Service's reverse name: no data, with the reverse zone's SOA", q: "10.0.96.10.in-addr.arpa.", qtype: dns.TypeA,
+			ns: []string{soaOf("in-addr.arpa.")}},
+		{name: "PTR of a headless Service's endpoint: its hostname, and its dashed IP in a Service that names it not",
+			q: "5.0.88.10.in-addr.arpa.", qtype: dns.TypePTR, answer: []string{
+				"5.0.88.10.in-addr.arpa.\t5\tIN\tPTR\t10-88-0-5.web.default.svc.cluster.local.",
+				"5.0.88.10.in-addr.arpa.\t5\tIN\tPTR\tdb-0.db.default.svc.cluster.local."}},
+		{name: "PTR of an endpoint without hostname: its dashed IP", q: "7.0.88.10.in-addr.arpa.", qtype: dns.TypePTR,
+			answer: []string{"7.0.88.10.in-addr.arpa.\t5\tIN\tPTR\t10-88-0-7.db.default.svc.cluster.local."}},
+		{name: "PTR of an IPv6 endpoint", q: "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", qtype: dns.TypePTR,
+			answer: []string{"5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tfd00--5.v6.kube-system.svc.cluster.local."}},
+		{name: "A of an endpoint's reverse name: no data", q: "7.0.88.10.in-addr.arpa.", qtype: dns.TypeA,
 			ns: []string{soaOf("in-addr.arpa.")}},
 		{name: "PTR of another address: upstream", q: "1.0.0.10.in-addr.arpa.", qtype: dns.TypePTR, forward: true},
 		{name: "a partial reverse name: upstream", q: "96.10.in-addr.arpa.", qtype: dns.TypePTR, forward: true},
@@ -177,6 +200,7 @@ func TestAnswerSyncing(t *testing.T) {
 		{q: "cluster.local.", qtype: dns.TypeSOA, rcode: dns.RcodeServerFailure},
 		{q: "example.com.", qtype: dns.TypeA, forward: true},
 		{q: "10.0.96.10.in-addr.arpa.", qtype: dns.TypePTR, rcode: dns.RcodeSuccess},
+		{q: "7.0.88.10.in-addr.arpa.", qtype: dns.TypePTR, rcode: dns.RcodeSuccess},
 	} {
 		r := Answer(dns.Question{Name: tc.q, Qtype: tc.qtype, Qclass: dns.ClassINET}, tn)
 		if r.Rcode != tc.rcode || r.Forward != tc.forward || (tc.rcode == dns.RcodeServerFailure && (r.Answer != nil || r.Ns != nil)) {

@@ -19,9 +19,12 @@
 //	                         (StatefulSet pods, pods with hostname and subdomain)
 //	_<port>._<proto>.<svc>.<ns>.svc.D   SRV for named ports
 //	<reversed IP>.in-addr.arpa / ip6.arpa  PTR <svc>.<ns>.svc.D for a Service's ClusterIP;
-//	                         other reverse names go upstream, but those of super cluster
-//	                         addresses (Config.ClusterAddress: super Services, tenant pods) are
-//	                         NXDOMAIN: the super cluster's DNS would name other tenants' objects
+//	                         else, as CoreDNS, <host>.<svc>.<ns>.svc.D for each Service the
+//	                         address is a ready endpoint of (host: its hostname, or the IP with
+//	                         dashes; Tenant.EndpointsByIP); other reverse names go upstream, but
+//	                         those of super cluster addresses (Config.ClusterAddress: super
+//	                         Services, tenant pods) are NXDOMAIN: the super cluster's DNS would
+//	                         name other tenants' objects
 //
 // Names under svc.<super domain> (Config.SuperDomain), when that is not D, are NXDOMAIN too
 // rather than forwarded: they name every tenant's super Services.

@@ -156,8 +156,9 @@ func TestServerSuperNames(t *testing.T) {
 		Upstreams:         []string{upstream},
 		UnknownSourceWait: -1,
 		ClusterAddress: func(ip netip.Addr) bool {
-			// another tenant's super Service, and a tenant pod
-			return ip == netip.MustParseAddr("10.96.0.99") || ip == netip.MustParseAddr("10.88.0.5")
+			// another tenant's super Service, another tenant's pod, and a pod of the asking
+			// tenant's, an endpoint of its Service db
+			return ip == netip.MustParseAddr("10.96.0.99") || ip == netip.MustParseAddr("10.88.0.50") || ip == netip.MustParseAddr("10.88.0.7")
 		},
 		SuperDomain: "cluster.local",
 	})
@@ -171,8 +172,9 @@ func TestServerSuperNames(t *testing.T) {
 			qtype      uint16
 			want       string // rcode, the answer's data and (in parentheses) the authority's SOA
 		}{
-			{"127.0.0.1", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"}, // another tenant's Service
-			{"127.0.0.1", "5.0.88.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},  // a tenant pod
+			{"127.0.0.1", "99.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},                   // another tenant's Service
+			{"127.0.0.1", "50.0.88.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},                   // another tenant's pod
+			{"127.0.0.1", "7.0.88.10.in-addr.arpa.", dns.TypePTR, "NOERROR 10-88-0-7.db.default.svc.cluster.local."}, // its own endpoint
 			{"127.0.0.1", "10.0.96.10.in-addr.arpa.", dns.TypePTR, "NOERROR web.default.svc.cluster.local."},
 			{"127.0.0.1", "80.2.0.192.in-addr.arpa.", dns.TypePTR, "NOERROR www.example.com."}, // outside the cluster: forwarded
 			{"127.0.0.1", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
@@ -223,14 +225,16 @@ func TestServerSuperNames(t *testing.T) {
 }
 
 // startFakeSuperDNS serves, as the super cluster's CoreDNS would, on UDP and TCP of one
-// 127.0.0.1 port: the PTR of another tenant's super Service and of a tenant pod, its A, the PTR
-// of an address outside the cluster, example.com A 192.0.2.80; NXDOMAIN for anything else.
+// 127.0.0.1 port: the PTR of another tenant's super Service and of tenant pods (by their super
+// names, another tenant's and the asker's own), the Service's A, the PTR of an address outside
+// the cluster, example.com A 192.0.2.80; NXDOMAIN for anything else.
 func startFakeSuperDNS(t *testing.T) string {
 	t.Helper()
 	records := map[string]string{}
 	for _, rr := range []string{
 		"99.0.96.10.in-addr.arpa. 5 IN PTR payroll.othertenant-8f2c1d0e-finance.svc.cluster.local.",
-		"5.0.88.10.in-addr.arpa. 5 IN PTR db-0.db.othertenant-8f2c1d0e-finance.svc.cluster.local.",
+		"50.0.88.10.in-addr.arpa. 5 IN PTR db-0.db.othertenant-8f2c1d0e-finance.svc.cluster.local.",
+		"7.0.88.10.in-addr.arpa. 5 IN PTR 10-88-0-7.db.demo-1a2b3c4d-default.svc.cluster.local.",
 		"payroll.othertenant-8f2c1d0e-finance.svc.cluster.local. 5 IN A 10.96.0.99",
 		"80.2.0.192.in-addr.arpa. 60 IN PTR www.example.com.",
 		"example.com. 60 IN A 192.0.2.80",
