@@ -16,6 +16,7 @@ import (
 	schedulingv1 "k8s.io/api/scheduling/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
@@ -112,6 +113,34 @@ func newHarness(t *testing.T, superObjs, tenantObjs []object) *harness {
 	h.super.ClearActions()
 	h.tenantCS.ClearActions()
 	return h
+}
+
+// startFromPKISecret starts serving vc as syncVirtualCluster does, with opts and with what the
+// syncer reads of vc's PKI Secret in a super cluster holding objs, where every read of a Secret
+// fails with readErr when it is set. The tenant is nil when the read failed, as it must then
+// when wantErr.
+func startFromPKISecret(t *testing.T, opts *completedOptions, objs []object, readErr error, wantErr bool,
+	vc *v1alpha1.VirtualCluster, kubeconfig []byte) (*harness, *tenant) {
+	t.Helper()
+	h := newHarness(t, objs, nil)
+	h.s.opts = opts
+	if readErr != nil {
+		h.super.PrependReactor("get", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, readErr })
+	}
+	ctx := testContext(t)
+	p, err := h.s.readTenantPKI(ctx, vc)
+	if (err != nil) != wantErr {
+		t.Fatalf("readTenantPKI: %v", err)
+	}
+	if err != nil {
+		return h, nil
+	}
+	tn, err := h.s.startTenant(ctx, vc, kubeconfig, p, "fp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tn.stop)
+	return h, tn
 }
 
 func (h *harness) addTo(t *testing.T, cs *fake.Clientset, idx map[kind]cache.Indexer, o object) {

@@ -3,14 +3,20 @@ package syncer
 import (
 	"context"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/serviceip"
 	"github.com/vnest-dev/vnest/syncer/kubeletproxy"
 )
@@ -88,7 +94,8 @@ func (s *Syncer) serveKubeletProxy(ctx context.Context) error {
 	}
 	p, err := kubeletproxy.New(kubeletproxy.Config{
 		Tenants: s.proxyTenants, SuperPods: s.superPods, Super: s.opts.super, ServingHosts: []string{ep.IP},
-		Handlers: map[string]kubeletproxy.TenantHandler{serviceip.Path: s.serveServiceIP},
+		Handlers:    map[string]kubeletproxy.TenantHandler{serviceip.Path: s.serveServiceIP},
+		PinMismatch: s.recheckKubeletClientPin,
 	})
 	if err != nil {
 		return err
@@ -102,7 +109,7 @@ func (s *Syncer) proxyTenants() []kubeletproxy.Tenant {
 	var out []kubeletproxy.Tenant
 	for _, t := range s.servingTenants() {
 		if t.ca != nil {
-			out = append(out, kubeletproxy.Tenant{ClusterKey: t.key, CA: t.ca, Pods: t.pods})
+			out = append(out, kubeletproxy.Tenant{ClusterKey: t.key, CA: t.ca, KubeletClient: t.kubeletClient, Pods: t.pods})
 		}
 	}
 	return out
@@ -120,4 +127,54 @@ func tenantCA(cfg *rest.Config) *x509.CertPool {
 		return nil
 	}
 	return pool
+}
+
+// pinRecheckInterval is how often at most a refused certificate makes the syncer re-read a
+// tenant's PKI Secret: a tenant user who holds an old certificate of the kubelet client's name
+// must not make it read the Secret at every request.
+const pinRecheckInterval = 10 * time.Second
+
+// kubeletClientPin is the DER of the kubelet client certificate (PEM) the syncer read from the
+// tenant's PKI Secret, which the kubelet proxy pins. Without one (none there, not readable, or
+// not a certificate) the proxy takes any certificate of the tenant CA with the kubelet client's
+// name, as before the pin, and the syncer says so once per start of the tenant.
+func (s *Syncer) kubeletClientPin(ctx context.Context, vc *v1alpha1.VirtualCluster, pemData []byte) []byte {
+	if s.kubeletEndpoint().IP == "" {
+		return nil
+	}
+	logger := klog.FromContext(ctx).WithValues("tenant", vc.Status.ClusterKey, "virtualCluster", klog.KObj(vc), "secret", vc.PKISecretName())
+	if len(pemData) == 0 {
+		logger.Info("No kubelet client certificate of the tenant in its PKI Secret (none, or not readable); the kubelet proxy takes any certificate of the tenant CA for " + layout.KubeletClientUser)
+		return nil
+	}
+	block, _ := pem.Decode(pemData)
+	if block == nil || block.Type != "CERTIFICATE" {
+		logger.Error(errors.New("no PEM certificate"), "The kubelet proxy takes any certificate of the tenant CA for "+layout.KubeletClientUser, "key", layout.KubeletClientCertName+".crt")
+		return nil
+	}
+	if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+		logger.Error(err, "The kubelet proxy takes any certificate of the tenant CA for "+layout.KubeletClientUser, "key", layout.KubeletClientCertName+".crt")
+		return nil
+	}
+	return block.Bytes
+}
+
+// recheckKubeletClientPin re-reads the PKI Secret of a tenant whose CA signed a kubelet client
+// certificate the proxy refused for not being the pinned one: the manager renews the
+// certificate 30 days before it expires and restarts the control plane with it, and nothing
+// tells the syncer, whose VirtualCluster may not change. A new certificate in the Secret
+// changes the tenant's fingerprint, and the tenant is served again, with the new pin.
+func (s *Syncer) recheckKubeletClientPin(ctx context.Context, pt kubeletproxy.Tenant) {
+	t := s.tenant(pt.ClusterKey)
+	if t == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := t.pinRechecked.Load()
+	if now-last < int64(pinRecheckInterval) || !t.pinRechecked.CompareAndSwap(last, now) {
+		return
+	}
+	klog.FromContext(ctx).Info("Kubelet proxy refused a kubelet client certificate of the tenant CA that is not the pinned one; re-reading the tenant's PKI Secret in case it was renewed",
+		"tenant", t.key, "virtualCluster", t.vc)
+	s.vcQueue.Add(t.vc.String())
 }

@@ -14,11 +14,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/client-go/informers"
-	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/util/keyutil"
 	"k8s.io/kubernetes/pkg/serviceaccount"
 	"k8s.io/utils/ptr"
@@ -299,24 +297,10 @@ current-context: t
 		{name: "super cluster failing", objs: []object{pkiSecret}, readErr: apierrors.NewInternalError(errors.New("etcd")), wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHarness(t, tc.objs, nil)
-			h.s.opts = &completedOptions{Options: &Options{QPS: 5, Burst: 10}}
-			if tc.readErr != nil {
-				h.super.PrependReactor("get", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.readErr })
-			}
-			ctx := testContext(t)
-			key, err := h.s.tenantServiceAccountKey(ctx, vc)
-			if (err != nil) != tc.wantErr {
-				t.Fatalf("tenantServiceAccountKey: %v", err)
-			}
-			if err != nil {
+			_, tn := startFromPKISecret(t, &completedOptions{Options: &Options{QPS: 5, Burst: 10}}, tc.objs, tc.readErr, tc.wantErr, vc, kubeconfig)
+			if tn == nil {
 				return
 			}
-			tn, err := h.s.startTenant(ctx, vc, kubeconfig, key, "fp")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tn.stop()
 			if (tn.signer != nil) != tc.wantSigner || (tn.serviceAccounts != nil) != tc.wantSigner {
 				t.Fatalf("signer %v, service-account cache %v; want them: %v", tn.signer, tn.serviceAccounts, tc.wantSigner)
 			}
@@ -326,7 +310,8 @@ current-context: t
 		})
 	}
 	_, otherKey := testSigningKey(t)
-	if fingerprintOf(kubeconfig, keyPEM) == fingerprintOf(kubeconfig, otherKey) || fingerprintOf(kubeconfig, keyPEM) == fingerprintOf(kubeconfig, nil) {
+	if fingerprintOf(kubeconfig, tenantPKI{saKey: keyPEM}) == fingerprintOf(kubeconfig, tenantPKI{saKey: otherKey}) ||
+		fingerprintOf(kubeconfig, tenantPKI{saKey: keyPEM}) == fingerprintOf(kubeconfig, tenantPKI{}) {
 		t.Error("a tenant served with one key would go on with it after the key changed")
 	}
 }

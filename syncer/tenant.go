@@ -87,9 +87,15 @@ type tenant struct {
 	recorder    record.EventRecorder   // events on tenant objects
 	stop        context.CancelFunc     // stops informers and the event broadcaster
 	synced      func() bool            // the tenant's informers have synced
-	fingerprint string                 // hash of the kubeconfig the client was built from and of the signer's key
+	fingerprint string                 // fingerprintOf the kubeconfig the client was built from and the tenantPKI
 	ca          *x509.CertPool         // the CA of the kubeconfig; identifies the tenant to the kubelet proxy
 	life        context.Context        // ends with stop: process cancels a sync in flight with it
+	// kubeletClient is the DER of the tenant apiserver's kubelet client certificate, the only
+	// one of the tenant CA the kubelet proxy takes; nil when the syncer could not read it.
+	kubeletClient []byte
+	// pinRechecked is when (Unix ns) a refused certificate last made the syncer re-read the
+	// pin (kubeletproxy.go).
+	pinRechecked atomic.Int64
 }
 
 // settings are the parts of the VirtualCluster spec the sync depends on; they can change while
@@ -209,11 +215,11 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 	if len(kubeconfig) == 0 {
 		return fmt.Errorf("the Secret %s/%s has no key kubeconfig", vc.Namespace, secretName)
 	}
-	saKey, err := s.tenantServiceAccountKey(ctx, vc)
+	p, err := s.readTenantPKI(ctx, vc)
 	if err != nil {
 		return err
 	}
-	fingerprint := fingerprintOf(kubeconfig, saKey)
+	fingerprint := fingerprintOf(kubeconfig, p)
 
 	s.mu.RLock()
 	running := s.vcs[key]
@@ -236,7 +242,7 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 		return s.setSyncing(ctx, vc)
 	}
 	s.stopTenant(ctx, key)
-	t, err := s.startTenant(ctx, vc, kubeconfig, saKey, fingerprint)
+	t, err := s.startTenant(ctx, vc, kubeconfig, p, fingerprint)
 	if err != nil {
 		return err
 	}
@@ -288,33 +294,50 @@ func (s *Syncer) getVirtualCluster(key string) (*v1alpha1.VirtualCluster, error)
 	return vc, nil
 }
 
-// fingerprintOf identifies what a tenant is served with: its kubeconfig and service-account key.
-func fingerprintOf(kubeconfig, saKey []byte) string {
+// fingerprintOf identifies what a tenant is served with: its kubeconfig and what the syncer
+// read from its PKI Secret. A renewed kubelet client certificate changes it, so the tenant is
+// served again, with the new pin.
+func fingerprintOf(kubeconfig []byte, p tenantPKI) string {
 	sum := sha256.New()
-	sum.Write(kubeconfig)
-	sum.Write([]byte{0}) // a kubeconfig holds no NUL byte: no two pairs hash the same bytes
-	sum.Write(saKey)
+	for _, part := range [][]byte{kubeconfig, p.saKey, p.kubeletClient} {
+		sum.Write(part)
+		sum.Write([]byte{0}) // a kubeconfig or PEM holds no NUL byte: no two triples hash the same bytes
+	}
 	return hex.EncodeToString(sum.Sum(nil))
 }
 
-// tenantServiceAccountKey is the tenant's service-account signing key from its PKI Secret, or
-// nil when the syncer cannot read one there (it then asks the tenant's TokenRequest API for
-// tokens); an error only for a failure worth retrying.
-func (s *Syncer) tenantServiceAccountKey(ctx context.Context, vc *v1alpha1.VirtualCluster) ([]byte, error) {
+// tenantPKI is what the syncer takes from a tenant's PKI Secret; each part nil when the syncer
+// cannot read it there.
+type tenantPKI struct {
+	// saKey is the service-account signing key (PEM): the syncer signs the tenant's tokens.
+	saKey []byte
+	// kubeletClient is the tenant apiserver's kubelet client certificate (PEM), which the
+	// kubelet proxy pins.
+	kubeletClient []byte
+}
+
+// readTenantPKI reads the tenant's PKI Secret; a Secret missing or refused gives an empty
+// tenantPKI (the syncer then asks the tenant's TokenRequest API for tokens, and the kubelet
+// proxy takes the tenant CA's certificates of the kubelet client's name); an error only for a
+// failure worth retrying.
+func (s *Syncer) readTenantPKI(ctx context.Context, vc *v1alpha1.VirtualCluster) (tenantPKI, error) {
 	name := vc.PKISecretName()
 	secret, err := s.super.CoreV1().Secrets(vc.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err) || apierrors.IsForbidden(err):
-		return nil, nil
+		return tenantPKI{}, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading the PKI Secret %s/%s: %w", vc.Namespace, name, err)
+		return tenantPKI{}, fmt.Errorf("reading the PKI Secret %s/%s: %w", vc.Namespace, name, err)
 	}
-	return secret.Data[layout.ServiceAccountKeyName+".key"], nil
+	return tenantPKI{
+		saKey:         secret.Data[layout.ServiceAccountKeyName+".key"],
+		kubeletClient: secret.Data[layout.KubeletClientCertName+".crt"],
+	}, nil
 }
 
 // startTenant builds the tenant's client and starts its informers; it does not wait for them.
-// saKey, when not empty, is the tenant's service-account signing key.
-func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, kubeconfig, saKey []byte, fingerprint string) (*tenant, error) {
+// p is what the syncer could read of the tenant's PKI Secret.
+func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, kubeconfig []byte, p tenantPKI, fingerprint string) (*tenant, error) {
 	cfg, err := clientcmd.RESTConfigFromKubeConfig(kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the tenant kubeconfig: %w", err)
@@ -328,13 +351,14 @@ func (s *Syncer) startTenant(ctx context.Context, vc *v1alpha1.VirtualCluster, k
 	}
 	t := newTenant(vc, client)
 	t.fingerprint = fingerprint
-	if len(saKey) == 0 {
+	if len(p.saKey) == 0 {
 		klog.FromContext(ctx).Info("No service-account key of the tenant in its PKI Secret (none, or not readable); its tokens come from its TokenRequest API",
 			"virtualCluster", klog.KObj(vc), "secret", vc.PKISecretName())
-	} else if t.signer, err = newTokenSigner(layout.ServiceAccountIssuer(t.settings.Load().domain), saKey); err != nil {
+	} else if t.signer, err = newTokenSigner(layout.ServiceAccountIssuer(t.settings.Load().domain), p.saKey); err != nil {
 		klog.FromContext(ctx).Error(err, "Tenant tokens come from its TokenRequest API", "virtualCluster", klog.KObj(vc))
 	}
 	t.ca = tenantCA(cfg)
+	t.kubeletClient = s.kubeletClientPin(ctx, vc, p.kubeletClient)
 	tctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(dropManagedFields))
 	t.wireInformers(factory, s)

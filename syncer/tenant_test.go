@@ -120,7 +120,7 @@ func TestSettingsChangeRequeues(t *testing.T) {
 		Data:       map[string][]byte{"kubeconfig": kubeconfig}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	h.t.fingerprint = fingerprintOf(kubeconfig, nil) // no PKI Secret: no service-account key
+	h.t.fingerprint = fingerprintOf(kubeconfig, tenantPKI{}) // no PKI Secret
 	h.t.synced = func() bool { return true }
 	h.s.vcs["default/demo"] = h.t
 	h.s.vcLister = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})

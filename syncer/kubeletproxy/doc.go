@@ -11,7 +11,8 @@
 //  1. identifies the tenant by the TLS client certificate: the apiserver's kubelet client
 //     certificate (CN layout.KubeletClientUser, signed by the tenant CA; the manager issues it
 //     with the tenant PKI) must verify against the CA of exactly one tenant the syncer serves
-//     (Running, caches synced; the CA comes from the tenant's kubeconfig);
+//     (Running, caches synced; the CA comes from the tenant's kubeconfig), and be, byte for
+//     byte, the certificate the syncer read from the tenant's PKI Secret (Tenant.KubeletClient);
 //  2. translates the kubelet path to the pod subresource of the super apiserver (translate);
 //  3. allows only the super pod of the same name in the tenant namespace's super namespace that
 //     carries this tenant's ownership labels and was made from the tenant pod that exists now;
@@ -25,7 +26,17 @@
 // the tenant CA (the common name must be the kubelet client's), not one of another tenant's CA,
 // and not one a tenant user got through a CertificateSigningRequest, whatever name it asked for:
 // the tenant's CSR signer has a CA of its own (layout.CSRSignerCAName), which the tenant
-// apiserver trusts for client certificates and the proxy does not. The super apiserver then authorizes
+// apiserver trusts for client certificates and the proxy does not. Before it had, the CSR signer
+// was the tenant CA, and the certificates it signed then for the kubelet client's name stay
+// valid for up to a year; the pin refuses them. It is the exact certificate (DER), not its key:
+// the manager reissues the certificate with a new key 30 days before it expires, so a key pin
+// would follow a renewal no better, and the certificate names its usage and subject too. A
+// renewal changes what the syncer read, so it serves the tenant again with the new pin (the
+// manager restarts the control plane with the new certificate); a certificate of the tenant CA
+// refused for not being the pin tells the syncer (Config.PinMismatch) to re-read the Secret, as
+// nothing else may. The tenant CA is verified as well. A syncer that cannot read the PKI Secret
+// (no access, no such key) serves the tenant without a pin, on the CA and the name alone, and
+// logs it when it starts serving the tenant. The super apiserver then authorizes
 // the syncer's own identity, which needs get on pods/log and create+get on pods/exec,
 // pods/attach and pods/portforward (manifests/syncer). Credentials and identity headers of the
 // incoming request (Authorization, Impersonate-*, X-Remote-*) are dropped before proxying.

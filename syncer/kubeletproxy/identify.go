@@ -1,6 +1,7 @@
 package kubeletproxy
 
 import (
+	"bytes"
 	"crypto/x509"
 	"strings"
 	"time"
@@ -19,14 +20,32 @@ type Tenant struct {
 	// tenant's CertificateSigningRequest (layout.CSRSignerCAName), so it must not hold the CSR
 	// signer's CA.
 	CA *x509.CertPool
+	// KubeletClient pins the kubelet client certificate the manager issued the tenant
+	// apiserver (DER, from the tenant's PKI Secret): only that leaf identifies the tenant. The
+	// tenant CA signed more of that name: certificates of CertificateSigningRequests, until
+	// the CSR signer had a CA of its own, and they stay valid until they expire. Nil when the
+	// syncer cannot read the pin; the CA and the name alone identify the tenant then.
+	KubeletClient []byte
 	// Pods lists the tenant's pods. A super pod is reachable only while the tenant pod it was
 	// made from (same name and UID) exists.
 	Pods corelisters.PodLister
 }
 
+// pinMismatch is identify's refusal of a certificate that the tenant's CA signed for
+// layout.KubeletClientUser but that is not the pinned one: a tenant user's, minted through a
+// CSR, or the manager's renewal that the syncer has not read yet (Config.PinMismatch).
+type pinMismatch struct {
+	tenant Tenant
+	err    error
+}
+
+func (e *pinMismatch) Error() string { return e.err.Error() }
+func (e *pinMismatch) Unwrap() error { return e.err }
+
 // identify returns the tenant whose apiserver presented chain (leaf first): the leaf must be
 // a client certificate for layout.KubeletClientUser that verifies against the CA of exactly
-// one tenant. Two tenants with one CA would be a broken PKI; neither is trusted then.
+// one tenant, and be the tenant's pinned certificate when it has one (the CA stays checked as
+// well). Two tenants with one CA would be a broken PKI; neither is trusted then.
 func identify(chain []*x509.Certificate, tenants []Tenant, now time.Time) (Tenant, error) {
 	if len(chain) == 0 {
 		return Tenant{}, unauthorized("a client certificate of a tenant apiserver is required")
@@ -62,5 +81,10 @@ func identify(chain []*x509.Certificate, tenants []Tenant, now time.Time) (Tenan
 	if leaf.Subject.CommonName != layout.KubeletClientUser {
 		return Tenant{}, forbidden("only the tenant apiserver's kubelet client certificate (CN %s) may use the kubelet proxy, not %q", layout.KubeletClientUser, leaf.Subject.CommonName)
 	}
-	return matches[0], nil
+	t := matches[0]
+	if t.KubeletClient != nil && !bytes.Equal(leaf.Raw, t.KubeletClient) {
+		return Tenant{}, &pinMismatch{tenant: t, err: forbidden(
+			"the client certificate %q (serial %s) of tenant %s's CA is not the kubelet client certificate the manager issued its apiserver", leaf.Subject.CommonName, leaf.SerialNumber, t.ClusterKey)}
+	}
+	return t, nil
 }

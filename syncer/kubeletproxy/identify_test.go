@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -54,14 +56,27 @@ func (c *testCA) kubeletClient(t *testing.T) tls.Certificate {
 	return c.issue(t, layout.KubeletClientCertName, layout.KubeletClientCertSpec())
 }
 
+// reissue is a new certificate of the CA for name and spec, as the manager renews one or a
+// tenant user got one through a CSR (signed by the tenant CA, before it had a CA of its own).
+func (c *testCA) reissue(t *testing.T, name string, spec pki.Spec) tls.Certificate {
+	t.Helper()
+	if err := os.Remove(filepath.Join(c.dir, name+".crt")); err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return c.issue(t, name, spec)
+}
+
 func TestIdentify(t *testing.T) {
-	a, b, shared, stranger := newTestCA(t), newTestCA(t), newTestCA(t), newTestCA(t)
+	a, b, shared, stranger, pinned := newTestCA(t), newTestCA(t), newTestCA(t), newTestCA(t), newTestCA(t)
+	issued := pinned.kubeletClient(t)
+	minted := pinned.reissue(t, layout.KubeletClientCertName, layout.KubeletClientCertSpec())
 	tenants := []Tenant{
 		{ClusterKey: "a-1", CA: a.pool},
 		{ClusterKey: "b-2", CA: b.pool},
 		{ClusterKey: "no-ca"}, // a kubeconfig without CA data identifies nobody
 		{ClusterKey: "twin-1", CA: shared.pool},
 		{ClusterKey: "twin-2", CA: shared.pool},
+		{ClusterKey: "pinned-3", CA: pinned.pool, KubeletClient: issued.Leaf.Raw},
 	}
 	chain := func(c tls.Certificate) []*x509.Certificate { return []*x509.Certificate{c.Leaf} }
 	tests := map[string]struct {
@@ -69,6 +84,9 @@ func TestIdentify(t *testing.T) {
 		now      time.Time
 		want     string
 		wantCode int
+		// wantPinMismatch: the refusal says the caller's certificate is not the pinned one,
+		// so that the syncer re-reads the pin.
+		wantPinMismatch bool
 	}{
 		"tenant a":       {chain: chain(a.kubeletClient(t)), want: "a-1"},
 		"tenant b":       {chain: chain(b.kubeletClient(t)), want: "b-2"},
@@ -93,6 +111,14 @@ func TestIdentify(t *testing.T) {
 		"two tenants with one CA": {
 			chain: chain(shared.kubeletClient(t)), wantCode: http.StatusForbidden,
 		},
+		"the pinned certificate": {chain: chain(issued), want: "pinned-3"},
+		// A CSR's, from before the CSR signer had a CA of its own.
+		"another kubelet client certificate of the pinned tenant's CA": {
+			chain: chain(minted), wantCode: http.StatusForbidden, wantPinMismatch: true,
+		},
+		"the pinned certificate, expired": {
+			chain: chain(issued), now: time.Now().Add(2 * 365 * 24 * time.Hour), wantCode: http.StatusForbidden,
+		},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -105,6 +131,10 @@ func TestIdentify(t *testing.T) {
 				var se *statusError
 				if !errors.As(err, &se) || se.code != tc.wantCode {
 					t.Fatalf("identify = %q, %v; want HTTP %d", got.ClusterKey, err, tc.wantCode)
+				}
+				var pm *pinMismatch
+				if errors.As(err, &pm) != tc.wantPinMismatch || (pm != nil && pm.tenant.ClusterKey != "pinned-3") {
+					t.Fatalf("identify: %v; want a pin mismatch of pinned-3: %v", err, tc.wantPinMismatch)
 				}
 				return
 			}

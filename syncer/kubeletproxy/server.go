@@ -46,6 +46,11 @@ type Config struct {
 	// Handlers serve other paths of the syncer's tenant-apiserver API on the same listener,
 	// after the caller is identified as t exactly as for the kubelet API (path → handler).
 	Handlers map[string]TenantHandler
+	// PinMismatch, when set, is told of a certificate that the CA of tenant t signed for the
+	// kubelet client's name but that is not t's pinned one (Tenant.KubeletClient), after it
+	// was refused: the manager may have renewed the certificate, and the caller re-reads the
+	// pin. It runs in the request's goroutine (ctx is the request's) and must not block.
+	PinMismatch func(ctx context.Context, t Tenant)
 }
 
 // TenantHandler serves a request of the apiserver of tenant t.
@@ -62,6 +67,7 @@ type Server struct {
 	cert      tls.Certificate
 	now       func() time.Time
 	handlers  map[string]TenantHandler
+	pinMiss   func(context.Context, Tenant)
 }
 
 // New builds a Server, with a fresh self-signed serving certificate. It starts nothing.
@@ -87,6 +93,7 @@ func New(c Config) (*Server, error) {
 	}
 	return &Server{
 		tenants:   c.Tenants,
+		pinMiss:   c.PinMismatch,
 		superPods: c.SuperPods,
 		core:      cs.CoreV1().RESTClient(),
 		client: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -198,6 +205,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		logger.V(2).Info("Kubelet proxy refused a caller", "remote", r.RemoteAddr, "err", err)
 		writeError(w, err, isUpgrade(r))
+		var pm *pinMismatch
+		if errors.As(err, &pm) && s.pinMiss != nil {
+			s.pinMiss(r.Context(), pm.tenant)
+		}
 		return
 	}
 	if h, ok := s.handlers[r.URL.Path]; ok {

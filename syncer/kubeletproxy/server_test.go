@@ -2,6 +2,7 @@ package kubeletproxy
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/pem"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
@@ -114,14 +116,21 @@ type testProxy struct {
 	url         string
 	super       *fakeSuper
 	a, b, other tls.Certificate // kubelet client certificates of tenants a-1, b-2 and of no tenant
+	// aMinted is a kubelet client certificate of a-1's CA that is not a-1's pinned one.
+	aMinted tls.Certificate
+	// pinMisses are the tenants Config.PinMismatch was told of.
+	pinMisses chan string
 }
 
 func startProxy(t *testing.T) *testProxy {
 	t.Helper()
 	caA, caB := newTestCA(t), newTestCA(t)
+	a := caA.kubeletClient(t)
+	aMinted := caA.reissue(t, layout.KubeletClientCertName, layout.KubeletClientCertSpec())
 	super := newFakeSuper(t)
+	pinMisses := make(chan string, 10)
 	tenants := []Tenant{
-		{ClusterKey: "a-1", CA: caA.pool, Pods: podLister(t,
+		{ClusterKey: "a-1", CA: caA.pool, KubeletClient: a.Leaf.Raw, Pods: podLister(t,
 			tenantPod("default", "web", "uid-web"), tenantPod("default", "stolen", "uid-stolen"),
 			tenantPod("default", "stale", "uid-new"), tenantPod("default", "unsynced", "uid-unsynced"))},
 		{ClusterKey: "b-2", CA: caB.pool, Pods: podLister(t, tenantPod("default", "web", "uid-b-web"))},
@@ -133,7 +142,8 @@ func startProxy(t *testing.T) *testProxy {
 		superPod("b-2", "other", "web", "b-2", "default", "uid-b-web"),       // wrong tenant namespace
 	)
 	s, err := New(Config{Tenants: func() []Tenant { return tenants }, SuperPods: superPods, Super: super.restConfig(), ServingHosts: []string{"127.0.0.1"},
-		Handlers: map[string]TenantHandler{"/vnest/echo-tenant": func(w http.ResponseWriter, _ *http.Request, t Tenant) { fmt.Fprint(w, t.ClusterKey) }}})
+		Handlers:    map[string]TenantHandler{"/vnest/echo-tenant": func(w http.ResponseWriter, _ *http.Request, t Tenant) { fmt.Fprint(w, t.ClusterKey) }},
+		PinMismatch: func(_ context.Context, t Tenant) { pinMisses <- t.ClusterKey }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +151,8 @@ func startProxy(t *testing.T) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &testProxy{url: "https://" + addr.String(), super: super, a: caA.kubeletClient(t), b: caB.kubeletClient(t), other: newTestCA(t).kubeletClient(t)}
+	return &testProxy{url: "https://" + addr.String(), super: super, a: a, b: caB.kubeletClient(t), other: newTestCA(t).kubeletClient(t),
+		aMinted: aMinted, pinMisses: pinMisses}
 }
 
 func (p *testProxy) client(cert *tls.Certificate) *http.Client {
@@ -167,18 +178,21 @@ func (p *testProxy) onlySuperRequest(t *testing.T, method, path string) *http.Re
 }
 
 // TestHandlersIdentifyTheTenant: a path of Config.Handlers is served only to an identified
-// tenant apiserver, and with that tenant.
+// tenant apiserver, and with that tenant; a certificate of a pinned tenant's CA that is not its
+// pinned one is refused, and Config.PinMismatch told of it.
 func TestHandlersIdentifyTheTenant(t *testing.T) {
 	p := startProxy(t)
 	for name, tc := range map[string]struct {
-		cert     *tls.Certificate
-		wantCode int
-		wantBody string
+		cert        *tls.Certificate
+		wantCode    int
+		wantBody    string
+		wantPinMiss string
 	}{
 		"no client certificate": {wantCode: 401},
 		"a CA of no tenant":     {cert: &p.other, wantCode: 403},
 		"tenant a":              {cert: &p.a, wantCode: 200, wantBody: "a-1"},
 		"tenant b":              {cert: &p.b, wantCode: 200, wantBody: "b-2"},
+		"tenant a's CA, not its pinned certificate": {cert: &p.aMinted, wantCode: 403, wantPinMiss: "a-1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			resp, err := p.client(tc.cert).Post(p.url+"/vnest/echo-tenant", "application/json", strings.NewReader("{}"))
@@ -189,6 +203,14 @@ func TestHandlersIdentifyTheTenant(t *testing.T) {
 			resp.Body.Close()
 			if resp.StatusCode != tc.wantCode || (tc.wantBody != "" && string(body) != tc.wantBody) {
 				t.Errorf("HTTP %d %q, want %d %q", resp.StatusCode, body, tc.wantCode, tc.wantBody)
+			}
+			var got string
+			select {
+			case got = <-p.pinMisses:
+			default:
+			}
+			if got != tc.wantPinMiss {
+				t.Errorf("PinMismatch told of %q, want %q", got, tc.wantPinMiss)
 			}
 		})
 	}
