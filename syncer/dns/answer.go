@@ -219,12 +219,19 @@ func (p *Pod) named(labels []string) bool {
 }
 
 // endpointName is the first label of an endpoint's own name: its hostname, or else its IP with
-// dashes (as CoreDNS names endpoints of headless Services).
+// dashes, as CoreDNS names endpoints of headless Services, forward and reverse. An IPv6 address
+// that ends in "::" gets a "0" after its dashes (fd00:: is fd00--0), as CoreDNS gives it since
+// coredns/coredns#7431: a label may not end in a dash. A leading "::" keeps its dashes (::5 is --5), as in
+// CoreDNS, which changes only the end.
 func endpointName(ep Endpoint) string {
 	if ep.Hostname != "" {
 		return strings.ToLower(ep.Hostname)
 	}
-	return strings.NewReplacer(".", "-", ":", "-").Replace(ep.IP)
+	name := strings.NewReplacer(".", "-", ":", "-").Replace(ep.IP)
+	if strings.HasSuffix(name, "-") {
+		name += "0"
+	}
+	return name
 }
 
 func hasPort(ports []Port, name, proto string) bool {

@@ -12,7 +12,8 @@ import (
 // testTenant has, in namespace default: web (ClusterIP, super IP 10.96.0.10, port http, and
 // the pod db-0 a ready endpoint of it too), db (headless: two ready pods db-0 and db-1, and one
 // without hostname), ext (ExternalName), pending (ClusterIP, no super Service yet); in
-// kube-system: v6 (ClusterIP fd00::10, one endpoint fd00::5). Namespace empty exists without
+// kube-system: v6 (ClusterIP fd00::10, one endpoint fd00::5) and v6db (headless: fd00:: and
+// fd00::6, port dns, neither with a hostname). Namespace empty exists without
 // Services; other namespaces do not exist. The asking pod is me, of subdomain nosvc (no such
 // Service), at 10.88.0.9.
 func testTenant() *Tenant {
@@ -25,6 +26,8 @@ func testTenant() *Tenant {
 		"default/ext":     {ExternalName: "example.com"},
 		"default/pending": {},
 		"kube-system/v6":  {ClusterIP: "fd00::10", Endpoints: []Endpoint{{IP: "fd00::5"}}},
+		"kube-system/v6db": {Headless: true, Endpoints: []Endpoint{{IP: "fd00::"}, {IP: "fd00::6"}},
+			Ports: []Port{{Name: "dns", Protocol: "UDP", Port: 53}}},
 	}
 	self := &Pod{Namespace: "default", Hostname: "me", Subdomain: "nosvc", IPs: []string{"10.88.0.9"}}
 	return &Tenant{Domain: "cluster.local", Self: self, Service: func(ns, name string) (Service, bool) {
@@ -91,6 +94,17 @@ func TestAnswer(t *testing.T) {
 			answer: []string{"7.0.88.10.in-addr.arpa.\t5\tIN\tPTR\t10-88-0-7.db.default.svc.cluster.local."}},
 		{name: "PTR of an IPv6 endpoint", q: "5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.", qtype: dns.TypePTR,
 			answer: []string{"5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.\t5\tIN\tPTR\tfd00--5.v6.kube-system.svc.cluster.local."}},
+		// A label may not end in a dash: CoreDNS adds a 0 to fd00--, in either direction.
+		{name: "PTR of an IPv6 endpoint ending in ::", q: reverseName("fd00::"), qtype: dns.TypePTR,
+			answer: []string{reverseName("fd00::") + "\t5\tIN\tPTR\tfd00--0.v6db.kube-system.svc.cluster.local."}},
+		{name: "IPv6 endpoint ending in :: by its dashed IP", q: "fd00--0.v6db.kube-system.svc.cluster.local.", qtype: dns.TypeAAAA,
+			answer: []string{"fd00--0.v6db.kube-system.svc.cluster.local.\t5\tIN\tAAAA\tfd00::"}},
+		{name: "IPv6 endpoint ending in :: by a dashed IP ending in a dash: none", q: "fd00--.v6db.kube-system.svc.cluster.local.",
+			qtype: dns.TypeAAAA, rcode: dns.RcodeNameError},
+		{name: "SRV of a headless IPv6 Service names an endpoint ending in :: with the 0", q: "_dns._udp.v6db.kube-system.svc.cluster.local.",
+			qtype: dns.TypeSRV, answer: []string{
+				"_dns._udp.v6db.kube-system.svc.cluster.local.\t5\tIN\tSRV\t0 100 53 fd00--0.v6db.kube-system.svc.cluster.local.",
+				"_dns._udp.v6db.kube-system.svc.cluster.local.\t5\tIN\tSRV\t0 100 53 fd00--6.v6db.kube-system.svc.cluster.local."}},
 		{name: "A of an endpoint's reverse name: no data", q: "7.0.88.10.in-addr.arpa.", qtype: dns.TypeA,
 			ns: []string{soaOf("in-addr.arpa.")}},
 		{name: "PTR of another address: upstream", q: "1.0.0.10.in-addr.arpa.", qtype: dns.TypePTR, forward: true},
@@ -156,6 +170,36 @@ func TestAnswer(t *testing.T) {
 				t.Errorf("authority (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// reverseName is the reverse name of address ip.
+func reverseName(ip string) string {
+	name, err := dns.ReverseAddr(ip)
+	if err != nil {
+		panic(err)
+	}
+	return name
+}
+
+// TestEndpointName: an endpoint without hostname is named by its IP with dashes, as CoreDNS
+// names it (plugin/kubernetes endpointHostname), a 0 added when that ends in a dash.
+func TestEndpointName(t *testing.T) {
+	for _, tc := range []struct {
+		ep   Endpoint
+		want string
+	}{
+		{Endpoint{IP: "10.88.0.7"}, "10-88-0-7"},
+		{Endpoint{IP: "10.88.0.7", Hostname: "DB-0"}, "db-0"},
+		{Endpoint{IP: "fd00::5"}, "fd00--5"},
+		{Endpoint{IP: "fd00::"}, "fd00--0"},
+		{Endpoint{IP: "2001:db8:3333:4444:5555:6666::"}, "2001-db8-3333-4444-5555-6666--0"},
+		{Endpoint{IP: "fd00::", Hostname: "peer"}, "peer"},
+		{Endpoint{IP: "::5"}, "--5"}, // CoreDNS changes only the end
+	} {
+		if got := endpointName(tc.ep); got != tc.want {
+			t.Errorf("endpointName(%+v) = %q, want %q", tc.ep, got, tc.want)
+		}
 	}
 }
 

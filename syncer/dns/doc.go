@@ -21,10 +21,10 @@
 //	<reversed IP>.in-addr.arpa / ip6.arpa  PTR <svc>.<ns>.svc.D for a Service's ClusterIP;
 //	                         else, as CoreDNS, <host>.<svc>.<ns>.svc.D for each Service the
 //	                         address is a ready endpoint of (host: its hostname, or the IP with
-//	                         dashes; Tenant.EndpointsByIP); other reverse names go upstream, but
-//	                         those of super cluster addresses (Config.ClusterAddress: super
-//	                         Services, tenant pods) are NXDOMAIN: the super cluster's DNS would
-//	                         name other tenants' objects
+//	                         dashes, and a 0 after a trailing dash: fd00--0; Tenant.EndpointsByIP);
+//	                         other reverse names go upstream, but those of super cluster
+//	                         addresses (Config.ClusterAddress: super Services, tenant pods) are
+//	                         NXDOMAIN: the super cluster's DNS would name other tenants' objects
 //
 // Names under svc.<super domain> (Config.SuperDomain), when that is not D, are NXDOMAIN too
 // rather than forwarded: they name every tenant's super Services.
