@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -128,9 +130,69 @@ func (s *Syncer) serveDNS(ctx context.Context) error {
 		return err
 	}
 	srv := tenantdns.New(tenantdns.Config{Tenant: s.dnsTenant, Upstreams: upstreams,
-		ClusterAddress: s.dnsClusterAddress, SuperDomain: superDomain})
+		ClusterAddress: s.dnsClusterAddress, SuperDomain: superDomain,
+		Starting: func() bool { return s.start.starting(s.now()) }})
 	_, err = srv.Start(ctx, s.opts.DNSBindAddress)
 	return err
+}
+
+// dnsStartLimit bounds the syncer's start as the DNS server sees it (dnsStart): a tenant that
+// cannot be started (its kubeconfig Secret missing, its VirtualCluster unreadable) must not
+// keep queries from strangers SERVFAIL for ever. The VirtualCluster worker starts the tenants
+// one by one and waits up to a minute for each one's caches: a few slow ones take minutes.
+const dnsStartLimit = 5 * time.Minute
+
+// dnsStart is the syncer's start as the DNS server sees it (Config.Starting): until the super
+// caches have synced and every VirtualCluster served then has been started once (vcs has it),
+// an address no known tenant pod has may be a tenant pod's, so a query from it gets SERVFAIL,
+// which resolvers retry, rather than REFUSED, which ends the lookup; until dnsStartLimit at most.
+// Its zero value is started.
+type dnsStart struct {
+	mu       sync.Mutex
+	deadline time.Time       // zero: started
+	pending  map[string]bool // VirtualClusters not started yet; nil before the caches synced
+}
+
+// begin marks the syncer starting, until deadline at most.
+func (d *dnsStart) begin(deadline time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadline, d.pending = deadline, nil
+}
+
+// expect is called once the caches have synced, with the VirtualClusters to start.
+func (d *dnsStart) expect(keys []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pending = map[string]bool{}
+	for _, k := range keys {
+		d.pending[k] = true
+	}
+	d.done()
+}
+
+// started notes that VirtualCluster key has been started, or is none to start.
+func (d *dnsStart) started(key string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending != nil {
+		delete(d.pending, key)
+		d.done()
+	}
+}
+
+// done ends the start when nothing is pending any more; d.mu held.
+func (d *dnsStart) done() {
+	if len(d.pending) == 0 {
+		d.deadline = time.Time{}
+	}
+}
+
+// starting reports whether the syncer is still starting at now.
+func (d *dnsStart) starting(now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return now.Before(d.deadline)
 }
 
 // dnsTenant is the tenant view for a query from ip: the tenant whose super pod has ip, served or

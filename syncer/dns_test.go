@@ -10,8 +10,11 @@ import (
 	"github.com/miekg/dns"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
 	"k8s.io/utils/ptr"
@@ -386,4 +389,61 @@ func TestPodHostname(t *testing.T) {
 			t.Errorf("%s: podHostname = %q, want %q", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestDNSStart: the DNS server answers an unknown source SERVFAIL (Config.Starting) from the
+// syncer's start until the super caches have synced and each VirtualCluster served then has
+// been started or is no more to start; a VirtualCluster that cannot be started (here: its
+// kubeconfig Secret is missing) keeps it so until dnsStartLimit only. One not served at start
+// is not waited for.
+func TestDNSStart(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	ctx := testContext(t)
+	now := time.Now()
+	h.s.now = func() time.Time { return now }
+	h.s.vcLister = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	setVC := func(name string, phase v1alpha1.VirtualClusterPhase) {
+		vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: name}}
+		vc.Status.Phase, vc.Status.ClusterKey = phase, name+"-key"
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.s.vcLister.Update(&unstructured.Unstructured{Object: obj}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setVC("demo", v1alpha1.PhaseRunning)
+	setVC("off", v1alpha1.PhasePending)
+	check := func(step string, want bool) {
+		t.Helper()
+		if got := h.s.start.starting(h.s.now()); got != want {
+			t.Errorf("%s: starting %v, want %v", step, got, want)
+		}
+	}
+	check("before Run", false)
+
+	h.s.start.begin(now.Add(dnsStartLimit))
+	check("before the caches synced", true)
+	h.s.start.expect(h.s.servedVirtualClusters())
+	check("no VirtualCluster started yet", true)
+	if err := h.s.syncVirtualCluster(ctx, "default/off"); err != nil {
+		t.Fatal(err)
+	}
+	check("the VirtualCluster not served synced", true)
+	if err := h.s.syncVirtualCluster(ctx, "default/demo"); err == nil {
+		t.Fatal("syncVirtualCluster default/demo without its kubeconfig Secret: no error")
+	}
+	check("the served VirtualCluster failed to start", true)
+	now = now.Add(dnsStartLimit)
+	check("dnsStartLimit later", false)
+
+	h.s.start.begin(now.Add(dnsStartLimit))
+	h.s.start.expect(h.s.servedVirtualClusters())
+	check("started again", true)
+	setVC("demo", v1alpha1.PhaseFailed)
+	if err := h.s.syncVirtualCluster(ctx, "default/demo"); err != nil {
+		t.Fatal(err)
+	}
+	check("the served VirtualCluster is no more to start", false)
 }

@@ -116,6 +116,7 @@ type Syncer struct {
 	tenants map[string]*tenant // by cluster key; only tenants whose informers have synced
 	vcs     map[string]*tenant // by VirtualCluster "<namespace>/<name>", also while starting
 	vcQueue workqueue.TypedRateLimitingInterface[string]
+	start   dnsStart // the syncer's own start, for the DNS server (dns.go)
 
 	now func() time.Time
 }
@@ -220,6 +221,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if err := s.serveKubeletProxy(ctx); err != nil {
 		return err
 	}
+	s.start.begin(s.now().Add(dnsStartLimit))
 	if err := s.serveDNS(ctx); err != nil {
 		return err
 	}
@@ -240,6 +242,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), vcInformer.HasSynced) {
 		return errors.New("VirtualCluster cache did not sync")
 	}
+	s.start.expect(s.servedVirtualClusters())
 
 	var wg sync.WaitGroup
 	for range s.opts.Workers {

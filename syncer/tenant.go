@@ -199,8 +199,9 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if vc == nil || vc.DeletionTimestamp != nil || vc.Status.Phase != v1alpha1.PhaseRunning || vc.Status.ClusterKey == "" {
+	if !served(vc) {
 		s.stopTenant(ctx, key)
+		s.start.started(key) // nothing to start
 		return nil
 	}
 	secretName := vc.Status.KubeconfigSecretName
@@ -249,6 +250,7 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 	s.mu.Lock()
 	s.vcs[key] = t
 	s.mu.Unlock()
+	s.start.started(key) // its pods are known now: SERVFAIL until its caches synced (startedTenant)
 	// Wait for the caches outside the lock; the VC worker is the only writer of vcs.
 	waitCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -276,6 +278,23 @@ func (s *Syncer) markServing(ctx context.Context, t *tenant) {
 	klog.FromContext(ctx).Info("Serving tenant", "tenant", t.key, "virtualCluster", t.vc)
 	s.patrol(ctx, t)
 	s.queueSuperEvents(ctx, t) // event.go
+}
+
+// served reports whether the syncer serves VirtualCluster vc (nil: gone): Running, with a
+// cluster key, not being deleted.
+func served(vc *v1alpha1.VirtualCluster) bool {
+	return vc != nil && vc.DeletionTimestamp == nil && vc.Status.Phase == v1alpha1.PhaseRunning && vc.Status.ClusterKey != ""
+}
+
+// servedVirtualClusters are the keys of the VirtualClusters in the cache that the syncer serves.
+func (s *Syncer) servedVirtualClusters() []string {
+	var out []string
+	for _, key := range s.vcLister.ListKeys() {
+		if vc, err := s.getVirtualCluster(key); err == nil && served(vc) {
+			out = append(out, key)
+		}
+	}
+	return out
 }
 
 func (s *Syncer) getVirtualCluster(key string) (*v1alpha1.VirtualCluster, error) {

@@ -6,9 +6,12 @@
 // the syncer answers from its super pod cache); a source that is no tenant pod is REFUSED, so the
 // server is neither an open resolver nor a way to read one tenant's names from another. A
 // query from an unknown source first waits (Config.UnknownSourceWait, 3 s) for a pod to claim
-// the address: containers start before their kubelet reports the pod's IP. While the tenant's
-// caches sync (Tenant.Syncing), names in its domain are SERVFAIL: a name missing from them may
-// exist, and resolvers retry a SERVFAIL where they would cache an NXDOMAIN.
+// the address: containers start before their kubelet reports the pod's IP. While the caller is
+// starting (Config.Starting: its caches of pods syncing, tenants not all started yet), the
+// query then gets SERVFAIL, which resolvers retry, rather than REFUSED: it may come from a pod
+// not known yet. While the tenant's caches sync (Tenant.Syncing), names in its domain are
+// SERVFAIL: a name missing from them may exist, and resolvers retry a SERVFAIL where they would
+// cache an NXDOMAIN.
 //
 // Names, in the tenant's domain D (spec.clusterDomain):
 //

@@ -35,6 +35,13 @@ type Config struct {
 	// one to claim it before it is refused: a pod's containers start, and resolve names, before
 	// its kubelet reports the pod's IP. Zero means 3 s; negative, no wait.
 	UnknownSourceWait time.Duration
+	// Starting reports whether the caller is still starting, so that an address no tenant pod
+	// has may yet be one's: its caches of pods have not synced, or it has not started serving
+	// every tenant yet. A query from an unknown source then gets SERVFAIL after the wait, which
+	// resolvers retry, rather than REFUSED, which ends the lookup (glibc NO_RECOVERY, musl
+	// EAI_FAIL); it is answered nothing either way. It must turn false for good once the caller
+	// has started, or after a bounded time. Nil: never starting.
+	Starting func() bool
 }
 
 // maxWaiting bounds the queries waiting for their source to become known; more are refused
@@ -126,7 +133,8 @@ func (s *Server) Start(ctx context.Context, addr string) (net.Addr, error) {
 }
 
 // ServeDNS answers one query: REFUSED unless its source is a tenant pod (or becomes one within
-// UnknownSourceWait), else from the tenant's names or, outside its domain, from the upstreams.
+// UnknownSourceWait; SERVFAIL instead while the caller is Starting), else from the tenant's names
+// or, outside its domain, from the upstreams.
 func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
@@ -138,7 +146,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	}
 	t, ok := s.tenantOf(w.RemoteAddr())
 	if !ok {
-		m.SetRcode(r, dns.RcodeRefused)
+		m.SetRcode(r, s.unknownSourceRcode())
 		_ = w.WriteMsg(m)
 		return
 	}
@@ -246,6 +254,15 @@ func (s *Server) tenantOf(a net.Addr) (*Tenant, bool) {
 		}
 	}
 	return nil, false
+}
+
+// unknownSourceRcode is the answer to a query whose source no tenant pod has: SERVFAIL while
+// the caller is starting (Config.Starting), asked once the wait is over, else REFUSED.
+func (s *Server) unknownSourceRcode() int {
+	if s.cfg.Starting != nil && s.cfg.Starting() {
+		return dns.RcodeServerFailure
+	}
+	return dns.RcodeRefused
 }
 
 // forward relays r to the upstreams over the transport it came on; SERVFAIL (in m) when none

@@ -44,19 +44,7 @@ func TestServer(t *testing.T) {
 	}
 	ask := func(network, from, name string) *dns.Msg {
 		t.Helper()
-		c := &dns.Client{Net: network, Timeout: 5 * time.Second}
-		if network == "udp" {
-			c.Dialer = &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}
-		} else {
-			c.Dialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		}
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeA)
-		resp, _, err := c.Exchange(m, addr.String())
-		if err != nil {
-			t.Fatalf("%s %s from %s: %v", network, name, from, err)
-		}
-		return resp
+		return exchangeFrom(t, addr, network, from, name, dns.TypeA)
 	}
 	for _, network := range []string{"udp", "tcp"} {
 		resp := ask(network, "127.0.0.1", "web.default.svc.cluster.local.")
@@ -100,6 +88,71 @@ func TestServer(t *testing.T) {
 			t.Errorf("%s: web.default.svc.cluster.local from a pod known 150 ms later: %v, want its answer", network, resp)
 		}
 	}
+}
+
+// TestServerStarting: while the caller is starting (Config.Starting), a query from a source
+// that is no tenant pod may come from one it does not know yet: SERVFAIL after the wait, which
+// resolvers retry, with no records; once it has started, REFUSED. Starting is asked once the
+// wait is over: a start that ends during the wait refuses.
+func TestServerStarting(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	var starting atomic.Bool
+	const wait = 200 * time.Millisecond
+	srv := New(Config{
+		Tenant:            func(netip.Addr) (*Tenant, bool) { return nil, false },
+		Upstreams:         []string{startUpstream(t)},
+		UnknownSourceWait: wait,
+		Starting:          starting.Load,
+	})
+	addr, err := srv.Start(klog.NewContext(t.Context(), klog.FromContext(ctx)), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, network := range []string{"udp", "tcp"} {
+		for _, tc := range []struct {
+			starting, endsInWait bool
+			want                 int
+		}{
+			{starting: true, want: dns.RcodeServerFailure},
+			{starting: true, endsInWait: true, want: dns.RcodeRefused},
+			{starting: false, want: dns.RcodeRefused},
+		} {
+			starting.Store(tc.starting)
+			if tc.endsInWait {
+				time.AfterFunc(wait/2, func() { starting.Store(false) })
+			}
+			for _, name := range []string{"web.default.svc.cluster.local.", "example.com."} {
+				start := time.Now()
+				resp := exchangeFrom(t, addr, network, "127.0.0.2", name, dns.TypeA)
+				if resp.Rcode != tc.want || len(resp.Answer) != 0 || len(resp.Ns) != 0 {
+					t.Errorf("%s: %s from an unknown source (starting %v, ending in the wait %v): %v, want %s without records",
+						network, name, tc.starting, tc.endsInWait, resp, dns.RcodeToString[tc.want])
+				}
+				if took := time.Since(start); took < wait {
+					t.Errorf("%s: %s from an unknown source answered after %v, want after the %v wait", network, name, took, wait)
+				}
+			}
+		}
+	}
+}
+
+// exchangeFrom asks the server at addr over network ("udp" or "tcp") for name's records of
+// type qtype, from local address from.
+func exchangeFrom(t *testing.T, addr net.Addr, network, from, name string, qtype uint16) *dns.Msg {
+	t.Helper()
+	c := &dns.Client{Net: network, Timeout: 5 * time.Second}
+	if network == "udp" {
+		c.Dialer = &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}
+	} else {
+		c.Dialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	}
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	resp, _, err := c.Exchange(m, addr.String())
+	if err != nil {
+		t.Fatalf("%s %s from %s: %v", network, name, from, err)
+	}
+	return resp
 }
 
 // lastA is the address of the last record of m's answer if it is an A record.
@@ -189,18 +242,7 @@ func TestServerSuperNames(t *testing.T) {
 			{"127.0.0.2", "nope.default.svc.tenant.example.", dns.TypeA, "NXDOMAIN (SOA tenant.example.)"},
 			{"127.0.0.2", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
 		} {
-			c := &dns.Client{Net: network, Timeout: 5 * time.Second}
-			if network == "udp" {
-				c.Dialer = &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(tc.from)}}
-			} else {
-				c.Dialer = &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(tc.from)}}
-			}
-			m := new(dns.Msg)
-			m.SetQuestion(tc.name, tc.qtype)
-			resp, _, err := c.Exchange(m, addr.String())
-			if err != nil {
-				t.Fatalf("%s %s from %s: %v", network, tc.name, tc.from, err)
-			}
+			resp := exchangeFrom(t, addr, network, tc.from, tc.name, tc.qtype)
 			got := dns.RcodeToString[resp.Rcode]
 			for _, rr := range resp.Answer {
 				switch rr := rr.(type) {
