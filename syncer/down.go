@@ -54,6 +54,11 @@ type down[T object] struct {
 	// merge writes desired into a copy of existing, keeping what the super cluster owns
 	// (e.g. a Service's cluster IP), and returns the object to update.
 	merge func(desired, existing T) T
+	// refused, when set, is given merged, an update of st.super the super cluster refused
+	// (superRefused) with refusal, before the down sync tells the tenant of it. It reports whether
+	// it dealt with the refusal itself, and then the sync's error (the pod's added tolerations:
+	// takeBackTolerations, podplacement.go).
+	refused func(ctx context.Context, s *Syncer, t *tenant, w writer[T], st state[T], merged T, refusal error) (bool, error)
 }
 
 // state is what the down sync knows about one key: the tenant object (if it exists and should
@@ -129,7 +134,13 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 		return nil
 	}
 	logger.V(2).Info("Updating super object", "superObject", klog.KObj(st.super))
-	_, err := w.Update(ctx, d.merge(desired, st.super), metav1.UpdateOptions{})
+	merged := d.merge(desired, st.super)
+	_, err := w.Update(ctx, merged, metav1.UpdateOptions{})
+	if superRefused(err) && d.refused != nil {
+		if dealt, err := d.refused(ctx, s, t, w, st, merged, err); dealt {
+			return err
+		}
+	}
 	s.recordRejected(t, st.tenant, d.kind, err)
 	return err
 }

@@ -197,21 +197,21 @@ func podDownEqual(desired, existing *corev1.Pod) bool {
 	return stampedMetaEqual(desired, existing) && slices.Equal(images(desired), images(existing)) &&
 		ptr.Equal(desired.Spec.ActiveDeadlineSeconds, existing.Spec.ActiveDeadlineSeconds) &&
 		len(keptSchedulingGates(desired, existing)) == len(existing.Spec.SchedulingGates) && directives == nil &&
-		len(addedTolerations(desired.Spec.Tolerations, existing.Spec.Tolerations)) == 0
+		len(tolerationsDown(desired, existing)) == 0
 }
 
 // mergePod writes desired's labels, annotations, images, activeDeadlineSeconds, added
-// tolerations and removed scheduling gates into a copy of existing, and, while existing is
-// gated, its scheduling directives (gatedDirectives: in the same request as the removal of the
-// last gate, so they are there before the super scheduler looks); the other spec fields the
-// syncer sets are immutable.
+// tolerations (tolerationsDown: not those the super cluster refused) and removed scheduling
+// gates into a copy of existing, and, while existing is gated, its scheduling directives
+// (gatedDirectives: in the same request as the removal of the last gate, so they are there
+// before the super scheduler looks); the other spec fields the syncer sets are immutable.
 func mergePod(desired, existing *corev1.Pod) *corev1.Pod {
 	out := existing.DeepCopy()
 	mergeMeta(desired, out)
 	if d, _ := gatedDirectives(&desired.Spec, &existing.Spec); d != nil {
 		out.Spec.NodeSelector, out.Spec.Affinity, out.Spec.Tolerations = d.NodeSelector, d.Affinity, d.Tolerations
 	}
-	out.Spec.Tolerations = append(out.Spec.Tolerations, addedTolerations(desired.Spec.Tolerations, out.Spec.Tolerations)...) // podplacement.go
+	out.Spec.Tolerations = append(out.Spec.Tolerations, tolerationsDown(desired, out)...) // podplacement.go
 	out.Spec.ActiveDeadlineSeconds = desired.Spec.ActiveDeadlineSeconds
 	out.Spec.SchedulingGates = keptSchedulingGates(desired, existing)
 	for i := range out.Spec.InitContainers {
@@ -257,8 +257,9 @@ var podDown = down[*corev1.Pod]{
 		podDNS(&sp.Spec, p.Namespace, t.settings.Load().domain, t.nameserver) // dns.go
 		return withEnv(sp, t.tenantEnv(p))                                    // podenv.go
 	},
-	equal: podDownEqual,
-	merge: mergePod,
+	equal:   podDownEqual,
+	merge:   mergePod,
+	refused: takeBackTolerations, // podplacement.go
 }
 
 // podStatusUp is the status the tenant pod should have for a super pod: the super pod's, which

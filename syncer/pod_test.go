@@ -406,6 +406,14 @@ func TestPodDownEqualAndMerge(t *testing.T) {
 			super:  func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, notReady(300)) },
 			want:   func(s *corev1.PodSpec) { s.Tolerations = append(s.Tolerations, spot) },
 		},
+		"a toleration the super pod records as refused does not go": {
+			tenant: func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, spot) },
+			super: func(p *corev1.Pod) {
+				*p = *withRefusal(p, annotationRefusedTolerations, []string{refusalHash(spot)}, "denied") // podrefused.go
+			},
+			wantEqual: true,
+			want:      func(*corev1.PodSpec) {},
+		},
 		"a toleration the super pod has and the tenant's lacks stays": {
 			tenant:    func(*corev1.Pod) {},
 			super:     func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, notReady(300)) },

@@ -3,7 +3,6 @@ package syncer
 import (
 	"context"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,11 +37,8 @@ const annotationRefusedEphemeral = ownership.ReservedPrefix + "refused-ephemeral
 
 // refusedEphemeral is the names of the ephemeral containers super pod sp records as refused.
 func refusedEphemeral(sp *corev1.Pod) []string {
-	v := sp.Annotations[annotationRefusedEphemeral]
-	if v == "" {
-		return nil
-	}
-	return strings.Split(v, ",")
+	names, _ := refusalRecord(sp, annotationRefusedEphemeral) // podrefused.go
+	return names
 }
 
 // ephemeralContainers are the common parts of ecs, as containers, for code that reads containers
@@ -81,7 +77,7 @@ func withEphemeralContainers(sp, tp *corev1.Pod, env func() []corev1.EnvVar) *co
 // withRefusedEphemeral returns a copy of super pod sp that records ephemeral container name as
 // refused.
 func withRefusedEphemeral(sp *corev1.Pod, name string) *corev1.Pod {
-	return withAnnotation(sp, annotationRefusedEphemeral, strings.Join(append(refusedEphemeral(sp), name), ","))
+	return withRefusal(sp, annotationRefusedEphemeral, append(refusedEphemeral(sp), name), "")
 }
 
 // ephemeralContainersDown adds an ephemeral container of tenant pod tp that super pod sp lacks

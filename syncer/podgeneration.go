@@ -12,9 +12,9 @@ import (
 // Pod generation and observed generation.
 //
 // A tenant pod's metadata.generation and its super pod's count different histories: a tenant
-// spec change the syncer does not carry down (a resize the tenant's quota holds back, a resize
-// or an ephemeral container the super cluster refused) bumps only the tenant's, and the super
-// pod counts each write of its spec (a down update, a resize) once. So the super pod
+// spec change the syncer does not carry down (a resize the tenant's quota holds back, a resize,
+// an ephemeral container or tolerations the super cluster refused) bumps only the tenant's, and
+// the super pod counts each write of its spec (a down update, a resize) once. So the super pod
 // carries, in annotationTenantGeneration, the tenant generation its spec reflects: set when it
 // is created and on every down update, which writes it in the same request as the spec fields
 // it carries, and only after the resize and ephemeral container writes of that generation went

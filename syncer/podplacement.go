@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
 // Re-placing a Pending pod. A super pod's node affinity is fixed when it is created, but the
@@ -92,6 +94,18 @@ func (s *Syncer) replacePending(ctx context.Context, t *tenant, tp, sp *corev1.P
 // cluster's taint eviction reads the super pod's. The translation does not always make an allowed change of
 // the tenant's (a policy's selector changed meanwhile, a term dropped by pinTenantLabels); such
 // a super pod is made again (replacePending).
+//
+// The super cluster may refuse tolerations its pods may not have (a ValidatingAdmissionPolicy,
+// a webhook), and with them the down update's other changes (labels, images, ...), on every
+// round. So an ungated super pod's update refused while it adds tolerations goes again at once
+// without them (takeBackTolerations); when that goes through the refusal was theirs: the tenant
+// gets one SuperClusterRejected event and the super pod records them (annotationRefusedTolerations,
+// podrefused.go), and they are not tried again. Tolerations the tenant adds later are. A gated
+// super pod's tolerations go with its directives or not at all, as its gates go with them.
+
+// annotationRefusedTolerations records, on a super pod, the tolerations its tenant pod added
+// that the super cluster refused: a refusalHash of each, and the last refusal's message.
+const annotationRefusedTolerations = ownership.ReservedPrefix + "refused-tolerations"
 
 // gatedDirectives is a copy of super pod existing's spec with desired's scheduling directives
 // (nodeSelector, node affinity, tolerations), as an update of a gated pod may change them; nil
@@ -146,6 +160,53 @@ func addedTolerations(desired, existing []corev1.Toleration) []corev1.Toleration
 		}
 	}
 	return out
+}
+
+// tolerationsDown is the tolerations of desired that the down update adds to super pod
+// existing: those it lacks (addedTolerations) and does not record as refused.
+func tolerationsDown(desired, existing *corev1.Pod) []corev1.Toleration {
+	refused, _ := refusalRecord(existing, annotationRefusedTolerations) // podrefused.go
+	return slices.DeleteFunc(addedTolerations(desired.Spec.Tolerations, existing.Spec.Tolerations), func(tol corev1.Toleration) bool {
+		return slices.Contains(refused, refusalHash(tol))
+	})
+}
+
+// takeBackTolerations is podDown's refused: for ungated super pod st.super, whose update merged
+// adds tolerations and was refused (refusal), it sends merged again without them; once that
+// went through, it tells the tenant that the tolerations were refused and records them on the
+// super pod. It reports false, leaving the refusal to the down sync, when merged adds none or
+// is refused without them too.
+func takeBackTolerations(ctx context.Context, s *Syncer, t *tenant, w writer[*corev1.Pod], st state[*corev1.Pod], merged *corev1.Pod, refusal error) (bool, error) {
+	sp := st.super
+	added := addedTolerations(merged.Spec.Tolerations, sp.Spec.Tolerations)
+	if len(sp.Spec.SchedulingGates) > 0 || len(added) == 0 {
+		return false, nil
+	}
+	without := merged.DeepCopy()
+	without.Spec.Tolerations = sp.Spec.Tolerations
+	klog.FromContext(ctx).V(2).Info("Updating super object without the tolerations it refused", "superObject", klog.KObj(sp), "err", refusal)
+	written, err := w.Update(ctx, without, metav1.UpdateOptions{})
+	if superRefused(err) { // down.go
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	refused, _ := refusalRecord(sp, annotationRefusedTolerations)
+	names := make([]string, len(added))
+	for i, tol := range added {
+		refused = append(refused, refusalHash(tol))
+		names[i] = tol.Key // as kubectl writes a taint: key[=value][:effect]
+		if tol.Value != "" {
+			names[i] += "=" + tol.Value
+		}
+		if tol.Effect != "" {
+			names[i] += ":" + string(tol.Effect)
+		}
+	}
+	recorded := withRefusal(written, annotationRefusedTolerations, refused, refusal.Error())
+	_, err = s.recordRefused(ctx, t, st.tenant, recorded, "the tolerations "+strings.Join(names, ", "), refusal) // podrefused.go
+	return true, err
 }
 
 // directivesRefused reports whether gated super pod sp cannot take the scheduling directives of

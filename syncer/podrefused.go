@@ -2,7 +2,11 @@ package syncer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -10,18 +14,52 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Subresource writes the super cluster refuses.
+// Pod writes the super cluster refuses.
 //
-// A resize (podresize.go) or an ephemeral container (podephemeral.go) that the super cluster
-// refuses for good (superRefused, down.go: its admission or validation) would be refused again
-// on every round, each time with an event. So the refusal is told to the tenant once, with a
-// SuperClusterRejected event, and recorded on the super pod in an annotation
-// (refusalAnnotations), which the down sync keeps (superKeptAnnotation, down.go); what is
-// recorded is not tried again, also after a syncer restart.
+// A resize (podresize.go), an ephemeral container (podephemeral.go) or tolerations added in a
+// down update (podplacement.go) that the super cluster refuses for good (superRefused, down.go:
+// its admission or validation) would be refused again on every round, each time with an event.
+// So the refusal is told to the tenant once, with a SuperClusterRejected event, and recorded on
+// the super pod in an annotation (refusalAnnotations), which the down sync keeps
+// (superKeptAnnotation, down.go); what is recorded is not tried again, also after a syncer
+// restart. A record is the refused requests, comma-separated (names, or refusalHash of what was
+// asked), then a space and the last refusal's message, if kept.
 
 // refusalAnnotations are the annotations in which a super pod records what the super cluster
 // refused of its tenant pod; the syncer writes them outside the down sync.
-var refusalAnnotations = []string{annotationRefusedEphemeral, annotationRefusedResize}
+var refusalAnnotations = []string{annotationRefusedEphemeral, annotationRefusedResize, annotationRefusedTolerations}
+
+// refusalHash names a refused request by what it asked: a short hash of vs, as JSON.
+func refusalHash(vs ...any) string {
+	sum := sha256.New()
+	for _, v := range vs {
+		b, _ := json.Marshal(v) // API types always marshal
+		sum.Write(b)
+		sum.Write([]byte{0})
+	}
+	return hex.EncodeToString(sum.Sum(nil))[:16]
+}
+
+// refusalRecord is the record in annotation k of super pod sp: the refused requests, and the
+// message kept with them.
+func refusalRecord(sp *corev1.Pod, k string) (requests []string, msg string) {
+	v := sp.Annotations[k]
+	if v == "" {
+		return nil, ""
+	}
+	reqs, msg, _ := strings.Cut(v, " ")
+	return strings.Split(reqs, ","), msg
+}
+
+// withRefusal returns a copy of super pod sp recording requests, with msg if not empty, in
+// annotation k.
+func withRefusal(sp *corev1.Pod, k string, requests []string, msg string) *corev1.Pod {
+	v := strings.Join(requests, ",")
+	if msg != "" {
+		v += " " + msg
+	}
+	return withAnnotation(sp, k, v)
+}
 
 // withAnnotation returns a copy of super pod sp with annotation k set to v.
 func withAnnotation(sp *corev1.Pod, k, v string) *corev1.Pod {

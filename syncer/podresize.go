@@ -2,11 +2,7 @@ package syncer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -100,24 +96,18 @@ func resizeFields(p *corev1.Pod) corev1.PodSpec {
 	return corev1.PodSpec{InitContainers: fields(p.Spec.InitContainers), Containers: fields(p.Spec.Containers), Resources: p.Spec.Resources}
 }
 
-// resizeRequest names the resize of super pod sp to resized (resizedPod): a short hash of the
+// resizeRequest names the resize of super pod sp to resized (resizedPod): a hash of the
 // resources of both. The resources sp has count, so values asked again after another resize
 // went through are a new request.
 func resizeRequest(sp, resized *corev1.Pod) string {
-	sum := sha256.New()
-	for _, p := range []*corev1.Pod{sp, resized} {
-		b, _ := json.Marshal(resizeFields(p)) // a PodSpec always marshals
-		sum.Write(b)
-		sum.Write([]byte{0})
-	}
-	return hex.EncodeToString(sum.Sum(nil))[:16]
+	return refusalHash(resizeFields(sp), resizeFields(resized)) // podrefused.go
 }
 
 // refusedResize is the message of the refusal that super pod sp records for its resize to
 // resized; ok is false when sp records none for that request.
 func refusedResize(sp, resized *corev1.Pod) (msg string, ok bool) {
-	req, msg, found := strings.Cut(sp.Annotations[annotationRefusedResize], " ")
-	if !found || req != resizeRequest(sp, resized) {
+	reqs, msg := refusalRecord(sp, annotationRefusedResize)
+	if !slices.Contains(reqs, resizeRequest(sp, resized)) {
 		return "", false
 	}
 	return msg, true
@@ -180,7 +170,7 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 	if !superRefused(err) { // down.go
 		return err == nil, err
 	}
-	recorded := withAnnotation(sp, annotationRefusedResize, resizeRequest(sp, resized)+" "+err.Error())
+	recorded := withRefusal(sp, annotationRefusedResize, []string{resizeRequest(sp, resized)}, err.Error())
 	return s.recordRefused(ctx, t, tp, recorded, "the resize", err) // podrefused.go
 }
 
