@@ -341,7 +341,9 @@ func (s *Syncer) process(ctx context.Context, clusterKey string, key objKey) {
 	s.metrics.observe(clusterKey, key.Kind, s.now().Sub(start), err)
 	if err != nil {
 		logger.V(2).Info("Sync failed; retrying", "err", err)
+		failures := s.queue.NumRequeues(clusterKey, key) + 1 // this one too
 		s.queue.AddRateLimited(clusterKey, key)
+		s.recordSyncError(t, key, failures, err) // syncerror.go
 		return
 	}
 	s.queue.Forget(clusterKey, key)
