@@ -116,7 +116,10 @@ type Syncer struct {
 	tenants map[string]*tenant // by cluster key; only tenants whose informers have synced
 	vcs     map[string]*tenant // by VirtualCluster "<namespace>/<name>", also while starting
 	vcQueue workqueue.TypedRateLimitingInterface[string]
-	start   dnsStart // the syncer's own start, for the DNS server (dns.go)
+	// vcResync is how often every VirtualCluster is synced again although it did not change
+	// (syncVirtualCluster), so that its Secrets are read again: secretRecheckPeriod.
+	vcResync time.Duration
+	start    dnsStart // the syncer's own start, for the DNS server (dns.go)
 
 	now func() time.Time
 }
@@ -152,7 +155,8 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 		vcs:          map[string]*tenant{},
 		vcQueue: workqueue.NewTypedRateLimitingQueueWithConfig(
 			workqueue.DefaultTypedControllerRateLimiter[string](), workqueue.TypedRateLimitingQueueConfig[string]{Name: "virtualclusters"}),
-		now: time.Now,
+		vcResync: secretRecheckPeriod,
+		now:      time.Now,
 	}
 	s.queue.OnWait(m.queueWait)
 	byTenant := cache.Indexers{indexTenant: func(obj any) ([]string, error) {

@@ -160,8 +160,15 @@ func settingsOf(vc *v1alpha1.VirtualCluster) *settings {
 	return st
 }
 
+// secretRecheckPeriod is how often the syncer reads a served tenant's kubeconfig and PKI
+// Secrets again although its VirtualCluster did not change: the manager renews the kubelet
+// client certificate the kubelet proxy pins, and may replace the service-account key, without
+// touching the VirtualCluster. A changed Secret changes the tenant's fingerprint, and the tenant
+// is served again with it; an unchanged one costs two GETs.
+const secretRecheckPeriod = 10 * time.Minute
+
 func (s *Syncer) newVirtualClusterInformer() cache.SharedIndexInformer {
-	inf := dynamicinformer.NewFilteredDynamicInformer(s.dyn, virtualClusterGVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	inf := dynamicinformer.NewFilteredDynamicInformer(s.dyn, virtualClusterGVR, metav1.NamespaceAll, s.vcResync, cache.Indexers{}, nil).Informer()
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			s.vcQueue.Add(key)

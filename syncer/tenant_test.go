@@ -16,7 +16,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
@@ -253,5 +256,40 @@ func TestStopCancelsSyncInFlight(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the sync of a stopped tenant still waits on its request 10s after the stop")
+	}
+}
+
+// TestVirtualClustersSyncedAgain: every VirtualCluster is queued again each vcResync although
+// it does not change, so that its kubeconfig and PKI Secrets are read again (a renewed kubelet
+// client certificate, which the manager writes without touching the VirtualCluster).
+func TestVirtualClustersSyncedAgain(t *testing.T) {
+	s := newSyncer(fake.NewClientset(), newMetrics(nil))
+	vc := &unstructured.Unstructured{}
+	vc.SetAPIVersion(v1alpha1.GroupVersion.String())
+	vc.SetKind("VirtualCluster")
+	vc.SetNamespace("default")
+	vc.SetName("demo")
+	s.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{virtualClusterGVR: "VirtualClusterList"}, vc)
+	s.vcResync = 50 * time.Millisecond
+	ctx := testContext(t)
+	inf := s.newVirtualClusterInformer()
+	go inf.Run(ctx.Done())
+	queued := 0
+	deadline := time.Now().Add(10 * time.Second)
+	for queued < 3 && time.Now().Before(deadline) {
+		if s.vcQueue.Len() == 0 {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		key, _ := s.vcQueue.Get()
+		if key != "default/demo" {
+			t.Fatalf("queued %q, want default/demo", key)
+		}
+		s.vcQueue.Done(key)
+		queued++
+	}
+	if queued < 3 {
+		t.Errorf("the unchanged VirtualCluster was queued %d times in 10s with a resync of 50ms, want it again and again", queued)
 	}
 }

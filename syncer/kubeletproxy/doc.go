@@ -33,8 +33,8 @@
 // would follow a renewal no better, and the certificate names its usage and subject too. A
 // renewal changes what the syncer read, so it serves the tenant again with the new pin (the
 // manager restarts the control plane with the new certificate); a certificate of the tenant CA
-// refused for not being the pin tells the syncer (Config.PinMismatch) to re-read the Secret, as
-// nothing else may. The tenant CA is verified as well. A syncer that cannot read the PKI Secret
+// refused for not being the pin tells the syncer (Config.PinMismatch) to re-read the Secret at
+// once, besides the syncer's own re-read every 10 minutes. The tenant CA is verified as well. A syncer that cannot read the PKI Secret
 // (no access, no such key) serves the tenant without a pin, on the CA and the name alone, and
 // logs it when it starts serving the tenant. The super apiserver then authorizes
 // the syncer's own identity, which needs get on pods/log and create+get on pods/exec,
