@@ -119,6 +119,9 @@ func refusedResize(sp, resized *corev1.Pod) (msg string, ok bool) {
 // it, so the super pod's word on the condition is about an older spec). Its transition time is
 // the tenant's when that already said Infeasible, else now.
 func refusedResizeStatus(st corev1.PodStatus, sp, tp *corev1.Pod, now metav1.Time) corev1.PodStatus {
+	if sp.Annotations[annotationRefusedResize] == "" {
+		return st // no refusal recorded: no copy of the pod on every status round
+	}
 	resized := resizedPod(sp, tp)
 	if resized == nil {
 		return st
