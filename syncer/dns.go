@@ -45,13 +45,7 @@ func podIPIndex(obj any) ([]string, error) {
 	if !ok || p.Spec.HostNetwork || podTerminal(p) || p.Labels[ownership.LabelClusterKey] == "" {
 		return nil, nil
 	}
-	var out []string
-	for _, s := range append([]string{p.Status.PodIP}, podIPs(p)...) {
-		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.String()) {
-			out = append(out, ip.String())
-		}
-	}
-	return out, nil
+	return uniqueIPs(append([]string{p.Status.PodIP}, podIPs(p)...)), nil
 }
 
 func serviceIPIndex(obj any) ([]string, error) {
@@ -59,13 +53,7 @@ func serviceIPIndex(obj any) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	var out []string
-	for _, s := range append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...) {
-		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.String()) {
-			out = append(out, ip.String())
-		}
-	}
-	return out, nil
+	return uniqueIPs(append([]string{svc.Spec.ClusterIP}, svc.Spec.ClusterIPs...)), nil
 }
 
 func endpointIPIndex(obj any) ([]string, error) {
@@ -73,15 +61,24 @@ func endpointIPIndex(obj any) ([]string, error) {
 	if !ok {
 		return nil, nil
 	}
-	var out []string
+	var addrs []string
 	for _, ss := range ep.Subsets {
 		for _, a := range ss.Addresses {
-			if ip, err := netip.ParseAddr(a.IP); err == nil && !slices.Contains(out, ip.String()) {
-				out = append(out, ip.String())
-			}
+			addrs = append(addrs, a.IP)
 		}
 	}
-	return out, nil
+	return uniqueIPs(addrs), nil
+}
+
+// uniqueIPs is the index values of addresses: each that parses, in its canonical form, once.
+func uniqueIPs(addrs []string) []string {
+	var out []string
+	for _, s := range addrs {
+		if ip, err := netip.ParseAddr(s); err == nil && !slices.Contains(out, ip.String()) {
+			out = append(out, ip.String())
+		}
+	}
+	return out
 }
 
 func podIPs(p *corev1.Pod) []string {
