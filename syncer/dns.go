@@ -226,7 +226,7 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService, Namespace: found.dnsNamespace,
 		ServiceByIP:   func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
 		EndpointsByIP: found.dnsEndpointsByIP,
-		Self:          found.dnsSelf(asker), Syncing: syncing}, true
+		Self:          found.dnsSelf(asker), Nameserver: s.dnsNameserver(), Syncing: syncing}, true
 }
 
 // startedTenant is the tenant of cluster key that is served, or else (serving false) one started

@@ -31,6 +31,10 @@ type Tenant struct {
 	// Self is the asking pod, when it has a subdomain: its own name, which a kubelet writes into
 	// its /etc/hosts, resolves for it alone.
 	Self *Pod
+	// Nameserver is the address pods reach this server on (their resolv.conf's nameserver):
+	// the address of ns.dns.<domain>, the name server of the domain's NS record, as CoreDNS
+	// answers with its own Service's address. Empty: the domain has no NS record.
+	Nameserver string
 	// Syncing: the caches the names come from have not synced yet, so a name missing from them
 	// may exist. Names in Domain are SERVFAIL, which resolvers retry and do not cache, as
 	// CoreDNS serves none before its caches synced; others are still forwarded.
@@ -86,6 +90,8 @@ type Reply struct {
 	// (NXDOMAIN, or NODATA), as CoreDNS gives it: resolvers cache the negative answer for its
 	// minimum TTL (RFC 2308), and some stubs do not cache one without it.
 	Ns []dns.RR
+	// Extra, the additional section: the address of the name server an NS answer names.
+	Extra []dns.RR
 	// Forward: the name is outside the tenant's domain; the upstream nameservers answer.
 	Forward bool
 }
@@ -102,9 +108,18 @@ func Answer(q dns.Question, t *Tenant) Reply {
 		return Reply{Forward: true}
 	}
 	if len(answer) > 0 {
-		return Reply{Rcode: rcode, Answer: answer}
+		r := Reply{Rcode: rcode, Answer: answer}
+		if (q.Qtype == dns.TypeNS || q.Qtype == dns.TypeANY) && name == domain {
+			r.Extra = addresses(nsName(domain), dns.TypeANY, []string{t.Nameserver})
+		}
+		return r
 	}
 	return negative(rcode, name, domain)
+}
+
+// nsName is the name of the domain's name server, CoreDNS's: ns.dns.<domain>.
+func nsName(domain string) string {
+	return "ns.dns." + domain
 }
 
 // negative is a reply of rcode (NXDOMAIN, or NOERROR for NODATA) without records for name, with
@@ -142,10 +157,19 @@ func records(name string, qtype uint16, domain string, t *Tenant) (rcode int, an
 	labels := dns.SplitDomainName(strings.TrimSuffix(name, domain))
 	n := len(labels)
 	switch {
-	case n == 0 && (qtype == dns.TypeSOA || qtype == dns.TypeANY):
-		return dns.RcodeSuccess, []dns.RR{soa(domain)}, false
-	case n == 0 || (labels[n-1] == "svc" && n == 1):
-		return dns.RcodeSuccess, nil, false // D, svc.D: names without records
+	case n == 0:
+		var out []dns.RR
+		if qtype == dns.TypeSOA || qtype == dns.TypeANY {
+			out = append(out, soa(domain))
+		}
+		if (qtype == dns.TypeNS || qtype == dns.TypeANY) && t.Nameserver != "" {
+			out = append(out, &dns.NS{Hdr: header(domain, dns.TypeNS), Ns: nsName(domain)})
+		}
+		return dns.RcodeSuccess, out, false
+	case n == 1 && (labels[0] == "svc" || labels[0] == "dns" && t.Nameserver != ""):
+		return dns.RcodeSuccess, nil, false // svc.D, dns.D: names without records
+	case n == 2 && labels[1] == "dns" && labels[0] == "ns" && t.Nameserver != "":
+		return dns.RcodeSuccess, addresses(name, qtype, []string{t.Nameserver}), false
 	case n == 2 && labels[1] == "svc":
 		// <ns>.svc.D: without records when the namespace exists, else NXDOMAIN as in CoreDNS;
 		// a NODATA for any <x> would end a search-list walk (musl's) for the single label x.

@@ -30,7 +30,7 @@ func testTenant() *Tenant {
 			Ports: []Port{{Name: "dns", Protocol: "UDP", Port: 53}}},
 	}
 	self := &Pod{Namespace: "default", Hostname: "me", Subdomain: "nosvc", IPs: []string{"10.88.0.9"}}
-	return &Tenant{Domain: "cluster.local", Self: self, Service: func(ns, name string) (Service, bool) {
+	return &Tenant{Domain: "cluster.local", Nameserver: "10.96.0.53", Self: self, Service: func(ns, name string) (Service, bool) {
 		s, ok := services[ns+"/"+name]
 		return s, ok
 	}, Namespace: func(ns string) bool {
@@ -64,12 +64,14 @@ func soaOf(zone string) string {
 
 func TestAnswer(t *testing.T) {
 	a := func(name, ip string) string { return name + "\t5\tIN\tA\t" + ip }
+	const nsRecord = "cluster.local.\t5\tIN\tNS\tns.dns.cluster.local."
 	for _, tc := range []struct {
 		name    string
 		q       string
 		qtype   uint16
 		rcode   int
 		answer  []string
+		extra   []string // the additional section
 		forward bool
 		// ns is the authority section; for a reply without records (NXDOMAIN, NODATA) nil
 		// means cluster.local's SOA.
@@ -146,8 +148,15 @@ func TestAnswer(t *testing.T) {
 		{name: "svc.domain exists", q: "svc.cluster.local.", qtype: dns.TypeA},
 		{name: "the domain exists", q: "cluster.local.", qtype: dns.TypeA},
 		{name: "the domain's SOA", q: "Cluster.Local.", qtype: dns.TypeSOA, answer: []string{soaOf("cluster.local.")}},
-		{name: "the domain's SOA for ANY", q: "cluster.local.", qtype: dns.TypeANY, answer: []string{soaOf("cluster.local.")}},
-		{name: "no NS records (CoreDNS's ns.dns.D is not served)", q: "cluster.local.", qtype: dns.TypeNS},
+		{name: "the domain's SOA and NS for ANY", q: "cluster.local.", qtype: dns.TypeANY, answer: []string{soaOf("cluster.local."), nsRecord},
+			extra: []string{a("ns.dns.cluster.local.", "10.96.0.53")}},
+		{name: "the domain's NS: CoreDNS's ns.dns.D, with its address", q: "cluster.local.", qtype: dns.TypeNS, answer: []string{nsRecord},
+			extra: []string{a("ns.dns.cluster.local.", "10.96.0.53")}},
+		{name: "the name server's address", q: "ns.dns.cluster.local.", qtype: dns.TypeA, answer: []string{a("ns.dns.cluster.local.", "10.96.0.53")}},
+		{name: "the name server has no IPv6 address", q: "ns.dns.cluster.local.", qtype: dns.TypeAAAA},
+		{name: "dns.D exists", q: "dns.cluster.local.", qtype: dns.TypeA},
+		{name: "other names under dns.D do not", q: "x.dns.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
+		{name: "NS of a name below the domain: no data", q: "svc.cluster.local.", qtype: dns.TypeNS},
 		{name: "SOA of a name below the domain: no data", q: "web.default.svc.cluster.local.", qtype: dns.TypeSOA},
 		{name: "a search-list miss is NXDOMAIN", q: "example.com.default.svc.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
 		{name: "pod names are not served", q: "10-88-0-5.default.pod.cluster.local.", qtype: dns.TypeA, rcode: dns.RcodeNameError},
@@ -162,6 +171,9 @@ func TestAnswer(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.answer, rrStrings(r.Answer)); diff != "" {
 				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.extra, rrStrings(r.Extra)); diff != "" {
+				t.Errorf("additional (-want +got):\n%s", diff)
 			}
 			if tc.ns == nil && len(tc.answer) == 0 && !tc.forward {
 				tc.ns = []string{soaOf("cluster.local.")}

@@ -32,9 +32,11 @@
 // Names under svc.<super domain> (Config.SuperDomain), when that is not D, are NXDOMAIN too
 // rather than forwarded: they name every tenant's super Services.
 //
-// Other names in D are NXDOMAIN; D itself, svc.D and <ns>.svc.D of an existing namespace
+// Other names in D are NXDOMAIN; D itself, svc.D, dns.D and <ns>.svc.D of an existing namespace
 // (Tenant.Namespace) exist without records, as do found names asked for a type they have no
-// records of (AAAA, say). D has an SOA record (no NS), with CoreDNS's values; the server's own
+// records of (AAAA, say). D has an SOA record, with CoreDNS's values, and an NS record naming
+// ns.dns.D, CoreDNS's name server, whose A record is the address pods ask (Tenant.Nameserver),
+// given in the NS answer's additional section too; the server's own
 // negative answers carry the SOA of the name's zone (D, in-addr.arpa., ip6.arpa.) in their
 // authority section, as CoreDNS's do, for negative caching (RFC 2308). Answers live 5 s, as
 // do negative ones (the SOA's minimum TTL).

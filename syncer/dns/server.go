@@ -168,6 +168,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m.Rcode = reply.Rcode
 	m.Answer = reply.Answer
 	m.Ns = reply.Ns
+	m.Extra = reply.Extra
 	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
 		size := dns.MinMsgSize
 		if opt := r.IsEdns0(); opt != nil {
