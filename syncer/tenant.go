@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
@@ -191,6 +192,7 @@ func (s *Syncer) runVirtualClusterWorker(ctx context.Context) {
 		}
 		if err := s.syncVirtualCluster(ctx, key); err != nil {
 			klog.FromContext(ctx).Info("Cannot serve VirtualCluster yet; retrying", "virtualCluster", key, "err", err)
+			s.reportNotServing(ctx, key, err)
 			s.vcQueue.AddRateLimited(key)
 		} else {
 			s.vcQueue.Forget(key)
@@ -209,7 +211,10 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 	if !served(vc) {
 		s.stopTenant(ctx, key)
 		s.start.started(key) // nothing to start
-		return nil
+		if vc == nil {
+			return nil
+		}
+		return s.setSyncing(ctx, vc, false, nil)
 	}
 	secretName := vc.Status.KubeconfigSecretName
 	if secretName == "" {
@@ -247,7 +252,7 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 				s.patrolKind(ctx, running, k)
 			}
 		}
-		return s.setSyncing(ctx, vc)
+		return s.setSyncing(ctx, vc, true, nil)
 	}
 	s.stopTenant(ctx, key)
 	t, err := s.startTenant(ctx, vc, kubeconfig, p, fingerprint)
@@ -265,7 +270,7 @@ func (s *Syncer) syncVirtualCluster(ctx context.Context, key string) error {
 		return fmt.Errorf("the tenant's caches did not sync within a minute")
 	}
 	s.markServing(ctx, t)
-	return s.setSyncing(ctx, vc)
+	return s.setSyncing(ctx, vc, true, nil)
 }
 
 // markServing makes t visible to the workers and queues all its objects, and the super events
@@ -564,30 +569,77 @@ func ignoreAlreadyExists(err error) error {
 	return err
 }
 
-// setSyncing records on the VirtualCluster that this syncer serves it (condition Syncing=True).
-func (s *Syncer) setSyncing(ctx context.Context, vc *v1alpha1.VirtualCluster) error {
-	if s.dyn == nil {
+// syncingCondition is the Syncing condition the syncer records on vc: True while it serves vc
+// (serving); False, with reason SyncerNotServing, once it stops serving a vc whose condition was
+// True (the phase left Running, or vc is being deleted), or when it cannot start serving a vc it
+// should serve (err, its last attempt's failure: a kubeconfig Secret missing, a tenant apiserver
+// that does not answer). Nil when vc's condition already says so, and for a vc the syncer has
+// not served whose condition is the manager's initial Unknown: it is not the syncer's to serve.
+func syncingCondition(vc *v1alpha1.VirtualCluster, serving bool, err error) *metav1.Condition {
+	cond := metav1.Condition{Type: v1alpha1.ConditionSyncing, ObservedGeneration: vc.Generation}
+	old := meta.FindStatusCondition(vc.Status.Conditions, cond.Type)
+	switch {
+	case serving:
+		cond.Status, cond.Reason, cond.Message = metav1.ConditionTrue, v1alpha1.ReasonReady, "the syncer serves this virtual cluster"
+	case !served(vc):
+		if old == nil || old.Status == metav1.ConditionUnknown {
+			return nil
+		}
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonSyncerNotServing
+		cond.Message = fmt.Sprintf("the syncer serves a virtual cluster while its phase is Running; it is %s", cmp.Or(string(vc.Status.Phase), "not set"))
+		if vc.DeletionTimestamp != nil {
+			cond.Message = "the syncer stopped serving this virtual cluster: it is being deleted"
+		}
+	case err != nil:
+		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonSyncerNotServing
+		cond.Message = "the syncer cannot serve this virtual cluster yet, retrying: " + truncate(err.Error(), maxErrorMessage)
+	default:
 		return nil
 	}
-	cond := metav1.Condition{
-		Type: v1alpha1.ConditionSyncing, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonReady,
-		Message: "the syncer serves this virtual cluster", ObservedGeneration: vc.Generation,
+	if old != nil && old.Status == cond.Status && old.Reason == cond.Reason && old.Message == cond.Message {
+		return nil
 	}
-	if c := meta.FindStatusCondition(vc.Status.Conditions, cond.Type); c != nil && c.Status == cond.Status && c.Reason == cond.Reason {
+	return &cond
+}
+
+// setSyncing records on vc the Syncing condition syncingCondition gives (serving, err), if any.
+func (s *Syncer) setSyncing(ctx context.Context, vc *v1alpha1.VirtualCluster, serving bool, err error) error {
+	cond := syncingCondition(vc, serving, err)
+	if s.dyn == nil || cond == nil {
 		return nil
 	}
 	updated := vc.DeepCopy()
-	meta.SetStatusCondition(&updated.Status.Conditions, cond)
-	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(updated)
-	if err != nil {
-		return err
+	meta.SetStatusCondition(&updated.Status.Conditions, *cond)
+	obj, convErr := runtime.DefaultUnstructuredConverter.ToUnstructured(updated)
+	if convErr != nil {
+		return convErr
 	}
 	u := &unstructured.Unstructured{Object: obj}
 	u.SetAPIVersion(v1alpha1.GroupVersion.String())
 	u.SetKind("VirtualCluster")
-	_, err = s.dyn.Resource(virtualClusterGVR).Namespace(vc.Namespace).UpdateStatus(ctx, u, metav1.UpdateOptions{})
-	if err != nil {
-		return fmt.Errorf("setting the Syncing condition: %w", err)
+	_, updErr := s.dyn.Resource(virtualClusterGVR).Namespace(vc.Namespace).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+	if updErr != nil && !apierrors.IsNotFound(updErr) {
+		return fmt.Errorf("setting the Syncing condition: %w", updErr)
 	}
 	return nil
+}
+
+// reportNotServing records on VirtualCluster key, when the syncer should serve it but does not,
+// why (err, the failure of its last attempt): Syncing False. A tenant still served with what
+// the syncer read before (the failure was in reading its Secrets again) is left as it is.
+func (s *Syncer) reportNotServing(ctx context.Context, key string, err error) {
+	vc, getErr := s.getVirtualCluster(key)
+	if getErr != nil || !served(vc) {
+		return
+	}
+	s.mu.RLock()
+	t := s.vcs[key]
+	serving := t != nil && s.tenants[t.key] == t
+	s.mu.RUnlock()
+	if serving {
+		return
+	}
+	if setErr := s.setSyncing(ctx, vc, false, err); setErr != nil {
+		klog.FromContext(ctx).V(2).Info("Cannot record why the VirtualCluster is not served", "virtualCluster", key, "err", setErr)
+	}
 }

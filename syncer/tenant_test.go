@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -291,5 +293,120 @@ func TestVirtualClustersSyncedAgain(t *testing.T) {
 	}
 	if queued < 3 {
 		t.Errorf("the unchanged VirtualCluster was queued %d times in 10s with a resync of 50ms, want it again and again", queued)
+	}
+}
+
+// TestSyncingCondition: the Syncing condition the syncer records, from what it does with a
+// VirtualCluster and what the condition says already.
+func TestSyncingCondition(t *testing.T) {
+	vcWith := func(phase v1alpha1.VirtualClusterPhase, status metav1.ConditionStatus, reason, message string) *v1alpha1.VirtualCluster {
+		vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo", Generation: 3}}
+		vc.Status.Phase, vc.Status.ClusterKey = phase, testKey
+		if status != "" {
+			vc.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionSyncing, Status: status, Reason: reason, Message: message}}
+		}
+		return vc
+	}
+	deleting := vcWith(v1alpha1.PhaseRunning, metav1.ConditionTrue, v1alpha1.ReasonReady, "the syncer serves this virtual cluster")
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	const servesMsg = "the syncer serves this virtual cluster"
+	for name, tc := range map[string]struct {
+		vc      *v1alpha1.VirtualCluster
+		serving bool
+		err     error
+		want    string // "" for no change, else "status reason: message"
+	}{
+		"served: True": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, "no syncer has picked this virtual cluster up yet"),
+			serving: true, want: "True Ready: " + servesMsg},
+		"served and saying so: no change": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionTrue, v1alpha1.ReasonReady, servesMsg), serving: true},
+		"no longer Running: False": {vc: vcWith(v1alpha1.PhaseFailed, metav1.ConditionTrue, v1alpha1.ReasonReady, servesMsg),
+			want: "False SyncerNotServing: the syncer serves a virtual cluster while its phase is Running; it is Failed"},
+		"being deleted: False": {vc: deleting,
+			want: "False SyncerNotServing: the syncer stopped serving this virtual cluster: it is being deleted"},
+		"never served, the manager's Unknown: no change": {vc: vcWith(v1alpha1.PhasePending, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, "no syncer has picked this virtual cluster up yet")},
+		"no condition, not Running: no change":           {vc: vcWith(v1alpha1.PhaseProvisioning, "", "", "")},
+		"Running but cannot be served: False with why": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, "no syncer has picked this virtual cluster up yet"),
+			err:  errors.New("reading the kubeconfig Secret default/demo-kubeconfig: not found"),
+			want: "False SyncerNotServing: the syncer cannot serve this virtual cluster yet, retrying: reading the kubeconfig Secret default/demo-kubeconfig: not found"},
+		"the same failure again: no change": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionFalse, v1alpha1.ReasonSyncerNotServing, "the syncer cannot serve this virtual cluster yet, retrying: boom"),
+			err: errors.New("boom")},
+		"Running, no failure, not serving: no change": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionTrue, v1alpha1.ReasonReady, servesMsg)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := ""
+			if c := syncingCondition(tc.vc, tc.serving, tc.err); c != nil {
+				got = fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+				if c.Type != v1alpha1.ConditionSyncing || c.ObservedGeneration != 3 {
+					t.Errorf("type %q, observedGeneration %d; want Syncing, 3", c.Type, c.ObservedGeneration)
+				}
+			}
+			if got != tc.want {
+				t.Errorf("syncingCondition = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSyncingConditionRecorded: a VirtualCluster the syncer served that leaves Running gets
+// Syncing False, and one that is Running but whose kubeconfig Secret is missing gets Syncing
+// False with that failure, in the super cluster.
+func TestSyncingConditionRecorded(t *testing.T) {
+	s := newSyncer(fake.NewClientset(), newMetrics(nil))
+	ctx := testContext(t)
+	toUnstructured := func(vc *v1alpha1.VirtualCluster) *unstructured.Unstructured {
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		u.SetAPIVersion(v1alpha1.GroupVersion.String())
+		u.SetKind("VirtualCluster")
+		return u
+	}
+	failed := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "failed"}}
+	failed.Status.Phase, failed.Status.ClusterKey = v1alpha1.PhaseFailed, "failed-key"
+	failed.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionSyncing, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonReady, Message: "the syncer serves this virtual cluster"}}
+	running := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "running"}}
+	running.Status.Phase, running.Status.ClusterKey = v1alpha1.PhaseRunning, "running-key"
+	s.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{virtualClusterGVR: "VirtualClusterList"}, toUnstructured(failed), toUnstructured(running))
+	s.vcLister = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, vc := range []*v1alpha1.VirtualCluster{failed, running} {
+		if err := s.vcLister.Add(toUnstructured(vc)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncing := func(name string) string {
+		t.Helper()
+		u, err := s.dyn.Resource(virtualClusterGVR).Namespace("default").Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vc := &v1alpha1.VirtualCluster{}
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, vc); err != nil {
+			t.Fatal(err)
+		}
+		c := meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionSyncing)
+		if c == nil {
+			return "none"
+		}
+		return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+	}
+
+	if err := s.syncVirtualCluster(ctx, "default/failed"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := syncing("failed"), "False SyncerNotServing: the syncer serves a virtual cluster while its phase is Running; it is Failed"; got != want {
+		t.Errorf("Syncing of a VirtualCluster that left Running: %q, want %q", got, want)
+	}
+
+	err := s.syncVirtualCluster(ctx, "default/running")
+	if err == nil {
+		t.Fatal("a VirtualCluster without its kubeconfig Secret was served")
+	}
+	s.reportNotServing(ctx, "default/running", err)
+	if got, want := syncing("running"), "False SyncerNotServing: the syncer cannot serve this virtual cluster yet, retrying: "+err.Error(); got != want {
+		t.Errorf("Syncing of a VirtualCluster the syncer cannot serve: %q, want %q", got, want)
 	}
 }

@@ -274,7 +274,8 @@ const (
 	// ConditionKubeconfigReady is True when the kubeconfig Secret holds a
 	// kubeconfig for the current endpoint and CA.
 	ConditionKubeconfigReady = "KubeconfigReady"
-	// ConditionSyncing is True when a syncer serves the tenant.
+	// ConditionSyncing is True when a syncer serves the tenant; False when it stopped serving
+	// it or cannot serve it (the message says why).
 	ConditionSyncing = "Syncing"
 )
 
@@ -299,7 +300,8 @@ const (
 	ReasonWaitingForControlPlane = "WaitingForControlPlane"
 	// ReasonKubeconfigWriteFailed: the kubeconfig Secret could not be written.
 	ReasonKubeconfigWriteFailed = "KubeconfigWriteFailed"
-	// ReasonSyncerNotServing: no syncer has picked the tenant up yet.
+	// ReasonSyncerNotServing: no syncer serves the tenant: none has picked it up yet (Unknown),
+	// or the syncer stopped serving it or cannot serve it (False).
 	ReasonSyncerNotServing = "SyncerNotServing"
 	// ReasonDeleting: the VirtualCluster is being deleted and cleaned up.
 	ReasonDeleting = "Deleting"
