@@ -193,11 +193,18 @@ func PKIFilesIn(dir string) PKIFiles {
 func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 	files := PKIFilesIn(dir)
 	loadCA := func(pair pki.Pair, name, commonName string) (*pki.Authority, error) {
-		if _, err := pairPresent(pair.CertFile, pair.KeyFile); err != nil {
+		present, err := pairPresent(pair.CertFile, pair.KeyFile)
+		if err != nil {
 			return nil, err
 		}
-		// Loads an existing CA as it is; writes only when it is missing.
-		ca, err := pki.LoadOrCreateCA(dir, name, commonName)
+		// An existing CA as it is, even close to its expiry (LoadOrCreateCA would replace it,
+		// and the leaves present, signed by it, would verify no more); created when missing.
+		var ca *pki.Authority
+		if present {
+			ca, err = pki.LoadCA(dir, name)
+		} else {
+			ca, err = pki.LoadOrCreateCA(dir, name, commonName)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("tenant PKI: %w", err)
 		}

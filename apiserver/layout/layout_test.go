@@ -2,11 +2,15 @@ package layout
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestEnsurePKICSRSignerCA: the CSR signer has a CA of its own, not the tenant CA that the
@@ -92,4 +96,65 @@ func readDir(t *testing.T, dir string) map[string][]byte {
 		out[e.Name()] = data
 	}
 	return out
+}
+
+// TestEnsurePKIKeepsPresentCA: a CA that is present is used as it is, also when it expires within
+// the 30 days after which pki.LoadOrCreateCA would make a new one. The leaves present were
+// signed by it and are never reissued here, so a new CA (and a new key in place of the owner's)
+// left every certificate unverifiable: the apiserver trusted none of its own clients.
+func TestEnsurePKIKeepsPresentCA(t *testing.T) {
+	dir := t.TempDir()
+	files, err := EnsurePKI(dir, ServingCertSpec(ServingNames{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The owner's CA, 20 days from its end: the same key and subject, so the leaves verify.
+	old := readCert(t, files.CA.CertFile)
+	key := readKey(t, files.CA.KeyFile)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: old.Subject, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(20 * 24 * time.Hour), KeyUsage: old.KeyUsage, BasicConstraintsValid: true, IsCA: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(files.CA.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := readDir(t, dir)
+
+	if _, err := EnsurePKI(dir, ServingCertSpec(ServingNames{})); err != nil {
+		t.Fatal(err)
+	}
+	after := readDir(t, dir)
+	for name, data := range before {
+		if !bytes.Equal(after[name], data) {
+			t.Errorf("%s changed: a present file was replaced", name)
+		}
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(readCert(t, files.CA.CertFile))
+	for _, f := range []string{files.Serving.CertFile, files.Admin.CertFile, files.KubeletClient.CertFile} {
+		if _, err := readCert(t, f).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Errorf("%s does not verify against %s: %v", filepath.Base(f), filepath.Base(files.CA.CertFile), err)
+		}
+	}
+}
+
+func readKey(t *testing.T, file string) crypto.Signer {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM block", file)
+	}
+	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.(crypto.Signer)
 }

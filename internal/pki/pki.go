@@ -93,6 +93,23 @@ func LoadOrCreateCA(dir, name, commonName string) (*Authority, error) {
 	return a, nil
 }
 
+// LoadCA returns the CA stored as dir/name.{crt,key} as it is, however close to
+// its expiry: for files someone else owns, which LoadOrCreateCA would replace
+// with a new CA (and key) 30 days before the end. A certificate that is no CA,
+// or a key that is not the certificate's, is an error.
+func LoadCA(dir, name string) (*Authority, error) {
+	a := &Authority{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	cert, key, err := loadPair(a.CertFile, a.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading CA %s: %w", name, err)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("loading CA %s: %s is not a CA certificate", name, a.CertFile)
+	}
+	a.Cert, a.Key = cert, key
+	return a, nil
+}
+
 // Ensure returns the certificate dir/name.{crt,key} signed by a, issuing it
 // when it is missing, signed by another CA, close to expiry, or different
 // from spec.
