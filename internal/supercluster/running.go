@@ -23,6 +23,8 @@ type running struct {
 	// vnestImage reports the import of the vnest image, which runs while the kubelet starts;
 	// nil without a real node.
 	vnestImage chan error
+	// onExit is told why a child (containerd too) exited without being stopped.
+	onExit func(error)
 }
 
 type startFunc func(name string, args []string) error
@@ -38,20 +40,7 @@ func (r *running) startRealNode(ctx context.Context, cs *certs, start startFunc,
 		return err
 	}
 	r.realNode = true
-	var err error
-	r.containerd, err = startProcess(ctx, c.logDir(), "containerd", "containerd", c.containerdArgs(), nil)
-	if err != nil {
-		return err
-	}
-	if err := waitFor("containerd", func(ctx context.Context) (bool, error) {
-		select {
-		case <-r.containerd.Done():
-			return false, fmt.Errorf("containerd exited: %v; see %s", r.containerd.Err(), r.containerd.LogFile)
-		default:
-		}
-		_, err := os.Stat(c.containerdSocket())
-		return err == nil, nil
-	}); err != nil {
+	if err := r.startContainerd(ctx, "containerd", waitFor); err != nil {
 		return err
 	}
 	if err := c.ensureImages(ctx, images.PauseImage, images.BusyboxImage); err != nil {
@@ -63,6 +52,27 @@ func (r *running) startRealNode(ctx context.Context, cs *certs, start startFunc,
 		return err
 	}
 	return start("kube-proxy", c.kubeProxyArgs())
+}
+
+// startContainerd starts containerd from binary and waits for its socket. Like every other
+// child, containerd exiting on its own later is reported to onExit: the node's pods and the
+// kubelet depend on it, and vnest up must not go on as if they ran.
+func (r *running) startContainerd(ctx context.Context, binary string, waitFor waitFunc) error {
+	c := r.c
+	var err error
+	r.containerd, err = startProcess(ctx, c.logDir(), "containerd", binary, c.containerdArgs(), r.onExit)
+	if err != nil {
+		return err
+	}
+	return waitFor("containerd", func(ctx context.Context) (bool, error) {
+		select {
+		case <-r.containerd.Done():
+			return false, fmt.Errorf("containerd exited: %v; see %s", r.containerd.Err(), r.containerd.LogFile)
+		default:
+		}
+		_, err := os.Stat(c.containerdSocket())
+		return err == nil, nil
+	})
 }
 
 // waitVnestImage waits until the vnest image started by startRealNode is

@@ -87,7 +87,7 @@ func (c *config) run(ctx context.Context) (err error) {
 		default:
 		}
 	}
-	r := &running{c: c}
+	r := &running{c: c, onExit: onExit}
 	defer func() {
 		if stopErr := r.stop(context.WithoutCancel(ctx)); stopErr != nil {
 			logger.Error(stopErr, "Clean shutdown was incomplete")
