@@ -193,6 +193,7 @@ func PKIFilesIn(dir string) PKIFiles {
 func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 	files := PKIFilesIn(dir)
 	loadCA := func(pair pki.Pair, name, commonName string) (*pki.Authority, error) {
+		pki.CompletePair(pair.CertFile, pair.KeyFile)
 		present, err := pairPresent(pair.CertFile, pair.KeyFile)
 		if err != nil {
 			return nil, err
@@ -238,6 +239,8 @@ func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 		{files.KubeletClient, ca, KubeletClientCertName, KubeletClientCertSpec()},
 	}
 	for _, l := range leaves {
+		// A pair whose writing a crash stopped after the key is finished, not half present.
+		pki.CompletePair(l.pair.CertFile, l.pair.KeyFile)
 		present, err := pairPresent(l.pair.CertFile, l.pair.KeyFile)
 		if err != nil {
 			return files, err
@@ -249,6 +252,7 @@ func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 			return files, fmt.Errorf("tenant PKI: %w", err)
 		}
 	}
+	pki.CompletePair(files.ServiceAccountPub, files.ServiceAccountKey)
 	present, err := pairPresent(files.ServiceAccountKey, files.ServiceAccountPub)
 	if err != nil {
 		return files, err

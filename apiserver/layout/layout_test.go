@@ -158,3 +158,27 @@ func readKey(t *testing.T, file string) crypto.Signer {
 	}
 	return key.(crypto.Signer)
 }
+
+// TestEnsurePKIFinishesInterruptedPair: a first start that died while it wrote a certificate,
+// after its key (pki writes the certificate aside first and renames it last), is finished by the
+// next start instead of refused as half present ("exists but ... is missing") at every start.
+func TestEnsurePKIFinishesInterruptedPair(t *testing.T) {
+	dir := t.TempDir()
+	files, err := EnsurePKI(dir, ServingCertSpec(ServingNames{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{files.Serving.CertFile, files.ServiceAccountPub} {
+		if err := os.Rename(f, f+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := EnsurePKI(dir, ServingCertSpec(ServingNames{})); err != nil {
+		t.Fatalf("EnsurePKI after a start that died between a key and its certificate: %v", err)
+	}
+	for _, f := range []string{files.Serving.CertFile, files.ServiceAccountPub} {
+		if _, err := os.Stat(f); err != nil {
+			t.Error(err)
+		}
+	}
+}

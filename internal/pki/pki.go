@@ -148,6 +148,7 @@ func (a *Authority) Ensure(dir, name string, spec Spec) (Pair, error) {
 // dir/name.pub, creating them when missing (used for service-account tokens).
 func EnsureKey(dir, name string) (privFile, pubFile string, err error) {
 	privFile, pubFile = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
+	CompletePair(pubFile, privFile)
 	if _, err := readKey(privFile); err == nil {
 		if _, err := os.Stat(pubFile); err == nil {
 			return privFile, pubFile, nil
@@ -157,14 +158,11 @@ func EnsureKey(dir, name string) (privFile, pubFile string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	if err := writeKey(privFile, key); err != nil {
-		return "", "", err
-	}
 	pub, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
 		return "", "", err
 	}
-	return privFile, pubFile, writeFile(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644)
+	return privFile, pubFile, writeKeyAnd(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644, privFile, key)
 }
 
 func (a *Authority) matches(cert *x509.Certificate, spec Spec) bool {
@@ -212,6 +210,7 @@ func serial() *big.Int {
 }
 
 func loadPair(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
+	CompletePair(certFile, keyFile)
 	data, err := os.ReadFile(certFile)
 	if err != nil {
 		return nil, nil, err
@@ -256,10 +255,73 @@ func readKey(file string) (crypto.Signer, error) {
 }
 
 func writePair(certFile, keyFile string, der []byte, key crypto.Signer) error {
+	return writeKeyAnd(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644, keyFile, key)
+}
+
+// crashAfterKey, when set (by tests), ends writeKeyAnd after the key is in place, as a crash
+// there would.
+var crashAfterKey func() error
+
+// writeKeyAnd writes key to keyFile and data, which goes with it (its certificate or public key),
+// to file. No two renames are atomic together, so a crash may come between them: data is
+// written aside first (file.tmp) and renamed last, and CompletePair, on the next load, renames
+// it when keyFile already holds the new key. A crash before the key's rename leaves the old
+// pair as it was.
+func writeKeyAnd(file string, data []byte, mode os.FileMode, keyFile string, key crypto.Signer) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
 	if err := writeKey(keyFile, key); err != nil {
 		return err
 	}
-	return writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+	if crashAfterKey != nil {
+		if err := crashAfterKey(); err != nil {
+			return err
+		}
+	}
+	return os.Rename(tmp, file)
+}
+
+// CompletePair finishes a write of the key keyFile and its certificate or public key file that
+// a crash stopped after the key (see writeKeyAnd): when file.tmp holds the public key of the key
+// in keyFile, it becomes file. Anything else is left as it is.
+func CompletePair(file, keyFile string) {
+	tmp := file + ".tmp"
+	data, err := os.ReadFile(tmp)
+	if err != nil {
+		return
+	}
+	key, err := readKey(keyFile)
+	if err != nil {
+		return
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if ok && pub.Equal(publicKeyOf(data)) {
+		_ = os.Rename(tmp, file)
+	}
+}
+
+// publicKeyOf is the public key in PEM data: a certificate's, or a PUBLIC KEY; nil if none.
+func publicKeyOf(data []byte) crypto.PublicKey {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil
+	}
+	switch block.Type {
+	case "CERTIFICATE":
+		if cert, err := x509.ParseCertificate(block.Bytes); err == nil {
+			return cert.PublicKey
+		}
+	case "PUBLIC KEY":
+		if pub, err := x509.ParsePKIXPublicKey(block.Bytes); err == nil {
+			return pub
+		}
+	}
+	return nil
 }
 
 func writeKey(file string, key crypto.Signer) error {

@@ -1,10 +1,13 @@
 package pki
 
 import (
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -113,4 +116,66 @@ func TestEnsureKeyStable(t *testing.T) {
 	if _, err := os.Stat(pub); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestWriteInterruptedAfterKey: a process that dies while it writes a pair, after the new key and
+// before its certificate (or public key), leaves a pair the next load finishes. The key used to be
+// renamed in place first and the certificate written after it, so a crash there left the new key
+// beside the old certificate, and every later load failed ("does not match") until someone
+// removed the files.
+func TestWriteInterruptedAfterKey(t *testing.T) {
+	crash := errors.New("crashed")
+	interrupted := func(t *testing.T, write func() error) {
+		t.Helper()
+		crashAfterKey = func() error { return crash }
+		defer func() { crashAfterKey = nil }()
+		if err := write(); !errors.Is(err, crash) {
+			t.Fatalf("interrupted write: %v, want the crash", err)
+		}
+	}
+	t.Run("leaf reissued", func(t *testing.T) {
+		dir := t.TempDir()
+		ca, err := LoadOrCreateCA(dir, "ca", "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := Spec{CommonName: "kube-apiserver", IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true}
+		if _, err := ca.Ensure(dir, "leaf", spec); err != nil {
+			t.Fatal(err)
+		}
+		spec.IPs = append(spec.IPs, net.ParseIP("192.0.2.1")) // the host IP changed: a reissue
+		interrupted(t, func() error { _, err := ca.Ensure(dir, "leaf", spec); return err })
+		p, err := ca.Ensure(dir, "leaf", spec)
+		if err != nil {
+			t.Fatalf("Ensure after the interrupted reissue: %v", err)
+		}
+		if _, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("service-account key", func(t *testing.T) {
+		dir := t.TempDir()
+		if _, _, err := EnsureKey(dir, "sa"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "sa.key"), []byte("corrupt"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		interrupted(t, func() error { _, _, err := EnsureKey(dir, "sa"); return err })
+		priv, pub, err := EnsureKey(dir, "sa")
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, err := readKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := os.ReadFile(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(publicKeyOf(data)) {
+			t.Error("sa.pub is not the public key of sa.key: tokens signed with one do not verify with the other")
+		}
+	})
 }
