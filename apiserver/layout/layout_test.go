@@ -66,15 +66,7 @@ func TestEnsurePKICSRSignerCA(t *testing.T) {
 
 func readCert(t *testing.T, file string) *x509.Certificate {
 	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, _ := pem.Decode(data)
-	if block == nil {
-		t.Fatalf("%s: no PEM block", file)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
+	cert, err := x509.ParseCertificate(readPEM(t, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,6 +136,16 @@ func TestEnsurePKIKeepsPresentCA(t *testing.T) {
 
 func readKey(t *testing.T, file string) crypto.Signer {
 	t.Helper()
+	key, err := x509.ParsePKCS8PrivateKey(readPEM(t, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key.(crypto.Signer)
+}
+
+// readPEM returns the content of the first PEM block of file.
+func readPEM(t *testing.T, file string) []byte {
+	t.Helper()
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
@@ -152,11 +154,7 @@ func readKey(t *testing.T, file string) crypto.Signer {
 	if block == nil {
 		t.Fatalf("%s: no PEM block", file)
 	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key.(crypto.Signer)
+	return block.Bytes
 }
 
 // TestEnsurePKIFinishesInterruptedPair: a first start that died while it wrote a certificate,
