@@ -14,16 +14,15 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/vnest-dev/vnest/cmd/internal/apiservercmd"
+	"github.com/vnest-dev/vnest/cmd/internal/stopsignal"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := stopsignal.Context(context.Background())
 	defer stop()
 	root := &cobra.Command{
 		Use:           "vnest-apiserver",

@@ -7,8 +7,8 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/vnest-dev/vnest/cmd/internal/stopsignal"
 )
 
 func main() {
@@ -19,7 +19,7 @@ func main() {
 			os.Exit(run())
 		}
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	ctx, stop := stopsignal.Context(context.Background())
 	defer stop()
 	if err := newRootCommand().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "vnest:", err)
