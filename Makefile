@@ -17,7 +17,7 @@ LDFLAGS := $(STRIP) -X $(VERSION_PKG).gitVersion=$(KUBE_VERSION) -X $(VERSION_PK
 .PHONY: help build run test test-unit test-integration test-e2e bench images generate manifests lint clean deps conformance-build conformance
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 build: ## Build bin/vnest (all components, one binary), bin/vnest-apiserver (a tenant control plane alone) and bin/pause
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/vnest ./cmd/vnest

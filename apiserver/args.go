@@ -187,9 +187,10 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		"--use-service-account-credentials=" + strconv.FormatBool(!inSystemMasters(c.pki.ControllerManager.CertFile)),
 		"--service-account-private-key-file=" + c.pki.ServiceAccountKey,
 		"--root-ca-file=" + c.pki.CA.CertFile,
-		// Not the tenant CA: a CSR names its own subject, and the syncer's
-		// kubelet proxy trusts any vnest:kubelet-client certificate of the
-		// tenant CA (layout.CSRSignerCAName).
+		// Not the tenant CA: a CSR names its own subject, and a certificate
+		// of the tenant CA for vnest:kubelet-client would pass the syncer's
+		// kubelet proxy's CA and CN checks (it also pins the certificate
+		// the manager issued; layout.CSRSignerCAName).
 		"--cluster-signing-cert-file=" + c.pki.CSRSignerCA.CertFile,
 		"--cluster-signing-key-file=" + c.pki.CSRSignerCA.KeyFile,
 		"--profiling=false",

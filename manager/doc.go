@@ -5,8 +5,10 @@
 // For each VirtualCluster it owns, in this order: a finalizer; the tenant's
 // identity in the status (cluster key, etcd prefix, super-namespace prefix);
 // etcd access (with etcd auth on, a user and role limited to the tenant's
-// key range); the tenant PKI, kept in the Secret "<name>-pki" and never
-// rotated once created; the control plane itself, run by a provisioner
+// key range); the tenant PKI, kept in the Secret "<name>-pki" (a leaf
+// certificate is reissued 30 days before its one-year end; a CA is kept until
+// 30 days before its ten-year end, and replacing it reissues every leaf);
+// the control plane itself, run by a provisioner
 // (`local`: a `vnest apiserver` child process of the manager, in a cgroup of
 // its own when spec.controlPlane.resources has limits; `cluster`:
 // Deployment + Service in the VirtualCluster's namespace); the kubeconfig

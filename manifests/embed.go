@@ -1,5 +1,6 @@
-// Package manifests holds the kustomize tree that installs vnest on any
-// cluster (`kubectl apply -k manifests/`) and embeds the CRDs so that
+// Package manifests holds the kustomize trees that install vnest on another
+// cluster (`kubectl apply -k manifests/crd`, `kubectl apply -k manifests/syncer`;
+// the manager's ClusterRole in manifests/rbac) and embeds the CRDs so that
 // `vnest up` can install them without reading files at run time.
 package manifests
 

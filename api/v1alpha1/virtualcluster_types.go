@@ -205,7 +205,8 @@ const (
 )
 
 // SyncSpec says which objects the syncer copies into the super cluster beyond
-// the ones it always syncs (pods, services, endpoints, PVCs, service accounts…).
+// the ones it always syncs (namespaces, pods, services, endpoints, PVCs, the
+// Secrets and ConfigMaps pods use…).
 type SyncSpec struct {
 	// kinds are the opt-in kinds to sync.
 	// +kubebuilder:validation:MaxItems=3
