@@ -24,8 +24,16 @@ const (
 // The rule: take metadata.name, lowercase it, turn every run of characters
 // other than [a-z0-9] into one '-', trim '-' at both ends, keep the first 10
 // characters and trim a trailing '-' again; if the result is empty or does not
-// start with a letter, prefix "v" (and cut back to 10). Append "-" and the first
-// 8 hex digits of sha256("<namespace>/<name>/<uid>").
+// start with a letter, prefix "v" (and cut back to 10). If it then has the shape
+// of a whole key of a one-letter name (a letter, '-' and 8 hex digits), drop its
+// last character. Append "-" and the first 8 hex digits of
+// sha256("<namespace>/<name>/<uid>").
+//
+// No key followed by '-' starts another key, so "<key>-<tenant namespace>"
+// never names the same super namespace for two tenants: for "<k1>-" to start
+// k2, k2's readable part must be k1 itself (the hash has no '-'), and of all
+// keys only a one-letter name's fits in 10 characters; the shape rule keeps
+// it out.
 //
 // The result is at most 19 characters, lowercase, a DNS-1035 label (so it can
 // start Service and namespace names alike), and stable for a given object. The
@@ -58,5 +66,18 @@ func clusterKeyNamePart(name string) string {
 	if len(s) > clusterKeyNameChars {
 		s = s[:clusterKeyNameChars]
 	}
-	return strings.TrimRight(s, "-")
+	s = strings.TrimRight(s, "-")
+	if looksLikeShortKey(s) {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// looksLikeShortKey reports whether s is shaped like the key of a
+// one-letter name: a letter, '-' and clusterKeyHashChars hex digits.
+func looksLikeShortKey(s string) bool {
+	if len(s) != 2+clusterKeyHashChars || s[0] < 'a' || s[0] > 'z' || s[1] != '-' {
+		return false
+	}
+	return strings.Trim(s[2:], "0123456789abcdef") == ""
 }

@@ -31,6 +31,10 @@ func TestClusterKey(t *testing.T) {
 		"emoji":                   {"default", "🚀rocket", "rocket"},
 		"253-char subdomain name": {"default", strings.Repeat("a.", 126) + "a", "a-a-a-a-a"},
 		"63-char label name":      {strings.Repeat("n", 63), strings.Repeat("x", 63), "xxxxxxxxxx"},
+		"shaped like a short key": {"default", "a-63aa3793", "a-63aa379"},
+		"longer, same start":      {"default", "a-63aa3793-prod", "a-63aa379"},
+		"not hex after the dash":  {"default", "a-63aa379z", "a-63aa379z"},
+		"two letters":             {"default", "ab-63aa379", "ab-63aa379"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -101,4 +105,25 @@ func cutLast(s, sep string) (before, after string, found bool) {
 func sha256Hex8(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])[:8]
+}
+
+// TestClusterKeyPrefixFree: no key followed by "-" starts another key. The
+// syncer names a tenant's super namespaces "<key>-<tenant namespace>" (and
+// its cluster-scoped objects "<key>-<name>"), so a key whose prefix "<key>-"
+// starts another key would give two tenants the same super name: namespace
+// "<hash>-x" of one and "x" of the other. A VirtualCluster named after
+// another's key (a one-letter name's "a-<hash>") is the one way there.
+func TestClusterKeyPrefixFree(t *testing.T) {
+	for _, first := range []string{"a", "z", "v"} {
+		for _, uid := range []types.UID{"uid-1", "uid-2", "6b1f0a4e-3c2d-4e8f-9a7b-1c2d3e4f5a6b"} {
+			k1 := ClusterKey("default", first, uid)
+			for _, ns := range []string{"default", "other"} {
+				k2 := ClusterKey(ns, k1, uid)
+				if rest, ok := strings.CutPrefix(k2, k1+"-"); ok {
+					t.Errorf("ClusterKey(%q, %q) = %q starts with %q, the key of %q and a dash: tenant namespace %q of one and \"x\" of the other both become super namespace %q",
+						ns, k1, k2, k1+"-", first, rest+"-x", k2+"-x")
+				}
+			}
+		}
+	}
 }
