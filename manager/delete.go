@@ -53,7 +53,7 @@ func (r *Reconciler) reconcileDelete(ctx context.Context, s *scope) (ctrl.Result
 			pe := asPhaseError(err, v1alpha1.ReasonDeleting)
 			msg := fmt.Sprintf("%s failed: %s (to give up and leave it behind, remove the finalizer %s by hand)", step.what, pe.message, Finalizer)
 			setDeleting(vc, msg)
-			r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, pe.reason, "Delete", "%s", msg)
+			r.eventf(vc, corev1.EventTypeWarning, pe.reason, "Delete", "%s", msg)
 			if pe.retryAfter == 0 {
 				return ctrl.Result{}, err
 			}
@@ -178,11 +178,12 @@ func (r *Reconciler) leaveEtcdData(ctx context.Context, s *scope) (bool, error) 
 	endpoints := vc.Spec.Storage.Etcd.Endpoints
 	klog.FromContext(ctx).Info("Leaving the tenant's etcd data behind: its credentials Secret is gone",
 		"secret", secret, "etcdPrefix", keys, "endpoints", endpoints)
-	r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, eventEtcdDataLeftBehind, "Delete",
-		"the tenant's etcd keys under %s (and, with etcd auth on, its etcd user and role %s) are left in etcd %v: "+
+	// The endpoints last: the note is cut to fit an Event, and they can fill it.
+	r.eventf(vc, corev1.EventTypeWarning, eventEtcdDataLeftBehind, "Delete",
+		"the tenant's etcd keys under %s (and, with etcd auth on, its etcd user and role %s) are left in etcd: "+
 			"the etcd credentials Secret %s (spec.storage.etcd.credentialsSecretRef) is gone, so nothing can reach that etcd; "+
-			"delete them there (etcdctl del --prefix %s; etcdctl user delete %s; etcdctl role delete %s)",
-		keys, user, endpoints, secret, keys, user, user)
+			"delete them there (etcdctl del --prefix %s; etcdctl user delete %s; etcdctl role delete %s); its endpoints: %v",
+		keys, user, secret, keys, user, user, endpoints)
 	return true, nil
 }
 

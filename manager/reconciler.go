@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -199,12 +200,37 @@ func (r *Reconciler) phaseFailed(ctx context.Context, vc *v1alpha1.VirtualCluste
 			logMsg = "Resync of a running virtual cluster failed"
 		}
 		klog.FromContext(ctx).Info(logMsg, "reason", pe.reason, "message", pe.message)
-		r.Recorder.Eventf(vc, nil, corev1.EventTypeWarning, pe.reason, "Reconcile", "%s", pe.message)
+		r.eventf(vc, corev1.EventTypeWarning, pe.reason, "Reconcile", "%s", pe.message)
 	}
 	if pe.retryAfter == 0 {
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: pe.retryAfter}, nil
+}
+
+// maxEventNote is the longest note an Event may have (the apiserver's
+// NoteLengthLimit): a longer one is refused, and the Event is lost.
+const maxEventNote = 1024
+
+// eventf records an Event about vc with the note format and args make, cut
+// to maxEventNote bytes when longer: a note made of user input (names, etcd
+// endpoints, an apiserver's error) may be. The condition keeps it whole.
+func (r *Reconciler) eventf(vc *v1alpha1.VirtualCluster, eventtype, reason, action, format string, args ...any) {
+	r.Recorder.Eventf(vc, nil, eventtype, reason, action, "%s", eventNote(fmt.Sprintf(format, args...)))
+}
+
+// eventNote is note cut to maxEventNote bytes, at a character boundary and
+// ending in "…", when it is longer.
+func eventNote(note string) string {
+	if len(note) <= maxEventNote {
+		return note
+	}
+	const ellipsis = "…"
+	cut := maxEventNote - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(note[cut]) {
+		cut--
+	}
+	return note[:cut] + ellipsis
 }
 
 // patchMetadata applies mutate to vc's metadata on the server, guarded by
@@ -250,7 +276,7 @@ func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 	}
 	if s.original.Status.Phase != v1alpha1.PhaseRunning && vc.Status.Phase == v1alpha1.PhaseRunning {
 		klog.FromContext(ctx).Info("Virtual cluster is running", "endpoint", vc.Status.Endpoint)
-		r.Recorder.Eventf(vc, nil, corev1.EventTypeNormal, string(v1alpha1.PhaseRunning), "Reconcile",
+		r.eventf(vc, corev1.EventTypeNormal, string(v1alpha1.PhaseRunning), "Reconcile",
 			"the tenant control plane at %s is ready; kubeconfig in Secret %s", vc.Status.Endpoint, vc.Status.KubeconfigSecretName)
 	}
 	return nil

@@ -2,9 +2,11 @@ package manager
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr/testr"
 	appsv1 "k8s.io/api/apps/v1"
@@ -350,12 +352,63 @@ func TestReconcileDeleteCredentialsSecretGone(t *testing.T) {
 	r, c, rec := newTestReconciler(t, nil, vc, kubeconfig)
 	reconcileUntilGone(t, r, c, vc)
 	want := "Warning EtcdDataLeftBehind the tenant's etcd keys under /vnest/tenants/demo-12345678/ " +
-		"(and, with etcd auth on, its etcd user and role vnest-tenant-demo-12345678) are left in etcd [https://etcd:2379]: " +
+		"(and, with etcd auth on, its etcd user and role vnest-tenant-demo-12345678) are left in etcd: " +
 		"the etcd credentials Secret default/etcd-creds (spec.storage.etcd.credentialsSecretRef) is gone"
 	if evs := drainEvents(rec); len(evs) != 1 || !strings.HasPrefix(evs[0], want) {
 		t.Errorf("events = %q, want one starting %q", evs, want)
+	} else if !strings.HasSuffix(evs[0], "; its endpoints: [https://etcd:2379]") {
+		t.Errorf("event %q does not name the etcd's endpoints", evs[0])
 	}
 	if err := c.Get(t.Context(), client.ObjectKeyFromObject(kubeconfig), &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the tenant's kubeconfig Secret is still there: %v", err)
+	}
+}
+
+// TestEventNotesFitTheAPI: an Event whose note is over 1024 bytes is refused
+// by the apiserver (events.k8s.io/v1) and lost, so every note the manager
+// writes must fit, also for a VirtualCluster at the schema's limits: a
+// 63-character namespace, a 253-character credentials Secret name, 16 etcd
+// endpoints of 512 characters. The EtcdDataLeftBehind event is the only
+// record, on the VirtualCluster, of the etcd data its deletion leaves.
+func TestEventNotesFitTheAPI(t *testing.T) {
+	var endpoints []string
+	for i := range 16 {
+		host := fmt.Sprintf("etcd-%02d.", i)
+		endpoints = append(endpoints, "https://"+host+strings.Repeat("e", 512-len("https://")-len(host)-len(".example:2379"))+".example:2379")
+	}
+	vc := makeVC("demo").Key("demo-12345678").Finalizer().Deleting().EtcdStorage(strings.Repeat("s", 253), endpoints...).Obj()
+	vc.Namespace = strings.Repeat("n", 63)
+	vc.Annotations = map[string]string{annotationEtcdInitialized: "true"}
+	r, c, rec := newTestReconciler(t, nil, vc)
+	reconcileUntilGone(t, r, c, vc)
+	evs := drainEvents(rec)
+	if len(evs) == 0 {
+		t.Fatal("no events")
+	}
+	for _, e := range evs {
+		typ, rest, _ := strings.Cut(e, " ")
+		reason, note, _ := strings.Cut(rest, " ")
+		if len(note) > maxEventNote {
+			t.Errorf("%s %s event: a note of %d bytes, over the API's %d: %.200s…", typ, reason, len(note), maxEventNote, note)
+		}
+		if !utf8.ValidString(note) {
+			t.Errorf("%s %s event: the note is not UTF-8", typ, reason)
+		}
+		if reason == eventEtcdDataLeftBehind && !strings.Contains(note, "etcdctl del --prefix /vnest/tenants/demo-12345678/") {
+			t.Errorf("%s %s event: the note lost how to clean up: %s", typ, reason, note)
+		}
+	}
+}
+
+func TestEventNote(t *testing.T) {
+	fits := strings.Repeat("a", maxEventNote)
+	if got := eventNote(fits); got != fits {
+		t.Errorf("a note of %d bytes was cut to %d", len(fits), len(got))
+	}
+	// A 3-byte character across the cut is dropped whole.
+	long := strings.Repeat("a", maxEventNote-4) + "€€€"
+	got := eventNote(long)
+	if len(got) > maxEventNote || !utf8.ValidString(got) || !strings.HasSuffix(got, "a…") {
+		t.Errorf("eventNote(%d bytes) = %d bytes ending %q, valid UTF-8 %v", len(long), len(got), got[len(got)-8:], utf8.ValidString(got))
 	}
 }
