@@ -143,6 +143,7 @@ func TestCRDValidation(t *testing.T) {
 		nameNotLabel = "<nil>: metadata.name must be a DNS label that starts with a letter (lowercase letters, digits and '-', no dots), e.g. team-a"
 		badEndpoint  = "each etcd endpoint must be a URL that starts with https:// (or http://), e.g. https://etcd-0.etcd:2379"
 		storageFixed = "spec.storage: storage is immutable: create a new VirtualCluster to use different storage"
+		domainLabels = "clusterDomain must be a DNS subdomain of lowercase letters, digits, '-' and '.', each label at most 63 characters, e.g. cluster.local"
 	)
 	cases := map[string]struct {
 		name           string
@@ -178,10 +179,20 @@ func TestCRDValidation(t *testing.T) {
 			want:    []string{"spec.storage.etcd.endpoints: spec.storage.etcd.endpoints in body should have at least 1 items"}},
 		"bad cluster domain": {name: "demo",
 			spec: &VirtualClusterSpec{ClusterDomain: "Cluster_Local"},
-			want: []string{"spec.clusterDomain: clusterDomain must be a DNS subdomain of lowercase letters, digits, '-' and '.', e.g. cluster.local"}},
+			want: []string{"spec.clusterDomain: " + domainLabels}},
 		"bad extra SAN": {name: "demo",
 			spec: &VirtualClusterSpec{ControlPlane: &ControlPlaneSpec{Expose: &ExposeSpec{ExtraSANs: []string{"ok.example", "Not_A_Name"}}}},
 			want: []string{"spec.controlPlane.expose.extraSANs[1]: each extraSAN must be an IP address or a lowercase DNS name (optionally starting with *.), e.g. vc.example.com"}},
+		"cluster domain with a 64-character label": {name: "demo",
+			spec: &VirtualClusterSpec{ClusterDomain: strings.Repeat("a", 64) + ".local"},
+			want: []string{"spec.clusterDomain: " + domainLabels}},
+		"cluster domain with 63-character labels": {name: "demo",
+			spec: &VirtualClusterSpec{ClusterDomain: strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + ".local"}},
+		"cluster domain too long for kubernetes.default.svc": {name: "demo",
+			spec: &VirtualClusterSpec{ClusterDomain: strings.Repeat(strings.Repeat("a", 56)+".", 4) + "abc"},
+			want: []string{"spec.clusterDomain: may not be more than 230 bytes"}},
+		"cluster domain at the length limit": {name: "demo",
+			spec: &VirtualClusterSpec{ClusterDomain: strings.Repeat(strings.Repeat("a", 56)+".", 4) + "ab"}},
 		"kind that is always synced": {name: "demo",
 			spec: &VirtualClusterSpec{Sync: &SyncSpec{Kinds: []SyncKind{"Pod"}}},
 			want: []string{`spec.sync.kinds[0]: supported values: "Ingress", "NetworkPolicy", "PodDisruptionBudget"`}},

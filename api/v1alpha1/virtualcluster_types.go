@@ -66,11 +66,14 @@ type VirtualClusterSpec struct {
 	// +optional
 	Policy *PolicySpec `json:"policy,omitempty"`
 
-	// clusterDomain is the tenant's DNS domain for Services. Immutable.
+	// clusterDomain is the tenant's DNS domain for Services. Immutable. At
+	// most 230 characters, so that kubernetes.default.svc.<clusterDomain>
+	// is a DNS name (253 at most), and each label at most 63, as in any
+	// name DNS can look up.
 	// +kubebuilder:default="cluster.local"
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="clusterDomain must be a DNS subdomain of lowercase letters, digits, '-' and '.', e.g. cluster.local"
+	// +kubebuilder:validation:MaxLength=230
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?([.][a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$')",message="clusterDomain must be a DNS subdomain of lowercase letters, digits, '-' and '.', each label at most 63 characters, e.g. cluster.local"
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="clusterDomain is immutable: create a new VirtualCluster to use a different domain"
 	// +optional
 	ClusterDomain string `json:"clusterDomain,omitempty"`
