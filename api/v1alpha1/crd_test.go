@@ -88,6 +88,12 @@ func TestCRDValidationRules(t *testing.T) {
 			"(self.startsWith('https://') && self.size() > 8) || (self.startsWith('http://') && self.size() > 7)",
 		},
 		"spec.controlPlane.provisioner": {immutable},
+		"spec.controlPlane.resources": {
+			"['cpu', 'memory'].all(r, (!has(self.limits) || !(r in self.limits) || !quantity(string(self.limits[r])).isLessThan(quantity('0'))) && " +
+				"(!has(self.requests) || !(r in self.requests) || !quantity(string(self.requests[r])).isLessThan(quantity('0'))))",
+			"!has(self.limits) || !has(self.requests) || ['cpu', 'memory'].all(r, !(r in self.limits) || !(r in self.requests) || " +
+				"!quantity(string(self.requests[r])).isGreaterThan(quantity(string(self.limits[r]))))",
+		},
 		"spec.controlPlane.expose.extraSANs[*]": {
 			"isIP(self) || self.matches('^([*][.])?[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
 		},

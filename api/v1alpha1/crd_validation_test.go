@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	crdvalidation "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/validation"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/cel"
 	"k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting"
 	apiservervalidation "k8s.io/apiextensions-apiserver/pkg/apiserver/validation"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	celconfig "k8s.io/apiserver/pkg/apis/cel"
 )
@@ -107,6 +109,20 @@ func etcdSpec(endpoints ...string) *VirtualClusterSpec {
 	}}}
 }
 
+// resourcesSpec is a spec with the control-plane requests and limits given.
+func resourcesSpec(requests, limits corev1.ResourceList) *VirtualClusterSpec {
+	return &VirtualClusterSpec{ControlPlane: &ControlPlaneSpec{Resources: &corev1.ResourceRequirements{Requests: requests, Limits: limits}}}
+}
+
+// list is a ResourceList of name, quantity pairs.
+func list(pairs ...string) corev1.ResourceList {
+	l := corev1.ResourceList{}
+	for i := 0; i < len(pairs); i += 2 {
+		l[corev1.ResourceName(pairs[i])] = resource.MustParse(pairs[i+1])
+	}
+	return l
+}
+
 func TestCRDDefaults(t *testing.T) {
 	v := newCRDValidator(t)
 	obj := vcObject(t, "demo", nil, nil)
@@ -139,11 +155,13 @@ func TestCRDDefaults(t *testing.T) {
 func TestCRDValidation(t *testing.T) {
 	v := newCRDValidator(t)
 	const (
-		nameTooLong  = "<nil>: metadata.name must be at most 40 characters so the names vnest derives from it fit Kubernetes limits: choose a shorter name"
-		nameNotLabel = "<nil>: metadata.name must be a DNS label that starts with a letter (lowercase letters, digits and '-', no dots), e.g. team-a"
-		badEndpoint  = "each etcd endpoint must be a URL that starts with https:// (or http://), e.g. https://etcd-0.etcd:2379"
-		storageFixed = "spec.storage: storage is immutable: create a new VirtualCluster to use different storage"
-		domainLabels = "clusterDomain must be a DNS subdomain of lowercase letters, digits, '-' and '.', each label at most 63 characters, e.g. cluster.local"
+		nameTooLong        = "<nil>: metadata.name must be at most 40 characters so the names vnest derives from it fit Kubernetes limits: choose a shorter name"
+		nameNotLabel       = "<nil>: metadata.name must be a DNS label that starts with a letter (lowercase letters, digits and '-', no dots), e.g. team-a"
+		badEndpoint        = "each etcd endpoint must be a URL that starts with https:// (or http://), e.g. https://etcd-0.etcd:2379"
+		storageFixed       = "spec.storage: storage is immutable: create a new VirtualCluster to use different storage"
+		resourcesNegative  = "controlPlane.resources: cpu and memory limits and requests must be zero or more"
+		resourcesOverLimit = "controlPlane.resources: a cpu or memory request must not be more than its limit"
+		domainLabels       = "clusterDomain must be a DNS subdomain of lowercase letters, digits, '-' and '.', each label at most 63 characters, e.g. cluster.local"
 	)
 	cases := map[string]struct {
 		name           string
@@ -193,6 +211,18 @@ func TestCRDValidation(t *testing.T) {
 			want: []string{"spec.clusterDomain: may not be more than 230 bytes"}},
 		"cluster domain at the length limit": {name: "demo",
 			spec: &VirtualClusterSpec{ClusterDomain: strings.Repeat(strings.Repeat("a", 56)+".", 4) + "ab"}},
+		"control-plane resources": {name: "demo",
+			spec: resourcesSpec(list("cpu", "100m", "memory", "192Mi"), list("cpu", "2", "memory", "1Gi"))},
+		"negative control-plane limits and requests": {name: "demo",
+			spec: resourcesSpec(list("memory", "-1"), list("cpu", "-500m", "memory", "1Gi")),
+			want: []string{"spec.controlPlane.resources: " + resourcesNegative}},
+		"control-plane quantities written as numbers": {name: "demo",
+			rawSpec: map[string]any{"controlPlane": map[string]any{"resources": map[string]any{
+				"requests": map[string]any{"cpu": 3, "memory": 1024}, "limits": map[string]any{"cpu": 2, "memory": -1, "ephemeral-storage": -1}}}},
+			want: []string{"spec.controlPlane.resources: " + resourcesNegative, "spec.controlPlane.resources: " + resourcesOverLimit}},
+		"control-plane request over its limit": {name: "demo",
+			spec: resourcesSpec(list("cpu", "2", "memory", "192Mi"), list("cpu", "1500m")),
+			want: []string{"spec.controlPlane.resources: " + resourcesOverLimit}},
 		"kind that is always synced": {name: "demo",
 			spec: &VirtualClusterSpec{Sync: &SyncSpec{Kinds: []SyncKind{"Pod"}}},
 			want: []string{`spec.sync.kinds[0]: supported values: "Ingress", "NetworkPolicy", "PodDisruptionBudget"`}},

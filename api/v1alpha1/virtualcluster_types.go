@@ -157,7 +157,10 @@ type ControlPlaneSpec struct {
 	// plane aims to stay under 90% of it. Without a CPU limit, a ready
 	// control plane runs Go code on one core at a time (GOMAXPROCS 1); with
 	// one, GOMAXPROCS is the Go runtime's, which follows the limit (rounded
-	// up, at least 2).
+	// up, at least 2). As in a container, neither CPU nor memory may be
+	// negative, nor requested beyond its limit.
+	// +kubebuilder:validation:XValidation:rule="['cpu', 'memory'].all(r, (!has(self.limits) || !(r in self.limits) || !quantity(string(self.limits[r])).isLessThan(quantity('0'))) && (!has(self.requests) || !(r in self.requests) || !quantity(string(self.requests[r])).isLessThan(quantity('0'))))",message="controlPlane.resources: cpu and memory limits and requests must be zero or more"
+	// +kubebuilder:validation:XValidation:rule="!has(self.limits) || !has(self.requests) || ['cpu', 'memory'].all(r, !(r in self.limits) || !(r in self.requests) || !quantity(string(self.requests[r])).isGreaterThan(quantity(string(self.limits[r]))))",message="controlPlane.resources: a cpu or memory request must not be more than its limit"
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 
