@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
 )
 
@@ -99,6 +100,15 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// kubeconfigName names the cluster, user and context of vc's kubeconfig:
+// "vnest_<namespace>_<name>". The namespace is in it so that kubeconfigs of
+// VirtualClusters of the same name merge side by side (kubectl keeps the
+// first of a name and drops the rest), and '_' is in no namespace or name,
+// so no two VirtualClusters share one.
+func kubeconfigName(vc *v1alpha1.VirtualCluster) string {
+	return "vnest_" + vc.Namespace + "_" + vc.Name
 }
 
 // kubeconfigFor renders a kubeconfig for server with the admin identity

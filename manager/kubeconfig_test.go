@@ -3,13 +3,19 @@ package manager
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
 )
 
@@ -55,5 +61,45 @@ func TestCheckReadyzWaitsForDefaultServiceAccount(t *testing.T) {
 	saExists.Store(true)
 	if err := checkReadyz(context.Background(), srv.URL, adminFrom(data)); err != nil {
 		t.Fatalf("with the default ServiceAccount: %v", err)
+	}
+}
+
+// TestKubeconfigNamesDistinct: kubeconfigs of distinct VirtualClusters merge
+// (KUBECONFIG=a:b, as kubectl does) without one hiding the other: clientcmd
+// keeps the first file's cluster, user and context of a name, so two that
+// shared one would reach one tenant under both.
+func TestKubeconfigNamesDistinct(t *testing.T) {
+	in := func(namespace, name string) *v1alpha1.VirtualCluster {
+		vc := makeVC(name).Obj()
+		vc.Namespace = namespace
+		return vc
+	}
+	// The same name in two namespaces; a dash moved between namespace and name.
+	vcs := []*v1alpha1.VirtualCluster{in("team-a", "dev"), in("team-b", "dev"), in("team", "b-dev")}
+	dir := t.TempDir()
+	var files []string
+	for i, vc := range vcs {
+		server := fmt.Sprintf("https://192.0.2.%d:6443", i+1)
+		b, err := kubeconfigFor(kubeconfigName(vc), server, adminCredentials{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join(dir, fmt.Sprintf("%d.kubeconfig", i))
+		if err := os.WriteFile(file, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, file)
+	}
+	merged, err := (&clientcmd.ClientConfigLoadingRules{Precedence: files}).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, vc := range vcs {
+		name := kubeconfigName(vc)
+		want := fmt.Sprintf("https://192.0.2.%d:6443", i+1)
+		ctx := merged.Contexts[name]
+		if ctx == nil || merged.Clusters[ctx.Cluster] == nil || merged.Clusters[ctx.Cluster].Server != want {
+			t.Errorf("VirtualCluster %s/%s: context %q of the merged kubeconfigs does not reach its server %s", vc.Namespace, vc.Name, name, want)
+		}
 	}
 }

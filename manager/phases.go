@@ -175,7 +175,7 @@ func (r *Reconciler) checkReady(ctx context.Context, server string, admin adminC
 // reconcileKubeconfig writes the admin kubeconfig Secret.
 func (r *Reconciler) reconcileKubeconfig(ctx context.Context, s *scope) error {
 	admin := adminFrom(s.pki)
-	name := "vnest-" + s.vc.Name
+	name := kubeconfigName(s.vc)
 	_, err := r.applySecret(ctx, s.vc, s.vc.Status.KubeconfigSecretName, func(map[string][]byte) (map[string][]byte, error) {
 		data := map[string][]byte{}
 		var err error
