@@ -84,6 +84,9 @@ func TestCRDValidationRules(t *testing.T) {
 			"self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
 		},
 		"spec.storage": {immutable},
+		"spec.storage.etcd.credentialsSecretRef.name": {
+			"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",
+		},
 		"spec.storage.etcd.endpoints[*]": {
 			"(self.startsWith('https://') && self.size() > 8) || (self.startsWith('http://') && self.size() > 7)",
 		},

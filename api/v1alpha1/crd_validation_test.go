@@ -161,6 +161,7 @@ func TestCRDValidation(t *testing.T) {
 		storageFixed       = "spec.storage: storage is immutable: create a new VirtualCluster to use different storage"
 		resourcesNegative  = "controlPlane.resources: cpu and memory limits and requests must be zero or more"
 		resourcesOverLimit = "controlPlane.resources: a cpu or memory request must not be more than its limit"
+		secretName         = "name must be a Secret's name: a DNS subdomain of lowercase letters, digits, '-' and '.', e.g. etcd-client"
 		domainLabels       = "clusterDomain must be a DNS subdomain of lowercase letters, digits, '-' and '.', each label at most 63 characters, e.g. cluster.local"
 	)
 	cases := map[string]struct {
@@ -192,6 +193,14 @@ func TestCRDValidation(t *testing.T) {
 		"etcd without endpoints or credentials": {name: "demo",
 			rawSpec: map[string]any{"storage": map[string]any{"etcd": map[string]any{}}},
 			want:    []string{"spec.storage.etcd.credentialsSecretRef: FieldValueRequired", "spec.storage.etcd.endpoints: FieldValueRequired"}},
+		"credentials Secret names that no Secret can have": {name: "demo",
+			rawSpec: map[string]any{"storage": map[string]any{"etcd": map[string]any{"endpoints": []any{"https://etcd:2379"}, "credentialsSecretRef": map[string]any{"name": "etcd/creds"}}}},
+			want:    []string{"spec.storage.etcd.credentialsSecretRef.name: " + secretName}},
+		"uppercase credentials Secret name": {name: "demo",
+			rawSpec: map[string]any{"storage": map[string]any{"etcd": map[string]any{"endpoints": []any{"https://etcd:2379"}, "credentialsSecretRef": map[string]any{"name": "Etcd_Creds"}}}},
+			want:    []string{"spec.storage.etcd.credentialsSecretRef.name: " + secretName}},
+		"dotted credentials Secret name": {name: "demo",
+			rawSpec: map[string]any{"storage": map[string]any{"etcd": map[string]any{"endpoints": []any{"https://etcd:2379"}, "credentialsSecretRef": map[string]any{"name": "etcd.creds-2"}}}}},
 		"etcd with an empty endpoint list": {name: "demo",
 			rawSpec: map[string]any{"storage": map[string]any{"etcd": map[string]any{"endpoints": []any{}, "credentialsSecretRef": map[string]any{"name": "etcd-client"}}}},
 			want:    []string{"spec.storage.etcd.endpoints: spec.storage.etcd.endpoints in body should have at least 1 items"}},

@@ -112,6 +112,7 @@ type SecretReference struct {
 	// name of the Secret.
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="name must be a Secret's name: a DNS subdomain of lowercase letters, digits, '-' and '.', e.g. etcd-client"
 	// +required
 	Name string `json:"name"`
 }
