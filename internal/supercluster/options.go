@@ -97,6 +97,13 @@ func (o *Options) Complete() (*config, error) {
 	if c.mode == NodesReal && o.NodeCount != 1 {
 		return nil, fmt.Errorf("invalid --node-count %d: real mode runs exactly one node (use --nodes simulated for more)", o.NodeCount)
 	}
+	// A second vnest up on this data dir is told that, rather than that the ports of the
+	// first one are in use. run takes the lock for good.
+	unlock, err := lockDataDir(c.dataDir)
+	if err != nil {
+		return nil, err
+	}
+	unlock()
 	if err := c.ports.checkFree(c.mode); err != nil {
 		return nil, err
 	}

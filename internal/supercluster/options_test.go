@@ -33,6 +33,14 @@ func TestOptionsComplete(t *testing.T) {
 		"privileged port":     {change: func(o *Options) { o.APIServerPort = 80 }, wantErr: "invalid --apiserver-port 80"},
 		"data dir under file": {change: func(o *Options) { o.DataDir = filepath.Join(file, "x") }, wantErr: "--data-dir " + filepath.Join(file, "x") + " is not usable"},
 		"busy port":           {change: func(o *Options) { o.APIServerPort = busyPort }, wantErr: "port " + strconv.Itoa(busyPort) + " (kube-apiserver) is already in use"},
+		"data dir of a running vnest up, its ports in use": {change: func(o *Options) {
+			o.APIServerPort = busyPort
+			unlock, err := lockDataDir(o.DataDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(unlock)
+		}, wantErr: "is in use by another vnest up (pid " + strconv.Itoa(os.Getpid()) + ")"},
 		"real with many nodes": {change: func(o *Options) {
 			o.Nodes, o.NodeCount = NodesSimulated, 2
 		}},
