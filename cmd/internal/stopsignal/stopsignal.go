@@ -8,9 +8,16 @@ import (
 )
 
 // Context returns a copy of parent that is cancelled on the first stop signal, and the function
-// that stops listening for them (after which a signal has its default action again).
+// that stops listening for them. Once it is cancelled a stop signal has its default action
+// again, as in Kubernetes' components: a second Ctrl-C ends a clean stop that takes too long
+// (vnest up's can take minutes) at once.
 func Context(parent context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(parent, signals()...)
+	ctx, stop := signal.NotifyContext(parent, signals()...)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return ctx, stop
 }
 
 // signals are the signals Context stops on.
