@@ -58,5 +58,5 @@ func (s *Syncer) syncIngress(ctx context.Context, t *tenant, ns, name string) er
 	up := ti.DeepCopy()
 	up.Status.LoadBalancer = si.Status.LoadBalancer
 	_, err = t.client.NetworkingV1().Ingresses(ns).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-	return err
+	return inTenant(err)
 }

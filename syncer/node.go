@@ -86,7 +86,7 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 			return nil
 		}
 		klog.FromContext(ctx).V(2).Info("Removing unused virtual node")
-		return ignoreNotFound(nodes.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &tn.UID}}))
+		return inTenant(ignoreNotFound(nodes.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &tn.UID}})))
 	}
 	now := metav1.NewTime(s.now().Truncate(time.Second))
 	want := virtualNode(sn, t.settings.Load().policy.Tolerations, now)
@@ -96,11 +96,11 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	if !hasTenant {
 		created, err := nodes.Create(ctx, want, metav1.CreateOptions{})
 		if err != nil {
-			return ignoreAlreadyExists(err)
+			return inTenant(ignoreAlreadyExists(err))
 		}
 		created.Status = want.Status
 		_, err = nodes.UpdateStatus(ctx, created, metav1.UpdateOptions{})
-		return err
+		return inTenant(err)
 	}
 	if tn.Labels[ownership.LabelVirtualNode] != "true" {
 		return nil // a Node the tenant made itself; leave it
@@ -117,7 +117,7 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 			up.Annotations[k] = want.Annotations[k]
 		}
 		if tn, err = nodes.Update(ctx, up, metav1.UpdateOptions{}); err != nil {
-			return err
+			return inTenant(err)
 		}
 	}
 	if nodeStatusEqual(tn.Status, want.Status) && heartbeatAge(tn, s.now()) < s.heartbeatPeriod()/2 {
@@ -126,7 +126,7 @@ func (s *Syncer) syncNode(ctx context.Context, t *tenant, name string) error {
 	up := tn.DeepCopy()
 	up.Status = want.Status
 	_, err = nodes.UpdateStatus(ctx, up, metav1.UpdateOptions{})
-	return err
+	return inTenant(err)
 }
 
 // annotationsEqual reports whether a and b have the same values (or absence) for keys.

@@ -116,13 +116,13 @@ func (s *Syncer) syncPV(ctx context.Context, t *tenant, name string) error {
 	pvs := t.client.CoreV1().PersistentVolumes()
 	got, ok, err := pvUp.sync(ctx, t, pvs, desired, want, tv, has)
 	if err != nil || !ok {
-		return err
+		return inTenant(err)
 	}
 	if got.Status.Phase != desired.Status.Phase {
 		up := got.DeepCopy()
 		up.Status = desired.Status
 		if _, err := pvs.UpdateStatus(ctx, up, metav1.UpdateOptions{}); err != nil {
-			return fmt.Errorf("setting the mirror's status: %w", err)
+			return inTenant(fmt.Errorf("setting the mirror's status: %w", err))
 		}
 	}
 	if claim.Spec.VolumeName != "" {
@@ -132,7 +132,7 @@ func (s *Syncer) syncPV(ctx context.Context, t *tenant, name string) error {
 	up := claim.DeepCopy()
 	up.Spec.VolumeName = name
 	_, err = t.client.CoreV1().PersistentVolumeClaims(claim.Namespace).Update(ctx, up, metav1.UpdateOptions{})
-	return err
+	return inTenant(err)
 }
 
 // enqueueSuperPV queues a super volume for the tenant whose super namespace its claimRef names.

@@ -379,7 +379,7 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("binding the tenant pod to %s: %w", sp.Spec.NodeName, err)
+			return inTenant(fmt.Errorf("binding the tenant pod to %s: %w", sp.Spec.NodeName, err))
 		}
 		t.podWrites.bound(tp.UID, s.now())
 		return nil // the tenant pod's update event brings the status round
@@ -404,7 +404,7 @@ func (s *Syncer) podUp(ctx context.Context, t *tenant, tp, sp *corev1.Pod) error
 		klog.FromContext(ctx).V(4).Info("Tenant pod changed meanwhile; its event brings the next status round", "err", err)
 		return nil
 	}
-	return err
+	return inTenant(err)
 }
 
 // reasonSuperPodDeleted is the reason of the DisruptionTarget condition of a tenant pod whose
@@ -439,7 +439,7 @@ func (s *Syncer) failLostTenantPod(ctx context.Context, t *tenant, tp *corev1.Po
 			return nil
 		}
 		if err != nil {
-			return ignoreNotFound(err)
+			return inTenant(ignoreNotFound(err))
 		}
 	}
 	return s.finishTenantPodDeletion(ctx, t, tp)
@@ -459,5 +459,5 @@ func (s *Syncer) finishTenantPodDeletion(ctx context.Context, t *tenant, tp *cor
 		GracePeriodSeconds: ptr.To[int64](0),
 		Preconditions:      &metav1.Preconditions{UID: &tp.UID},
 	})
-	return ignoreNotFound(err)
+	return inTenant(ignoreNotFound(err))
 }

@@ -306,7 +306,7 @@ func (s *Syncer) refusePod(ctx context.Context, t *tenant, tp *corev1.Pod, reaso
 		up.Status.Conditions = append(up.Status.Conditions, cond)
 	}
 	_, err := t.client.CoreV1().Pods(tp.Namespace).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-	return ignoreNotFound(err)
+	return inTenant(ignoreNotFound(err))
 }
 
 // createPodDown is the policy gate in front of the down sync's create of a super pod: it admits

@@ -72,7 +72,7 @@ func (s *Syncer) syncPriorityClass(ctx context.Context, t *tenant, name string) 
 		desired, published = translatePriorityClass(pc)
 	}
 	_, _, err = priorityClassUp.sync(ctx, t, t.client.SchedulingV1().PriorityClasses(), desired, published, tc, has)
-	return err
+	return inTenant(err)
 }
 
 // publishedPriorityClass reports whether the tenant's PriorityClass name is a copy of a

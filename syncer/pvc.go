@@ -67,5 +67,5 @@ func (s *Syncer) syncPVC(ctx context.Context, t *tenant, ns, name string) error 
 	up := tc.DeepCopy()
 	up.Status = *sc.Status.DeepCopy()
 	_, err = t.client.CoreV1().PersistentVolumeClaims(ns).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-	return err
+	return inTenant(err)
 }

@@ -267,5 +267,5 @@ func (s *Syncer) syncService(ctx context.Context, t *tenant, ns, name string) er
 	up := ts.DeepCopy()
 	up.Status.LoadBalancer = ss.Status.LoadBalancer
 	_, err = t.client.CoreV1().Services(ns).UpdateStatus(ctx, up, metav1.UpdateOptions{})
-	return err
+	return inTenant(err)
 }

@@ -65,5 +65,5 @@ func (s *Syncer) syncStorageClass(ctx context.Context, t *tenant, name string) e
 		desired = translateStorageClass(sc)
 	}
 	_, _, err = storageClassUp.sync(ctx, t, t.client.StorageV1().StorageClasses(), desired, published, tc, has)
-	return err
+	return inTenant(err)
 }

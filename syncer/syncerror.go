@@ -19,9 +19,40 @@ import (
 // has failed failuresBeforeEvent times in a row with such an error, the tenant object gets one
 // SuperClusterError Warning event with the error.
 
+// A failure of a write to the tenant (the up direction: a pod's binding and status, a Service's
+// or claim's status, virtual Nodes, mirrors) is marked with inTenant. It is told with reason
+// TenantWriteFailed, and also when it is a refusal (Forbidden, Invalid): the tenant's own
+// admission (a webhook, a ValidatingAdmissionPolicy, a quota) refusing the syncer's write is
+// something only the tenant can fix, and nothing else tells it.
+
 // reasonSuperClusterError is the reason of the event on a tenant object whose sync keeps
-// failing.
+// failing with an error of the super cluster.
 const reasonSuperClusterError = "SuperClusterError"
+
+// reasonTenantWriteFailed is the reason of the event on a tenant object whose sync keeps
+// failing with an error of the tenant's apiserver, to a write of the syncer.
+const reasonTenantWriteFailed = "TenantWriteFailed"
+
+// tenantError is a failed request to the tenant's apiserver (inTenant).
+type tenantError struct{ err error }
+
+func (e *tenantError) Error() string { return e.err.Error() }
+func (e *tenantError) Unwrap() error { return e.err }
+
+// inTenant marks err, the failure of a request to the tenant's apiserver, as the tenant's; nil
+// stays nil. apierrors' checks (IsConflict, IsNotFound…) see through the mark.
+func inTenant(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &tenantError{err: err}
+}
+
+// fromTenant reports whether err is the failure of a request to the tenant's apiserver.
+func fromTenant(err error) bool {
+	var te *tenantError
+	return errors.As(err, &te)
+}
 
 // failuresBeforeEvent is the failure in a row of a key's sync (the fair queue's count of its
 // retries, plus this one) that brings the event, once per streak. The back-off starts at 10 ms
@@ -38,13 +69,17 @@ const maxErrorMessage = 512
 // down answers nothing, and an event to it would fail too; a cancelled sync and the syncer's
 // own waits, for a super object to go or a tenant ConfigMap to come, are no status either), and
 // not one the syncer lives with (conflicts, objects gone or already there: caches that have not
-// caught up) or one the tenant is told of otherwise (superRefused: SuperClusterRejected).
+// caught up) or one the tenant is told of otherwise (a refusal of the super cluster's, told with
+// SuperClusterRejected; the tenant's own refusals are told here).
 func worthTelling(err error) bool {
 	var status apierrors.APIStatus
 	if !errors.As(err, &status) {
 		return false
 	}
-	return !superRefused(err) && !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) && !apierrors.IsAlreadyExists(err)
+	if superRefused(err) && !fromTenant(err) {
+		return false
+	}
+	return !apierrors.IsConflict(err) && !apierrors.IsNotFound(err) && !apierrors.IsAlreadyExists(err)
 }
 
 // recordSyncError tells the tenant, with one event on key's tenant object, that the key's sync
@@ -58,8 +93,14 @@ func (s *Syncer) recordSyncError(t *tenant, key objKey, failures int, err error)
 	if obj == nil {
 		return
 	}
+	msg := truncate(err.Error(), maxErrorMessage)
+	if fromTenant(err) {
+		t.recorder.Eventf(obj, corev1.EventTypeWarning, reasonTenantWriteFailed,
+			"The syncer's write of the %s's state from the super cluster to this cluster failed %d times in a row; retrying with back-off: %s", key.Kind, failures, msg)
+		return
+	}
 	t.recorder.Eventf(obj, corev1.EventTypeWarning, reasonSuperClusterError,
-		"Syncing the %s with the super cluster failed %d times in a row; retrying with back-off: %s", key.Kind, failures, truncate(err.Error(), maxErrorMessage))
+		"Syncing the %s with the super cluster failed %d times in a row; retrying with back-off: %s", key.Kind, failures, msg)
 }
 
 // object is key's object in tenant t's cache, or nil when it is not there or key's kind has no

@@ -48,6 +48,11 @@ func TestWorthTelling(t *testing.T) {
 		"not owned":                              {fmt.Errorf("super namespace x %w", errNotOwned), false},
 		"cancelled":                              {fmt.Errorf("creating: %w", context.Canceled), false},
 		"no answer (a tenant apiserver is down)": {errors.New("dial tcp 10.0.0.1:6443: connect: connection refused"), false},
+		"the tenant's refusal: forbidden":        {inTenant(apierrors.NewForbidden(podsResource, "web", errors.New("denied by a policy"))), true},
+		"the tenant's refusal: invalid":          {inTenant(fmt.Errorf("binding: %w", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", nil))), true},
+		"the tenant's internal error":            {inTenant(apierrors.NewInternalError(errors.New("x"))), true},
+		"the tenant's conflict":                  {inTenant(apierrors.NewConflict(podsResource, "web", errors.New("changed"))), false},
+		"the tenant's not found":                 {inTenant(apierrors.NewNotFound(podsResource, "web")), false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -92,11 +97,14 @@ func TestPersistentSyncErrorEvent(t *testing.T) {
 		every[i] = i + 1
 	}
 	cases := map[string]struct {
-		verb   string // the super write that fails
-		err    error
-		tenant []object
-		super  []object
-		want   map[string][]int // event reason: the failures in a row it came at
+		verb string // the super write that fails
+		err  error
+		// inTenant: the write that fails is the tenant's (verb on its pods: the binding),
+		// under a super pod that runs
+		inTenant bool
+		tenant   []object
+		super    []object
+		want     map[string][]int // event reason: the failures in a row it came at
 	}{
 		"create: internal error": {
 			verb: "create", err: apierrors.NewInternalError(errors.New("etcd down")),
@@ -120,6 +128,14 @@ func TestPersistentSyncErrorEvent(t *testing.T) {
 		"create: no answer": {
 			verb: "create", err: errors.New("dial tcp 10.0.0.1:6443: connect: connection refused"),
 		},
+		"the tenant's binding refused by its own admission": {
+			verb: "create", inTenant: true, err: apierrors.NewForbidden(podsResource, "web", errors.New(`ValidatingAdmissionPolicy 'no-bind' denied request`)),
+			want: map[string][]int{reasonTenantWriteFailed: {failuresBeforeEvent}},
+		},
+		"the tenant's binding: internal error": {
+			verb: "create", inTenant: true, err: apierrors.NewInternalError(errors.New("etcd down")),
+			want: map[string][]int{reasonTenantWriteFailed: {failuresBeforeEvent}},
+		},
 		"delete of a gone tenant pod's super pod: internal error, no tenant object to tell": {
 			verb: "delete", err: apierrors.NewInternalError(errors.New("etcd down")),
 			tenant: []object{tenantNS}, super: []object{superNS, MakePod(testSuperNS, "web").Owned("uid-web").Obj()},
@@ -130,9 +146,16 @@ func TestPersistentSyncErrorEvent(t *testing.T) {
 			if tc.tenant == nil {
 				tc.tenant, tc.super = []object{tenantNS, MakePod("default", "web").Obj()}, []object{superNS}
 			}
+			if tc.inTenant {
+				tc.super = append(tc.super, MakePod(testSuperNS, "web").Owned("uid-web").Node("node-1").Phase(corev1.PodRunning).HostIP("10.0.0.1").Obj())
+			}
 			h := newHarness(t, tc.super, tc.tenant)
 			ctx := testContext(t)
-			h.super.PrependReactor(tc.verb, "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err })
+			failing := h.super
+			if tc.inTenant {
+				failing = h.tenantCS
+			}
+			failing.PrependReactor(tc.verb, "pods", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, tc.err })
 			web := objKey{Kind: kindPod, Namespace: "default", Name: "web"}
 			got := map[string][]int{}
 			for failure := 1; failure <= rounds; failure++ {
@@ -143,7 +166,7 @@ func TestPersistentSyncErrorEvent(t *testing.T) {
 				for _, e := range events(h.recorder) {
 					reason := strings.Fields(e)[1]
 					got[reason] = append(got[reason], failure)
-					if reason == reasonSuperClusterError && !strings.Contains(e, tc.err.Error()) {
+					if (reason == reasonSuperClusterError || reason == reasonTenantWriteFailed) && !strings.Contains(e, tc.err.Error()) {
 						t.Errorf("event %q does not say the error %q", e, tc.err)
 					}
 				}
