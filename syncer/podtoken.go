@@ -402,7 +402,7 @@ func (t *tenant) token(ctx context.Context, tp *corev1.Pod, sa string, src token
 	if t.signer == nil {
 		tr, err := t.client.CoreV1().ServiceAccounts(tp.Namespace).CreateToken(ctx, sa, src.req, metav1.CreateOptions{})
 		if err != nil {
-			return "", time.Time{}, inTenant(err)
+			return "", time.Time{}, err
 		}
 		return tr.Status.Token, tr.Status.ExpirationTimestamp.Time, nil
 	}
