@@ -47,7 +47,7 @@ func (p *clusterProvisioner) Endpoint(ctx context.Context, vc *v1alpha1.VirtualC
 		return controllerutil.SetControllerReference(vc, svc, p.scheme)
 	})
 	if err != nil {
-		return endpoint{}, transient(fmt.Errorf("applying Service %s/%s: %w", svc.Namespace, svc.Name, err))
+		return endpoint{}, writeError(err, "applying", "Service "+svc.Namespace+"/"+svc.Name)
 	}
 	ep, ok := serviceEndpoint(svc, p.hostIP)
 	if !ok {
@@ -70,7 +70,7 @@ func (p *clusterProvisioner) Ensure(ctx context.Context, t tenant) (bool, error)
 		return controllerutil.SetControllerReference(t.VC, d, p.scheme)
 	})
 	if err != nil {
-		return false, transient(fmt.Errorf("applying Deployment %s/%s: %w", d.Namespace, d.Name, err))
+		return false, writeError(err, "applying", "Deployment "+d.Namespace+"/"+d.Name)
 	}
 	return rollingOut(d), nil
 }

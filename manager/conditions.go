@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -61,6 +62,41 @@ func (e transientError) Unwrap() error { return e.err }
 // that may pass by itself.
 func transient(err error) error { return transientError{err} }
 
+// refusedError is a write the super cluster's apiserver refused for what it
+// asked (refused): asPhaseError makes it a failure, not a transient one.
+type refusedError struct{ err error }
+
+func (e refusedError) Error() string { return e.err.Error() }
+func (e refusedError) Unwrap() error { return e.err }
+
+// refused reports an error of the super cluster's API that refuses a
+// request for its content: the object is invalid (built from the spec and
+// the manager's flags), or an admission plugin (a ResourceQuota, a
+// webhook), the namespace's policy or RBAC forbids it. Sent again as it is,
+// it is refused again until something outside the manager changes.
+func refused(err error) bool {
+	return apierrors.IsInvalid(err) || apierrors.IsForbidden(err) || apierrors.IsBadRequest(err) ||
+		apierrors.IsRequestEntityTooLargeError(err)
+}
+
+// writeError is err, a failed write of object (its kind, namespace and
+// name) to the super cluster, as a phase reports it: a refusal (refused) is
+// a failure retried every retryFailure, with the apiserver's message, so the
+// tenant is Failed at once; any other failure (a timeout, a conflict, an
+// apiserver that did not answer) is transient, and "action object: err".
+//
+// A quota's refusal may pass by itself, when other objects of the
+// namespace go; it is still a failure, not transient: the phase says Failed
+// with the quota's message while it lasts (someone may have to act), and
+// the retry every retryFailure turns it Running once it fits.
+func writeError(err error, action, object string) error {
+	if refused(err) {
+		return refusedError{fmt.Errorf("the super cluster refused %s (tried again every %s; it needs a change of the "+
+			"VirtualCluster's spec, the manager's flags, or the namespace's quota or policies): %w", object, retryFailure, err)}
+	}
+	return transient(fmt.Errorf("%s %s: %w", action, object, err))
+}
+
 // failure is a problem the user (or the environment) must fix.
 func failure(reason, format string, args ...any) *phaseError {
 	return &phaseError{reason: reason, message: fmt.Sprintf(format, args...), retryAfter: retryFailure}
@@ -77,6 +113,9 @@ func asPhaseError(err error, reason string) *phaseError {
 	var pe *phaseError
 	if errors.As(err, &pe) {
 		return pe
+	}
+	if errors.As(err, new(refusedError)) {
+		return &phaseError{reason: reason, message: err.Error(), retryAfter: retryFailure}
 	}
 	return &phaseError{reason: reason, message: err.Error(), transient: errors.As(err, new(transientError))}
 }

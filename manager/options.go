@@ -117,7 +117,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the metrics endpoint, like :8080; 0 turns it off.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz, like :8081; 0 turns them off.")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "How many VirtualClusters are reconciled at the same time.")
-	fs.IntVar(&o.ControlPlaneFailureThreshold, "control-plane-failure-threshold", o.ControlPlaneFailureThreshold, "How many resyncs (10 s apart after a failure) in a row a running tenant must fail, for a reason that may pass by itself (its control plane's /readyz, its etcd or the super cluster's API not answering), before it leaves Running (and the syncer stops serving it).")
+	fs.IntVar(&o.ControlPlaneFailureThreshold, "control-plane-failure-threshold", o.ControlPlaneFailureThreshold, "How many resyncs (10 s apart after a failure) in a row a running tenant must fail, for a reason that may pass by itself (its control plane's /readyz, its etcd or the super cluster's API not answering; an object the super cluster refuses is not one), before it leaves Running (and the syncer stops serving it).")
 }
 
 // completedConfig is everything Run needs, resolved.

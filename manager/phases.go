@@ -237,7 +237,7 @@ func (r *Reconciler) applySecret(ctx context.Context, vc *v1alpha1.VirtualCluste
 		err = r.Client.Create(ctx, secret)
 	}
 	if err != nil {
-		return nil, transient(fmt.Errorf("writing Secret %s/%s: %w", vc.Namespace, name, err))
+		return nil, writeError(err, "writing", "Secret "+vc.Namespace+"/"+name)
 	}
 	return data, nil
 }
