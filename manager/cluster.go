@@ -72,7 +72,30 @@ func (p *clusterProvisioner) Ensure(ctx context.Context, t tenant) (bool, error)
 	if err != nil {
 		return false, writeError(err, "applying", "Deployment "+d.Namespace+"/"+d.Name)
 	}
+	if why := podRefused(d); why != "" {
+		return false, failure(v1alpha1.ReasonProvisionFailed,
+			"the super cluster refuses the control plane's pod of Deployment %s/%s (tried again every %s; it needs a change of the "+
+				"VirtualCluster's spec, the manager's flags, or the namespace's quota or policies): %s", d.Namespace, d.Name, retryFailure, why)
+	}
 	return rollingOut(d), nil
+}
+
+// podRefused is the message of d's ReplicaFailure condition (its
+// ReplicaSet's pod was refused: over a ResourceQuota, against the
+// namespace's PodSecurity level, by a webhook) when d has no ready pod,
+// else "". Its Deployment is accepted, so without it the control plane
+// would wait as if starting, for ever. A refused rollout whose old pod
+// still serves is left to the health check.
+func podRefused(d *appsv1.Deployment) string {
+	if d.Status.ReadyReplicas > 0 {
+		return ""
+	}
+	for _, c := range d.Status.Conditions {
+		if c.Type == appsv1.DeploymentReplicaFailure && c.Status == corev1.ConditionTrue {
+			return c.Message
+		}
+	}
+	return ""
 }
 
 // rollingOut reports a Deployment whose pod is not (yet) the ready one of

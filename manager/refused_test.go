@@ -129,3 +129,53 @@ func refuseWrites(kind client.Object, name string, err error) *interceptor.Funcs
 		},
 	}
 }
+
+// TestRefusedControlPlanePod: a Deployment the super cluster accepts but
+// whose pod its ReplicaSet cannot create (over a ResourceQuota, against
+// the namespace's PodSecurity level), told by the Deployment's
+// ReplicaFailure condition, makes the tenant Failed with that message,
+// tried again every retryFailure; one whose old pod still serves is left
+// to the health check.
+func TestRefusedControlPlanePod(t *testing.T) {
+	const msg = `pods "demo-apiserver-7d4b9c-x2x9z" is forbidden: exceeded quota: compute, requested: requests.memory=192Mi, used: requests.memory=1Gi, limited: requests.memory=1Gi`
+	for name, tc := range map[string]struct {
+		ready     int32
+		wantPhase v1alpha1.VirtualClusterPhase
+	}{
+		"no pod":                   {0, v1alpha1.PhaseFailed},
+		"the old pod still serves": {1, v1alpha1.PhaseRunning},
+	} {
+		t.Run(name, func(t *testing.T) {
+			vc := makeVC("demo").Key("demo-12345678").Provisioner(v1alpha1.ProvisionerCluster).Running().Obj()
+			dep := &appsv1.Deployment{ObjectMeta: objectMeta(vc, "demo-apiserver")}
+			dep.Status.ReadyReplicas = tc.ready
+			dep.Status.Conditions = []appsv1.DeploymentCondition{
+				{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue, Reason: "FailedCreate", Message: msg},
+			}
+			r, c, _ := newTestReconciler(t, nil, vc.DeepCopy(), dep)
+			r.readyz = func(context.Context, string, adminCredentials) error {
+				if tc.ready == 0 {
+					return fmt.Errorf("dial tcp 10.96.0.10:443: connect: connection refused")
+				}
+				return nil
+			}
+			prov := &clusterProvisioner{client: c, reader: c, scheme: c.Scheme()}
+			s := &scope{vc: vc, original: vc.DeepCopy(), prov: prov, storage: &etcdCreds{}, endpoint: endpoint{URL: vc.Status.Endpoint}}
+			res, err := r.runPhases(testContext(t), s, []phase{{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed}})
+			if got := computePhase(vc); got != tc.wantPhase {
+				t.Errorf("phase = %s, want %s", got, tc.wantPhase)
+			}
+			if tc.wantPhase != v1alpha1.PhaseFailed {
+				return
+			}
+			if err != nil || res.RequeueAfter != retryFailure {
+				t.Errorf("runPhases = %+v, %v; want a retry after %s", res, err, retryFailure)
+			}
+			cp := meta.FindStatusCondition(vc.Status.Conditions, cpReady)
+			const want = "the super cluster refuses the control plane's pod of Deployment default/demo-apiserver"
+			if cp.Reason != v1alpha1.ReasonProvisionFailed || !strings.HasPrefix(cp.Message, want) || !strings.HasSuffix(cp.Message, msg) {
+				t.Errorf("ControlPlaneReady = %s/%s %q, want ProvisionFailed %q…%q", cp.Status, cp.Reason, cp.Message, want, msg)
+			}
+		})
+	}
+}
