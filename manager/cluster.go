@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -114,11 +115,41 @@ func (p *clusterProvisioner) Diagnose(ctx context.Context, vc *v1alpha1.VirtualC
 	if len(pods.Items) == 0 {
 		return fmt.Sprintf("Deployment %s/%s has no pod yet", vc.Namespace, ControlPlaneName(vc))
 	}
+	return describePods(pods.Items)
+}
+
+// maxDescribedPods is how many control-plane pods Diagnose describes: a
+// Deployment of one replica has one or two that matter, and the pods its
+// node evicted stay (Failed) until the pod garbage collector's threshold,
+// thousands of them.
+const maxDescribedPods = 3
+
+// describePods describes the pods that matter most, those not terminated
+// and then the newest, and counts the others.
+func describePods(pods []corev1.Pod) string {
+	pods = slices.Clone(pods)
+	slices.SortStableFunc(pods, func(a, b corev1.Pod) int {
+		if ta, tb := terminated(&a), terminated(&b); ta != tb {
+			if ta {
+				return 1
+			}
+			return -1
+		}
+		return b.CreationTimestamp.Compare(a.CreationTimestamp.Time)
+	})
 	var out []string
-	for i := range pods.Items {
-		out = append(out, describePod(&pods.Items[i]))
+	for i := range pods[:min(len(pods), maxDescribedPods)] {
+		out = append(out, describePod(&pods[i]))
+	}
+	if more := len(pods) - maxDescribedPods; more > 0 {
+		out = append(out, fmt.Sprintf("and %d more pods of it", more))
 	}
 	return strings.Join(out, "; ")
+}
+
+// terminated reports a pod that has ended (evicted, say) and runs nothing.
+func terminated(pod *corev1.Pod) bool {
+	return pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed
 }
 
 // describePod says in one line why a control-plane pod is not serving.

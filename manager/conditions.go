@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -136,8 +137,40 @@ func setIdentity(vc *v1alpha1.VirtualCluster) {
 
 func setCondition(vc *v1alpha1.VirtualCluster, typ string, status metav1.ConditionStatus, reason, message string) {
 	meta.SetStatusCondition(&vc.Status.Conditions, metav1.Condition{
-		Type: typ, Status: status, Reason: reason, Message: message, ObservedGeneration: vc.Generation,
+		Type: typ, Status: status, Reason: reason, Message: conditionMessage(message), ObservedGeneration: vc.Generation,
 	})
+}
+
+// maxConditionMessage is the longest message a condition may have
+// (metav1.Condition's maxLength, in characters; counted here in bytes, which
+// is never fewer): a status with a longer one is refused whole, the phase
+// with it.
+const maxConditionMessage = 32768
+
+// conditionTail is how much of the end of a message too long for a
+// condition is kept, beside its start: the start says what failed, the end
+// how often (graced) and the last words of the cause.
+const conditionTail = 1024
+
+// conditionMessage is message cut to maxConditionMessage bytes when longer:
+// a message made of what the manager does not bound (an apiserver's or a
+// webhook's refusal, a pod's termination message, an etcd error) may be.
+// It keeps the start and the last conditionTail bytes, at character
+// boundaries, with what was cut between them.
+func conditionMessage(message string) string {
+	if len(message) <= maxConditionMessage {
+		return message
+	}
+	tail := len(message) - conditionTail
+	for tail < len(message) && !utf8.RuneStart(message[tail]) {
+		tail++
+	}
+	// The marker's own length has at most 6 digits.
+	head := maxConditionMessage - (len(message) - tail) - len(" … [ bytes cut] … ") - 6
+	for head > 0 && !utf8.RuneStart(message[head]) {
+		head--
+	}
+	return fmt.Sprintf("%s … [%d bytes cut] … %s", message[:head], tail-head, message[tail:])
 }
 
 // setFailed records why the control plane or its kubeconfig is not ready.
