@@ -178,11 +178,31 @@ func Kubeconfig(ctx context.Context, c client.Client, o KubeconfigOptions, out i
 		_, err := out.Write(data)
 		return err
 	}
-	if err := os.WriteFile(o.Output, data, 0o600); err != nil {
+	if err := writePrivate(o.Output, data); err != nil {
 		return fmt.Errorf("writing the kubeconfig: %w", err)
 	}
 	fmt.Fprintf(out, "kubeconfig of virtualcluster %s/%s written to %s\n", o.Namespace, o.Name, o.Output)
 	return nil
+}
+
+// writePrivate writes data, admin credentials, to the file name, which is
+// made the owner's alone (0600) before they are written: os.WriteFile's
+// mode applies only to a file it creates, and one that was there keeps its
+// own, readable by all as often as not.
+func writePrivate(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 type notFoundError struct{ namespace, name string }

@@ -110,6 +110,22 @@ func TestKubeconfig(t *testing.T) {
 	if st, err := os.Stat(file); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("written file: %v, mode %v; want 0600", err, st.Mode())
 	}
+
+	// A file that is there already, readable by all, holds the admin
+	// credentials only once it is the owner's alone.
+	there := filepath.Join(t.TempDir(), "there.kubeconfig")
+	if err := os.WriteFile(there, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Kubeconfig(t.Context(), c, KubeconfigOptions{Name: "demo", Namespace: "default", Output: there}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(there); err != nil || string(data) != "apiVersion: v1\nkind: Config\n" {
+		t.Errorf("the existing file holds %q (%v), want the kubeconfig", data, err)
+	}
+	if st, err := os.Stat(there); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("an existing file written: %v, mode %v; want 0600", err, st.Mode())
+	}
 }
 
 func TestCreateAndDelete(t *testing.T) {
