@@ -241,8 +241,8 @@ func notReady(vc *v1alpha1.VirtualCluster, state string) error {
 }
 
 // waitFor polls the VirtualCluster until done says so, returns an error,
-// the object is gone (a *notFoundError) or timeout passes (the error then
-// carries the last condition).
+// the object is gone (a *notFoundError), timeout passes or ctx is done (the
+// error then carries the last condition, and says which of the two).
 func waitFor(ctx context.Context, c client.Client, namespace, name string, timeout time.Duration,
 	done func(*v1alpha1.VirtualCluster) (bool, error)) (*v1alpha1.VirtualCluster, error) {
 	var last *v1alpha1.VirtualCluster
@@ -255,6 +255,10 @@ func waitFor(ctx context.Context, c client.Client, namespace, name string, timeo
 		return done(vc)
 	})
 	if err != nil && wait.Interrupted(err) && last != nil {
+		if ctx.Err() != nil {
+			// Cut short (Ctrl-C), not timed out.
+			return last, notReady(last, fmt.Sprintf("still not done when the wait stopped (%v)", ctx.Err()))
+		}
 		return last, notReady(last, fmt.Sprintf("still not done after %s", timeout))
 	}
 	return last, err

@@ -2,6 +2,7 @@ package tenantctl
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -165,4 +166,18 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// TestWaitInterrupted: a --wait cut short (Ctrl-C cancels the context)
+// says so, not that the timeout passed.
+func TestWaitInterrupted(t *testing.T) {
+	c := newClient()
+	ctx, cancel := context.WithTimeout(t.Context(), 3*pollInterval)
+	defer cancel()
+	var out bytes.Buffer
+	err := Create(ctx, c, CreateOptions{Name: "demo", Namespace: "default", Wait: true, Timeout: 3 * time.Minute}, &out)
+	const want = "virtual cluster default/demo is still not done when the wait stopped (context deadline exceeded) (phase not reconciled yet"
+	if got := errString(err); !strings.HasPrefix(got, want) {
+		t.Errorf("error = %q, want %q…", got, want)
+	}
 }
