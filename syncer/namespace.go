@@ -41,12 +41,22 @@ var namespaceDown = down[*corev1.Namespace]{
 // level the VirtualCluster's policy asks for.
 func translateNamespace(ns *corev1.Namespace, owner mapping.Owner, policy v1alpha1.PolicySpec) *corev1.Namespace {
 	meta := mapping.SuperNamespaceMeta(ns, owner)
-	level := policy.PodSecurityLevel
-	if level == "" {
-		level = v1alpha1.PodSecurityBaseline
-	}
-	meta.Labels[labelPodSecurityEnforce] = string(level)
+	meta.Labels[labelPodSecurityEnforce] = podSecurityLevel(policy)
 	return &corev1.Namespace{ObjectMeta: meta}
+}
+
+// podSecurityLevel is the Pod Security level super namespaces enforce under policy.
+func podSecurityLevel(policy v1alpha1.PolicySpec) string {
+	if policy.PodSecurityLevel == "" {
+		return string(v1alpha1.PodSecurityBaseline)
+	}
+	return string(policy.PodSecurityLevel)
+}
+
+// podSecurityApplied reports whether super namespace ns enforces the Pod Security level of
+// policy: its sync after a change of the policy went through.
+func podSecurityApplied(ns *corev1.Namespace, policy v1alpha1.PolicySpec) bool {
+	return ns.Labels[labelPodSecurityEnforce] == podSecurityLevel(policy)
 }
 
 // syncNamespace syncs tenant namespace name down, and reports whether it created the super

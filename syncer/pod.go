@@ -290,6 +290,9 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 	if err != nil {
 		return err
 	}
+	if hasSuper {
+		sp = s.withRefusalsDue(t, sp) // podrefused.go: what was refused is tried again when due
+	}
 	w := s.super.CoreV1().Pods(superNS)
 	st := state[*corev1.Pod]{tenantNS: ns, tenant: tp, hasTenant: hasTenant, super: sp, hasSuper: hasSuper}
 	if hasSuper && guard(t, ns, sp) != nil {

@@ -409,10 +409,17 @@ func TestPodDownEqualAndMerge(t *testing.T) {
 		"a toleration the super pod records as refused does not go": {
 			tenant: func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, spot) },
 			super: func(p *corev1.Pod) {
-				*p = *withRefusal(p, annotationRefusedTolerations, []string{refusalHash(spot)}, "denied") // podrefused.go
+				*p = *withRecord(p, annotationRefusedTolerations, refusalHash(spot)) // podrefused_test.go
 			},
 			wantEqual: true,
 			want:      func(*corev1.PodSpec) {},
+		},
+		"a toleration the super pod records as refused, due for retry, goes": {
+			tenant: func(p *corev1.Pod) { p.Spec.Tolerations = append(p.Spec.Tolerations, spot) },
+			super: func(p *corev1.Pod) {
+				*p = *withRecord(p, annotationRefusedTolerations, retryMark+refusalHash(spot)) // podrefused_test.go
+			},
+			want: func(s *corev1.PodSpec) { s.Tolerations = append(s.Tolerations, spot) },
 		},
 		"a toleration the super pod has and the tenant's lacks stays": {
 			tenant:    func(*corev1.Pod) {},

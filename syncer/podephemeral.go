@@ -27,18 +27,24 @@ import (
 // breaks baseline): a refusal shows as a SuperClusterRejected event on the tenant pod and does
 // not hold up the pod's other changes or its status for more than a round. Containers go one per
 // write, so a refusal is one container's; the super pod records its name in
-// annotationRefusedEphemeral (podrefused.go), and the container is not tried again: one event
-// per refused container, and none again after a syncer restart. A later ephemeral container
-// (kubectl debug names each anew) is tried on its own.
+// annotationRefusedEphemeral (podrefused.go), and the container is not tried again until what
+// refused it may have changed (a policy change, refusalRetryPeriod): one event per refused
+// container (and per policy change), and none again after a syncer restart. A later ephemeral
+// container (kubectl debug names each anew) is tried on its own.
 
-// annotationRefusedEphemeral lists, on a super pod, the ephemeral containers of its tenant pod
-// that the super cluster refused, comma-separated.
+// annotationRefusedEphemeral records, on a super pod, the ephemeral containers of its tenant pod
+// that the super cluster refused: their names, and no message (podrefused.go).
 const annotationRefusedEphemeral = ownership.ReservedPrefix + "refused-ephemeral-containers"
 
-// refusedEphemeral is the names of the ephemeral containers super pod sp records as refused.
+// refusedEphemeral is the names of the ephemeral containers super pod sp records as refused and
+// not due for retry.
 func refusedEphemeral(sp *corev1.Pod) []string {
-	names, _ := refusalRecord(sp, annotationRefusedEphemeral) // podrefused.go
-	return names
+	return refusalRecord(sp, annotationRefusedEphemeral).standing() // podrefused.go
+}
+
+// hasEphemeral reports whether super pod sp has ephemeral container name.
+func hasEphemeral(sp *corev1.Pod, name string) bool {
+	return slices.ContainsFunc(sp.Spec.EphemeralContainers, func(x corev1.EphemeralContainer) bool { return x.Name == name })
 }
 
 // ephemeralContainers are the common parts of ecs, as containers, for code that reads containers
@@ -58,8 +64,7 @@ func ephemeralContainers(ecs []corev1.EphemeralContainer) []corev1.Container {
 func withEphemeralContainers(sp, tp *corev1.Pod, env func() []corev1.EnvVar) *corev1.Pod {
 	refused := refusedEphemeral(sp)
 	i := slices.IndexFunc(tp.Spec.EphemeralContainers, func(ec corev1.EphemeralContainer) bool {
-		return !slices.Contains(refused, ec.Name) &&
-			!slices.ContainsFunc(sp.Spec.EphemeralContainers, func(x corev1.EphemeralContainer) bool { return x.Name == ec.Name })
+		return !slices.Contains(refused, ec.Name) && !hasEphemeral(sp, ec.Name)
 	})
 	if i < 0 {
 		return nil
@@ -72,12 +77,6 @@ func withEphemeralContainers(sp, tp *corev1.Pod, env func() []corev1.EnvVar) *co
 	out := sp.DeepCopy()
 	out.Spec.EphemeralContainers = append(out.Spec.EphemeralContainers, ec)
 	return out
-}
-
-// withRefusedEphemeral returns a copy of super pod sp that records ephemeral container name as
-// refused.
-func withRefusedEphemeral(sp *corev1.Pod, name string) *corev1.Pod {
-	return withRefusal(sp, annotationRefusedEphemeral, append(refusedEphemeral(sp), name), "")
 }
 
 // ephemeralContainersDown adds an ephemeral container of tenant pod tp that super pod sp lacks
@@ -101,5 +100,8 @@ func (s *Syncer) ephemeralContainersDown(ctx context.Context, t *tenant, tp, sp 
 	if !superRefused(err) { // down.go
 		return err == nil, err
 	}
-	return s.recordRefused(ctx, t, tp, withRefusedEphemeral(sp, name), "ephemeral container "+name, err) // podrefused.go
+	// The record keeps no message: each container's refusal has its own. Those the super pod has
+	// now, retried with success, go from it.
+	recorded, tell := s.refused(t, sp, annotationRefusedEphemeral, []string{name}, func(n string) bool { return !hasEphemeral(sp, n) }, "") // podrefused.go
+	return s.recordRefused(ctx, t, tp, recorded, tell, "ephemeral container "+name, err)
 }

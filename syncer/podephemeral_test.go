@@ -54,13 +54,18 @@ func TestWithEphemeralContainers(t *testing.T) {
 			want:   []corev1.EphemeralContainer{ephemeral("debugger", service...)},
 		},
 		"a refused one is not tried again; the next one is": {
-			super:  withRefusedEphemeral(superWith(), "debugger"),
+			super:  withRecord(superWith(), annotationRefusedEphemeral, "debugger"),
 			tenant: tenantWith(ephemeral("debugger"), ephemeral("debugger2")),
 			want:   []corev1.EphemeralContainer{ephemeral("debugger2", service...)},
 		},
 		"only refused ones": {
-			super:  withRefusedEphemeral(withRefusedEphemeral(superWith(), "debugger"), "debugger2"),
+			super:  withRecord(superWith(), annotationRefusedEphemeral, "debugger", "debugger2"),
 			tenant: tenantWith(ephemeral("debugger"), ephemeral("debugger2")),
+		},
+		"a refused one due for retry is tried": {
+			super:  withRecord(superWith(), annotationRefusedEphemeral, "debugger", retryMark+"debugger2"),
+			tenant: tenantWith(ephemeral("debugger"), ephemeral("debugger2")),
+			want:   []corev1.EphemeralContainer{ephemeral("debugger2", service...)},
 		},
 		"env of the downward API gets the tenant's values": {
 			super:  superWith(),

@@ -100,11 +100,13 @@ func (s *Syncer) replacePending(ctx context.Context, t *tenant, tp, sp *corev1.P
 // round. So an ungated super pod's update refused while it adds tolerations goes again at once
 // without them (takeBackTolerations); when that goes through the refusal was theirs: the tenant
 // gets one SuperClusterRejected event and the super pod records them (annotationRefusedTolerations,
-// podrefused.go), and they are not tried again. Tolerations the tenant adds later are. A gated
+// podrefused.go), and they are not tried again until what refused them may have changed (a
+// policy change, refusalRetryPeriod). Tolerations the tenant adds later are. A gated
 // super pod's tolerations go with its directives or not at all, as its gates go with them.
 
 // annotationRefusedTolerations records, on a super pod, the tolerations its tenant pod added
-// that the super cluster refused: a refusalHash of each, and the last refusal's message.
+// that the super cluster refused: a refusalHash of each, and the last refusal's message
+// (podrefused.go).
 const annotationRefusedTolerations = ownership.ReservedPrefix + "refused-tolerations"
 
 // gatedDirectives is a copy of super pod existing's spec with desired's scheduling directives
@@ -163,9 +165,10 @@ func addedTolerations(desired, existing []corev1.Toleration) []corev1.Toleration
 }
 
 // tolerationsDown is the tolerations of desired that the down update adds to super pod
-// existing: those it lacks (addedTolerations) and does not record as refused.
+// existing: those it lacks (addedTolerations) and does not record as refused (and not due for
+// retry).
 func tolerationsDown(desired, existing *corev1.Pod) []corev1.Toleration {
-	refused, _ := refusalRecord(existing, annotationRefusedTolerations) // podrefused.go
+	refused := refusalRecord(existing, annotationRefusedTolerations).standing() // podrefused.go
 	return slices.DeleteFunc(addedTolerations(desired.Spec.Tolerations, existing.Spec.Tolerations), func(tol corev1.Toleration) bool {
 		return slices.Contains(refused, refusalHash(tol))
 	})
@@ -192,10 +195,9 @@ func takeBackTolerations(ctx context.Context, s *Syncer, t *tenant, w writer[*co
 	if err != nil {
 		return true, err
 	}
-	refused, _ := refusalRecord(sp, annotationRefusedTolerations)
-	names := make([]string, len(added))
+	hashes, names := make([]string, len(added)), make([]string, len(added))
 	for i, tol := range added {
-		refused = append(refused, refusalHash(tol))
+		hashes[i] = refusalHash(tol)
 		names[i] = tol.Key // as kubectl writes a taint: key[=value][:effect]
 		if tol.Value != "" {
 			names[i] += "=" + tol.Value
@@ -204,8 +206,13 @@ func takeBackTolerations(ctx context.Context, s *Syncer, t *tenant, w writer[*co
 			names[i] += ":" + string(tol.Effect)
 		}
 	}
-	recorded := withRefusal(written, annotationRefusedTolerations, refused, refusal.Error())
-	_, err = s.recordRefused(ctx, t, st.tenant, recorded, "the tolerations "+strings.Join(names, ", "), refusal) // podrefused.go
+	// Tolerations recorded before that the super pod has now (a retry went through) go from the
+	// record.
+	has := func(h string) bool {
+		return slices.ContainsFunc(written.Spec.Tolerations, func(tol corev1.Toleration) bool { return refusalHash(tol) == h })
+	}
+	recorded, tell := s.refused(t, written, annotationRefusedTolerations, hashes, func(h string) bool { return !has(h) }, refusal.Error()) // podrefused.go
+	_, err = s.recordRefused(ctx, t, st.tenant, recorded, tell, "the tolerations "+strings.Join(names, ", "), refusal)
 	return true, err
 }
 

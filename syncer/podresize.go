@@ -32,8 +32,9 @@ import (
 // refuses (its admission, e.g. a LimitRange of the super namespace) shows as one
 // SuperClusterRejected event on the tenant pod and does not hold up the pod's other changes or
 // its status for more than a round. The super pod records the refused request
-// (annotationRefusedResize, podrefused.go), which is not tried again; a request the tenant makes
-// with other values is. The super kubelet never sees a refused resize, so the tenant pod's
+// (annotationRefusedResize, podrefused.go), which is not tried again until what refused it may
+// have changed (a policy change, refusalRetryPeriod); a request the tenant makes with other
+// values is. The super kubelet never sees a refused resize, so the tenant pod's
 // PodResizePending condition says so as a kubelet says of a resize it can never admit: True,
 // reason Infeasible, with the refusal's message (refusedResizeStatus). A resize that grows a
 // pod must fit the tenant's spec.policy.quota as a new pod must (podpolicy.go): one that does
@@ -41,7 +42,7 @@ import (
 // at again on the pod's next round.
 
 // annotationRefusedResize records, on a super pod, the last resize of its tenant pod that the
-// super cluster refused: its resizeRequest, a space, and the refusal's message.
+// super cluster refused: its resizeRequest, and the refusal's message (podrefused.go).
 const annotationRefusedResize = ownership.ReservedPrefix + "refused-resize"
 
 // resizedPod returns a copy of super pod sp with the resources of tenant pod tp (containers and
@@ -104,13 +105,14 @@ func resizeRequest(sp, resized *corev1.Pod) string {
 }
 
 // refusedResize is the message of the refusal that super pod sp records for its resize to
-// resized; ok is false when sp records none for that request.
-func refusedResize(sp, resized *corev1.Pod) (msg string, ok bool) {
-	reqs, msg := refusalRecord(sp, annotationRefusedResize)
-	if !slices.Contains(reqs, resizeRequest(sp, resized)) {
-		return "", false
+// resized; ok is false when sp records none for that request, and due is true when the record
+// is due for retry (refusalsDue, podrefused.go).
+func refusedResize(sp, resized *corev1.Pod) (msg string, ok, due bool) {
+	r, req := refusalRecord(sp, annotationRefusedResize), resizeRequest(sp, resized)
+	if !r.has(req) {
+		return "", false, false
 	}
-	return msg, true
+	return r.msg, true, !slices.Contains(r.standing(), req)
 }
 
 // refusedResizeStatus sets, in st (the status going up for tenant pod tp from super pod sp), a
@@ -126,7 +128,7 @@ func refusedResizeStatus(st corev1.PodStatus, sp, tp *corev1.Pod, now metav1.Tim
 	if resized == nil {
 		return st
 	}
-	msg, refused := refusedResize(sp, resized)
+	msg, refused, _ := refusedResize(sp, resized) // Infeasible until a retry goes through
 	if !refused {
 		return st
 	}
@@ -156,7 +158,7 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 	if resized == nil {
 		return false, nil
 	}
-	if _, refused := refusedResize(sp, resized); refused {
+	if _, refused, due := refusedResize(sp, resized); refused && !due {
 		return false, nil
 	}
 	if err := guard(t, tp.Namespace, sp); err != nil {
@@ -173,8 +175,9 @@ func (s *Syncer) resizePodDown(ctx context.Context, t *tenant, tp, sp *corev1.Po
 	if !superRefused(err) { // down.go
 		return err == nil, err
 	}
-	recorded := withRefusal(sp, annotationRefusedResize, []string{resizeRequest(sp, resized)}, err.Error())
-	return s.recordRefused(ctx, t, tp, recorded, "the resize", err) // podrefused.go
+	// The record keeps the last request only: the resources of sp count in it.
+	recorded, tell := s.refused(t, sp, annotationRefusedResize, []string{resizeRequest(sp, resized)}, func(string) bool { return false }, err.Error()) // podrefused.go
+	return s.recordRefused(ctx, t, tp, recorded, tell, "the resize", err)
 }
 
 // resizeOverQuota returns why resizing super pod sp to resized would take the tenant over its

@@ -256,6 +256,12 @@ func TestRefusedResizeStatus(t *testing.T) {
 			super: refusedBy(tenant(big)), tenant: tenant(big), conditions: []corev1.PodCondition{deferred, ready},
 			want: []corev1.PodCondition{ready, infeasible(now)},
 		},
+		"due for retry: Infeasible until the retry goes through": {
+			super: withAnnotation(super, annotationRefusedResize, refusal{requests: []string{retryMark + resizeRequest(super, resizedPod(super, tenant(big)))},
+				at: before.Time, msg: "LimitRange says no"}.String()),
+			tenant: tenant(big), conditions: []corev1.PodCondition{ready},
+			want: []corev1.PodCondition{ready, infeasible(now)},
+		},
 		"said before: its transition time stays": {
 			super: refusedBy(tenant(big)), tenant: tenant(big, infeasible(before)), conditions: []corev1.PodCondition{ready},
 			want: []corev1.PodCondition{ready, infeasible(before)},
