@@ -38,6 +38,14 @@ const (
 
 var testOwner = mapping.Owner{ClusterKey: testKey, VirtualCluster: "default/demo"}
 
+// The tenant's default namespace and its super namespace, with the labels the syncer gives it:
+// only those tell the syncer the super namespace is the tenant namespace's (ensureSuperNamespace).
+var (
+	tenantDefaultNS = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}
+	superDefaultNS  = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS, Labels: map[string]string{
+		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}, Annotations: map[string]string{ownership.AnnotationTenantUID: "uid-ns"}}}
+)
+
 // podWrapper is a fluent builder of test pods: MakePod(ns, name).Label(k, v).Obj().
 type podWrapper struct{ corev1.Pod }
 

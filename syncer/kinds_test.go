@@ -93,7 +93,7 @@ func TestScopedSecretsAndConfigMaps(t *testing.T) {
 	}
 	token := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "tok"}, Type: corev1.SecretTypeServiceAccountToken}
 	plain := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "plain"}}
-	superNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	superNS := superDefaultNS.DeepCopy()
 	cases := map[string]struct {
 		all  bool
 		want []string

@@ -97,8 +97,13 @@ func (s *Syncer) ensureSuperNamespace(ctx context.Context, t *tenant, ns string)
 		return nil
 	}
 	name := mapping.SuperNamespace(t.key, ns)
-	if _, err := s.superNS.Get(name); err == nil {
-		return nil // the cache holds only namespaces with ownership labels
+	if cached, err := s.superNS.Get(name); err == nil {
+		// The cache holds every tenant's namespaces, and two tenant namespaces, of one tenant or
+		// of two, can map to one name (mapping.SuperNamespace): only the labels tell whose it is.
+		if err := guard(t, ns, cached); err != nil {
+			return fmt.Errorf("super namespace %s %w", name, err)
+		}
+		return nil
 	}
 	created, err := s.syncNamespace(ctx, t, ns)
 	switch {

@@ -4,7 +4,6 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -33,7 +32,7 @@ func ptrIntOrString(v intstr.IntOrString) *intstr.IntOrString { return &v }
 // VirtualCluster opts in; opting out again removes them.
 func TestOptInKinds(t *testing.T) {
 	meta := metav1.ObjectMeta{Namespace: "default", Name: "web", UID: "uid-web"}
-	superNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	superNS := superDefaultNS.DeepCopy()
 	cases := map[string]struct {
 		kinds []v1alpha1.SyncKind
 		super []object

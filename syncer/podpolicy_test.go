@@ -168,7 +168,7 @@ func TestPinnedNode(t *testing.T) {
 // in a row count even before the super cache shows them (without the ledger the second pod of
 // the last case would be created too).
 func TestPolicyGatesPodDown(t *testing.T) {
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	ns := superDefaultNS.DeepCopy()
 	privileged := MakePod("default", "web").Obj()
 	privileged.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
 	pods := corev1.ResourceList{corev1.ResourcePods: resource.MustParse("1")}

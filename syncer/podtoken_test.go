@@ -170,7 +170,7 @@ func TestPodTokenSecret(t *testing.T) {
 	pod.Spec.ServiceAccountName = "builder"
 	pod.Spec.Volumes = []corev1.Volume{tokenVolume()}
 	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	ns := superDefaultNS.DeepCopy()
 	h := newHarness(t, []object{ns}, []object{pod, rootCA})
 	var asked *authenticationv1.TokenRequest
 	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -247,7 +247,7 @@ func TestPodSecretMetadata(t *testing.T) {
 		Items: []corev1.DownwardAPIVolumeFile{{Path: "labels", FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels"}}},
 	}}}}
 	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	ns := superDefaultNS.DeepCopy()
 	h := newHarness(t, []object{ns}, []object{pod, rootCA})
 	requests := 0
 	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -402,7 +402,7 @@ func TestPodCreatedBeforeItsTokenSecret(t *testing.T) {
 func newTokenHarness(t *testing.T, pod *corev1.Pod) *harness {
 	t.Helper()
 	rootCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: pod.Namespace, Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "TENANT CA"}}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}
+	ns := superDefaultNS.DeepCopy()
 	h := newHarness(t, []object{ns}, []object{pod, rootCA})
 	h.tenantCS.PrependReactor("create", "serviceaccounts", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		req := a.(k8stesting.CreateAction).GetObject().(*authenticationv1.TokenRequest)

@@ -47,7 +47,7 @@ func TestSyncPVC(t *testing.T) {
 		wantSuper, wantTenant []string
 	}{
 		"new claim goes down": {
-			super:     []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}},
+			super:     []object{superDefaultNS.DeepCopy()},
 			tenant:    []object{tenantPVC()},
 			wantSuper: []string{"create persistentvolumeclaims demo-5c9a8459-default/web"},
 		},

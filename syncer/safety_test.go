@@ -227,10 +227,49 @@ func TestNothingIsCreatedInAForeignSuperNamespace(t *testing.T) {
 	}
 }
 
+// TestNothingIsCreatedInAnotherTenantNamespacesSuperNamespace: two tenant namespaces can map to
+// one super namespace (a tenant user names a namespace after the hash-truncated super name of a
+// long one; a VirtualCluster named after another's key, whose name part is one letter, has that
+// key as its prefix). The super namespace is then in the syncer's cache, labelled for the other
+// tenant namespace: a pod of the second must not be created in it, where it could mount the
+// first's Secrets by name, but fail with errNotOwned and an event, as in a foreign namespace.
+func TestNothingIsCreatedInAnotherTenantNamespacesSuperNamespace(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	truncated := mapping.SuperNamespace(testKey, long)
+	prefixKey := testKey + "-0b0b0b0b"
+	for name, tc := range map[string]struct {
+		tenantNS string
+		super    *corev1.Namespace
+	}{
+		"the tenant's own long namespace": {tenantNS: strings.TrimPrefix(truncated, testKey+"-"),
+			super: &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&metav1.ObjectMeta{Name: long, UID: "uid-long"}, testOwner)}},
+		"a tenant whose key starts with this one's": {tenantNS: "0b0b0b0b-default",
+			super: &corev1.Namespace{ObjectMeta: mapping.SuperNamespaceMeta(&metav1.ObjectMeta{Name: "default", UID: "uid-b"}, mapping.Owner{ClusterKey: prefixKey})}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := mapping.SuperNamespace(testKey, tc.tenantNS); got != tc.super.Name {
+				t.Fatalf("tenant namespace %q maps to %q, not to %q", tc.tenantNS, got, tc.super.Name)
+			}
+			tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: tc.tenantNS, UID: "uid-ns"}}
+			h := newHarness(t, []object{tc.super}, []object{tenantNS, MakePod(tc.tenantNS, "web").Obj()})
+			if err := h.s.syncPod(testContext(t), h.t, tc.tenantNS, "web"); !errors.Is(err, errNotOwned) {
+				t.Fatalf("syncPod = %v, want errNotOwned", err)
+			}
+			if got := writes(h.super); len(got) > 0 {
+				t.Errorf("super writes = %q, want none", got)
+			}
+			ev := events(h.recorder)
+			if len(ev) != 1 || !strings.Contains(ev[0], "SuperObjectNotOwned") || !strings.Contains(ev[0], tc.super.Name) {
+				t.Errorf("events = %q, want SuperObjectNotOwned naming the namespace", ev)
+			}
+		})
+	}
+}
+
 // TestRejectionIsReported: when the super cluster refuses a pod (here: Pod Security), the
 // tenant pod gets an event saying why, and the error is returned for a retry.
 func TestRejectionIsReported(t *testing.T) {
-	h := newHarness(t, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS}}}, []object{MakePod("default", "web").Obj()})
+	h := newHarness(t, []object{superDefaultNS.DeepCopy()}, []object{MakePod("default", "web").Obj()})
 	h.super.PrependReactor("create", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "web", errors.New(`violates PodSecurity "baseline:latest"`))
 	})

@@ -51,12 +51,6 @@ func allocatingSuper(cs *fake.Clientset) {
 	cs.PrependReactor("update", "services", allocate)
 }
 
-var (
-	tenantDefaultNS = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}
-	superDefaultNS  = &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: testSuperNS, Labels: map[string]string{
-		ownership.LabelClusterKey: testKey, ownership.LabelTenantNamespace: "default"}, Annotations: map[string]string{ownership.AnnotationTenantUID: "uid-ns"}}}
-)
-
 func TestAllocateServiceIP(t *testing.T) {
 	now := time.Now()
 	request := func(mutate func(*corev1.Service)) serviceip.Request {

@@ -29,7 +29,11 @@ type Owner struct {
 // SuperNamespace is the super-cluster namespace holding tenant namespace ns of the tenant with
 // clusterKey: "<clusterKey>-<ns>". When that is longer than 63 characters it keeps a readable
 // prefix and ends with "-" and 10 hex digits of sha256("<clusterKey>/<ns>"), so it is
-// deterministic, within limits, and still starts with the tenant's prefix.
+// deterministic, within limits, and still starts with the tenant's prefix. Two tenant namespaces
+// can share one: a name kept as it is that reads like another's hash-truncated one, and, across
+// tenants, "<key>-<h>-<ns>" when one key is another's followed by "-<h>" (a VirtualCluster named
+// after the 10-character key of one whose name part is one letter). Only the ownership labels
+// (OwnedByTenant) tell whose a super namespace is.
 func SuperNamespace(clusterKey, ns string) string {
 	return prefixedName(clusterKey, ns, MaxNamespaceLength)
 }
