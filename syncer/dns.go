@@ -410,6 +410,8 @@ func dnsServiceOf(svc *corev1.Service, ep *corev1.Endpoints, clusterIP string) t
 const (
 	maxDNSNameservers = 3
 	maxDNSSearches    = 32
+	// maxDNSSearchChars bounds the search domains' length in all, with a space between two.
+	maxDNSSearchChars = 2048
 )
 
 // podDNS points spec (a super pod's) at the tenant DNS server at nameserver, for a pod in tenant
@@ -440,7 +442,7 @@ func podDNS(spec *corev1.PodSpec, ns, domain, nameserver string) {
 	}
 	if own := spec.DNSConfig; own != nil {
 		cfg.Nameservers = appendNew(cfg.Nameservers, own.Nameservers, maxDNSNameservers)
-		cfg.Searches = appendNew(cfg.Searches, own.Searches, maxDNSSearches)
+		cfg.Searches = fitSearches(appendNew(cfg.Searches, own.Searches, maxDNSSearches))
 		for _, o := range own.Options { // the pod's own option of a name wins
 			if i := slices.IndexFunc(cfg.Options, func(x corev1.PodDNSConfigOption) bool { return x.Name == o.Name }); i >= 0 {
 				cfg.Options[i] = o
@@ -455,6 +457,19 @@ func podDNS(spec *corev1.PodSpec, ns, domain, nameserver string) {
 	// /etc/hosts: the super one would name the super namespace. The DNS server answers the
 	// tenant's name to the pod instead (dnsSelf).
 	spec.Subdomain = ""
+}
+
+// fitSearches is searches up to the last that keeps them within maxDNSSearchChars, as a kubelet
+// cuts a pod's search line: the pod's own may take all 2048 characters, and the three of the
+// tenant's domain come before them.
+func fitSearches(searches []string) []string {
+	n := -1 // no space before the first
+	for i, s := range searches {
+		if n += 1 + len(s); n > maxDNSSearchChars {
+			return searches[:i]
+		}
+	}
+	return searches
 }
 
 // appendNew appends the items of add not in list yet, up to max items in all.

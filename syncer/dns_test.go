@@ -2,6 +2,8 @@ package syncer
 
 import (
 	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +27,13 @@ import (
 )
 
 func TestPodDNS(t *testing.T) {
+	var longSearches, shortSearches []string // 9 of 227 characters; 32 of 1
+	for i := range 32 {
+		if i < 9 {
+			longSearches = append(longSearches, strings.Repeat(string(rune('a'+i)), 227))
+		}
+		shortSearches = append(shortSearches, string(rune('a'+i%26))+strconv.Itoa(i))
+	}
 	clusterFirst := &corev1.PodDNSConfig{
 		Nameservers: []string{"192.0.2.2"},
 		Searches:    []string{"app.svc.cluster.local", "svc.cluster.local", "cluster.local"},
@@ -73,6 +82,22 @@ func TestPodDNS(t *testing.T) {
 				Nameservers: []string{"192.0.2.2", "1.1.1.1", "8.8.8.8"},
 				Searches:    []string{"app.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"},
 				Options:     []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("2")}, {Name: "edns0"}},
+			}},
+		// 2024 characters of the pod's own, 2078 with the tenant's three before them: upstream
+		// takes 2048 (with the spaces), a kubelet drops those past it.
+		{name: "the pod's own search domains past 2048 characters in all are dropped", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
+			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{Searches: append(slices.Clone(longSearches[:8]), longSearches[8][:200])}},
+			want: &corev1.PodDNSConfig{
+				Nameservers: clusterFirst.Nameservers,
+				Searches:    append(slices.Clone(clusterFirst.Searches), longSearches[:8]...),
+				Options:     clusterFirst.Options,
+			}},
+		{name: "the pod's own search domains past 32 in all are dropped", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
+			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{Searches: shortSearches}},
+			want: &corev1.PodDNSConfig{
+				Nameservers: clusterFirst.Nameservers,
+				Searches:    append(slices.Clone(clusterFirst.Searches), shortSearches[:29]...),
+				Options:     clusterFirst.Options,
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
