@@ -63,8 +63,8 @@ func withTenantLabels(want, existing *corev1.Node, super *corev1.Node) {
 
 // pinTenantLabels is spec (a super pod's, before the policy) with the node requirements on
 // labels the tenant set on its virtual Nodes (nodes) replaced by the names of the virtual Nodes
-// that meet them: each required node-affinity term gets the names of the Nodes that meet it
-// and the pod's nodeSelector (terms no Node meets are dropped). spec is returned as it is when
+// that meet them: each required node-affinity term becomes one term per Node that meets it and
+// the pod's nodeSelector, naming that Node (terms no Node meets are dropped). spec is returned as it is when
 // the pod requires no such label, or when no virtual Node meets its requirements (the pod then
 // waits Pending).
 func pinTenantLabels(spec *corev1.PodSpec, nodes []*corev1.Node) *corev1.PodSpec {
@@ -98,21 +98,22 @@ func pinTenantLabels(spec *corev1.PodSpec, nodes []*corev1.Node) *corev1.PodSpec
 		slices.Sort(names)
 		return names
 	}
+	// A node field requirement takes one name (upstream's validation), so a term met by several
+	// Nodes becomes one term per Node: the terms are ORed.
 	var pinned []corev1.NodeSelectorTerm
 	if terms == nil {
-		if names := meeting(nil); len(names) > 0 {
-			pinned = append(pinned, corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byNodeName(names)}})
+		for _, name := range meeting(nil) {
+			pinned = append(pinned, corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{byNodeName(name)}})
 		}
 	}
 	for i := range terms {
-		names := meeting(&terms[i])
-		if len(names) == 0 {
-			continue
+		base := terms[i].DeepCopy()
+		base.MatchExpressions = slices.DeleteFunc(base.MatchExpressions, func(r corev1.NodeSelectorRequirement) bool { return own[r.Key] })
+		for _, name := range meeting(&terms[i]) {
+			term := *base.DeepCopy()
+			term.MatchFields = append(term.MatchFields, byNodeName(name))
+			pinned = append(pinned, term)
 		}
-		term := *terms[i].DeepCopy()
-		term.MatchExpressions = slices.DeleteFunc(term.MatchExpressions, func(r corev1.NodeSelectorRequirement) bool { return own[r.Key] })
-		term.MatchFields = append(term.MatchFields, byNodeName(names))
-		pinned = append(pinned, term)
 	}
 	if len(pinned) == 0 {
 		return spec
@@ -129,9 +130,9 @@ func pinTenantLabels(spec *corev1.PodSpec, nodes []*corev1.Node) *corev1.PodSpec
 	return out
 }
 
-// byNodeName is the node-affinity requirement "one of the nodes names".
-func byNodeName(names []string) corev1.NodeSelectorRequirement {
-	return corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpIn, Values: names}
+// byNodeName is the node-affinity requirement "the node named name".
+func byNodeName(name string) corev1.NodeSelectorRequirement {
+	return corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpIn, Values: []string{name}}
 }
 
 // requiresAny reports whether spec's nodeSelector or required node affinity names a key of keys.

@@ -54,11 +54,17 @@ func TestWithTenantLabels(t *testing.T) {
 
 // checkPlacement runs place (pinTenantLabels, avoidTenantTaints on a set of Nodes) on a copy of
 // spec. want nil: spec must come back as it is (the same pointer, unchanged); otherwise the
-// result must be want, and spec must not have been changed in place.
+// result must be want, and spec must not have been changed in place. Either way a pod of the
+// result must pass upstream's validation, as the super apiserver validates the super pod.
 func checkPlacement(t *testing.T, place func(*corev1.PodSpec) *corev1.PodSpec, spec corev1.PodSpec, want *corev1.PodSpec) {
 	t.Helper()
 	in := spec.DeepCopy()
 	got := place(in)
+	pod := MakePod(testSuperNS, "web").Obj()
+	pod.Spec.NodeName, pod.Spec.NodeSelector, pod.Spec.Affinity, pod.Spec.Tolerations = got.NodeName, got.NodeSelector, got.Affinity, got.Tolerations
+	if errs := validatePodCreate(t, pod); len(errs) > 0 {
+		t.Errorf("the super cluster would refuse a pod so placed: %v", errs.ToAggregate())
+	}
 	if want == nil {
 		if got != in || !cmp.Equal(*in, spec) {
 			t.Errorf("spec changed:\n%s", cmp.Diff(spec, *got))
@@ -85,7 +91,7 @@ func TestPinTenantLabels(t *testing.T) {
 	required := func(terms ...corev1.NodeSelectorTerm) *corev1.Affinity {
 		return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: terms}}}
 	}
-	names := func(n ...string) corev1.NodeSelectorRequirement { return expr(metav1.ObjectNameField, n...) }
+	names := func(n string) corev1.NodeSelectorRequirement { return expr(metav1.ObjectNameField, n) }
 	for _, tc := range []struct {
 		name  string
 		nodes []*corev1.Node
@@ -94,8 +100,15 @@ func TestPinTenantLabels(t *testing.T) {
 	}{
 		{name: "no node requirements", spec: corev1.PodSpec{}},
 		{name: "a super label only", spec: corev1.PodSpec{NodeSelector: map[string]string{"zone": "a"}}},
-		{name: "nodeSelector on a tenant label: the Nodes that have it", spec: corev1.PodSpec{NodeSelector: map[string]string{"color": "blue"}},
-			want: &corev1.PodSpec{NodeSelector: map[string]string{}, Affinity: required(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{names("vm-1", "vm-3")}})}},
+		{name: "nodeSelector on a tenant label: the Nodes that have it, a term each", spec: corev1.PodSpec{NodeSelector: map[string]string{"color": "blue"}},
+			want: &corev1.PodSpec{NodeSelector: map[string]string{}, Affinity: required(
+				corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{names("vm-1")}},
+				corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{names("vm-3")}})}},
+		{name: "an affinity term several Nodes meet: a term for each",
+			spec: corev1.PodSpec{Affinity: required(corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{expr("color", "blue", "green"), expr("zone", "b")}})},
+			want: &corev1.PodSpec{Affinity: required(
+				corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{expr("zone", "b")}, MatchFields: []corev1.NodeSelectorRequirement{names("vm-2")}},
+				corev1.NodeSelectorTerm{MatchExpressions: []corev1.NodeSelectorRequirement{expr("zone", "b")}, MatchFields: []corev1.NodeSelectorRequirement{names("vm-3")}})}},
 		{name: "with a super label: both must hold, the super one stays", spec: corev1.PodSpec{NodeSelector: map[string]string{"color": "blue", "zone": "b"}},
 			want: &corev1.PodSpec{NodeSelector: map[string]string{"zone": "b"}, Affinity: required(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{names("vm-3")}})}},
 		{name: "no Node has the label value: unchanged (Pending)", spec: corev1.PodSpec{NodeSelector: map[string]string{"color": "red"}}},

@@ -86,8 +86,8 @@ func withTenantTaints(want, existing *corev1.Node) {
 
 // avoidTenantTaints is spec (a super pod's) with its required node affinity excluding the
 // virtual Nodes (nodes) that have a NoSchedule or NoExecute taint of the tenant's own which the
-// pod does not tolerate: every term gets "metadata.name NotIn [those Nodes]" (a pod without
-// terms gets one). spec is returned as it is when no such Node exists or the pod names its node.
+// pod does not tolerate: every term gets "metadata.name NotIn [N]" for each such Node N (a pod
+// without terms gets one). spec is returned as it is when no such Node exists or the pod names its node.
 func avoidTenantTaints(spec *corev1.PodSpec, nodes []*corev1.Node) *corev1.PodSpec {
 	if spec.NodeName != "" {
 		return spec
@@ -106,6 +106,8 @@ func avoidTenantTaints(spec *corev1.PodSpec, nodes []*corev1.Node) *corev1.PodSp
 	}
 	slices.Sort(avoid)
 	out := spec.DeepCopy()
-	requireInEveryTerm(out, corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpNotIn, Values: avoid})
+	for _, name := range avoid { // a node field requirement takes one name (upstream's validation)
+		requireInEveryTerm(out, corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpNotIn, Values: []string{name}})
+	}
 	return out
 }

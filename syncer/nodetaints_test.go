@@ -76,8 +76,8 @@ func TestAvoidTenantTaints(t *testing.T) {
 		taintedVirtualNode("vm-3", "", taint("color", "blue", corev1.TaintEffectNoSchedule), taint("slow", "", corev1.TaintEffectPreferNoSchedule)),
 		taintedVirtualNode("vm-4", "super:NoSchedule", taint("super", "", corev1.TaintEffectNoSchedule)),
 	}
-	notIn := func(n ...string) corev1.NodeSelectorRequirement {
-		return corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpNotIn, Values: n}
+	notIn := func(n string) corev1.NodeSelectorRequirement {
+		return corev1.NodeSelectorRequirement{Key: metav1.ObjectNameField, Operator: corev1.NodeSelectorOpNotIn, Values: []string{n}}
 	}
 	zone := corev1.NodeSelectorRequirement{Key: "zone", Operator: corev1.NodeSelectorOpIn, Values: []string{"a"}}
 	required := func(terms ...corev1.NodeSelectorTerm) *corev1.Affinity {
@@ -91,8 +91,8 @@ func TestAvoidTenantTaints(t *testing.T) {
 		want  *corev1.PodSpec // nil: unchanged
 	}{
 		{name: "no tenant taints", nodes: nodes[:1]},
-		{name: "Nodes with tenant NoSchedule or NoExecute taints are excluded; super taints are the super scheduler's",
-			want: &corev1.PodSpec{Affinity: required(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{notIn("vm-2", "vm-3")}})}},
+		{name: "Nodes with tenant NoSchedule or NoExecute taints are excluded, a requirement each; super taints are the super scheduler's",
+			want: &corev1.PodSpec{Affinity: required(corev1.NodeSelectorTerm{MatchFields: []corev1.NodeSelectorRequirement{notIn("vm-2"), notIn("vm-3")}})}},
 		{name: "a tolerated taint does not exclude",
 			spec: corev1.PodSpec{Tolerations: []corev1.Toleration{{Key: "color", Operator: corev1.TolerationOpEqual, Value: "blue", Effect: corev1.TaintEffectNoSchedule}}},
 			want: &corev1.PodSpec{Tolerations: []corev1.Toleration{{Key: "color", Operator: corev1.TolerationOpEqual, Value: "blue", Effect: corev1.TaintEffectNoSchedule}},
