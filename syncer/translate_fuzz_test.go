@@ -2,6 +2,7 @@ package syncer
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -33,11 +34,15 @@ type podInput struct {
 	envName, fieldPath, volume  string
 	searches                    string // the pod's own DNS search domains, space-separated
 	containers                  uint8
+	// nodes is the tenant's virtual Nodes: bits 0-1 how many it tainted NoSchedule, bits 2-3 how
+	// many it labelled team=a; bit 4 has the pod select team=a.
+	nodes uint8
 }
 
 // pod is the tenant pod of in: ClusterFirst DNS with in's search domains, in.containers
 // containers (at least one) with in's env variables and volume mounted, the token volume a
-// tenant's admission adds, and a downward API volume of its labels and namespace.
+// tenant's admission adds, a downward API volume of its labels and namespace, and the
+// nodeSelector in.nodes says.
 func (in podInput) pod() *corev1.Pod {
 	annotations := parseLines(in.annotationLines)
 	if in.annotationPad > 0 {
@@ -78,7 +83,22 @@ func (in podInput) pod() *corev1.Pod {
 	if in.searches != "" {
 		p.Spec.DNSConfig = &corev1.PodDNSConfig{Searches: strings.Fields(in.searches)}
 	}
+	if in.nodes&(1<<4) != 0 {
+		p.Spec.NodeSelector = map[string]string{"team": "a"}
+	}
 	return p
+}
+
+// virtualNodes is the tenant's virtual Nodes in.nodes says.
+func (in podInput) virtualNodes() []object {
+	var out []object
+	for i := range int(in.nodes & 3) {
+		out = append(out, taintedVirtualNode(fmt.Sprintf("tainted-%d", i), "", taint("maintenance", "", corev1.TaintEffectNoSchedule)))
+	}
+	for i := range int(in.nodes >> 2 & 3) {
+		out = append(out, virtualNodeWith(fmt.Sprintf("team-a-%d", i), "", map[string]string{"team": "a"}))
+	}
+	return out
 }
 
 // FuzzTranslatePod: a tenant pod that upstream validation accepts in its tenant namespace gives
@@ -105,17 +125,19 @@ func FuzzTranslatePod(f *testing.F) {
 		{ns: "default", name: "web", envName: "E", fieldPath: "metadata.name", volume: "d", searches: searches(8, 227) + " " + strings.Repeat("z", 2048-8*228), containers: 1},
 		// Many containers, env names upstream takes (anything printable but "=").
 		{ns: "a", name: "b", envName: "my.var-1 ", fieldPath: "metadata.labels['app']", volume: "tenancy-vnest-dev", containers: 39},
+		// Two virtual Nodes the tenant tainted, three it labelled, which the pod selects.
+		{ns: "default", name: "web", envName: "E", fieldPath: "metadata.name", volume: "d", containers: 1, nodes: 2 | 3<<2 | 1<<4},
 	} {
-		f.Add(in.ns, in.name, in.labelLines, in.annotationLines, in.annotationPad, in.envName, in.fieldPath, in.volume, in.searches, in.containers)
+		f.Add(in.ns, in.name, in.labelLines, in.annotationLines, in.annotationPad, in.envName, in.fieldPath, in.volume, in.searches, in.containers, in.nodes)
 	}
-	f.Fuzz(func(t *testing.T, ns, name, labelLines, annotationLines string, annotationPad uint32, envName, fieldPath, volume, searches string, containers uint8) {
+	f.Fuzz(func(t *testing.T, ns, name, labelLines, annotationLines string, annotationPad uint32, envName, fieldPath, volume, searches string, containers, nodes uint8) {
 		in := podInput{ns: ns, name: name, labelLines: labelLines, annotationLines: annotationLines, annotationPad: annotationPad,
-			envName: envName, fieldPath: fieldPath, volume: volume, searches: searches, containers: containers}
+			envName: envName, fieldPath: fieldPath, volume: volume, searches: searches, containers: containers, nodes: nodes}
 		tp := in.pod()
 		if errs := validatePodCreate(t, tp); len(errs) > 0 {
 			return // not a pod a tenant can have
 		}
-		h := newHarness(t, nil, []object{&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}})
+		h := newHarness(t, nil, append(in.virtualNodes(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}))
 		h.t.nameserver = "192.0.2.53"
 		sp := podDown.translate(h.t, tp.DeepCopy())
 		if sp.Namespace != mapping.SuperNamespace(testKey, ns) {
