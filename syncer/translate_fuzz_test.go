@@ -28,12 +28,12 @@ import (
 
 // podInput is what FuzzTranslatePod varies of a tenant pod.
 type podInput struct {
-	ns, name                    string
-	labelLines, annotationLines string // "key=value" lines
-	annotationPad               uint32 // bytes of one more annotation's value
-	envName, fieldPath, volume  string
-	searches                    string // the pod's own DNS search domains, space-separated
-	containers                  uint8
+	ns, name                   string
+	label, annotation          [2]string // a key (none when "") and its value
+	annotationPad              uint32    // bytes of one more annotation's value
+	envName, fieldPath, volume string
+	searches                   string // the pod's own DNS search domains, space-separated
+	containers                 uint8
 	// nodes is the tenant's virtual Nodes: bits 0-1 how many it tainted NoSchedule, bits 2-3 how
 	// many it labelled team=a; bit 4 has the pod select team=a.
 	nodes uint8
@@ -44,11 +44,14 @@ type podInput struct {
 // tenant's admission adds, a downward API volume of its labels and namespace, and the
 // nodeSelector in.nodes says.
 func (in podInput) pod() *corev1.Pod {
-	annotations := parseLines(in.annotationLines)
+	labels, annotations := map[string]string{"app": "web"}, map[string]string{}
+	if in.label[0] != "" {
+		labels[in.label[0]] = in.label[1]
+	}
+	if in.annotation[0] != "" {
+		annotations[in.annotation[0]] = in.annotation[1]
+	}
 	if in.annotationPad > 0 {
-		if annotations == nil {
-			annotations = map[string]string{}
-		}
 		annotations["example.com/pad"] = strings.Repeat("x", int(in.annotationPad%(300<<10)))
 	}
 	var containers []corev1.Container
@@ -64,7 +67,7 @@ func (in podInput) pod() *corev1.Pod {
 	}
 	p := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: in.ns, Name: in.name, UID: "uid-fuzz", Generation: 1,
-			Labels: parseLines(in.labelLines), Annotations: annotations},
+			Labels: labels, Annotations: annotations},
 		Spec: corev1.PodSpec{
 			Containers: containers,
 			Volumes: []corev1.Volume{
@@ -117,8 +120,8 @@ func FuzzTranslatePod(f *testing.F) {
 		// The longest names: a 253-character pod in a 63-character namespace.
 		{ns: strings.Repeat("n", 63), name: strings.Repeat("p", 253), envName: "A", fieldPath: "metadata.uid", volume: strings.Repeat("v", 63), containers: 3},
 		// Forged ownership, and annotations at the size limit (256 KiB with the keys).
-		{ns: "default", name: "web", labelLines: "tenancy.vnest.dev/cluster-key=forged\nx.tenancy.vnest.dev/tenant-namespace=kube-system",
-			annotationLines: "tenancy.vnest.dev/tenant-uid=forged", annotationPad: uint32(256<<10 - len("example.com/pad") - len("tenancy.vnest.dev/tenant-uid") - len("forged")),
+		{ns: "default", name: "web", label: [2]string{"x.tenancy.vnest.dev/tenant-namespace", "kube-system"},
+			annotation: [2]string{"tenancy.vnest.dev/tenant-uid", "forged"}, annotationPad: uint32(256<<10 - len("example.com/pad") - len("tenancy.vnest.dev/tenant-uid") - len("forged")),
 			envName: "KUBERNETES_SERVICE_HOST", fieldPath: "spec.serviceAccountName", volume: "kube-api-access-x1x2y", containers: 2},
 		// The pod's own search domains: 32 of them; 2048 characters (with the spaces) in 8.
 		{ns: "default", name: "web", envName: "E", fieldPath: "metadata.name", volume: "d", searches: searches(32, 8), containers: 1},
@@ -128,10 +131,10 @@ func FuzzTranslatePod(f *testing.F) {
 		// Two virtual Nodes the tenant tainted, three it labelled, which the pod selects.
 		{ns: "default", name: "web", envName: "E", fieldPath: "metadata.name", volume: "d", containers: 1, nodes: 2 | 3<<2 | 1<<4},
 	} {
-		f.Add(in.ns, in.name, in.labelLines, in.annotationLines, in.annotationPad, in.envName, in.fieldPath, in.volume, in.searches, in.containers, in.nodes)
+		f.Add(in.ns, in.name, in.label[0], in.label[1], in.annotation[0], in.annotation[1], in.annotationPad, in.envName, in.fieldPath, in.volume, in.searches, in.containers, in.nodes)
 	}
-	f.Fuzz(func(t *testing.T, ns, name, labelLines, annotationLines string, annotationPad uint32, envName, fieldPath, volume, searches string, containers, nodes uint8) {
-		in := podInput{ns: ns, name: name, labelLines: labelLines, annotationLines: annotationLines, annotationPad: annotationPad,
+	f.Fuzz(func(t *testing.T, ns, name, labelKey, labelValue, annotationKey, annotationValue string, annotationPad uint32, envName, fieldPath, volume, searches string, containers, nodes uint8) {
+		in := podInput{ns: ns, name: name, label: [2]string{labelKey, labelValue}, annotation: [2]string{annotationKey, annotationValue}, annotationPad: annotationPad,
 			envName: envName, fieldPath: fieldPath, volume: volume, searches: searches, containers: containers, nodes: nodes}
 		tp := in.pod()
 		if errs := validatePodCreate(t, tp); len(errs) > 0 {
@@ -211,18 +214,4 @@ func validatePodCreate(t *testing.T, p *corev1.Pod) field.ErrorList {
 	}
 	opts := podutil.GetValidationOptionsFromPodSpecAndMeta(&out.Spec, nil, &out.ObjectMeta, nil)
 	return corevalidation.ValidatePodCreate(&out, opts)
-}
-
-// parseLines is the map of the "key=value" lines of s (a line without "=" is a key with an empty
-// value); nil when s is empty.
-func parseLines(s string) map[string]string {
-	if s == "" {
-		return nil
-	}
-	m := map[string]string{}
-	for line := range strings.SplitSeq(s, "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		m[k] = v
-	}
-	return m
 }

@@ -53,6 +53,11 @@ func TestTranslatedObjectsPassValidation(t *testing.T) {
 			Annotations: map[string]string{"example.com/big": strings.Repeat("a", 128<<10), "tenancy.vnest.dev/tenant-uid": "forged",
 				"tenancy.vnest.dev/refused-tolerations": "forged"}}
 	}
+	clusterScoped := func(name string) metav1.ObjectMeta {
+		m := meta(name)
+		m.Namespace = ""
+		return m
+	}
 	name253, name63 := strings.Repeat("o", 253), strings.Repeat("s", 63)
 	owner := testOwner
 	namespaces := []*corev1.Namespace{{ObjectMeta: metav1.ObjectMeta{Name: ns63, Labels: map[string]string{"team": "a"}}}}
@@ -130,17 +135,9 @@ func TestTranslatedObjectsPassValidation(t *testing.T) {
 			translate: func(o runtime.Object) runtime.Object {
 				return translateNetworkPolicy(o.(*networkingv1.NetworkPolicy), owner, namespaces)
 			}},
-		{name: "RuntimeClass", tenant: &nodev1.RuntimeClass{ObjectMeta: func() metav1.ObjectMeta {
-			m := meta(name253)
-			m.Namespace = ""
-			return m
-		}(), Handler: name63},
+		{name: "RuntimeClass", tenant: &nodev1.RuntimeClass{ObjectMeta: clusterScoped(name253), Handler: name63},
 			translate: func(o runtime.Object) runtime.Object { return translateRuntimeClass(o.(*nodev1.RuntimeClass), owner) }},
-		{name: "Namespace", tenant: &corev1.Namespace{ObjectMeta: func() metav1.ObjectMeta {
-			m := meta(ns63)
-			m.Namespace = ""
-			return m
-		}()}, translate: func(o runtime.Object) runtime.Object {
+		{name: "Namespace", tenant: &corev1.Namespace{ObjectMeta: clusterScoped(ns63)}, translate: func(o runtime.Object) runtime.Object {
 			return translateNamespace(o.(*corev1.Namespace), owner, v1alpha1.PolicySpec{})
 		}},
 	} {

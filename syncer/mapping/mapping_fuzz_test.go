@@ -61,18 +61,7 @@ func FuzzSuperNamespace(f *testing.F) {
 		}
 		keyA := v1alpha1.ClusterKey("default", vcA, "uid-a")
 		got := SuperNamespace(keyA, nsA)
-		if errs := validation.IsDNS1123Label(got); len(errs) > 0 {
-			t.Fatalf("SuperNamespace(%q, %q) = %q, not a namespace name: %v", keyA, nsA, got, errs)
-		}
-		if !strings.HasPrefix(got, ownership.NamespacePrefix(keyA)) {
-			t.Fatalf("SuperNamespace(%q, %q) = %q, without the tenant's prefix", keyA, nsA, got)
-		}
-		if again := SuperNamespace(keyA, nsA); again != got {
-			t.Fatalf("SuperNamespace(%q, %q) = %q, then %q", keyA, nsA, got, again)
-		}
-		if full := ownership.NamespacePrefix(keyA) + nsA; len(full) <= MaxNamespaceLength && got != full {
-			t.Fatalf("SuperNamespace(%q, %q) = %q, want %q (it fits)", keyA, nsA, got, full)
-		}
+		checkPrefixedName(t, SuperNamespace, keyA, nsA, got, MaxNamespaceLength, validation.IsDNS1123Label)
 		meta := SuperNamespaceMeta(&metav1.ObjectMeta{Name: nsA, UID: "uid-ns"}, Owner{ClusterKey: keyA})
 		if back, ok := TenantNamespace(&meta, keyA); !ok || back != nsA || !ownership.IsTenantNamespace(&meta, keyA) {
 			t.Fatalf("super namespace %q maps back to (%q, %t), want %q", meta.Name, back, ok, nsA)
@@ -92,6 +81,24 @@ func FuzzSuperNamespace(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkPrefixedName checks got, what rule gives for tenantName of the tenant with key: valid by
+// valid, with the tenant's prefix, the same again, and "<key>-<name>" when that fits in limit.
+func checkPrefixedName(t *testing.T, rule func(key, name string) string, key, tenantName, got string, limit int, valid func(string) []string) {
+	t.Helper()
+	if errs := valid(got); len(errs) > 0 {
+		t.Fatalf("(%q, %q) gives %q, not a valid name: %v", key, tenantName, got, errs)
+	}
+	if !strings.HasPrefix(got, ownership.NamespacePrefix(key)) {
+		t.Fatalf("(%q, %q) gives %q, without the tenant's prefix", key, tenantName, got)
+	}
+	if again := rule(key, tenantName); again != got {
+		t.Fatalf("(%q, %q) gives %q, then %q", key, tenantName, got, again)
+	}
+	if full := ownership.NamespacePrefix(key) + tenantName; len(full) <= limit && got != full {
+		t.Fatalf("(%q, %q) gives %q, want %q (it fits)", key, tenantName, got, full)
+	}
 }
 
 // FuzzSuperClusterScopedName: for every valid name of a cluster-scoped tenant object, the super
@@ -114,14 +121,9 @@ func FuzzSuperClusterScopedName(f *testing.F) {
 		}
 		key := v1alpha1.ClusterKey("default", vc, "uid")
 		got := SuperClusterScopedName(key, a)
-		if errs := validation.IsDNS1123Subdomain(got); len(errs) > 0 {
-			t.Fatalf("SuperClusterScopedName(%q, %q) = %q, not a valid name: %v", key, a, got, errs)
-		}
-		if full := ownership.NamespacePrefix(key) + a; len(full) <= MaxSubdomainLength && got != full {
-			t.Fatalf("SuperClusterScopedName(%q, %q) = %q, want %q (it fits)", key, a, got, full)
-		}
+		checkPrefixedName(t, SuperClusterScopedName, key, a, got, MaxSubdomainLength, validation.IsDNS1123Subdomain)
 		meta := SuperClusterScopedMeta(&metav1.ObjectMeta{Name: a, UID: "uid-rc"}, Owner{ClusterKey: key})
-		if meta.Name != got || SuperClusterScopedName(key, a) != got {
+		if meta.Name != got {
 			t.Fatalf("SuperClusterScopedName(%q, %q) = %q, then %q", key, a, got, meta.Name)
 		}
 		if back, ok := TenantName(&meta, key); !ok || back != a {
