@@ -19,10 +19,10 @@ import (
 
 // Services.
 //
-// Down: type, ports, selector, session affinity and traffic settings, also on updates (the
-// load-balancer class, immutable on a LoadBalancer, only with a change of type; the IP families
-// and a cluster IP once allocated never, the IP family policy does). Cluster IPs are allocated in the super
-// cluster first: a tenant apiserver run with --service-ip-allocator asks the syncer
+// Down: type, ports, selector, session affinity, traffic settings and the source ranges a load
+// balancer admits, also on updates (the load-balancer class, immutable on a LoadBalancer, only
+// with a change of type; the IP families and a cluster IP once allocated never, the IP family
+// policy does). Cluster IPs are allocated in the super cluster first: a tenant apiserver run with --service-ip-allocator asks the syncer
 // (serviceip.go), which creates the super Service as a reservation; the tenant Service is created
 // with its IPs, and the down sync adopts the reservation. A super Service created later (its
 // reservation deleted by hand, say) asks for the tenant's cluster IPs and node ports, and so does
@@ -46,6 +46,7 @@ func translateService(svc *corev1.Service, owner mapping.Owner) *corev1.Service 
 		IPFamilyPolicy:           svc.Spec.IPFamilyPolicy,
 		IPFamilies:               svc.Spec.IPFamilies,
 		LoadBalancerClass:        svc.Spec.LoadBalancerClass,
+		LoadBalancerSourceRanges: svc.Spec.LoadBalancerSourceRanges,
 		TrafficDistribution:      svc.Spec.TrafficDistribution,
 	}
 	if svc.Spec.ClusterIP != "" && spec.Type != corev1.ServiceTypeExternalName && !isTenantAPIService(svc.Namespace, svc.Name) {
@@ -162,6 +163,7 @@ func serviceDownEqual(desired, existing *corev1.Service) bool {
 		setAndDiffers(desired.Spec.InternalTrafficPolicy, existing.Spec.InternalTrafficPolicy) ||
 		setAndDiffers(desired.Spec.IPFamilyPolicy, existing.Spec.IPFamilyPolicy) ||
 		!ptr.Equal(desired.Spec.TrafficDistribution, existing.Spec.TrafficDistribution) || // not defaulted
+		!slices.Equal(desired.Spec.LoadBalancerSourceRanges, existing.Spec.LoadBalancerSourceRanges) ||
 		len(desired.Spec.Ports) != len(existing.Spec.Ports) {
 		return false
 	}
@@ -210,6 +212,7 @@ func mergeService(desired, existing *corev1.Service) *corev1.Service {
 		out.Spec.IPFamilyPolicy = desired.Spec.IPFamilyPolicy
 	}
 	out.Spec.TrafficDistribution = desired.Spec.TrafficDistribution
+	out.Spec.LoadBalancerSourceRanges = desired.Spec.LoadBalancerSourceRanges
 	if existing.Spec.Type != corev1.ServiceTypeLoadBalancer || desired.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		// Immutable while the Service stays a LoadBalancer (the tenant's is too); set when it
 		// becomes one, nil when it stops being one.

@@ -96,6 +96,14 @@ func TestTranslateService(t *testing.T) {
 				ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
 				Ports:                 []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080), NodePort: 30080}}},
 		},
+		"a LoadBalancer keeps the source ranges it admits": {
+			in: tenantService(func(s *corev1.Service) {
+				s.Spec.Type, s.Spec.LoadBalancerSourceRanges = corev1.ServiceTypeLoadBalancer, []string{"192.0.2.0/24"}
+			}),
+			want: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ClusterIP: "10.0.0.10", ClusterIPs: []string{"10.0.0.10"}, Selector: map[string]string{"app": "web"},
+				LoadBalancerSourceRanges: []string{"192.0.2.0/24"},
+				Ports:                    []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -146,6 +154,18 @@ func TestServiceDownEqualAndMerge(t *testing.T) {
 	merged = mergeService(desired, existing)
 	if merged.Spec.SessionAffinity != corev1.ServiceAffinityClientIP || *merged.Spec.SessionAffinityConfig.ClientIP.TimeoutSeconds != 60 || !serviceDownEqual(desired, merged) {
 		t.Errorf("merge did not take the session affinity: %+v", merged.Spec)
+	}
+
+	// So do the source ranges a LoadBalancer admits: a narrower list must not leave the wider open.
+	existing = merged
+	desired.Spec.Type, desired.Spec.LoadBalancerSourceRanges = corev1.ServiceTypeLoadBalancer, []string{"192.0.2.0/24"}
+	existing.Spec.Type, existing.Spec.LoadBalancerSourceRanges = corev1.ServiceTypeLoadBalancer, []string{"192.0.2.0/24", "198.51.100.0/24"}
+	if serviceDownEqual(desired, existing) {
+		t.Error("a change of the source ranges does not count as drift")
+	}
+	merged = mergeService(desired, existing)
+	if !slices.Equal(merged.Spec.LoadBalancerSourceRanges, []string{"192.0.2.0/24"}) || !serviceDownEqual(desired, merged) {
+		t.Errorf("merge did not take the source ranges: %v", merged.Spec.LoadBalancerSourceRanges)
 	}
 }
 
