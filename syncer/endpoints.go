@@ -22,7 +22,28 @@ import (
 // cache (enqueueEndpointsOfUnselected).
 
 func translateEndpoints(ep *corev1.Endpoints, owner mapping.Owner) *corev1.Endpoints {
-	return &corev1.Endpoints{ObjectMeta: mapping.SuperMeta(ep, owner), Subsets: ep.Subsets}
+	subsets := ep.DeepCopy().Subsets
+	for i := range subsets {
+		for _, addrs := range [][]corev1.EndpointAddress{subsets[i].Addresses, subsets[i].NotReadyAddresses} {
+			for j := range addrs {
+				translateTargetRef(addrs[j].TargetRef, owner)
+			}
+		}
+	}
+	return &corev1.Endpoints{ObjectMeta: mapping.SuperMeta(ep, owner), Subsets: subsets}
+}
+
+// translateTargetRef makes ref, an endpoint's reference to the tenant object behind it (nil:
+// none), name the super object: in its super namespace, without the tenant object's UID and
+// resource version, which mean nothing there.
+func translateTargetRef(ref *corev1.ObjectReference, owner mapping.Owner) {
+	if ref == nil {
+		return
+	}
+	if ref.Namespace != "" {
+		ref.Namespace = mapping.SuperNamespace(owner.ClusterKey, ref.Namespace)
+	}
+	ref.UID, ref.ResourceVersion = "", ""
 }
 
 var endpointsDown = down[*corev1.Endpoints]{

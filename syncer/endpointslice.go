@@ -59,14 +59,7 @@ func handMadeSlice(es *discoveryv1.EndpointSlice) bool {
 func translateEndpointSlice(es *discoveryv1.EndpointSlice, owner mapping.Owner) *discoveryv1.EndpointSlice {
 	c := es.DeepCopy()
 	for i := range c.Endpoints {
-		ref := c.Endpoints[i].TargetRef
-		if ref == nil {
-			continue
-		}
-		if ref.Namespace != "" {
-			ref.Namespace = mapping.SuperNamespace(owner.ClusterKey, ref.Namespace)
-		}
-		ref.UID, ref.ResourceVersion = "", "" // the tenant object's; they mean nothing here
+		translateTargetRef(c.Endpoints[i].TargetRef, owner) // endpoints.go
 	}
 	return &discoveryv1.EndpointSlice{
 		ObjectMeta:  mapping.SuperMeta(es, owner),

@@ -76,9 +76,24 @@ func TestTranslateConfigMapSecretEndpoints(t *testing.T) {
 	if diff := cmp.Diff(&corev1.Secret{ObjectMeta: stampedMeta, Type: corev1.SecretTypeOpaque, Data: sec.Data}, translateSecret(sec, testOwner)); diff != "" {
 		t.Errorf("translateSecret (-want +got):\n%s", diff)
 	}
-	ep := &corev1.Endpoints{ObjectMeta: meta, Subsets: []corev1.EndpointSubset{{Addresses: []corev1.EndpointAddress{{IP: "192.0.2.1"}}}}}
-	if diff := cmp.Diff(&corev1.Endpoints{ObjectMeta: stampedMeta, Subsets: ep.Subsets}, translateEndpoints(ep, testOwner)); diff != "" {
+	ep := &corev1.Endpoints{ObjectMeta: meta, Subsets: []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: "192.0.2.1"}, {IP: "192.0.2.2",
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-0", UID: "uid-web-0", ResourceVersion: "7"}}},
+		NotReadyAddresses: []corev1.EndpointAddress{{IP: "192.0.2.3",
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: "web-1", UID: "uid-web-1"}}},
+	}}}
+	// The targets name the super pods: in the super namespace, without the tenant's UIDs.
+	wantSubsets := []corev1.EndpointSubset{{
+		Addresses: []corev1.EndpointAddress{{IP: "192.0.2.1"}, {IP: "192.0.2.2",
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: testSuperNS, Name: "web-0"}}},
+		NotReadyAddresses: []corev1.EndpointAddress{{IP: "192.0.2.3",
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: testSuperNS, Name: "web-1"}}},
+	}}
+	if diff := cmp.Diff(&corev1.Endpoints{ObjectMeta: stampedMeta, Subsets: wantSubsets}, translateEndpoints(ep, testOwner)); diff != "" {
 		t.Errorf("translateEndpoints (-want +got):\n%s", diff)
+	}
+	if ep.Subsets[0].Addresses[1].TargetRef.Namespace != "default" {
+		t.Error("translateEndpoints changed the tenant object")
 	}
 }
 

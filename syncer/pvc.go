@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
@@ -23,6 +24,11 @@ import (
 func translatePVC(pvc *corev1.PersistentVolumeClaim, owner mapping.Owner) *corev1.PersistentVolumeClaim {
 	spec := pvc.Spec.DeepCopy()
 	spec.VolumeName = ""
+	// A cross-namespace data source (CrossNamespaceVolumeDataSource) names a tenant namespace:
+	// in the super cluster, its super namespace, not a super namespace of that name.
+	if ref := spec.DataSourceRef; ref != nil && ref.Namespace != nil && *ref.Namespace != "" {
+		ref.Namespace = ptr.To(mapping.SuperNamespace(owner.ClusterKey, *ref.Namespace))
+	}
 	return &corev1.PersistentVolumeClaim{ObjectMeta: mapping.SuperMeta(pvc, owner), Spec: *spec}
 }
 

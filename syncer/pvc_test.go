@@ -29,6 +29,17 @@ func TestTranslatePVC(t *testing.T) {
 	if diff := cmp.Diff(want, translatePVC(tenantPVC(), testOwner)); diff != "" {
 		t.Errorf("translatePVC (-want +got):\n%s", diff)
 	}
+	// A cross-namespace data source names the tenant namespace's super namespace.
+	cross := tenantPVC()
+	cross.Spec.DataSourceRef = &corev1.TypedObjectReference{APIGroup: ptr.To("snapshot.storage.k8s.io"), Kind: "VolumeSnapshot",
+		Name: "snap", Namespace: ptr.To("default")}
+	got := translatePVC(cross, testOwner)
+	if ns := got.Spec.DataSourceRef.Namespace; ns == nil || *ns != testSuperNS {
+		t.Errorf("translatePVC: dataSourceRef.namespace %v, want %q", ns, testSuperNS)
+	}
+	if *cross.Spec.DataSourceRef.Namespace != "default" {
+		t.Error("translatePVC changed the tenant claim")
+	}
 }
 
 func TestSyncPVC(t *testing.T) {
