@@ -48,9 +48,39 @@ type phaseError struct {
 	// failure threshold (graced): the condition it concerns stays True,
 	// with the failure in its message, and so the phase stays Running.
 	stillReady bool
+	// retrying marks a transient failure of a tenant that has not run
+	// (retrying): the condition it concerns is False with ReasonRetrying,
+	// not reason, so the phase stays Provisioning.
+	retrying bool
 }
 
 func (e *phaseError) Error() string { return e.reason + ": " + e.message }
+
+// conditionReason is the reason the condition e concerns gets when it goes
+// False, and its Warning event's.
+func (e *phaseError) conditionReason() string {
+	if e.retrying {
+		return v1alpha1.ReasonRetrying
+	}
+	return e.reason
+}
+
+// retrying is pe, a transient failure of a tenant that has not run (or
+// has come through a resync since it failed as a running one; runPhases),
+// as it is recorded: a reason that needs a fix
+// (failedReasons, KubeconfigWriteFailed) would make the phase Failed, which
+// says something outside must change (and ends `vnest create --wait`),
+// though the next try may well go through; its condition says Retrying
+// instead, and the phase Provisioning. Other reasons (StorageUnavailable,
+// Pending) say already that the tenant waits, and are kept.
+func retrying(pe *phaseError) *phaseError {
+	if !failedReasons[pe.reason] && pe.reason != v1alpha1.ReasonKubeconfigWriteFailed {
+		return pe
+	}
+	out := *pe
+	out.retrying = true
+	return &out
+}
 
 // transientError is an unexpected error (an API call that failed) that may
 // pass by itself: asPhaseError makes it a transient phaseError.
@@ -178,7 +208,8 @@ func conditionMessage(message string) string {
 // ControlPlaneReady alone; any other failure concerns ControlPlaneReady and
 // means the kubeconfig waits for the control plane. A transient failure of
 // a running tenant below the failure threshold (stillReady) changes only
-// the message of the condition it concerns.
+// the message of the condition it concerns; one of a tenant that has not
+// run (retrying) makes it False with ReasonRetrying.
 func setFailed(vc *v1alpha1.VirtualCluster, e *phaseError) {
 	typ := v1alpha1.ConditionControlPlaneReady
 	if e.reason == v1alpha1.ReasonKubeconfigWriteFailed {
@@ -188,7 +219,7 @@ func setFailed(vc *v1alpha1.VirtualCluster, e *phaseError) {
 		setCondition(vc, typ, metav1.ConditionTrue, v1alpha1.ReasonReady, e.message)
 		return
 	}
-	setCondition(vc, typ, metav1.ConditionFalse, e.reason, e.message)
+	setCondition(vc, typ, metav1.ConditionFalse, e.conditionReason(), e.message)
 	if typ == v1alpha1.ConditionControlPlaneReady {
 		setCondition(vc, v1alpha1.ConditionKubeconfigReady, metav1.ConditionFalse, v1alpha1.ReasonWaitingForControlPlane,
 			"the kubeconfig is written once the control plane is ready")
@@ -224,7 +255,9 @@ func setDeleting(vc *v1alpha1.VirtualCluster, message string) {
 }
 
 // failedReasons need a fix from outside; they make the phase Failed rather
-// than Pending or Provisioning (they are still retried).
+// than Pending or Provisioning (they are still retried). A transient failure
+// of a step of these reasons gets them only when it ends a running tenant's
+// grace (graced); before the tenant first runs it is Retrying.
 var failedReasons = map[string]bool{
 	v1alpha1.ReasonCredentialsInvalid: true,
 	v1alpha1.ReasonPKIFailed:          true,

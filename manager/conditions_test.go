@@ -36,6 +36,8 @@ func TestComputePhase(t *testing.T) {
 		"pki failed":                {makeVC("a").Cond(cpReady, isFalse, v1alpha1.ReasonPKIFailed).Obj(), v1alpha1.PhaseFailed},
 		"provision failed":          {makeVC("a").Cond(cpReady, isFalse, v1alpha1.ReasonProvisionFailed).Obj(), v1alpha1.PhaseFailed},
 		"storage unavailable waits": {makeVC("a").Cond(cpReady, isFalse, v1alpha1.ReasonStorageUnavailable).Obj(), v1alpha1.PhasePending},
+		"retrying":                  {makeVC("a").Cond(cpReady, isFalse, v1alpha1.ReasonRetrying).Obj(), v1alpha1.PhaseProvisioning},
+		"kubeconfig retrying":       {makeVC("a").Cond(cpReady, isTrue, "Ready").Cond(kcReady, isFalse, v1alpha1.ReasonRetrying).Obj(), v1alpha1.PhaseProvisioning},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -193,3 +195,30 @@ func TestStartingRetry(t *testing.T) {
 }
 
 var errTest = errors.New("boom")
+
+// TestRetrying: a transient failure of a tenant that has not run is
+// Retrying (Provisioning) when its own reason would make the tenant Failed;
+// one whose reason says already that it waits keeps it.
+func TestRetrying(t *testing.T) {
+	for reason, want := range map[string]v1alpha1.VirtualClusterPhase{
+		v1alpha1.ReasonPKIFailed:             v1alpha1.PhaseProvisioning,
+		v1alpha1.ReasonProvisionFailed:       v1alpha1.PhaseProvisioning,
+		v1alpha1.ReasonCredentialsInvalid:    v1alpha1.PhaseProvisioning,
+		v1alpha1.ReasonKubeconfigWriteFailed: v1alpha1.PhaseProvisioning,
+		v1alpha1.ReasonStorageUnavailable:    v1alpha1.PhasePending,
+		v1alpha1.ReasonControlPlaneUnhealthy: v1alpha1.PhaseProvisioning,
+	} {
+		vc := makeVC("a").Obj()
+		if reason == v1alpha1.ReasonKubeconfigWriteFailed {
+			setControlPlaneReady(vc)
+		}
+		pe := &phaseError{reason: reason, message: "timeout", transient: true}
+		setFailed(vc, retrying(pe))
+		if got := computePhase(vc); got != want {
+			t.Errorf("%s: phase = %s, want %s (conditions %+v)", reason, got, want, conditionsOf(vc))
+		}
+		if pe.retrying {
+			t.Errorf("%s: retrying changed the phaseError it was given", reason)
+		}
+	}
+}

@@ -36,6 +36,14 @@ func (f *resyncFailures) add(key types.NamespacedName) int {
 	return f.n[key]
 }
 
+// failing reports whether key has failed resyncs counted: it was running
+// and has not come through a resync since.
+func (f *resyncFailures) failing(key types.NamespacedName) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[key] > 0
+}
+
 // reset forgets key's failures: a resync went through, or it is being deleted.
 func (f *resyncFailures) reset(key types.NamespacedName) {
 	f.mu.Lock()

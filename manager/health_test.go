@@ -226,43 +226,47 @@ func resyncUnreachableEtcd(t *testing.T, r *Reconciler, vc *v1alpha1.VirtualClus
 	return res
 }
 
+// failOn fails the reads (or, with writes, the creations) of the object of
+// name and kind's type with a timeout.
+func failOn(kind client.Object, name string, writes bool) *interceptor.Funcs {
+	timeout := apierrors.NewTimeoutError("request timed out", 1)
+	fail := func(obj client.Object, objName string, write bool) bool {
+		return write == writes && fmt.Sprintf("%T", obj) == fmt.Sprintf("%T", kind) && objName == name
+	}
+	return &interceptor.Funcs{
+		Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			if fail(obj, key.Name, false) {
+				return timeout
+			}
+			return c.Get(ctx, key, obj, opts...)
+		},
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if fail(obj, obj.GetName(), true) {
+				return timeout
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+	}
+}
+
+func pkiThenControlPlane(r *Reconciler) []phase {
+	return []phase{{r.reconcilePKI, v1alpha1.ReasonPKIFailed}, {r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed}}
+}
+
+func controlPlaneThenKubeconfig(r *Reconciler) []phase {
+	return []phase{{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed}, {r.reconcileKubeconfig, v1alpha1.ReasonKubeconfigWriteFailed}}
+}
+
 // TestResyncFailureThreshold: the other steps of a running tenant's resync
 // that call the super cluster's API get the same threshold when the call
-// fails (here: times out); a Secret of the tenant's name that is not its
-// own is a configuration error and takes the tenant out of Running at once.
+// fails (here: times out), and the tenant stays out of Running while they
+// go on failing; a Secret of the tenant's name that is not its own is a
+// configuration error and takes the tenant out of Running at once.
 func TestResyncFailureThreshold(t *testing.T) {
 	const (
 		running = v1alpha1.PhaseRunning
 		failed  = v1alpha1.PhaseFailed
 	)
-	timeout := apierrors.NewTimeoutError("request timed out", 1)
-	// failOn fails the reads (or, with writes, the creations) of the object
-	// of name and kind's type.
-	failOn := func(kind client.Object, name string, writes bool) *interceptor.Funcs {
-		fail := func(obj client.Object, objName string, write bool) bool {
-			return write == writes && fmt.Sprintf("%T", obj) == fmt.Sprintf("%T", kind) && objName == name
-		}
-		return &interceptor.Funcs{
-			Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
-				if fail(obj, key.Name, false) {
-					return timeout
-				}
-				return c.Get(ctx, key, obj, opts...)
-			},
-			Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-				if fail(obj, obj.GetName(), true) {
-					return timeout
-				}
-				return c.Create(ctx, obj, opts...)
-			},
-		}
-	}
-	pkiThenControlPlane := func(r *Reconciler) []phase {
-		return []phase{{r.reconcilePKI, v1alpha1.ReasonPKIFailed}, {r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed}}
-	}
-	controlPlaneThenKubeconfig := func(r *Reconciler) []phase {
-		return []phase{{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed}, {r.reconcileKubeconfig, v1alpha1.ReasonKubeconfigWriteFailed}}
-	}
 	cases := map[string]struct {
 		funcs   *interceptor.Funcs
 		objs    []client.Object
@@ -273,17 +277,17 @@ func TestResyncFailureThreshold(t *testing.T) {
 	}{
 		"the PKI Secret cannot be read": {
 			funcs: failOn(&corev1.Secret{}, "demo-pki", false), phases: pkiThenControlPlane,
-			want:  []v1alpha1.VirtualClusterPhase{running, running, failed},
+			want:  []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
 			event: "Warning PKIFailed ",
 		},
 		"the control plane's Deployment cannot be read": {
 			funcs: failOn(&appsv1.Deployment{}, "demo-apiserver", false), cluster: true, phases: controlPlaneThenKubeconfig,
-			want:  []v1alpha1.VirtualClusterPhase{running, running, failed},
+			want:  []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
 			event: "Warning ProvisionFailed ",
 		},
 		"the kubeconfig Secret cannot be written": {
 			funcs: failOn(&corev1.Secret{}, "demo-kubeconfig", true), phases: controlPlaneThenKubeconfig,
-			want:  []v1alpha1.VirtualClusterPhase{running, running, failed},
+			want:  []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
 			event: "Warning KubeconfigWriteFailed ",
 		},
 		"a foreign kubeconfig Secret leaves at once": {
@@ -319,6 +323,72 @@ func TestResyncFailureThreshold(t *testing.T) {
 				if !strings.HasPrefix(ev, tc.event) {
 					t.Errorf("event %q, want it to start with %q", ev, tc.event)
 				}
+			}
+		})
+	}
+}
+
+// TestTransientFailureOfNewTenant: a tenant that has not run yet, whose
+// step fails for a reason that may pass by itself (a call to the super
+// cluster's API that timed out), is not Failed, which says something
+// outside must change (and ends `vnest create --wait`): it stays
+// Provisioning, however often it fails, with the condition concerned
+// False/Retrying holding the failure and a Warning event, and is tried
+// again with the controller's back-off.
+func TestTransientFailureOfNewTenant(t *testing.T) {
+	cases := map[string]struct {
+		funcs     *interceptor.Funcs
+		cluster   bool
+		phases    func(*Reconciler) []phase
+		condition string
+		message   string
+	}{
+		"the PKI Secret cannot be read": {
+			funcs: failOn(&corev1.Secret{}, "demo-pki", false), phases: pkiThenControlPlane,
+			condition: cpReady, message: "reading Secret default/demo-pki: Timeout: request timed out",
+		},
+		"the PKI Secret cannot be written": {
+			funcs: failOn(&corev1.Secret{}, "demo-pki", true), phases: pkiThenControlPlane,
+			condition: cpReady, message: "writing Secret default/demo-pki: Timeout: request timed out",
+		},
+		"the control plane's Deployment cannot be read": {
+			funcs: failOn(&appsv1.Deployment{}, "demo-apiserver", false), cluster: true, phases: controlPlaneThenKubeconfig,
+			condition: cpReady, message: "applying Deployment default/demo-apiserver: Timeout: request timed out",
+		},
+		"the kubeconfig Secret cannot be written": {
+			funcs: failOn(&corev1.Secret{}, "demo-kubeconfig", true), phases: controlPlaneThenKubeconfig,
+			condition: kcReady, message: "writing Secret default/demo-kubeconfig: Timeout: request timed out",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			vc := makeVC("demo").Key("demo-12345678").Cond(cpReady, isFalse, v1alpha1.ReasonProvisioning).Obj()
+			setIdentity(vc)
+			vc.Status.Endpoint = "https://192.0.2.1:7000"
+			r, c, rec := newTestReconciler(t, tc.funcs, vc.DeepCopy())
+			r.readyz = func(context.Context, string, adminCredentials) error { return nil }
+			prov := func() provisioner {
+				if tc.cluster {
+					return &clusterProvisioner{client: c, reader: c, scheme: c.Scheme()}
+				}
+				return &stoppingProvisioner{}
+			}()
+			for i := range DefaultFailureThreshold + 1 {
+				s := &scope{vc: vc, original: vc.DeepCopy(), prov: prov, storage: &etcdCreds{}, endpoint: endpoint{URL: vc.Status.Endpoint}}
+				if _, err := r.runPhases(testContext(t), s, tc.phases(r)); err == nil {
+					t.Errorf("resync %d: no error for the controller's back-off", i+1)
+				}
+				if got := computePhase(vc); got != v1alpha1.PhaseProvisioning {
+					t.Errorf("phase after %d failed resync(s) = %s, want Provisioning", i+1, got)
+				}
+				cond := meta.FindStatusCondition(vc.Status.Conditions, tc.condition)
+				if cond == nil || cond.Status != isFalse || cond.Reason != v1alpha1.ReasonRetrying || !strings.HasSuffix(cond.Message, tc.message) {
+					t.Errorf("%s = %+v, want False/%s …%q", tc.condition, cond, v1alpha1.ReasonRetrying, tc.message)
+				}
+			}
+			if evs := drainEvents(rec); len(evs) != DefaultFailureThreshold+1 || !strings.HasPrefix(evs[0], "Warning "+v1alpha1.ReasonRetrying+" ") ||
+				!strings.HasSuffix(evs[0], tc.message) {
+				t.Errorf("events = %q, want one Warning %s per resync", evs, v1alpha1.ReasonRetrying)
 			}
 		})
 	}

@@ -172,15 +172,23 @@ type phase struct {
 // runPhases runs phases in order up to the first that fails. A running
 // tenant's resync that fails for a transient reason is counted, and below
 // the failure threshold leaves the tenant Running (graced); one that goes
-// through starts the count again.
+// through starts the count again. A transient failure of a tenant that has
+// not run, or has since come through a resync, is Retrying, never Failed;
+// one that follows a running tenant's failures (counted, not yet ended by
+// a resync that went through) keeps its reason, so the tenant the
+// threshold made Failed stays Failed while they last.
 func (r *Reconciler) runPhases(ctx context.Context, s *scope, phases []phase) (ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(s.vc)
 	running := computePhase(s.vc) == v1alpha1.PhaseRunning
 	for _, p := range phases {
 		if err := p.run(ctx, s); err != nil {
 			pe := asPhaseError(err, p.reason)
-			if running && pe.transient {
+			switch {
+			case !pe.transient:
+			case running:
 				pe = graced(pe, r.resyncFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
+			case !r.resyncFailures.failing(key):
+				pe = retrying(pe)
 			}
 			return r.phaseFailed(ctx, s.vc, pe, err)
 		}
@@ -199,8 +207,8 @@ func (r *Reconciler) phaseFailed(ctx context.Context, vc *v1alpha1.VirtualCluste
 		if pe.stillReady {
 			logMsg = "Resync of a running virtual cluster failed"
 		}
-		klog.FromContext(ctx).Info(logMsg, "reason", pe.reason, "message", pe.message)
-		r.eventf(vc, corev1.EventTypeWarning, pe.reason, "Reconcile", "%s", pe.message)
+		klog.FromContext(ctx).Info(logMsg, "reason", pe.conditionReason(), "message", pe.message)
+		r.eventf(vc, corev1.EventTypeWarning, pe.conditionReason(), "Reconcile", "%s", pe.message)
 	}
 	if pe.retryAfter == 0 {
 		return ctrl.Result{}, err

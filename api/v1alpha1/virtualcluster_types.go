@@ -302,6 +302,10 @@ const (
 	ReasonPKIFailed = "PKIFailed"
 	// ReasonProvisionFailed: the provisioner could not start the control plane.
 	ReasonProvisionFailed = "ProvisionFailed"
+	// ReasonRetrying: a step of a tenant that is not Running failed for a reason that may pass
+	// by itself (a call to the super cluster's API that timed out, conflicted or was not
+	// answered); it is tried again, and the phase stays Provisioning.
+	ReasonRetrying = "Retrying"
 	// ReasonControlPlaneUnhealthy: the control plane runs but does not answer.
 	ReasonControlPlaneUnhealthy = "ControlPlaneUnhealthy"
 	// ReasonWaitingForControlPlane: this condition waits for ControlPlaneReady.
