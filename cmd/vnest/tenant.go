@@ -51,8 +51,8 @@ func newCreateCommand() *cobra.Command {
 	}
 	f.add(cmd.Flags())
 	cmd.Flags().StringVar(&o.Provisioner, "provisioner", "", "Where the control plane runs: local (a process next to the manager) or cluster (a pod in the super cluster). Default: local.")
-	cmd.Flags().BoolVar(&o.Wait, "wait", false, "Wait until the virtual cluster is Running (or failed).")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
+	cmd.Flags().BoolVar(&o.Wait, "wait", false, "Wait until the virtual cluster is Running, or Failed (a failure that needs a fix; one that may pass by itself is waited through).")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits; 0 looks once. Failed reads of the virtual cluster are retried until then.")
 	return cmd
 }
 
@@ -72,7 +72,7 @@ func newDeleteCommand() *cobra.Command {
 	}
 	f.add(cmd.Flags())
 	cmd.Flags().BoolVar(&o.Wait, "wait", false, "Wait until everything of the virtual cluster is gone.")
-	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits.")
+	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits; 0 looks once. Failed reads of the virtual cluster are retried until then.")
 	return cmd
 }
 

@@ -240,28 +240,72 @@ func notReady(vc *v1alpha1.VirtualCluster, state string) error {
 	return errors.New(msg)
 }
 
+// firstLookTimeout bounds the first look of a wait whose timeout is
+// shorter (--timeout 0 looks once): it must not hang on an apiserver that
+// does not answer.
+const firstLookTimeout = 10 * time.Second
+
 // waitFor polls the VirtualCluster until done says so, returns an error,
 // the object is gone (a *notFoundError), timeout passes or ctx is done (the
-// error then carries the last condition, and says which of the two).
+// error then carries the last condition, and says which of the two). It
+// looks once before the timeout counts, so with timeout 0 it looks once,
+// as kubectl wait --timeout=0 does. A read that fails for a reason that may
+// pass (a timeout, an apiserver that did not answer; permanentReadError) is
+// tried again at the next poll, as kubectl wait does, and named in the
+// error if the timeout passes.
 func waitFor(ctx context.Context, c client.Client, namespace, name string, timeout time.Duration,
 	done func(*v1alpha1.VirtualCluster) (bool, error)) (*v1alpha1.VirtualCluster, error) {
 	var last *v1alpha1.VirtualCluster
-	err := wait.PollUntilContextTimeout(ctx, pollInterval, timeout, true, func(ctx context.Context) (bool, error) {
+	var lastErr error
+	check := func(ctx context.Context) (bool, error) {
 		vc, err := get(ctx, c, namespace, name)
+		var nf *notFoundError
+		if err != nil && !errors.As(err, &nf) && !permanentReadError(err) {
+			if ctx.Err() == nil { // not the read the end of the wait cut short
+				lastErr = err
+			}
+			return false, nil
+		}
 		if err != nil {
 			return false, err
 		}
-		last = vc
+		last, lastErr = vc, nil
 		return done(vc)
-	})
-	if err != nil && wait.Interrupted(err) && last != nil {
-		if ctx.Err() != nil {
-			// Cut short (Ctrl-C), not timed out.
-			return last, notReady(last, fmt.Sprintf("still not done when the wait stopped (%v)", ctx.Err()))
-		}
-		return last, notReady(last, fmt.Sprintf("still not done after %s", timeout))
 	}
-	return last, err
+	first, cancel := context.WithTimeout(ctx, max(timeout, firstLookTimeout))
+	ok, err := check(first)
+	cancel()
+	if err == nil && !ok {
+		err = wait.PollUntilContextTimeout(ctx, pollInterval, timeout, false, check)
+	}
+	if err == nil || !wait.Interrupted(err) {
+		return last, err
+	}
+	state := fmt.Sprintf("still not done after %s", timeout)
+	if ctx.Err() != nil {
+		// Cut short (Ctrl-C), not timed out.
+		state = fmt.Sprintf("still not done when the wait stopped (%v)", ctx.Err())
+	}
+	switch {
+	case last == nil && lastErr != nil:
+		return nil, fmt.Errorf("virtual cluster %s/%s is %s: reading it failed: %w", namespace, name, state, lastErr)
+	case last == nil:
+		return nil, fmt.Errorf("virtual cluster %s/%s is %s", namespace, name, state)
+	case lastErr != nil:
+		return last, fmt.Errorf("%w (the last read failed: %w)", notReady(last, state), lastErr)
+	}
+	return last, notReady(last, state)
+}
+
+// permanentReadError reports whether err, a failed read of a VirtualCluster,
+// fails again however long one waits: the client may not read it
+// (Unauthorized, Forbidden), the super cluster has no VirtualCluster API, or
+// the request is wrong. Anything else (a timeout, too many requests, an
+// apiserver restarting or not answering, a connection reset) may pass.
+func permanentReadError(err error) bool {
+	return apierrors.IsUnauthorized(err) || apierrors.IsForbidden(err) || meta.IsNoMatchError(err) ||
+		apierrors.IsBadRequest(err) || apierrors.IsInvalid(err) || apierrors.IsMethodNotSupported(err) ||
+		apierrors.IsNotAcceptable(err) || apierrors.IsUnsupportedMediaType(err)
 }
 
 func provisionerOf(vc *v1alpha1.VirtualCluster) string {
