@@ -71,7 +71,7 @@ func newDeleteCommand() *cobra.Command {
 		},
 	}
 	f.add(cmd.Flags())
-	cmd.Flags().BoolVar(&o.Wait, "wait", false, "Wait until everything of the virtual cluster is gone.")
+	cmd.Flags().BoolVar(&o.Wait, "wait", false, "Wait until everything of the virtual cluster is gone (the one deleted: a new one of its name does not count).")
 	cmd.Flags().DurationVar(&o.Timeout, "timeout", o.Timeout, "How long --wait waits; 0 looks once. Failed reads of the virtual cluster are retried until then.")
 	return cmd
 }

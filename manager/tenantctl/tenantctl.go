@@ -80,12 +80,23 @@ type DeleteOptions struct {
 }
 
 // Delete deletes a VirtualCluster and, with Wait, waits until the manager
-// has cleaned up and the object is gone.
+// has cleaned up and the object is gone: the object it deleted, known by
+// its UID, so one created again under the name meanwhile does not keep it
+// waiting.
 func Delete(ctx context.Context, c client.Client, o DeleteOptions, out io.Writer) error {
-	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace}}
-	if err := c.Delete(ctx, vc); err != nil {
-		if apierrors.IsNotFound(err) {
+	vc, err := get(ctx, c, o.Namespace, o.Name)
+	if err != nil {
+		return err
+	}
+	uid := vc.UID
+	// The UID precondition: what is deleted is what is waited for.
+	if err := c.Delete(ctx, vc, client.Preconditions{UID: &uid}); err != nil {
+		switch {
+		case apierrors.IsNotFound(err):
 			return notFound(o.Namespace, o.Name)
+		case apierrors.IsConflict(err):
+			return fmt.Errorf("virtual cluster %s/%s was replaced by a new one while it was being deleted (UID %s): run vnest delete again to delete the new one: %w",
+				o.Namespace, o.Name, uid, err)
 		}
 		return fmt.Errorf("deleting virtual cluster %s/%s: %w", o.Namespace, o.Name, err)
 	}
@@ -93,13 +104,17 @@ func Delete(ctx context.Context, c client.Client, o DeleteOptions, out io.Writer
 		fmt.Fprintf(out, "virtualcluster %s/%s deletion requested\n", o.Namespace, o.Name)
 		return nil
 	}
-	_, err := waitFor(ctx, c, o.Namespace, o.Name, o.Timeout, func(*v1alpha1.VirtualCluster) (bool, error) { return false, nil })
+	vc, err = waitFor(ctx, c, o.Namespace, o.Name, o.Timeout, func(vc *v1alpha1.VirtualCluster) (bool, error) { return vc.UID != uid, nil })
 	var nf *notFoundError
-	if errors.As(err, &nf) {
+	switch {
+	case errors.As(err, &nf):
 		fmt.Fprintf(out, "virtualcluster %s/%s deleted\n", o.Namespace, o.Name)
 		return nil
+	case err != nil:
+		return err
 	}
-	return err
+	fmt.Fprintf(out, "virtualcluster %s/%s deleted (a new one of that name exists now)\n", o.Namespace, o.Name)
+	return nil
 }
 
 // ListOptions are the settings of `vnest list`.

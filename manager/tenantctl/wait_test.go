@@ -130,6 +130,32 @@ func TestWaitTransientFailure(t *testing.T) {
 	}
 }
 
+// TestDeleteWaitRecreated: `vnest delete --wait` waits for the
+// VirtualCluster it deleted, known by its UID: one created again under its
+// name meanwhile (by a GitOps tool, a script) does not keep it waiting.
+func TestDeleteWaitRecreated(t *testing.T) {
+	old := vc("default", "demo", v1alpha1.PhaseRunning, "", "", time.Hour)
+	old.UID = "uid-old"
+	c := newInterceptedClient(interceptor.Funcs{
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			if err := c.Delete(ctx, obj, opts...); err != nil {
+				return err
+			}
+			again := vc("default", "demo", "", "", "", 0)
+			again.UID = "uid-new"
+			return c.Create(ctx, again)
+		},
+	}, old)
+	var out bytes.Buffer
+	err := Delete(t.Context(), c, DeleteOptions{Name: "demo", Namespace: "default", Wait: true, Timeout: 2 * time.Second}, &out)
+	if err != nil {
+		t.Errorf("error = %v, want none", err)
+	}
+	if want := "virtualcluster default/demo deleted (a new one of that name exists now)"; !strings.Contains(out.String(), want) {
+		t.Errorf("output %q, want %q", out.String(), want)
+	}
+}
+
 // TestWaitTimeoutZero: --timeout 0 looks once, as kubectl wait
 // --timeout=0 does: done if it is done, else not done after 0s with the
 // condition; it did not look at all, and failed with the expired context.
