@@ -2,11 +2,12 @@ package syncer
 
 import (
 	"errors"
-	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/vnest-dev/vnest/internal/textcut"
 )
 
 // Persistent sync errors.
@@ -93,7 +94,7 @@ func (s *Syncer) recordSyncError(t *tenant, key objKey, failures int, err error)
 	if obj == nil {
 		return
 	}
-	msg := truncate(err.Error(), maxErrorMessage)
+	msg := textcut.Truncate(err.Error(), maxErrorMessage)
 	if fromTenant(err) {
 		t.recorder.Eventf(obj, corev1.EventTypeWarning, reasonTenantWriteFailed,
 			"The syncer's write of the %s's state from the super cluster to this cluster failed %d times in a row; retrying with back-off: %s", key.Kind, failures, msg)
@@ -120,17 +121,4 @@ func (t *tenant) object(key objKey) runtime.Object {
 	}
 	o, _ := obj.(runtime.Object)
 	return o
-}
-
-// truncate is s cut to at most n bytes, on a rune boundary, with "…" if cut.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const ellipsis = "…"
-	cut := n - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }

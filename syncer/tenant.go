@@ -39,6 +39,7 @@ import (
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/textcut"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -592,7 +593,7 @@ func syncingCondition(vc *v1alpha1.VirtualCluster, serving bool, err error) *met
 		}
 	case err != nil:
 		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonSyncerNotServing
-		cond.Message = "the syncer cannot serve this virtual cluster yet, retrying: " + truncate(err.Error(), maxErrorMessage)
+		cond.Message = "the syncer cannot serve this virtual cluster yet, retrying: " + textcut.Truncate(err.Error(), maxErrorMessage)
 	default:
 		return nil
 	}
