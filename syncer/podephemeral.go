@@ -36,12 +36,6 @@ import (
 // that the super cluster refused: their names, and no message (podrefused.go).
 const annotationRefusedEphemeral = ownership.ReservedPrefix + "refused-ephemeral-containers"
 
-// refusedEphemeral is the names of the ephemeral containers super pod sp records as refused and
-// not due for retry.
-func refusedEphemeral(sp *corev1.Pod) []string {
-	return refusalRecord(sp, annotationRefusedEphemeral).standing() // podrefused.go
-}
-
 // hasEphemeral reports whether super pod sp has ephemeral container name.
 func hasEphemeral(sp *corev1.Pod, name string) bool {
 	return slices.ContainsFunc(sp.Spec.EphemeralContainers, func(x corev1.EphemeralContainer) bool { return x.Name == name })
@@ -62,9 +56,9 @@ func ephemeralContainers(ecs []corev1.EphemeralContainer) []corev1.Container {
 // environment env returns; nil when there is none. The super pod's own ephemeral containers
 // stay as they are.
 func withEphemeralContainers(sp, tp *corev1.Pod, env func() []corev1.EnvVar) *corev1.Pod {
-	refused := refusedEphemeral(sp)
+	refused := refusalRecord(sp, annotationRefusedEphemeral) // podrefused.go
 	i := slices.IndexFunc(tp.Spec.EphemeralContainers, func(ec corev1.EphemeralContainer) bool {
-		return !slices.Contains(refused, ec.Name) && !hasEphemeral(sp, ec.Name)
+		return !refused.stands(ec.Name) && !hasEphemeral(sp, ec.Name)
 	})
 	if i < 0 {
 		return nil

@@ -168,9 +168,9 @@ func addedTolerations(desired, existing []corev1.Toleration) []corev1.Toleration
 // existing: those it lacks (addedTolerations) and does not record as refused (and not due for
 // retry).
 func tolerationsDown(desired, existing *corev1.Pod) []corev1.Toleration {
-	refused := refusalRecord(existing, annotationRefusedTolerations).standing() // podrefused.go
+	refused := refusalRecord(existing, annotationRefusedTolerations) // podrefused.go
 	return slices.DeleteFunc(addedTolerations(desired.Spec.Tolerations, existing.Spec.Tolerations), func(tol corev1.Toleration) bool {
-		return slices.Contains(refused, refusalHash(tol))
+		return refused.stands(refusalHash(tol))
 	})
 }
 

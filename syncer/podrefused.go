@@ -112,9 +112,10 @@ func (r refusal) String() string {
 	return v
 }
 
-// standing is the requests of r that stand: not due for retry.
-func (r refusal) standing() []string {
-	return slices.DeleteFunc(slices.Clone(r.requests), func(req string) bool { return strings.HasPrefix(req, retryMark) })
+// stands reports whether r records request req as refused and not due for retry: a request
+// due is recorded with retryMark in front, which no request's name or hash has.
+func (r refusal) stands(req string) bool {
+	return slices.Contains(r.requests, req)
 }
 
 // has reports whether r records request req, standing or due for retry.

@@ -112,7 +112,7 @@ func refusedResize(sp, resized *corev1.Pod) (msg string, ok, due bool) {
 	if !r.has(req) {
 		return "", false, false
 	}
-	return r.msg, true, !slices.Contains(r.standing(), req)
+	return r.msg, true, !r.stands(req)
 }
 
 // refusedResizeStatus sets, in st (the status going up for tenant pod tp from super pod sp), a
