@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 
 	"github.com/vnest-dev/vnest/internal/ownership"
@@ -470,6 +471,45 @@ func fitSearches(searches []string) []string {
 		}
 	}
 	return searches
+}
+
+// searchesOmitted is the search domains of tenant pod tp's own dnsConfig that its super pod sp
+// goes without (those podDNS cut to keep within maxDNSSearches and maxDNSSearchChars), and the
+// search domains sp has. A pod podDNS leaves alone keeps its dnsConfig, so none is omitted.
+func searchesOmitted(tp, sp *corev1.Pod) (omitted, applied []string) {
+	if sp.Spec.DNSConfig != nil {
+		applied = sp.Spec.DNSConfig.Searches
+	}
+	if tp.Spec.DNSConfig == nil {
+		return nil, applied
+	}
+	for _, s := range tp.Spec.DNSConfig.Searches {
+		if !slices.Contains(applied, s) && !slices.Contains(omitted, s) {
+			omitted = append(omitted, s)
+		}
+	}
+	return omitted, applied
+}
+
+// reasonDNSConfigForming is a kubelet's reason for the Warning event on a pod whose DNS settings
+// it cut (k8s.io/kubernetes/pkg/kubelet/network/dns).
+const reasonDNSConfigForming = "DNSConfigForming"
+
+// recordSearchesOmitted tells the tenant, once the super cluster has created super pod sp for
+// tenant pod tp, that some of tp's own search domains were left out, with the Warning event a
+// kubelet records when it cuts a search line. A pod's dnsConfig never changes after its
+// creation, so the tenant pod gets it once per super pod, not at every sync.
+func recordSearchesOmitted(ctx context.Context, t *tenant, tp, sp *corev1.Pod) {
+	omitted, applied := searchesOmitted(tp, sp)
+	if len(omitted) == 0 {
+		return
+	}
+	line := strings.Join(applied, " ")
+	klog.FromContext(ctx).V(2).Info("Search line limits exceeded; search domains of the pod omitted", "pod", klog.KObj(tp), "omitted", omitted)
+	if t.recorder != nil {
+		t.recorder.Event(tp, corev1.EventTypeWarning, reasonDNSConfigForming,
+			"Search Line limits were exceeded, some search paths have been omitted, the applied search line is: "+line)
+	}
 }
 
 // appendNew appends the items of add not in list yet, up to max items in all.

@@ -47,6 +47,8 @@ func TestPodDNS(t *testing.T) {
 		want       *corev1.PodDNSConfig
 		// wantSubdomain is the subdomain after: "" for the spec's, "-" for none.
 		wantSubdomain string
+		// wantOmitted is the pod's own search domains cut (searchesOmitted).
+		wantOmitted []string
 	}{
 		{name: "default policy: the tenant DNS", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
 		{name: "ClusterFirst", spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}, nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
@@ -91,14 +93,20 @@ func TestPodDNS(t *testing.T) {
 				Nameservers: clusterFirst.Nameservers,
 				Searches:    append(slices.Clone(clusterFirst.Searches), longSearches[:8]...),
 				Options:     clusterFirst.Options,
-			}},
+			},
+			wantOmitted: []string{longSearches[8][:200]}},
 		{name: "the pod's own search domains past 32 in all are dropped", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
 			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{Searches: shortSearches}},
 			want: &corev1.PodDNSConfig{
 				Nameservers: clusterFirst.Nameservers,
 				Searches:    append(slices.Clone(clusterFirst.Searches), shortSearches[:29]...),
 				Options:     clusterFirst.Options,
-			}},
+			},
+			wantOmitted: shortSearches[29:]},
+		// The tenant apiserver takes them: a pod of dnsPolicy None goes down as it is.
+		{name: "None: the pod's own search domains are all kept", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
+			spec: corev1.PodSpec{DNSPolicy: corev1.DNSNone, DNSConfig: &corev1.PodDNSConfig{Searches: longSearches[:8]}},
+			want: &corev1.PodDNSConfig{Searches: longSearches[:8]}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec := tc.spec.DeepCopy()
@@ -114,6 +122,56 @@ func TestPodDNS(t *testing.T) {
 			}
 			if want := map[string]string{"": tc.spec.Subdomain, "-": ""}[tc.wantSubdomain]; spec.Subdomain != want {
 				t.Errorf("subdomain = %q, want %q", spec.Subdomain, want)
+			}
+			omitted, applied := searchesOmitted(&corev1.Pod{Spec: tc.spec}, &corev1.Pod{Spec: *spec})
+			if diff := cmp.Diff(tc.wantOmitted, omitted); diff != "" {
+				t.Errorf("searchesOmitted (-want +got):\n%s", diff)
+			}
+			var want []string
+			if tc.want != nil {
+				want = tc.want.Searches
+			}
+			if !slices.Equal(applied, want) {
+				t.Errorf("searchesOmitted's applied searches = %q, want %q", applied, want)
+			}
+		})
+	}
+}
+
+// TestSearchesOmittedEvent: a tenant pod whose own search domains podDNS cut gets the Warning
+// event DNSConfigForming a kubelet records, with the applied search line, once its super pod is
+// created, and not again at the rounds after; a pod whose search domains fit gets none.
+func TestSearchesOmittedEvent(t *testing.T) {
+	long := make([]string, 9) // 9 of 227 characters: 2078 with the tenant's three
+	for i := range long {
+		long[i] = strings.Repeat(string(rune('a'+i)), 227)
+	}
+	tenantSearches := "default.svc.cluster.local svc.cluster.local cluster.local"
+	for _, tc := range []struct {
+		name     string
+		searches []string
+		want     []string
+	}{
+		{name: "cut", searches: long, want: []string{"Warning DNSConfigForming Search Line limits were exceeded, some search paths have been omitted, the applied search line is: " +
+			tenantSearches + " " + strings.Join(long[:8], " ")}},
+		{name: "fits", searches: append(long[:7:7], "svc.cluster.local")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp := MakePod("default", "web").Obj()
+			tp.Spec.DNSConfig = &corev1.PodDNSConfig{Searches: tc.searches}
+			h := newHarness(t, []object{superDefaultNS.DeepCopy()}, []object{tenantDefaultNS.DeepCopy(), tp})
+			h.t.nameserver = "192.0.2.2"
+			_, w, ev := h.syncRound(t)
+			if !slices.Contains(w, "create pods "+testSuperNS+"/web") {
+				t.Fatalf("first round's super writes %q; want the super pod created", w)
+			}
+			if diff := cmp.Diff(tc.want, ev); diff != "" {
+				t.Errorf("events of the round that created the super pod (-want +got):\n%s", diff)
+			}
+			for range 2 {
+				if _, _, ev := h.syncRound(t); len(ev) != 0 {
+					t.Errorf("events of a later round = %q, want none", ev)
+				}
 			}
 		})
 	}

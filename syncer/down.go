@@ -59,6 +59,10 @@ type down[T object] struct {
 	// it dealt with the refusal itself, and then the sync's error (the pod's added tolerations:
 	// takeBackTolerations, podplacement.go).
 	refused func(ctx context.Context, s *Syncer, t *tenant, w writer[T], st state[T], merged T, refusal error) (bool, error)
+	// created, when set, is given the tenant object and the super object the super cluster has
+	// just created for it, once per creation (a pod's cut search line is told then:
+	// recordSearchesOmitted, dns.go).
+	created func(ctx context.Context, t *tenant, tenantObj, super T)
 }
 
 // state is what the down sync knows about one key: the tenant object (if it exists and should
@@ -111,6 +115,9 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 		}
 		logger.V(2).Info("Creating super object", "superObject", klog.KObj(desired))
 		_, err := w.Create(ctx, desired, metav1.CreateOptions{})
+		if err == nil && d.created != nil {
+			d.created(ctx, t, st.tenant, desired)
+		}
 		if !apierrors.IsAlreadyExists(err) {
 			s.recordRejected(t, st.tenant, d.kind, err)
 			return err
