@@ -8,8 +8,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -178,4 +180,159 @@ func TestWriteInterruptedAfterKey(t *testing.T) {
 			t.Error("sa.pub is not the public key of sa.key: tokens signed with one do not verify with the other")
 		}
 	})
+}
+
+// traceSyncs replaces fsync for the test with one that records each call, as "<what is synced>:
+// <the names in its directory then>" ("dir" for the directory; "(empty)" after a file with
+// nothing in it), and then fails with fail's error, if fail is set.
+func traceSyncs(t *testing.T, fail func(synced string) error) *[]string {
+	var trace []string
+	fsync = func(f *os.File) error {
+		fi, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		what, dir := filepath.Base(f.Name()), filepath.Dir(f.Name())
+		switch {
+		case fi.IsDir():
+			what, dir = "dir", f.Name()
+		case fi.Size() == 0:
+			what += " (empty)"
+		}
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := make([]string, len(entries))
+		for i, e := range entries {
+			names[i] = e.Name()
+		}
+		trace = append(trace, what+": "+strings.Join(names, " "))
+		if fail != nil {
+			if err := fail(what); err != nil {
+				return err
+			}
+		}
+		return f.Sync()
+	}
+	t.Cleanup(func() { fsync = (*os.File).Sync })
+	return &trace
+}
+
+// TestWritesAreDurable: a file is written aside and synced before it is renamed to its name, and
+// the directory is synced after the rename, so that a power loss never leaves an empty or partial
+// key or certificate under its name; a key's certificate (or public key) is synced aside before
+// the key is renamed, so CompletePair finds it whole. The files have their data and mode, and no
+// temporary file is left.
+func TestWritesAreDurable(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		old       string // the file's content before, if any
+		write     func(dir string) error
+		wantTrace []string
+		wantFiles map[string]os.FileMode
+	}{
+		{name: "a new file", write: func(dir string) error { return writeFile(filepath.Join(dir, "f"), []byte("new"), 0o600) },
+			wantTrace: []string{"f.tmp: f.tmp", "dir: f"}, wantFiles: map[string]os.FileMode{"f": 0o600}},
+		{name: "over an old file", old: "old", write: func(dir string) error { return writeFile(filepath.Join(dir, "f"), []byte("new"), 0o644) },
+			wantTrace: []string{"f.tmp: f f.tmp", "dir: f"}, wantFiles: map[string]os.FileMode{"f": 0o644}},
+		{name: "the same content: nothing written", old: "new", write: func(dir string) error { return writeFile(filepath.Join(dir, "f"), []byte("new"), 0o644) },
+			wantFiles: map[string]os.FileMode{"f": 0o644}},
+		{name: "a key and its public key", write: func(dir string) error { _, _, err := EnsureKey(dir, "sa"); return err },
+			wantTrace: []string{"sa.pub.tmp: sa.pub.tmp", "sa.key.tmp: sa.key.tmp sa.pub.tmp", "dir: sa.key sa.pub.tmp", "dir: sa.key sa.pub"},
+			wantFiles: map[string]os.FileMode{"sa.key": 0o600, "sa.pub": 0o644}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if tc.old != "" {
+				if err := os.WriteFile(filepath.Join(dir, "f"), []byte(tc.old), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			trace := traceSyncs(t, nil)
+			if err := tc.write(dir); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.wantTrace, *trace); diff != "" {
+				t.Errorf("syncs, with the directory's names at each (-want +got):\n%s", diff)
+			}
+			files := map[string]os.FileMode{}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				fi, err := e.Info()
+				if err != nil {
+					t.Fatal(err)
+				}
+				files[e.Name()] = fi.Mode()
+			}
+			if diff := cmp.Diff(tc.wantFiles, files); diff != "" {
+				t.Errorf("files and modes (-want +got):\n%s", diff)
+			}
+			if data, err := os.ReadFile(filepath.Join(dir, "f")); err == nil && string(data) != "new" {
+				t.Errorf("f holds %q, want %q", data, "new")
+			}
+		})
+	}
+}
+
+// TestWriteFileErrors: a step of writeFile that fails ends it with an error naming the file, and
+// leaves no temporary file; until the rename the file keeps its old content.
+func TestWriteFileErrors(t *testing.T) {
+	errSync := errors.New("input/output error")
+	failOn := func(what string) func(string) error {
+		return func(synced string) error {
+			if synced == what {
+				return errSync
+			}
+			return nil
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, dir string) (file string) // "f" in dir with "old" unless it says otherwise
+		fail    func(synced string) error
+		wantErr error
+		want    string // the file's content after
+	}{
+		{name: "syncing the data fails", fail: failOn("f.tmp"), wantErr: errSync, want: "old"},
+		{name: "syncing the directory fails", fail: failOn("dir"), wantErr: errSync, want: "new"},
+		{name: "the rename fails (a directory has the name)", prepare: func(t *testing.T, dir string) string {
+			if err := os.MkdirAll(filepath.Join(dir, "f", "x"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(dir, "f")
+		}},
+		{name: "the directory cannot be made (a file has its name)", prepare: func(t *testing.T, dir string) string {
+			if err := os.WriteFile(filepath.Join(dir, "sub"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return filepath.Join(dir, "sub", "f")
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			file := filepath.Join(dir, "f")
+			if tc.prepare != nil {
+				file = tc.prepare(t, dir)
+			} else if err := os.WriteFile(file, []byte("old"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			traceSyncs(t, tc.fail)
+			err := writeFile(file, []byte("new"), 0o600)
+			if err == nil || !strings.Contains(err.Error(), "writing "+file+": ") || (tc.wantErr != nil && !errors.Is(err, tc.wantErr)) {
+				t.Errorf("writeFile = %v, want an error writing %s (%v)", err, file, tc.wantErr)
+			}
+			if _, err := os.Lstat(file + ".tmp"); err == nil {
+				t.Errorf("%s.tmp is left", file)
+			}
+			if tc.want != "" {
+				if data, err := os.ReadFile(file); err != nil || string(data) != tc.want {
+					t.Errorf("%s holds %q (%v), want %q", file, data, err, tc.want)
+				}
+			}
+		})
+	}
 }
