@@ -1,6 +1,7 @@
 package kubeletproxy
 
 import (
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -66,8 +67,29 @@ func (c *testCA) reissue(t *testing.T, name string, spec pki.Spec) tls.Certifica
 	return c.issue(t, name, spec)
 }
 
+// intermediate is a CA of its own name that c signed, and its certificate so signed. vnest
+// makes none: the manager signs every leaf with the tenant CA itself.
+func (c *testCA) intermediate(t *testing.T) (*testCA, *x509.Certificate) {
+	t.Helper()
+	dir := t.TempDir()
+	sub, err := pki.LoadOrCreateCA(dir, "ca", "test-intermediate-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, sub.Cert, c.ca.Cert, sub.Key.Public(), c.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{dir: dir, ca: sub}, cert
+}
+
 func TestIdentify(t *testing.T) {
 	a, b, shared, stranger, pinned := newTestCA(t), newTestCA(t), newTestCA(t), newTestCA(t), newTestCA(t)
+	sub, subCert := a.intermediate(t)
 	issued := pinned.kubeletClient(t)
 	minted := pinned.reissue(t, layout.KubeletClientCertName, layout.KubeletClientCertSpec())
 	tenants := []Tenant{
@@ -110,6 +132,12 @@ func TestIdentify(t *testing.T) {
 		},
 		"two tenants with one CA": {
 			chain: chain(shared.kubeletClient(t)), wantCode: http.StatusForbidden,
+		},
+		// Intermediates the caller sends are not used: every Verify of a tenant CA would
+		// build chains through them, up to 100 signature checks with keys of the caller's
+		// choosing, before the caller is known.
+		"the kubelet client name from an intermediate CA the tenant CA signed": {
+			chain: append(chain(sub.kubeletClient(t)), subCert), wantCode: http.StatusForbidden,
 		},
 		"the pinned certificate": {chain: chain(issued), want: "pinned-3"},
 		// A CSR's, from before the CSR signer had a CA of its own.
