@@ -30,7 +30,9 @@
 //	                         NXDOMAIN: the super cluster's DNS would name other tenants' objects
 //
 // Names under svc.<super domain> (Config.SuperDomain), when that is not D, are NXDOMAIN too
-// rather than forwarded: they name every tenant's super Services.
+// rather than forwarded: they name every tenant's super Services. So is a forwarded name whose
+// upstream answer names one (Server.namesSuper): the reverse name of a super cluster address
+// ClusterAddress does not know, such as another tenant's control plane.
 //
 // Other names in D are NXDOMAIN; D itself, svc.D, dns.D and <ns>.svc.D of an existing namespace
 // (Tenant.Namespace) exist without records, as do found names asked for a type they have no

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -156,7 +157,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		reply = negative(dns.RcodeNameError, strings.ToLower(dns.Fqdn(q.Name)), strings.ToLower(dns.Fqdn(t.Domain)))
 	}
 	if reply.Forward {
-		s.forward(w, r, m)
+		s.forward(w, r, m, t.Domain)
 		return
 	}
 	if reply.Rcode == dns.RcodeSuccess && q.Qtype != dns.TypeCNAME && len(reply.Answer) == 1 {
@@ -201,7 +202,7 @@ func (s *Server) chase(t *Tenant, target string, qtype uint16, network string, d
 	case reply.Forward:
 		r := new(dns.Msg)
 		r.SetQuestion(q.Name, qtype)
-		if resp, err := s.exchange(r, network); err == nil && resp.Rcode == dns.RcodeSuccess {
+		if resp, err := s.exchange(r, network); err == nil && resp.Rcode == dns.RcodeSuccess && !s.namesSuper(resp) {
 			return resp.Answer
 		}
 		return nil
@@ -224,7 +225,40 @@ func (s *Server) superName(name string) bool {
 	if ip, ok := reverseAddr(name); ok {
 		return s.cfg.ClusterAddress != nil && s.cfg.ClusterAddress(ip.Unmap())
 	}
-	return s.cfg.SuperDomain != "" && dns.IsSubDomain("svc."+strings.ToLower(dns.Fqdn(s.cfg.SuperDomain)), name)
+	return s.superService(name)
+}
+
+// superService reports whether name is under svc.<SuperDomain>: a super cluster Service or
+// one of its endpoints.
+func (s *Server) superService(name string) bool {
+	return s.cfg.SuperDomain != "" && dns.IsSubDomain("svc."+strings.ToLower(dns.Fqdn(s.cfg.SuperDomain)), strings.ToLower(dns.Fqdn(name)))
+}
+
+// namesSuper reports whether an upstream's reply names a super cluster Service or endpoint
+// (superService), as owner or target of a record. ClusterAddress knows only vnest's own super
+// objects: the reverse name of an address it does not know, such as another tenant's control
+// plane (the manager's Service and pods, which carry no ownership labels) or a Service of the
+// super cluster's own, would otherwise come back with the super cluster's name of it.
+func (s *Server) namesSuper(m *dns.Msg) bool {
+	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range section {
+			names := []string{rr.Header().Name}
+			switch rr := rr.(type) {
+			case *dns.PTR:
+				names = append(names, rr.Ptr)
+			case *dns.CNAME:
+				names = append(names, rr.Target)
+			case *dns.DNAME:
+				names = append(names, rr.Target)
+			case *dns.SRV:
+				names = append(names, rr.Target)
+			}
+			if slices.ContainsFunc(names, s.superService) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (s *Server) tenantOf(a net.Addr) (*Tenant, bool) {
@@ -267,8 +301,9 @@ func (s *Server) unknownSourceRcode() int {
 }
 
 // forward relays r to the upstreams over the transport it came on; SERVFAIL (in m) when none
-// answers in time.
-func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg) {
+// answers in time, and NXDOMAIN when the reply names the super cluster's Services (namesSuper),
+// with the SOA of the name's zone when it is a reverse name (domain is the tenant's).
+func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg, domain string) {
 	network := "udp"
 	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
 		network = "tcp"
@@ -277,6 +312,13 @@ func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg) {
 	if err != nil {
 		s.log.V(4).Info("No upstream nameserver answered", "name", r.Question[0].Name, "err", err)
 		m.SetRcode(r, dns.RcodeServerFailure)
+		_ = w.WriteMsg(m)
+		return
+	}
+	if s.namesSuper(resp) {
+		reply := negative(dns.RcodeNameError, strings.ToLower(dns.Fqdn(r.Question[0].Name)), strings.ToLower(dns.Fqdn(domain)))
+		m.Authoritative = true
+		m.Rcode, m.Ns = reply.Rcode, reply.Ns
 		_ = w.WriteMsg(m)
 		return
 	}

@@ -230,6 +230,14 @@ func TestServerSuperNames(t *testing.T) {
 			{"127.0.0.1", "7.0.88.10.in-addr.arpa.", dns.TypePTR, "NOERROR 10-88-0-7.db.default.svc.cluster.local."}, // its own endpoint
 			{"127.0.0.1", "10.0.96.10.in-addr.arpa.", dns.TypePTR, "NOERROR web.default.svc.cluster.local."},
 			{"127.0.0.1", "80.2.0.192.in-addr.arpa.", dns.TypePTR, "NOERROR www.example.com."}, // outside the cluster: forwarded
+			// Addresses no tenant object has, which the upstream names by super cluster
+			// Services: another tenant's control plane (the manager's Service, without
+			// ownership labels) and a pod behind it, the super cluster's own DNS.
+			{"127.0.0.1", "20.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},
+			{"127.0.0.1", "21.0.88.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},
+			{"127.0.0.2", "3.0.96.10.in-addr.arpa.", dns.TypePTR, "NXDOMAIN (SOA in-addr.arpa.)"},
+			// An outside name the upstream answers with a CNAME into the super cluster.
+			{"127.0.0.1", "alias.example.com.", dns.TypeA, "NXDOMAIN"},
 			{"127.0.0.1", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
 			{"127.0.0.1", "nx.example.com.", dns.TypeA, "NXDOMAIN"}, // the upstream's negative answer, as it gave it
 			// The tenant's own negative answers carry its zone's SOA, for negative caching.
@@ -268,8 +276,10 @@ func TestServerSuperNames(t *testing.T) {
 
 // startFakeSuperDNS serves, as the super cluster's CoreDNS would, on UDP and TCP of one
 // 127.0.0.1 port: the PTR of another tenant's super Service and of tenant pods (by their super
-// names, another tenant's and the asker's own), the Service's A, the PTR of an address outside
-// the cluster, example.com A 192.0.2.80; NXDOMAIN for anything else.
+// names, another tenant's and the asker's own), the Service's A, the PTR of another tenant's
+// control plane Service and pod and of the super cluster's DNS Service, the PTR of an address
+// outside the cluster, example.com A 192.0.2.80 and a CNAME of an outside name to a super
+// Service; NXDOMAIN for anything else.
 func startFakeSuperDNS(t *testing.T) string {
 	t.Helper()
 	records := map[string]string{}
@@ -279,6 +289,10 @@ func startFakeSuperDNS(t *testing.T) string {
 		"7.0.88.10.in-addr.arpa. 5 IN PTR 10-88-0-7.db.demo-1a2b3c4d-default.svc.cluster.local.",
 		"payroll.othertenant-8f2c1d0e-finance.svc.cluster.local. 5 IN A 10.96.0.99",
 		"80.2.0.192.in-addr.arpa. 60 IN PTR www.example.com.",
+		"20.0.96.10.in-addr.arpa. 5 IN PTR acme-apiserver.customers.svc.cluster.local.",
+		"21.0.88.10.in-addr.arpa. 5 IN PTR 10-88-0-21.acme-apiserver.customers.svc.cluster.local.",
+		"3.0.96.10.in-addr.arpa. 5 IN PTR kube-dns.kube-system.svc.cluster.local.",
+		"alias.example.com. 60 IN CNAME acme-apiserver.customers.svc.cluster.local.",
 		"example.com. 60 IN A 192.0.2.80",
 	} {
 		records[strings.Fields(rr)[0]] = rr
@@ -388,5 +402,10 @@ func TestChase(t *testing.T) {
 	}))}
 	if got := s.chase(&other, "db.other-1234-default.svc.cluster.local.", dns.TypeA, "udp", maxChase); got != nil || asked.Load() {
 		t.Errorf("chase of a super cluster name: %v, upstream asked: %v; want nothing, not asked", got, asked.Load())
+	}
+	// An outside name the upstreams answer with a super cluster name: nothing of it.
+	s.cfg.Upstreams = []string{startFakeSuperDNS(t)}
+	if got := s.chase(&other, "alias.example.com.", dns.TypeA, "udp", maxChase); got != nil {
+		t.Errorf("chase of an outside name the upstreams alias to a super Service: %v, want nothing", got)
 	}
 }
