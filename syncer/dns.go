@@ -224,7 +224,7 @@ func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	if len(askers) == 1 {
 		asker = askers[0]
 	}
-	return &tenantdns.Tenant{Domain: found.settings.Load().domain, Service: found.dnsService, Namespace: found.dnsNamespace,
+	return &tenantdns.Tenant{Key: found.key, Domain: found.settings.Load().domain, Service: found.dnsService, Namespace: found.dnsNamespace,
 		ServiceByIP:   func(ip netip.Addr) (string, string, bool) { return s.dnsServiceByIP(found, ip) },
 		EndpointsByIP: found.dnsEndpointsByIP,
 		Self:          found.dnsSelf(asker), Nameserver: s.dnsNameserver(), Syncing: syncing}, true

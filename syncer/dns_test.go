@@ -265,6 +265,12 @@ func TestDNSTenant(t *testing.T) {
 			t.Errorf("%s from %s: %s, want %s", tc.name, tc.from, got, tc.want)
 		}
 	}
+	// Each tenant has its own limit of queries at the upstreams.
+	for ip, want := range map[string]string{"10.88.0.4": testKey, "10.88.0.9": otherKey} {
+		if tn, ok := h.s.dnsTenant(netip.MustParseAddr(ip)); !ok || tn.Key != want {
+			t.Errorf("dnsTenant(%s) = %+v, %v; want key %q", ip, tn, ok, want)
+		}
+	}
 	// Reverse lookups name the tenant Service of a super ClusterIP, never another tenant's.
 	if got := ptr("10.88.0.4", "10.0.96.10.in-addr.arpa."); got != "NOERROR web.default.svc.cluster.local." {
 		t.Errorf("PTR of web's super ClusterIP: %s", got)

@@ -13,6 +13,8 @@ const ttl = 5
 
 // Tenant is what a pod of one tenant may resolve.
 type Tenant struct {
+	// Key tells tenants apart (the cluster key): each has its own maxForwarding.
+	Key string
 	// Domain is the tenant's cluster domain, e.g. cluster.local.
 	Domain string
 	// Service returns the tenant Service ns/name as pods see it; ok is false when there is none.

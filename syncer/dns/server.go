@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -49,11 +50,22 @@ type Config struct {
 // at once, so a flood from addresses that are no pods costs little.
 const maxWaiting = 256
 
+// maxForwarding bounds the upstream exchanges of one tenant's pods going at a time. Each holds a
+// goroutine, a socket and a reply buffer until the upstream answers or ForwardTimeout passes
+// (per upstream), so a pod asking for names whose servers never answer would pile them up
+// without bound and take the syncer's memory and file descriptors from every tenant. More get
+// SERVFAIL at once; a tenant at its limit holds up no other tenant's.
+const maxForwarding = 256
+
 // Server is the tenants' nameserver. Make it with New, start it with Start.
 type Server struct {
 	cfg     Config
 	log     klog.Logger
 	waiting chan struct{} // a slot per query waiting in tenantOf
+
+	maxForwarding int
+	mu            sync.Mutex
+	forwarding    map[string]int // upstream exchanges going, by Tenant.Key
 }
 
 // New returns a Server for cfg.
@@ -64,7 +76,8 @@ func New(cfg Config) *Server {
 	if cfg.UnknownSourceWait == 0 {
 		cfg.UnknownSourceWait = 3 * time.Second
 	}
-	return &Server{cfg: cfg, log: klog.Background(), waiting: make(chan struct{}, maxWaiting)}
+	return &Server{cfg: cfg, log: klog.Background(), waiting: make(chan struct{}, maxWaiting),
+		maxForwarding: maxForwarding, forwarding: map[string]int{}}
 }
 
 // Upstreams reads the nameservers of a resolv.conf file as host:port.
@@ -157,7 +170,7 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 		reply = negative(dns.RcodeNameError, strings.ToLower(dns.Fqdn(q.Name)), strings.ToLower(dns.Fqdn(t.Domain)))
 	}
 	if reply.Forward {
-		s.forward(w, r, m, t.Domain)
+		s.forward(w, r, m, t)
 		return
 	}
 	if reply.Rcode == dns.RcodeSuccess && q.Qtype != dns.TypeCNAME && len(reply.Answer) == 1 {
@@ -202,7 +215,7 @@ func (s *Server) chase(t *Tenant, target string, qtype uint16, network string, d
 	case reply.Forward:
 		r := new(dns.Msg)
 		r.SetQuestion(q.Name, qtype)
-		if resp, err := s.exchange(r, network); err == nil && resp.Rcode == dns.RcodeSuccess && !s.namesSuper(resp) {
+		if resp, err := s.exchange(t.Key, r, network); err == nil && resp.Rcode == dns.RcodeSuccess && !s.namesSuper(resp) {
 			return resp.Answer
 		}
 		return nil
@@ -302,13 +315,13 @@ func (s *Server) unknownSourceRcode() int {
 
 // forward relays r to the upstreams over the transport it came on; SERVFAIL (in m) when none
 // answers in time, and NXDOMAIN when the reply names the super cluster's Services (namesSuper),
-// with the SOA of the name's zone when it is a reverse name (domain is the tenant's).
-func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg, domain string) {
+// with the SOA of the name's zone when it is a reverse name.
+func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg, t *Tenant) {
 	network := "udp"
 	if _, tcp := w.RemoteAddr().(*net.TCPAddr); tcp {
 		network = "tcp"
 	}
-	resp, err := s.exchange(r, network)
+	resp, err := s.exchange(t.Key, r, network)
 	if err != nil {
 		s.log.V(4).Info("No upstream nameserver answered", "name", r.Question[0].Name, "err", err)
 		m.SetRcode(r, dns.RcodeServerFailure)
@@ -316,7 +329,7 @@ func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg, domain string) {
 		return
 	}
 	if s.namesSuper(resp) {
-		reply := negative(dns.RcodeNameError, strings.ToLower(dns.Fqdn(r.Question[0].Name)), strings.ToLower(dns.Fqdn(domain)))
+		reply := negative(dns.RcodeNameError, strings.ToLower(dns.Fqdn(r.Question[0].Name)), strings.ToLower(dns.Fqdn(t.Domain)))
 		m.Authoritative = true
 		m.Rcode, m.Ns = reply.Rcode, reply.Ns
 		_ = w.WriteMsg(m)
@@ -327,8 +340,12 @@ func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg, domain string) {
 }
 
 // exchange asks the upstreams r over network ("udp" or "tcp"), in order, and returns the first
-// reply.
-func (s *Server) exchange(r *dns.Msg, network string) (*dns.Msg, error) {
+// reply; an error without asking when tenant has maxForwarding exchanges going.
+func (s *Server) exchange(tenant string, r *dns.Msg, network string) (*dns.Msg, error) {
+	if !s.startForwarding(tenant) {
+		return nil, fmt.Errorf("tenant %q has %d queries at the upstreams already", tenant, s.maxForwarding)
+	}
+	defer s.doneForwarding(tenant)
 	c := &dns.Client{Net: network, Timeout: s.cfg.ForwardTimeout}
 	var errs []error
 	for _, up := range s.cfg.Upstreams {
@@ -342,4 +359,24 @@ func (s *Server) exchange(r *dns.Msg, network string) (*dns.Msg, error) {
 		return nil, errors.New("no upstream nameservers")
 	}
 	return nil, fmt.Errorf("no upstream nameserver answered: %w", errors.Join(errs...))
+}
+
+// startForwarding takes one of tenant's maxForwarding exchanges; false when all are taken.
+func (s *Server) startForwarding(tenant string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forwarding[tenant] >= s.maxForwarding {
+		return false
+	}
+	s.forwarding[tenant]++
+	return true
+}
+
+// doneForwarding gives back an exchange startForwarding took.
+func (s *Server) doneForwarding(tenant string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forwarding[tenant]--; s.forwarding[tenant] <= 0 {
+		delete(s.forwarding, tenant)
+	}
 }

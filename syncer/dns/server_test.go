@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -407,5 +408,95 @@ func TestChase(t *testing.T) {
 	s.cfg.Upstreams = []string{startFakeSuperDNS(t)}
 	if got := s.chase(&other, "alias.example.com.", dns.TypeA, "udp", maxChase); got != nil {
 		t.Errorf("chase of an outside name the upstreams alias to a super Service: %v, want nothing", got)
+	}
+}
+
+// TestServerForwardLimit: each upstream exchange holds a goroutine and a socket until the
+// upstream answers or ForwardTimeout passes, so a tenant's pods may have only so many going at
+// a time (Server.maxForwarding); more get SERVFAIL without asking. Another tenant's still go.
+func TestServerForwardLimit(t *testing.T) {
+	_, ctx := ktesting.NewTestContext(t)
+	// An upstream that never answers, counting what it is asked.
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	var mu sync.Mutex
+	asked := map[string]int{}
+	go func() {
+		buf := make([]byte, dns.MaxMsgSize)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m := new(dns.Msg)
+			if m.Unpack(buf[:n]) == nil && len(m.Question) == 1 {
+				mu.Lock()
+				asked[m.Question[0].Name]++
+				mu.Unlock()
+			}
+		}
+	}()
+	count := func(name string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return asked[name]
+	}
+	a, b := testTenant(), testTenant()
+	a.Key, b.Key = "a-1", "b-2"
+	srv := New(Config{
+		Tenant: func(ip netip.Addr) (*Tenant, bool) {
+			switch ip {
+			case netip.MustParseAddr("127.0.0.1"):
+				return a, true
+			case netip.MustParseAddr("127.0.0.2"):
+				return b, true
+			}
+			return nil, false
+		},
+		Upstreams:         []string{pc.LocalAddr().String()},
+		ForwardTimeout:    2 * time.Second,
+		UnknownSourceWait: -1,
+	})
+	const limit = 4
+	srv.maxForwarding = limit
+	addr, err := srv.Start(klog.NewContext(t.Context(), klog.FromContext(ctx)), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(from, name string) (int, error) {
+		c := &dns.Client{Net: "udp", Timeout: 5 * time.Second, Dialer: &net.Dialer{LocalAddr: &net.UDPAddr{IP: net.ParseIP(from)}}}
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeA)
+		resp, _, err := c.Exchange(m, addr.String())
+		if err != nil {
+			return 0, err
+		}
+		return resp.Rcode, nil
+	}
+	var wg sync.WaitGroup
+	for range 2 * limit {
+		wg.Go(func() {
+			if rcode, err := ask("127.0.0.1", "slow.example."); err != nil || rcode != dns.RcodeServerFailure {
+				t.Errorf("slow.example. from tenant a: %s, %v; want SERVFAIL", dns.RcodeToString[rcode], err)
+			}
+		})
+	}
+	for deadline := time.Now().Add(time.Second); count("slow.example.") < limit && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Go(func() {
+		if rcode, err := ask("127.0.0.2", "other.example."); err != nil || rcode != dns.RcodeServerFailure {
+			t.Errorf("other.example. from tenant b: %s, %v; want SERVFAIL", dns.RcodeToString[rcode], err)
+		}
+	})
+	wg.Wait()
+	if got := count("slow.example."); got > limit {
+		t.Errorf("the upstream was asked %d queries of tenant a at once, want at most %d", got, limit)
+	}
+	if got := count("other.example."); got != 1 {
+		t.Errorf("the upstream was asked %d queries of tenant b while tenant a's were at the limit, want 1", got)
 	}
 }
