@@ -8,8 +8,11 @@ import (
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/vnest-dev/vnest/internal/syncerlease"
 )
 
 // Options are the user-facing settings of `vnest syncer`.
@@ -52,6 +55,12 @@ type Options struct {
 	// DNSAdvertiseAddress is the IP tenant pods reach the DNS server on, at port 53: their
 	// nameserver.
 	DNSAdvertiseAddress string
+	// LeaseNamespace and LeaseName are the syncer's heartbeat Lease in the super cluster
+	// (lease.go), which the manager reads (its --syncer-lease-namespace and --syncer-lease-name
+	// must name the same).
+	LeaseNamespace, LeaseName string
+	// LeaseDuration is the Lease's leaseDurationSeconds; the syncer renews it every quarter of it.
+	LeaseDuration time.Duration
 }
 
 // NewOptions returns the defaults.
@@ -64,6 +73,9 @@ func NewOptions() *Options {
 		MetricsBindAddress: "0",
 		QPS:                200,
 		Burst:              400,
+		LeaseNamespace:     syncerlease.DefaultNamespace,
+		LeaseName:          syncerlease.DefaultName,
+		LeaseDuration:      syncerlease.DefaultDuration,
 	}
 }
 
@@ -82,6 +94,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KubeletProxyAdvertiseAddress, "kubelet-proxy-advertise-address", o.KubeletProxyAdvertiseAddress, "IP (or IP:port) tenant apiservers reach the kubelet proxy on; virtual nodes carry it as InternalIP and kubelet port")
 	fs.StringVar(&o.DNSBindAddress, "dns-bind-address", o.DNSBindAddress, "host:port of the tenants' cluster DNS server (UDP and TCP), which answers each pod with its own tenant's Services; empty turns it off")
 	fs.StringVar(&o.DNSAdvertiseAddress, "dns-advertise-address", o.DNSAdvertiseAddress, "IP tenant pods reach the DNS server on at port 53; super pods get it as their nameserver")
+	fs.StringVar(&o.LeaseNamespace, "lease-namespace", o.LeaseNamespace, "Namespace of the syncer's heartbeat Lease in the super cluster (the syncer's own when it runs in a pod); the manager's --syncer-lease-namespace must be the same")
+	fs.StringVar(&o.LeaseName, "lease-name", o.LeaseName, "Name of the syncer's heartbeat Lease, which the manager reads to tell a syncer that stopped; the manager's --syncer-lease-name must be the same")
+	fs.DurationVar(&o.LeaseDuration, "lease-duration", o.LeaseDuration, "leaseDurationSeconds of the syncer's heartbeat Lease, renewed every quarter of it: the manager takes the syncer for stopped once it has not been renewed for this long (and a little more)")
 }
 
 // Validate reports every invalid option.
@@ -105,6 +120,7 @@ func (o *Options) Validate() error {
 	if o.Profiling && (o.MetricsBindAddress == "" || o.MetricsBindAddress == "0") {
 		errs = append(errs, errors.New("--profiling serves on the metrics address: set --metrics-bind-address too"))
 	}
+	errs = append(errs, o.validateLease()...)
 	if _, err := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress); err != nil {
 		errs = append(errs, err)
 	}
@@ -112,6 +128,21 @@ func (o *Options) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// validateLease reports what is wrong with the heartbeat Lease's options.
+func (o *Options) validateLease() []error {
+	var errs []error
+	for _, msg := range validation.IsDNS1123Label(o.LeaseNamespace) {
+		errs = append(errs, fmt.Errorf("invalid --lease-namespace %q: %s", o.LeaseNamespace, msg))
+	}
+	for _, msg := range validation.IsDNS1123Subdomain(o.LeaseName) {
+		errs = append(errs, fmt.Errorf("invalid --lease-name %q: %s", o.LeaseName, msg))
+	}
+	if o.LeaseDuration < 4*time.Second {
+		errs = append(errs, fmt.Errorf("--lease-duration must be at least 4s (it is renewed every quarter of it), got %v", o.LeaseDuration))
+	}
+	return errs
 }
 
 // workersPerTenant is the per-tenant limit of the fair queue: WorkersPerTenant (at most

@@ -3,6 +3,7 @@ package syncer
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 )
@@ -66,5 +67,33 @@ func TestOptionsProfilingNeedsMetrics(t *testing.T) {
 		if err := o.Validate(); (err != nil) != wantErr {
 			t.Errorf("--profiling with --metrics-bind-address=%q: Validate() = %v, want an error: %v", addr, err, wantErr)
 		}
+	}
+}
+
+// TestOptionsLease: the heartbeat Lease's flags default to the Lease the manager reads, and a
+// name or namespace the API would refuse, or a duration renewed more often than every second, is
+// refused at start.
+func TestOptionsLease(t *testing.T) {
+	for name, tc := range map[string]struct {
+		set     func(*Options)
+		wantErr string // "" when valid
+	}{
+		"defaults":         {set: func(*Options) {}},
+		"no namespace":     {set: func(o *Options) { o.LeaseNamespace = "" }, wantErr: `invalid --lease-namespace ""`},
+		"invalid name":     {set: func(o *Options) { o.LeaseName = "Vnest_Syncer" }, wantErr: `invalid --lease-name "Vnest_Syncer"`},
+		"too short":        {set: func(o *Options) { o.LeaseDuration = 3 * time.Second }, wantErr: "--lease-duration must be at least 4s"},
+		"shortest allowed": {set: func(o *Options) { o.LeaseDuration = 4 * time.Second }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := NewOptions()
+			tc.set(o)
+			err := o.Validate()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	if o := NewOptions(); o.LeaseNamespace != "vnest-system" || o.LeaseName != "vnest-syncer" || o.LeaseDuration != 40*time.Second {
+		t.Errorf("defaults %s/%s for %v, want vnest-system/vnest-syncer for 40s (the manager's, manifests/syncer)", o.LeaseNamespace, o.LeaseName, o.LeaseDuration)
 	}
 }

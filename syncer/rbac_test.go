@@ -4,11 +4,14 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
 )
 
@@ -18,22 +21,9 @@ import (
 // classes). The resources come from the informers themselves, so a kind added without its rule
 // fails here rather than in a cluster.
 func TestClusterRoleCoversTheInformers(t *testing.T) {
-	data, err := os.ReadFile("../manifests/syncer/clusterrole.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(data, &role); err != nil {
-		t.Fatal(err)
-	}
-	allows := func(gr schema.GroupResource, verb string) bool {
-		for _, r := range role.Rules {
-			if slices.Contains(r.APIGroups, gr.Group) && slices.Contains(r.Resources, gr.Resource) && slices.Contains(r.Verbs, verb) {
-				return true
-			}
-		}
-		return false
-	}
+	readManifest(t, "../manifests/syncer/clusterrole.yaml", &role)
+	allows := func(gr schema.GroupResource, verb string) bool { return rulesAllow(role.Rules, gr, verb, "") }
 
 	cs := fake.NewClientset()
 	s := newSyncer(cs, newMetrics(nil))
@@ -75,5 +65,92 @@ func TestClusterRoleCoversTheInformers(t *testing.T) {
 				t.Errorf("the ClusterRole allows %s %s, which the syncer only reads", verb, gr)
 			}
 		}
+	}
+}
+
+// TestRoleCoversTheLease: the syncer's Role (manifests/syncer/role.yaml), bound to its service
+// account, lets it do what its heartbeat does to its Lease (create it, then read and update it)
+// and nothing more: reads and updates of that Lease only, no other resource. The requests come
+// from the heartbeat itself, against a fake super cluster.
+func TestRoleCoversTheLease(t *testing.T) {
+	var role rbacv1.Role
+	readManifest(t, "../manifests/syncer/role.yaml", &role)
+	var binding rbacv1.RoleBinding
+	readManifest(t, "../manifests/syncer/rolebinding.yaml", &binding)
+	if binding.RoleRef.Kind != "Role" || binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 ||
+		binding.Subjects[0].Kind != rbacv1.ServiceAccountKind || binding.Subjects[0].Name != "vnest-syncer" {
+		t.Errorf("the RoleBinding binds %+v to %+v; want the Role %s to the service account vnest-syncer", binding.RoleRef, binding.Subjects, role.Name)
+	}
+
+	cs := fake.NewClientset()
+	now := time.Now()
+	h := testHeartbeat(cs, &now) // lease_test.go
+	h.name = NewOptions().LeaseName
+	for range 2 { // creates, then reads and updates
+		if err := h.renew(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var verbs []string
+	for _, a := range cs.Actions() {
+		verbs = append(verbs, a.GetVerb())
+	}
+	if want := []string{"get", "create", "get", "update"}; !slices.Equal(verbs, want) {
+		t.Fatalf("the heartbeat's requests: %q, want %q", verbs, want)
+	}
+	for _, a := range cs.Actions() {
+		name := actionName(a)
+		if !rulesAllow(role.Rules, a.GetResource().GroupResource(), a.GetVerb(), name) {
+			t.Errorf("the Role does not allow %s %s %q, which the heartbeat does", a.GetVerb(), a.GetResource().GroupResource(), name)
+		}
+	}
+	lease := schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}
+	for _, verb := range []string{"get", "update", "patch", "delete"} {
+		if rulesAllow(role.Rules, lease, verb, "kube-scheduler") {
+			t.Errorf("the Role allows %s of any Lease; want only the syncer's", verb)
+		}
+	}
+	for _, r := range role.Rules {
+		if !slices.Equal(r.APIGroups, []string{lease.Group}) || !slices.Equal(r.Resources, []string{lease.Resource}) {
+			t.Errorf("the Role has a rule for %v %v; want leases only", r.APIGroups, r.Resources)
+		}
+	}
+}
+
+// actionName is the object name the apiserver authorizes a request with: none for a create (a
+// POST to the collection), whatever the object's.
+func actionName(a clienttesting.Action) string {
+	switch a := a.(type) {
+	case clienttesting.GetAction:
+		return a.GetName()
+	case clienttesting.UpdateAction:
+		if m, err := meta.Accessor(a.GetObject()); err == nil && a.GetVerb() == "update" {
+			return m.GetName()
+		}
+	}
+	return ""
+}
+
+// rulesAllow reports whether rules allow verb on gr's object name ("" for a create or a list),
+// as RBAC decides: a rule with resourceNames matches only those names.
+func rulesAllow(rules []rbacv1.PolicyRule, gr schema.GroupResource, verb, name string) bool {
+	for _, r := range rules {
+		if slices.Contains(r.APIGroups, gr.Group) && slices.Contains(r.Resources, gr.Resource) && slices.Contains(r.Verbs, verb) &&
+			(len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, name)) {
+			return true
+		}
+	}
+	return false
+}
+
+// readManifest decodes the YAML file at path into obj, strictly.
+func readManifest(t *testing.T, path string, obj any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict(data, obj); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 }

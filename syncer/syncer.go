@@ -120,6 +120,8 @@ type Syncer struct {
 	// (syncVirtualCluster), so that its Secrets are read again: secretRecheckPeriod.
 	vcResync time.Duration
 	start    dnsStart // the syncer's own start, for the DNS server (dns.go)
+	// lease is the heartbeat that tells the manager the syncer runs (lease.go).
+	lease *heartbeat
 
 	now func() time.Time
 }
@@ -137,6 +139,7 @@ func New(c *completedOptions) (*Syncer, error) {
 	s := newSyncer(super, newMetrics(ctrlmetrics.Registry))
 	s.opts = c
 	s.dyn = dyn
+	s.lease = newHeartbeat(super.CoordinationV1(), c.Options, s.now)
 	s.queue.LimitPerTenant(c.workersPerTenant())
 	return s, nil
 }
@@ -252,6 +255,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	for range s.opts.Workers {
 		wg.Go(func() { s.runWorker(ctx) })
 	}
+	wg.Go(func() { s.lease.run(ctx) })
 	wg.Go(func() { wait.UntilWithContext(ctx, s.runVirtualClusterWorker, time.Second) })
 	wg.Go(func() { wait.UntilWithContext(ctx, s.patrolAll, s.opts.Resync) })
 	wg.Go(func() { wait.UntilWithContext(ctx, s.heartbeatAll, s.opts.HeartbeatPeriod) })

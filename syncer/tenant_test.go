@@ -318,6 +318,9 @@ func TestSyncingCondition(t *testing.T) {
 	}{
 		"served: True": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, "no syncer has picked this virtual cluster up yet"),
 			serving: true, want: "True Ready: " + servesMsg},
+		"served again after the manager found the syncer's lease expired: True": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing,
+			"the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:09Z, 51s ago: the syncer may have stopped"),
+			serving: true, want: "True Ready: " + servesMsg},
 		"served and saying so: no change": {vc: vcWith(v1alpha1.PhaseRunning, metav1.ConditionTrue, v1alpha1.ReasonReady, servesMsg), serving: true},
 		"no longer Running: False": {vc: vcWith(v1alpha1.PhaseFailed, metav1.ConditionTrue, v1alpha1.ReasonReady, servesMsg),
 			want: "False SyncerNotServing: the syncer serves a virtual cluster while its phase is Running; it is Failed"},
