@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -29,6 +31,7 @@ import (
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/ownership"
+	"github.com/vnest-dev/vnest/internal/syncerlease"
 )
 
 // Options are the user-facing settings of `vnest manager`.
@@ -82,6 +85,11 @@ type Options struct {
 	// health check, etcd or the super cluster's API not answering), before
 	// it leaves Running.
 	ControlPlaneFailureThreshold int
+	// SyncerLeaseNamespace and SyncerLeaseName are the syncer's heartbeat
+	// Lease (the syncer's --lease-namespace and --lease-name): a Syncing
+	// condition that is True while it has expired becomes Unknown
+	// (syncerlease.go). An empty name turns the check off.
+	SyncerLeaseNamespace, SyncerLeaseName string
 }
 
 // NewOptions returns the defaults.
@@ -95,6 +103,8 @@ func NewOptions() *Options {
 		Concurrency:            4,
 
 		ControlPlaneFailureThreshold: DefaultFailureThreshold,
+		SyncerLeaseNamespace:         syncerlease.DefaultNamespace,
+		SyncerLeaseName:              syncerlease.DefaultName,
 	}
 }
 
@@ -118,6 +128,8 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz, like :8081; 0 turns them off.")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "How many VirtualClusters are reconciled at the same time.")
 	fs.IntVar(&o.ControlPlaneFailureThreshold, "control-plane-failure-threshold", o.ControlPlaneFailureThreshold, "How many resyncs (10 s apart after a failure) in a row a running tenant must fail, for a reason that may pass by itself (its control plane's /readyz, its etcd or the super cluster's API not answering; an object the super cluster refuses is not one), before it leaves Running (and the syncer stops serving it).")
+	fs.StringVar(&o.SyncerLeaseNamespace, "syncer-lease-namespace", o.SyncerLeaseNamespace, "Namespace of the syncer's heartbeat Lease (the syncer's --lease-namespace).")
+	fs.StringVar(&o.SyncerLeaseName, "syncer-lease-name", o.SyncerLeaseName, "Name of the syncer's heartbeat Lease (the syncer's --lease-name): a VirtualCluster's Syncing condition that is True while this Lease has not been renewed for its duration (and 10 s more) becomes Unknown, reason SyncerNotServing. Empty turns the check off.")
 }
 
 // completedConfig is everything Run needs, resolved.
@@ -187,6 +199,14 @@ func (o *Options) tenantArgs() []string {
 		args = append(args, "--service-ip-allocator="+o.ServiceIPAllocator)
 	}
 	return args
+}
+
+// syncerLease is the syncer's Lease the manager checks; empty: none.
+func (o *Options) syncerLease() types.NamespacedName {
+	if o.SyncerLeaseName == "" {
+		return types.NamespacedName{}
+	}
+	return types.NamespacedName{Namespace: o.SyncerLeaseNamespace, Name: o.SyncerLeaseName}
 }
 
 // loadKubeconfig follows kubectl's rules: the explicit file, $KUBECONFIG,
@@ -278,6 +298,14 @@ func (o *Options) validateFlags() error {
 	}
 	if o.ControlPlaneFailureThreshold < 1 {
 		add("invalid --control-plane-failure-threshold %d: must be at least 1", o.ControlPlaneFailureThreshold)
+	}
+	if o.SyncerLeaseName != "" {
+		for _, msg := range validation.IsDNS1123Label(o.SyncerLeaseNamespace) {
+			add("invalid --syncer-lease-namespace %q: %s", o.SyncerLeaseNamespace, msg)
+		}
+		for _, msg := range validation.IsDNS1123Subdomain(o.SyncerLeaseName) {
+			add("invalid --syncer-lease-name %q: %s", o.SyncerLeaseName, msg)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -381,6 +409,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		tenantArgs:     c.opts.tenantArgs(),
 
 		failureThreshold: c.opts.ControlPlaneFailureThreshold,
+		syncerLease:      c.opts.syncerLease(),
 		provisioners: map[v1alpha1.Provisioner]provisioner{
 			v1alpha1.ProvisionerCluster: &clusterProvisioner{
 				client: mgr.GetClient(), reader: mgr.GetAPIReader(), scheme: scheme, image: c.opts.Image, command: c.opts.ApiserverCommand, hostIP: c.hostIP,

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestServiceIPFlags: the Service IP allocator and the tenant Service range reach every tenant
@@ -44,5 +45,22 @@ func TestControlPlaneFailureThresholdFlag(t *testing.T) {
 	o.ControlPlaneFailureThreshold = 0
 	if err := o.validateFlags(); err == nil || !strings.Contains(err.Error(), "invalid --control-plane-failure-threshold 0") {
 		t.Errorf("threshold 0: err = %v", err)
+	}
+}
+
+// TestSyncerLeaseFlags: by default the manager checks the Lease the syncer writes by default;
+// an empty name turns the check off, and a namespace the API would refuse is refused at start.
+func TestSyncerLeaseFlags(t *testing.T) {
+	o := NewOptions()
+	if got, want := o.syncerLease(), (types.NamespacedName{Namespace: "vnest-system", Name: "vnest-syncer"}); got != want {
+		t.Errorf("default lease = %s, want %s (the syncer's default)", got, want)
+	}
+	o.SyncerLeaseNamespace = "Vnest_System"
+	if err := o.validateFlags(); err == nil || !strings.Contains(err.Error(), `invalid --syncer-lease-namespace "Vnest_System"`) {
+		t.Errorf("bad namespace: err = %v", err)
+	}
+	o.SyncerLeaseName = ""
+	if err := o.validateFlags(); err != nil || o.syncerLease() != (types.NamespacedName{}) {
+		t.Errorf("no lease name: err = %v, lease %q; want the check off", err, o.syncerLease())
 	}
 }

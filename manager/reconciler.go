@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
@@ -70,6 +71,10 @@ type Reconciler struct {
 	// fail for a transient reason and stay Running; 0: DefaultFailureThreshold.
 	failureThreshold int
 	resyncFailures   resyncFailures
+	// syncerLease is the syncer's heartbeat Lease (syncerlease.go); empty: not checked.
+	syncerLease types.NamespacedName
+	// clock is the time of the Lease check; nil: time.Now.
+	clock func() time.Time
 	// readyz replaces checkReadyz in tests.
 	readyz func(ctx context.Context, server string, admin adminCredentials) error
 }
@@ -154,6 +159,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result, error) {
 	setIdentity(s.vc)
 	setSyncingUnknown(s.vc)
+	r.checkSyncerLease(ctx, s.vc)
 	return r.runPhases(ctx, s, []phase{
 		{r.reconcileStorage, v1alpha1.ReasonStorageUnavailable},
 		{r.reconcileEndpoint, v1alpha1.ReasonProvisionFailed},
@@ -304,6 +310,14 @@ func startingRetry(vc *v1alpha1.VirtualCluster, now time.Time) time.Duration {
 		return 10 * time.Second
 	}
 	return retryStarting
+}
+
+// now is the reconciler's clock.
+func (r *Reconciler) now() time.Time {
+	if r.clock != nil {
+		return r.clock()
+	}
+	return time.Now()
 }
 
 // close releases the default storage's etcd client.

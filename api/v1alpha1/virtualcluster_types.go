@@ -283,7 +283,9 @@ const (
 	// kubeconfig for the current endpoint and CA.
 	ConditionKubeconfigReady = "KubeconfigReady"
 	// ConditionSyncing is True when a syncer serves the tenant; False when it stopped serving
-	// it or cannot serve it (the message says why).
+	// it or cannot serve it (the message says why); Unknown until a syncer serves it, and when
+	// the syncer's heartbeat Lease expired while it was True (the manager sets that: a syncer
+	// that stopped changes nothing itself).
 	ConditionSyncing = "Syncing"
 )
 
@@ -312,8 +314,10 @@ const (
 	ReasonWaitingForControlPlane = "WaitingForControlPlane"
 	// ReasonKubeconfigWriteFailed: the kubeconfig Secret could not be written.
 	ReasonKubeconfigWriteFailed = "KubeconfigWriteFailed"
-	// ReasonSyncerNotServing: no syncer serves the tenant: none has picked it up yet (Unknown),
-	// or the syncer stopped serving it or cannot serve it (False).
+	// ReasonSyncerNotServing: no syncer serves the tenant: none has picked it up yet, or the
+	// syncer's heartbeat Lease has not been renewed for its duration and 10 s more, so the
+	// syncer may have stopped (Unknown); or the syncer stopped serving it or cannot serve it
+	// (False).
 	ReasonSyncerNotServing = "SyncerNotServing"
 	// ReasonDeleting: the VirtualCluster is being deleted and cleaned up.
 	ReasonDeleting = "Deleting"

@@ -1,0 +1,81 @@
+package manager
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+)
+
+// The syncer's heartbeat Lease, read directly (not cached: the manager watches no Leases), in
+// the namespace of --syncer-lease-namespace; the generated Role
+// is for the default Lease.
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get,namespace=vnest-system,resourceNames=vnest-syncer
+
+// syncerLeaseGrace is how late past the end of its Lease the syncer may renew it (a slow super
+// apiserver, the syncer's clock behind the manager's) before the manager takes it for stopped.
+const syncerLeaseGrace = 10 * time.Second
+
+// checkSyncerLease sets vc's Syncing condition Unknown, with a Warning event, when it is True
+// and the syncer's Lease says the syncer stopped (setSyncerStopped): a syncer that stops leaves
+// the condition as it was, and nothing else would change it. The syncer sets it True again when
+// it serves vc. A Lease that cannot be read changes nothing; the next reconcile looks again.
+func (r *Reconciler) checkSyncerLease(ctx context.Context, vc *v1alpha1.VirtualCluster) {
+	if r.syncerLease.Name == "" || !meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
+		return
+	}
+	lease := &coordinationv1.Lease{}
+	if err := r.APIReader.Get(ctx, r.syncerLease, lease); apierrors.IsNotFound(err) {
+		lease = nil
+	} else if err != nil {
+		klog.FromContext(ctx).Info("Cannot read the syncer's lease; looking again at the next reconcile", "lease", r.syncerLease, "err", err)
+		return
+	}
+	if msg := setSyncerStopped(vc, lease, r.syncerLease, r.now()); msg != "" {
+		klog.FromContext(ctx).Info("The syncer's lease expired; Syncing is Unknown", "lease", r.syncerLease, "message", msg)
+		r.eventf(vc, corev1.EventTypeWarning, v1alpha1.ReasonSyncerNotServing, "CheckSyncerLease", "%s", msg)
+	}
+}
+
+// setSyncerStopped sets vc's Syncing condition Unknown with ReasonSyncerNotServing when it is
+// True and the syncer's Lease (lease, nil when it does not exist; ref, its namespace/name) was
+// not renewed within its duration and syncerLeaseGrace by now. It returns the condition's new
+// message, "" when it changed nothing.
+func setSyncerStopped(vc *v1alpha1.VirtualCluster, lease *coordinationv1.Lease, ref types.NamespacedName, now time.Time) string {
+	if !meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
+		return ""
+	}
+	msg := syncerStopped(lease, ref, now)
+	if msg != "" {
+		setCondition(vc, v1alpha1.ConditionSyncing, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, msg)
+	}
+	return msg
+}
+
+// syncerStopped says why the syncer's Lease shows it stopped by now, or "" when it was renewed
+// in time.
+func syncerStopped(lease *coordinationv1.Lease, ref types.NamespacedName, now time.Time) string {
+	switch {
+	case lease == nil:
+		return fmt.Sprintf("the syncer's lease %s does not exist: the syncer may have stopped, or it cannot write its lease", ref)
+	case lease.Spec.RenewTime == nil:
+		return fmt.Sprintf("the syncer's lease %s has never been renewed: the syncer may have stopped", ref)
+	}
+	renewed := lease.Spec.RenewTime.Time
+	duration := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 0)) * time.Second
+	if now.Before(renewed.Add(duration + syncerLeaseGrace)) {
+		return ""
+	}
+	return fmt.Sprintf("the syncer's lease %s was last renewed at %s, %s ago: the syncer may have stopped",
+		ref, renewed.UTC().Format(time.RFC3339), now.Sub(renewed).Round(time.Second))
+}

@@ -1,0 +1,139 @@
+package manager
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
+)
+
+var testLeaseRef = types.NamespacedName{Namespace: "vnest-system", Name: "vnest-syncer"}
+
+// testNow is the manager's clock in the lease tests.
+var testNow = time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+
+// syncerLease is the syncer's Lease of testLeaseRef, renewed at renewed for 40 s.
+func syncerLease(renewed time.Time) *coordinationv1.Lease {
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: testLeaseRef.Namespace, Name: testLeaseRef.Name},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity: ptr.To("syncer-0_1"), LeaseDurationSeconds: ptr.To[int32](40), RenewTime: &metav1.MicroTime{Time: renewed},
+		},
+	}
+}
+
+func TestSetSyncerStopped(t *testing.T) {
+	stale := "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:09Z, 51s ago: the syncer may have stopped"
+	never := syncerLease(testNow)
+	never.Spec.RenewTime = nil
+	for name, tc := range map[string]struct {
+		vc    *v1alpha1.VirtualCluster
+		lease *coordinationv1.Lease
+		want  condition // the Syncing condition after
+		// changed: setSyncerStopped returns want's message; else "".
+		changed bool
+	}{
+		"fresh lease: unchanged": {
+			vc: makeVC("a").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj(), lease: syncerLease(testNow.Add(-10 * time.Second)),
+			want: condition{Type: syncing, Reason: v1alpha1.ReasonReady, Status: isTrue},
+		},
+		"past its duration, within the grace: unchanged": {
+			vc: makeVC("a").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj(), lease: syncerLease(testNow.Add(-49 * time.Second)),
+			want: condition{Type: syncing, Reason: v1alpha1.ReasonReady, Status: isTrue},
+		},
+		"stale lease: Unknown": {
+			vc: makeVC("a").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj(), lease: syncerLease(testNow.Add(-51 * time.Second)),
+			want: condition{syncing, v1alpha1.ReasonSyncerNotServing, stale, metav1.ConditionUnknown, 1}, changed: true,
+		},
+		"missing lease: Unknown": {
+			vc: makeVC("a").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj(),
+			want: condition{syncing, v1alpha1.ReasonSyncerNotServing,
+				"the syncer's lease vnest-system/vnest-syncer does not exist: the syncer may have stopped, or it cannot write its lease", metav1.ConditionUnknown, 1},
+			changed: true,
+		},
+		"lease never renewed: Unknown": {
+			vc: makeVC("a").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj(), lease: never,
+			want: condition{syncing, v1alpha1.ReasonSyncerNotServing,
+				"the syncer's lease vnest-system/vnest-syncer has never been renewed: the syncer may have stopped", metav1.ConditionUnknown, 1},
+			changed: true,
+		},
+		"Syncing False (the syncer stopped serving it): unchanged": {
+			vc:   makeVC("a").Cond(syncing, isFalse, v1alpha1.ReasonSyncerNotServing).Obj(),
+			want: condition{Type: syncing, Reason: v1alpha1.ReasonSyncerNotServing, Status: isFalse},
+		},
+		"Syncing Unknown (never served, or already marked): unchanged": {
+			vc:   makeVC("a").Cond(syncing, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing).Obj(),
+			want: condition{Type: syncing, Reason: v1alpha1.ReasonSyncerNotServing, Status: metav1.ConditionUnknown},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			msg := setSyncerStopped(tc.vc, tc.lease, testLeaseRef, testNow)
+			var got condition
+			for _, c := range conditionsOf(tc.vc) {
+				if c.Type == syncing {
+					got = c
+				}
+			}
+			if got != tc.want {
+				t.Errorf("Syncing = %+v, want %+v", got, tc.want)
+			}
+			if want := map[bool]string{true: tc.want.Message}[tc.changed]; msg != want {
+				t.Errorf("setSyncerStopped = %q, want %q", msg, want)
+			}
+		})
+	}
+}
+
+// TestReconcileSyncerLease: a reconcile of a VirtualCluster whose Syncing is True leaves it True
+// while the syncer's Lease is renewed, and makes it Unknown, with a Warning event, once the Lease
+// has expired, whatever the phases do (here they fail: no storage).
+func TestReconcileSyncerLease(t *testing.T) {
+	vc := makeVC("demo").Finalizer().Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj()
+	lease := syncerLease(testNow.Add(-5 * time.Second))
+	r, c, rec := newTestReconciler(t, nil, vc, lease)
+	now := testNow
+	r.syncerLease, r.clock = testLeaseRef, func() time.Time { return now }
+	syncingOf := func() *metav1.Condition {
+		t.Helper()
+		got := &v1alpha1.VirtualCluster{}
+		if err := c.Get(t.Context(), client.ObjectKeyFromObject(vc), got); err != nil {
+			t.Fatal(err)
+		}
+		return meta.FindStatusCondition(got.Status.Conditions, syncing)
+	}
+
+	reconcileOnce(t, r, vc)
+	if got := syncingOf(); got.Status != isTrue {
+		t.Errorf("lease renewed 5s ago: Syncing = %+v, want True", got)
+	}
+	drainEvents(rec)
+
+	now = testNow.Add(2 * time.Minute)
+	reconcileOnce(t, r, vc)
+	want := "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:55Z, 2m5s ago: the syncer may have stopped"
+	if got := syncingOf(); got.Status != metav1.ConditionUnknown || got.Reason != v1alpha1.ReasonSyncerNotServing || got.Message != want {
+		t.Errorf("lease renewed 2m5s ago: Syncing = %+v, want Unknown/SyncerNotServing %q", got, want)
+	}
+	evs := drainEvents(rec)
+	if !containsPrefix(evs, "Warning SyncerNotServing "+want) {
+		t.Errorf("events = %q, want a Warning SyncerNotServing with the message", evs)
+	}
+}
+
+// containsPrefix reports whether one of events starts with prefix.
+func containsPrefix(events []string, prefix string) bool {
+	for _, e := range events {
+		if strings.HasPrefix(e, prefix) {
+			return true
+		}
+	}
+	return false
+}
