@@ -10,8 +10,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/retry"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/internal/serviceip"
+	"github.com/vnest-dev/vnest/internal/syncerlease"
 	"github.com/vnest-dev/vnest/manifests"
 )
 
@@ -48,6 +51,9 @@ func (c *config) managerArgs(cs *certs) []string {
 		"--local-port-range=" + strconv.Itoa(lo) + "-" + strconv.Itoa(lo+tenantPortCount-1),
 		"--metrics-bind-address=127.0.0.1:" + strconv.Itoa(c.ports.ManagerMetrics),
 		"--health-probe-bind-address=0",
+		// The syncer's Lease, as syncerArgs has it.
+		"--syncer-lease-namespace=" + syncerlease.DefaultNamespace,
+		"--syncer-lease-name=" + syncerlease.DefaultName,
 	}
 	if !c.NoSyncer {
 		// Tenant Services take their cluster IPs from the syncer's allocator, which serves on
@@ -73,6 +79,9 @@ func (c *config) syncerArgs() []string {
 		// provisioner) and from pods (cluster provisioner), like the super apiserver.
 		"--kubelet-proxy-bind-address=" + proxy,
 		"--kubelet-proxy-advertise-address=" + c.hostIP.String(),
+		// The heartbeat Lease the manager reads (managerArgs), in the namespace run creates.
+		"--lease-namespace=" + syncerlease.DefaultNamespace,
+		"--lease-name=" + syncerlease.DefaultName,
 	}
 	if c.mode == NodesReal {
 		// The tenants' cluster DNS, which pods of a real node use: at port 53 of the host IP, as
@@ -95,6 +104,15 @@ func newTenantClient(kubeconfig string) (client.Client, error) {
 		}
 	}
 	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// ensureNamespace creates the namespace name unless it exists.
+func ensureNamespace(ctx context.Context, cs kubernetes.Interface, name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating namespace %s: %w", name, err)
+	}
+	return nil
 }
 
 // createOrUpdateCRD creates crd or, when it exists, updates it to this version.

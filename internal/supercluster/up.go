@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/pki"
+	"github.com/vnest-dev/vnest/internal/syncerlease"
 )
 
 // readyTimeout bounds each start-up wait; the first real-mode start imports
@@ -195,6 +196,10 @@ func (c *config) run(ctx context.Context) (err error) {
 		return err
 	}
 	if err := installCRDs(ctx, cl, waitFor); err != nil {
+		return err
+	}
+	// Also with --no-syncer: a syncer a test runs itself writes its Lease there.
+	if err := ensureNamespace(ctx, client, syncerlease.DefaultNamespace); err != nil {
 		return err
 	}
 	if !c.NoManager {
