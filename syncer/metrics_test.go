@@ -2,8 +2,6 @@ package syncer
 
 import (
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -49,30 +47,5 @@ func TestForgetTenantDropsEverySeries(t *testing.T) {
 	}
 	if want := 7; kept != want { // depth, wait ×2 lanes, latency, errors, drift, drift total
 		t.Errorf("%d series of the other tenant left, want %d", kept, want)
-	}
-}
-
-// TestMetricsMuxProfiling: /debug/pprof/ is served only with --profiling; /metrics and
-// /healthz always.
-func TestMetricsMuxProfiling(t *testing.T) {
-	for _, profiling := range []bool{false, true} {
-		mux := metricsMux(profiling)
-		pprofWant := http.StatusNotFound
-		if profiling {
-			pprofWant = http.StatusOK
-		}
-		for path, want := range map[string]int{
-			"/metrics":                  http.StatusOK,
-			"/healthz":                  http.StatusOK,
-			"/debug/pprof/":             pprofWant,
-			"/debug/pprof/heap?debug=1": pprofWant,
-			"/debug/pprof/cmdline":      pprofWant,
-		} {
-			rec := httptest.NewRecorder()
-			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-			if rec.Code != want {
-				t.Errorf("profiling %v: GET %s = %d, want %d", profiling, path, rec.Code, want)
-			}
-		}
 	}
 }

@@ -34,11 +34,24 @@ type Options struct {
 	Resync time.Duration
 	// HeartbeatPeriod is how often virtual nodes' condition heartbeats are refreshed.
 	HeartbeatPeriod time.Duration
-	// MetricsBindAddress serves Prometheus metrics on /metrics; "0" turns it off.
+	// MetricsBindAddress serves Prometheus metrics on /metrics (and /healthz); "0" turns it off.
 	MetricsBindAddress string
+	// MetricsSecure serves the metrics address over HTTPS and lets a request through only when
+	// the super cluster authenticates its bearer token (TokenReview) and authorizes its user to
+	// get the path, a non-resource URL (SubjectAccessReview), as controller-runtime's secure
+	// metrics do: the series name every tenant, and tenant pods reach the syncer's pod IP.
+	MetricsSecure bool
+	// MetricsCertDir holds the serving certificate of the secure metrics address, tls.crt and
+	// tls.key, reloaded when they change; empty is controller-runtime's default directory
+	// ($TMPDIR/k8s-metrics-server/serving-certs), and a certificate signed by itself, made at
+	// start, when it has none.
+	MetricsCertDir string
 	// Profiling serves Go's /debug/pprof/ handlers on the metrics address too, as the
-	// Kubernetes components' --profiling does on theirs.
+	// Kubernetes components' --profiling does on theirs (behind the same checks when secure).
 	Profiling bool
+	// HealthProbeBindAddress serves /healthz over plain HTTP without authentication, for the
+	// kubelet's probe, which carries no token; "0" turns it off.
+	HealthProbeBindAddress string
 	// QPS and Burst bound each client (the super cluster's and every tenant's).
 	QPS   float32
 	Burst int
@@ -66,16 +79,17 @@ type Options struct {
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	return &Options{
-		Workers:            16,
-		WorkersPerTenant:   2,
-		Resync:             time.Minute,
-		HeartbeatPeriod:    20 * time.Second,
-		MetricsBindAddress: "0",
-		QPS:                200,
-		Burst:              400,
-		LeaseNamespace:     syncerlease.DefaultNamespace,
-		LeaseName:          syncerlease.DefaultName,
-		LeaseDuration:      syncerlease.DefaultDuration,
+		Workers:                16,
+		WorkersPerTenant:       2,
+		Resync:                 time.Minute,
+		HeartbeatPeriod:        20 * time.Second,
+		MetricsBindAddress:     "0",
+		HealthProbeBindAddress: "0",
+		QPS:                    200,
+		Burst:                  400,
+		LeaseNamespace:         syncerlease.DefaultNamespace,
+		LeaseName:              syncerlease.DefaultName,
+		LeaseDuration:          syncerlease.DefaultDuration,
 	}
 }
 
@@ -87,7 +101,10 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "Patrol period: compare both sides of every tenant, re-queue drift, delete orphans")
 	fs.DurationVar(&o.HeartbeatPeriod, "node-heartbeat-period", o.HeartbeatPeriod, "How often the heartbeat of virtual nodes in tenants is refreshed")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus /metrics endpoint, e.g. :8080; 0 turns it off")
+	fs.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "Serve the metrics address over HTTPS, each request authenticated by the super cluster's TokenReview and authorized by a SubjectAccessReview (get of the path, e.g. nonResourceURLs /metrics); needs --metrics-bind-address")
+	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", o.MetricsCertDir, "Directory of the secure metrics address's certificate, tls.crt and tls.key (reloaded when they change); empty: a self-signed one made at start; needs --metrics-secure")
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's /debug/pprof/ handlers (CPU, heap, goroutine profiles) on the metrics address; needs --metrics-bind-address")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz, plain HTTP without authentication (for the kubelet's probe), like :8081; 0 turns it off")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second of each client (super cluster and every tenant)")
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of each client (super cluster and every tenant)")
 	fs.StringVar(&o.KubeletProxyBindAddress, "kubelet-proxy-bind-address", o.KubeletProxyBindAddress, "host:port of the kubelet proxy that serves logs/exec/attach/port-forward of tenant pods to tenant apiservers; empty turns it off")
@@ -117,9 +134,7 @@ func (o *Options) Validate() error {
 	if o.QPS <= 0 || o.Burst < 1 {
 		errs = append(errs, fmt.Errorf("--kube-api-qps and --kube-api-burst must be positive, got %v and %d", o.QPS, o.Burst))
 	}
-	if o.Profiling && (o.MetricsBindAddress == "" || o.MetricsBindAddress == "0") {
-		errs = append(errs, errors.New("--profiling serves on the metrics address: set --metrics-bind-address too"))
-	}
+	errs = append(errs, o.validateMetrics()...)
 	errs = append(errs, o.validateLease()...)
 	if _, err := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress); err != nil {
 		errs = append(errs, err)
@@ -129,6 +144,25 @@ func (o *Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// validateMetrics reports the metrics options that need another one.
+func (o *Options) validateMetrics() []error {
+	var errs []error
+	metricsOff := addressOff(o.MetricsBindAddress)
+	if o.Profiling && metricsOff {
+		errs = append(errs, errors.New("--profiling serves on the metrics address: set --metrics-bind-address too"))
+	}
+	if o.MetricsSecure && metricsOff {
+		errs = append(errs, errors.New("--metrics-secure secures the metrics address: set --metrics-bind-address too"))
+	}
+	if o.MetricsCertDir != "" && !o.MetricsSecure {
+		errs = append(errs, errors.New("--metrics-cert-dir is the certificate of the secure metrics address: set --metrics-secure too"))
+	}
+	return errs
+}
+
+// addressOff reports whether a bind address turns its server off: "0" or empty.
+func addressOff(addr string) bool { return addr == "" || addr == "0" }
 
 // validateLease reports what is wrong with the heartbeat Lease's options.
 func (o *Options) validateLease() []error {

@@ -70,6 +70,31 @@ func TestOptionsProfilingNeedsMetrics(t *testing.T) {
 	}
 }
 
+// TestOptionsMetricsSecure: --metrics-secure needs a metrics address to secure, and
+// --metrics-cert-dir needs --metrics-secure.
+func TestOptionsMetricsSecure(t *testing.T) {
+	for name, tc := range map[string]struct {
+		addr, certDir string
+		secure        bool
+		wantErr       string // "" when valid
+	}{
+		"secure":                    {addr: ":8085", secure: true},
+		"secure with a cert dir":    {addr: ":8085", secure: true, certDir: "/certs"},
+		"plain":                     {addr: "127.0.0.1:8085"},
+		"secure without metrics":    {addr: "0", secure: true, wantErr: "--metrics-secure secures the metrics address: set --metrics-bind-address too"},
+		"a cert dir but not secure": {addr: ":8085", certDir: "/certs", wantErr: "--metrics-cert-dir is the certificate of the secure metrics address"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := NewOptions()
+			o.MetricsBindAddress, o.MetricsSecure, o.MetricsCertDir = tc.addr, tc.secure, tc.certDir
+			err := o.Validate()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("Validate() = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
 // TestOptionsLease: the heartbeat Lease's flags default to the Lease the manager reads, and a
 // name or namespace the API would refuse, or a duration renewed more often than every second, is
 // refused at start.

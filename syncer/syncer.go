@@ -4,12 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/pprof"
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -225,6 +222,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 	if err := s.serveMetrics(ctx); err != nil {
 		return err
 	}
+	if _, err := serveHealth(ctx, s.opts.HealthProbeBindAddress); err != nil {
+		return err
+	}
 	if err := s.serveKubeletProxy(ctx); err != nil {
 		return err
 	}
@@ -276,43 +276,6 @@ func toAny[K comparable](m map[K]bool) map[any]bool {
 		out[k] = v
 	}
 	return out
-}
-
-// serveMetrics serves /metrics and /healthz on the metrics address unless it is "0", and with
-// --profiling /debug/pprof/.
-func (s *Syncer) serveMetrics(ctx context.Context) error {
-	addr := s.opts.MetricsBindAddress
-	if addr == "" || addr == "0" {
-		return nil
-	}
-	srv := &http.Server{Addr: addr, Handler: metricsMux(s.opts.Profiling), ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	go func() {
-		<-ctx.Done()
-		_ = srv.Close()
-	}()
-	select {
-	case err := <-errc:
-		return fmt.Errorf("serving metrics on %s: %w", addr, err)
-	case <-time.After(100 * time.Millisecond):
-		return nil
-	}
-}
-
-// metricsMux serves /metrics, /healthz and, when profiling, Go's /debug/pprof/ handlers.
-func metricsMux(profiling bool) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(ctrlmetrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	if profiling {
-		mux.HandleFunc("/debug/pprof/", pprof.Index) // and the named profiles: heap, goroutine, allocs, …
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	}
-	return mux
 }
 
 // runWorker reconciles keys from the fair queue until it shuts down.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/vnest-dev/vnest/syncer"
 )
@@ -21,9 +22,11 @@ services, and the secrets and configmaps pods use into the super namespaces
 CLUSTERKEY-NAMESPACE; pod status, node assignment, service load balancers and virtual
 nodes flow back up. A fair queue shares the workers between tenants; a patrol every
 --resync repairs drift and deletes orphans.`,
-		Example: `  vnest syncer --kubeconfig .vnest/super.kubeconfig --workers 8 --metrics-bind-address :8085`,
+		Example: `  vnest syncer --kubeconfig .vnest/super.kubeconfig --workers 8 --metrics-bind-address 127.0.0.1:8085`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// controller-runtime's metrics server and its review filter log through it.
+			ctrllog.SetLogger(klog.NewKlogr())
 			return syncer.Run(klog.NewContext(cmd.Context(), klog.NewKlogr()), o)
 		},
 	}

@@ -1,0 +1,128 @@
+package syncer
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+)
+
+// serveMetrics serves the metrics address (newMetricsServer) unless it is off, until ctx ends.
+// It returns an error when the server cannot start, such as when the address is taken.
+func (s *Syncer) serveMetrics(ctx context.Context) error {
+	addr := s.opts.MetricsBindAddress
+	if addressOff(addr) {
+		return nil
+	}
+	srv, err := newMetricsServer(s.opts.Options, s.opts.super)
+	if err != nil {
+		return err
+	}
+	if _, err := startListening(ctx, srv); err != nil {
+		return fmt.Errorf("serving metrics on %s: %w", addr, err)
+	}
+	return nil
+}
+
+// startListening starts srv until ctx ends and waits until it listens, which with a
+// self-signed certificate comes after two keys are made. It returns the address srv listens
+// on, or the error that ended it first.
+func startListening(ctx context.Context, srv metricsserver.Server) (string, error) {
+	bound, ok := srv.(interface{ GetBindAddr() string }) // controller-runtime's: "" until it listens
+	if !ok {
+		return "", fmt.Errorf("the metrics server %T does not tell its address", srv)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Start(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if addr := bound.GetBindAddr(); addr != "" {
+			return addr, nil
+		}
+		select {
+		case err := <-errc:
+			return "", cmp.Or(err, ctx.Err(), errors.New("the metrics server stopped"))
+		case <-tick.C:
+		}
+	}
+}
+
+// newMetricsServer is controller-runtime's metrics server on o's metrics address: /metrics of
+// ctrlmetrics.Registry, where New registers the syncer's series, /healthz and, with
+// --profiling, Go's /debug/pprof/ handlers. With --metrics-secure it serves HTTPS and lets a
+// request through only when super's TokenReview authenticates its bearer token and a
+// SubjectAccessReview allows its user to get the path: the series name every tenant, a
+// profile holds any of their objects, and tenant pods reach the syncer's pod IP.
+func newMetricsServer(o *Options, super *rest.Config) (metricsserver.Server, error) {
+	opts := metricsserver.Options{BindAddress: o.MetricsBindAddress, ExtraHandlers: metricsExtraHandlers(o.Profiling)}
+	var httpClient *http.Client
+	if o.MetricsSecure {
+		opts.SecureServing = true
+		opts.CertDir = o.MetricsCertDir
+		opts.TLSOpts = []func(*tls.Config){withoutHTTP2}
+		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		var err error
+		if httpClient, err = rest.HTTPClientFor(super); err != nil {
+			return nil, fmt.Errorf("the metrics' review client: %w", err)
+		}
+	}
+	srv, err := metricsserver.NewServer(opts, super, httpClient)
+	if err != nil {
+		return nil, fmt.Errorf("the metrics server: %w", err)
+	}
+	return srv, nil
+}
+
+// withoutHTTP2 serves HTTP/1.1 only, as kubebuilder's projects do by default: HTTP/2's stream
+// reset and continuation floods (CVE-2023-44487, CVE-2023-39325) cost a server more than a
+// metrics scrape needs, and anyone who reaches the pod IP can send them before any check.
+func withoutHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+
+// metricsExtraHandlers are the metrics address's handlers besides /metrics: /healthz and, when
+// profiling, Go's /debug/pprof/ handlers.
+func metricsExtraHandlers(profiling bool) map[string]http.Handler {
+	h := map[string]http.Handler{"/healthz": http.HandlerFunc(healthz)}
+	if profiling {
+		h["/debug/pprof/"] = http.HandlerFunc(pprof.Index) // and the named profiles: heap, goroutine, allocs, …
+		h["/debug/pprof/cmdline"] = http.HandlerFunc(pprof.Cmdline)
+		h["/debug/pprof/profile"] = http.HandlerFunc(pprof.Profile)
+		h["/debug/pprof/symbol"] = http.HandlerFunc(pprof.Symbol)
+		h["/debug/pprof/trace"] = http.HandlerFunc(pprof.Trace)
+	}
+	return h
+}
+
+// serveHealth serves /healthz on addr, plain and open to anyone (the kubelet's probe carries
+// no token; the answer tells nothing about tenants), unless addr is off, until ctx ends. It
+// returns the address it listens on.
+func serveHealth(ctx context.Context, addr string) (net.Addr, error) {
+	if addressOff(addr) {
+		return nil, nil
+	}
+	l, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("serving health probes: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", healthz)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	return l.Addr(), nil
+}
+
+// healthz answers that the syncer runs.
+func healthz(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }

@@ -1,0 +1,253 @@
+package syncer
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
+	certutil "k8s.io/client-go/util/cert"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// TestMetricsServerPlain: without --metrics-secure the metrics address is plain HTTP and open,
+// as `vnest up` runs it on loopback: /metrics and /healthz always, /debug/pprof/ only with
+// --profiling.
+func TestMetricsServerPlain(t *testing.T) {
+	for _, profiling := range []bool{false, true} {
+		o := NewOptions()
+		o.MetricsBindAddress, o.Profiling = "127.0.0.1:0", profiling
+		url := "http://" + startMetrics(t, o, nil)
+		pprofWant := http.StatusNotFound
+		if profiling {
+			pprofWant = http.StatusOK
+		}
+		for path, want := range map[string]int{
+			"/metrics":                  http.StatusOK,
+			"/healthz":                  http.StatusOK,
+			"/debug/pprof/":             pprofWant,
+			"/debug/pprof/heap?debug=1": pprofWant,
+			"/debug/pprof/cmdline":      pprofWant,
+		} {
+			if code, body := get(t, http.DefaultClient, url+path, ""); code != want {
+				t.Errorf("profiling %v: GET %s = %d %q, want %d", profiling, path, code, body, want)
+			}
+		}
+	}
+}
+
+// TestMetricsServerSecure: with --metrics-secure the metrics address serves HTTPS only, and a
+// request goes through only with a bearer token the super cluster's TokenReview authenticates
+// and whose user a SubjectAccessReview allows to get the path: no token is 401, a token the
+// TokenReview rejects 500 (controller-runtime's filter answers the bearer token authenticator's
+// "invalid bearer token" so), a tenant's service account 403, Prometheus gets /metrics (the
+// syncer's own series) but not the profiles, which an admin gets.
+func TestMetricsServerSecure(t *testing.T) {
+	m := newMetrics(ctrlmetrics.Registry) // as New registers them
+	m.serve("secure-tenant")
+	m.queueDepth("secure-tenant", kindPod, 3)
+	super := startReviewer(t)
+	o := NewOptions()
+	o.MetricsBindAddress, o.MetricsSecure, o.Profiling = "127.0.0.1:0", true, true
+	addr := startMetrics(t, o, super.config())
+
+	for _, tc := range []struct {
+		path, token string
+		want        int
+		wantBody    string
+	}{
+		{path: "/metrics", want: http.StatusUnauthorized},
+		{path: "/metrics", token: "forged", want: http.StatusInternalServerError, wantBody: "Authentication failed"},
+		{path: "/metrics", token: "tenant-pod", want: http.StatusForbidden},
+		{path: "/healthz", token: "tenant-pod", want: http.StatusForbidden},
+		{path: "/debug/pprof/heap", token: "tenant-pod", want: http.StatusForbidden},
+		{path: "/metrics", token: "prometheus", want: http.StatusOK, wantBody: `vnest_syncer_queue_depth{kind="Pod",tenant="secure-tenant"} 3`},
+		{path: "/debug/pprof/heap", token: "prometheus", want: http.StatusForbidden},
+		{path: "/debug/pprof/heap?debug=1", token: "admin", want: http.StatusOK, wantBody: "heap profile"},
+	} {
+		code, body := get(t, selfSignedClient, "https://"+addr+tc.path, tc.token)
+		if code != tc.want || !strings.Contains(body, tc.wantBody) {
+			t.Errorf("GET %s with token %q = %d %.80q, want %d with %q", tc.path, tc.token, code, body, tc.want, tc.wantBody)
+		}
+	}
+	if code, body := get(t, http.DefaultClient, "http://"+addr+"/metrics", "prometheus"); code != http.StatusBadRequest {
+		t.Errorf("GET /metrics over plain HTTP = %d %q, want %d: HTTPS only", code, body, http.StatusBadRequest)
+	}
+}
+
+// TestMetricsCertDir: the secure metrics address serves the certificate of --metrics-cert-dir,
+// which a client that trusts it alone verifies.
+func TestMetricsCertDir(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, err := certutil.GenerateSelfSignedCertKey("vnest-syncer", []net.IP{net.IPv4(127, 0, 0, 1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{"tls.crt": cert, "tls.key": key} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := NewOptions()
+	o.MetricsBindAddress, o.MetricsSecure, o.MetricsCertDir = "127.0.0.1:0", true, dir
+	addr := startMetrics(t, o, startReviewer(t).config())
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	if code, body := get(t, client, "https://"+addr+"/metrics", "prometheus"); code != http.StatusOK {
+		t.Errorf("GET /metrics verifying the certificate of --metrics-cert-dir = %d %q, want 200", code, body)
+	}
+}
+
+// TestMetricsAddressTaken: a secure metrics address that is taken fails the start, although
+// its certificate is made before it listens.
+func TestMetricsAddressTaken(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	o := NewOptions()
+	o.MetricsBindAddress, o.MetricsSecure = l.Addr().String(), true
+	s := &Syncer{opts: &completedOptions{Options: o, super: startReviewer(t).config()}}
+	if err := s.serveMetrics(t.Context()); !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("serveMetrics on a taken address = %v, want %v", err, syscall.EADDRINUSE)
+	}
+}
+
+// TestHealthProbeOpen: the health probe address answers /healthz over plain HTTP without a
+// token, as the kubelet asks, and serves nothing else.
+func TestHealthProbeOpen(t *testing.T) {
+	addr, err := serveHealth(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{"/healthz": http.StatusOK, "/metrics": http.StatusNotFound, "/debug/pprof/": http.StatusNotFound} {
+		if code, body := get(t, http.DefaultClient, "http://"+addr.String()+path, ""); code != want {
+			t.Errorf("GET %s = %d %q, want %d", path, code, body, want)
+		}
+	}
+	if addr, err := serveHealth(t.Context(), "0"); addr != nil || err != nil {
+		t.Errorf("serveHealth(0) = %v, %v; want it off", addr, err)
+	}
+}
+
+// startMetrics runs newMetricsServer(o, super) until the test ends and returns the address it
+// listens on.
+func startMetrics(t *testing.T, o *Options, super *rest.Config) string {
+	t.Helper()
+	srv, err := newMetricsServer(o, super)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := startListening(t.Context(), srv)
+	if err != nil {
+		t.Fatalf("starting the metrics server: %v", err)
+	}
+	return addr
+}
+
+// selfSignedClient is a client of a server whose certificate is signed by itself, which it
+// cannot verify.
+var selfSignedClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+
+// get GETs url with token as bearer token, if any, and returns the status code and body.
+func get(t *testing.T, c *http.Client, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// reviewer is a super cluster apiserver that answers TokenReviews and SubjectAccessReviews
+// alone: tokens are their users' names ("forged" is none), and a user may get the
+// non-resource paths of allowed. It records the resources it was asked to create.
+type reviewer struct {
+	*httptest.Server
+	mu      sync.Mutex
+	created map[schema.GroupResource]bool
+}
+
+// allowed are the non-resource paths each user may get, as RBAC would decide them: Prometheus
+// bound to vnest-syncer-metrics-reader, an admin to cluster-admin.
+var allowed = map[string][]string{
+	"prometheus": {"/metrics"},
+	"admin":      {"/metrics", "/healthz", "/debug/pprof/heap"},
+}
+
+// startReviewer runs a reviewer until the test ends.
+func startReviewer(t *testing.T) *reviewer {
+	r := &reviewer{created: map[schema.GroupResource]bool{}}
+	r.Server = httptest.NewServer(r)
+	t.Cleanup(r.Close)
+	return r
+}
+
+// config is a client config of the reviewer.
+func (r *reviewer) config() *rest.Config { return &rest.Config{Host: r.URL} }
+
+// asked are the resources the reviewer was asked to create.
+func (r *reviewer) asked() []schema.GroupResource {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Collect(maps.Keys(r.created))
+}
+
+func (r *reviewer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var out any
+	switch req.Method + " " + req.URL.Path {
+	case "POST /apis/authentication.k8s.io/v1/tokenreviews":
+		var review authenticationv1.TokenReview
+		_ = json.NewDecoder(req.Body).Decode(&review)
+		if token := review.Spec.Token; token != "forged" {
+			review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: token}}
+		}
+		out = &review
+	case "POST /apis/authorization.k8s.io/v1/subjectaccessreviews":
+		var review authorizationv1.SubjectAccessReview
+		_ = json.NewDecoder(req.Body).Decode(&review)
+		a := review.Spec.NonResourceAttributes
+		review.Status.Allowed = a != nil && a.Verb == "get" && slices.Contains(allowed[review.Spec.User], a.Path)
+		out = &review
+	default:
+		http.NotFound(w, req)
+		return
+	}
+	parts := strings.Split(req.URL.Path, "/") // "", "apis", group, version, resource
+	r.mu.Lock()
+	r.created[schema.GroupResource{Group: parts[2], Resource: parts[4]}] = true
+	r.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(out)
+}
