@@ -13,14 +13,19 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 
+	"github.com/spf13/pflag"
+	appsv1 "k8s.io/api/apps/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -145,6 +150,36 @@ func TestHealthProbeOpen(t *testing.T) {
 	}
 	if addr, err := serveHealth(t.Context(), "0"); addr != nil || err != nil {
 		t.Errorf("serveHealth(0) = %v, %v; want it off", addr, err)
+	}
+}
+
+// TestDeploymentSecuresMetrics: the syncer's Deployment (manifests/syncer) turns secure metrics
+// on, and its liveness probe asks /healthz of the open health probe address, not of the
+// metrics one, which would answer 401.
+func TestDeploymentSecuresMetrics(t *testing.T) {
+	var d appsv1.Deployment
+	readManifest(t, "../manifests/syncer/deployment.yaml", &d)
+	c := d.Spec.Template.Spec.Containers[0]
+	o := NewOptions()
+	fs := pflag.NewFlagSet("syncer", pflag.ContinueOnError)
+	o.AddFlags(fs)
+	if err := fs.Parse(c.Args[1:]); err != nil {
+		t.Fatal(err)
+	}
+	if !o.MetricsSecure || addressOff(o.MetricsBindAddress) {
+		t.Errorf("the Deployment serves metrics on %q with --metrics-secure=%v; want them secure", o.MetricsBindAddress, o.MetricsSecure)
+	}
+	probe := c.LivenessProbe.HTTPGet
+	port := probe.Port.IntVal
+	for _, p := range c.Ports {
+		if probe.Port.Type == intstr.String && p.Name == probe.Port.StrVal {
+			port = p.ContainerPort
+		}
+	}
+	_, health, _ := net.SplitHostPort(o.HealthProbeBindAddress)
+	if health != strconv.Itoa(int(port)) || probe.Path != "/healthz" || probe.Scheme != "" && probe.Scheme != corev1.URISchemeHTTP {
+		t.Errorf("the liveness probe asks %s at port %s (%d), scheme %q; want /healthz of --health-probe-bind-address=%q over HTTP",
+			probe.Path, probe.Port.String(), port, probe.Scheme, o.HealthProbeBindAddress)
 	}
 }
 

@@ -1,13 +1,16 @@
 package syncer
 
 import (
+	"net/http"
 	"os"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
@@ -114,6 +117,46 @@ func TestRoleCoversTheLease(t *testing.T) {
 		if !slices.Equal(r.APIGroups, []string{lease.Group}) || !slices.Equal(r.Resources, []string{lease.Resource}) {
 			t.Errorf("the Role has a rule for %v %v; want leases only", r.APIGroups, r.Resources)
 		}
+	}
+}
+
+// TestClusterRoleCoversTheMetricsReviews: the syncer's ClusterRole lets it create what
+// --metrics-secure asks the super cluster for each scrape (TokenReviews, SubjectAccessReviews),
+// and vnest-syncer-metrics-reader, installed with it, lets its subjects get /metrics and
+// nothing else. The requests come from the metrics server itself, against a fake super cluster.
+func TestClusterRoleCoversTheMetricsReviews(t *testing.T) {
+	var role, reader rbacv1.ClusterRole
+	readManifest(t, "../manifests/syncer/clusterrole.yaml", &role)
+	readManifest(t, "../manifests/syncer/metrics-reader.yaml", &reader)
+
+	super := startReviewer(t) // metricsserve_test.go
+	o := NewOptions()
+	o.MetricsBindAddress, o.MetricsSecure = "127.0.0.1:0", true
+	addr := startMetrics(t, o, super.config())
+	if code, body := get(t, selfSignedClient, "https://"+addr+"/metrics", "prometheus"); code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d %q, want 200", code, body)
+	}
+	if len(super.asked()) != 2 {
+		t.Errorf("a scrape asked the super cluster for %v; want a TokenReview and a SubjectAccessReview", super.asked())
+	}
+	for _, gr := range super.asked() {
+		if !rulesAllow(role.Rules, gr, "create", "") {
+			t.Errorf("the ClusterRole does not allow create %s, which the metrics server does", gr)
+		}
+	}
+
+	want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+	if reader.Name != "vnest-syncer-metrics-reader" || !reflect.DeepEqual(reader.Rules, want) {
+		t.Errorf("ClusterRole %s has rules %+v; want vnest-syncer-metrics-reader with %+v", reader.Name, reader.Rules, want)
+	}
+	var kustomization struct {
+		metav1.TypeMeta `json:",inline"`
+		Namespace       string   `json:"namespace"`
+		Resources       []string `json:"resources"`
+	}
+	readManifest(t, "../manifests/syncer/kustomization.yaml", &kustomization)
+	if !slices.Contains(kustomization.Resources, "metrics-reader.yaml") {
+		t.Errorf("manifests/syncer/kustomization.yaml installs %q; want metrics-reader.yaml too", kustomization.Resources)
 	}
 }
 
