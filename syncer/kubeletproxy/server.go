@@ -68,7 +68,23 @@ type Server struct {
 	now       func() time.Time
 	handlers  map[string]TenantHandler
 	pinMiss   func(context.Context, Tenant)
+
+	// readHeaderTimeout and idleTimeout bound how long a connection may wait for a
+	// request's headers (the TLS handshake included) and for the next request
+	// (defaultReadHeaderTimeout, defaultIdleTimeout; shorter in tests).
+	readHeaderTimeout, idleTimeout time.Duration
 }
+
+// Anyone who reaches the listener, a tenant pod say, may open connections to it: without these
+// bounds a connection that sends no request, or half its headers, or nothing after a request,
+// would hold a goroutine and a socket for ever. The idle timeout is the kubelet's. There is no
+// ReadTimeout or WriteTimeout: they would cut `logs -f`, exec, attach and port-forward
+// streams, which last as long as the user wants (an upgraded connection has no deadlines once
+// its headers are read).
+const (
+	defaultReadHeaderTimeout = 10 * time.Second
+	defaultIdleTimeout       = 90 * time.Second
+)
 
 // New builds a Server, with a fresh self-signed serving certificate. It starts nothing.
 func New(c Config) (*Server, error) {
@@ -104,6 +120,9 @@ func New(c Config) (*Server, error) {
 		cert:      cert,
 		now:       time.Now,
 		handlers:  c.Handlers,
+
+		readHeaderTimeout: defaultReadHeaderTimeout,
+		idleTimeout:       defaultIdleTimeout,
 	}, nil
 }
 
@@ -177,7 +196,8 @@ func (s *Server) Start(ctx context.Context, addr string) (net.Addr, error) {
 			ClientAuth: tls.RequestClientCert,
 			MinVersion: tls.VersionTLS12,
 		},
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: s.readHeaderTimeout,
+		IdleTimeout:       s.idleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	go func() {

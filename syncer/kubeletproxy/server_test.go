@@ -122,7 +122,8 @@ type testProxy struct {
 	pinMisses chan string
 }
 
-func startProxy(t *testing.T) *testProxy {
+// startProxy starts a proxy serving tenants a-1 and b-2, after tweaks change its Server.
+func startProxy(t *testing.T, tweaks ...func(*Server)) *testProxy {
 	t.Helper()
 	caA, caB := newTestCA(t), newTestCA(t)
 	a := caA.kubeletClient(t)
@@ -146,6 +147,9 @@ func startProxy(t *testing.T) *testProxy {
 		PinMismatch: func(_ context.Context, t Tenant) { pinMisses <- t.ClusterKey }})
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tweak := range tweaks {
+		tweak(s)
 	}
 	addr, err := s.Start(t.Context(), "127.0.0.1:0")
 	if err != nil {
@@ -341,5 +345,33 @@ func TestProxyExecNeedsUpgrade(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("exec without an upgrade: HTTP %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestServerTimeouts: a connection that sends no request, half its headers, or nothing after a
+// request is closed once the header or idle timeout has passed; anyone who reaches the
+// listener could hold such connections open for ever.
+func TestServerTimeouts(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	p := startProxy(t, func(s *Server) { s.readHeaderTimeout, s.idleTimeout = timeout, timeout })
+	for name, sent := range map[string]string{
+		"no request":                "",
+		"half-sent request headers": "GET /containerLogs/default/web/app HTTP/1.1\r\nHost: node\r\n",
+		"idle after a request":      "GET /stats/summary HTTP/1.1\r\nHost: node\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{p.a}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// Generous: the proxy closes it after 100 ms, however loaded the machine.
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			fmt.Fprint(conn, sent)
+			got, err := io.ReadAll(conn) // whatever the proxy answers, then its close
+			if err != nil {
+				t.Fatalf("the connection was not closed by the proxy (timeouts of %v): %v; read %q", timeout, err, got)
+			}
+		})
 	}
 }
