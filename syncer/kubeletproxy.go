@@ -94,8 +94,9 @@ func (s *Syncer) serveKubeletProxy(ctx context.Context) error {
 	}
 	p, err := kubeletproxy.New(kubeletproxy.Config{
 		Tenants: s.proxyTenants, SuperPods: s.superPods, Super: s.opts.super, ServingHosts: []string{ep.IP},
-		Handlers:    map[string]kubeletproxy.TenantHandler{serviceip.Path: s.serveServiceIP},
-		PinMismatch: s.recheckKubeletClientPin,
+		Handlers:             map[string]kubeletproxy.TenantHandler{serviceip.Path: s.serveServiceIP},
+		PinMismatch:          s.recheckKubeletClientPin,
+		MaxRequestsPerTenant: s.opts.KubeletProxyMaxRequestsPerTenant,
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/vnest-dev/vnest/internal/syncerlease"
+	"github.com/vnest-dev/vnest/syncer/kubeletproxy"
 )
 
 // Options are the user-facing settings of `vnest syncer`.
@@ -62,6 +63,9 @@ type Options struct {
 	// KubeletProxyAdvertiseAddress is the IP (or IP:port) tenant apiservers reach the kubelet
 	// proxy on; virtual nodes carry it as their InternalIP and kubelet port.
 	KubeletProxyAdvertiseAddress string
+	// KubeletProxyMaxRequestsPerTenant bounds the requests (logs, exec, attach, port-forward)
+	// one tenant has going through the kubelet proxy at once; more get 429 Too Many Requests.
+	KubeletProxyMaxRequestsPerTenant int
 	// DNSBindAddress (host:port) serves the tenants' cluster DNS (package dns); empty turns it
 	// off, and pods keep the super cluster's DNS.
 	DNSBindAddress string
@@ -90,6 +94,8 @@ func NewOptions() *Options {
 		LeaseNamespace:         syncerlease.DefaultNamespace,
 		LeaseName:              syncerlease.DefaultName,
 		LeaseDuration:          syncerlease.DefaultDuration,
+
+		KubeletProxyMaxRequestsPerTenant: kubeletproxy.DefaultMaxRequestsPerTenant,
 	}
 }
 
@@ -109,6 +115,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.Burst, "kube-api-burst", o.Burst, "Burst of each client (super cluster and every tenant)")
 	fs.StringVar(&o.KubeletProxyBindAddress, "kubelet-proxy-bind-address", o.KubeletProxyBindAddress, "host:port of the kubelet proxy that serves logs/exec/attach/port-forward of tenant pods to tenant apiservers; empty turns it off")
 	fs.StringVar(&o.KubeletProxyAdvertiseAddress, "kubelet-proxy-advertise-address", o.KubeletProxyAdvertiseAddress, "IP (or IP:port) tenant apiservers reach the kubelet proxy on; virtual nodes carry it as InternalIP and kubelet port")
+	fs.IntVar(&o.KubeletProxyMaxRequestsPerTenant, "kubelet-proxy-max-requests-per-tenant", o.KubeletProxyMaxRequestsPerTenant, "Most requests (logs, exec, attach, port-forward) one tenant may have going through the kubelet proxy at once, streams included; more get 429 Too Many Requests")
 	fs.StringVar(&o.DNSBindAddress, "dns-bind-address", o.DNSBindAddress, "host:port of the tenants' cluster DNS server (UDP and TCP), which answers each pod with its own tenant's Services; empty turns it off")
 	fs.StringVar(&o.DNSAdvertiseAddress, "dns-advertise-address", o.DNSAdvertiseAddress, "IP tenant pods reach the DNS server on at port 53; super pods get it as their nameserver")
 	fs.StringVar(&o.LeaseNamespace, "lease-namespace", o.LeaseNamespace, "Namespace of the syncer's heartbeat Lease in the super cluster (the syncer's own when it runs in a pod); the manager's --syncer-lease-namespace must be the same")
@@ -138,6 +145,9 @@ func (o *Options) Validate() error {
 	errs = append(errs, o.validateLease()...)
 	if _, err := kubeletProxyEndpoint(o.KubeletProxyBindAddress, o.KubeletProxyAdvertiseAddress); err != nil {
 		errs = append(errs, err)
+	}
+	if o.KubeletProxyMaxRequestsPerTenant < 1 {
+		errs = append(errs, fmt.Errorf("--kubelet-proxy-max-requests-per-tenant must be at least 1, got %d", o.KubeletProxyMaxRequestsPerTenant))
 	}
 	if _, err := dnsAdvertiseIP(o.DNSBindAddress, o.DNSAdvertiseAddress); err != nil {
 		errs = append(errs, err)

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/rest"
 )
 
@@ -120,5 +121,35 @@ func TestOptionsLease(t *testing.T) {
 	}
 	if o := NewOptions(); o.LeaseNamespace != "vnest-system" || o.LeaseName != "vnest-syncer" || o.LeaseDuration != 40*time.Second {
 		t.Errorf("defaults %s/%s for %v, want vnest-system/vnest-syncer for 40s (the manager's, manifests/syncer)", o.LeaseNamespace, o.LeaseName, o.LeaseDuration)
+	}
+}
+
+// TestOptionsKubeletProxyMaxRequests: the kubelet proxy's per-tenant limit is 256 unless the
+// flag says otherwise, and must let a tenant have at least one request going.
+func TestOptionsKubeletProxyMaxRequests(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args    []string
+		want    int
+		wantErr string // "" when valid
+	}{
+		"default": {want: 256},
+		"set":     {args: []string{"--kubelet-proxy-max-requests-per-tenant=8"}, want: 8},
+		"zero":    {args: []string{"--kubelet-proxy-max-requests-per-tenant=0"}, wantErr: "--kubelet-proxy-max-requests-per-tenant must be at least 1, got 0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := NewOptions()
+			fs := pflag.NewFlagSet("syncer", pflag.ContinueOnError)
+			o.AddFlags(fs)
+			if err := fs.Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			err := o.Validate()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.wantErr)
+			}
+			if tc.wantErr == "" && o.KubeletProxyMaxRequestsPerTenant != tc.want {
+				t.Errorf("KubeletProxyMaxRequestsPerTenant = %d, want %d", o.KubeletProxyMaxRequestsPerTenant, tc.want)
+			}
+		})
 	}
 }

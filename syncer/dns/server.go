@@ -9,11 +9,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/miekg/dns"
 	"k8s.io/klog/v2"
+
+	"github.com/vnest-dev/vnest/internal/keylimit"
 )
 
 // Config is what a Server answers from.
@@ -63,9 +64,7 @@ type Server struct {
 	log     klog.Logger
 	waiting chan struct{} // a slot per query waiting in tenantOf
 
-	maxForwarding int
-	mu            sync.Mutex
-	forwarding    map[string]int // upstream exchanges going, by Tenant.Key
+	forwarding *keylimit.Limit // upstream exchanges going, by Tenant.Key
 }
 
 // New returns a Server for cfg.
@@ -77,7 +76,7 @@ func New(cfg Config) *Server {
 		cfg.UnknownSourceWait = 3 * time.Second
 	}
 	return &Server{cfg: cfg, log: klog.Background(), waiting: make(chan struct{}, maxWaiting),
-		maxForwarding: maxForwarding, forwarding: map[string]int{}}
+		forwarding: keylimit.New(maxForwarding)}
 }
 
 // Upstreams reads the nameservers of a resolv.conf file as host:port.
@@ -342,10 +341,10 @@ func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg, t *Tenant) {
 // exchange asks the upstreams r over network ("udp" or "tcp"), in order, and returns the first
 // reply; an error without asking when tenant has maxForwarding exchanges going.
 func (s *Server) exchange(tenant string, r *dns.Msg, network string) (*dns.Msg, error) {
-	if !s.startForwarding(tenant) {
-		return nil, fmt.Errorf("tenant %q has %d queries at the upstreams already", tenant, s.maxForwarding)
+	if !s.forwarding.Acquire(tenant) {
+		return nil, fmt.Errorf("tenant %q has %d queries at the upstreams already", tenant, s.forwarding.Max())
 	}
-	defer s.doneForwarding(tenant)
+	defer s.forwarding.Release(tenant)
 	c := &dns.Client{Net: network, Timeout: s.cfg.ForwardTimeout}
 	var errs []error
 	for _, up := range s.cfg.Upstreams {
@@ -359,24 +358,4 @@ func (s *Server) exchange(tenant string, r *dns.Msg, network string) (*dns.Msg, 
 		return nil, errors.New("no upstream nameservers")
 	}
 	return nil, fmt.Errorf("no upstream nameserver answered: %w", errors.Join(errs...))
-}
-
-// startForwarding takes one of tenant's maxForwarding exchanges; false when all are taken.
-func (s *Server) startForwarding(tenant string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.forwarding[tenant] >= s.maxForwarding {
-		return false
-	}
-	s.forwarding[tenant]++
-	return true
-}
-
-// doneForwarding gives back an exchange startForwarding took.
-func (s *Server) doneForwarding(tenant string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.forwarding[tenant]--; s.forwarding[tenant] <= 0 {
-		delete(s.forwarding, tenant)
-	}
 }

@@ -15,6 +15,8 @@ import (
 	"github.com/miekg/dns"
 	"k8s.io/klog/v2"
 	"k8s.io/klog/v2/ktesting"
+
+	"github.com/vnest-dev/vnest/internal/keylimit"
 )
 
 // TestServer asks a server on 127.0.0.1 over UDP and TCP: the tenant pod at 127.0.0.1 gets its
@@ -413,7 +415,7 @@ func TestChase(t *testing.T) {
 
 // TestServerForwardLimit: each upstream exchange holds a goroutine and a socket until the
 // upstream answers or ForwardTimeout passes, so a tenant's pods may have only so many going at
-// a time (Server.maxForwarding); more get SERVFAIL without asking. Another tenant's still go.
+// a time (Server.forwarding); more get SERVFAIL without asking. Another tenant's still go.
 func TestServerForwardLimit(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	// An upstream that never answers, counting what it is asked.
@@ -461,7 +463,7 @@ func TestServerForwardLimit(t *testing.T) {
 		UnknownSourceWait: -1,
 	})
 	const limit = 4
-	srv.maxForwarding = limit
+	srv.forwarding = keylimit.New(limit)
 	addr, err := srv.Start(klog.NewContext(t.Context(), klog.FromContext(ctx)), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

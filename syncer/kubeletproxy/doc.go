@@ -49,6 +49,13 @@
 // the tenant: the client certificate's key never leaves the apiserver); run both on a network
 // you trust, as with kubelets.
 //
+// Bounds. Tenant pods reach the listener too: a connection must send its request's headers
+// within 10 s and is closed after 90 s without a request, and a tenant has at most
+// Config.MaxRequestsPerTenant kubelet API requests going at once (429 Too Many Requests past
+// it; counted once the tenant is identified), since the tenant apiserver's in-flight limit does
+// not count long-running requests and each holds goroutines, two connections and a buffer here.
+// Streams have no time limit.
+//
 // Other endpoints of the syncer for tenant apiservers share the listener and the identification
 // (Config.Handlers): the Service IP allocator (internal/serviceip) is one.
 //

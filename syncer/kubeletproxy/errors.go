@@ -36,6 +36,9 @@ func forbidden(format string, a ...any) error {
 func notFound(format string, a ...any) error {
 	return newStatusError(http.StatusNotFound, format, a...)
 }
+func tooManyRequests(format string, a ...any) error {
+	return newStatusError(http.StatusTooManyRequests, format, a...)
+}
 
 // codeOf is the HTTP status for err: its own, the one of an API error, or 502 for anything
 // else (the proxy failed to reach the super apiserver).
@@ -84,6 +87,8 @@ func reasonFor(code int) metav1.StatusReason {
 		return metav1.StatusReasonNotFound
 	case http.StatusMethodNotAllowed:
 		return metav1.StatusReasonMethodNotAllowed
+	case http.StatusTooManyRequests:
+		return metav1.StatusReasonTooManyRequests
 	}
 	return metav1.StatusReasonUnknown
 }

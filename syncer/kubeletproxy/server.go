@@ -1,6 +1,7 @@
 package kubeletproxy
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -29,6 +30,7 @@ import (
 	"k8s.io/client-go/transport"
 	"k8s.io/klog/v2"
 
+	"github.com/vnest-dev/vnest/internal/keylimit"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -51,7 +53,19 @@ type Config struct {
 	// was refused: the manager may have renewed the certificate, and the caller re-reads the
 	// pin. It runs in the request's goroutine (ctx is the request's) and must not block.
 	PinMismatch func(ctx context.Context, t Tenant)
+	// MaxRequestsPerTenant bounds the kubelet API requests (logs, exec, attach, port-forward)
+	// one tenant has going through the proxy at once; more are refused with 429 Too Many
+	// Requests. 0 is DefaultMaxRequestsPerTenant.
+	MaxRequestsPerTenant int
 }
+
+// DefaultMaxRequestsPerTenant is the default of Config.MaxRequestsPerTenant. A tenant
+// apiserver's own in-flight limit does not count long-running requests, so without a bound one
+// tenant could open streams until the syncer runs out of memory, for every tenant: each holds
+// goroutines, a connection on either side and a buffer for as long as the user likes. The
+// upstream conformance suite, 6 processes in parallel through the proxy, uses a handful at a
+// time; 256 leaves room for many users following logs at once.
+const DefaultMaxRequestsPerTenant = 256
 
 // TenantHandler serves a request of the apiserver of tenant t.
 type TenantHandler func(w http.ResponseWriter, r *http.Request, t Tenant)
@@ -68,6 +82,7 @@ type Server struct {
 	now       func() time.Time
 	handlers  map[string]TenantHandler
 	pinMiss   func(context.Context, Tenant)
+	inFlight  *keylimit.Limit // kubelet API requests going, by Tenant.ClusterKey
 
 	// readHeaderTimeout and idleTimeout bound how long a connection may wait for a
 	// request's headers (the TLS handshake included) and for the next request
@@ -120,6 +135,7 @@ func New(c Config) (*Server, error) {
 		cert:      cert,
 		now:       time.Now,
 		handlers:  c.Handlers,
+		inFlight:  keylimit.New(cmp.Or(c.MaxRequestsPerTenant, DefaultMaxRequestsPerTenant)),
 
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		idleTimeout:       defaultIdleTimeout,
@@ -241,6 +257,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	logger = logger.WithValues("tenant", t.ClusterKey, "pod", klog.KRef(req.Namespace, req.Pod), "subresource", req.Subresource)
+	// Counted once the tenant is known, so that a stranger's requests take nothing from it.
+	if !s.inFlight.Acquire(t.ClusterKey) {
+		logger.V(2).Info("Kubelet proxy refused a request: the tenant has as many going as it may", "limit", s.inFlight.Max())
+		w.Header().Set("Retry-After", "1")
+		writeError(w, tooManyRequests("tenant %s has %d requests (logs, exec, attach, port-forward) going through the kubelet proxy, "+
+			"the most it may (the syncer's --kubelet-proxy-max-requests-per-tenant); try again when one has ended", t.ClusterKey, s.inFlight.Max()), req.Streaming)
+		return
+	}
+	defer s.inFlight.Release(t.ClusterKey)
 	superPod, err := resolve(t, s.superPods, req)
 	if err != nil {
 		logger.V(2).Info("Kubelet proxy refused a request", "err", err)

@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
+	"github.com/vnest-dev/vnest/internal/keylimit"
 	"github.com/vnest-dev/vnest/internal/ownership"
 )
 
@@ -134,13 +135,14 @@ func startProxy(t *testing.T, tweaks ...func(*Server)) *testProxy {
 		{ClusterKey: "a-1", CA: caA.pool, KubeletClient: a.Leaf.Raw, Pods: podLister(t,
 			tenantPod("default", "web", "uid-web"), tenantPod("default", "stolen", "uid-stolen"),
 			tenantPod("default", "stale", "uid-new"), tenantPod("default", "unsynced", "uid-unsynced"))},
-		{ClusterKey: "b-2", CA: caB.pool, Pods: podLister(t, tenantPod("default", "web", "uid-b-web"))},
+		{ClusterKey: "b-2", CA: caB.pool, Pods: podLister(t, tenantPod("default", "web", "uid-b-web"), tenantPod("default", "db", "uid-b-db"))},
 	}
 	superPods := podLister(t,
 		superPod("a-1", "default", "web", "a-1", "default", "uid-web"),
 		superPod("a-1", "default", "stolen", "b-2", "default", "uid-stolen"), // another tenant's label
 		superPod("a-1", "default", "stale", "a-1", "default", "uid-old"),     // an earlier pod's
 		superPod("b-2", "other", "web", "b-2", "default", "uid-b-web"),       // wrong tenant namespace
+		superPod("b-2", "default", "db", "b-2", "default", "uid-b-db"),
 	)
 	s, err := New(Config{Tenants: func() []Tenant { return tenants }, SuperPods: superPods, Super: super.restConfig(), ServingHosts: []string{"127.0.0.1"},
 		Handlers:    map[string]TenantHandler{"/vnest/echo-tenant": func(w http.ResponseWriter, _ *http.Request, t Tenant) { fmt.Fprint(w, t.ClusterKey) }},
@@ -293,22 +295,31 @@ func TestProxyLogs(t *testing.T) {
 	}
 }
 
-func TestProxyExecUpgrade(t *testing.T) {
-	p := startProxy(t)
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{p.a}})
+// startExec sends an exec request (SPDY) for path with cert, and headers (lines ending in
+// CRLF), on a connection of its own, closed at the end of the test; it returns the connection,
+// its reader and the proxy's answer.
+func (p *testProxy) startExec(t *testing.T, cert tls.Certificate, path, headers string) (*tls.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { _ = conn.Close() })
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprint(conn, "POST /exec/default/web/app?command=cat&command=-n&input=1&output=1&error=1 HTTP/1.1\r\nHost: node\r\n"+
-		"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"+
-		"Authorization: Bearer tenant-user\r\nImpersonate-User: system:admin\r\nImpersonate-Group: system:masters\r\nX-Remote-User: admin\r\n\r\n")
+	fmt.Fprint(conn, "POST "+path+" HTTP/1.1\r\nHost: node\r\n"+
+		"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\nX-Stream-Protocol-Version: v4.channel.k8s.io\r\n"+headers+"\r\n")
 	rd := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(rd, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return conn, rd, resp
+}
+
+func TestProxyExecUpgrade(t *testing.T) {
+	p := startProxy(t)
+	conn, rd, resp := p.startExec(t, p.a, "/exec/default/web/app?command=cat&command=-n&input=1&output=1&error=1",
+		"Authorization: Bearer tenant-user\r\nImpersonate-User: system:admin\r\nImpersonate-Group: system:masters\r\nX-Remote-User: admin\r\n")
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		body, _ := io.ReadAll(resp.Body)
 		t.Fatalf("HTTP %d %q, want 101", resp.StatusCode, body)
@@ -373,5 +384,65 @@ func TestServerTimeouts(t *testing.T) {
 				t.Fatalf("the connection was not closed by the proxy (timeouts of %v): %v; read %q", timeout, err, got)
 			}
 		})
+	}
+}
+
+// TestProxyTenantLimit: a tenant has at most Config.MaxRequestsPerTenant requests going through
+// the proxy at once, streams included; the one past it is refused with 429 while another
+// tenant's still go, and a stream that has ended gives its place back.
+func TestProxyTenantLimit(t *testing.T) {
+	p := startProxy(t, func(s *Server) { s.inFlight = keylimit.New(2) })
+	// follow starts a log stream of pod of cert's tenant: it is going once its first line has
+	// come; the fake super apiserver holds the rest until the end of the test.
+	follow := func(cert *tls.Certificate, pod string) (*http.Response, error) {
+		t.Helper()
+		resp, err := p.client(cert).Get(p.url + "/containerLogs/default/" + pod + "/app?follow=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK {
+			return resp, nil
+		}
+		line, err := bufio.NewReader(resp.Body).ReadString('\n')
+		if err == nil && line != "line 1\n" {
+			err = fmt.Errorf("first line %q", line)
+		}
+		return resp, err
+	}
+
+	if resp, err := follow(&p.a, "web"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("tenant a's first stream: HTTP %d, %v", resp.StatusCode, err)
+	}
+	exec, _, resp := p.startExec(t, p.a, "/exec/default/web/app?command=cat&input=1&output=1", "")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("tenant a's second stream, an exec: HTTP %d, want 101", resp.StatusCode)
+	}
+	resp, _ = follow(&p.a, "web")
+	body, _ := io.ReadAll(resp.Body)
+	const wantMsg = "tenant a-1 has 2 requests (logs, exec, attach, port-forward) going through the kubelet proxy, the most it may"
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), wantMsg) || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("tenant a's third stream: HTTP %d %q, Retry-After %q; want 429 containing %q, with a Retry-After",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"), wantMsg)
+	}
+	if resp, err := follow(&p.b, "db"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("tenant b's stream while a is at its limit: HTTP %d, %v; want 200", resp.StatusCode, err)
+	}
+
+	// The exec ends: its place is a's again, once the proxy has seen it end.
+	_ = exec.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := follow(&p.a, "web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("tenant a's stream after its exec ended: HTTP %d, want 200 (within 30s)", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
