@@ -135,11 +135,11 @@ func startKubeletProxy(t *testing.T, caFile string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
+	ca := kubeletproxy.CAFromPEM(caPEM)
+	if ca == nil {
 		t.Fatalf("no certificate in %s", caFile)
 	}
-	tenants := []kubeletproxy.Tenant{{ClusterKey: "a", CA: pool}}
+	tenants := []kubeletproxy.Tenant{{ClusterKey: "a", CA: ca}}
 	proxy, err := kubeletproxy.New(kubeletproxy.Config{
 		Tenants:      func() []kubeletproxy.Tenant { return tenants },
 		SuperPods:    corelisters.NewPodLister(cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})),

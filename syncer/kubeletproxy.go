@@ -118,16 +118,12 @@ func (s *Syncer) proxyTenants() []kubeletproxy.Tenant {
 
 // tenantCA is the CA a tenant kubeconfig trusts: the tenant CA, which also signs the tenant
 // apiserver's kubelet client certificate. Nil when the kubeconfig has none.
-func tenantCA(cfg *rest.Config) *x509.CertPool {
+func tenantCA(cfg *rest.Config) *kubeletproxy.CA {
 	data := cfg.TLSClientConfig.CAData
 	if len(data) == 0 && cfg.TLSClientConfig.CAFile != "" {
 		data, _ = os.ReadFile(cfg.TLSClientConfig.CAFile)
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(data) {
-		return nil
-	}
-	return pool
+	return kubeletproxy.CAFromPEM(data)
 }
 
 // pinRecheckInterval is how often at most a refused certificate makes the syncer re-read a

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -40,6 +39,7 @@ import (
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/textcut"
+	"github.com/vnest-dev/vnest/syncer/kubeletproxy"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -90,7 +90,7 @@ type tenant struct {
 	stop        context.CancelFunc     // stops informers and the event broadcaster
 	synced      func() bool            // the tenant's informers have synced
 	fingerprint string                 // fingerprintOf the kubeconfig the client was built from and the tenantPKI
-	ca          *x509.CertPool         // the CA of the kubeconfig; identifies the tenant to the kubelet proxy
+	ca          *kubeletproxy.CA       // the CA of the kubeconfig; identifies the tenant to the kubelet proxy
 	life        context.Context        // ends with stop: process cancels a sync in flight with it
 	// kubeletClient is the DER of the tenant apiserver's kubelet client certificate, the only
 	// one of the tenant CA the kubelet proxy takes; nil when the syncer could not read it.

@@ -11,7 +11,9 @@
 //  1. identifies the tenant by the TLS client certificate: the apiserver's kubelet client
 //     certificate (CN layout.KubeletClientUser, signed by the tenant CA; the manager issues it
 //     with the tenant PKI) must verify against the CA of exactly one tenant the syncer serves
-//     (Running, caches synced; the CA comes from the tenant's kubeconfig), signed by that CA
+//     (Running, caches synced; the CA comes from the tenant's kubeconfig; only the CAs whose
+//     SubjectKeyId is the leaf's AuthorityKeyId are checked, one signature check per request
+//     where each tenant CA has its own key), signed by that CA
 //     itself (intermediates the caller sends are not used: chains built through them would
 //     cost signature checks of the caller's choosing before it is known), and be, byte for
 //     byte, the certificate the syncer read from the tenant's PKI Secret (Tenant.KubeletClient);

@@ -1,13 +1,20 @@
 package kubeletproxy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,7 +26,7 @@ import (
 type testCA struct {
 	dir  string
 	ca   *pki.Authority
-	pool *x509.CertPool
+	pool *CA
 }
 
 func newTestCA(t *testing.T) *testCA {
@@ -29,9 +36,7 @@ func newTestCA(t *testing.T) *testCA {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	return &testCA{dir: dir, ca: ca, pool: pool}
+	return &testCA{dir: dir, ca: ca, pool: NewCA(ca.Cert)}
 }
 
 // issue returns a key pair for spec signed by the CA.
@@ -170,5 +175,101 @@ func TestIdentify(t *testing.T) {
 				t.Fatalf("identify = %q, %v; want %s", got.ClusterKey, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestIdentifyChecksOneCA: every tenant CA has the same subject, so a leaf naming that issuer,
+// anyone's, had its signature checked against each tenant's CA. It is checked against the CA
+// whose SubjectKeyId is its AuthorityKeyId alone, and against none when that is no tenant's;
+// only a CA without a key id, which may have signed any leaf, is checked for every leaf.
+func TestIdentifyChecksOneCA(t *testing.T) {
+	var cas []*testCA
+	var tenants []Tenant
+	for i := range 5 {
+		ca := newTestCA(t)
+		cas = append(cas, ca)
+		tenants = append(tenants, Tenant{ClusterKey: fmt.Sprintf("t-%d", i), CA: ca.pool})
+	}
+	stranger := newTestCA(t)
+	// Someone else's CA certificate may have no key id; Go's x509 gives every CA one.
+	bare := newTestCA(t)
+	bareCert := *bare.ca.Cert
+	bareCert.SubjectKeyId = nil
+	withBare := append(slices.Clip(tenants), Tenant{ClusterKey: "no-key-id", CA: NewCA(&bareCert)})
+	// A leaf of t-0's CA without an AuthorityKeyId, as a CA certificate without a key id signs.
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent := *cas[0].ca.Cert
+	parent.SubjectKeyId = nil
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: layout.KubeletClientUser},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, &parent, key.Public(), cas[0].ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noAKID, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	checks := 0
+	check := verify
+	verify = func(leaf *x509.Certificate, opts x509.VerifyOptions) error {
+		checks++
+		return check(leaf, opts)
+	}
+	t.Cleanup(func() { verify = check })
+	for name, tc := range map[string]struct {
+		tenants    []Tenant
+		leaf       *x509.Certificate
+		want       string // "": refused
+		wantChecks int
+	}{
+		"a tenant's leaf":                    {tenants: tenants, leaf: cas[3].kubeletClient(t).Leaf, want: "t-3", wantChecks: 1},
+		"a leaf of a CA no tenant has":       {tenants: tenants, leaf: stranger.kubeletClient(t).Leaf, wantChecks: 0},
+		"a leaf without an authority key id": {tenants: tenants, leaf: noAKID, wantChecks: 0},
+		"a tenant's leaf, with a CA without a key id": {
+			tenants: withBare, leaf: cas[3].kubeletClient(t).Leaf, want: "t-3", wantChecks: 2,
+		},
+		"a leaf of the CA without a key id": {tenants: withBare, leaf: bare.kubeletClient(t).Leaf, want: "no-key-id", wantChecks: 1},
+		"a leaf of a CA no tenant has, with a CA without a key id": {
+			tenants: withBare, leaf: stranger.kubeletClient(t).Leaf, wantChecks: 1,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			checks = 0
+			got, err := identify([]*x509.Certificate{tc.leaf}, tc.tenants, time.Now())
+			if got.ClusterKey != tc.want || (err == nil) != (tc.want != "") {
+				t.Errorf("identify = %q, %v; want %q", got.ClusterKey, err, tc.want)
+			}
+			if checks != tc.wantChecks {
+				t.Errorf("%d signature checks, want %d", checks, tc.wantChecks)
+			}
+		})
+	}
+}
+
+// TestCAFromPEM: a kubeconfig's certificate-authority-data may hold several certificates, and
+// what is no certificate is skipped, as x509.CertPool.AppendCertsFromPEM does.
+func TestCAFromPEM(t *testing.T) {
+	a, b := newTestCA(t), newTestCA(t)
+	pemOf := func(c *testCA) []byte {
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.ca.Cert.Raw})
+	}
+	bundle := slices.Concat(pemOf(a), []byte("not PEM\n"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}), pemOf(b))
+	ca := CAFromPEM(bundle)
+	for _, c := range []*testCA{a, b} {
+		if got, err := identify([]*x509.Certificate{c.kubeletClient(t).Leaf}, []Tenant{{ClusterKey: "bundle", CA: ca}}, time.Now()); err != nil || got.ClusterKey != "bundle" {
+			t.Errorf("a leaf of a CA of the bundle: identify = %q, %v; want bundle", got.ClusterKey, err)
+		}
+	}
+	for _, data := range [][]byte{nil, []byte("not PEM"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("garbage")})} {
+		if ca := CAFromPEM(data); ca != nil {
+			t.Errorf("CAFromPEM(%q) = %v, want nil", data, ca)
+		}
 	}
 }
