@@ -473,42 +473,66 @@ func fitSearches(searches []string) []string {
 	return searches
 }
 
-// searchesOmitted is the search domains of tenant pod tp's own dnsConfig that its super pod sp
-// goes without (those podDNS cut to keep within maxDNSSearches and maxDNSSearchChars), and the
-// search domains sp has. A pod podDNS leaves alone keeps its dnsConfig, so none is omitted.
-func searchesOmitted(tp, sp *corev1.Pod) (omitted, applied []string) {
+// dnsCut is what of one line of a tenant pod's own dnsConfig, its nameservers or its search
+// domains, the super pod goes without, and that line as the super pod has it.
+type dnsCut struct {
+	omitted, applied []string
+}
+
+// dnsOmitted is what of tenant pod tp's own dnsConfig its super pod sp goes without: the
+// nameservers podDNS cut to keep within maxDNSNameservers (the tenant's DNS server first) and
+// the search domains it cut to keep within maxDNSSearches and maxDNSSearchChars (the tenant's
+// three first), as a kubelet cuts them. The pod's own that sp has anyway (the tenant's DNS
+// server, one of the tenant's domains) are not omitted; a pod podDNS leaves alone keeps its
+// dnsConfig, so nothing of it is.
+func dnsOmitted(tp, sp *corev1.Pod) (nameservers, searches dnsCut) {
+	var own, applied corev1.PodDNSConfig
+	if tp.Spec.DNSConfig != nil {
+		own = *tp.Spec.DNSConfig
+	}
 	if sp.Spec.DNSConfig != nil {
-		applied = sp.Spec.DNSConfig.Searches
+		applied = *sp.Spec.DNSConfig
 	}
-	if tp.Spec.DNSConfig == nil {
-		return nil, applied
-	}
-	for _, s := range tp.Spec.DNSConfig.Searches {
-		if !slices.Contains(applied, s) && !slices.Contains(omitted, s) {
-			omitted = append(omitted, s)
+	return cutOf(own.Nameservers, applied.Nameservers), cutOf(own.Searches, applied.Searches)
+}
+
+// cutOf is the items of own that applied goes without.
+func cutOf(own, applied []string) dnsCut {
+	c := dnsCut{applied: applied}
+	for _, s := range own {
+		if !slices.Contains(applied, s) && !slices.Contains(c.omitted, s) {
+			c.omitted = append(c.omitted, s)
 		}
 	}
-	return omitted, applied
+	return c
 }
 
 // reasonDNSConfigForming is a kubelet's reason for the Warning event on a pod whose DNS settings
 // it cut (k8s.io/kubernetes/pkg/kubelet/network/dns).
 const reasonDNSConfigForming = "DNSConfigForming"
 
-// recordSearchesOmitted tells the tenant, once the super cluster has created super pod sp for
-// tenant pod tp, that some of tp's own search domains were left out, with the Warning event a
-// kubelet records when it cuts a search line. A pod's dnsConfig never changes after its
-// creation, so the tenant pod gets it once per super pod, not at every sync.
-func recordSearchesOmitted(ctx context.Context, t *tenant, tp, sp *corev1.Pod) {
-	omitted, applied := searchesOmitted(tp, sp)
-	if len(omitted) == 0 {
-		return
-	}
-	line := strings.Join(applied, " ")
-	klog.FromContext(ctx).V(2).Info("Search line limits exceeded; search domains of the pod omitted", "pod", klog.KObj(tp), "omitted", omitted)
-	if t.recorder != nil {
-		t.recorder.Event(tp, corev1.EventTypeWarning, reasonDNSConfigForming,
-			"Search Line limits were exceeded, some search paths have been omitted, the applied search line is: "+line)
+// recordDNSOmitted tells the tenant, once the super cluster has created super pod sp for tenant
+// pod tp, that some of tp's own nameservers or search domains were left out (dnsOmitted), with
+// the Warning events a kubelet records when it cuts those lines, nameservers first as it forms
+// them. A pod's dnsConfig never changes after its creation, so the tenant pod gets them once per
+// super pod, not at every sync.
+func recordDNSOmitted(ctx context.Context, t *tenant, tp, sp *corev1.Pod) {
+	nameservers, searches := dnsOmitted(tp, sp)
+	for _, line := range []struct {
+		name    string
+		cut     dnsCut
+		message string // a kubelet's, before the applied line
+	}{
+		{"nameserver", nameservers, "Nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: "},
+		{"search", searches, "Search Line limits were exceeded, some search paths have been omitted, the applied search line is: "},
+	} {
+		if len(line.cut.omitted) == 0 {
+			continue
+		}
+		klog.FromContext(ctx).V(2).Info("DNS limits exceeded; some of the pod's own DNS settings omitted", "pod", klog.KObj(tp), "line", line.name, "omitted", line.cut.omitted)
+		if t.recorder != nil {
+			t.recorder.Event(tp, corev1.EventTypeWarning, reasonDNSConfigForming, line.message+strings.Join(line.cut.applied, " "))
+		}
 	}
 }
 

@@ -47,8 +47,9 @@ func TestPodDNS(t *testing.T) {
 		want       *corev1.PodDNSConfig
 		// wantSubdomain is the subdomain after: "" for the spec's, "-" for none.
 		wantSubdomain string
-		// wantOmitted is the pod's own search domains cut (searchesOmitted).
-		wantOmitted []string
+		// wantNameserversOmitted and wantSearchesOmitted are the pod's own nameservers and
+		// search domains cut (dnsOmitted).
+		wantNameserversOmitted, wantSearchesOmitted []string
 	}{
 		{name: "default policy: the tenant DNS", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
 		{name: "ClusterFirst", spec: corev1.PodSpec{DNSPolicy: corev1.DNSClusterFirst}, nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone, want: clusterFirst},
@@ -84,7 +85,27 @@ func TestPodDNS(t *testing.T) {
 				Nameservers: []string{"192.0.2.2", "1.1.1.1", "8.8.8.8"},
 				Searches:    []string{"app.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"},
 				Options:     []corev1.PodDNSConfigOption{{Name: "ndots", Value: ptr.To("2")}, {Name: "edns0"}},
+			},
+			wantNameserversOmitted: []string{"9.9.9.9"}},
+		// The tenant apiserver takes 3 of the pod's own; the tenant's DNS server comes first.
+		{name: "the pod's own nameservers past the second are dropped", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
+			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "8.8.8.8", "9.9.9.9"}}},
+			want: &corev1.PodDNSConfig{
+				Nameservers: []string{"192.0.2.2", "1.1.1.1", "8.8.8.8"},
+				Searches:    clusterFirst.Searches,
+				Options:     clusterFirst.Options,
+			},
+			wantNameserversOmitted: []string{"9.9.9.9"}},
+		{name: "the tenant's DNS server among the pod's own nameservers takes no second place", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
+			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "192.0.2.2", "8.8.8.8"}}},
+			want: &corev1.PodDNSConfig{
+				Nameservers: []string{"192.0.2.2", "1.1.1.1", "8.8.8.8"},
+				Searches:    clusterFirst.Searches,
+				Options:     clusterFirst.Options,
 			}},
+		{name: "None: the pod's own nameservers are all kept", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
+			spec: corev1.PodSpec{DNSPolicy: corev1.DNSNone, DNSConfig: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "8.8.8.8", "9.9.9.9"}}},
+			want: &corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "8.8.8.8", "9.9.9.9"}}},
 		// 2024 characters of the pod's own, 2078 with the tenant's three before them: upstream
 		// takes 2048 (with the spaces), a kubelet drops those past it.
 		{name: "the pod's own search domains past 2048 characters in all are dropped", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
@@ -94,7 +115,7 @@ func TestPodDNS(t *testing.T) {
 				Searches:    append(slices.Clone(clusterFirst.Searches), longSearches[:8]...),
 				Options:     clusterFirst.Options,
 			},
-			wantOmitted: []string{longSearches[8][:200]}},
+			wantSearchesOmitted: []string{longSearches[8][:200]}},
 		{name: "the pod's own search domains past 32 in all are dropped", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
 			spec: corev1.PodSpec{DNSConfig: &corev1.PodDNSConfig{Searches: shortSearches}},
 			want: &corev1.PodDNSConfig{
@@ -102,7 +123,7 @@ func TestPodDNS(t *testing.T) {
 				Searches:    append(slices.Clone(clusterFirst.Searches), shortSearches[:29]...),
 				Options:     clusterFirst.Options,
 			},
-			wantOmitted: shortSearches[29:]},
+			wantSearchesOmitted: shortSearches[29:]},
 		// The tenant apiserver takes them: a pod of dnsPolicy None goes down as it is.
 		{name: "None: the pod's own search domains are all kept", nameserver: "192.0.2.2", wantPolicy: corev1.DNSNone,
 			spec: corev1.PodSpec{DNSPolicy: corev1.DNSNone, DNSConfig: &corev1.PodDNSConfig{Searches: longSearches[:8]}},
@@ -123,42 +144,60 @@ func TestPodDNS(t *testing.T) {
 			if want := map[string]string{"": tc.spec.Subdomain, "-": ""}[tc.wantSubdomain]; spec.Subdomain != want {
 				t.Errorf("subdomain = %q, want %q", spec.Subdomain, want)
 			}
-			omitted, applied := searchesOmitted(&corev1.Pod{Spec: tc.spec}, &corev1.Pod{Spec: *spec})
-			if diff := cmp.Diff(tc.wantOmitted, omitted); diff != "" {
-				t.Errorf("searchesOmitted (-want +got):\n%s", diff)
+			nameservers, searches := dnsOmitted(&corev1.Pod{Spec: tc.spec}, &corev1.Pod{Spec: *spec})
+			want := tc.want
+			if want == nil {
+				want = &corev1.PodDNSConfig{}
 			}
-			var want []string
-			if tc.want != nil {
-				want = tc.want.Searches
-			}
-			if !slices.Equal(applied, want) {
-				t.Errorf("searchesOmitted's applied searches = %q, want %q", applied, want)
+			for _, line := range []struct {
+				name          string
+				got           dnsCut
+				omitted, live []string
+			}{
+				{"nameservers", nameservers, tc.wantNameserversOmitted, want.Nameservers},
+				{"searches", searches, tc.wantSearchesOmitted, want.Searches},
+			} {
+				if diff := cmp.Diff(line.omitted, line.got.omitted); diff != "" {
+					t.Errorf("dnsOmitted's %s omitted (-want +got):\n%s", line.name, diff)
+				}
+				if !slices.Equal(line.got.applied, line.live) {
+					t.Errorf("dnsOmitted's applied %s = %q, want %q", line.name, line.got.applied, line.live)
+				}
 			}
 		})
 	}
 }
 
-// TestSearchesOmittedEvent: a tenant pod whose own search domains podDNS cut gets the Warning
-// event DNSConfigForming a kubelet records, with the applied search line, once its super pod is
-// created, and not again at the rounds after; a pod whose search domains fit gets none.
-func TestSearchesOmittedEvent(t *testing.T) {
+// TestDNSOmittedEvents: a tenant pod whose own nameservers or search domains podDNS cut gets
+// the Warning event DNSConfigForming a kubelet records for each line it cuts, nameservers first,
+// with the applied line, once its super pod is created, and not again at the rounds after; a
+// pod whose settings fit gets none.
+func TestDNSOmittedEvents(t *testing.T) {
 	long := make([]string, 9) // 9 of 227 characters: 2078 with the tenant's three
 	for i := range long {
 		long[i] = strings.Repeat(string(rune('a'+i)), 227)
 	}
-	tenantSearches := "default.svc.cluster.local svc.cluster.local cluster.local"
+	const (
+		nameserversCut = "Warning DNSConfigForming Nameserver limits were exceeded, some nameservers have been omitted, the applied nameserver line is: "
+		searchesCut    = "Warning DNSConfigForming Search Line limits were exceeded, some search paths have been omitted, the applied search line is: "
+		tenantSearches = "default.svc.cluster.local svc.cluster.local cluster.local"
+	)
 	for _, tc := range []struct {
-		name     string
-		searches []string
-		want     []string
+		name string
+		dns  corev1.PodDNSConfig
+		want []string
 	}{
-		{name: "cut", searches: long, want: []string{"Warning DNSConfigForming Search Line limits were exceeded, some search paths have been omitted, the applied search line is: " +
-			tenantSearches + " " + strings.Join(long[:8], " ")}},
-		{name: "fits", searches: append(long[:7:7], "svc.cluster.local")},
+		{name: "search line cut", dns: corev1.PodDNSConfig{Searches: long},
+			want: []string{searchesCut + tenantSearches + " " + strings.Join(long[:8], " ")}},
+		{name: "nameservers cut", dns: corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "8.8.8.8", "9.9.9.9"}},
+			want: []string{nameserversCut + "192.0.2.2 1.1.1.1 8.8.8.8"}},
+		{name: "both cut", dns: corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "8.8.8.8", "9.9.9.9"}, Searches: long},
+			want: []string{nameserversCut + "192.0.2.2 1.1.1.1 8.8.8.8", searchesCut + tenantSearches + " " + strings.Join(long[:8], " ")}},
+		{name: "fits", dns: corev1.PodDNSConfig{Nameservers: []string{"1.1.1.1", "192.0.2.2", "8.8.8.8"}, Searches: append(long[:7:7], "svc.cluster.local")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tp := MakePod("default", "web").Obj()
-			tp.Spec.DNSConfig = &corev1.PodDNSConfig{Searches: tc.searches}
+			tp.Spec.DNSConfig = tc.dns.DeepCopy()
 			h := newHarness(t, []object{superDefaultNS.DeepCopy()}, []object{tenantDefaultNS.DeepCopy(), tp})
 			h.t.nameserver = "192.0.2.2"
 			_, w, ev := h.syncRound(t)

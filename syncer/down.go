@@ -60,8 +60,8 @@ type down[T object] struct {
 	// takeBackTolerations, podplacement.go).
 	refused func(ctx context.Context, s *Syncer, t *tenant, w writer[T], st state[T], merged T, refusal error) (bool, error)
 	// created, when set, is given the tenant object and the super object the super cluster has
-	// just created for it, once per creation (a pod's cut search line is told then:
-	// recordSearchesOmitted, dns.go).
+	// just created for it, once per creation (a pod's cut nameserver or search line is told
+	// then: recordDNSOmitted, dns.go).
 	created func(ctx context.Context, t *tenant, tenantObj, super T)
 }
 

@@ -259,8 +259,8 @@ var podDown = down[*corev1.Pod]{
 	},
 	equal:   podDownEqual,
 	merge:   mergePod,
-	refused: takeBackTolerations,   // podplacement.go
-	created: recordSearchesOmitted, // dns.go
+	refused: takeBackTolerations, // podplacement.go
+	created: recordDNSOmitted,    // dns.go
 }
 
 // podStatusUp is the status the tenant pod should have for a super pod: the super pod's, which
