@@ -1,10 +1,7 @@
 package syncer
 
 import (
-	"cmp"
 	"context"
-	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,8 +9,9 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/vnest-dev/vnest/internal/securemetrics"
 )
 
 // serveMetrics serves the metrics address (newMetricsServer) unless it is off, until ctx ends.
@@ -27,34 +25,10 @@ func (s *Syncer) serveMetrics(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := startListening(ctx, srv); err != nil {
+	if _, err := securemetrics.Start(ctx, srv); err != nil {
 		return fmt.Errorf("serving metrics on %s: %w", addr, err)
 	}
 	return nil
-}
-
-// startListening starts srv until ctx ends and waits until it listens, which with a
-// self-signed certificate comes after two keys are made. It returns the address srv listens
-// on, or the error that ended it first.
-func startListening(ctx context.Context, srv metricsserver.Server) (string, error) {
-	bound, ok := srv.(interface{ GetBindAddr() string }) // controller-runtime's: "" until it listens
-	if !ok {
-		return "", fmt.Errorf("the metrics server %T does not tell its address", srv)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Start(ctx) }()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if addr := bound.GetBindAddr(); addr != "" {
-			return addr, nil
-		}
-		select {
-		case err := <-errc:
-			return "", cmp.Or(err, ctx.Err(), errors.New("the metrics server stopped"))
-		case <-tick.C:
-		}
-	}
 }
 
 // newMetricsServer is controller-runtime's metrics server on o's metrics address: /metrics of
@@ -67,10 +41,7 @@ func newMetricsServer(o *Options, super *rest.Config) (metricsserver.Server, err
 	opts := metricsserver.Options{BindAddress: o.MetricsBindAddress, ExtraHandlers: metricsExtraHandlers(o.Profiling)}
 	var httpClient *http.Client
 	if o.MetricsSecure {
-		opts.SecureServing = true
-		opts.CertDir = o.MetricsCertDir
-		opts.TLSOpts = []func(*tls.Config){withoutHTTP2}
-		opts.FilterProvider = filters.WithAuthenticationAndAuthorization
+		securemetrics.Secure(&opts, o.MetricsCertDir)
 		var err error
 		if httpClient, err = rest.HTTPClientFor(super); err != nil {
 			return nil, fmt.Errorf("the metrics' review client: %w", err)
@@ -82,11 +53,6 @@ func newMetricsServer(o *Options, super *rest.Config) (metricsserver.Server, err
 	}
 	return srv, nil
 }
-
-// withoutHTTP2 serves HTTP/1.1 only, as kubebuilder's projects do by default: HTTP/2's stream
-// reset and continuation floods (CVE-2023-44487, CVE-2023-39325) cost a server more than a
-// metrics scrape needs, and anyone who reaches the pod IP can send them before any check.
-func withoutHTTP2(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
 
 // metricsExtraHandlers are the metrics address's handlers besides /metrics: /healthz and, when
 // profiling, Go's /debug/pprof/ handlers.

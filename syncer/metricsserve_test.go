@@ -3,32 +3,25 @@ package syncer
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
-	"io"
-	"maps"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
-	authenticationv1 "k8s.io/api/authentication/v1"
-	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/vnest-dev/vnest/internal/testreviewer"
 )
 
 // TestMetricsServerPlain: without --metrics-secure the metrics address is plain HTTP and open,
@@ -50,7 +43,7 @@ func TestMetricsServerPlain(t *testing.T) {
 			"/debug/pprof/heap?debug=1": pprofWant,
 			"/debug/pprof/cmdline":      pprofWant,
 		} {
-			if code, body := get(t, http.DefaultClient, url+path, ""); code != want {
+			if code, body := testreviewer.Get(t, http.DefaultClient, url+path, ""); code != want {
 				t.Errorf("profiling %v: GET %s = %d %q, want %d", profiling, path, code, body, want)
 			}
 		}
@@ -70,7 +63,7 @@ func TestMetricsServerSecure(t *testing.T) {
 	super := startReviewer(t)
 	o := NewOptions()
 	o.MetricsBindAddress, o.MetricsSecure, o.Profiling = "127.0.0.1:0", true, true
-	addr := startMetrics(t, o, super.config())
+	addr := startMetrics(t, o, super.Config())
 
 	for _, tc := range []struct {
 		path, token string
@@ -86,12 +79,12 @@ func TestMetricsServerSecure(t *testing.T) {
 		{path: "/debug/pprof/heap", token: "prometheus", want: http.StatusForbidden},
 		{path: "/debug/pprof/heap?debug=1", token: "admin", want: http.StatusOK, wantBody: "heap profile"},
 	} {
-		code, body := get(t, selfSignedClient, "https://"+addr+tc.path, tc.token)
+		code, body := testreviewer.Get(t, testreviewer.SelfSignedClient, "https://"+addr+tc.path, tc.token)
 		if code != tc.want || !strings.Contains(body, tc.wantBody) {
 			t.Errorf("GET %s with token %q = %d %.80q, want %d with %q", tc.path, tc.token, code, body, tc.want, tc.wantBody)
 		}
 	}
-	if code, body := get(t, http.DefaultClient, "http://"+addr+"/metrics", "prometheus"); code != http.StatusBadRequest {
+	if code, body := testreviewer.Get(t, http.DefaultClient, "http://"+addr+"/metrics", "prometheus"); code != http.StatusBadRequest {
 		t.Errorf("GET /metrics over plain HTTP = %d %q, want %d: HTTPS only", code, body, http.StatusBadRequest)
 	}
 }
@@ -111,11 +104,11 @@ func TestMetricsCertDir(t *testing.T) {
 	}
 	o := NewOptions()
 	o.MetricsBindAddress, o.MetricsSecure, o.MetricsCertDir = "127.0.0.1:0", true, dir
-	addr := startMetrics(t, o, startReviewer(t).config())
+	addr := startMetrics(t, o, startReviewer(t).Config())
 	roots := x509.NewCertPool()
 	roots.AppendCertsFromPEM(cert)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	if code, body := get(t, client, "https://"+addr+"/metrics", "prometheus"); code != http.StatusOK {
+	if code, body := testreviewer.Get(t, client, "https://"+addr+"/metrics", "prometheus"); code != http.StatusOK {
 		t.Errorf("GET /metrics verifying the certificate of --metrics-cert-dir = %d %q, want 200", code, body)
 	}
 }
@@ -130,7 +123,7 @@ func TestMetricsAddressTaken(t *testing.T) {
 	defer func() { _ = l.Close() }()
 	o := NewOptions()
 	o.MetricsBindAddress, o.MetricsSecure = l.Addr().String(), true
-	s := &Syncer{opts: &completedOptions{Options: o, super: startReviewer(t).config()}}
+	s := &Syncer{opts: &completedOptions{Options: o, super: startReviewer(t).Config()}}
 	if err := s.serveMetrics(t.Context()); !errors.Is(err, syscall.EADDRINUSE) {
 		t.Errorf("serveMetrics on a taken address = %v, want %v", err, syscall.EADDRINUSE)
 	}
@@ -144,7 +137,7 @@ func TestHealthProbeOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]int{"/healthz": http.StatusOK, "/metrics": http.StatusNotFound, "/debug/pprof/": http.StatusNotFound} {
-		if code, body := get(t, http.DefaultClient, "http://"+addr.String()+path, ""); code != want {
+		if code, body := testreviewer.Get(t, http.DefaultClient, "http://"+addr.String()+path, ""); code != want {
 			t.Errorf("GET %s = %d %q, want %d", path, code, body, want)
 		}
 	}
@@ -191,98 +184,15 @@ func startMetrics(t *testing.T, o *Options, super *rest.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, err := startListening(t.Context(), srv)
-	if err != nil {
-		t.Fatalf("starting the metrics server: %v", err)
-	}
-	return addr
+	return testreviewer.Listen(t, srv)
 }
 
-// selfSignedClient is a client of a server whose certificate is signed by itself, which it
-// cannot verify.
-var selfSignedClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-
-// get GETs url with token as bearer token, if any, and returns the status code and body.
-func get(t *testing.T, c *http.Client, url, token string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
-
-// reviewer is a super cluster apiserver that answers TokenReviews and SubjectAccessReviews
-// alone: tokens are their users' names ("forged" is none), and a user may get the
-// non-resource paths of allowed. It records the resources it was asked to create.
-type reviewer struct {
-	*httptest.Server
-	mu      sync.Mutex
-	created map[schema.GroupResource]bool
-}
-
-// allowed are the non-resource paths each user may get, as RBAC would decide them: Prometheus
-// bound to vnest-syncer-metrics-reader, an admin to cluster-admin.
+// allowed are the non-resource paths each user may get of the reviewer, as RBAC would decide
+// them: Prometheus bound to vnest-syncer-metrics-reader, an admin to cluster-admin.
 var allowed = map[string][]string{
 	"prometheus": {"/metrics"},
 	"admin":      {"/metrics", "/healthz", "/debug/pprof/heap"},
 }
 
-// startReviewer runs a reviewer until the test ends.
-func startReviewer(t *testing.T) *reviewer {
-	r := &reviewer{created: map[schema.GroupResource]bool{}}
-	r.Server = httptest.NewServer(r)
-	t.Cleanup(r.Close)
-	return r
-}
-
-// config is a client config of the reviewer.
-func (r *reviewer) config() *rest.Config { return &rest.Config{Host: r.URL} }
-
-// asked are the resources the reviewer was asked to create.
-func (r *reviewer) asked() []schema.GroupResource {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Collect(maps.Keys(r.created))
-}
-
-func (r *reviewer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
-	var out any
-	switch req.Method + " " + req.URL.Path {
-	case "POST /apis/authentication.k8s.io/v1/tokenreviews":
-		var review authenticationv1.TokenReview
-		_ = json.NewDecoder(req.Body).Decode(&review)
-		if token := review.Spec.Token; token != "forged" {
-			review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: token}}
-		}
-		out = &review
-	case "POST /apis/authorization.k8s.io/v1/subjectaccessreviews":
-		var review authorizationv1.SubjectAccessReview
-		_ = json.NewDecoder(req.Body).Decode(&review)
-		a := review.Spec.NonResourceAttributes
-		review.Status.Allowed = a != nil && a.Verb == "get" && slices.Contains(allowed[review.Spec.User], a.Path)
-		out = &review
-	default:
-		http.NotFound(w, req)
-		return
-	}
-	parts := strings.Split(req.URL.Path, "/") // "", "apis", group, version, resource
-	r.mu.Lock()
-	r.created[schema.GroupResource{Group: parts[2], Resource: parts[4]}] = true
-	r.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	_ = json.NewEncoder(w).Encode(out)
-}
+// startReviewer runs a reviewer of allowed until the test ends.
+func startReviewer(t *testing.T) *testreviewer.Reviewer { return testreviewer.Start(t, allowed) }

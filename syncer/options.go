@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/vnest-dev/vnest/internal/securemetrics"
 	"github.com/vnest-dev/vnest/internal/syncerlease"
 	"github.com/vnest-dev/vnest/syncer/kubeletproxy"
 )
@@ -107,8 +108,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.Resync, "resync", o.Resync, "Patrol period: compare both sides of every tenant, re-queue drift, delete orphans")
 	fs.DurationVar(&o.HeartbeatPeriod, "node-heartbeat-period", o.HeartbeatPeriod, "How often the heartbeat of virtual nodes in tenants is refreshed")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus /metrics endpoint, e.g. :8080; 0 turns it off")
-	fs.BoolVar(&o.MetricsSecure, "metrics-secure", o.MetricsSecure, "Serve the metrics address over HTTPS, each request authenticated by the super cluster's TokenReview and authorized by a SubjectAccessReview (get of the path, e.g. nonResourceURLs /metrics); needs --metrics-bind-address")
-	fs.StringVar(&o.MetricsCertDir, "metrics-cert-dir", o.MetricsCertDir, "Directory of the secure metrics address's certificate, tls.crt and tls.key (reloaded when they change); empty: a self-signed one made at start; needs --metrics-secure")
+	securemetrics.AddFlags(fs, &o.MetricsSecure, &o.MetricsCertDir)
 	fs.BoolVar(&o.Profiling, "profiling", o.Profiling, "Serve Go's /debug/pprof/ handlers (CPU, heap, goroutine profiles) on the metrics address; needs --metrics-bind-address")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz, plain HTTP without authentication (for the kubelet's probe), like :8081; 0 turns it off")
 	fs.Float32Var(&o.QPS, "kube-api-qps", o.QPS, "Queries per second of each client (super cluster and every tenant)")
@@ -162,13 +162,7 @@ func (o *Options) validateMetrics() []error {
 	if o.Profiling && metricsOff {
 		errs = append(errs, errors.New("--profiling serves on the metrics address: set --metrics-bind-address too"))
 	}
-	if o.MetricsSecure && metricsOff {
-		errs = append(errs, errors.New("--metrics-secure secures the metrics address: set --metrics-bind-address too"))
-	}
-	if o.MetricsCertDir != "" && !o.MetricsSecure {
-		errs = append(errs, errors.New("--metrics-cert-dir is the certificate of the secure metrics address: set --metrics-secure too"))
-	}
-	return errs
+	return append(errs, securemetrics.Validate(metricsOff, o.MetricsSecure, o.MetricsCertDir)...)
 }
 
 // addressOff reports whether a bind address turns its server off: "0" or empty.

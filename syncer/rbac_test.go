@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
 	"sigs.k8s.io/yaml"
+
+	"github.com/vnest-dev/vnest/internal/testreviewer"
 )
 
 // TestClusterRoleCoversTheInformers: the syncer's ClusterRole (manifests/syncer) lets it list and
@@ -132,14 +134,14 @@ func TestClusterRoleCoversTheMetricsReviews(t *testing.T) {
 	super := startReviewer(t) // metricsserve_test.go
 	o := NewOptions()
 	o.MetricsBindAddress, o.MetricsSecure = "127.0.0.1:0", true
-	addr := startMetrics(t, o, super.config())
-	if code, body := get(t, selfSignedClient, "https://"+addr+"/metrics", "prometheus"); code != http.StatusOK {
+	addr := startMetrics(t, o, super.Config())
+	if code, body := testreviewer.Get(t, testreviewer.SelfSignedClient, "https://"+addr+"/metrics", "prometheus"); code != http.StatusOK {
 		t.Fatalf("GET /metrics = %d %q, want 200", code, body)
 	}
-	if len(super.asked()) != 2 {
-		t.Errorf("a scrape asked the super cluster for %v; want a TokenReview and a SubjectAccessReview", super.asked())
+	if len(super.Asked()) != 2 {
+		t.Errorf("a scrape asked the super cluster for %v; want a TokenReview and a SubjectAccessReview", super.Asked())
 	}
-	for _, gr := range super.asked() {
+	for _, gr := range super.Asked() {
 		if !rulesAllow(role.Rules, gr, "create", "") {
 			t.Errorf("the ClusterRole does not allow create %s, which the metrics server does", gr)
 		}
