@@ -31,6 +31,7 @@ import (
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/ownership"
+	"github.com/vnest-dev/vnest/internal/securemetrics"
 	"github.com/vnest-dev/vnest/internal/syncerlease"
 )
 
@@ -76,7 +77,18 @@ type Options struct {
 	ServiceIPAllocator string
 	TenantServiceCIDR  string
 
-	MetricsBindAddress     string
+	// MetricsBindAddress serves controller-runtime's metrics on /metrics; "0" turns it off.
+	MetricsBindAddress string
+	// MetricsSecure serves the metrics address over HTTPS and lets a request through only when
+	// the super cluster authenticates its bearer token (TokenReview) and authorizes its user to
+	// get the path, a non-resource URL (SubjectAccessReview), as the syncer's --metrics-secure
+	// and kubebuilder's projects by default: for an address others reach, such as a pod IP.
+	MetricsSecure bool
+	// MetricsCertDir holds the serving certificate of the secure metrics address, tls.crt and
+	// tls.key, reloaded when they change; empty is controller-runtime's default directory
+	// ($TMPDIR/k8s-metrics-server/serving-certs), and a certificate signed by itself, made at
+	// start, when it has none.
+	MetricsCertDir         string
 	HealthProbeBindAddress string
 	// Concurrency is how many VirtualClusters are reconciled at once.
 	Concurrency int
@@ -125,6 +137,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ServiceIPAllocator, "service-ip-allocator", o.ServiceIPAllocator, "URL of the syncer's Service IP allocator (https://<kubelet proxy address>/vnest/v1/allocate-service-ip) passed to every tenant apiserver, so that tenant Services get the cluster IPs of their super Services; needs --tenant-service-cidr. Empty: tenants allocate on their own.")
 	fs.StringVar(&o.TenantServiceCIDR, "tenant-service-cidr", o.TenantServiceCIDR, "--service-cluster-ip-range of every tenant apiserver; with --service-ip-allocator, the super cluster's Service range. Empty: the apiserver's default.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the metrics endpoint, like :8080; 0 turns it off.")
+	securemetrics.AddFlags(fs, &o.MetricsSecure, &o.MetricsCertDir)
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz, like :8081; 0 turns them off.")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "How many VirtualClusters are reconciled at the same time.")
 	fs.IntVar(&o.ControlPlaneFailureThreshold, "control-plane-failure-threshold", o.ControlPlaneFailureThreshold, "How many resyncs (10 s apart after a failure) in a row a running tenant must fail, for a reason that may pass by itself (its control plane's /readyz, its etcd or the super cluster's API not answering; an object the super cluster refuses is not one), before it leaves Running (and the syncer stops serving it).")
@@ -199,6 +212,22 @@ func (o *Options) tenantArgs() []string {
 		args = append(args, "--service-ip-allocator="+o.ServiceIPAllocator)
 	}
 	return args
+}
+
+// The secure metrics address (--metrics-secure) asks the super cluster to review each request's
+// bearer token and its user's access to the path.
+// +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
+// +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
+
+// metricsOptions are the metrics server's: on --metrics-bind-address, secure with
+// --metrics-secure (securemetrics.Secure; the manager's client to the super cluster asks the
+// reviews).
+func (o *Options) metricsOptions() metricsserver.Options {
+	m := metricsserver.Options{BindAddress: o.MetricsBindAddress}
+	if o.MetricsSecure {
+		securemetrics.Secure(&m, o.MetricsCertDir)
+	}
+	return m
 }
 
 // syncerLease is the syncer's Lease the manager checks; empty: none.
@@ -299,6 +328,7 @@ func (o *Options) validateFlags() error {
 	if o.ControlPlaneFailureThreshold < 1 {
 		add("invalid --control-plane-failure-threshold %d: must be at least 1", o.ControlPlaneFailureThreshold)
 	}
+	errs = append(errs, securemetrics.Validate(o.MetricsBindAddress == "0", o.MetricsSecure, o.MetricsCertDir)...)
 	if o.SyncerLeaseName != "" {
 		for _, msg := range validation.IsDNS1123Label(o.SyncerLeaseNamespace) {
 			add("invalid --syncer-lease-namespace %q: %s", o.SyncerLeaseNamespace, msg)
@@ -382,7 +412,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	mgr, err := ctrl.NewManager(c.restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 logger,
-		Metrics:                metricsserver.Options{BindAddress: c.opts.MetricsBindAddress},
+		Metrics:                c.opts.metricsOptions(),
 		HealthProbeBindAddress: c.opts.HealthProbeBindAddress,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: managed},

@@ -1,11 +1,20 @@
 package manager
 
 import (
+	"net/http"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
+
+	"github.com/vnest-dev/vnest/internal/testreviewer"
 )
 
 // TestServiceIPFlags: the Service IP allocator and the tenant Service range reach every tenant
@@ -62,5 +71,99 @@ func TestSyncerLeaseFlags(t *testing.T) {
 	o.SyncerLeaseName = ""
 	if err := o.validateFlags(); err != nil || o.syncerLease() != (types.NamespacedName{}) {
 		t.Errorf("no lease name: err = %v, lease %q; want the check off", err, o.syncerLease())
+	}
+}
+
+// TestMetricsFlags: --metrics-secure needs a metrics address to secure, and --metrics-cert-dir
+// needs --metrics-secure, as the syncer's.
+func TestMetricsFlags(t *testing.T) {
+	for name, tc := range map[string]struct {
+		addr, certDir string
+		secure        bool
+		wantErr       string // "" when valid
+	}{
+		"off":                       {addr: "0"},
+		"plain":                     {addr: ":8080"},
+		"secure":                    {addr: ":8443", secure: true},
+		"secure with a cert dir":    {addr: ":8443", secure: true, certDir: "/certs"},
+		"secure without metrics":    {addr: "0", secure: true, wantErr: "--metrics-secure secures the metrics address: set --metrics-bind-address too"},
+		"a cert dir but not secure": {addr: ":8080", certDir: "/certs", wantErr: "--metrics-cert-dir is the certificate of the secure metrics address: set --metrics-secure too"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := NewOptions()
+			o.MetricsBindAddress, o.MetricsSecure, o.MetricsCertDir = tc.addr, tc.secure, tc.certDir
+			err := o.validateFlags()
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("validateFlags() = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestMetricsServer: the manager's metrics server (the options ctrl.NewManager gets, with a
+// client of the super cluster as the manager's) serves plain HTTP, open, by default; with
+// --metrics-secure it serves HTTPS only and lets a request through only with a bearer token
+// the super cluster's TokenReview authenticates and whose user a SubjectAccessReview allows to
+// get /metrics. The manager's ClusterRole (manifests/rbac, generated from the markers) lets it
+// create both reviews.
+func TestMetricsServer(t *testing.T) {
+	super := testreviewer.Start(t, map[string][]string{"prometheus": {"/metrics"}})
+	start := func(o *Options) string {
+		httpClient, err := rest.HTTPClientFor(super.Config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := metricsserver.NewServer(o.metricsOptions(), super.Config(), httpClient)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return testreviewer.Listen(t, srv)
+	}
+
+	o := NewOptions()
+	o.MetricsBindAddress = "127.0.0.1:0"
+	addr := start(o)
+	if code, body := testreviewer.Get(t, http.DefaultClient, "http://"+addr+"/metrics", ""); code != http.StatusOK || !strings.Contains(body, "# HELP") {
+		t.Errorf("plain: GET /metrics without a token = %d %.80q, want 200 with the series", code, body)
+	}
+	if asked := super.Asked(); len(asked) != 0 {
+		t.Errorf("plain: the metrics server asked the super cluster for %v, want nothing", asked)
+	}
+
+	o.MetricsSecure = true
+	addr = start(o)
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{
+		{token: "", want: http.StatusUnauthorized},
+		{token: "tenant-pod", want: http.StatusForbidden},
+		{token: "prometheus", want: http.StatusOK},
+	} {
+		if code, body := testreviewer.Get(t, testreviewer.SelfSignedClient, "https://"+addr+"/metrics", tc.token); code != tc.want {
+			t.Errorf("secure: GET /metrics with token %q = %d %.80q, want %d", tc.token, code, body, tc.want)
+		}
+	}
+	if code, body := testreviewer.Get(t, http.DefaultClient, "http://"+addr+"/metrics", "prometheus"); code != http.StatusBadRequest {
+		t.Errorf("secure: GET /metrics over plain HTTP = %d %.80q, want %d: HTTPS only", code, body, http.StatusBadRequest)
+	}
+
+	data, err := os.ReadFile("../manifests/rbac/role.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.Unmarshal(data, &role); err != nil {
+		t.Fatal(err)
+	}
+	if len(super.Asked()) != 2 {
+		t.Errorf("a scrape asked the super cluster for %v; want a TokenReview and a SubjectAccessReview", super.Asked())
+	}
+	for _, gr := range super.Asked() {
+		if !slices.ContainsFunc(role.Rules, func(r rbacv1.PolicyRule) bool {
+			return slices.Contains(r.APIGroups, gr.Group) && slices.Contains(r.Resources, gr.Resource) && slices.Contains(r.Verbs, "create")
+		}) {
+			t.Errorf("the ClusterRole %s does not allow create %s, which the secure metrics server does", role.Name, gr)
+		}
 	}
 }
