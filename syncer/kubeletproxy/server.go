@@ -240,6 +240,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	t, err := identify(chain, s.tenants(), s.now())
 	if err != nil {
 		logger.V(2).Info("Kubelet proxy refused a caller", "remote", r.RemoteAddr, "err", err)
+		dropBody(w, r)
 		writeError(w, err, isUpgrade(r))
 		var pm *pinMismatch
 		if errors.As(err, &pm) && s.pinMiss != nil {
@@ -283,6 +284,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func isUpgrade(r *http.Request) bool { return httpstream.IsUpgradeRequest(r) }
+
+// dropBody gives up the body of a request that is refused unread. Else net/http reads up to
+// 256 KiB of it before it writes the answer, and again once the handler returns, with no
+// deadline (there is no ReadTimeout, see defaultIdleTimeout): a stranger whose request declares
+// a body and never sends it would hold the connection and its goroutine for ever. The reads
+// fail at once instead, and the connection is closed after the answer.
+func dropBody(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength != 0 {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+	}
+}
 
 // resolve returns the super pod a tenant request may reach: the pod of the same name in the
 // tenant namespace's super namespace, carrying the ownership labels of this tenant and tenant

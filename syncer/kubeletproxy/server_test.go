@@ -360,28 +360,45 @@ func TestProxyExecNeedsUpgrade(t *testing.T) {
 }
 
 // TestServerTimeouts: a connection that sends no request, half its headers, or nothing after a
-// request is closed once the header or idle timeout has passed; anyone who reaches the
-// listener could hold such connections open for ever.
+// request is closed once the header or idle timeout has passed, and so is a stranger's whose
+// request declares a body it never sends, once refused; anyone who reaches the listener could
+// hold such connections open for ever.
 func TestServerTimeouts(t *testing.T) {
 	const timeout = 100 * time.Millisecond
 	p := startProxy(t, func(s *Server) { s.readHeaderTimeout, s.idleTimeout = timeout, timeout })
-	for name, sent := range map[string]string{
-		"no request":                "",
-		"half-sent request headers": "GET /containerLogs/default/web/app HTTP/1.1\r\nHost: node\r\n",
-		"idle after a request":      "GET /stats/summary HTTP/1.1\r\nHost: node\r\n\r\n",
+	for name, tc := range map[string]struct {
+		sent     string
+		stranger bool // without a client certificate: refused before the tenant is known
+	}{
+		"no request":                {sent: ""},
+		"half-sent request headers": {sent: "GET /containerLogs/default/web/app HTTP/1.1\r\nHost: node\r\n"},
+		"idle after a request":      {sent: "GET /stats/summary HTTP/1.1\r\nHost: node\r\n\r\n"},
+		"a stranger's request whose body never comes": {
+			sent: "POST /exec/default/web/app HTTP/1.1\r\nHost: node\r\nContent-Length: 10\r\n\r\n", stranger: true,
+		},
+		"a stranger's chunked request whose body never comes": {
+			sent: "POST /exec/default/web/app HTTP/1.1\r\nHost: node\r\nTransfer-Encoding: chunked\r\n\r\n", stranger: true,
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{p.a}})
+			cfg := &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{p.a}}
+			if tc.stranger {
+				cfg.Certificates = nil
+			}
+			conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer conn.Close()
 			// Generous: the proxy closes it after 100 ms, however loaded the machine.
 			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
-			fmt.Fprint(conn, sent)
+			fmt.Fprint(conn, tc.sent)
 			got, err := io.ReadAll(conn) // whatever the proxy answers, then its close
 			if err != nil {
 				t.Fatalf("the connection was not closed by the proxy (timeouts of %v): %v; read %q", timeout, err, got)
+			}
+			if tc.stranger && !strings.HasPrefix(string(got), "HTTP/1.1 401 ") {
+				t.Errorf("the stranger's request was answered %q, want 401", got)
 			}
 		})
 	}
