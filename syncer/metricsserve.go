@@ -81,7 +81,11 @@ func serveHealth(ctx context.Context, addr string) (net.Addr, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", healthz)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Tenant pods reach the pod IP: without an idle and a read timeout a connection idle after a
+	// request, or whose request body never comes, would hold a goroutine and a file descriptor
+	// for ever. /healthz streams nothing, so the whole request and answer are bounded too.
+	t := healthTimeouts
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: t.read, ReadTimeout: t.read, WriteTimeout: t.read, IdleTimeout: t.idle}
 	go func() { _ = srv.Serve(l) }()
 	go func() {
 		<-ctx.Done()
@@ -89,6 +93,10 @@ func serveHealth(ctx context.Context, addr string) (net.Addr, error) {
 	}()
 	return l.Addr(), nil
 }
+
+// healthTimeouts bound how long the health probe server waits for a request (headers and body)
+// and for the next one on a connection; a variable for the tests.
+var healthTimeouts = struct{ read, idle time.Duration }{10 * time.Second, 90 * time.Second}
 
 // healthz answers that the syncer runs.
 func healthz(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }

@@ -4,6 +4,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/spf13/pflag"
 	appsv1 "k8s.io/api/apps/v1"
@@ -143,6 +146,41 @@ func TestHealthProbeOpen(t *testing.T) {
 	}
 	if addr, err := serveHealth(t.Context(), "0"); addr != nil || err != nil {
 		t.Errorf("serveHealth(0) = %v, %v; want it off", addr, err)
+	}
+}
+
+// TestHealthProbeTimeouts: the health probe address, open on the pod IP to tenant pods, closes a
+// connection idle after a request, and one whose request body never comes, once its timeouts
+// have passed: anyone could hold such connections, each a goroutine and a file descriptor of
+// the syncer, for ever.
+func TestHealthProbeTimeouts(t *testing.T) {
+	const timeout = 100 * time.Millisecond
+	was := healthTimeouts
+	healthTimeouts = struct{ read, idle time.Duration }{timeout, timeout}
+	t.Cleanup(func() { healthTimeouts = was })
+	addr, err := serveHealth(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, sent := range map[string]string{
+		"idle after a request":      "GET /healthz HTTP/1.1\r\nHost: syncer\r\n\r\n",
+		"a body that never comes":   "POST /healthz HTTP/1.1\r\nHost: syncer\r\nContent-Length: 10\r\n\r\n",
+		"half-sent request headers": "GET /healthz HTTP/1.1\r\nHost: syncer\r\n",
+		"no request":                "",
+	} {
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// Generous: the server closes it after 100 ms, however loaded the machine.
+			_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+			fmt.Fprint(conn, sent)
+			if got, err := io.ReadAll(conn); err != nil { // whatever the server answers, then its close
+				t.Fatalf("the connection was not closed by the server (timeouts of %v): %v; read %q", timeout, err, got)
+			}
+		})
 	}
 }
 
