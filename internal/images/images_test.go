@@ -125,6 +125,24 @@ func TestBuildSkipsUnchangedInputs(t *testing.T) {
 	}
 }
 
+// TestBuildReplacesCutTarball: a tarball cut short under its stamp (a power loss after the
+// stamp was written, before the tarball's data reached the disk) is built again, not kept.
+func TestBuildReplacesCutTarball(t *testing.T) {
+	src := fakeSources(t)
+	out := t.TempDir()
+	p := mustBuild(t, out, src, PauseImage)[PauseImage]
+	want := digestOf(t, p)
+	for _, size := range []int64{0, 100} {
+		if err := os.Truncate(p, size); err != nil {
+			t.Fatal(err)
+		}
+		mustBuild(t, out, src, PauseImage)
+		if got := digestOf(t, p); got != want {
+			t.Errorf("a tarball cut to %d bytes under its stamp: digest %s after Build, want %s (built again)", size, got, want)
+		}
+	}
+}
+
 func TestBuildErrors(t *testing.T) {
 	src := fakeSources(t)
 	tests := map[string]struct {
