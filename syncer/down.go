@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -156,7 +157,21 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 // validation), which the tenant is told about; a resize or ephemeral container so refused does
 // not hold up the pod's other changes or its status (podresize.go, podephemeral.go).
 func superRefused(err error) bool {
-	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err)
+	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || tolerationsRefused(err)
+}
+
+// tolerationsRefused reports whether err is the super cluster's PodTolerationRestriction
+// admission plugin refusing a pod's tolerations, which it does with a plain error: clients get
+// a 500 without a reason, as for a failure that may pass, though it is a refusal of the pod's
+// content like a 403 (k8s.io/kubernetes/plugin/pkg/admission/podtolerationrestriction).
+func tolerationsRefused(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Code != http.StatusInternalServerError {
+		return false
+	}
+	msg := status.Status().Message
+	return strings.Contains(msg, "pod tolerations (possibly merged with namespace default tolerations) conflict with its") &&
+		strings.Contains(msg, "whitelist")
 }
 
 // recordRejected tells the tenant, with an event on its object, why the super cluster refused

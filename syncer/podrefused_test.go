@@ -100,8 +100,18 @@ func TestSyncPodRefusedSubresource(t *testing.T) {
 // tenant added goes again, in the same round, without it, so the pod's other changes (here: its
 // new image) reach the super pod; the tenant is told once, and the super pod records the
 // toleration, which is not tried again, also by a syncer restarted from it. A toleration the
-// tenant adds later is tried, and goes down when the super cluster takes it.
+// tenant adds later is tried, and goes down when the super cluster takes it. So it goes for a
+// validating webhook's refusal and for PodTolerationRestriction's, which comes as a 500.
 func TestSyncPodRefusedTolerations(t *testing.T) {
+	for name, refusal := range map[string]error{
+		"invalid":                  apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", field.ErrorList{field.Forbidden(field.NewPath("spec", "tolerations"), "gpu is not for tenants")}),
+		"PodTolerationRestriction": tolerationsRefusal("namespace"), // down_test.go
+	} {
+		t.Run(name, func(t *testing.T) { testSyncPodRefusedTolerations(t, refusal) })
+	}
+}
+
+func testSyncPodRefusedTolerations(t *testing.T, refusal error) {
 	tol := func(key string) corev1.Toleration {
 		return corev1.Toleration{Key: key, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}
 	}
@@ -111,7 +121,7 @@ func TestSyncPodRefusedTolerations(t *testing.T) {
 			if a.GetSubresource() != "" || !slices.ContainsFunc(p.Spec.Tolerations, func(x corev1.Toleration) bool { return x.Key == "gpu" }) {
 				return false, nil, nil
 			}
-			return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", field.ErrorList{field.Forbidden(field.NewPath("spec", "tolerations"), "gpu is not for tenants")})
+			return true, nil, refusal
 		})
 	}
 	tenant := MakePod("default", "web").Image("vnest.local/busybox:2").Obj()

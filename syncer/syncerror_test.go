@@ -23,36 +23,37 @@ import (
 var podsResource = schema.GroupResource{Resource: "pods"}
 
 // admissionError is a super apiserver's answer to a plain error of an admission plugin
-// (PodTolerationRestriction's): 500, reason Unknown.
+// (PodNodeSelector's, not set up): 500, reason Unknown.
 var admissionError = &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: http.StatusInternalServerError,
-	Message: "pod tolerations (possibly merged with namespace default tolerations) conflict with its namespace whitelist"}}
+	Message: "missing namespaceLister"}}
 
 func TestWorthTelling(t *testing.T) {
 	cases := map[string]struct {
 		err  error
 		want bool
 	}{
-		"internal error":                         {apierrors.NewInternalError(errors.New("etcd down")), true},
-		"plain admission error: 500, Unknown":    {admissionError, true},
-		"webhook denial without a code: 400":     {apierrors.NewBadRequest(`admission webhook "deny.example.com" denied the request`), true},
-		"webhook down":                           {apierrors.NewInternalError(errors.New(`failed calling webhook "w.example.com": connection refused`)), true},
-		"wrapped":                                {fmt.Errorf("binding the tenant pod to n1: %w", apierrors.NewServiceUnavailable("x")), true},
-		"joined with nil, as a pod's create":     {errors.Join(apierrors.NewInternalError(errors.New("x")), nil), true},
-		"forbidden: SuperClusterRejected's":      {apierrors.NewForbidden(podsResource, "web", errors.New("quota")), false},
-		"invalid: SuperClusterRejected's":        {apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", nil), false},
-		"token Secret refused after the pod":     {errors.Join(nil, apierrors.NewForbidden(podsResource, "web", errors.New("x"))), false},
-		"conflict":                               {apierrors.NewConflict(podsResource, "web", errors.New("changed")), false},
-		"not found":                              {apierrors.NewNotFound(podsResource, "web"), false},
-		"appeared meanwhile":                     {fmt.Errorf("super object x appeared meanwhile: %w", apierrors.NewAlreadyExists(podsResource, "web")), false},
-		"waiting for a super object to go":       {errors.New("waiting for super object ns/web of an earlier tenant object to go"), false},
-		"not owned":                              {fmt.Errorf("super namespace x %w", errNotOwned), false},
-		"cancelled":                              {fmt.Errorf("creating: %w", context.Canceled), false},
-		"no answer (a tenant apiserver is down)": {errors.New("dial tcp 10.0.0.1:6443: connect: connection refused"), false},
-		"the tenant's refusal: forbidden":        {inTenant(apierrors.NewForbidden(podsResource, "web", errors.New("denied by a policy"))), true},
-		"the tenant's refusal: invalid":          {inTenant(fmt.Errorf("binding: %w", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", nil))), true},
-		"the tenant's internal error":            {inTenant(apierrors.NewInternalError(errors.New("x"))), true},
-		"the tenant's conflict":                  {inTenant(apierrors.NewConflict(podsResource, "web", errors.New("changed"))), false},
-		"the tenant's not found":                 {inTenant(apierrors.NewNotFound(podsResource, "web")), false},
+		"internal error":                                         {apierrors.NewInternalError(errors.New("etcd down")), true},
+		"plain admission error: 500, Unknown":                    {admissionError, true},
+		"webhook denial without a code: 400":                     {apierrors.NewBadRequest(`admission webhook "deny.example.com" denied the request`), true},
+		"webhook down":                                           {apierrors.NewInternalError(errors.New(`failed calling webhook "w.example.com": connection refused`)), true},
+		"wrapped":                                                {fmt.Errorf("binding the tenant pod to n1: %w", apierrors.NewServiceUnavailable("x")), true},
+		"joined with nil, as a pod's create":                     {errors.Join(apierrors.NewInternalError(errors.New("x")), nil), true},
+		"forbidden: SuperClusterRejected's":                      {apierrors.NewForbidden(podsResource, "web", errors.New("quota")), false},
+		"invalid: SuperClusterRejected's":                        {apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", nil), false},
+		"PodTolerationRestriction's 500: SuperClusterRejected's": {tolerationsRefusal("namespace"), false},
+		"token Secret refused after the pod":                     {errors.Join(nil, apierrors.NewForbidden(podsResource, "web", errors.New("x"))), false},
+		"conflict":                                               {apierrors.NewConflict(podsResource, "web", errors.New("changed")), false},
+		"not found":                                              {apierrors.NewNotFound(podsResource, "web"), false},
+		"appeared meanwhile":                                     {fmt.Errorf("super object x appeared meanwhile: %w", apierrors.NewAlreadyExists(podsResource, "web")), false},
+		"waiting for a super object to go":                       {errors.New("waiting for super object ns/web of an earlier tenant object to go"), false},
+		"not owned":                                              {fmt.Errorf("super namespace x %w", errNotOwned), false},
+		"cancelled":                                              {fmt.Errorf("creating: %w", context.Canceled), false},
+		"no answer (a tenant apiserver is down)":                 {errors.New("dial tcp 10.0.0.1:6443: connect: connection refused"), false},
+		"the tenant's refusal: forbidden":                        {inTenant(apierrors.NewForbidden(podsResource, "web", errors.New("denied by a policy"))), true},
+		"the tenant's refusal: invalid":                          {inTenant(fmt.Errorf("binding: %w", apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", nil))), true},
+		"the tenant's internal error":                            {inTenant(apierrors.NewInternalError(errors.New("x"))), true},
+		"the tenant's conflict":                                  {inTenant(apierrors.NewConflict(podsResource, "web", errors.New("changed"))), false},
+		"the tenant's not found":                                 {inTenant(apierrors.NewNotFound(podsResource, "web")), false},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -102,6 +103,10 @@ func TestPersistentSyncErrorEvent(t *testing.T) {
 		},
 		"create: forbidden is SuperClusterRejected's": {
 			verb: "create", err: apierrors.NewForbidden(podsResource, "web", errors.New(`exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1`)),
+			want: map[string][]int{"SuperClusterRejected": every},
+		},
+		"create: PodTolerationRestriction's 500 is SuperClusterRejected's": {
+			verb: "create", err: tolerationsRefusal("namespace"),
 			want: map[string][]int{"SuperClusterRejected": every},
 		},
 		"create: no answer": {
