@@ -123,8 +123,8 @@ func (e *pinMismatch) Unwrap() error { return e.err }
 // The leaf must be signed by the tenant CA itself, as the manager signs it: the rest of the
 // chain is not used. Anyone who reaches the listener runs identify, and intermediates of the
 // caller's making would have every tenant's Verify build chains through them, up to 100
-// signature checks each with keys of the caller's choosing: a request could cost the syncer
-// tens of milliseconds of CPU per tenant. For the same reason a leaf is checked only against
+// signature checks each with keys of the caller's choosing (large RSA keys make each costly),
+// for every tenant, before the caller is known. For the same reason a leaf is checked only against
 // the CAs whose SubjectKeyId is its AuthorityKeyId (CA.mayHaveSigned): every tenant CA has
 // the same subject, so a leaf naming that issuer, anyone's, was checked against each of them,
 // a signature check per tenant; now it costs one, or none when its key id is no tenant's.
