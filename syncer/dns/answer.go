@@ -126,7 +126,7 @@ func nsName(domain string) string {
 
 // negative is a reply of rcode (NXDOMAIN, or NOERROR for NODATA) without records for name, with
 // the SOA of its zone: domain, or the reverse zone of a reverse name, which CoreDNS serves too.
-// Names outside these (under the super cluster's domain, Config.SuperDomain) go without.
+// Names outside these (in the super cluster's domain, Config.SuperDomain) go without.
 func negative(rcode int, name, domain string) Reply {
 	for _, zone := range []string{domain, "in-addr.arpa.", "ip6.arpa."} {
 		if dns.IsSubDomain(zone, name) {

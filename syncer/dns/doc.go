@@ -29,10 +29,13 @@
 //	                         addresses (Config.ClusterAddress: super Services, tenant pods) are
 //	                         NXDOMAIN: the super cluster's DNS would name other tenants' objects
 //
-// Names under svc.<super domain> (Config.SuperDomain), when that is not D, are NXDOMAIN too
-// rather than forwarded: they name every tenant's super Services. So is a forwarded name whose
-// upstream answer names one (Server.namesSuper): the reverse name of a super cluster address
-// ClusterAddress does not know, such as another tenant's control plane.
+// Names in the super cluster's domain (Config.SuperDomain: itself and every name under it) that
+// D does not hold are NXDOMAIN too rather than forwarded: the super cluster's DNS answers them
+// from its own objects, every tenant's super Services under svc. and pods under pod.; when D is
+// the super domain, D's own answers are the only ones. So is a forwarded name whose upstream
+// answer names one (Server.namesSuper): the reverse name of a super cluster address
+// ClusterAddress does not know, such as another tenant's control plane. An ExternalName's
+// target in the super domain is not chased either.
 //
 // Other names in D are NXDOMAIN; D itself, svc.D, dns.D and <ns>.svc.D of an existing namespace
 // (Tenant.Namespace) exist without records, as do found names asked for a type they have no

@@ -28,9 +28,12 @@ type Config struct {
 	// reverse query for it that the tenant's own Services do not answer gets NXDOMAIN: the
 	// upstreams (the super cluster's DNS) would name another tenant's Service or pod. Nil: none.
 	ClusterAddress func(ip netip.Addr) bool
-	// SuperDomain is the super cluster's domain when the upstreams are its DNS; names under
-	// svc.<SuperDomain> outside the tenant's domain get NXDOMAIN, since the upstreams would
-	// answer every tenant's super Services. Empty: none.
+	// SuperDomain is the super cluster's domain when the upstreams are its DNS. Names under it
+	// (itself included) that the tenant's domain does not hold get NXDOMAIN rather than going
+	// upstream, which answers them from the super cluster's objects: every tenant's super
+	// Services under svc.<SuperDomain>, and its pods under pod.<SuperDomain> (with CoreDNS's
+	// "pods verified", <dashed IP>.<super namespace>.pod.<SuperDomain> tells whether a pod of
+	// that address is in that namespace). Empty: none.
 	SuperDomain string
 	// ForwardTimeout bounds one exchange with an upstream; zero means 2 s.
 	ForwardTimeout time.Duration
@@ -231,26 +234,28 @@ func (s *Server) chase(t *Tenant, target string, qtype uint16, network string, d
 
 // superName reports whether name, outside the tenant's domain, is one the upstreams would
 // answer from the super cluster's objects, which are not the tenant's: the reverse name of a
-// ClusterAddress, or a name under svc.<SuperDomain>.
+// ClusterAddress, or a name in the super cluster's domain (inSuperDomain). A tenant whose
+// domain is the super domain never asks: its own zone answers every name in it.
 func (s *Server) superName(name string) bool {
 	name = strings.ToLower(dns.Fqdn(name))
 	if ip, ok := reverseAddr(name); ok {
 		return s.cfg.ClusterAddress != nil && s.cfg.ClusterAddress(ip.Unmap())
 	}
-	return s.superService(name)
+	return s.inSuperDomain(name)
 }
 
-// superService reports whether name is under svc.<SuperDomain>: a super cluster Service or
-// one of its endpoints.
-func (s *Server) superService(name string) bool {
-	return s.cfg.SuperDomain != "" && dns.IsSubDomain("svc."+strings.ToLower(dns.Fqdn(s.cfg.SuperDomain)), strings.ToLower(dns.Fqdn(name)))
+// inSuperDomain reports whether name is SuperDomain or under it: a super cluster Service or
+// endpoint (svc.), pod (pod.), or any other name the super cluster's DNS serves there.
+func (s *Server) inSuperDomain(name string) bool {
+	return s.cfg.SuperDomain != "" && dns.IsSubDomain(strings.ToLower(dns.Fqdn(s.cfg.SuperDomain)), strings.ToLower(dns.Fqdn(name)))
 }
 
-// namesSuper reports whether an upstream's reply names a super cluster Service or endpoint
-// (superService), as owner or target of a record. ClusterAddress knows only vnest's own super
+// namesSuper reports whether an upstream's reply names a name of the super cluster's domain
+// (inSuperDomain), as owner or target of a record. ClusterAddress knows only vnest's own super
 // objects: the reverse name of an address it does not know, such as another tenant's control
 // plane (the manager's Service and pods, which carry no ownership labels) or a Service of the
-// super cluster's own, would otherwise come back with the super cluster's name of it.
+// super cluster's own, would otherwise come back with the super cluster's name of it, and an
+// outside name may alias one.
 func (s *Server) namesSuper(m *dns.Msg) bool {
 	for _, section := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range section {
@@ -265,7 +270,7 @@ func (s *Server) namesSuper(m *dns.Msg) bool {
 			case *dns.SRV:
 				names = append(names, rr.Target)
 			}
-			if slices.ContainsFunc(names, s.superService) {
+			if slices.ContainsFunc(names, s.inSuperDomain) {
 				return true
 			}
 		}
@@ -313,7 +318,7 @@ func (s *Server) unknownSourceRcode() int {
 }
 
 // forward relays r to the upstreams over the transport it came on; SERVFAIL (in m) when none
-// answers in time, and NXDOMAIN when the reply names the super cluster's Services (namesSuper),
+// answers in time, and NXDOMAIN when the reply names a name of the super cluster's (namesSuper),
 // with the SOA of the name's zone when it is a reverse name.
 func (s *Server) forward(w dns.ResponseWriter, r, m *dns.Msg, t *Tenant) {
 	network := "udp"

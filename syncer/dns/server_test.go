@@ -191,21 +191,40 @@ func startUpstream(t *testing.T) string {
 // super Services and pods. A reverse query for a super cluster address (Config.ClusterAddress)
 // that the tenant's own Services do not answer gets NXDOMAIN, never the upstream's name of
 // another tenant's Service; other addresses are still forwarded. A tenant of another domain
-// gets NXDOMAIN for names under svc.<super domain>, which the upstream would answer. The
+// gets NXDOMAIN for names in the super domain, which the upstream would answer: super Services
+// (svc.), super pods (pod.), the domain itself and any other name in it; so does one of a
+// domain under the super domain, for the super domain's names outside its own. An ExternalName
+// Service naming a super Service or pod is its CNAME alone, without the target's records. The
 // server's own negative answers carry the SOA of the name's zone; the upstream's come as it
 // gave them.
 func TestServerSuperNames(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
 	upstream := startFakeSuperDNS(t)
-	other := testTenant()
-	other.Domain = "tenant.example"
+	// ExternalName Services naming another tenant's super pod and super Service.
+	withSuperAliases := func(tn *Tenant) *Tenant {
+		own := tn.Service
+		tn.Service = func(ns, name string) (Service, bool) {
+			switch ns + "/" + name {
+			case "default/superpod":
+				return Service{ExternalName: "10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local"}, true
+			case "default/supersvc":
+				return Service{ExternalName: "payroll.othertenant-8f2c1d0e-finance.svc.cluster.local"}, true
+			}
+			return own(ns, name)
+		}
+		return tn
+	}
+	other, sub := withSuperAliases(testTenant()), testTenant()
+	other.Domain, sub.Domain = "tenant.example", "t1.cluster.local"
 	srv := New(Config{
 		Tenant: func(ip netip.Addr) (*Tenant, bool) {
 			switch ip {
 			case netip.MustParseAddr("127.0.0.1"):
-				return testTenant(), true
+				return withSuperAliases(testTenant()), true
 			case netip.MustParseAddr("127.0.0.2"):
 				return other, true
+			case netip.MustParseAddr("127.0.0.3"):
+				return sub, true
 			}
 			return nil, false
 		},
@@ -252,6 +271,25 @@ func TestServerSuperNames(t *testing.T) {
 			{"127.0.0.2", "web.default.svc.tenant.example.", dns.TypeA, "NOERROR 10.96.0.10"},
 			{"127.0.0.2", "nope.default.svc.tenant.example.", dns.TypeA, "NXDOMAIN (SOA tenant.example.)"},
 			{"127.0.0.2", "example.com.", dns.TypeA, "NOERROR 192.0.2.80"},
+			// The rest of the super domain: a super pod, which CoreDNS's "pods verified" answers
+			// only when a pod of that address is in that super namespace, the domain itself and
+			// other names CoreDNS serves there. Its own domain answers a tenant of the super
+			// domain.
+			{"127.0.0.2", "10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local.", dns.TypeA, "NXDOMAIN"},
+			{"127.0.0.2", "cluster.local.", dns.TypeSOA, "NXDOMAIN"},
+			{"127.0.0.2", "Cluster.Local.", dns.TypeNS, "NXDOMAIN"},
+			{"127.0.0.2", "dns-version.cluster.local.", dns.TypeTXT, "NXDOMAIN"},
+			{"127.0.0.2", "podalias.example.com.", dns.TypeA, "NXDOMAIN"}, // an outside name the upstream aliases to a super pod
+			{"127.0.0.1", "10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local.", dns.TypeA, "NXDOMAIN (SOA cluster.local.)"},
+			{"127.0.0.1", "dns-version.cluster.local.", dns.TypeTXT, "NXDOMAIN (SOA cluster.local.)"},
+			// A tenant domain under the super domain: its own names, not the rest.
+			{"127.0.0.3", "web.default.svc.t1.cluster.local.", dns.TypeA, "NOERROR 10.96.0.10"},
+			{"127.0.0.3", "10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local.", dns.TypeA, "NXDOMAIN"},
+			{"127.0.0.3", "payroll.othertenant-8f2c1d0e-finance.svc.cluster.local.", dns.TypeA, "NXDOMAIN"},
+			// ExternalName Services naming a super pod or Service: the CNAME, not what it names.
+			{"127.0.0.2", "superpod.default.svc.tenant.example.", dns.TypeA, "NOERROR CNAME 10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local."},
+			{"127.0.0.2", "supersvc.default.svc.tenant.example.", dns.TypeA, "NOERROR CNAME payroll.othertenant-8f2c1d0e-finance.svc.cluster.local."},
+			{"127.0.0.1", "superpod.default.svc.cluster.local.", dns.TypeA, "NOERROR CNAME 10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local."},
 		} {
 			resp := exchangeFrom(t, addr, network, tc.from, tc.name, tc.qtype)
 			got := dns.RcodeToString[resp.Rcode]
@@ -261,6 +299,8 @@ func TestServerSuperNames(t *testing.T) {
 					got += " " + rr.A.String()
 				case *dns.PTR:
 					got += " " + rr.Ptr
+				case *dns.CNAME:
+					got += " CNAME " + rr.Target
 				case *dns.SOA:
 					got += " SOA " + rr.Ns + " " + rr.Mbox
 				}
@@ -281,8 +321,9 @@ func TestServerSuperNames(t *testing.T) {
 // 127.0.0.1 port: the PTR of another tenant's super Service and of tenant pods (by their super
 // names, another tenant's and the asker's own), the Service's A, the PTR of another tenant's
 // control plane Service and pod and of the super cluster's DNS Service, the PTR of an address
-// outside the cluster, example.com A 192.0.2.80 and a CNAME of an outside name to a super
-// Service; NXDOMAIN for anything else.
+// outside the cluster, example.com A 192.0.2.80, CNAMEs of outside names to a super Service and
+// a super pod, the super pod's A (as "pods verified" or "pods insecure" answers it) and the
+// super domain's SOA, NS and dns-version TXT; NXDOMAIN for anything else.
 func startFakeSuperDNS(t *testing.T) string {
 	t.Helper()
 	records := map[string]string{}
@@ -297,13 +338,23 @@ func startFakeSuperDNS(t *testing.T) string {
 		"3.0.96.10.in-addr.arpa. 5 IN PTR kube-dns.kube-system.svc.cluster.local.",
 		"alias.example.com. 60 IN CNAME acme-apiserver.customers.svc.cluster.local.",
 		"example.com. 60 IN A 192.0.2.80",
+		"podalias.example.com. 60 IN CNAME 10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local.",
+		"10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local. 5 IN A 10.88.0.50",
+		"cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 1 7200 1800 86400 5",
+		"cluster.local. 5 IN NS ns.dns.cluster.local.",
+		`dns-version.cluster.local. 5 IN TXT "1.1.0"`,
 	} {
-		records[strings.Fields(rr)[0]] = rr
+		records[strings.Fields(rr)[0]+" "+strings.Fields(rr)[3]] = rr
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(r)
-		if s, ok := records[r.Question[0].Name]; ok {
+		q := r.Question[0]
+		s, ok := records[strings.ToLower(q.Name)+" "+dns.TypeToString[q.Qtype]]
+		if !ok {
+			s, ok = records[strings.ToLower(q.Name)+" CNAME"]
+		}
+		if ok {
 			rr, _ := dns.NewRR(s)
 			m.Answer = []dns.RR{rr}
 		} else {
@@ -354,6 +405,38 @@ func TestSuperDomain(t *testing.T) {
 	}
 }
 
+// TestSuperName: the names the server answers NXDOMAIN rather than forward, for a tenant whose
+// domain does not hold them: the reverse names of super cluster addresses (ClusterAddress), and
+// the super domain and every name in it, not only its Services. Other reverse names and names
+// outside go upstream, and without a super domain nothing is the super cluster's by name.
+func TestSuperName(t *testing.T) {
+	s := New(Config{SuperDomain: "cluster.local", ClusterAddress: func(ip netip.Addr) bool { return ip == netip.MustParseAddr("10.88.0.50") }})
+	noSuper := New(Config{})
+	for name, want := range map[string]bool{
+		"payroll.othertenant-8f2c1d0e-finance.svc.cluster.local.":    true,
+		"10-88-0-50.othertenant-8f2c1d0e-finance.pod.cluster.local":  true, // not fully qualified
+		"10-88-0-50.OtherTenant-8f2c1d0e-finance.POD.cluster.local.": true,
+		"cluster.local.":               true,
+		"svc.cluster.local.":           true,
+		"dns-version.cluster.local.":   true,
+		"anything.else.cluster.local.": true,
+		"50.0.88.10.in-addr.arpa.":     true,  // a super cluster address
+		"80.2.0.192.in-addr.arpa.":     false, // outside
+		"88.10.in-addr.arpa.":          false, // no address: not the super domain either
+		"local.":                       false,
+		"notcluster.local.":            false,
+		"cluster.local.example.com.":   false,
+		"example.com.":                 false,
+	} {
+		if got := s.superName(name); got != want {
+			t.Errorf("superName(%s) with super domain cluster.local = %v, want %v", name, got, want)
+		}
+		if noSuper.superName(name) {
+			t.Errorf("superName(%s) without a super domain or cluster addresses = true, want false", name)
+		}
+	}
+}
+
 // TestChase: the records an ExternalName Service's CNAME leads to. A target in the tenant's
 // domain is answered from its own Services, following CNAMEs up to maxChase; a super cluster
 // name is not looked up.
@@ -392,8 +475,8 @@ func TestChase(t *testing.T) {
 			t.Errorf("%s: chase(%s) = %v, want %v", name, tc.target, got, tc.want)
 		}
 	}
-	// A tenant of another domain: a name under svc.<super domain> is the super cluster's; chase
-	// does not ask the upstreams for it.
+	// A tenant of another domain: a name in the super domain is the super cluster's (a Service,
+	// a pod); chase does not ask the upstreams for it.
 	other := tn
 	other.Domain = "tenant.example"
 	var asked atomic.Bool
@@ -403,8 +486,10 @@ func TestChase(t *testing.T) {
 		m.SetReply(r)
 		_ = w.WriteMsg(m)
 	}))}
-	if got := s.chase(&other, "db.other-1234-default.svc.cluster.local.", dns.TypeA, "udp", maxChase); got != nil || asked.Load() {
-		t.Errorf("chase of a super cluster name: %v, upstream asked: %v; want nothing, not asked", got, asked.Load())
+	for _, target := range []string{"db.other-1234-default.svc.cluster.local.", "10-88-0-50.other-1234-default.pod.cluster.local."} {
+		if got := s.chase(&other, target, dns.TypeA, "udp", maxChase); got != nil || asked.Load() {
+			t.Errorf("chase of super cluster name %s: %v, upstream asked: %v; want nothing, not asked", target, got, asked.Load())
+		}
 	}
 	// An outside name the upstreams answer with a super cluster name: nothing of it.
 	s.cfg.Upstreams = []string{startFakeSuperDNS(t)}
