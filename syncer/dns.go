@@ -195,7 +195,11 @@ func (d *dnsStart) starting(now time.Time) bool {
 
 // dnsTenant is the tenant view for a query from ip: the tenant whose super pod has ip, served or
 // still syncing its caches (startedTenant). An address that two tenants' pods claim (one just
-// gone, its IP reused) answers nobody.
+// gone, its IP reused) answers nobody. An address of one cached pod is that pod's tenant's even
+// if its node has just freed it and given it to another pod: a kubelet stops the pod's sandbox,
+// which frees the IP, before it reports the pod terminal or has it deleted (SyncTerminatingPod),
+// and nothing in the pod says so sooner; a terminating pod runs, and resolves names, until its
+// containers exit or its grace period ends, so it is not refused (docs/tenant-pods.md).
 func (s *Syncer) dnsTenant(ip netip.Addr) (*tenantdns.Tenant, bool) {
 	objs, _ := s.superIndex[kindPod].ByIndex(indexPodIP, ip.String())
 	var found *tenant
