@@ -6,6 +6,10 @@
 // so restarting a control plane on the same directory keeps its identity and
 // clients keep working. A file that no longer matches is reissued.
 //
+// Every file is written aside, synced and renamed into place, so a crash or a
+// power loss never leaves half a key under its name; WriteFile does the same
+// for credentials the caller places itself (a kubeconfig a user asked for).
+//
 // The package only deals with files and crypto; it must not talk to any
 // server and must not know which component uses which certificate.
 package pki

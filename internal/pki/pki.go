@@ -1,7 +1,6 @@
 package pki
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -327,70 +326,4 @@ func writeKey(file string, key crypto.Signer) error {
 		return err
 	}
 	return writeFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
-}
-
-// writeFile writes data to file atomically and durably, so that neither a crash nor a power loss
-// leaves half a certificate or key under its name.
-func writeFile(file string, data []byte, mode os.FileMode) error {
-	if old, err := os.ReadFile(file); err == nil && bytes.Equal(old, data) {
-		return nil
-	}
-	tmp, err := writeAside(file, data, mode)
-	if err != nil {
-		return err
-	}
-	if err := renameSynced(tmp, file); err != nil {
-		_ = os.Remove(tmp) // gone already unless the rename failed
-		return err
-	}
-	return nil
-}
-
-// fsync makes what was written to f lasting: a file's data, or a directory's entries. Tests
-// replace it to see when it is called and to make it fail.
-var fsync = (*os.File).Sync
-
-// writeAside writes data to file.tmp (created with mode, and file's directory if missing) and
-// syncs it, so that once renamed to file after a power loss it is never empty or partial. It
-// returns the name written; a file.tmp it could not write whole is removed.
-func writeAside(file string, data []byte, mode os.FileMode) (string, error) {
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
-		return "", fmt.Errorf("writing %s: %w", file, err)
-	}
-	tmp := file + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
-	if err != nil {
-		return "", fmt.Errorf("writing %s: %w", file, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = fsync(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return "", fmt.Errorf("writing %s: %w", file, err)
-	}
-	return tmp, nil
-}
-
-// renameSynced renames tmp, written by writeAside, to file and syncs their directory, so that
-// file holds the new data after a power loss too.
-func renameSynced(tmp, file string) error {
-	if err := os.Rename(tmp, file); err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	dir, err := os.Open(filepath.Dir(file))
-	if err == nil {
-		err = fsync(dir)
-		if cerr := dir.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", file, err)
-	}
-	return nil
 }
