@@ -112,6 +112,6 @@ func newKubeconfigCommand() *cobra.Command {
 		},
 	}
 	f.add(cmd.Flags())
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Write the kubeconfig to this file (mode 0600) instead of printing it.")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "", "Write the kubeconfig to this file (mode 0600, replaced whole: a failed write keeps the old one; a symlink stays one) instead of printing it.")
 	return cmd
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/pki"
 	"github.com/vnest-dev/vnest/manager"
 )
 
@@ -193,31 +193,14 @@ func Kubeconfig(ctx context.Context, c client.Client, o KubeconfigOptions, out i
 		_, err := out.Write(data)
 		return err
 	}
-	if err := writePrivate(o.Output, data); err != nil {
+	// Replaced, not rewritten in place: a write that fails (a full disk) or a crash must not cost
+	// the old kubeconfig, nor a reader see half of one. A file there already, readable by all as
+	// often as not, gets mode 0600 with the admin credentials.
+	if err := pki.WriteFile(o.Output, data, 0o600); err != nil {
 		return fmt.Errorf("writing the kubeconfig: %w", err)
 	}
 	fmt.Fprintf(out, "kubeconfig of virtualcluster %s/%s written to %s\n", o.Namespace, o.Name, o.Output)
 	return nil
-}
-
-// writePrivate writes data, admin credentials, to the file name, which is
-// made the owner's alone (0600) before they are written: os.WriteFile's
-// mode applies only to a file it creates, and one that was there keeps its
-// own, readable by all as often as not.
-func writePrivate(name string, data []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }
 
 type notFoundError struct{ namespace, name string }

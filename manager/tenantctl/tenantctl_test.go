@@ -3,9 +3,12 @@ package tenantctl
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,18 +72,23 @@ func TestList(t *testing.T) {
 	}
 }
 
-func TestKubeconfig(t *testing.T) {
-	ready := metav1.Condition{Type: v1alpha1.ConditionKubeconfigReady, Status: metav1.ConditionTrue, Reason: "Ready"}
-	waiting := metav1.Condition{Type: v1alpha1.ConditionControlPlaneReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonCredentialsInvalid,
-		Message: "etcd credentials Secret default/x not found"}
+var ready = metav1.Condition{Type: v1alpha1.ConditionKubeconfigReady, Status: metav1.ConditionTrue, Reason: "Ready"}
+
+// demo is a running VirtualCluster default/demo and its kubeconfig Secret.
+func demo() []client.Object {
 	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-kubeconfig", Namespace: "default"},
 		Data: map[string][]byte{manager.KubeconfigKey: []byte("apiVersion: v1\nkind: Config\n")}}
-	c := newClient(
-		vc("default", "demo", v1alpha1.PhaseRunning, "", "https://x", time.Hour, ready), secret,
+	return []client.Object{vc("default", "demo", v1alpha1.PhaseRunning, "", "https://x", time.Hour, ready), secret}
+}
+
+func TestKubeconfig(t *testing.T) {
+	waiting := metav1.Condition{Type: v1alpha1.ConditionControlPlaneReady, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonCredentialsInvalid,
+		Message: "etcd credentials Secret default/x not found"}
+	c := newClient(append(demo(),
 		vc("default", "broken", v1alpha1.PhaseFailed, "", "", time.Hour, waiting),
 		vc("default", "new", "", "", "", time.Second),
 		vc("default", "nosecret", v1alpha1.PhaseRunning, "", "https://x", time.Hour, ready),
-	)
+	)...)
 	cases := map[string]struct {
 		name, want, wantErr string
 	}{
@@ -126,6 +134,57 @@ func TestKubeconfig(t *testing.T) {
 	}
 	if st, err := os.Stat(there); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("an existing file written: %v, mode %v; want 0600", err, st.Mode())
+	}
+
+	// A kubeconfig that links to one kept elsewhere stays a link, and what it links to is written.
+	kept := filepath.Join(t.TempDir(), "kept.kubeconfig")
+	link := filepath.Join(t.TempDir(), "link.kubeconfig")
+	if err := os.WriteFile(kept, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(kept, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Kubeconfig(t.Context(), c, KubeconfigOptions{Name: "demo", Namespace: "default", Output: link}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if target, err := os.Readlink(link); err != nil || target != kept {
+		t.Errorf("%s after the write: a link to %q (%v), want one to %s", link, target, err, kept)
+	}
+	if data, err := os.ReadFile(kept); err != nil || string(data) != "apiVersion: v1\nkind: Config\n" {
+		t.Errorf("the linked file holds %q (%v), want the kubeconfig", data, err)
+	}
+}
+
+// TestKubeconfigWriteFails: a kubeconfig whose write fails half way, as on a full disk (here the
+// file size limit stops it at 10 bytes), leaves the old one whole and no temporary file; it used
+// to be cut short in place.
+func TestKubeconfigWriteFails(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "demo.kubeconfig")
+	const old = "apiVersion: v1\nkind: Config\nusers: [the old ones]\n"
+	if err := os.WriteFile(file, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var limit syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 10, Max: limit.Max}); err != nil {
+		t.Fatal(err)
+	}
+	err := Kubeconfig(t.Context(), newClient(demo()...), KubeconfigOptions{Name: "demo", Namespace: "default", Output: file}, io.Discard)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &limit); err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(err, syscall.EFBIG) {
+		t.Errorf("error = %v, want %v", err, syscall.EFBIG)
+	}
+	if data, err := os.ReadFile(file); err != nil || string(data) != old {
+		t.Errorf("after the failed write %s holds %q (%v), want the old kubeconfig %q", file, data, err, old)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 1 {
+		t.Errorf("after the failed write %s holds %v (%v), want the kubeconfig alone", dir, entries, err)
 	}
 }
 
