@@ -2,11 +2,8 @@ package manager
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -55,7 +52,9 @@ type pkiRequest struct {
 // certificate live as long as the Secret, so a manager or control-plane
 // restart never invalidates a credential. Only a leaf that no longer
 // matches (the serving certificate after a new SAN, a certificate close to
-// expiry) is reissued, by the same CA.
+// expiry) is reissued, by the same CA. It is built in memory: the keys go
+// from the Secret to the Secret and never touch the manager's disk, where a
+// crash half way would have left them.
 func buildTenantPKI(existing map[string][]byte, req pkiRequest) (map[string][]byte, error) {
 	for _, pair := range [][2]string{
 		{layout.CAName + ".crt", layout.CAName + ".key"},
@@ -69,47 +68,36 @@ func buildTenantPKI(existing map[string][]byte, req pkiRequest) (map[string][]by
 				presentOf(existing, pair), absentOf(existing, pair))
 		}
 	}
-	dir, err := os.MkdirTemp("", "vnest-tenant-pki-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
+	files := pki.Files{}
 	for _, name := range pkiFileNames {
 		if data := existing[name]; len(data) > 0 {
-			if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
-				return nil, err
-			}
+			files[name] = data
 		}
 	}
-	if err := issueTenantPKI(dir, req); err != nil {
+	if err := issueTenantPKI(files, req); err != nil {
 		return nil, failure(v1alpha1.ReasonPKIFailed, "%v", err)
 	}
 	out := map[string][]byte{}
 	for _, name := range pkiFileNames {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
+		if data, ok := files[name]; ok {
+			out[name] = data
 		}
-		if err != nil {
-			return nil, err
-		}
-		out[name] = data
 	}
 	return out, nil
 }
 
-func issueTenantPKI(dir string, req pkiRequest) error {
-	ca, err := pki.LoadOrCreateCA(dir, layout.CAName, "vnest-tenant-ca")
+func issueTenantPKI(files pki.Files, req pkiRequest) error {
+	ca, err := files.LoadOrCreateCA(layout.CAName, "vnest-tenant-ca")
 	if err != nil {
 		return err
 	}
-	frontProxyCA, err := pki.LoadOrCreateCA(dir, layout.FrontProxyCAName, "vnest-tenant-front-proxy-ca")
+	frontProxyCA, err := files.LoadOrCreateCA(layout.FrontProxyCAName, "vnest-tenant-front-proxy-ca")
 	if err != nil {
 		return err
 	}
 	// Newer than the first PKI Secrets: created when missing. It signs
 	// nothing here; the tenant's controller manager signs CSRs with it.
-	if _, err := pki.LoadOrCreateCA(dir, layout.CSRSignerCAName, layout.CSRSignerCACommonName); err != nil {
+	if _, err := files.LoadOrCreateCA(layout.CSRSignerCAName, layout.CSRSignerCACommonName); err != nil {
 		return err
 	}
 	for _, leaf := range []struct {
@@ -124,43 +112,37 @@ func issueTenantPKI(dir string, req pkiRequest) error {
 		// Newer than the first PKI Secrets: issued when missing, like any leaf.
 		{ca, layout.KubeletClientCertName, layout.KubeletClientCertSpec()},
 	} {
-		if _, err := leaf.ca.Ensure(dir, leaf.name, leaf.spec); err != nil {
+		if _, err := files.Ensure(leaf.ca, leaf.name, leaf.spec); err != nil {
 			return err
 		}
 	}
-	if _, _, err := pki.EnsureKey(dir, layout.ServiceAccountKeyName); err != nil {
+	if _, _, err := files.EnsureKey(layout.ServiceAccountKeyName); err != nil {
 		return err
 	}
-	return issueEtcdClient(dir, req)
+	return issueEtcdClient(files, req)
 }
 
-// issueEtcdClient writes the tenant's etcd CA bundle and client pair.
-func issueEtcdClient(dir string, req pkiRequest) error {
+// issueEtcdClient puts the tenant's etcd CA bundle and client pair in files.
+func issueEtcdClient(files pki.Files, req pkiRequest) error {
 	etcd := req.Etcd
-	if err := writeOrRemove(filepath.Join(dir, EtcdCAFile), etcd.CA); err != nil {
-		return err
-	}
+	setOrDelete(files, EtcdCAFile, etcd.CA)
 	if etcd.Signer != nil {
 		a := &pki.Authority{Cert: etcd.Signer.Cert, Key: etcd.Signer.Key}
-		_, err := a.Ensure(dir, etcdClientCertName, pki.Spec{CommonName: req.EtcdUser, Client: true})
+		_, err := files.Ensure(a, etcdClientCertName, pki.Spec{CommonName: req.EtcdUser, Client: true})
 		return err
 	}
-	if err := writeOrRemove(filepath.Join(dir, EtcdClientCertFile), etcd.Cert); err != nil {
-		return err
-	}
-	return writeOrRemove(filepath.Join(dir, EtcdClientKeyFile), etcd.Key)
+	setOrDelete(files, EtcdClientCertFile, etcd.Cert)
+	setOrDelete(files, EtcdClientKeyFile, etcd.Key)
+	return nil
 }
 
-// writeOrRemove writes data to file, or makes sure file is absent when
-// there is no data.
-func writeOrRemove(file string, data []byte) error {
+// setOrDelete sets the file name to data, or deletes it when there is no data.
+func setOrDelete(files pki.Files, name string, data []byte) {
 	if len(data) > 0 {
-		return os.WriteFile(file, data, 0o600)
+		files[name] = data
+	} else {
+		delete(files, name)
 	}
-	if err := os.Remove(file); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
 }
 
 // sameData reports whether two Secret data maps are equal.

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"net"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -85,6 +86,21 @@ func TestBuildTenantPKI(t *testing.T) {
 	}
 	if parseCert(t, moved["apiserver.crt"]).CheckSignatureFrom(parseCert(t, first["ca.crt"])) != nil {
 		t.Error("the reissued serving certificate is not signed by the tenant CA")
+	}
+}
+
+// TestBuildTenantPKIOffDisk: the PKI is built without a temporary directory, so a crash half
+// way leaves no tenant CA key behind in it: with $TMPDIR a directory that does not exist, where
+// nothing can be written, the PKI is built all the same.
+func TestBuildTenantPKIOffDisk(t *testing.T) {
+	etcdCA := newTestCA(t, "root")
+	t.Setenv("TMPDIR", filepath.Join(t.TempDir(), "absent"))
+	data, err := buildTenantPKI(nil, pkiRequest{EtcdUser: "u", Etcd: &etcdCreds{CA: etcdCA.caCert, Cert: etcdCA.cert, Key: etcdCA.key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := missingKeys(data); diff != nil {
+		t.Errorf("PKI lacks %v", diff)
 	}
 }
 

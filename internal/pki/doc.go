@@ -1,5 +1,5 @@
 // Package pki creates and keeps the certificates, keys and kubeconfigs of a
-// vnest control plane on disk.
+// vnest control plane on disk, or in memory (Files) for a PKI kept elsewhere.
 //
 // Everything is load-or-create: an existing file that still matches what is
 // asked for (issuer, names, addresses, usages, not close to expiry) is reused,

@@ -57,8 +57,12 @@ type Pair struct {
 // LoadOrCreateCA returns the CA stored as dir/name.{crt,key}, creating it with
 // the given common name when it does not exist yet.
 func LoadOrCreateCA(dir, name, commonName string) (*Authority, error) {
+	return loadOrCreateCA(disk{}, dir, name, commonName)
+}
+
+func loadOrCreateCA(s store, dir, name, commonName string) (*Authority, error) {
 	a := &Authority{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	cert, key, err := loadPair(a.CertFile, a.KeyFile)
+	cert, key, err := loadPair(s, a.CertFile, a.KeyFile)
 	if err == nil && cert.IsCA && time.Until(cert.NotAfter) > renewBefore {
 		a.Cert, a.Key = cert, key
 		return a, nil
@@ -84,7 +88,7 @@ func LoadOrCreateCA(dir, name, commonName string) (*Authority, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating CA %s: %w", name, err)
 	}
-	if err := writePair(a.CertFile, a.KeyFile, der, key); err != nil {
+	if err := writePair(s, a.CertFile, a.KeyFile, der, key); err != nil {
 		return nil, err
 	}
 	a.Cert, _ = x509.ParseCertificate(der)
@@ -98,7 +102,7 @@ func LoadOrCreateCA(dir, name, commonName string) (*Authority, error) {
 // or a key that is not the certificate's, is an error.
 func LoadCA(dir, name string) (*Authority, error) {
 	a := &Authority{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	cert, key, err := loadPair(a.CertFile, a.KeyFile)
+	cert, key, err := loadPair(disk{}, a.CertFile, a.KeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("loading CA %s: %w", name, err)
 	}
@@ -113,8 +117,12 @@ func LoadCA(dir, name string) (*Authority, error) {
 // when it is missing, signed by another CA, close to expiry, or different
 // from spec.
 func (a *Authority) Ensure(dir, name string, spec Spec) (Pair, error) {
+	return a.ensure(disk{}, dir, name, spec)
+}
+
+func (a *Authority) ensure(s store, dir, name string, spec Spec) (Pair, error) {
 	p := Pair{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
-	cert, _, err := loadPair(p.CertFile, p.KeyFile)
+	cert, _, err := loadPair(s, p.CertFile, p.KeyFile)
 	if err == nil && a.matches(cert, spec) {
 		return p, nil
 	}
@@ -140,16 +148,20 @@ func (a *Authority) Ensure(dir, name string, spec Spec) (Pair, error) {
 	if err != nil {
 		return Pair{}, fmt.Errorf("issuing certificate %s: %w", name, err)
 	}
-	return p, writePair(p.CertFile, p.KeyFile, der, key)
+	return p, writePair(s, p.CertFile, p.KeyFile, der, key)
 }
 
 // EnsureKey returns a private key dir/name.key and its public key
 // dir/name.pub, creating them when missing (used for service-account tokens).
 func EnsureKey(dir, name string) (privFile, pubFile string, err error) {
+	return ensureKey(disk{}, dir, name)
+}
+
+func ensureKey(s store, dir, name string) (privFile, pubFile string, err error) {
 	privFile, pubFile = filepath.Join(dir, name+".key"), filepath.Join(dir, name+".pub")
-	CompletePair(pubFile, privFile)
-	if _, err := readKey(privFile); err == nil {
-		if _, err := os.Stat(pubFile); err == nil {
+	s.complete(pubFile, privFile)
+	if _, err := readKey(s, privFile); err == nil {
+		if _, err := s.read(pubFile); err == nil {
 			return privFile, pubFile, nil
 		}
 	}
@@ -161,7 +173,7 @@ func EnsureKey(dir, name string) (privFile, pubFile string, err error) {
 	if err != nil {
 		return "", "", err
 	}
-	return privFile, pubFile, writeKeyAnd(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644, privFile, key)
+	return privFile, pubFile, s.writeKeyAnd(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644, privFile, key)
 }
 
 func (a *Authority) matches(cert *x509.Certificate, spec Spec) bool {
@@ -208,9 +220,9 @@ func serial() *big.Int {
 	return n
 }
 
-func loadPair(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
-	CompletePair(certFile, keyFile)
-	data, err := os.ReadFile(certFile)
+func loadPair(s store, certFile, keyFile string) (*x509.Certificate, crypto.Signer, error) {
+	s.complete(certFile, keyFile)
+	data, err := s.read(certFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -222,7 +234,7 @@ func loadPair(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", certFile, err)
 	}
-	key, err := readKey(keyFile)
+	key, err := readKey(s, keyFile)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -233,8 +245,8 @@ func loadPair(certFile, keyFile string) (*x509.Certificate, crypto.Signer, error
 	return cert, key, nil
 }
 
-func readKey(file string) (crypto.Signer, error) {
-	data, err := os.ReadFile(file)
+func readKey(s store, file string) (crypto.Signer, error) {
+	data, err := s.read(file)
 	if err != nil {
 		return nil, err
 	}
@@ -253,8 +265,8 @@ func readKey(file string) (crypto.Signer, error) {
 	return signer, nil
 }
 
-func writePair(certFile, keyFile string, der []byte, key crypto.Signer) error {
-	return writeKeyAnd(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644, keyFile, key)
+func writePair(s store, certFile, keyFile string, der []byte, key crypto.Signer) error {
+	return s.writeKeyAnd(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644, keyFile, key)
 }
 
 // crashAfterKey, when set (by tests), ends writeKeyAnd after the key is in place, as a crash
@@ -291,7 +303,7 @@ func CompletePair(file, keyFile string) {
 	if err != nil {
 		return
 	}
-	key, err := readKey(keyFile)
+	key, err := readKey(disk{}, keyFile)
 	if err != nil {
 		return
 	}
@@ -321,9 +333,17 @@ func publicKeyOf(data []byte) crypto.PublicKey {
 }
 
 func writeKey(file string, key crypto.Signer) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	data, err := keyPEM(key)
 	if err != nil {
 		return err
 	}
-	return writeFile(file, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+	return writeFile(file, data, 0o600)
+}
+
+func keyPEM(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }

@@ -168,7 +168,7 @@ func TestWriteInterruptedAfterKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, err := readKey(priv)
+		key, err := readKey(disk{}, priv)
 		if err != nil {
 			t.Fatal(err)
 		}
