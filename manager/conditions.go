@@ -44,9 +44,16 @@ type phaseError struct {
 	// credentials Secret): a running tenant leaves Running only after
 	// failureThreshold resyncs in a row failed so (graced).
 	transient bool
-	// stillReady marks a transient failure of a running tenant below the
-	// failure threshold (graced): the condition it concerns stays True,
-	// with the failure in its message, and so the phase stays Running.
+	// refused marks a write the super cluster refused for its content
+	// (refusedError): not transient, since sent again it is refused again,
+	// but a running tenant's control plane that still answers runs on
+	// (refusedWhileRunning).
+	refused bool
+	// stillReady marks a failure of a running tenant's resync that leaves
+	// it Running: a transient one below the failure threshold (graced), or
+	// a refused write while its control plane answers (refusedWhileRunning).
+	// The condition it concerns stays True, with the failure in its
+	// message, and so the phase stays Running.
 	stillReady bool
 	// retrying marks a transient failure of a tenant that has not run
 	// (retrying): the condition it concerns is False with ReasonRetrying,
@@ -112,14 +119,16 @@ func refused(err error) bool {
 
 // writeError is err, a failed write of object (its kind, namespace and
 // name) to the super cluster, as a phase reports it: a refusal (refused) is
-// a failure retried every retryFailure, with the apiserver's message, so the
-// tenant is Failed at once; any other failure (a timeout, a conflict, an
-// apiserver that did not answer) is transient, and "action object: err".
+// a failure retried every retryFailure, with the apiserver's message, so a
+// tenant that is not Running is Failed at once (a Running one whose control
+// plane still answers stays Running: refusedWhileRunning); any other
+// failure (a timeout, a conflict, an apiserver that did not answer) is
+// transient, and "action object: err".
 //
 // A quota's refusal may pass by itself, when other objects of the
-// namespace go; it is still a failure, not transient: the phase says Failed
-// with the quota's message while it lasts (someone may have to act), and
-// the retry every retryFailure turns it Running once it fits.
+// namespace go; it is still a failure, not transient: the condition says
+// so with the quota's message while it lasts (someone may have to act),
+// and the retry every retryFailure goes through once it fits.
 func writeError(err error, action, object string) error {
 	if refused(err) {
 		return refusedError{fmt.Errorf("the super cluster refused %s (tried again every %s; it needs a change of the "+
@@ -146,7 +155,7 @@ func asPhaseError(err error, reason string) *phaseError {
 		return pe
 	}
 	if errors.As(err, new(refusedError)) {
-		return &phaseError{reason: reason, message: err.Error(), retryAfter: retryFailure}
+		return &phaseError{reason: reason, message: err.Error(), retryAfter: retryFailure, refused: true}
 	}
 	return &phaseError{reason: reason, message: err.Error(), transient: errors.As(err, new(transientError))}
 }

@@ -1,10 +1,14 @@
 package manager
 
 import (
+	"cmp"
+	"context"
 	"fmt"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
 // DefaultFailureThreshold is how many resyncs in a row a running tenant
@@ -71,4 +75,52 @@ func graced(pe *phaseError, failures, threshold int) *phaseError {
 	out := *pe
 	out.message = fmt.Sprintf("%s (%d resyncs in a row failed)", pe.message, failures)
 	return &out
+}
+
+// refusedWhileRunning is pe, a write the super cluster refused in a running
+// tenant's resync (a ResourceQuota or a webhook an operator added to the
+// namespace, a spec change that makes an invalid object), as it is
+// recorded. The refusal stops the steps after it but changes nothing of the
+// control plane that runs, and the syncer serves only Running tenants: while
+// the control plane answers its health check, the tenant stays Running
+// (stillReady), the condition the write concerns True with the refusal in
+// its message, and a Warning event says it; it is tried again every
+// retryFailure. A failed health check is counted as in graced, and the
+// threshold-th makes the tenant Failed with the refusal's reason: nothing
+// serves it then, and what would change that is refused.
+func (r *Reconciler) refusedWhileRunning(ctx context.Context, s *scope, pe *phaseError) *phaseError {
+	key := client.ObjectKeyFromObject(s.vc)
+	err := r.checkRunning(ctx, s)
+	if err == nil {
+		// The control plane answered: no failure in a row of it.
+		r.resyncFailures.reset(key)
+		out := *pe
+		out.message = fmt.Sprintf("still Running (the tenant apiserver at %s is ready), but %s", s.vc.Status.Endpoint, pe.message)
+		out.stillReady = true
+		return &out
+	}
+	down := *pe
+	down.message = fmt.Sprintf("%s; and the tenant apiserver at %s failed its health check: %v", pe.message, s.vc.Status.Endpoint, err)
+	down.transient = true
+	return graced(&down, r.resyncFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
+}
+
+// checkRunning checks the health of a running tenant's control plane as it
+// runs, whatever step of the resync stopped: this reconcile's check if it
+// got that far (reconcileControlPlane), else one at the endpoint with the
+// admin credentials of the PKI Secret as it is (a refused write of it left
+// the old ones, which the control plane serves with).
+func (r *Reconciler) checkRunning(ctx context.Context, s *scope) error {
+	if s.answered {
+		return nil
+	}
+	pki := s.pki
+	if pki == nil {
+		secret := &corev1.Secret{}
+		if err := r.APIReader.Get(ctx, client.ObjectKey{Namespace: s.vc.Namespace, Name: s.vc.PKISecretName()}, secret); err != nil {
+			return fmt.Errorf("reading Secret %s/%s: %w", s.vc.Namespace, s.vc.PKISecretName(), err)
+		}
+		pki = secret.Data
+	}
+	return r.checkReady(ctx, s.vc.Status.Endpoint, adminFrom(pki))
 }

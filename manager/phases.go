@@ -160,6 +160,7 @@ func (r *Reconciler) reconcileControlPlane(ctx context.Context, s *scope) error 
 		}
 		return waitingFor(startingRetry(s.vc, time.Now()), "waiting for the tenant apiserver at %s to be ready: %s", s.endpoint.URL, detail)
 	}
+	s.answered = true
 	setControlPlaneReady(s.vc)
 	return nil
 }
@@ -193,8 +194,9 @@ func (r *Reconciler) reconcileKubeconfig(ctx context.Context, s *scope) error {
 		// Whatever stopped it (a foreign Secret of its name too), the
 		// control plane answered: the reason must say the kubeconfig failed,
 		// so setFailed leaves ControlPlaneReady alone.
-		pe := asPhaseError(err, v1alpha1.ReasonKubeconfigWriteFailed)
-		return &phaseError{reason: v1alpha1.ReasonKubeconfigWriteFailed, message: pe.message, retryAfter: pe.retryAfter, transient: pe.transient}
+		out := *asPhaseError(err, v1alpha1.ReasonKubeconfigWriteFailed)
+		out.reason = v1alpha1.ReasonKubeconfigWriteFailed
+		return &out
 	}
 	setKubeconfigReady(s.vc)
 	return nil

@@ -93,6 +93,9 @@ type scope struct {
 	prov        provisioner
 	endpoint    endpoint
 	pki         map[string][]byte
+	// answered is set once the control plane answered its health check in
+	// this reconcile.
+	answered bool
 }
 
 func (s *scope) close() {
@@ -178,7 +181,9 @@ type phase struct {
 // runPhases runs phases in order up to the first that fails. A running
 // tenant's resync that fails for a transient reason is counted, and below
 // the failure threshold leaves the tenant Running (graced); one that goes
-// through starts the count again. A transient failure of a tenant that has
+// through starts the count again. A write the super cluster refuses in a
+// running tenant's resync leaves it Running while its control plane
+// answers (refusedWhileRunning). A transient failure of a tenant that has
 // not run, or has since come through a resync, is Retrying, never Failed;
 // one that follows a running tenant's failures (counted, not yet ended by
 // a resync that went through) keeps its reason, so the tenant the
@@ -190,6 +195,8 @@ func (r *Reconciler) runPhases(ctx context.Context, s *scope, phases []phase) (c
 		if err := p.run(ctx, s); err != nil {
 			pe := asPhaseError(err, p.reason)
 			switch {
+			case pe.refused && running:
+				pe = r.refusedWhileRunning(ctx, s, pe)
 			case !pe.transient:
 			case running:
 				pe = graced(pe, r.resyncFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
