@@ -218,8 +218,13 @@ func conditionMessage(message string) string {
 // means the kubeconfig waits for the control plane. A transient failure of
 // a running tenant below the failure threshold (stillReady) changes only
 // the message of the condition it concerns; one of a tenant that has not
-// run (retrying) makes it False with ReasonRetrying.
+// run (retrying) makes it False with ReasonRetrying. A failure in a
+// namespace being deleted (namespaceDeleted) makes both Deleting.
 func setFailed(vc *v1alpha1.VirtualCluster, e *phaseError) {
+	if e.reason == v1alpha1.ReasonDeleting {
+		setDeleting(vc, e.message)
+		return
+	}
 	typ := v1alpha1.ConditionControlPlaneReady
 	if e.reason == v1alpha1.ReasonKubeconfigWriteFailed {
 		typ = v1alpha1.ConditionKubeconfigReady
@@ -273,7 +278,8 @@ var failedReasons = map[string]bool{
 	v1alpha1.ReasonProvisionFailed:    true,
 }
 
-// computePhase summarises the conditions.
+// computePhase summarises the conditions. Deleting is Terminating also
+// before vc's own deletion: its namespace is being deleted (namespaceDeleted).
 func computePhase(vc *v1alpha1.VirtualCluster) v1alpha1.VirtualClusterPhase {
 	if !vc.DeletionTimestamp.IsZero() {
 		return v1alpha1.PhaseTerminating
@@ -290,6 +296,8 @@ func computePhase(vc *v1alpha1.VirtualCluster) v1alpha1.VirtualClusterPhase {
 			return v1alpha1.PhaseFailed
 		}
 		return v1alpha1.PhaseProvisioning
+	case cp.Reason == v1alpha1.ReasonDeleting:
+		return v1alpha1.PhaseTerminating
 	case failedReasons[cp.Reason]:
 		return v1alpha1.PhaseFailed
 	case cp.Reason == v1alpha1.ReasonStorageUnavailable:

@@ -26,6 +26,7 @@ func TestComputePhase(t *testing.T) {
 	}{
 		"new":                       {makeVC("a").Obj(), v1alpha1.PhasePending},
 		"deleting wins":             {makeVC("a").Deleting().Cond(cpReady, isTrue, "Ready").Cond(kcReady, isTrue, "Ready").Obj(), v1alpha1.PhaseTerminating},
+		"its namespace is deleted":  {makeVC("a").Cond(cpReady, isFalse, v1alpha1.ReasonDeleting).Cond(kcReady, isFalse, v1alpha1.ReasonDeleting).Obj(), v1alpha1.PhaseTerminating},
 		"both ready":                {makeVC("a").Cond(cpReady, isTrue, "Ready").Cond(kcReady, isTrue, "Ready").Obj(), v1alpha1.PhaseRunning},
 		"syncing does not matter":   {makeVC("a").Cond(cpReady, isTrue, "Ready").Cond(kcReady, isTrue, "Ready").Cond(syncing, isFalse, "x").Obj(), v1alpha1.PhaseRunning},
 		"kubeconfig pending":        {makeVC("a").Cond(cpReady, isTrue, "Ready").Obj(), v1alpha1.PhaseProvisioning},

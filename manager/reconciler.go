@@ -195,6 +195,8 @@ func (r *Reconciler) runPhases(ctx context.Context, s *scope, phases []phase) (c
 		if err := p.run(ctx, s); err != nil {
 			pe := asPhaseError(err, p.reason)
 			switch {
+			case !pe.waiting && r.namespaceTerminating(ctx, s.vc):
+				pe = namespaceDeleted(s.vc, pe)
 			case pe.refused && running:
 				pe = r.refusedWhileRunning(ctx, s, pe)
 			case !pe.transient:
@@ -208,6 +210,33 @@ func (r *Reconciler) runPhases(ctx context.Context, s *scope, phases []phase) (c
 	}
 	r.resyncFailures.reset(key)
 	return ctrl.Result{RequeueAfter: resyncRunning}, nil
+}
+
+// namespaceTerminating reports whether vc's namespace is being deleted. The
+// namespace controller deletes what is in it one kind after another, so vc
+// may be reconciled after its Secrets, Deployment or control-plane pod went
+// and before its own turn; what the manager creates again then is refused
+// (NamespaceTerminating), and the control plane stops answering. A failed
+// read says no: the failure is then recorded as it is.
+func (r *Reconciler) namespaceTerminating(ctx context.Context, vc *v1alpha1.VirtualCluster) bool {
+	ns := &corev1.Namespace{}
+	if err := r.APIReader.Get(ctx, client.ObjectKey{Name: vc.Namespace}, ns); err != nil {
+		return false
+	}
+	return !ns.DeletionTimestamp.IsZero()
+}
+
+// namespaceDeleted is pe, a failed step of vc whose namespace is being
+// deleted, as it is recorded: the deletion at work (Deleting, so the phase
+// is Terminating), not a failure for anyone to fix (Failed) or to be warned
+// of. The namespace controller deletes vc in its turn.
+func namespaceDeleted(vc *v1alpha1.VirtualCluster, pe *phaseError) *phaseError {
+	return &phaseError{
+		reason:     v1alpha1.ReasonDeleting,
+		message:    fmt.Sprintf("namespace %s is being deleted, and this VirtualCluster with it: %s", vc.Namespace, pe.message),
+		retryAfter: retryFailure,
+		waiting:    true,
+	}
 }
 
 // phaseFailed records a failed phase in the conditions and, unless it is

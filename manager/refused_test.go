@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/client-go/tools/events"
@@ -172,7 +173,7 @@ type refusedTenant struct {
 // newRefusedTenant makes a refusedTenant, a running one with a PKI Secret
 // whose serving certificate is not the one the resync wants (it is
 // written).
-func newRefusedTenant(t *testing.T, kind client.Object, name string, refusal error, running bool) *refusedTenant {
+func newRefusedTenant(t *testing.T, kind client.Object, name string, refusal error, running bool, more ...client.Object) *refusedTenant {
 	t.Helper()
 	w := makeVC("demo").Key("demo-12345678").Provisioner(v1alpha1.ProvisionerCluster)
 	if running {
@@ -180,7 +181,7 @@ func newRefusedTenant(t *testing.T, kind client.Object, name string, refusal err
 	}
 	vc := w.Obj()
 	setIdentity(vc)
-	objs := []client.Object{vc.DeepCopy()}
+	objs := append([]client.Object{vc.DeepCopy()}, more...)
 	if _, svc := kind.(*corev1.Service); !svc {
 		// A Service with its address, so that the phases get past the endpoint.
 		s := buildService(vc)
@@ -296,6 +297,75 @@ func TestRefusedControlPlanePod(t *testing.T) {
 			const want = "the super cluster refuses the control plane's pod of Deployment default/demo-apiserver"
 			if cp.Reason != v1alpha1.ReasonProvisionFailed || !strings.HasPrefix(cp.Message, want) || !strings.HasSuffix(cp.Message, msg) {
 				t.Errorf("ControlPlaneReady = %s/%s %q, want ProvisionFailed %q…%q", cp.Status, cp.Reason, cp.Message, want, msg)
+			}
+		})
+	}
+}
+
+// TestNamespaceTerminating: the namespace controller deletes what is in a
+// namespace being deleted one kind after another, so a VirtualCluster may
+// be reconciled after its objects went and before its own turn: what the
+// manager creates again is refused (NamespaceTerminating), the control
+// plane's pod is refused too, and the control plane stops answering. That
+// is the deletion at work: the phase is Terminating (both conditions
+// Deleting, with what failed), not Failed, and there is no Warning.
+func TestNamespaceTerminating(t *testing.T) {
+	now := metav1.Now()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", DeletionTimestamp: &now, Finalizers: []string{"test"}}}
+	terminating := func(resource, name string) error {
+		// As the NamespaceLifecycle admission plugin makes it.
+		err := apierrors.NewForbidden(schema.GroupResource{Resource: resource}, name,
+			errors.New("unable to create new content in namespace default because it is being terminated"))
+		err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes,
+			metav1.StatusCause{Type: corev1.NamespaceTerminatingCause, Message: "namespace default is being terminated", Field: "metadata.namespace"})
+		return err
+	}
+	const prefix = "namespace default is being deleted, and this VirtualCluster with it: "
+	for name, tc := range map[string]struct {
+		kind    client.Object
+		name    string
+		running bool
+		pod     bool // the Deployment is there, without a ready pod: its ReplicaSet's is refused
+		want    string
+	}{
+		"a new tenant's PKI Secret": {
+			kind: &corev1.Secret{}, name: "demo-pki",
+			want: prefix + "the super cluster refused Secret default/demo-pki",
+		},
+		"a running tenant's Deployment, its control plane not answering": {
+			kind: &appsv1.Deployment{}, name: "demo-apiserver", running: true,
+			want: prefix + "the super cluster refused Deployment default/demo-apiserver",
+		},
+		"a tenant's control-plane pod": {
+			kind: &corev1.Secret{}, name: "none", pod: true,
+			want: prefix + "the super cluster refuses the control plane's pod of Deployment default/demo-apiserver",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			more := []client.Object{ns}
+			if tc.pod {
+				vc := makeVC("demo").Key("demo-12345678").Obj()
+				dep := &appsv1.Deployment{ObjectMeta: objectMeta(vc, "demo-apiserver")}
+				dep.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentReplicaFailure, Status: corev1.ConditionTrue,
+					Reason: "FailedCreate", Message: terminating("pods", "demo-apiserver-7d4b9c-x2x9z").Error()}}
+				more = append(more, dep)
+			}
+			rt := newRefusedTenant(t, tc.kind, tc.name, terminating("things", tc.name), tc.running, more...)
+			res, err := rt.resync(t, false)
+			if err != nil || res.RequeueAfter != retryFailure {
+				t.Errorf("runPhases = %+v, %v; want a retry after %s", res, err, retryFailure)
+			}
+			if got := computePhase(rt.vc); got != v1alpha1.PhaseTerminating {
+				t.Errorf("phase = %s, want Terminating", got)
+			}
+			for _, typ := range []string{cpReady, kcReady} {
+				if c := meta.FindStatusCondition(rt.vc.Status.Conditions, typ); c == nil || c.Status != isFalse ||
+					c.Reason != v1alpha1.ReasonDeleting || !strings.HasPrefix(c.Message, tc.want) {
+					t.Errorf("%s = %+v, want False/Deleting %q…", typ, c, tc.want)
+				}
+			}
+			if evs := drainEvents(rt.rec); len(evs) > 0 {
+				t.Errorf("events = %q, want none", evs)
 			}
 		})
 	}

@@ -319,7 +319,8 @@ const (
 	// syncer may have stopped (Unknown); or the syncer stopped serving it or cannot serve it
 	// (False).
 	ReasonSyncerNotServing = "SyncerNotServing"
-	// ReasonDeleting: the VirtualCluster is being deleted and cleaned up.
+	// ReasonDeleting: the VirtualCluster is being deleted and cleaned up, or its namespace is
+	// (a step that failed then is the deletion at work; the phase is Terminating).
 	ReasonDeleting = "Deleting"
 )
 
