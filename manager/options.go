@@ -85,9 +85,7 @@ type Options struct {
 	// and kubebuilder's projects by default: for an address others reach, such as a pod IP.
 	MetricsSecure bool
 	// MetricsCertDir holds the serving certificate of the secure metrics address, tls.crt and
-	// tls.key, reloaded when they change; empty is controller-runtime's default directory
-	// ($TMPDIR/k8s-metrics-server/serving-certs), and a certificate signed by itself, made at
-	// start, when it has none.
+	// tls.key, reloaded when they change; empty: a certificate signed by itself, made at start.
 	MetricsCertDir         string
 	HealthProbeBindAddress string
 	// Concurrency is how many VirtualClusters are reconciled at once.
@@ -220,14 +218,9 @@ func (o *Options) tenantArgs() []string {
 // +kubebuilder:rbac:groups=authorization.k8s.io,resources=subjectaccessreviews,verbs=create
 
 // metricsOptions are the metrics server's: on --metrics-bind-address, secure with
-// --metrics-secure (securemetrics.Secure; the manager's client to the super cluster asks the
-// reviews).
-func (o *Options) metricsOptions() metricsserver.Options {
-	m := metricsserver.Options{BindAddress: o.MetricsBindAddress}
-	if o.MetricsSecure {
-		securemetrics.Secure(&m, o.MetricsCertDir)
-	}
-	return m
+// --metrics-secure (the manager's client to the super cluster asks the reviews).
+func (o *Options) metricsOptions() securemetrics.Options {
+	return securemetrics.Options{BindAddress: o.MetricsBindAddress, Secure: o.MetricsSecure, CertDir: o.MetricsCertDir}
 }
 
 // syncerLease is the syncer's Lease the manager checks; empty: none.
@@ -412,7 +405,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	mgr, err := ctrl.NewManager(c.restConfig, ctrl.Options{
 		Scheme:                 scheme,
 		Logger:                 logger,
-		Metrics:                c.opts.metricsOptions(),
+		Metrics:                metricsserver.Options{BindAddress: "0"}, // securemetrics serves them, below
 		HealthProbeBindAddress: c.opts.HealthProbeBindAddress,
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			&appsv1.Deployment{}: {Label: managed},
@@ -465,6 +458,17 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		return err
 	}
 	defer r.close()
+	if c.opts.MetricsBindAddress != "0" {
+		// Served from the start, as controller-runtime's metrics server is, not once the
+		// manager's caches have synced, as a runnable of the manager would be.
+		srv, err := securemetrics.NewServer(c.opts.metricsOptions(), c.restConfig)
+		if err != nil {
+			return fmt.Errorf("the metrics server: %w", err)
+		}
+		if _, err := securemetrics.Start(ctx, srv); err != nil {
+			return fmt.Errorf("serving metrics on %s: %w", c.opts.MetricsBindAddress, err)
+		}
+	}
 	logger.Info("Starting vnest manager", "hostIP", c.hostIP, "stateDir", c.stateDir, "defaultStorage", c.opts.EtcdServers)
 	return mgr.Start(ctx)
 }

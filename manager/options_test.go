@@ -10,10 +10,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/vnest-dev/vnest/internal/securemetrics"
 	"github.com/vnest-dev/vnest/internal/testreviewer"
 )
 
@@ -100,8 +99,8 @@ func TestMetricsFlags(t *testing.T) {
 	}
 }
 
-// TestMetricsServer: the manager's metrics server (the options ctrl.NewManager gets, with a
-// client of the super cluster as the manager's) serves plain HTTP, open, by default; with
+// TestMetricsServer: the manager's metrics server (securemetrics' of the options Run gives it,
+// with the super cluster's config as the manager's) serves plain HTTP, open, by default; with
 // --metrics-secure it serves HTTPS only and lets a request through only with a bearer token
 // the super cluster's TokenReview authenticates and whose user a SubjectAccessReview allows to
 // get /metrics. The manager's ClusterRole (manifests/rbac, generated from the markers) lets it
@@ -109,11 +108,7 @@ func TestMetricsFlags(t *testing.T) {
 func TestMetricsServer(t *testing.T) {
 	super := testreviewer.Start(t, map[string][]string{"prometheus": {"/metrics"}})
 	start := func(o *Options) string {
-		httpClient, err := rest.HTTPClientFor(super.Config())
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := metricsserver.NewServer(o.metricsOptions(), super.Config(), httpClient)
+		srv, err := securemetrics.NewServer(o.metricsOptions(), super.Config())
 		if err != nil {
 			t.Fatal(err)
 		}

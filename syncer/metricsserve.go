@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vnest-dev/vnest/internal/securemetrics"
 )
@@ -31,23 +30,16 @@ func (s *Syncer) serveMetrics(ctx context.Context) error {
 	return nil
 }
 
-// newMetricsServer is controller-runtime's metrics server on o's metrics address: /metrics of
+// newMetricsServer is the metrics server on o's metrics address: /metrics of
 // ctrlmetrics.Registry, where New registers the syncer's series, /healthz and, with
 // --profiling, Go's /debug/pprof/ handlers. With --metrics-secure it serves HTTPS and lets a
 // request through only when super's TokenReview authenticates its bearer token and a
 // SubjectAccessReview allows its user to get the path: the series name every tenant, a
 // profile holds any of their objects, and tenant pods reach the syncer's pod IP.
-func newMetricsServer(o *Options, super *rest.Config) (metricsserver.Server, error) {
-	opts := metricsserver.Options{BindAddress: o.MetricsBindAddress, ExtraHandlers: metricsExtraHandlers(o.Profiling)}
-	var httpClient *http.Client
-	if o.MetricsSecure {
-		securemetrics.Secure(&opts, o.MetricsCertDir)
-		var err error
-		if httpClient, err = rest.HTTPClientFor(super); err != nil {
-			return nil, fmt.Errorf("the metrics' review client: %w", err)
-		}
-	}
-	srv, err := metricsserver.NewServer(opts, super, httpClient)
+func newMetricsServer(o *Options, super *rest.Config) (*securemetrics.Server, error) {
+	srv, err := securemetrics.NewServer(securemetrics.Options{
+		BindAddress: o.MetricsBindAddress, Secure: o.MetricsSecure, CertDir: o.MetricsCertDir, ExtraHandlers: metricsExtraHandlers(o.Profiling),
+	}, super)
 	if err != nil {
 		return nil, fmt.Errorf("the metrics server: %w", err)
 	}

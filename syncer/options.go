@@ -44,9 +44,7 @@ type Options struct {
 	// metrics do: the series name every tenant, and tenant pods reach the syncer's pod IP.
 	MetricsSecure bool
 	// MetricsCertDir holds the serving certificate of the secure metrics address, tls.crt and
-	// tls.key, reloaded when they change; empty is controller-runtime's default directory
-	// ($TMPDIR/k8s-metrics-server/serving-certs), and a certificate signed by itself, made at
-	// start, when it has none.
+	// tls.key, reloaded when they change; empty: a certificate signed by itself, made at start.
 	MetricsCertDir string
 	// Profiling serves Go's /debug/pprof/ handlers on the metrics address too, as the
 	// Kubernetes components' --profiling does on theirs (behind the same checks when secure).

@@ -16,7 +16,6 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/vnest-dev/vnest/internal/securemetrics"
 )
@@ -107,7 +106,7 @@ func Get(t *testing.T, c *http.Client, url, token string) (int, string) {
 
 // Listen starts the metrics server srv until the test ends (securemetrics.Start) and returns
 // the address it listens on.
-func Listen(t *testing.T, srv metricsserver.Server) string {
+func Listen(t *testing.T, srv *securemetrics.Server) string {
 	t.Helper()
 	addr, err := securemetrics.Start(t.Context(), srv)
 	if err != nil {
