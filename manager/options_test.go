@@ -102,8 +102,8 @@ func TestMetricsFlags(t *testing.T) {
 // TestMetricsServer: the manager's metrics server (securemetrics' of the options Run gives it,
 // with the super cluster's config as the manager's) serves plain HTTP, open, by default; with
 // --metrics-secure it serves HTTPS only and lets a request through only with a bearer token
-// the super cluster's TokenReview authenticates and whose user a SubjectAccessReview allows to
-// get /metrics. The manager's ClusterRole (manifests/rbac, generated from the markers) lets it
+// the super cluster's TokenReview authenticates (else 401) and whose user a SubjectAccessReview
+// allows to get /metrics (else 403). The manager's ClusterRole (manifests/rbac, generated from the markers) lets it
 // create both reviews.
 func TestMetricsServer(t *testing.T) {
 	super := testreviewer.Start(t, map[string][]string{"prometheus": {"/metrics"}})
@@ -132,6 +132,7 @@ func TestMetricsServer(t *testing.T) {
 		want  int
 	}{
 		{token: "", want: http.StatusUnauthorized},
+		{token: "forged", want: http.StatusUnauthorized},
 		{token: "tenant-pod", want: http.StatusForbidden},
 		{token: "prometheus", want: http.StatusOK},
 	} {

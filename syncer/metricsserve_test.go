@@ -55,9 +55,8 @@ func TestMetricsServerPlain(t *testing.T) {
 
 // TestMetricsServerSecure: with --metrics-secure the metrics address serves HTTPS only, and a
 // request goes through only with a bearer token the super cluster's TokenReview authenticates
-// and whose user a SubjectAccessReview allows to get the path: no token is 401, a token the
-// TokenReview rejects 500 (controller-runtime's filter answers the bearer token authenticator's
-// "invalid bearer token" so), a tenant's service account 403, Prometheus gets /metrics (the
+// and whose user a SubjectAccessReview allows to get the path: no token and a token the
+// TokenReview rejects are 401, a tenant's service account 403, Prometheus gets /metrics (the
 // syncer's own series) but not the profiles, which an admin gets.
 func TestMetricsServerSecure(t *testing.T) {
 	m := newMetrics(ctrlmetrics.Registry) // as New registers them
@@ -74,7 +73,7 @@ func TestMetricsServerSecure(t *testing.T) {
 		wantBody    string
 	}{
 		{path: "/metrics", want: http.StatusUnauthorized},
-		{path: "/metrics", token: "forged", want: http.StatusInternalServerError, wantBody: "Authentication failed"},
+		{path: "/metrics", token: "forged", want: http.StatusUnauthorized, wantBody: "Unauthorized"},
 		{path: "/metrics", token: "tenant-pod", want: http.StatusForbidden},
 		{path: "/healthz", token: "tenant-pod", want: http.StatusForbidden},
 		{path: "/debug/pprof/heap", token: "tenant-pod", want: http.StatusForbidden},

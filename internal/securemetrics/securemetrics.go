@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 )
 
 // AddFlags binds --metrics-secure to secure and --metrics-cert-dir to certDir.
@@ -28,9 +27,6 @@ func Validate(metricsOff, secure bool, certDir string) []error {
 	}
 	return errs
 }
-
-// newFilter is the secure address's check of each request.
-var newFilter = filters.WithAuthenticationAndAuthorization
 
 // Start starts srv until ctx ends and waits until it listens, which with a self-signed
 // certificate comes after two keys are made. It returns the address srv listens on, or the

@@ -78,7 +78,7 @@ func NewServer(o Options, super *rest.Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the metrics' review client: %w", err)
 	}
-	if s.filter, err = newFilter(super, httpClient); err != nil {
+	if s.filter, err = authFilter(super, httpClient); err != nil {
 		return nil, fmt.Errorf("the metrics' review filter: %w", err)
 	}
 	return s, nil

@@ -3,6 +3,7 @@ package testreviewer
 import (
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -21,19 +22,21 @@ import (
 )
 
 // Reviewer is a super cluster apiserver that answers TokenReviews and SubjectAccessReviews
-// alone: tokens are their users' names ("forged" is none), and a user may get the non-resource
-// paths it is allowed. It records the resources it was asked to create.
+// alone: tokens are their users' names but "forged", which it rejects as kube-apiserver rejects
+// a token, with status.error, and a user may get the non-resource paths it is allowed. It
+// records the resources it was asked to create and the tokens it reviewed.
 type Reviewer struct {
 	*httptest.Server
-	allowed map[string][]string
-	mu      sync.Mutex
-	created map[schema.GroupResource]bool
+	allowed  map[string][]string
+	mu       sync.Mutex
+	created  map[schema.GroupResource]bool
+	reviewed map[string]int
 }
 
 // Start runs a Reviewer until the test ends; allowed are the non-resource paths each user may
 // get, as RBAC would decide them.
 func Start(t *testing.T, allowed map[string][]string) *Reviewer {
-	r := &Reviewer{allowed: allowed, created: map[schema.GroupResource]bool{}}
+	r := &Reviewer{allowed: allowed, created: map[schema.GroupResource]bool{}, reviewed: map[string]int{}}
 	r.Server = httptest.NewServer(r)
 	t.Cleanup(r.Close)
 	return r
@@ -41,6 +44,13 @@ func Start(t *testing.T, allowed map[string][]string) *Reviewer {
 
 // Config is a client config of the reviewer.
 func (r *Reviewer) Config() *rest.Config { return &rest.Config{Host: r.URL} }
+
+// TokenReviews is how many TokenReviews of token the reviewer answered.
+func (r *Reviewer) TokenReviews(token string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reviewed[token]
+}
 
 // Asked are the resources the reviewer was asked to create.
 func (r *Reviewer) Asked() []schema.GroupResource {
@@ -54,14 +64,24 @@ func (r *Reviewer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	switch req.Method + " " + req.URL.Path {
 	case "POST /apis/authentication.k8s.io/v1/tokenreviews":
 		var review authenticationv1.TokenReview
-		_ = json.NewDecoder(req.Body).Decode(&review)
-		if token := review.Spec.Token; token != "forged" {
+		if !decode(w, req, &review) {
+			return
+		}
+		token := review.Spec.Token
+		if token == "forged" {
+			review.Status.Error = "[invalid bearer token, square/go-jose: error in cryptographic primitive]"
+		} else {
 			review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: token}}
 		}
+		r.mu.Lock()
+		r.reviewed[token]++
+		r.mu.Unlock()
 		out = &review
 	case "POST /apis/authorization.k8s.io/v1/subjectaccessreviews":
 		var review authorizationv1.SubjectAccessReview
-		_ = json.NewDecoder(req.Body).Decode(&review)
+		if !decode(w, req, &review) {
+			return
+		}
 		a := review.Spec.NonResourceAttributes
 		review.Status.Allowed = a != nil && a.Verb == "get" && slices.Contains(r.allowed[review.Spec.User], a.Path)
 		out = &review
@@ -76,6 +96,15 @@ func (r *Reviewer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusCreated)
 	_ = json.NewEncoder(w).Encode(out)
+}
+
+// decode decodes req's body, JSON, into review, or answers that it cannot.
+func decode(w http.ResponseWriter, req *http.Request, review any) bool {
+	if err := json.NewDecoder(req.Body).Decode(review); err != nil {
+		http.Error(w, fmt.Sprintf("the reviewer reads JSON (%s): %v", req.Header.Get("Content-Type"), err), http.StatusUnsupportedMediaType)
+		return false
+	}
+	return true
 }
 
 // SelfSignedClient is a client of a server whose certificate is signed by itself, which it
