@@ -5,12 +5,15 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"k8s.io/client-go/rest"
 	certutil "k8s.io/client-go/util/cert"
@@ -40,8 +43,8 @@ type Options struct {
 // waits at most a read timeout for its TLS handshake and a request's headers and body (that
 // server has a header timeout of 32 s and no read timeout, so a request that declares a body and
 // never sends it holds its connection and goroutine for ever, the answer unsent: net/http reads
-// the unread body before it answers), and the filter sees every request, the ServeMux's
-// redirects and not-founds too.
+// the unread body before it answers), the filter sees every request, the ServeMux's
+// redirects and not-founds too, and net/http's log goes to the logger (serverLog).
 type Server struct {
 	opts     Options
 	filter   metricsserver.Filter // nil: plain and open
@@ -128,6 +131,7 @@ func (s *Server) Start(ctx context.Context) error {
 		ReadHeaderTimeout: s.timeouts.read,
 		ReadTimeout:       s.timeouts.read,
 		IdleTimeout:       s.timeouts.idle,
+		ErrorLog:          log.New(serverLog{logger}, "", 0),
 	}
 	shutDown := make(chan struct{})
 	go func() {
@@ -179,4 +183,19 @@ func (s *Server) tlsConfig(ctx context.Context) (*tls.Config, error) {
 	}
 	c.Certificates = []tls.Certificate{pair}
 	return c, nil
+}
+
+// serverLog is net/http's log of the server's connections: a failed TLS handshake, which anyone
+// who reaches the address causes at will (a plain HTTP request to it, a port scan), at V(4),
+// else a line on stderr each; the rest, such as a handler's panic, as errors.
+type serverLog struct{ logr.Logger }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		l.V(4).Info("Metrics connection's TLS handshake failed", "err", msg)
+	} else {
+		l.Error(errors.New(msg), "Metrics server")
+	}
+	return len(p), nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -77,5 +78,23 @@ func TestCertDirWithoutCertificate(t *testing.T) {
 	}
 	if addr, err := securemetrics.Start(t.Context(), srv); err == nil || !strings.Contains(err.Error(), "tls.crt") {
 		t.Errorf("Start with an empty --metrics-cert-dir = %q, %v; want an error about its tls.crt", addr, err)
+	}
+}
+
+// TestServerLogsHandshakesVerbose: a TLS handshake that fails, which anyone who reaches the
+// secure address causes at will (plain HTTP to it, a port scan), is logged at V(4), not as a
+// line on stderr each.
+func TestServerLogsHandshakesVerbose(t *testing.T) {
+	logger, addr := startSecure(t, testreviewer.Start(t, nil).Config())
+	if code, body := testreviewer.Get(t, http.DefaultClient, "http://"+addr+"/metrics", ""); code != http.StatusBadRequest {
+		t.Errorf("GET /metrics over plain HTTP = %d %q, want 400", code, body)
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(logged(logger, 4)) == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed handshake was not logged in 30 s")
+		}
+	}
+	if lines := logged(logger, 4); len(lines) != 1 || !strings.Contains(lines[0], "INFO Metrics connection's TLS handshake failed") || len(logged(logger, 0)) != 0 {
+		t.Errorf("logged:\n%s\nwant the failed handshake at V(4) alone", strings.Join(lines, "\n"))
 	}
 }
