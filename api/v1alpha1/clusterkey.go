@@ -73,6 +73,21 @@ func clusterKeyNamePart(name string) string {
 	return s
 }
 
+// IsClusterKey reports whether s has the shape of a key ClusterKey makes: a
+// readable part of 1 to 10 characters, a lowercase letter first, then
+// lowercase letters, digits and '-'; then '-' and 8 lowercase hex digits. It
+// says nothing of whether a VirtualCluster has the key. The syncer caches
+// super events only in namespaces named "<key>-…" with a key of this shape
+// (syncer/event.go), so a key ClusterKey makes must always pass.
+func IsClusterKey(s string) bool {
+	i := strings.LastIndexByte(s, '-')
+	if i < 1 || i > clusterKeyNameChars || len(s)-i-1 != clusterKeyHashChars || s[0] < 'a' || s[0] > 'z' {
+		return false
+	}
+	return strings.Trim(s[:i], "abcdefghijklmnopqrstuvwxyz0123456789-") == "" &&
+		strings.Trim(s[i+1:], "0123456789abcdef") == ""
+}
+
 // looksLikeShortKey reports whether s is shaped like the key of a
 // one-letter name: a letter, '-' and clusterKeyHashChars hex digits.
 func looksLikeShortKey(s string) bool {

@@ -55,6 +55,9 @@ func TestClusterKey(t *testing.T) {
 			if len(hash) != clusterKeyHashChars || strings.Trim(hash, "0123456789abcdef") != "" {
 				t.Errorf("ClusterKey(%q) = %q: hash part %q is not %d hex digits", tc.name, key, hash, clusterKeyHashChars)
 			}
+			if !IsClusterKey(key) {
+				t.Errorf("IsClusterKey(ClusterKey(%q) = %q) = false, want true", tc.name, key)
+			}
 		})
 	}
 }
@@ -91,6 +94,34 @@ func TestClusterKeyDistinct(t *testing.T) {
 			t.Errorf("inputs %d %+v and %d %+v share key %q", j, inputs[j], i, in, key)
 		}
 		seen[key] = i
+	}
+}
+
+// TestIsClusterKey: the shape of a key, not whether a VirtualCluster has it. Keys ClusterKey
+// makes all pass (TestClusterKey).
+func TestIsClusterKey(t *testing.T) {
+	for s, want := range map[string]bool{
+		"demo-5c9a8459":         true,
+		"a-63aa379-0b1c2d3e":    true, // a readable part with a '-'
+		"abcdefghij-0b1c2d3e":   true,
+		"v123456789-0b1c2d3e":   true,
+		"kube-system":           false,
+		"default":               false,
+		"":                      false,
+		"demo-5c9a845":          false, // 7 hex digits
+		"demo-5c9a84590":        false, // 9
+		"demo-5C9A8459":         false, // uppercase hex
+		"demo-5c9a845g":         false,
+		"-5c9a8459":             false, // no readable part
+		"abcdefghijk-0b1c2d3e":  false, // 11 characters
+		"1st-0b1c2d3e":          false, // a digit first
+		"Demo-5c9a8459":         false,
+		"de.mo-5c9a8459":        false,
+		"demo-5c9a8459-default": false, // a super namespace, not a key
+	} {
+		if got := IsClusterKey(s); got != want {
+			t.Errorf("IsClusterKey(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
 
