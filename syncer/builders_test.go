@@ -196,7 +196,7 @@ func (h *harness) addTo(t *testing.T, cs *fake.Clientset, idx map[kind]cache.Ind
 		t.Fatal(err)
 	}
 	if k == kindEvent {
-		_ = h.s.nodeFactory.Core().V1().Events().Informer().GetIndexer().Add(o)
+		_ = h.s.eventCache.Indexer.Add(o)
 		return
 	}
 	if k == kindNode && cs == h.super {

@@ -3,10 +3,11 @@
 // the tenant's objects down into the tenant's super namespaces and writes status back up.
 //
 // Shape: informers on the super cluster, shared by all tenants and filtered to objects that
-// carry an ownership label; informers per tenant; one fair queue (package fairqueue) whose keys
-// are (tenant, kind, tenant namespace, name); level-triggered, idempotent reconcilers, one kind
-// per file, each a read → pure translate → apply; a periodic patrol that re-queues drift and
-// orphans. Reads of what the syncer itself has just written (a tenant pod's binding and status,
+// carry an ownership label (super events carry none: a cache of its own keeps only those of
+// namespaces named like super namespaces, superEventCache in event.go); informers per tenant;
+// one fair queue (package fairqueue) whose keys are (tenant, kind, tenant namespace, name);
+// level-triggered, idempotent reconcilers, one kind per file, each a read → pure translate →
+// apply; a periodic patrol that re-queues drift and orphans. Reads of what the syncer itself has just written (a tenant pod's binding and status,
 // a pod's token Secret) see its write before the informer brings it (podwrites.go, podtoken.go):
 // a sync that comes first would otherwise write again from the older copy. A pod also goes
 // down through the super cluster's resize and ephemeralcontainers subresources (podresize.go,

@@ -3,15 +3,21 @@ package syncer
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -20,10 +26,113 @@ import (
 // provisioning and binding, ingress controller syncs…) are copied to the tenant, about
 // the tenant object, so `kubectl describe` in the tenant tells the story. Super events carry no
 // ownership labels; they are the tenant's when their namespace is one of the tenant's super
-// namespaces and the object they are about is the tenant's. Events are never deleted by the
+// namespaces and the object they are about is the tenant's. The syncer caches only the events of
+// namespaces named like super namespaces (superEventCache). Events are never deleted by the
 // syncer: both sides expire them by their own TTL.
 
 const kindEvent kind = "Event"
+
+// keepSuperEvent reports whether the syncer caches the super events of namespace ns: those of a
+// namespace named like a super namespace, a cluster key and '-' (mapping.SuperNamespace keeps
+// that prefix when it truncates). By the name alone, so it is true of every VirtualCluster's
+// namespaces before the syncer's namespace and VirtualCluster caches have them (a namespace the
+// syncer has just made, a VirtualCluster another syncer serves during a rollout), and an event's
+// add, updates and delete all go the same way. A foreign namespace named alike is kept too; the
+// readers tell it apart by its ownership labels, as they always did. A hand-written
+// status.clusterKey that ClusterKey would not make is not of the shape (v1alpha1.IsClusterKey):
+// its tenants' events are not copied up.
+func keepSuperEvent(ns string) bool {
+	for i := 1; i < len(ns) && i <= v1alpha1.MaxClusterKeyLength; i++ {
+		if ns[i] == '-' && v1alpha1.IsClusterKey(ns[:i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// superEventCache holds the super events the syncer may copy up: the store of a reflector on all
+// super events that keeps, without managed fields, those keepSuperEvent accepts and drops the
+// rest as they come, so the syncer's memory does not grow with what the rest of a shared super
+// cluster records. Events carry no labels to select on, so an informer would hold every event
+// of the super cluster; a stub of key and version in place of each foreign one would still cost
+// most of a full event (BenchmarkCachedEventBytes).
+type superEventCache struct {
+	cache.Indexer               // the kept events, by namespace/name and indexed by namespace
+	changed       func(obj any) // called with each event kept, listed or watched (enqueueSuperEvent)
+	reflector     *cache.Reflector
+	synced        atomic.Bool
+}
+
+func newSuperEventCache(super kubernetes.Interface, changed func(obj any)) *superEventCache {
+	c := &superEventCache{
+		Indexer: cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}),
+		changed: changed,
+	}
+	events := super.CoreV1().Events(metav1.NamespaceAll)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return events.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return events.Watch(ctx, o)
+		},
+	}
+	c.reflector = cache.NewReflectorWithOptions(cache.ToListWatcherWithWatchListSemantics(lw, super), &corev1.Event{}, c,
+		cache.ReflectorOptions{Name: "super events", TypeDescription: "*v1.Event"})
+	return c
+}
+
+// run fills the cache until ctx ends.
+func (c *superEventCache) run(ctx context.Context) { c.reflector.RunWithContext(ctx) }
+
+// hasSynced reports whether the first list is in.
+func (c *superEventCache) hasSynced() bool { return c.synced.Load() }
+
+// keptEvent is obj without managed fields if the cache keeps it.
+func keptEvent(obj any) (*corev1.Event, bool) {
+	ev, ok := obj.(*corev1.Event)
+	if !ok || !keepSuperEvent(ev.Namespace) {
+		return nil, false
+	}
+	_, _ = dropManagedFields(ev)
+	return ev, true
+}
+
+func (c *superEventCache) Add(obj any) error { return c.Update(obj) }
+
+func (c *superEventCache) Update(obj any) error {
+	ev, ok := keptEvent(obj)
+	if !ok {
+		return nil
+	}
+	if err := c.Indexer.Update(ev); err != nil {
+		return err
+	}
+	c.changed(ev)
+	return nil
+}
+
+// Replace puts the kept events of a (re)list in place of the cache's and passes each on, as an
+// informer calls its handlers for every listed object. Delete is the Indexer's: a dropped event
+// is not there to delete.
+func (c *superEventCache) Replace(list []any, resourceVersion string) error {
+	keep := make([]any, 0, len(list))
+	for _, obj := range list {
+		if ev, ok := keptEvent(obj); ok {
+			keep = append(keep, ev)
+		}
+	}
+	if err := c.Indexer.Replace(keep, resourceVersion); err != nil {
+		return err
+	}
+	c.synced.Store(true)
+	for _, ev := range keep {
+		c.changed(ev)
+	}
+	return nil
+}
+
+func (c *superEventCache) Resync() error { return nil }
 
 // translateEvent is the tenant event for a super event about the super counterpart of a tenant
 // object (tenantUID) in tenant namespace ns. Super namespace names in the message are replaced

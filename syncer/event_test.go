@@ -1,9 +1,12 @@
 package syncer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,9 +17,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -105,6 +112,91 @@ func TestSyncEvent(t *testing.T) {
 				t.Errorf("tenant writes (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestKeepSuperEvent: the super event cache keeps the events of every namespace named like a
+// super namespace, hash-truncated names included, and of no other.
+func TestKeepSuperEvent(t *testing.T) {
+	longNS := mapping.SuperNamespace(testKey, strings.Repeat("n", 60))
+	if len(longNS) != mapping.MaxNamespaceLength || !strings.HasPrefix(longNS, testKey+"-") {
+		t.Fatalf("test premise: %q is not a hash-truncated super namespace", longNS)
+	}
+	oddKey := v1alpha1.ClusterKey("team-a", "1st.Cluster_of-ours", "uid-1") // "v1st-clust-…"
+	for ns, want := range map[string]bool{
+		testSuperNS:                          true,
+		longNS:                               true,
+		mapping.SuperNamespace(oddKey, "db"): true,
+		"other-0a1b2c3d-kube-system":         true,  // a tenant namespace named like the super cluster's own
+		"ci-20260101-build":                  true,  // foreign, named alike: kept, and the readers' labels check tells
+		"default":                            false, // the super cluster's own: its nodes', its workloads'
+		"kube-system":                        false,
+		"team-a":                             false,
+		testKey:                              false, // no '-' after the key
+		"demo-5c9a845-default":               false, // 7 hex digits
+		"a-1234-default":                     false, // a key ClusterKey does not make
+	} {
+		if got := keepSuperEvent(ns); got != want {
+			t.Errorf("keepSuperEvent(%q) = %v, want %v", ns, got, want)
+		}
+	}
+}
+
+// TestSuperEventCache: the super event cache, filled by its reflector from the super cluster's
+// list and watch, holds the events of super namespaces in full (without managed fields) and
+// none of the super cluster's other events, and passes on every event it keeps.
+func TestSuperEventCache(t *testing.T) {
+	foreign := func(name string) *corev1.Event {
+		ev := superEvent("Pod", name)
+		ev.Namespace, ev.InvolvedObject.Namespace = "team-a", "team-a"
+		return ev
+	}
+	ours := func(name string) *corev1.Event {
+		ev := superEvent("Pod", name)
+		ev.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-scheduler", Operation: metav1.ManagedFieldsOperationUpdate}}
+		return ev
+	}
+	super := fake.NewClientset(foreign("web"), ours("web"))
+	watching := make(chan struct{}) // closed once the reflector watches: later events come by it
+	var once sync.Once
+	super.PrependWatchReactor("events", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := super.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		once.Do(func() { close(watching) })
+		return true, w, err
+	})
+	var mu sync.Mutex
+	var changed []string
+	c := newSuperEventCache(super, func(obj any) {
+		mu.Lock()
+		defer mu.Unlock()
+		changed = append(changed, obj.(*corev1.Event).Namespace+"/"+obj.(*corev1.Event).Name)
+	})
+	go c.run(t.Context())
+	<-watching
+	for _, ev := range []*corev1.Event{foreign("db"), ours("db")} { // by the watch; ours last
+		if _, err := super.CoreV1().Events(ev.Namespace).Create(t.Context(), ev, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, wait.ForeverTestTimeout, true, func(context.Context) (bool, error) {
+		_, found, err := c.GetByKey(testSuperNS + "/db.1")
+		return found, err
+	}); err != nil {
+		t.Fatalf("the watched event of a super namespace never reached the cache: %v", err)
+	}
+	if !c.hasSynced() {
+		t.Error("hasSynced() = false after the first list")
+	}
+	want := []any{superEvent("Pod", "db"), superEvent("Pod", "web")}
+	got := c.List()
+	sortByName := cmpopts.SortSlices(func(a, b any) bool { return a.(*corev1.Event).Name < b.(*corev1.Event).Name })
+	if diff := cmp.Diff(want, got, sortByName, cmpopts.IgnoreFields(corev1.Event{}, "TypeMeta")); diff != "" {
+		t.Errorf("cached events (-want +got):\n%s", diff)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]string{testSuperNS + "/web.1", testSuperNS + "/db.1"}, changed); diff != "" {
+		t.Errorf("events passed on (-want +got):\n%s", diff)
 	}
 }
 

@@ -1,6 +1,7 @@
 package syncer
 
 import (
+	"context"
 	"net/http"
 	"os"
 	"reflect"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	clienttesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/yaml"
 
 	"github.com/vnest-dev/vnest/internal/testreviewer"
@@ -23,8 +25,8 @@ import (
 // TestClusterRoleCoversTheInformers: the syncer's ClusterRole (manifests/syncer) lets it list and
 // watch every super resource its informers read and write (create, update, delete) the kinds it
 // syncs down, and lets it do no more than read the rest (nodes, events, volumes, published
-// classes). The resources come from the informers themselves, so a kind added without its rule
-// fails here rather than in a cluster.
+// classes). The resources come from the informers (and the super event cache's reflector)
+// themselves, so a kind added without its rule fails here rather than in a cluster.
 func TestClusterRoleCoversTheInformers(t *testing.T) {
 	var role rbacv1.ClusterRole
 	readManifest(t, "../manifests/syncer/clusterrole.yaml", &role)
@@ -32,14 +34,19 @@ func TestClusterRoleCoversTheInformers(t *testing.T) {
 
 	cs := fake.NewClientset()
 	s := newSyncer(cs, newMetrics(nil))
-	// resourcesOf starts factories and returns the resources they list.
-	resourcesOf := func(fs ...informers.SharedInformerFactory) map[schema.GroupResource]bool {
+	// resourcesOf starts factories (and the super event cache with events) and returns the
+	// resources they list.
+	resourcesOf := func(events bool, fs ...informers.SharedInformerFactory) map[schema.GroupResource]bool {
 		cs.ClearActions()
-		stop := make(chan struct{})
-		defer close(stop)
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
 		for _, f := range fs {
-			f.Start(stop)
-			f.WaitForCacheSync(stop)
+			f.Start(ctx.Done())
+			f.WaitForCacheSync(ctx.Done())
+		}
+		if events {
+			go s.eventCache.run(ctx)
+			cache.WaitForCacheSync(ctx.Done(), s.eventCache.hasSynced)
 		}
 		out := map[schema.GroupResource]bool{}
 		for _, a := range cs.Actions() {
@@ -47,8 +54,8 @@ func TestClusterRoleCoversTheInformers(t *testing.T) {
 		}
 		return out
 	}
-	down := resourcesOf(s.superFactory)
-	readOnly := resourcesOf(s.nodeFactory, s.published)
+	down := resourcesOf(false, s.superFactory)
+	readOnly := resourcesOf(true, s.nodeFactory, s.published)
 	if len(down) != len(syncedKindInformers(s.superFactory)) {
 		t.Fatalf("the super factory read %v; want one resource per synced kind", down)
 	}

@@ -81,7 +81,7 @@ type Syncer struct {
 	dyn   dynamic.Interface
 
 	superFactory   informers.SharedInformerFactory // objects with an ownership label
-	nodeFactory    informers.SharedInformerFactory // super nodes, events and PVs, unfiltered
+	nodeFactory    informers.SharedInformerFactory // super nodes and PVs, unfiltered
 	published      informers.SharedInformerFactory // super objects labelled ownership.LabelPublished
 	superNS        corelisters.NamespaceLister
 	superPods      corelisters.PodLister
@@ -97,7 +97,8 @@ type Syncer struct {
 	superSCs       storagelisters.StorageClassLister     // published ones only
 	superPCs       schedulinglisters.PriorityClassLister // published ones only
 	superNodes     corelisters.NodeLister
-	superEvents    corelisters.EventLister
+	superEvents    corelisters.EventLister // eventCache's: events of super namespaces only
+	eventCache     *superEventCache
 	superIndex     map[kind]cache.Indexer
 	vcLister       cache.Indexer
 	// tokenSecrets is superSecrets with the syncer's own writes of pod token Secrets read back
@@ -202,12 +203,8 @@ func newSyncer(super kubernetes.Interface, m *metrics) *Syncer {
 		DeleteFunc: s.enqueueNodeUsers,
 	})
 	s.superNodes = nodes.Lister()
-	events := s.nodeFactory.Core().V1().Events()
-	_, _ = events.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    s.enqueueSuperEvent,
-		UpdateFunc: func(_, obj any) { s.enqueueSuperEvent(obj) },
-	})
-	s.superEvents = events.Lister()
+	s.eventCache = newSuperEventCache(super, s.enqueueSuperEvent) // event.go
+	s.superEvents = corelisters.NewEventLister(s.eventCache.Indexer)
 	return s
 }
 
@@ -236,6 +233,7 @@ func (s *Syncer) Run(ctx context.Context) error {
 	s.superFactory.Start(ctx.Done())
 	s.nodeFactory.Start(ctx.Done())
 	s.published.Start(ctx.Done())
+	go s.eventCache.run(ctx)
 	go vcInformer.Run(ctx.Done())
 	logger.Info("Waiting for super cluster caches")
 	for _, synced := range []map[any]bool{toAny(s.superFactory.WaitForCacheSync(ctx.Done())), toAny(s.nodeFactory.WaitForCacheSync(ctx.Done())),
@@ -245,6 +243,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 				return fmt.Errorf("super cluster cache for %v did not sync", typ)
 			}
 		}
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), s.eventCache.hasSynced) {
+		return errors.New("super cluster cache for events did not sync")
 	}
 	if !cache.WaitForCacheSync(ctx.Done(), vcInformer.HasSynced) {
 		return errors.New("VirtualCluster cache did not sync")
