@@ -296,7 +296,9 @@ func (r *Reconciler) scopePatchMetadata(ctx context.Context, s *scope, mutate fu
 }
 
 // patchStatus writes the status if it changed, with the summary fields
-// (observedGeneration, phase) derived last.
+// (observedGeneration, phase) derived last, and records the events of the
+// changes it wrote (Running, the syncer's end): only once written, so a
+// write that conflicts records nothing and the next reconcile's does.
 func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 	if s.gone {
 		return nil
@@ -318,6 +320,10 @@ func (r *Reconciler) patchStatus(ctx context.Context, s *scope) error {
 		klog.FromContext(ctx).Info("Virtual cluster is running", "endpoint", vc.Status.Endpoint)
 		r.eventf(vc, corev1.EventTypeNormal, string(v1alpha1.PhaseRunning), "Reconcile",
 			"the tenant control plane at %s is ready; kubeconfig in Secret %s", vc.Status.Endpoint, vc.Status.KubeconfigSecretName)
+	}
+	if msg := syncerStoppedEvent(s.original, vc); msg != "" {
+		klog.FromContext(ctx).Info("The syncer's lease expired; Syncing is Unknown", "lease", r.syncerLease, "message", msg)
+		r.eventf(vc, corev1.EventTypeWarning, v1alpha1.ReasonSyncerNotServing, "CheckSyncerLease", "%s", msg)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,10 +25,12 @@ import (
 // apiserver, the syncer's clock behind the manager's) before the manager takes it for stopped.
 const syncerLeaseGrace = 10 * time.Second
 
-// checkSyncerLease sets vc's Syncing condition Unknown, with a Warning event, when it is True
-// and the syncer's Lease says the syncer stopped (setSyncerStopped): a syncer that stops leaves
-// the condition as it was, and nothing else would change it. The syncer sets it True again when
-// it serves vc. A Lease that cannot be read changes nothing; the next reconcile looks again.
+// checkSyncerLease sets vc's Syncing condition Unknown when it is True and the syncer's Lease says
+// the syncer stopped (setSyncerStopped): a syncer that stops leaves the condition as it was, and
+// nothing else would change it. The Warning event follows the status write that carries it
+// (patchStatus): recorded before, a write that conflicts would record it again at the next
+// reconcile. The syncer sets the condition True again when it serves vc. A Lease that cannot be
+// read changes nothing; the next reconcile looks again.
 func (r *Reconciler) checkSyncerLease(ctx context.Context, vc *v1alpha1.VirtualCluster) {
 	if r.syncerLease.Name == "" || !meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
 		return
@@ -41,10 +42,22 @@ func (r *Reconciler) checkSyncerLease(ctx context.Context, vc *v1alpha1.VirtualC
 		klog.FromContext(ctx).Info("Cannot read the syncer's lease; looking again at the next reconcile", "lease", r.syncerLease, "err", err)
 		return
 	}
-	if msg := setSyncerStopped(vc, lease, r.syncerLease, r.now()); msg != "" {
-		klog.FromContext(ctx).Info("The syncer's lease expired; Syncing is Unknown", "lease", r.syncerLease, "message", msg)
-		r.eventf(vc, corev1.EventTypeWarning, v1alpha1.ReasonSyncerNotServing, "CheckSyncerLease", "%s", msg)
+	setSyncerStopped(vc, lease, r.syncerLease, r.now())
+}
+
+// syncerStoppedEvent is the message of the Warning SyncerNotServing event a status write from
+// before to after records: the Syncing condition went from True to Unknown with
+// ReasonSyncerNotServing (setSyncerStopped; the manager's initial Unknown comes from no
+// condition, not from True). "" when it did not.
+func syncerStoppedEvent(before, after *v1alpha1.VirtualCluster) string {
+	if !meta.IsStatusConditionTrue(before.Status.Conditions, v1alpha1.ConditionSyncing) {
+		return ""
 	}
+	c := meta.FindStatusCondition(after.Status.Conditions, v1alpha1.ConditionSyncing)
+	if c == nil || c.Status != metav1.ConditionUnknown || c.Reason != v1alpha1.ReasonSyncerNotServing {
+		return ""
+	}
+	return c.Message
 }
 
 // setSyncerStopped sets vc's Syncing condition Unknown with ReasonSyncerNotServing when it is

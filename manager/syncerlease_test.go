@@ -1,16 +1,20 @@
 package manager
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
@@ -136,4 +140,67 @@ func containsPrefix(events []string, prefix string) bool {
 		}
 	}
 	return false
+}
+
+// TestReconcileSyncerNotServingEventOnce: the Warning SyncerNotServing event is recorded once the
+// status write that carries Syncing Unknown went through: a write that conflicts records none,
+// and the reconcile after it, which writes the condition, records one.
+func TestReconcileSyncerNotServingEventOnce(t *testing.T) {
+	vc := makeVC("demo").Finalizer().Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj()
+	conflicts := 1
+	funcs := &interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+		if conflicts > 0 {
+			conflicts--
+			return apierrors.NewConflict(schema.GroupResource{Group: v1alpha1.GroupVersion.Group, Resource: "virtualclusters"}, obj.GetName(), nil)
+		}
+		return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+	}}
+	r, _, rec := newTestReconciler(t, funcs, vc, syncerLease(testNow.Add(-2*time.Minute)))
+	r.syncerLease, r.clock = testLeaseRef, func() time.Time { return testNow }
+
+	reconcileOnce(t, r, vc)
+	if evs := drainEvents(rec); containsPrefix(evs, "Warning SyncerNotServing ") {
+		t.Errorf("status write conflicted: events = %q, want no SyncerNotServing", evs)
+	}
+	reconcileOnce(t, r, vc)
+	reconcileOnce(t, r, vc)
+	var got []string
+	for _, e := range drainEvents(rec) {
+		if strings.HasPrefix(e, "Warning SyncerNotServing ") {
+			got = append(got, e)
+		}
+	}
+	if len(got) != 1 {
+		t.Errorf("SyncerNotServing events after the write went through = %q, want one", got)
+	}
+}
+
+func TestSyncerStoppedEvent(t *testing.T) {
+	const msg = "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:09Z, 51s ago: the syncer may have stopped"
+	withSyncing := func(status metav1.ConditionStatus, reason, message string) *v1alpha1.VirtualCluster {
+		vc := makeVC("a").Running().Obj()
+		if status != "" {
+			meta.SetStatusCondition(&vc.Status.Conditions, metav1.Condition{Type: syncing, Status: status, Reason: reason, Message: message})
+		}
+		return vc
+	}
+	trueVC := withSyncing(isTrue, v1alpha1.ReasonReady, "the syncer serves this virtual cluster")
+	for name, tc := range map[string]struct {
+		before, after *v1alpha1.VirtualCluster
+		want          string
+	}{
+		"True to Unknown/SyncerNotServing: its message": {before: trueVC, after: withSyncing(metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, msg), want: msg},
+		"still True": {before: trueVC, after: trueVC},
+		"no condition to the manager's initial Unknown": {before: withSyncing("", "", ""),
+			after: withSyncing(metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, "no syncer has picked this virtual cluster up yet")},
+		"Unknown already": {before: withSyncing(metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, msg),
+			after: withSyncing(metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing, msg)},
+		"True to False (the syncer's own)": {before: trueVC, after: withSyncing(isFalse, v1alpha1.ReasonSyncerNotServing, "the syncer stopped serving this virtual cluster: it is being deleted")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := syncerStoppedEvent(tc.before, tc.after); got != tc.want {
+				t.Errorf("syncerStoppedEvent = %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
