@@ -162,14 +162,24 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result, error) {
 	setIdentity(s.vc)
 	setSyncingUnknown(s.vc)
-	r.checkSyncerLease(ctx, s.vc)
-	return r.runPhases(ctx, s, []phase{
+	leaseRecheck := r.checkSyncerLease(ctx, s.vc)
+	res, err := r.runPhases(ctx, s, []phase{
 		{r.reconcileStorage, v1alpha1.ReasonStorageUnavailable},
 		{r.reconcileEndpoint, v1alpha1.ReasonProvisionFailed},
 		{r.reconcilePKI, v1alpha1.ReasonPKIFailed},
 		{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed},
 		{r.reconcileKubeconfig, v1alpha1.ReasonKubeconfigWriteFailed},
 	})
+	return requeueBy(res, err, leaseRecheck), err
+}
+
+// requeueBy is res brought forward to after d when that is sooner (d 0: unchanged). A result
+// that goes with an error is left alone: the controller's back-off requeues it.
+func requeueBy(res ctrl.Result, err error, d time.Duration) ctrl.Result {
+	if err == nil && d > 0 && (res.RequeueAfter == 0 || d < res.RequeueAfter) {
+		res.RequeueAfter = d
+	}
+	return res
 }
 
 // phase is a step of reconcileNormal.

@@ -2,6 +2,7 @@ package manager
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
@@ -97,11 +99,12 @@ func TestSetSyncerStopped(t *testing.T) {
 }
 
 // TestReconcileSyncerLease: a reconcile of a VirtualCluster whose Syncing is True leaves it True
-// while the syncer's Lease is renewed, and makes it Unknown, with a Warning event, once the Lease
-// has expired, whatever the phases do (here they fail: no storage).
+// while the syncer's Lease is renewed, and looks again just after the Lease would expire, sooner
+// than the phases would (here they fail: no storage, retried after retryFailure); and makes it
+// Unknown, with a Warning event, once the Lease has expired, whatever the phases do.
 func TestReconcileSyncerLease(t *testing.T) {
 	vc := makeVC("demo").Finalizer().Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj()
-	lease := syncerLease(testNow.Add(-5 * time.Second))
+	lease := syncerLease(testNow.Add(-45 * time.Second))
 	r, c, rec := newTestReconciler(t, nil, vc, lease)
 	now := testNow
 	r.syncerLease, r.clock = testLeaseRef, func() time.Time { return now }
@@ -114,17 +117,19 @@ func TestReconcileSyncerLease(t *testing.T) {
 		return meta.FindStatusCondition(got.Status.Conditions, syncing)
 	}
 
-	reconcileOnce(t, r, vc)
+	if res := reconcileOnce(t, r, vc); res.RequeueAfter != 6*time.Second {
+		t.Errorf("lease renewed 45s ago: RequeueAfter = %v, want 6s (when it would expire, and a second)", res.RequeueAfter)
+	}
 	if got := syncingOf(); got.Status != isTrue {
-		t.Errorf("lease renewed 5s ago: Syncing = %+v, want True", got)
+		t.Errorf("lease renewed 45s ago: Syncing = %+v, want True", got)
 	}
 	drainEvents(rec)
 
-	now = testNow.Add(2 * time.Minute)
+	now = testNow.Add(6 * time.Second)
 	reconcileOnce(t, r, vc)
-	want := "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:55Z, 2m5s ago: the syncer may have stopped"
+	want := "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:15Z, 51s ago: the syncer may have stopped"
 	if got := syncingOf(); got.Status != metav1.ConditionUnknown || got.Reason != v1alpha1.ReasonSyncerNotServing || got.Message != want {
-		t.Errorf("lease renewed 2m5s ago: Syncing = %+v, want Unknown/SyncerNotServing %q", got, want)
+		t.Errorf("lease renewed 51s ago: Syncing = %+v, want Unknown/SyncerNotServing %q", got, want)
 	}
 	evs := drainEvents(rec)
 	if !containsPrefix(evs, "Warning SyncerNotServing "+want) {
@@ -172,6 +177,50 @@ func TestReconcileSyncerNotServingEventOnce(t *testing.T) {
 	}
 	if len(got) != 1 {
 		t.Errorf("SyncerNotServing events after the write went through = %q, want one", got)
+	}
+}
+
+func TestSyncerLeaseRecheck(t *testing.T) {
+	long := syncerLease(testNow)
+	long.Spec.LeaseDurationSeconds = ptr.To[int32](600)
+	for name, tc := range map[string]struct {
+		lease *coordinationv1.Lease
+		want  time.Duration
+	}{
+		"just renewed: its duration, the grace and the margin": {lease: syncerLease(testNow), want: 51 * time.Second},
+		"renewed 45s ago":                      {lease: syncerLease(testNow.Add(-45 * time.Second)), want: 6 * time.Second},
+		"past its duration, within the grace":  {lease: syncerLease(testNow.Add(-49*time.Second - 500*time.Millisecond)), want: 1500 * time.Millisecond},
+		"expiring now: at least a second":      {lease: syncerLease(testNow.Add(-50*time.Second - 500*time.Millisecond)), want: time.Second},
+		"renewed ahead of the manager's clock": {lease: syncerLease(testNow.Add(5 * time.Second)), want: 56 * time.Second},
+		"a long duration: the normal resync":   {lease: long, want: resyncRunning},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := syncerLeaseRecheck(tc.lease, testNow); got != tc.want {
+				t.Errorf("syncerLeaseRecheck = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestRequeueBy(t *testing.T) {
+	boom := errors.New("boom")
+	for name, tc := range map[string]struct {
+		res  ctrl.Result
+		err  error
+		d    time.Duration
+		want ctrl.Result
+	}{
+		"sooner: brought forward":     {res: ctrl.Result{RequeueAfter: resyncRunning}, d: 6 * time.Second, want: ctrl.Result{RequeueAfter: 6 * time.Second}},
+		"later: unchanged":            {res: ctrl.Result{RequeueAfter: retryStarting}, d: 6 * time.Second, want: ctrl.Result{RequeueAfter: retryStarting}},
+		"no requeue: after d":         {d: 6 * time.Second, want: ctrl.Result{RequeueAfter: 6 * time.Second}},
+		"d 0: unchanged":              {res: ctrl.Result{RequeueAfter: resyncRunning}, want: ctrl.Result{RequeueAfter: resyncRunning}},
+		"with an error: the back-off": {err: boom, d: 6 * time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := requeueBy(tc.res, tc.err, tc.d); got != tc.want {
+				t.Errorf("requeueBy = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }
 

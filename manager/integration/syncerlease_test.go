@@ -21,10 +21,12 @@ import (
 	"github.com/vnest-dev/vnest/manager/tenantctl"
 )
 
-// TestSyncingUnknownWhenSyncerStops: a Running tenant that a syncer served (Syncing True) while
-// the syncer's Lease was last renewed two minutes ago, by a syncer that stopped then, gets
-// Syncing Unknown/SyncerNotServing with the Lease's last renewal, and a Warning event, at the
-// manager's next reconcile. The test plays the syncer: it writes the Lease and the condition.
+// TestSyncingUnknownWhenSyncerStops: a Running tenant that a syncer serves (Syncing True), whose
+// Lease (of 4 s) the syncer renewed just before it stopped, gets Syncing Unknown/SyncerNotServing
+// with the Lease's last renewal, and a Warning event, once the Lease has expired (4 s and the
+// manager's 10 s of grace), with nothing but the manager's own requeue to wake it: not at its
+// next resync of a Running tenant, two minutes on. The test plays the syncer: it writes the Lease
+// and the condition.
 func TestSyncingUnknownWhenSyncerStops(t *testing.T) {
 	c := superClient(t)
 	startManager(t, t.TempDir())
@@ -33,17 +35,18 @@ func TestSyncingUnknownWhenSyncerStops(t *testing.T) {
 		_ = tenantctl.Delete(context.WithoutCancel(t.Context()), c, tenantctl.DeleteOptions{Name: vc.Name, Namespace: vc.Namespace, Wait: true, Timeout: time.Minute}, &strings.Builder{})
 	})
 
-	renewed := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
-	writeSyncerLease(t, c, renewed)
+	renewed := time.Now().Truncate(time.Second)
+	writeSyncerLease(t, c, renewed, 4)
 	setSyncingTrue(t, c, vc)
-	// Status writes do not wake the manager; a changed annotation does, as a resync would.
+	// Status writes do not wake the manager; a changed annotation does, as a resync would. That
+	// reconcile finds the Lease renewed in time; the next one is the manager's to schedule.
 	if err := c.Patch(t.Context(), vc, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"annotations":{"test/poke":"1"}}}`))); err != nil {
 		t.Fatal(err)
 	}
 
 	want := "the syncer's lease vnest-system/vnest-syncer was last renewed at " + renewed.UTC().Format(time.RFC3339) + ", "
 	var got *metav1.Condition
-	waitUntilMsg(t, 30*time.Second, func() string { return "Syncing Unknown/SyncerNotServing " + want + "…; got " + got.String() },
+	waitUntilMsg(t, 40*time.Second, func() string { return "Syncing Unknown/SyncerNotServing " + want + "…; got " + got.String() },
 		func(ctx context.Context) (bool, error) {
 			if err := c.Get(ctx, client.ObjectKeyFromObject(vc), vc); err != nil {
 				return false, err
@@ -68,10 +71,10 @@ func TestSyncingUnknownWhenSyncerStops(t *testing.T) {
 	})
 }
 
-// writeSyncerLease writes the syncer's Lease, as the syncer would have at renewed, in the
-// namespace `vnest up` creates (created here for a `vnest up` older than that), and deletes it
-// when the test ends.
-func writeSyncerLease(t *testing.T, c client.Client, renewed time.Time) {
+// writeSyncerLease writes the syncer's Lease of durationSeconds, as the syncer would have at
+// renewed, in the namespace `vnest up` creates (created here for a `vnest up` older than that),
+// and deletes it when the test ends.
+func writeSyncerLease(t *testing.T, c client.Client, renewed time.Time, durationSeconds int32) {
 	t.Helper()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: syncerlease.DefaultNamespace}}
 	if err := c.Create(t.Context(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
@@ -80,7 +83,7 @@ func writeSyncerLease(t *testing.T, c client.Client, renewed time.Time) {
 	lease := &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: syncerlease.DefaultNamespace, Name: syncerlease.DefaultName},
 		Spec: coordinationv1.LeaseSpec{
-			HolderIdentity: ptr.To("stopped-syncer_1"), LeaseDurationSeconds: ptr.To[int32](40),
+			HolderIdentity: ptr.To("stopped-syncer_1"), LeaseDurationSeconds: ptr.To(durationSeconds),
 			AcquireTime: &metav1.MicroTime{Time: renewed}, RenewTime: &metav1.MicroTime{Time: renewed},
 		},
 	}
