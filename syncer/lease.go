@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -23,7 +24,11 @@ import (
 //
 // It is a heartbeat, not leader election: whichever syncer runs writes it, so one killed and
 // started again serves at once, and holderIdentity only says which process renewed it last. A
-// renewal that fails is logged and tried again a period later; it never stops the syncer.
+// renewal that fails is logged and tried again a period later; it never stops the syncer. While
+// the Lease has not been renewed within its duration (renewedWithin), the syncer sets no Syncing
+// condition True (tenant.go): a syncer that cannot write its Lease (its Role missing, the
+// namespace missing) would set it True again as soon as the manager set it Unknown, and the
+// condition would flap, with an event each time.
 type heartbeat struct {
 	leases          coordinationv1client.LeasesGetter
 	namespace, name string
@@ -31,6 +36,13 @@ type heartbeat struct {
 	holder   string
 	duration time.Duration
 	now      func() time.Time
+	// renewed is the renewTime (Unix ns) of this process's last renewal that went through; 0
+	// until one did.
+	renewed atomic.Int64
+	// renewedAgain, when set, runs after a renewal that went through while the Lease had not
+	// been renewed within its duration (the first renewal too): the syncer looks again at the
+	// VirtualClusters whose Syncing it held back.
+	renewedAgain func(context.Context)
 }
 
 // newHeartbeat is the heartbeat of this process in the Lease the options name.
@@ -58,14 +70,50 @@ func (h *heartbeat) run(ctx context.Context) {
 	wait.UntilWithContext(ctx, func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, h.period())
 		defer cancel()
-		if err := h.renew(ctx); err != nil && ctx.Err() == nil {
-			logger.Error(err, "Cannot renew the syncer's lease; retrying", "in", h.period())
+		last, lapsed := h.lastRenewed(), !h.renewedWithin(h.now())
+		if err := h.renew(ctx); err != nil {
+			if ctx.Err() == nil {
+				logger.Error(err, "Cannot renew the syncer's lease; retrying", "in", h.period(), "lastRenewed", logRenewed(last))
+			}
+			return
 		}
+		if !lapsed || h.renewedAgain == nil {
+			return
+		}
+		if !last.IsZero() {
+			logger.Info("Renewed the syncer's lease again; setting Syncing True where it was held back", "lastRenewed", logRenewed(last))
+		}
+		h.renewedAgain(ctx)
 	}, h.period())
 }
 
+// lastRenewed is the renewTime of this process's last renewal that went through; zero until one
+// did.
+func (h *heartbeat) lastRenewed() time.Time {
+	if ns := h.renewed.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// logRenewed is a renewTime for the log: "never" for zero.
+func logRenewed(t time.Time) any {
+	if t.IsZero() {
+		return "never"
+	}
+	return t
+}
+
+// renewedWithin reports whether this process renewed the Lease within its duration by now: else
+// the manager takes the syncer for stopped (or will, after its grace), and a Syncing condition
+// set True would be set Unknown again.
+func (h *heartbeat) renewedWithin(now time.Time) bool {
+	last := h.lastRenewed()
+	return !last.IsZero() && now.Sub(last) < h.duration
+}
+
 // renew creates the Lease, or updates it, with this process as its holder and now as its
-// renewTime.
+// renewTime, and records that renewTime once written.
 func (h *heartbeat) renew(ctx context.Context) error {
 	leases := h.leases.Leases(h.namespace)
 	lease, err := leases.Get(ctx, h.name, metav1.GetOptions{})
@@ -76,6 +124,7 @@ func (h *heartbeat) renew(ctx context.Context) error {
 		if _, err := leases.Create(ctx, lease, metav1.CreateOptions{}); err != nil {
 			return fmt.Errorf("creating Lease %s/%s: %w", h.namespace, h.name, err)
 		}
+		h.renewed.Store(lease.Spec.RenewTime.UnixNano())
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading Lease %s/%s: %w", h.namespace, h.name, err)
@@ -84,6 +133,7 @@ func (h *heartbeat) renew(ctx context.Context) error {
 	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
 		return fmt.Errorf("updating Lease %s/%s: %w", h.namespace, h.name, err)
 	}
+	h.renewed.Store(lease.Spec.RenewTime.UnixNano())
 	return nil
 }
 

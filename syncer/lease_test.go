@@ -3,6 +3,7 @@ package syncer
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,8 +65,9 @@ func TestHeartbeatRenew(t *testing.T) {
 }
 
 // TestHeartbeatRetries: a renewal that fails (the super apiserver refusing the create) does not
-// end the heartbeat: it tries again a period later and creates the Lease, and keeps renewing it
-// until its context ends.
+// end the heartbeat: it tries again a period later and creates the Lease, runs renewedAgain once
+// (the syncer then sets Syncing True where it held it back), and keeps renewing it until its
+// context ends.
 func TestHeartbeatRetries(t *testing.T) {
 	cs := fake.NewClientset()
 	failures := 2
@@ -79,6 +81,8 @@ func TestHeartbeatRetries(t *testing.T) {
 	now := time.Now()
 	h := testHeartbeat(cs, &now)
 	h.duration = 40 * time.Millisecond // renewed every 10 ms
+	var renewedAgain atomic.Int32
+	h.renewedAgain = func(context.Context) { renewedAgain.Add(1) }
 	ctx, cancel := context.WithCancel(testContext(t))
 	done := make(chan struct{})
 	go func() {
@@ -96,10 +100,44 @@ func TestHeartbeatRetries(t *testing.T) {
 	if err := wait.PollUntilContextTimeout(t.Context(), 5*time.Millisecond, 10*time.Second, true, updated); err != nil {
 		t.Errorf("the lease was not created and renewed after two failed creates: %v", err)
 	}
+	// now stands still: the renewals after the first went through within the duration.
+	if n := renewedAgain.Load(); n != 1 {
+		t.Errorf("renewedAgain ran %d times, want once: after the first renewal that went through", n)
+	}
 	cancel()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the heartbeat did not stop with its context")
+	}
+}
+
+// TestHeartbeatRenewedWithin: the syncer's heartbeat counts as renewed for the Lease's duration
+// after the last renewal that went through; one that fails does not count.
+func TestHeartbeatRenewedWithin(t *testing.T) {
+	cs := fake.NewClientset()
+	t0 := time.Date(2026, 12, 8, 10, 0, 0, 0, time.UTC)
+	now := t0
+	h := testHeartbeat(cs, &now)
+	if h.renewedWithin(t0) {
+		t.Error("never renewed: renewedWithin = true, want false")
+	}
+	if err := h.renew(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	cs.PrependReactor("update", "leases", func(clienttesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("forbidden")
+	})
+	now = t0.Add(20 * time.Second)
+	if err := h.renew(t.Context()); err == nil {
+		t.Fatal("a refused update renewed the lease")
+	}
+	for _, tc := range []struct {
+		at   time.Duration // after t0, the last renewal that went through
+		want bool
+	}{{0, true}, {39 * time.Second, true}, {40 * time.Second, false}, {2 * time.Minute, false}} {
+		if got := h.renewedWithin(t0.Add(tc.at)); got != tc.want {
+			t.Errorf("%v after the last renewal: renewedWithin = %v, want %v", tc.at, got, tc.want)
+		}
 	}
 }

@@ -138,6 +138,7 @@ func New(c *completedOptions) (*Syncer, error) {
 	s.opts = c
 	s.dyn = dyn
 	s.lease = newHeartbeat(super.CoordinationV1(), c.Options, s.now)
+	s.lease.renewedAgain = s.resyncHeldBack
 	s.queue.LimitPerTenant(c.workersPerTenant())
 	return s, nil
 }

@@ -603,10 +603,20 @@ func syncingCondition(vc *v1alpha1.VirtualCluster, serving bool, err error) *met
 	return &cond
 }
 
-// setSyncing records on vc the Syncing condition syncingCondition gives (serving, err), if any.
+// setSyncing records on vc the Syncing condition syncingCondition gives (serving, err), if any,
+// but not True while the syncer's heartbeat Lease has not been renewed within its duration
+// (heartbeatLapsed): the manager takes the syncer for stopped then, and would set the condition
+// Unknown again. The heartbeat looks at the held-back VirtualClusters again once it renews the
+// Lease (resyncHeldBack).
 func (s *Syncer) setSyncing(ctx context.Context, vc *v1alpha1.VirtualCluster, serving bool, err error) error {
 	cond := syncingCondition(vc, serving, err)
 	if s.dyn == nil || cond == nil {
+		return nil
+	}
+	if cond.Status == metav1.ConditionTrue && s.heartbeatLapsed() {
+		klog.FromContext(ctx).Info("Not setting Syncing True: the syncer's lease was not renewed within its duration, so the manager takes the syncer for stopped; setting it once the lease is renewed",
+			"tenant", vc.Status.ClusterKey, "virtualCluster", klog.KObj(vc), "lease", klog.KRef(s.lease.namespace, s.lease.name),
+			"lastRenewed", logRenewed(s.lease.lastRenewed()), "leaseDuration", s.lease.duration)
 		return nil
 	}
 	updated := vc.DeepCopy()
@@ -623,6 +633,23 @@ func (s *Syncer) setSyncing(ctx context.Context, vc *v1alpha1.VirtualCluster, se
 		return fmt.Errorf("setting the Syncing condition: %w", updErr)
 	}
 	return nil
+}
+
+// heartbeatLapsed reports whether the syncer has a heartbeat Lease that it has not renewed within
+// its duration.
+func (s *Syncer) heartbeatLapsed() bool {
+	return s.lease != nil && !s.lease.renewedWithin(s.now())
+}
+
+// resyncHeldBack queues again the VirtualClusters the syncer serves whose Syncing is not True:
+// the heartbeat calls it once it renews its Lease after a lapse (or for the first time), and
+// setSyncing may have held their condition back.
+func (s *Syncer) resyncHeldBack(context.Context) {
+	for _, key := range s.vcLister.ListKeys() {
+		if vc, err := s.getVirtualCluster(key); err == nil && served(vc) && !meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
+			s.vcQueue.Add(key)
+		}
+	}
 }
 
 // reportNotServing records on VirtualCluster key, when the syncer should serve it but does not,

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -119,15 +120,7 @@ func TestSettingsChangeRequeues(t *testing.T) {
 	ctx := testContext(t)
 	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo"}}
 	vc.Status.Phase, vc.Status.ClusterKey = v1alpha1.PhaseRunning, testKey
-	kubeconfig := []byte("apiVersion: v1\nkind: Config\n")
-	if _, err := h.super.CoreV1().Secrets("default").Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: vc.KubeconfigSecretName()},
-		Data:       map[string][]byte{"kubeconfig": kubeconfig}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	h.t.fingerprint = fingerprintOf(kubeconfig, tenantPKI{}) // no PKI Secret
-	h.t.synced = func() bool { return true }
-	h.s.vcs["default/demo"] = h.t
+	servedAs(t, h, vc)
 	h.s.vcLister = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	setVC := func(kinds ...v1alpha1.SyncKind) {
 		vc.Spec.Sync = &v1alpha1.SyncSpec{Kinds: kinds}
@@ -356,46 +349,14 @@ func TestSyncingCondition(t *testing.T) {
 func TestSyncingConditionRecorded(t *testing.T) {
 	s := newSyncer(fake.NewClientset(), newMetrics(nil))
 	ctx := testContext(t)
-	toUnstructured := func(vc *v1alpha1.VirtualCluster) *unstructured.Unstructured {
-		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u := &unstructured.Unstructured{Object: obj}
-		u.SetAPIVersion(v1alpha1.GroupVersion.String())
-		u.SetKind("VirtualCluster")
-		return u
-	}
 	failed := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "failed"}}
 	failed.Status.Phase, failed.Status.ClusterKey = v1alpha1.PhaseFailed, "failed-key"
 	failed.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionSyncing, Status: metav1.ConditionTrue,
 		Reason: v1alpha1.ReasonReady, Message: "the syncer serves this virtual cluster"}}
 	running := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "running"}}
 	running.Status.Phase, running.Status.ClusterKey = v1alpha1.PhaseRunning, "running-key"
-	s.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
-		map[schema.GroupVersionResource]string{virtualClusterGVR: "VirtualClusterList"}, toUnstructured(failed), toUnstructured(running))
-	s.vcLister = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
-	for _, vc := range []*v1alpha1.VirtualCluster{failed, running} {
-		if err := s.vcLister.Add(toUnstructured(vc)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	syncing := func(name string) string {
-		t.Helper()
-		u, err := s.dyn.Resource(virtualClusterGVR).Namespace("default").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		vc := &v1alpha1.VirtualCluster{}
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, vc); err != nil {
-			t.Fatal(err)
-		}
-		c := meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionSyncing)
-		if c == nil {
-			return "none"
-		}
-		return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
-	}
+	withVirtualClusters(t, s, failed, running)
+	syncing := func(name string) string { return syncingIn(t, s, name) }
 
 	if err := s.syncVirtualCluster(ctx, "default/failed"); err != nil {
 		t.Fatal(err)
@@ -411,5 +372,118 @@ func TestSyncingConditionRecorded(t *testing.T) {
 	s.reportNotServing(ctx, "default/running", err)
 	if got, want := syncing("running"), "False SyncerNotServing: the syncer cannot serve this virtual cluster yet, retrying: "+err.Error(); got != want {
 		t.Errorf("Syncing of a VirtualCluster the syncer cannot serve: %q, want %q", got, want)
+	}
+}
+
+// servedAs makes h's tenant the one the syncer serves for vc (default/demo), from a kubeconfig
+// Secret it puts in the super cluster, and without a PKI Secret: syncVirtualCluster finds it
+// served already.
+func servedAs(t *testing.T, h *harness, vc *v1alpha1.VirtualCluster) {
+	t.Helper()
+	kubeconfig := []byte("apiVersion: v1\nkind: Config\n")
+	if _, err := h.super.CoreV1().Secrets(vc.Namespace).Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: vc.Namespace, Name: vc.KubeconfigSecretName()},
+		Data:       map[string][]byte{"kubeconfig": kubeconfig}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	h.t.fingerprint = fingerprintOf(kubeconfig, tenantPKI{})
+	h.t.synced = func() bool { return true }
+	h.s.vcs[vc.Namespace+"/"+vc.Name] = h.t
+}
+
+// withVirtualClusters puts vcs in s's VirtualCluster cache and in its super cluster (a fake
+// dynamic client), where the syncer records their Syncing condition.
+func withVirtualClusters(t *testing.T, s *Syncer, vcs ...*v1alpha1.VirtualCluster) {
+	t.Helper()
+	var objs []runtime.Object
+	s.vcLister = cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
+	for _, vc := range vcs {
+		obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(vc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.Unstructured{Object: obj}
+		u.SetAPIVersion(v1alpha1.GroupVersion.String())
+		u.SetKind("VirtualCluster")
+		if err := s.vcLister.Add(u); err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, u)
+	}
+	s.dyn = dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{virtualClusterGVR: "VirtualClusterList"}, objs...)
+}
+
+// syncingIn is the Syncing condition of VirtualCluster default/name in s's super cluster, as
+// "status reason: message", or "none".
+func syncingIn(t *testing.T, s *Syncer, name string) string {
+	t.Helper()
+	u, err := s.dyn.Resource(virtualClusterGVR).Namespace("default").Get(t.Context(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vc := &v1alpha1.VirtualCluster{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, vc); err != nil {
+		t.Fatal(err)
+	}
+	c := meta.FindStatusCondition(vc.Status.Conditions, v1alpha1.ConditionSyncing)
+	if c == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+}
+
+// TestSyncingHeldBackWhileLeaseLapsed: a syncer that has not renewed its heartbeat Lease within
+// its duration (the super cluster refuses it: no Role) serves a Running VirtualCluster but leaves
+// its Syncing as the manager set it, Unknown, instead of setting it True for the manager to set
+// Unknown again; once the Lease is renewed, the VirtualClusters held back are queued again, and
+// the next sync sets Syncing True.
+func TestSyncingHeldBackWhileLeaseLapsed(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	ctx := testContext(t)
+	const stopped = "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:09Z, 51s ago: the syncer may have stopped"
+	vc := &v1alpha1.VirtualCluster{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "demo"}}
+	vc.Status.Phase, vc.Status.ClusterKey = v1alpha1.PhaseRunning, testKey
+	vc.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionSyncing, Status: metav1.ConditionUnknown,
+		Reason: v1alpha1.ReasonSyncerNotServing, Message: stopped}}
+	served := vc.DeepCopy()
+	served.Name = "served"
+	meta.SetStatusCondition(&served.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionSyncing, Status: metav1.ConditionTrue,
+		Reason: v1alpha1.ReasonReady, Message: "the syncer serves this virtual cluster"})
+	servedAs(t, h, vc)
+	withVirtualClusters(t, h.s, vc, served)
+	refused := true
+	h.super.PrependReactor("*", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if refused {
+			return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "coordination.k8s.io", Resource: "leases"}, "vnest-syncer", errors.New("no Role"))
+		}
+		return false, nil, nil
+	})
+	now := time.Now()
+	h.s.lease = testHeartbeat(h.super, &now)
+	if err := h.s.lease.renew(ctx); err == nil {
+		t.Fatal("the refused lease was renewed")
+	}
+
+	if err := h.s.syncVirtualCluster(ctx, "default/demo"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := syncingIn(t, h.s, "demo"), "Unknown SyncerNotServing: "+stopped; got != want {
+		t.Errorf("served while the lease is not renewed: Syncing %q, want %q (the manager's, kept)", got, want)
+	}
+
+	refused = false
+	if err := h.s.lease.renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.s.resyncHeldBack(ctx)
+	if n := h.s.vcQueue.Len(); n != 1 {
+		t.Errorf("%d VirtualClusters queued again once the lease is renewed, want 1 (default/demo; default/served is True)", n)
+	}
+	if err := h.s.syncVirtualCluster(ctx, "default/demo"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := syncingIn(t, h.s, "demo"), "True Ready: the syncer serves this virtual cluster"; got != want {
+		t.Errorf("served with the lease renewed: Syncing %q, want %q", got, want)
 	}
 }
