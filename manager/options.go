@@ -450,11 +450,18 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	} else {
 		r.disabled[v1alpha1.ProvisionerLocal] = "the manager runs without --state-dir; use provisioner cluster"
 	}
-	var wakeups chan event.GenericEvent
+	var wakeups []<-chan event.GenericEvent
 	if local != nil {
-		wakeups = local.wakeups
+		wakeups = append(wakeups, local.wakeups)
 	}
-	if err := r.SetupWithManager(mgr, c.opts.Concurrency, wakeups); err != nil {
+	if r.syncerLease.Name != "" {
+		w := newSyncerLeaseWatcher(r.syncerLease, mgr.GetAPIReader(), mgr.GetClient(), logger.WithName("syncer-lease"))
+		if err := mgr.Add(w); err != nil {
+			return err
+		}
+		wakeups = append(wakeups, w.wakeups)
+	}
+	if err := r.SetupWithManager(mgr, c.opts.Concurrency, wakeups...); err != nil {
 		return err
 	}
 	defer r.close()

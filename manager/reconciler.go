@@ -104,10 +104,11 @@ func (s *scope) close() {
 	}
 }
 
-// SetupWithManager registers the controller. wakeups, when not nil, wakes
-// the controller for a VirtualCluster whose local control plane stopped or
-// just became ready.
-func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int, wakeups <-chan event.GenericEvent) error {
+// SetupWithManager registers the controller. Each of wakeups (a nil one is
+// skipped) wakes the controller for the VirtualClusters sent on it: one whose
+// local control plane stopped or just became ready (localProvisioner), those
+// whose Syncing the syncer's expired Lease makes Unknown (syncerLeaseWatcher).
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int, wakeups ...<-chan event.GenericEvent) error {
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("virtualcluster").
 		// Status writes (ours and the syncer's) need no reconcile; deletion
@@ -121,8 +122,10 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager, concurrency int, wakeups
 			// Tests and `vnest up` may run a manager more than once per process.
 			SkipNameValidation: ptr.To(true),
 		})
-	if wakeups != nil {
-		b = b.WatchesRawSource(source.Channel(wakeups, &handler.EnqueueRequestForObject{}))
+	for _, w := range wakeups {
+		if w != nil {
+			b = b.WatchesRawSource(source.Channel(w, &handler.EnqueueRequestForObject{}))
+		}
 	}
 	return b.Complete(r)
 }
@@ -162,24 +165,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.
 func (r *Reconciler) reconcileNormal(ctx context.Context, s *scope) (ctrl.Result, error) {
 	setIdentity(s.vc)
 	setSyncingUnknown(s.vc)
-	leaseRecheck := r.checkSyncerLease(ctx, s.vc)
-	res, err := r.runPhases(ctx, s, []phase{
+	r.checkSyncerLease(ctx, s.vc)
+	return r.runPhases(ctx, s, []phase{
 		{r.reconcileStorage, v1alpha1.ReasonStorageUnavailable},
 		{r.reconcileEndpoint, v1alpha1.ReasonProvisionFailed},
 		{r.reconcilePKI, v1alpha1.ReasonPKIFailed},
 		{r.reconcileControlPlane, v1alpha1.ReasonProvisionFailed},
 		{r.reconcileKubeconfig, v1alpha1.ReasonKubeconfigWriteFailed},
 	})
-	return requeueBy(res, err, leaseRecheck), err
-}
-
-// requeueBy is res brought forward to after d when that is sooner (d 0: unchanged). A result
-// that goes with an error is left alone: the controller's back-off requeues it.
-func requeueBy(res ctrl.Result, err error, d time.Duration) ctrl.Result {
-	if err == nil && d > 0 && (res.RequeueAfter == 0 || d < res.RequeueAfter) {
-		res.RequeueAfter = d
-	}
-	return res
 }
 
 // phase is a step of reconcileNormal.

@@ -10,8 +10,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
@@ -25,53 +28,131 @@ import (
 // apiserver, the syncer's clock behind the manager's) before the manager takes it for stopped.
 const syncerLeaseGrace = 10 * time.Second
 
-// syncerLeaseMargin is how long after the syncer's Lease would expire (syncerLeaseExpiry) the
-// manager looks at it again: a reconcile on the dot, or a timer that fires a little early, could
-// find it not expired yet, and the next look would be a whole Lease duration later.
-const syncerLeaseMargin = time.Second
-
-// minSyncerLeaseRecheck is the soonest the manager looks at the syncer's Lease again, so that a
-// Lease that has just expired, or a clock that jumps, costs no burst of reconciles.
-const minSyncerLeaseRecheck = time.Second
-
 // checkSyncerLease sets vc's Syncing condition Unknown when it is True and the syncer's Lease says
 // the syncer stopped (setSyncerStopped): a syncer that stops leaves the condition as it was, and
 // nothing else would change it. The Warning event follows the status write that carries it
 // (patchStatus): recorded before, a write that conflicts would record it again at the next
-// reconcile. The syncer sets the condition True again when it serves vc.
-//
-// It returns how soon to look again while the condition stays True: just after the Lease would
-// expire unless renewed again (syncerLeaseRecheck), so that Unknown comes within about the
-// Lease's duration and syncerLeaseGrace of the syncer's end, not at the next resync of a Running
-// tenant; syncerLeaseGrace when the Lease could not be read; 0 when the condition is not True
-// (or not True any more), so nothing needs looking at.
-func (r *Reconciler) checkSyncerLease(ctx context.Context, vc *v1alpha1.VirtualCluster) time.Duration {
+// reconcile. The syncer sets the condition True again when it serves vc. A Lease that cannot be
+// read changes nothing; the next reconcile looks again. What brings that reconcile soon after the
+// Lease expires is the syncerLeaseWatcher, not this.
+func (r *Reconciler) checkSyncerLease(ctx context.Context, vc *v1alpha1.VirtualCluster) {
 	if r.syncerLease.Name == "" || !meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
-		return 0
+		return
 	}
-	lease := &coordinationv1.Lease{}
-	if err := r.APIReader.Get(ctx, r.syncerLease, lease); apierrors.IsNotFound(err) {
-		lease = nil
-	} else if err != nil {
-		klog.FromContext(ctx).Info("Cannot read the syncer's lease; looking again soon", "lease", r.syncerLease, "in", syncerLeaseGrace, "err", err)
-		return syncerLeaseGrace
+	lease, err := getSyncerLease(ctx, r.APIReader, r.syncerLease)
+	if err != nil {
+		klog.FromContext(ctx).Info("Cannot read the syncer's lease; looking again at the next reconcile", "lease", r.syncerLease, "err", err)
+		return
 	}
-	now := r.now()
-	if setSyncerStopped(vc, lease, r.syncerLease, now) != "" {
-		return 0
-	}
-	return syncerLeaseRecheck(lease, now)
+	setSyncerStopped(vc, lease, r.syncerLease, r.now())
 }
 
-// syncerLeaseRecheck is how long after now to look again at the syncer's Lease, renewed in time
-// by now: just after it would expire unless renewed again (syncerLeaseExpiry and
-// syncerLeaseMargin), at least minSyncerLeaseRecheck, and at most resyncRunning (a Lease of a
-// long duration waits for the resync it would have had anyway).
-func syncerLeaseRecheck(lease *coordinationv1.Lease, now time.Time) time.Duration {
-	if lease == nil || lease.Spec.RenewTime == nil {
-		return minSyncerLeaseRecheck
+// getSyncerLease reads the syncer's Lease ref with reader; nil, and no error, when it does not
+// exist.
+func getSyncerLease(ctx context.Context, reader client.Reader, ref types.NamespacedName) (*coordinationv1.Lease, error) {
+	lease := &coordinationv1.Lease{}
+	err := reader.Get(ctx, ref, lease)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
 	}
-	return min(max(syncerLeaseExpiry(lease).Sub(now)+syncerLeaseMargin, minSyncerLeaseRecheck), resyncRunning)
+	if err != nil {
+		return nil, err
+	}
+	return lease, nil
+}
+
+// syncerLeasePoll is how often the syncerLeaseWatcher reads the syncer's Lease: as often as the
+// syncer renews one of the default duration (a quarter of its 40 s).
+const syncerLeasePoll = 10 * time.Second
+
+// syncerLeaseWatcher reads the syncer's Lease every syncerLeasePoll, for the whole manager, and
+// once it shows the syncer stopped queues the VirtualClusters whose Syncing is True
+// (syncerLeaseWakeups) on wakeups, a source of the controller: their reconciles set Unknown
+// (checkSyncerLease). Nothing else would bring them soon: the syncer's status writes wake no
+// reconcile, and a Running tenant is resynced every 2 minutes; a requeue of each such tenant
+// timed on the Lease would resync every Running tenant in full about every 50 s, where this
+// costs one uncached GET per poll whatever the number of tenants. The VirtualClusters come from
+// the manager's cache, which holds the syncer's status writes though they wake no reconcile.
+type syncerLeaseWatcher struct {
+	lease  types.NamespacedName
+	reader client.Reader // the Lease, uncached: the manager watches no Leases
+	cache  client.Reader // the VirtualClusters
+	// logger is the manager's: a Runnable's context carries none.
+	logger klog.Logger
+	// clock is the time of the Lease check; nil: time.Now.
+	clock   func() time.Time
+	wakeups chan event.GenericEvent
+}
+
+func newSyncerLeaseWatcher(lease types.NamespacedName, reader, cache client.Reader, logger klog.Logger) *syncerLeaseWatcher {
+	return &syncerLeaseWatcher{lease: lease, reader: reader, cache: cache, logger: logger, wakeups: make(chan event.GenericEvent)}
+}
+
+// Start implements manager.Runnable: it polls until ctx is done, the first time at once.
+func (w *syncerLeaseWatcher) Start(ctx context.Context) error {
+	ctx = klog.NewContext(ctx, w.logger)
+	wait.UntilWithContext(ctx, w.poll, syncerLeasePoll)
+	return nil
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: it feeds the controller, which
+// runs only where the manager leads.
+func (w *syncerLeaseWatcher) NeedLeaderElection() bool { return true }
+
+// poll reads the syncer's Lease and the VirtualClusters once and queues those
+// syncerLeaseWakeups says. A Lease or a list it cannot read queues nothing; the next poll
+// looks again.
+func (w *syncerLeaseWatcher) poll(ctx context.Context) {
+	logger := klog.FromContext(ctx)
+	lease, err := getSyncerLease(ctx, w.reader, w.lease)
+	if err != nil {
+		logger.Info("Cannot read the syncer's lease; looking again at the next poll", "lease", w.lease, "in", syncerLeasePoll, "err", err)
+		return
+	}
+	var list v1alpha1.VirtualClusterList
+	if err := w.cache.List(ctx, &list); err != nil {
+		logger.Info("Cannot list VirtualClusters; looking again at the next poll", "in", syncerLeasePoll, "err", err)
+		return
+	}
+	now := time.Now()
+	if w.clock != nil {
+		now = w.clock()
+	}
+	why, keys := syncerLeaseWakeups(lease, w.lease, now, list.Items)
+	if len(keys) == 0 {
+		return
+	}
+	logger.Info("The syncer's lease expired; reconciling the VirtualClusters whose Syncing is True", "lease", w.lease, "why", why, "count", len(keys))
+	for _, key := range keys {
+		vc := &v1alpha1.VirtualCluster{}
+		vc.Namespace, vc.Name = key.Namespace, key.Name
+		select {
+		case w.wakeups <- event.GenericEvent{Object: vc}:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// syncerLeaseWakeups is what the syncerLeaseWatcher queues, given the syncer's Lease (nil when it
+// does not exist; ref, its namespace/name) at now and the VirtualClusters vcs: nothing while the
+// Lease is renewed in time; once it shows the syncer stopped (syncerStopped, the message why),
+// every VirtualCluster whose Syncing is True and that is not being deleted, in vcs' order. Their
+// reconciles make them Unknown, so the next poll queues them no more, and the syncer sets True
+// again only once it renews its Lease. One being deleted is left out: its reconcile does not look
+// at the Lease, so it would stay True and be queued, with a reconcile, at every poll.
+func syncerLeaseWakeups(lease *coordinationv1.Lease, ref types.NamespacedName, now time.Time, vcs []v1alpha1.VirtualCluster) (why string, keys []types.NamespacedName) {
+	why = syncerStopped(lease, ref, now)
+	if why == "" {
+		return "", nil
+	}
+	for i := range vcs {
+		vc := &vcs[i]
+		if vc.DeletionTimestamp.IsZero() && meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
+			keys = append(keys, client.ObjectKeyFromObject(vc))
+		}
+	}
+	return why, keys
 }
 
 // syncerLeaseExpiry is when the manager takes the syncer for stopped unless it renews lease

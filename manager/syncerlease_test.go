@@ -2,11 +2,12 @@ package manager
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/testr"
+	"github.com/google/go-cmp/cmp"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -14,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
@@ -99,12 +100,11 @@ func TestSetSyncerStopped(t *testing.T) {
 }
 
 // TestReconcileSyncerLease: a reconcile of a VirtualCluster whose Syncing is True leaves it True
-// while the syncer's Lease is renewed, and looks again just after the Lease would expire, sooner
-// than the phases would (here they fail: no storage, retried after retryFailure); and makes it
-// Unknown, with a Warning event, once the Lease has expired, whatever the phases do.
+// while the syncer's Lease is renewed, and makes it Unknown, with a Warning event, once the Lease
+// has expired, whatever the phases do (here they fail: no storage).
 func TestReconcileSyncerLease(t *testing.T) {
 	vc := makeVC("demo").Finalizer().Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj()
-	lease := syncerLease(testNow.Add(-45 * time.Second))
+	lease := syncerLease(testNow.Add(-5 * time.Second))
 	r, c, rec := newTestReconciler(t, nil, vc, lease)
 	now := testNow
 	r.syncerLease, r.clock = testLeaseRef, func() time.Time { return now }
@@ -117,19 +117,17 @@ func TestReconcileSyncerLease(t *testing.T) {
 		return meta.FindStatusCondition(got.Status.Conditions, syncing)
 	}
 
-	if res := reconcileOnce(t, r, vc); res.RequeueAfter != 6*time.Second {
-		t.Errorf("lease renewed 45s ago: RequeueAfter = %v, want 6s (when it would expire, and a second)", res.RequeueAfter)
-	}
+	reconcileOnce(t, r, vc)
 	if got := syncingOf(); got.Status != isTrue {
-		t.Errorf("lease renewed 45s ago: Syncing = %+v, want True", got)
+		t.Errorf("lease renewed 5s ago: Syncing = %+v, want True", got)
 	}
 	drainEvents(rec)
 
-	now = testNow.Add(6 * time.Second)
+	now = testNow.Add(2 * time.Minute)
 	reconcileOnce(t, r, vc)
-	want := "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:15Z, 51s ago: the syncer may have stopped"
+	want := "the syncer's lease vnest-system/vnest-syncer was last renewed at 2026-12-08T09:59:55Z, 2m5s ago: the syncer may have stopped"
 	if got := syncingOf(); got.Status != metav1.ConditionUnknown || got.Reason != v1alpha1.ReasonSyncerNotServing || got.Message != want {
-		t.Errorf("lease renewed 51s ago: Syncing = %+v, want Unknown/SyncerNotServing %q", got, want)
+		t.Errorf("lease renewed 2m5s ago: Syncing = %+v, want Unknown/SyncerNotServing %q", got, want)
 	}
 	evs := drainEvents(rec)
 	if !containsPrefix(evs, "Warning SyncerNotServing "+want) {
@@ -180,47 +178,113 @@ func TestReconcileSyncerNotServingEventOnce(t *testing.T) {
 	}
 }
 
-func TestSyncerLeaseRecheck(t *testing.T) {
-	long := syncerLease(testNow)
-	long.Spec.LeaseDurationSeconds = ptr.To[int32](600)
+func TestSyncerLeaseWakeups(t *testing.T) {
+	trueVC := func(name string) *vcWrapper {
+		return makeVC(name).Running().Cond(syncing, isTrue, v1alpha1.ReasonReady)
+	}
+	vcs := []v1alpha1.VirtualCluster{
+		*trueVC("served").Obj(),
+		*makeVC("unknown").Running().Cond(syncing, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing).Obj(),
+		*makeVC("false").Cond(syncing, isFalse, v1alpha1.ReasonSyncerNotServing).Obj(),
+		*makeVC("new").Obj(),
+		*trueVC("deleting").Finalizer().Deleting().Obj(),
+		*trueVC("other").Obj(),
+	}
+	served := []types.NamespacedName{{Namespace: "default", Name: "served"}, {Namespace: "default", Name: "other"}}
+	never := syncerLease(testNow)
+	never.Spec.RenewTime = nil
 	for name, tc := range map[string]struct {
 		lease *coordinationv1.Lease
-		want  time.Duration
+		vcs   []v1alpha1.VirtualCluster
+		want  []types.NamespacedName
 	}{
-		"just renewed: its duration, the grace and the margin": {lease: syncerLease(testNow), want: 51 * time.Second},
-		"renewed 45s ago":                      {lease: syncerLease(testNow.Add(-45 * time.Second)), want: 6 * time.Second},
-		"past its duration, within the grace":  {lease: syncerLease(testNow.Add(-49*time.Second - 500*time.Millisecond)), want: 1500 * time.Millisecond},
-		"expiring now: at least a second":      {lease: syncerLease(testNow.Add(-50*time.Second - 500*time.Millisecond)), want: time.Second},
-		"renewed ahead of the manager's clock": {lease: syncerLease(testNow.Add(5 * time.Second)), want: 56 * time.Second},
-		"a long duration: the normal resync":   {lease: long, want: resyncRunning},
+		"renewed just now: none":                        {lease: syncerLease(testNow), vcs: vcs},
+		"past its duration, within the grace: none":     {lease: syncerLease(testNow.Add(-49 * time.Second)), vcs: vcs},
+		"expired: those whose Syncing is True":          {lease: syncerLease(testNow.Add(-51 * time.Second)), vcs: vcs, want: served},
+		"missing: those whose Syncing is True":          {vcs: vcs, want: served},
+		"never renewed: those whose Syncing is True":    {lease: never, vcs: vcs, want: served},
+		"expired, none True (all marked already): none": {lease: syncerLease(testNow.Add(-2 * time.Minute)), vcs: vcs[1:5]},
+		"expired, no VirtualClusters: none":             {lease: syncerLease(testNow.Add(-2 * time.Minute))},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := syncerLeaseRecheck(tc.lease, testNow); got != tc.want {
-				t.Errorf("syncerLeaseRecheck = %v, want %v", got, tc.want)
+			why, got := syncerLeaseWakeups(tc.lease, testLeaseRef, testNow, tc.vcs)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("syncerLeaseWakeups keys (-want +got):\n%s", diff)
+			}
+			if wantWhy := syncerStopped(tc.lease, testLeaseRef, testNow); len(got) > 0 && why != wantWhy {
+				t.Errorf("syncerLeaseWakeups why = %q, want %q", why, wantWhy)
 			}
 		})
 	}
 }
 
-func TestRequeueBy(t *testing.T) {
-	boom := errors.New("boom")
-	for name, tc := range map[string]struct {
-		res  ctrl.Result
-		err  error
-		d    time.Duration
-		want ctrl.Result
-	}{
-		"sooner: brought forward":     {res: ctrl.Result{RequeueAfter: resyncRunning}, d: 6 * time.Second, want: ctrl.Result{RequeueAfter: 6 * time.Second}},
-		"later: unchanged":            {res: ctrl.Result{RequeueAfter: retryStarting}, d: 6 * time.Second, want: ctrl.Result{RequeueAfter: retryStarting}},
-		"no requeue: after d":         {d: 6 * time.Second, want: ctrl.Result{RequeueAfter: 6 * time.Second}},
-		"d 0: unchanged":              {res: ctrl.Result{RequeueAfter: resyncRunning}, want: ctrl.Result{RequeueAfter: resyncRunning}},
-		"with an error: the back-off": {err: boom, d: 6 * time.Second},
-	} {
-		t.Run(name, func(t *testing.T) {
-			if got := requeueBy(tc.res, tc.err, tc.d); got != tc.want {
-				t.Errorf("requeueBy = %+v, want %+v", got, tc.want)
+// TestSyncerLeaseWatcherPoll: a poll with the syncer's Lease expired sends the controller the
+// VirtualClusters whose Syncing is True, and one with the Lease renewed in time sends none.
+func TestSyncerLeaseWatcherPoll(t *testing.T) {
+	lease := syncerLease(testNow.Add(-5 * time.Second))
+	_, c, _ := newTestReconciler(t, nil,
+		makeVC("served").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj(),
+		makeVC("unknown").Running().Cond(syncing, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing).Obj(),
+		lease)
+	now := testNow
+	w := newSyncerLeaseWatcher(testLeaseRef, c, c, testr.New(t))
+	w.clock, w.wakeups = func() time.Time { return now }, make(chan event.GenericEvent, 10)
+	sent := func() []string {
+		var got []string
+		for {
+			select {
+			case e := <-w.wakeups:
+				got = append(got, client.ObjectKeyFromObject(e.Object).String())
+			default:
+				return got
 			}
-		})
+		}
+	}
+
+	w.poll(testContext(t))
+	if got := sent(); len(got) != 0 {
+		t.Errorf("lease renewed 5s ago: sent %q, want nothing", got)
+	}
+	now = testNow.Add(46 * time.Second)
+	w.poll(testContext(t))
+	if diff := cmp.Diff([]string{"default/served"}, sent()); diff != "" {
+		t.Errorf("lease renewed 51s ago: sent (-want +got):\n%s", diff)
+	}
+	if err := c.Delete(t.Context(), lease); err != nil {
+		t.Fatal(err)
+	}
+	now = testNow
+	w.poll(testContext(t))
+	if diff := cmp.Diff([]string{"default/served"}, sent()); diff != "" {
+		t.Errorf("lease deleted: sent (-want +got):\n%s", diff)
+	}
+}
+
+// TestSyncerLeaseWatcherStart: the watcher polls at once when started, hands the controller's
+// source what it queues, and returns when its context is done.
+func TestSyncerLeaseWatcherStart(t *testing.T) {
+	_, c, _ := newTestReconciler(t, nil, makeVC("served").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj())
+	w := newSyncerLeaseWatcher(testLeaseRef, c, c, testr.New(t)) // no Lease: the syncer never ran, or stopped
+	ctx, cancel := context.WithCancel(testContext(t))
+	done := make(chan error, 1)
+	go func() { done <- w.Start(ctx) }()
+
+	select {
+	case e := <-w.wakeups:
+		if got := client.ObjectKeyFromObject(e.Object).String(); got != "default/served" {
+			t.Errorf("sent %s, want default/served", got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing sent 5s after the start, want default/served at once")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Start = %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Start still running 5s after its context was cancelled")
 	}
 }
 
