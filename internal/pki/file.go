@@ -16,8 +16,15 @@ import (
 // its target replaced, so the link stays a link (a dangling one too, as open(2) would follow
 // it), and a file that exists keeps its owner where the owner can be given (as root; anyone else
 // writes files of their own). The data is written to a temporary file beside the target, which
-// a crash before the rename leaves there (mode perm, named .NAME.tmp…).
+// a crash before the rename leaves there (mode perm, named .NAME.tmp…). A target that exists and
+// is not a regular file (a device such as /dev/stdout, a named pipe) is written to as it is.
 func WriteFile(name string, data []byte, perm os.FileMode) error {
+	if fi, err := os.Stat(name); err == nil && !fi.Mode().IsRegular() {
+		// A device or a pipe (-o /dev/stdout): nothing to replace, and no file to write beside
+		// it in /dev or /proc; written to as it is, through the kernel's links (/proc/self/fd/1
+		// reads "pipe:[…]", no path).
+		return writeInPlace(name, data)
+	}
 	file, err := resolveLinks(name)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", name, err)
@@ -41,6 +48,22 @@ func WriteFile(name string, data []byte, perm os.FileMode) error {
 	if err := renameSynced(f.Name(), file); err != nil {
 		_ = os.Remove(f.Name()) // gone already unless the rename failed
 		return err
+	}
+	return nil
+}
+
+// writeInPlace writes data to file, which exists and is not a regular file.
+func writeInPlace(file string, data []byte) error {
+	f, err := os.OpenFile(file, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", file, err)
 	}
 	return nil
 }

@@ -191,3 +191,34 @@ func TestWriteFileOwner(t *testing.T) {
 		}
 	})
 }
+
+// TestWriteFileNotRegular: a target that is a named pipe, or a link to one (as /dev/stdout is to
+// the process's output), is written to as it is; there is nothing to replace, and the pipe stays.
+func TestWriteFileNotRegular(t *testing.T) {
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "pipe")
+	if err := syscall.Mkfifo(pipe, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(pipe, filepath.Join(dir, "out")); err != nil {
+		t.Fatal(err)
+	}
+	// Opened for reading without waiting for a writer, so that a write to the pipe finds a
+	// reader, and nothing blocks when the pipe is replaced instead.
+	r, err := os.OpenFile(pipe, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := WriteFile(filepath.Join(dir, "out"), []byte("kubeconfig"), 0o600); err != nil {
+		t.Fatalf("WriteFile through a link to a pipe: %v", err)
+	}
+	buf := make([]byte, 64)
+	n, _ := r.Read(buf)
+	if got := string(buf[:n]); got != "kubeconfig" {
+		t.Errorf("read from the pipe %q, want %q", got, "kubeconfig")
+	}
+	if fi, err := os.Lstat(pipe); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+		t.Errorf("the pipe is no longer one: %v, %v", fi, err)
+	}
+}
