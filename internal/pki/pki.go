@@ -129,9 +129,42 @@ func (a *Authority) ensure(s store, dir, name string, spec Spec) (Pair, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Pair{}, fmt.Errorf("loading certificate %s: %w", name, err)
 	}
+	return p, a.issue(s, p, name, spec, leafValidity)
+}
+
+// Renew reissues the certificate dir/name.{crt,key} when it expires within 30 days (or has
+// expired): with a new key, valid for a year, and the subject, names, addresses and usages of
+// the certificate it replaces, whatever asked for those. It reports whether it did. Only for
+// files the caller owns; a certificate a did not sign is an error, being no one's to renew here.
+func (a *Authority) Renew(dir, name string) (bool, error) {
+	p := Pair{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
+	cert, _, err := loadPair(disk{}, p.CertFile, p.KeyFile)
+	if err != nil {
+		return false, fmt.Errorf("renewing certificate %s: %w", name, err)
+	}
+	if err := cert.CheckSignatureFrom(a.Cert); err != nil {
+		return false, fmt.Errorf("renewing certificate %s: not signed by %s: %w", name, a.CertFile, err)
+	}
+	if time.Until(cert.NotAfter) > renewBefore {
+		return false, nil
+	}
+	spec := Spec{
+		CommonName: cert.Subject.CommonName, Organization: cert.Subject.Organization,
+		DNSNames: cert.DNSNames, IPs: cert.IPAddresses,
+		Server: slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageServerAuth),
+		Client: slices.Contains(cert.ExtKeyUsage, x509.ExtKeyUsageClientAuth),
+	}
+	if err := a.issue(disk{}, p, name, spec, leafValidity); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// issue writes a new key and a certificate for spec signed by a, valid for validity, into p.
+func (a *Authority) issue(s store, p Pair, name string, spec Spec, validity time.Duration) error {
 	key, err := newKey()
 	if err != nil {
-		return Pair{}, err
+		return err
 	}
 	now := time.Now()
 	tmpl := &x509.Certificate{
@@ -140,15 +173,15 @@ func (a *Authority) ensure(s store, dir, name string, spec Spec) (Pair, error) {
 		DNSNames:     spec.DNSNames,
 		IPAddresses:  spec.IPs,
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(leafValidity),
+		NotAfter:     now.Add(validity),
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  extUsages(spec),
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.Cert, key.Public(), a.Key)
 	if err != nil {
-		return Pair{}, fmt.Errorf("issuing certificate %s: %w", name, err)
+		return fmt.Errorf("issuing certificate %s: %w", name, err)
 	}
-	return p, writePair(s, p.CertFile, p.KeyFile, der, key)
+	return writePair(s, p.CertFile, p.KeyFile, der, key)
 }
 
 // EnsureKey returns a private key dir/name.key and its public key

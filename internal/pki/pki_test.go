@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/client-go/tools/clientcmd"
@@ -335,4 +336,99 @@ func TestWriteFileErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestRenew(t *testing.T) {
+	spec := Spec{CommonName: "kube-apiserver", Organization: []string{"o"}, DNSNames: []string{"localhost", "kubernetes"},
+		IPs: []net.IP{net.ParseIP("127.0.0.1").To4(), net.ParseIP("10.0.0.1").To4()}, Server: true, Client: true}
+	day := 24 * time.Hour
+	tests := map[string]struct {
+		validity    time.Duration // of the certificate on disk
+		otherCA     bool
+		wantRenewed bool
+		wantErr     string
+	}{
+		"a year left is kept":          {validity: leafValidity},
+		"31 days left is kept":         {validity: 31 * day},
+		"29 days left is renewed":      {validity: 29 * day, wantRenewed: true},
+		"expired is renewed":           {validity: -time.Minute, wantRenewed: true},
+		"another CA's is left, failed": {validity: 29 * day, otherCA: true, wantErr: "not signed by"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			ca, err := LoadOrCreateCA(dir, "ca", "test-ca")
+			if err != nil {
+				t.Fatal(err)
+			}
+			issuer := ca
+			if tc.otherCA {
+				if issuer, err = LoadOrCreateCA(t.TempDir(), "ca", "other"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := Pair{CertFile: filepath.Join(dir, "leaf.crt"), KeyFile: filepath.Join(dir, "leaf.key")}
+			if err := issuer.issue(disk{}, p, "leaf", spec, tc.validity); err != nil {
+				t.Fatal(err)
+			}
+			before := readLeaf(t, p)
+			renewed, err := ca.Renew(dir, "leaf")
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Renew error = %v, want one with %q", err, tc.wantErr)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if renewed != tc.wantRenewed {
+				t.Fatalf("Renew = %v, want %v", renewed, tc.wantRenewed)
+			}
+			after := readLeaf(t, p)
+			if !tc.wantRenewed {
+				if !after.Equal(before) {
+					t.Fatalf("the certificate was replaced; want it kept")
+				}
+				return
+			}
+			if after.Equal(before) || after.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(before.PublicKey) {
+				t.Fatalf("renewed certificate has the old certificate or key")
+			}
+			if left := time.Until(after.NotAfter); left < leafValidity-time.Minute {
+				t.Fatalf("renewed certificate is valid for %s more, want a year", left)
+			}
+			if err := after.CheckSignatureFrom(ca.Cert); err != nil {
+				t.Fatalf("renewed certificate: %v", err)
+			}
+			type attrs struct {
+				Subject  string
+				DNSNames []string
+				IPs      []string
+				Usages   []x509.ExtKeyUsage
+			}
+			of := func(c *x509.Certificate) attrs {
+				a := attrs{Subject: c.Subject.String(), DNSNames: c.DNSNames, Usages: c.ExtKeyUsage}
+				for _, ip := range c.IPAddresses {
+					a.IPs = append(a.IPs, ip.String())
+				}
+				return a
+			}
+			if diff := cmp.Diff(of(before), of(after)); diff != "" {
+				t.Fatalf("renewed certificate's subject, names or usages (-old +new):\n%s", diff)
+			}
+		})
+	}
+}
+
+// readLeaf loads p as a TLS key pair (so the key matches) and returns its certificate.
+func readLeaf(t *testing.T, p Pair) *x509.Certificate {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(p.CertFile, p.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
 }
