@@ -100,6 +100,19 @@ func TestKubeconfigRoundTrip(t *testing.T) {
 	if cfg.Host != "https://127.0.0.1:6443" || len(cfg.CertData) == 0 || len(cfg.CAData) == 0 {
 		t.Fatalf("unexpected rest config: host=%q cert=%d ca=%d", cfg.Host, len(cfg.CertData), len(cfg.CAData))
 	}
+
+	// By path: client-go reads the files again as it runs (ReloadTLSFiles), so a renewed
+	// certificate is taken up.
+	if err := WriteKubeconfig(file, Kubeconfig{Name: "super", Server: "https://127.0.0.1:6443", CA: ca.CertPEM(), Client: admin, ClientByPath: true}); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = clientcmd.BuildConfigFromFlags("", file); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CertFile != admin.CertFile || cfg.KeyFile != admin.KeyFile || len(cfg.CertData)+len(cfg.KeyData) > 0 {
+		t.Fatalf("ClientByPath: certificate %q, key %q, %d bytes embedded; want %s, %s and none",
+			cfg.CertFile, cfg.KeyFile, len(cfg.CertData)+len(cfg.KeyData), admin.CertFile, admin.KeyFile)
+	}
 }
 
 func TestEnsureKeyStable(t *testing.T) {
