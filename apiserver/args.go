@@ -182,8 +182,8 @@ func (c *completedConfig) controllerManagerArgs() []string {
 		// account as in kubeadm: the ~25 service accounts and token requests
 		// that needs at start-up delayed a tenant's readiness by 1-3 s. A
 		// certificate from before that change (PKI files are never
-		// reissued here) lacks the group, so its controllers keep their
-		// service accounts.
+		// reissued here; a renewal keeps the subject) lacks the group, so
+		// its controllers keep their service accounts.
 		"--use-service-account-credentials=" + strconv.FormatBool(!inSystemMasters(c.pki.ControllerManager.CertFile)),
 		"--service-account-private-key-file=" + c.pki.ServiceAccountKey,
 		"--root-ca-file=" + c.pki.CA.CertFile,

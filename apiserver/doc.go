@@ -20,6 +20,10 @@
 //   - The PKI file layout (package layout): which files, which identities.
 //     Missing files are created; present ones are used as they are and never
 //     reissued, so the operator may provide them (read-only via --pki-dir).
+//     The exception is a PKI in the state directory (no other --pki-dir),
+//     which the process owns: its leaf certificates that expire within 30
+//     days are renewed at start and every 12 hours (renew.go), since nothing
+//     else renews them; the manager renews its tenants' in their Secrets.
 //     CertificateSigningRequests are signed by a CA of their own, which the
 //     apiserver trusts for client certificates along with the tenant CA; the
 //     tenant CA alone is what the syncer's kubelet proxy trusts.

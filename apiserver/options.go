@@ -144,7 +144,7 @@ func NewOptions() *Options {
 // AddFlags binds the options to fs.
 func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.StateDir, "state-dir", o.StateDir, "Directory for the files this process writes (admin.kubeconfig once ready, controller-manager.kubeconfig) and, unless --pki-dir is set, the PKI files. Required.")
-	fs.StringVar(&o.PKIDir, "pki-dir", o.PKIDir, "Directory with the PKI files (ca.crt/.key, apiserver.crt/.key, admin.crt/.key, controller-manager.crt/.key, front-proxy-ca.crt/.key, front-proxy-client.crt/.key, kubelet-client.crt/.key, csr-signer-ca.crt/.key, sa.key/.pub). Missing files are created; existing ones are used as they are. Default: --state-dir.")
+	fs.StringVar(&o.PKIDir, "pki-dir", o.PKIDir, "Directory with the PKI files (ca.crt/.key, apiserver.crt/.key, admin.crt/.key, controller-manager.crt/.key, front-proxy-ca.crt/.key, front-proxy-client.crt/.key, kubelet-client.crt/.key, csr-signer-ca.crt/.key, sa.key/.pub). Missing files are created; existing ones are used as they are. Default: --state-dir, where the process owns them: leaf certificates that expire within 30 days are renewed at start and every 12h.")
 	fs.StringSliceVar(&o.EtcdServers, "etcd-servers", o.EtcdServers, "etcd endpoints (scheme://ip:port), comma separated.")
 	fs.StringVar(&o.EtcdCAFile, "etcd-cafile", o.EtcdCAFile, "CA bundle to verify the etcd servers.")
 	fs.StringVar(&o.EtcdCertFile, "etcd-certfile", o.EtcdCertFile, "Client certificate for etcd.")
@@ -173,6 +173,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 // completedConfig is everything Run needs, resolved.
 type completedConfig struct {
 	stateDir string
+	pkiDir   string
 	pki      layout.PKIFiles
 	opts     Options // a copy, with defaults filled in
 
@@ -203,9 +204,9 @@ func (o *Options) Complete() (CompletedConfig, error) {
 	if c.stateDir, err = filepath.Abs(o.StateDir); err != nil {
 		return CompletedConfig{}, fmt.Errorf("--state-dir: %w", err)
 	}
-	pkiDir := c.stateDir
+	c.pkiDir = c.stateDir
 	if o.PKIDir != "" {
-		if pkiDir, err = filepath.Abs(o.PKIDir); err != nil {
+		if c.pkiDir, err = filepath.Abs(o.PKIDir); err != nil {
 			return CompletedConfig{}, fmt.Errorf("--pki-dir: %w", err)
 		}
 	}
@@ -232,7 +233,7 @@ func (o *Options) Complete() (CompletedConfig, error) {
 	if c.startMemoryLimit, err = parseMemoryLimit("--start-memory-limit", o.StartMemoryLimit); err != nil {
 		return CompletedConfig{}, err
 	}
-	if c.pki, err = layout.EnsurePKI(pkiDir, layout.ServingCertSpec(c.servingNames())); err != nil {
+	if c.pki, err = layout.EnsurePKI(c.pkiDir, layout.ServingCertSpec(c.servingNames())); err != nil {
 		return CompletedConfig{}, err
 	}
 	return CompletedConfig{c}, nil

@@ -72,7 +72,12 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		return fmt.Errorf("removing stale %s: %w", admin, err)
 	}
 	defer os.Remove(admin)
-	if err := c.writeKubeconfig(layout.ControllerManagerKubeconfigFile, c.loopbackServer(), c.pki.ControllerManager); err != nil {
+	if c.ownsPKI() {
+		c.renewPKI(logger, false) // a restart after a lapse renews what expired meanwhile
+	}
+	// The controllers read their certificate from its files, not from the kubeconfig: they take
+	// up a renewed one as they run.
+	if err := c.writeKubeconfig(layout.ControllerManagerKubeconfigFile, c.loopbackServer(), c.pki.ControllerManager, true); err != nil {
 		return err
 	}
 	if err := c.writeClientCABundle(); err != nil {
@@ -126,8 +131,12 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 	}
 	// Before admin.kubeconfig, which tells the world (and tests) that start-up is over.
 	memoryReady()
-	if err := c.writeKubeconfig(layout.AdminKubeconfigFile, c.kubeconfigServer, c.pki.Admin); err != nil {
+	if err := c.writeKubeconfig(layout.AdminKubeconfigFile, c.kubeconfigServer, c.pki.Admin, false); err != nil {
 		return stopAll(err)
+	}
+	if c.ownsPKI() {
+		// Stopped before admin.kubeconfig is removed, which it may write.
+		defer c.startRenewingPKI(ctx)()
 	}
 	defer c.tightenGC(logger)()
 	c.limitProcs(logger)
@@ -284,12 +293,14 @@ func (c *completedConfig) loopbackServer() string {
 	return "https://" + net.JoinHostPort(c.loopbackHost, strconv.Itoa(c.opts.SecurePort))
 }
 
-func (c *completedConfig) writeKubeconfig(name, server string, client pki.Pair) error {
+// writeKubeconfig writes the kubeconfig name into the state directory, with client's
+// certificate embedded or, byPath, named.
+func (c *completedConfig) writeKubeconfig(name, server string, client pki.Pair, byPath bool) error {
 	ca, err := os.ReadFile(c.pki.CA.CertFile)
 	if err != nil {
 		return err
 	}
 	return pki.WriteKubeconfig(filepath.Join(c.stateDir, name), pki.Kubeconfig{
-		Name: "vnest-tenant", Server: server, CA: ca, Client: client,
+		Name: "vnest-tenant", Server: server, CA: ca, Client: client, ClientByPath: byPath,
 	})
 }

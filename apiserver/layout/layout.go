@@ -189,7 +189,7 @@ func PKIFilesIn(dir string) PKIFiles {
 // be mounted read-only) owns them. A half-present pair (a certificate without
 // its key) is an error rather than silently replaced, because replacing the
 // CA or the service-account key would invalidate every credential issued
-// with it.
+// with it. RenewPKI renews the leaves of a directory its caller owns.
 func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 	files := PKIFilesIn(dir)
 	loadCA := func(pair pki.Pair, name, commonName string) (*pki.Authority, error) {
@@ -224,21 +224,7 @@ func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 	if _, err := loadCA(files.CSRSignerCA, CSRSignerCAName, CSRSignerCACommonName); err != nil {
 		return files, err
 	}
-	leaves := []struct {
-		pair pki.Pair
-		ca   *pki.Authority
-		name string
-		spec pki.Spec
-	}{
-		{files.Serving, ca, ServingCertName, serving},
-		{files.Admin, ca, AdminCertName, AdminCertSpec()},
-		{files.ControllerManager, ca, ControllerManagerCertName, ControllerManagerCertSpec()},
-		{files.FrontProxyClient, frontProxyCA, FrontProxyClientCertName, FrontProxyClientCertSpec()},
-		// Added after the first release: PKI directories of older tenants
-		// lack it, and it is created here like any missing leaf.
-		{files.KubeletClient, ca, KubeletClientCertName, KubeletClientCertSpec()},
-	}
-	for _, l := range leaves {
+	for _, l := range leavesOf(files, ca, frontProxyCA, serving) {
 		// A pair whose writing a crash stopped after the key is finished, not half present.
 		pki.CompletePair(l.pair.CertFile, l.pair.KeyFile)
 		present, err := pairPresent(l.pair.CertFile, l.pair.KeyFile)
@@ -263,6 +249,55 @@ func EnsurePKI(dir string, serving pki.Spec) (PKIFiles, error) {
 		}
 	}
 	return files, nil
+}
+
+type leaf struct {
+	pair pki.Pair
+	ca   *pki.Authority
+	name string
+	spec pki.Spec
+}
+
+// leavesOf are the leaf certificates of files, each with its CA.
+func leavesOf(files PKIFiles, ca, frontProxyCA *pki.Authority, serving pki.Spec) []leaf {
+	return []leaf{
+		{files.Serving, ca, ServingCertName, serving},
+		{files.Admin, ca, AdminCertName, AdminCertSpec()},
+		{files.ControllerManager, ca, ControllerManagerCertName, ControllerManagerCertSpec()},
+		{files.FrontProxyClient, frontProxyCA, FrontProxyClientCertName, FrontProxyClientCertSpec()},
+		// Added after the first release: PKI directories of older tenants
+		// lack it, and it is created here like any missing leaf.
+		{files.KubeletClient, ca, KubeletClientCertName, KubeletClientCertSpec()},
+	}
+}
+
+// RenewPKI reissues the leaf certificates in dir that expire within 30 days
+// (pki.Authority.Renew: a new key, the names and usages they had) and returns
+// the base names of those it reissued, in the order of the layout; it goes on
+// past a leaf it cannot renew. The CAs and the service-account key are never
+// replaced: every credential issued with them would go with them. Only for a
+// PKI directory its caller owns, which EnsurePKI filled: EnsurePKI itself
+// uses present files as they are, for whoever provided them.
+func RenewPKI(dir string) ([]string, error) {
+	ca, err := pki.LoadCA(dir, CAName)
+	if err != nil {
+		return nil, fmt.Errorf("tenant PKI: %w", err)
+	}
+	frontProxyCA, err := pki.LoadCA(dir, FrontProxyCAName)
+	if err != nil {
+		return nil, fmt.Errorf("tenant PKI: %w", err)
+	}
+	var renewed []string
+	var errs []error
+	for _, l := range leavesOf(PKIFilesIn(dir), ca, frontProxyCA, pki.Spec{}) {
+		ok, err := l.ca.Renew(dir, l.name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("tenant PKI: %w", err))
+		} else if ok {
+			renewed = append(renewed, l.name)
+		}
+	}
+	return renewed, errors.Join(errs...)
 }
 
 // pairPresent reports whether both files exist; exactly one of them is an error.

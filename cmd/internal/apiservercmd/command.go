@@ -22,7 +22,8 @@ under --etcd-prefix, and the kube-controller-manager controllers a tenant needs
 (no scheduler, no node, volume or cloud controllers: the super cluster owns
 those). Missing PKI files in --pki-dir (default --state-dir) are created, so
 --state-dir and --etcd-prefix are enough for development against an etcd on
-127.0.0.1:2379. STATE_DIR/admin.kubeconfig appears once /readyz answers 200
+127.0.0.1:2379. In --state-dir the PKI is the process's own: its leaf
+certificates that expire within 30 days are renewed at start and every 12h. STATE_DIR/admin.kubeconfig appears once /readyz answers 200
 and is removed when the process stops. SIGINT, SIGTERM and SIGHUP stop the controllers,
 then the apiserver; a stop during start-up waits until the apiserver is ready.`,
 		Example: `  vnest apiserver --state-dir /tmp/t1 --etcd-prefix /vnest/tenants/t1 \
