@@ -42,7 +42,8 @@ type phaseError struct {
 	// not answer, a failed call to the super cluster's API, a failed health
 	// check), as opposed to one that needs a fix from outside (the spec, a
 	// credentials Secret): a running tenant leaves Running only after
-	// failureThreshold resyncs in a row failed so (graced).
+	// failureThreshold resyncs in a row failed so (graced), and then only
+	// once its control plane does not answer (transientWhileRunning).
 	transient bool
 	// refused marks a write the super cluster refused for its content
 	// (refusedError): not transient, since sent again it is refused again,
@@ -51,7 +52,9 @@ type phaseError struct {
 	refused bool
 	// stillReady marks a failure of a running tenant's resync that leaves
 	// it Running: a transient one below the failure threshold (graced), or
-	// a refused write while its control plane answers (refusedWhileRunning).
+	// one of a step other than the health check while its control plane
+	// answers (checkedRunning: a transient one at the threshold, a refused
+	// write).
 	// The condition it concerns stays True, with the failure in its
 	// message, and so the phase stays Running.
 	stillReady bool
@@ -216,8 +219,8 @@ func conditionMessage(message string) string {
 // A failure to write the kubeconfig concerns KubeconfigReady and leaves
 // ControlPlaneReady alone; any other failure concerns ControlPlaneReady and
 // means the kubeconfig waits for the control plane. A transient failure of
-// a running tenant below the failure threshold (stillReady) changes only
-// the message of the condition it concerns; one of a tenant that has not
+// a running tenant below the failure threshold, or one whose control plane
+// answers (stillReady), changes only the message of the condition it concerns; one of a tenant that has not
 // run (retrying) makes it False with ReasonRetrying. A failure in a
 // namespace being deleted (namespaceDeleted) makes both Deleting.
 func setFailed(vc *v1alpha1.VirtualCluster, e *phaseError) {

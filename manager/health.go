@@ -9,6 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/vnest-dev/vnest/api/v1alpha1"
 )
 
 // DefaultFailureThreshold is how many resyncs in a row a running tenant
@@ -16,7 +18,8 @@ import (
 // leaves Running (--control-plane-failure-threshold), like a kubelet
 // probe's failureThreshold: with retryHealthCheck between them, a control
 // plane that stopped answering leaves Running about 20 s after its first
-// failed check.
+// failed check. A tenant whose other steps fail so leaves Running only once
+// its control plane does not answer either (transientWhileRunning).
 const DefaultFailureThreshold = 3
 
 // resyncFailures counts, per VirtualCluster, the resyncs in a row of a
@@ -77,33 +80,70 @@ func graced(pe *phaseError, failures, threshold int) *phaseError {
 	return &out
 }
 
+// transientWhileRunning is pe, a transient failure of a running tenant's
+// resync, as it is recorded: graced, and at the threshold, unless what
+// failed is the control plane's health check itself (ControlPlaneUnhealthy),
+// the tenant stays Running while its control plane answers (checkedRunning).
+// A step before the health check that failed so (the super cluster's API
+// timing out on the tenant's Secrets or Deployment, its etcd not answering
+// the manager) says nothing of the control plane as it runs, and a blip of
+// the super cluster's API must not take every tenant out of Running, which
+// stops the syncer serving them all. The count is not started again then,
+// so each further failed resync checks again, every retryHealthCheck.
+func (r *Reconciler) transientWhileRunning(ctx context.Context, s *scope, pe *phaseError) *phaseError {
+	failures, threshold := r.resyncFailures.add(client.ObjectKeyFromObject(s.vc)), r.threshold()
+	if failures < threshold || pe.reason == v1alpha1.ReasonControlPlaneUnhealthy {
+		return graced(pe, failures, threshold)
+	}
+	out, answers := r.checkedRunning(ctx, s, pe, fmt.Sprintf("%d resyncs in a row failed: %s", failures, pe.message))
+	if answers {
+		out.retryAfter = retryHealthCheck
+		return out
+	}
+	return graced(out, failures, threshold)
+}
+
 // refusedWhileRunning is pe, a write the super cluster refused in a running
 // tenant's resync (a ResourceQuota or a webhook an operator added to the
 // namespace, a spec change that makes an invalid object), as it is
 // recorded. The refusal stops the steps after it but changes nothing of the
 // control plane that runs, and the syncer serves only Running tenants: while
 // the control plane answers its health check, the tenant stays Running
-// (stillReady), the condition the write concerns True with the refusal in
-// its message, and a Warning event says it; it is tried again every
-// retryFailure. A failed health check is counted as in graced, and the
-// threshold-th makes the tenant Failed with the refusal's reason: nothing
-// serves it then, and what would change that is refused.
+// (checkedRunning), and it is tried again every retryFailure. A failed
+// health check is counted as in graced, and the threshold-th makes the
+// tenant Failed with the refusal's reason: nothing serves it then, and what
+// would change that is refused.
 func (r *Reconciler) refusedWhileRunning(ctx context.Context, s *scope, pe *phaseError) *phaseError {
 	key := client.ObjectKeyFromObject(s.vc)
-	err := r.checkRunning(ctx, s)
-	if err == nil {
+	out, answers := r.checkedRunning(ctx, s, pe, pe.message)
+	if answers {
 		// The control plane answered: no failure in a row of it.
 		r.resyncFailures.reset(key)
-		out := *pe
-		out.message = fmt.Sprintf("still Running (the tenant apiserver at %s is ready), but %s", s.vc.Status.Endpoint, pe.message)
-		out.stillReady = true
-		return &out
+		return out
 	}
-	down := *pe
-	down.message = fmt.Sprintf("%s; and the tenant apiserver at %s failed its health check: %v", pe.message, s.vc.Status.Endpoint, err)
-	down.transient = true
-	return graced(&down, r.resyncFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
+	return graced(out, r.resyncFailures.add(key), r.threshold())
 }
+
+// checkedRunning checks the control plane of a running tenant whose resync
+// failed with pe at a step other than the health check (checkRunning) and
+// reports whether it answers. It answers: pe is stillReady, the condition it
+// concerns True with "still Running (the tenant apiserver at … is ready),
+// but " and what in its message, and a Warning event says it. It does not:
+// pe with the check's failure added, transient, for graced.
+func (r *Reconciler) checkedRunning(ctx context.Context, s *scope, pe *phaseError, what string) (*phaseError, bool) {
+	out := *pe
+	if err := r.checkRunning(ctx, s); err != nil {
+		out.message = fmt.Sprintf("%s; and the tenant apiserver at %s failed its health check: %v", pe.message, s.vc.Status.Endpoint, err)
+		out.transient = true
+		return &out, false
+	}
+	out.message = fmt.Sprintf("still Running (the tenant apiserver at %s is ready), but %s", s.vc.Status.Endpoint, what)
+	out.stillReady = true
+	return &out, true
+}
+
+// threshold is the failure threshold of the resyncs of a running tenant.
+func (r *Reconciler) threshold() int { return cmp.Or(r.failureThreshold, DefaultFailureThreshold) }
 
 // checkRunning checks the health of a running tenant's control plane as it
 // runs, whatever step of the resync stopped: this reconcile's check if it

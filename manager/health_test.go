@@ -140,9 +140,9 @@ func checkControlPlane(t *testing.T, r *Reconciler, vc *v1alpha1.VirtualCluster,
 // TestStorageFailureThreshold: a running tenant whose etcd does not answer
 // a resync (an external one nobody listens at) stays Running through fewer
 // than DefaultFailureThreshold failed resyncs in a row; the threshold-th
-// takes it out of Running (Pending: StorageUnavailable). A configuration
-// error gets no grace: a credentials Secret that is gone (waiting does not
-// bring it back) makes it Failed at once.
+// takes it out of Running (Pending: StorageUnavailable) unless its control
+// plane answers. A configuration error gets no grace: a credentials Secret
+// that is gone (waiting does not bring it back) makes it Failed at once.
 func TestStorageFailureThreshold(t *testing.T) {
 	const (
 		running = v1alpha1.PhaseRunning
@@ -150,17 +150,28 @@ func TestStorageFailureThreshold(t *testing.T) {
 		failed  = v1alpha1.PhaseFailed
 	)
 	cases := map[string]struct {
-		secret bool
-		want   []v1alpha1.VirtualClusterPhase // after each resync
+		secret  bool
+		answers bool                           // the control plane's health check
+		want    []v1alpha1.VirtualClusterPhase // after each resync
 	}{
 		"one failed resync keeps Running":                 {secret: true, want: []v1alpha1.VirtualClusterPhase{running}},
 		"threshold failed resyncs in a row leave Running": {secret: true, want: []v1alpha1.VirtualClusterPhase{running, running, pending}},
-		"a credentials Secret gone leaves at once":        {secret: false, want: []v1alpha1.VirtualClusterPhase{failed}},
+		"the control plane answers, it stays Running": {
+			secret: true, answers: true, want: []v1alpha1.VirtualClusterPhase{running, running, running, running},
+		},
+		"a credentials Secret gone leaves at once": {secret: false, want: []v1alpha1.VirtualClusterPhase{failed}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			vc, objs := runningExternalEtcdVC(tc.secret)
-			r, c, rec := newTestReconciler(t, nil, objs...)
+			setIdentity(vc)
+			r, c, rec := newTestReconciler(t, nil, append(objs, &corev1.Secret{ObjectMeta: objectMeta(vc, vc.PKISecretName())})...)
+			r.readyz = func(context.Context, string, adminCredentials) error {
+				if tc.answers {
+					return nil
+				}
+				return errors.New("/readyz timed out")
+			}
 			var got []v1alpha1.VirtualClusterPhase
 			for range tc.want {
 				resyncUnreachableEtcd(t, r, vc)
@@ -259,9 +270,13 @@ func controlPlaneThenKubeconfig(r *Reconciler) []phase {
 
 // TestResyncFailureThreshold: the other steps of a running tenant's resync
 // that call the super cluster's API get the same threshold when the call
-// fails (here: times out), and the tenant stays out of Running while they
-// go on failing; a Secret of the tenant's name that is not its own is a
-// configuration error and takes the tenant out of Running at once.
+// fails (here: times out). At the threshold, and at each failed resync
+// after it, the control plane is checked: while it answers (with the
+// credentials of its PKI Secret), the tenant stays Running, with the
+// failure in the condition's message; once it does not, the tenant leaves
+// Running and stays out while the failures go on. A Secret of the tenant's
+// name that is not its own is a configuration error and takes the tenant
+// out of Running at once.
 func TestResyncFailureThreshold(t *testing.T) {
 	const (
 		running = v1alpha1.PhaseRunning
@@ -272,48 +287,79 @@ func TestResyncFailureThreshold(t *testing.T) {
 		objs    []client.Object
 		cluster bool // the cluster provisioner, else one that runs nothing
 		phases  func(*Reconciler) []phase
+		answers string // whether the control plane answers, a letter per resync: o it does, x not
 		want    []v1alpha1.VirtualClusterPhase
 		event   string // the start of every event
+		message string // of ControlPlaneReady after the last resync
 	}{
-		"the PKI Secret cannot be read": {
-			funcs: failOn(&corev1.Secret{}, "demo-pki", false), phases: pkiThenControlPlane,
-			want:  []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
-			event: "Warning PKIFailed ",
+		"the PKI Secret cannot be read, nor the credentials of the health check": {
+			funcs: failOn(&corev1.Secret{}, "demo-pki", false), phases: pkiThenControlPlane, answers: "oooo",
+			want:    []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
+			event:   "Warning PKIFailed ",
+			message: "reading Secret default/demo-pki: Timeout: request timed out",
 		},
-		"the control plane's Deployment cannot be read": {
-			funcs: failOn(&appsv1.Deployment{}, "demo-apiserver", false), cluster: true, phases: controlPlaneThenKubeconfig,
-			want:  []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
+		"the control plane's Deployment cannot be read, the control plane answers": {
+			funcs: failOn(&appsv1.Deployment{}, "demo-apiserver", false), cluster: true, phases: controlPlaneThenKubeconfig, answers: "oooo",
+			want:  []v1alpha1.VirtualClusterPhase{running, running, running, running},
 			event: "Warning ProvisionFailed ",
+			message: "still Running (the tenant apiserver at https://192.0.2.1:7000 is ready), but 4 resyncs in a row failed: " +
+				"applying Deployment default/demo-apiserver: Timeout: request timed out",
 		},
-		"the kubeconfig Secret cannot be written": {
-			funcs: failOn(&corev1.Secret{}, "demo-kubeconfig", true), phases: controlPlaneThenKubeconfig,
-			want:  []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
+		"the control plane's Deployment cannot be read, the control plane stops answering": {
+			funcs: failOn(&appsv1.Deployment{}, "demo-apiserver", false), cluster: true, phases: controlPlaneThenKubeconfig, answers: "ooox",
+			want:  []v1alpha1.VirtualClusterPhase{running, running, running, failed},
+			event: "Warning ProvisionFailed ",
+			message: "applying Deployment default/demo-apiserver: Timeout: request timed out; " +
+				"and the tenant apiserver at https://192.0.2.1:7000 failed its health check: /readyz timed out (4 resyncs in a row failed)",
+		},
+		"the control plane's Deployment cannot be read, the control plane does not answer": {
+			funcs: failOn(&appsv1.Deployment{}, "demo-apiserver", false), cluster: true, phases: controlPlaneThenKubeconfig, answers: "xxxx",
+			want:    []v1alpha1.VirtualClusterPhase{running, running, failed, failed},
+			event:   "Warning ProvisionFailed ",
+			message: "applying Deployment default/demo-apiserver: Timeout: request timed out",
+		},
+		"the kubeconfig Secret cannot be written, the control plane answered": {
+			funcs: failOn(&corev1.Secret{}, "demo-kubeconfig", true), phases: controlPlaneThenKubeconfig, answers: "oooo",
+			want:  []v1alpha1.VirtualClusterPhase{running, running, running, running},
 			event: "Warning KubeconfigWriteFailed ",
 		},
 		"a foreign kubeconfig Secret leaves at once": {
 			objs:   []client.Object{&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "demo-kubeconfig", Namespace: "default"}}},
-			phases: controlPlaneThenKubeconfig,
-			want:   []v1alpha1.VirtualClusterPhase{failed},
-			event:  "Warning KubeconfigWriteFailed Secret default/demo-kubeconfig exists but does not belong to this virtual cluster",
+			phases: controlPlaneThenKubeconfig, answers: "o",
+			want:  []v1alpha1.VirtualClusterPhase{failed},
+			event: "Warning KubeconfigWriteFailed Secret default/demo-kubeconfig exists but does not belong to this virtual cluster",
 		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			vc := runningVC()
-			r, c, rec := newTestReconciler(t, tc.funcs, append(tc.objs, vc.DeepCopy())...)
-			r.readyz = func(context.Context, string, adminCredentials) error { return nil }
+			setIdentity(vc)
+			pki := &corev1.Secret{ObjectMeta: objectMeta(vc, vc.PKISecretName())}
+			r, c, rec := newTestReconciler(t, tc.funcs, append(tc.objs, vc.DeepCopy(), pki)...)
 			var prov provisioner = &stoppingProvisioner{}
 			if tc.cluster {
 				prov = &clusterProvisioner{client: c, reader: c, scheme: c.Scheme()}
 			}
 			var got []v1alpha1.VirtualClusterPhase
-			for range tc.want {
+			for i, a := range tc.answers {
+				r.readyz = func(context.Context, string, adminCredentials) error {
+					if a == 'o' {
+						return nil
+					}
+					return errors.New("/readyz timed out")
+				}
 				s := &scope{vc: vc, original: vc.DeepCopy(), prov: prov, storage: &etcdCreds{}, endpoint: endpoint{URL: vc.Status.Endpoint}}
-				_, _ = r.runPhases(testContext(t), s, tc.phases(r))
+				res, _ := r.runPhases(testContext(t), s, tc.phases(r))
 				got = append(got, computePhase(vc))
+				if got[i] == running && res.RequeueAfter != retryHealthCheck {
+					t.Errorf("resync %d: RequeueAfter = %s, want %s", i+1, res.RequeueAfter, retryHealthCheck)
+				}
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
-				t.Errorf("phase after each resync (-want +got):\n%s", diff)
+				t.Errorf("phase after each resync %q (-want +got):\n%s", tc.answers, diff)
+			}
+			if cp := meta.FindStatusCondition(vc.Status.Conditions, cpReady); tc.message != "" && cp.Message != tc.message {
+				t.Errorf("ControlPlaneReady = %s/%s %q, want the message %q", cp.Status, cp.Reason, cp.Message, tc.message)
 			}
 			evs := drainEvents(rec)
 			if len(evs) != len(tc.want) {

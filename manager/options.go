@@ -93,7 +93,8 @@ type Options struct {
 	// ControlPlaneFailureThreshold is how many resyncs in a row a running
 	// tenant must fail, for a reason that may pass by itself (a failed
 	// health check, etcd or the super cluster's API not answering), before
-	// it leaves Running.
+	// it leaves Running: at once for failed health checks, for the others
+	// once its control plane does not answer either.
 	ControlPlaneFailureThreshold int
 	// SyncerLeaseNamespace and SyncerLeaseName are the syncer's heartbeat
 	// Lease (the syncer's --lease-namespace and --lease-name): a Syncing
@@ -138,7 +139,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	securemetrics.AddFlags(fs, &o.MetricsSecure, &o.MetricsCertDir)
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz, like :8081; 0 turns them off.")
 	fs.IntVar(&o.Concurrency, "concurrency", o.Concurrency, "How many VirtualClusters are reconciled at the same time.")
-	fs.IntVar(&o.ControlPlaneFailureThreshold, "control-plane-failure-threshold", o.ControlPlaneFailureThreshold, "How many resyncs (10 s apart after a failure) in a row a running tenant must fail, for a reason that may pass by itself (its control plane's /readyz, its etcd or the super cluster's API not answering; an object the super cluster refuses is not one, and leaves a tenant whose /readyz answers Running), before it leaves Running (and the syncer stops serving it).")
+	fs.IntVar(&o.ControlPlaneFailureThreshold, "control-plane-failure-threshold", o.ControlPlaneFailureThreshold, "How many resyncs (10 s apart after a failure) in a row a running tenant must fail, for a reason that may pass by itself (its control plane's /readyz, its etcd or the super cluster's API not answering), before it leaves Running and the syncer stops serving it; when what failed is not its /readyz, only if its /readyz fails then too (checked again at each further failed resync). An object the super cluster refuses is not such a reason, and leaves a tenant whose /readyz answers Running.")
 	fs.StringVar(&o.SyncerLeaseNamespace, "syncer-lease-namespace", o.SyncerLeaseNamespace, "Namespace of the syncer's heartbeat Lease (the syncer's --lease-namespace).")
 	fs.StringVar(&o.SyncerLeaseName, "syncer-lease-name", o.SyncerLeaseName, "Name of the syncer's heartbeat Lease (the syncer's --lease-name): a VirtualCluster's Syncing condition that is True while this Lease has not been renewed for its duration (and 10 s more) becomes Unknown, reason SyncerNotServing. Empty turns the check off.")
 }

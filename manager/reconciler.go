@@ -1,7 +1,6 @@
 package manager
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,7 +67,8 @@ type Reconciler struct {
 	defaultEtcd *clientv3.Client
 
 	// failureThreshold is how many resyncs in a row a running tenant may
-	// fail for a transient reason and stay Running; 0: DefaultFailureThreshold.
+	// fail for a transient reason and stay Running whatever its control
+	// plane does (transientWhileRunning); 0: DefaultFailureThreshold.
 	failureThreshold int
 	resyncFailures   resyncFailures
 	// syncerLease is the syncer's heartbeat Lease (syncerlease.go); empty: not checked.
@@ -183,10 +183,11 @@ type phase struct {
 
 // runPhases runs phases in order up to the first that fails. A running
 // tenant's resync that fails for a transient reason is counted, and below
-// the failure threshold leaves the tenant Running (graced); one that goes
-// through starts the count again. A write the super cluster refuses in a
-// running tenant's resync leaves it Running while its control plane
-// answers (refusedWhileRunning). A transient failure of a tenant that has
+// the failure threshold leaves the tenant Running (graced), and at it too
+// while its control plane answers, unless the failure is of its health
+// check (transientWhileRunning); one that goes through starts the count
+// again. A write the super cluster refuses in a running tenant's resync
+// leaves it Running while its control plane answers (refusedWhileRunning). A transient failure of a tenant that has
 // not run, or has since come through a resync, is Retrying, never Failed;
 // one that follows a running tenant's failures (counted, not yet ended by
 // a resync that went through) keeps its reason, so the tenant the
@@ -204,7 +205,7 @@ func (r *Reconciler) runPhases(ctx context.Context, s *scope, phases []phase) (c
 				pe = r.refusedWhileRunning(ctx, s, pe)
 			case !pe.transient:
 			case running:
-				pe = graced(pe, r.resyncFailures.add(key), cmp.Or(r.failureThreshold, DefaultFailureThreshold))
+				pe = r.transientWhileRunning(ctx, s, pe)
 			case !r.resyncFailures.failing(key):
 				pe = retrying(pe)
 			}
