@@ -272,9 +272,10 @@ func leavesOf(files PKIFiles, ca, frontProxyCA *pki.Authority, serving pki.Spec)
 }
 
 // RenewPKI reissues the leaf certificates in dir that expire within 30 days
-// (pki.Authority.Renew: a new key, the names and usages they had) and returns
-// the base names of those it reissued, in the order of the layout; it goes on
-// past a leaf it cannot renew. The CAs and the service-account key are never
+// (pki.Authority.Renew: a new key, the names and usages they had, a year but
+// never past their CA's end) and returns the base names of those it reissued,
+// in the order of the layout; it goes on past a leaf it cannot renew, and a CA
+// that expires within 30 days is an error (its leaves renewed up to its end). The CAs and the service-account key are never
 // replaced: every credential issued with them would go with them. Only for a
 // PKI directory its caller owns, which EnsurePKI filled: EnsurePKI itself
 // uses present files as they are, for whoever provided them.
@@ -290,11 +291,13 @@ func RenewPKI(dir string) ([]string, error) {
 	var renewed []string
 	var errs []error
 	for _, l := range leavesOf(PKIFilesIn(dir), ca, frontProxyCA, pki.Spec{}) {
+		// Both when the CA expires within 30 days: renewed up to its end, and the error says so.
 		ok, err := l.ca.Renew(dir, l.name)
+		if ok {
+			renewed = append(renewed, l.name)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("tenant PKI: %w", err))
-		} else if ok {
-			renewed = append(renewed, l.name)
 		}
 	}
 	return renewed, errors.Join(errs...)

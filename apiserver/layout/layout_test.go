@@ -9,8 +9,11 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/vnest-dev/vnest/internal/pki"
 )
 
 // TestEnsurePKICSRSignerCA: the CSR signer has a CA of its own, not the tenant CA that the
@@ -178,5 +181,51 @@ func TestEnsurePKIFinishesInterruptedPair(t *testing.T) {
 		if _, err := os.Stat(f); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// TestRenewPKICAEnding: with the tenant CA 20 days from its end, a leaf that ends before it (the
+// admin's, in a day) is renewed up to the CA's end, which is worth 19 days, and RenewPKI says both
+// that it renewed it and that the CA expires: a renewal cannot outlive the CA, which it never
+// replaces.
+func TestRenewPKICAEnding(t *testing.T) {
+	dir := t.TempDir()
+	files, err := EnsurePKI(dir, ServingCertSpec(ServingNames{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	day := 24 * time.Hour
+	resign(t, files.CA.CertFile, files.CA, 20*day)
+	resign(t, files.Admin.CertFile, files.CA, day)
+
+	renewed, err := RenewPKI(dir)
+	if len(renewed) != 1 || renewed[0] != AdminCertName {
+		t.Errorf("renewed %v, want [%s]", renewed, AdminCertName)
+	}
+	if err == nil || !strings.Contains(err.Error(), "expires at") {
+		t.Errorf("RenewPKI error = %v, want one saying that %s expires", err, filepath.Base(files.CA.CertFile))
+	}
+	if ca, admin := readCert(t, files.CA.CertFile), readCert(t, files.Admin.CertFile); !admin.NotAfter.Equal(ca.NotAfter) {
+		t.Errorf("admin certificate ends at %s, want its CA's end %s", admin.NotAfter, ca.NotAfter)
+	}
+}
+
+// resign signs the certificate file again as it is, with the key of ca (the CA's own, for the
+// CA), but ending in left.
+func resign(t *testing.T, file string, ca pki.Pair, left time.Duration) {
+	t.Helper()
+	cert := readCert(t, file)
+	cert.NotAfter = time.Now().Add(left)
+	parent := readCert(t, ca.CertFile)
+	if file == ca.CertFile {
+		parent = cert
+	}
+	key := readKey(t, ca.KeyFile)
+	der, err := x509.CreateCertificate(rand.Reader, cert, parent, cert.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -4,7 +4,11 @@
 // Everything is load-or-create: an existing file that still matches what is
 // asked for (issuer, names, addresses, usages, not close to expiry) is reused,
 // so restarting a control plane on the same directory keeps its identity and
-// clients keep working. A file that no longer matches is reissued.
+// clients keep working. A file that no longer matches is reissued. A leaf
+// certificate is valid for a year, but never past its CA's end, after which
+// no client would verify it; one that ends with its CA is kept however close
+// to expiry, since a new one would end no later, and an expired CA issues
+// nothing.
 //
 // Every file is written aside, synced and renamed into place, so a crash or a
 // power loss never leaves half a key under its name; WriteFile does the same

@@ -133,9 +133,15 @@ func (a *Authority) ensure(s store, dir, name string, spec Spec) (Pair, error) {
 }
 
 // Renew reissues the certificate dir/name.{crt,key} when it expires within 30 days (or has
-// expired): with a new key, valid for a year, and the subject, names, addresses and usages of
-// the certificate it replaces, whatever asked for those. It reports whether it did. Only for
-// files the caller owns; a certificate a did not sign is an error, being no one's to renew here.
+// expired): with a new key, valid for a year but never past a's own end (issue), and the
+// subject, names, addresses and usages of the certificate it replaces, whatever asked for those.
+// It reports whether it did. Only for files the caller owns; a certificate a did not sign is an
+// error, being no one's to renew here.
+//
+// When a itself expires within 30 days no renewal keeps the certificate valid for long, and
+// Renew returns an error that says so, whether it renewed or not: it renews a certificate that
+// ends before a does (up to a's end), and leaves one that already ends with a as it is, since a
+// new key would buy nothing. Only a new CA helps then, which is its owner's to make.
 func (a *Authority) Renew(dir, name string) (bool, error) {
 	p := Pair{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key")}
 	cert, _, err := loadPair(disk{}, p.CertFile, p.KeyFile)
@@ -148,6 +154,14 @@ func (a *Authority) Renew(dir, name string) (bool, error) {
 	if time.Until(cert.NotAfter) > renewBefore {
 		return false, nil
 	}
+	var caEnding error
+	if time.Until(a.Cert.NotAfter) <= renewBefore {
+		caEnding = fmt.Errorf("renewing certificate %s: its CA %s expires at %s, within 30 days, and no certificate it signs can outlive it: replace the CA",
+			name, a.CertFile, a.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
+	if !cert.NotAfter.Before(a.Cert.NotAfter) {
+		return false, caEnding // it ends with a already, within 30 days: caEnding is set
+	}
 	spec := Spec{
 		CommonName: cert.Subject.CommonName, Organization: cert.Subject.Organization,
 		DNSNames: cert.DNSNames, IPs: cert.IPAddresses,
@@ -157,23 +171,33 @@ func (a *Authority) Renew(dir, name string) (bool, error) {
 	if err := a.issue(disk{}, p, name, spec, leafValidity); err != nil {
 		return false, err
 	}
-	return true, nil
+	return true, caEnding
 }
 
-// issue writes a new key and a certificate for spec signed by a, valid for validity, into p.
+// issue writes a new key and a certificate for spec signed by a into p, valid for validity but
+// never past a's own end: no client verifies a certificate beyond its CA's NotAfter, so a longer
+// validity would only claim that the certificate lasts longer than it does, to whoever watches
+// its end. An expired a is an error rather than a certificate that ends before it begins.
 func (a *Authority) issue(s store, p Pair, name string, spec Spec, validity time.Duration) error {
+	now := time.Now()
+	if !a.Cert.NotAfter.After(now) {
+		return fmt.Errorf("issuing certificate %s: its CA %q expired at %s", name, a.Cert.Subject.CommonName, a.Cert.NotAfter.UTC().Format(time.RFC3339))
+	}
 	key, err := newKey()
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	notAfter := now.Add(validity)
+	if a.Cert.NotAfter.Before(notAfter) {
+		notAfter = a.Cert.NotAfter
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: spec.CommonName, Organization: spec.Organization},
 		DNSNames:     spec.DNSNames,
 		IPAddresses:  spec.IPs,
 		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(validity),
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:  extUsages(spec),
 	}
@@ -209,8 +233,15 @@ func ensureKey(s store, dir, name string) (privFile, pubFile string, err error) 
 	return privFile, pubFile, s.writeKeyAnd(pubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o644, privFile, key)
 }
 
+// matches reports whether cert, present, is what spec asks a for. One close to expiry is not,
+// unless it ends with a already: a new one would end no later (issue), and reissuing it at each
+// Ensure in a's last 30 days would only change the PKI again and again, and with it whatever a
+// change of the PKI restarts.
 func (a *Authority) matches(cert *x509.Certificate, spec Spec) bool {
-	if cert.CheckSignatureFrom(a.Cert) != nil || time.Until(cert.NotAfter) <= renewBefore {
+	if cert.CheckSignatureFrom(a.Cert) != nil {
+		return false
+	}
+	if time.Until(cert.NotAfter) <= renewBefore && cert.NotAfter.Before(a.Cert.NotAfter) {
 		return false
 	}
 	if cert.Subject.CommonName != spec.CommonName || !sameStrings(cert.Subject.Organization, spec.Organization) {

@@ -2,9 +2,11 @@ package pki
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -357,6 +359,7 @@ func TestRenew(t *testing.T) {
 	day := 24 * time.Hour
 	tests := map[string]struct {
 		validity    time.Duration // of the certificate on disk
+		caLeft      time.Duration // how long its CA has; 0: a new CA's 10 years
 		otherCA     bool
 		wantRenewed bool
 		wantErr     string
@@ -366,6 +369,12 @@ func TestRenew(t *testing.T) {
 		"29 days left is renewed":      {validity: 29 * day, wantRenewed: true},
 		"expired is renewed":           {validity: -time.Minute, wantRenewed: true},
 		"another CA's is left, failed": {validity: 29 * day, otherCA: true, wantErr: "not signed by"},
+		// No renewal outlives the CA: renewed up to its end, which is better than a day, but the
+		// CA is what must change.
+		"a day left, the CA 20 days: renewed, failed": {validity: day, caLeft: 20 * day, wantRenewed: true,
+			wantErr: "expires at"},
+		// Issued for 25 days and so ending with its CA: a new key would end no later.
+		"ending with the CA in 20 days: kept, failed": {validity: 25 * day, caLeft: 20 * day, wantErr: "expires at"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -373,6 +382,9 @@ func TestRenew(t *testing.T) {
 			ca, err := LoadOrCreateCA(dir, "ca", "test-ca")
 			if err != nil {
 				t.Fatal(err)
+			}
+			if tc.caLeft != 0 {
+				ca = caUntil(t, dir, time.Now().Add(tc.caLeft))
 			}
 			issuer := ca
 			if tc.otherCA {
@@ -406,8 +418,8 @@ func TestRenew(t *testing.T) {
 			if after.Equal(before) || after.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(before.PublicKey) {
 				t.Fatalf("renewed certificate has the old certificate or key")
 			}
-			if left := time.Until(after.NotAfter); left < leafValidity-time.Minute {
-				t.Fatalf("renewed certificate is valid for %s more, want a year", left)
+			if want := leafEnd(ca); after.NotAfter.Before(want.Add(-time.Minute)) || after.NotAfter.After(want) {
+				t.Fatalf("renewed certificate ends at %s, want %s (a year, or its CA's end %s)", after.NotAfter, want, ca.Cert.NotAfter)
 			}
 			if err := after.CheckSignatureFrom(ca.Cert); err != nil {
 				t.Fatalf("renewed certificate: %v", err)
@@ -430,6 +442,128 @@ func TestRenew(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLeafEndsByItsCA: a leaf, first issued or renewed, is valid for a year but never past its
+// CA's end, after which no client verifies it anyway.
+func TestLeafEndsByItsCA(t *testing.T) {
+	spec := Spec{CommonName: "admin", Organization: []string{"system:masters"}, Client: true}
+	day := 24 * time.Hour
+	tests := map[string]struct {
+		caLeft    time.Duration
+		wantCAEnd bool // else a year
+	}{
+		"CA for 10 years: a year":       {caLeft: caValidity},
+		"CA for 6 months: the CA's end": {caLeft: 182 * day, wantCAEnd: true},
+	}
+	ways := map[string]func(ca *Authority, dir string) error{
+		"issued": func(ca *Authority, dir string) error { _, err := ca.Ensure(dir, "leaf", spec); return err },
+		"renewed": func(ca *Authority, dir string) error {
+			// 29 days left: within the 30 days before its end in which a leaf is renewed.
+			if err := ca.issue(disk{}, leafPair(dir), "leaf", spec, 29*day); err != nil {
+				return err
+			}
+			if renewed, err := ca.Renew(dir, "leaf"); err != nil || !renewed {
+				return fmt.Errorf("Renew = %v, %v; want true, nil", renewed, err)
+			}
+			return nil
+		},
+	}
+	for name, tc := range tests {
+		for how, makeLeaf := range ways {
+			t.Run(name+", "+how, func(t *testing.T) {
+				dir := t.TempDir()
+				ca := caUntil(t, dir, time.Now().Add(tc.caLeft))
+				if err := makeLeaf(ca, dir); err != nil {
+					t.Fatal(err)
+				}
+				got := readLeaf(t, leafPair(dir)).NotAfter
+				want := time.Now().Add(leafValidity)
+				if tc.wantCAEnd {
+					want = ca.Cert.NotAfter
+				}
+				if got.Before(want.Add(-time.Minute)) || got.After(want) {
+					t.Errorf("the %s leaf ends at %s, want %s (its CA ends at %s)", how, got, want, ca.Cert.NotAfter)
+				}
+			})
+		}
+	}
+}
+
+// TestEnsureNearTheCAsEnd: a leaf Ensure issued up to a CA that ends within 30 days is kept by
+// the next Ensure, being as good as a new one (the manager's PKI would otherwise change at every
+// resync, and restart the tenant: its etcd client certificate is by an etcd CA it does not
+// replace); with the CA expired, there is no certificate to issue.
+func TestEnsureNearTheCAsEnd(t *testing.T) {
+	spec := Spec{CommonName: "etcd-user", Client: true}
+	day := 24 * time.Hour
+	tests := map[string]struct {
+		caLeft  time.Duration
+		wantErr string
+	}{
+		"CA for 20 days: until its end, then kept": {caLeft: 20 * day},
+		"CA expired: failed":                       {caLeft: -day, wantErr: `its CA "test-ca" expired at`},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			ca := caUntil(t, dir, time.Now().Add(tc.caLeft))
+			_, err := ca.Ensure(dir, "leaf", spec)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("Ensure error = %v, want one with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			first := readLeaf(t, leafPair(dir))
+			if !first.NotAfter.Equal(ca.Cert.NotAfter) {
+				t.Fatalf("the leaf ends at %s, want its CA's end %s", first.NotAfter, ca.Cert.NotAfter)
+			}
+			if _, err := ca.Ensure(dir, "leaf", spec); err != nil {
+				t.Fatal(err)
+			}
+			if again := readLeaf(t, leafPair(dir)); !again.Equal(first) {
+				t.Errorf("the next Ensure reissued the leaf that ends with its CA; want it kept")
+			}
+		})
+	}
+}
+
+// caUntil is a CA in dir/ca.{crt,key} as LoadOrCreateCA makes it, but ending at notAfter.
+func caUntil(t *testing.T, dir string, notAfter time.Time) *Authority {
+	t.Helper()
+	ca, err := LoadOrCreateCA(dir, "ca", "test-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := *ca.Cert
+	tmpl.NotAfter = notAfter
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, ca.Key.Public(), ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writePair(disk{}, ca.CertFile, ca.KeyFile, der, ca.Key); err != nil {
+		t.Fatal(err)
+	}
+	if ca.Cert, err = x509.ParseCertificate(der); err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// leafEnd is when a leaf ca issues now ends: in a year, or with ca if that comes first.
+func leafEnd(ca *Authority) time.Time {
+	if end := time.Now().Add(leafValidity); end.Before(ca.Cert.NotAfter) {
+		return end
+	}
+	return ca.Cert.NotAfter
+}
+
+func leafPair(dir string) Pair {
+	return Pair{CertFile: filepath.Join(dir, "leaf.crt"), KeyFile: filepath.Join(dir, "leaf.key")}
 }
 
 // readLeaf loads p as a TLS key pair (so the key matches) and returns its certificate.
