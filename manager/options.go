@@ -456,7 +456,7 @@ func (c CompletedConfig) Run(ctx context.Context) error {
 		wakeups = append(wakeups, local.wakeups)
 	}
 	if r.syncerLease.Name != "" {
-		w := newSyncerLeaseWatcher(r.syncerLease, mgr.GetAPIReader(), mgr.GetClient(), logger.WithName("syncer-lease"))
+		w := newSyncerLeaseWatcher(r.syncerLease, &r.leaseReading, mgr.GetAPIReader(), mgr.GetClient(), logger.WithName("syncer-lease"))
 		if err := mgr.Add(w); err != nil {
 			return err
 		}

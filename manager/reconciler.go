@@ -73,6 +73,9 @@ type Reconciler struct {
 	resyncFailures   resyncFailures
 	// syncerLease is the syncer's heartbeat Lease (syncerlease.go); empty: not checked.
 	syncerLease types.NamespacedName
+	// leaseReading is the last reading of syncerLease, which checkSyncerLease uses while
+	// it is fresh: the syncerLeaseWatcher's (Run gives it this one) or a reconcile's.
+	leaseReading syncerLeaseReading
 	// clock is the time of the Lease check; nil: time.Now.
 	clock func() time.Time
 	// readyz replaces checkReadyz in tests.

@@ -3,6 +3,8 @@ package manager
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -30,13 +32,22 @@ const syncerLeaseGrace = 10 * time.Second
 
 // checkSyncerLease sets vc's Syncing condition Unknown when it is True and the syncer's Lease says
 // the syncer stopped (setSyncerStopped): a syncer that stops leaves the condition as it was, and
-// nothing else would change it. The Warning event follows the status write that carries it
-// (patchStatus): recorded before, a write that conflicts would record it again at the next
-// reconcile. The syncer sets the condition True again when it serves vc. A Lease that cannot be
-// read changes nothing; the next reconcile looks again. What brings that reconcile soon after the
-// Lease expires is the syncerLeaseWatcher, not this.
+// nothing else would change it. A fresh reading of the Lease (syncerLeaseReading, the
+// syncerLeaseWatcher's every poll) that shows it renewed in time for now settles it with no GET:
+// the syncer is serving, as no later renewal can end sooner. Any other reading (stopped, none, or
+// older than syncerLeaseFresh) is not taken on trust: the Lease is read again, kept for the
+// reconciles after, and judged now, so a syncer that came back since a reading that showed it
+// stopped (its first renewal, then Syncing True) is not made Unknown again. The Warning event
+// follows the status write that carries it (patchStatus): recorded before, a write that conflicts
+// would record it again at the next reconcile. The syncer sets the condition True again when it
+// serves vc. A Lease that cannot be read changes nothing; the next reconcile looks again. What
+// brings that reconcile soon after the Lease expires is the syncerLeaseWatcher, not this.
 func (r *Reconciler) checkSyncerLease(ctx context.Context, vc *v1alpha1.VirtualCluster) {
 	if r.syncerLease.Name == "" || !meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
+		return
+	}
+	now := r.now()
+	if last := r.leaseReading.fresh(now); last != nil && syncerStopped(last.lease, r.syncerLease, now) == "" {
 		return
 	}
 	lease, err := getSyncerLease(ctx, r.APIReader, r.syncerLease)
@@ -44,7 +55,45 @@ func (r *Reconciler) checkSyncerLease(ctx context.Context, vc *v1alpha1.VirtualC
 		klog.FromContext(ctx).Info("Cannot read the syncer's lease; looking again at the next reconcile", "lease", r.syncerLease, "err", err)
 		return
 	}
-	setSyncerStopped(vc, lease, r.syncerLease, r.now())
+	r.leaseReading.store(lease, now)
+	setSyncerStopped(vc, lease, r.syncerLease, now)
+}
+
+// syncerLeaseFresh is the age up to which checkSyncerLease takes a reading of the syncer's Lease
+// that shows it renewed in time: two polls of the syncerLeaseWatcher, whose readings come a little
+// more than syncerLeasePoll apart (its period starts when a poll ends). Such a reading stays true
+// until the renewal it shows runs out, whatever its age; the bound is for a Lease deleted since
+// (a syncer uninstalled), which a reconcile then sees within 20 s.
+const syncerLeaseFresh = 2 * syncerLeasePoll
+
+// syncerLeaseReading is the last reading of the syncer's Lease, made by the syncerLeaseWatcher at
+// each poll or by a reconcile, for the reconciles' checkSyncerLease: a GET in each of them would
+// cost N GETs every resync period with N tenants, for a Lease the watcher read at most
+// syncerLeasePoll before. Its zero value holds none; it is safe for concurrent use.
+type syncerLeaseReading struct {
+	last atomic.Pointer[leaseReading]
+}
+
+// leaseReading is one reading of the syncer's Lease: lease, nil when it did not exist, read at at.
+// It is shared: nothing may modify lease.
+type leaseReading struct {
+	lease *coordinationv1.Lease
+	at    time.Time
+}
+
+// store keeps lease (nil: it did not exist), read at at, as the last reading.
+func (h *syncerLeaseReading) store(lease *coordinationv1.Lease, at time.Time) {
+	h.last.Store(&leaseReading{lease: lease, at: at})
+}
+
+// fresh is the last reading if it was made within syncerLeaseFresh before now, else nil. One
+// that says it was made after now (a clock set back) is not taken.
+func (h *syncerLeaseReading) fresh(now time.Time) *leaseReading {
+	last := h.last.Load()
+	if last == nil || now.Before(last.at) || now.Sub(last.at) > syncerLeaseFresh {
+		return nil
+	}
+	return last
 }
 
 // getSyncerLease reads the syncer's Lease ref with reader; nil, and no error, when it does not
@@ -68,15 +117,18 @@ const syncerLeasePoll = 10 * time.Second
 // syncerLeaseWatcher reads the syncer's Lease every syncerLeasePoll, for the whole manager, and
 // once it shows the syncer stopped queues the VirtualClusters whose Syncing is True
 // (syncerLeaseWakeups) on wakeups, a source of the controller: their reconciles set Unknown
-// (checkSyncerLease). Nothing else would bring them soon: the syncer's status writes wake no
-// reconcile, and a Running tenant is resynced every 2 minutes; a requeue of each such tenant
-// timed on the Lease would resync every Running tenant in full about every 50 s, where this
-// costs one uncached GET per poll whatever the number of tenants. The VirtualClusters come from
-// the manager's cache, which holds the syncer's status writes though they wake no reconcile.
+// (checkSyncerLease), from the reading it keeps for them (reading). Nothing else would bring them
+// soon: the syncer's status writes wake no reconcile, and a Running tenant is resynced every 2
+// minutes; a requeue of each such tenant timed on the Lease would resync every Running tenant in
+// full about every 50 s, where this costs one uncached GET per poll whatever the number of
+// tenants. The VirtualClusters come from the manager's cache, which holds the syncer's status
+// writes though they wake no reconcile.
 type syncerLeaseWatcher struct {
-	lease  types.NamespacedName
-	reader client.Reader // the Lease, uncached: the manager watches no Leases
-	cache  client.Reader // the VirtualClusters
+	lease types.NamespacedName
+	// reading is where each poll keeps what it read, for the Reconciler's checkSyncerLease.
+	reading *syncerLeaseReading
+	reader  client.Reader // the Lease, uncached: the manager watches no Leases
+	cache   client.Reader // the VirtualClusters
 	// logger is the manager's: a Runnable's context carries none.
 	logger klog.Logger
 	// clock is the time of the Lease check; nil: time.Now.
@@ -84,8 +136,8 @@ type syncerLeaseWatcher struct {
 	wakeups chan event.GenericEvent
 }
 
-func newSyncerLeaseWatcher(lease types.NamespacedName, reader, cache client.Reader, logger klog.Logger) *syncerLeaseWatcher {
-	return &syncerLeaseWatcher{lease: lease, reader: reader, cache: cache, logger: logger, wakeups: make(chan event.GenericEvent)}
+func newSyncerLeaseWatcher(lease types.NamespacedName, reading *syncerLeaseReading, reader, cache client.Reader, logger klog.Logger) *syncerLeaseWatcher {
+	return &syncerLeaseWatcher{lease: lease, reading: reading, reader: reader, cache: cache, logger: logger, wakeups: make(chan event.GenericEvent)}
 }
 
 // Start implements manager.Runnable: it polls until ctx is done, the first time at once.
@@ -99,26 +151,32 @@ func (w *syncerLeaseWatcher) Start(ctx context.Context) error {
 // runs only where the manager leads.
 func (w *syncerLeaseWatcher) NeedLeaderElection() bool { return true }
 
-// poll reads the syncer's Lease and the VirtualClusters once and queues those
-// syncerLeaseWakeups says. A Lease or a list it cannot read queues nothing; the next poll
-// looks again.
+// poll lists the VirtualClusters and reads the syncer's Lease once, keeps the reading (reading)
+// and queues those syncerLeaseWakeups says. With no VirtualCluster whose Syncing is True and that
+// is not being deleted (servedBySyncer) it reads no Lease: it would queue none, and the reconcile
+// of one that has since become True finds no fresh reading and reads the Lease itself. A list or
+// a Lease it cannot read queues nothing; the next poll looks again.
 func (w *syncerLeaseWatcher) poll(ctx context.Context) {
 	logger := klog.FromContext(ctx)
-	lease, err := getSyncerLease(ctx, w.reader, w.lease)
-	if err != nil {
-		logger.Info("Cannot read the syncer's lease; looking again at the next poll", "lease", w.lease, "in", syncerLeasePoll, "err", err)
-		return
-	}
 	var list v1alpha1.VirtualClusterList
 	if err := w.cache.List(ctx, &list); err != nil {
 		logger.Info("Cannot list VirtualClusters; looking again at the next poll", "in", syncerLeasePoll, "err", err)
 		return
 	}
-	now := time.Now()
-	if w.clock != nil {
-		now = w.clock()
+	if !slices.ContainsFunc(list.Items, func(vc v1alpha1.VirtualCluster) bool { return servedBySyncer(&vc) }) {
+		return
 	}
-	why, keys := syncerLeaseWakeups(lease, w.lease, now, list.Items)
+	at := time.Now() // the reading's time: before the GET, so the Lease is at least as fresh
+	if w.clock != nil {
+		at = w.clock()
+	}
+	lease, err := getSyncerLease(ctx, w.reader, w.lease)
+	if err != nil {
+		logger.Info("Cannot read the syncer's lease; looking again at the next poll", "lease", w.lease, "in", syncerLeasePoll, "err", err)
+		return
+	}
+	w.reading.store(lease, at)
+	why, keys := syncerLeaseWakeups(lease, w.lease, at, list.Items)
 	if len(keys) == 0 {
 		return
 	}
@@ -147,12 +205,17 @@ func syncerLeaseWakeups(lease *coordinationv1.Lease, ref types.NamespacedName, n
 		return "", nil
 	}
 	for i := range vcs {
-		vc := &vcs[i]
-		if vc.DeletionTimestamp.IsZero() && meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing) {
-			keys = append(keys, client.ObjectKeyFromObject(vc))
+		if servedBySyncer(&vcs[i]) {
+			keys = append(keys, client.ObjectKeyFromObject(&vcs[i]))
 		}
 	}
 	return why, keys
+}
+
+// servedBySyncer reports whether vc's Syncing is True and vc is not being deleted: whether an
+// expired Lease of the syncer is to make it Unknown (syncerLeaseWakeups).
+func servedBySyncer(vc *v1alpha1.VirtualCluster) bool {
+	return vc.DeletionTimestamp.IsZero() && meta.IsStatusConditionTrue(vc.Status.Conditions, v1alpha1.ConditionSyncing)
 }
 
 // syncerLeaseExpiry is when the manager takes the syncer for stopped unless it renews lease

@@ -3,6 +3,7 @@ package manager
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,6 +179,117 @@ func TestReconcileSyncerNotServingEventOnce(t *testing.T) {
 	}
 }
 
+// countLeaseGets returns interceptor functions that count the GETs of Leases in gets and fail
+// them with a timeout while *fail is true (fail may be nil).
+func countLeaseGets(gets *atomic.Int32, fail *bool) *interceptor.Funcs {
+	return &interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+		if _, ok := obj.(*coordinationv1.Lease); ok {
+			gets.Add(1)
+			if fail != nil && *fail {
+				return apierrors.NewTimeoutError("the super apiserver is slow", 1)
+			}
+		}
+		return c.Get(ctx, key, obj, opts...)
+	}}
+}
+
+// describeReading is what reading says, for the tests' messages: "none", "no Lease, read at T" or
+// "renewed at R, read at T".
+func describeReading(reading *leaseReading) string {
+	switch {
+	case reading == nil:
+		return "none"
+	case reading.lease == nil:
+		return "no Lease, read at " + reading.at.Format(time.TimeOnly)
+	}
+	return "renewed at " + reading.lease.Spec.RenewTime.Format(time.TimeOnly) + ", read at " + reading.at.Format(time.TimeOnly)
+}
+
+// TestCheckSyncerLeaseReading: two reconciles' checkSyncerLease (a burst) take the last reading
+// (the watcher's) with no GET when it was made within syncerLeaseFresh and shows the Lease renewed
+// in time for now. Any other reading (stopped, none, older, from after now) they do not trust: the
+// first reads the Lease and keeps that for the second, and one that shows the syncer stopped is
+// read again by each, so a syncer that came back since is not made Unknown. A Lease that cannot
+// be read changes nothing and keeps nothing.
+func TestCheckSyncerLeaseReading(t *testing.T) {
+	renewed := syncerLease(testNow.Add(-5 * time.Second))
+	earlier := syncerLease(testNow.Add(-30 * time.Second)) // as read before
+	expired := syncerLease(testNow.Add(-2 * time.Minute))
+	for name, tc := range map[string]struct {
+		reading *leaseReading         // the last reading before; nil: none
+		lease   *coordinationv1.Lease // the Lease a GET reads; nil: none
+		fail    bool                  // the GETs fail
+		want    metav1.ConditionStatus
+		// wantGets is how many GETs of the Lease the two checks make.
+		wantGets    int32
+		wantReading *leaseReading // the last reading after
+	}{
+		"fresh reading, renewed: True, no GET": {
+			reading: &leaseReading{earlier, testNow.Add(-15 * time.Second)}, lease: expired, want: isTrue,
+			wantReading: &leaseReading{earlier, testNow.Add(-15 * time.Second)},
+		},
+		"fresh reading, expired, renewed since: True, one GET, kept": {
+			reading: &leaseReading{expired, testNow.Add(-5 * time.Second)}, lease: renewed, want: isTrue,
+			wantGets: 1, wantReading: &leaseReading{renewed, testNow},
+		},
+		"fresh reading, no Lease, renewed since: True, one GET, kept": {
+			reading: &leaseReading{nil, testNow.Add(-5 * time.Second)}, lease: renewed, want: isTrue,
+			wantGets: 1, wantReading: &leaseReading{renewed, testNow},
+		},
+		"fresh reading, expired, still expired: Unknown, a GET each": {
+			reading: &leaseReading{expired, testNow.Add(-5 * time.Second)}, lease: expired, want: metav1.ConditionUnknown,
+			wantGets: 2, wantReading: &leaseReading{expired, testNow},
+		},
+		"fresh reading, renewed in time when read, not for now: one GET": {
+			reading: &leaseReading{syncerLease(testNow.Add(-55 * time.Second)), testNow.Add(-10 * time.Second)}, lease: renewed, want: isTrue,
+			wantGets: 1, wantReading: &leaseReading{renewed, testNow},
+		},
+		"stale reading: one GET, kept": {
+			reading: &leaseReading{earlier, testNow.Add(-syncerLeaseFresh - time.Second)}, lease: renewed, want: isTrue,
+			wantGets: 1, wantReading: &leaseReading{renewed, testNow},
+		},
+		"no reading: one GET, kept": {
+			lease: renewed, want: isTrue, wantGets: 1, wantReading: &leaseReading{renewed, testNow},
+		},
+		"no reading, no Lease: Unknown, a GET each": {
+			want: metav1.ConditionUnknown, wantGets: 2, wantReading: &leaseReading{nil, testNow},
+		},
+		"reading from after now (a clock set back): one GET, kept": {
+			reading: &leaseReading{renewed, testNow.Add(time.Second)}, lease: renewed, want: isTrue,
+			wantGets: 1, wantReading: &leaseReading{renewed, testNow},
+		},
+		"no reading, GET fails: unchanged, none kept": {
+			lease: expired, fail: true, want: isTrue, wantGets: 2,
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var objs []client.Object
+			if tc.lease != nil {
+				objs = append(objs, tc.lease.DeepCopy())
+			}
+			var gets atomic.Int32
+			r, _, _ := newTestReconciler(t, countLeaseGets(&gets, &tc.fail), objs...)
+			r.syncerLease, r.clock = testLeaseRef, func() time.Time { return testNow }
+			if tc.reading != nil {
+				r.leaseReading.store(tc.reading.lease, tc.reading.at)
+			}
+			for _, name := range []string{"a", "b"} {
+				vc := makeVC(name).Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj()
+				r.checkSyncerLease(testContext(t), vc)
+				if got := meta.FindStatusCondition(vc.Status.Conditions, syncing); got.Status != tc.want {
+					t.Errorf("%s: Syncing %s/%s %q, want %s", name, got.Status, got.Reason, got.Message, tc.want)
+				}
+			}
+			if got := gets.Load(); got != tc.wantGets {
+				t.Errorf("GETs of the Lease = %d, want %d", got, tc.wantGets)
+			}
+			if got, want := describeReading(r.leaseReading.last.Load()), describeReading(tc.wantReading); got != want {
+				t.Errorf("last reading %s, want %s", got, want)
+			}
+		})
+	}
+}
+
 func TestSyncerLeaseWakeups(t *testing.T) {
 	trueVC := func(name string) *vcWrapper {
 		return makeVC(name).Running().Cond(syncing, isTrue, v1alpha1.ReasonReady)
@@ -227,7 +339,7 @@ func TestSyncerLeaseWatcherPoll(t *testing.T) {
 		makeVC("unknown").Running().Cond(syncing, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing).Obj(),
 		lease)
 	now := testNow
-	w := newSyncerLeaseWatcher(testLeaseRef, c, c, testr.New(t))
+	w := newSyncerLeaseWatcher(testLeaseRef, &syncerLeaseReading{}, c, c, testr.New(t))
 	w.clock, w.wakeups = func() time.Time { return now }, make(chan event.GenericEvent, 10)
 	sent := func() []string {
 		var got []string
@@ -264,7 +376,7 @@ func TestSyncerLeaseWatcherPoll(t *testing.T) {
 // source what it queues, and returns when its context is done.
 func TestSyncerLeaseWatcherStart(t *testing.T) {
 	_, c, _ := newTestReconciler(t, nil, makeVC("served").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj())
-	w := newSyncerLeaseWatcher(testLeaseRef, c, c, testr.New(t)) // no Lease: the syncer never ran, or stopped
+	w := newSyncerLeaseWatcher(testLeaseRef, &syncerLeaseReading{}, c, c, testr.New(t)) // no Lease: the syncer never ran, or stopped
 	ctx, cancel := context.WithCancel(testContext(t))
 	done := make(chan error, 1)
 	go func() { done <- w.Start(ctx) }()
@@ -286,6 +398,54 @@ func TestSyncerLeaseWatcherStart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Start still running 5s after its context was cancelled")
 	}
+}
+
+// TestSyncerLeaseWatcherReading: a poll keeps what it read for the reconciles, whose check then
+// reads no Lease while that reading is fresh, and does once it is not. With no VirtualCluster
+// whose Syncing is True and that is not being deleted in the cache, a poll reads no Lease, and
+// the check of one that has since become True reads it itself.
+func TestSyncerLeaseWatcherReading(t *testing.T) {
+	lease := syncerLease(testNow.Add(-5 * time.Second))
+	var gets atomic.Int32
+	r, c, _ := newTestReconciler(t, countLeaseGets(&gets, nil),
+		makeVC("unknown").Running().Cond(syncing, metav1.ConditionUnknown, v1alpha1.ReasonSyncerNotServing).Obj(),
+		makeVC("deleting").Finalizer().Deleting().Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj(),
+		lease)
+	now := testNow
+	r.syncerLease, r.clock = testLeaseRef, func() time.Time { return now }
+	w := newSyncerLeaseWatcher(testLeaseRef, &r.leaseReading, c, c, testr.New(t))
+	w.clock, w.wakeups = r.clock, make(chan event.GenericEvent, 10)
+	served := makeVC("served").Running().Cond(syncing, isTrue, v1alpha1.ReasonReady).Obj()
+	check := func(when string, wantGets int32) {
+		t.Helper()
+		vc := served.DeepCopy()
+		r.checkSyncerLease(testContext(t), vc)
+		if got := meta.FindStatusCondition(vc.Status.Conditions, syncing); got.Status != isTrue {
+			t.Errorf("%s: Syncing %s/%s %q, want True", when, got.Status, got.Reason, got.Message)
+		}
+		if got := gets.Load(); got != wantGets {
+			t.Errorf("%s: %d GETs of the Lease in all, want %d", when, got, wantGets)
+		}
+	}
+
+	w.poll(testContext(t))
+	if got := gets.Load(); got != 0 {
+		t.Errorf("none True in the cache: the poll made %d GETs of the Lease, want none", got)
+	}
+	check("the check of one become True since the poll", 1)
+
+	if err := c.Create(t.Context(), served); err != nil {
+		t.Fatal(err)
+	}
+	now = testNow.Add(syncerLeaseFresh + time.Second)
+	w.poll(testContext(t))
+	if got, want := describeReading(r.leaseReading.last.Load()), describeReading(&leaseReading{lease, now}); got != want {
+		t.Errorf("after a poll: last reading %s, want %s", got, want)
+	}
+	now = now.Add(syncerLeaseFresh)
+	check("the check within syncerLeaseFresh of the poll", 2)
+	now = now.Add(time.Second)
+	check("the check past syncerLeaseFresh after the poll", 3)
 }
 
 func TestSyncerStoppedEvent(t *testing.T) {
