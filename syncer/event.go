@@ -134,6 +134,25 @@ func (c *superEventCache) Replace(list []any, resourceVersion string) error {
 
 func (c *superEventCache) Resync() error { return nil }
 
+// droppedEvent is what a foreign event becomes in the reflector's stores (Transformer).
+const droppedEvent = cache.ExplicitKey("")
+
+// Transformer makes the cache a cache.TransformingStore: the reflector applies it to the events
+// of its first list (and of a relist) as they stream in (client-go's watch-list, on by default
+// since 1.35, where the apiserver serves it), in the store it gathers them in before it calls
+// Replace. A foreign event becomes droppedEvent there, so until the last has come the list holds
+// its key and an empty string for each, not the whole event (BenchmarkCachedEventBytes). A list
+// served in one response (an apiserver without watch-list) is still decoded whole first; Replace
+// drops the foreign events then.
+func (c *superEventCache) Transformer() cache.TransformFunc {
+	return func(obj any) (any, error) {
+		if ev, ok := keptEvent(obj); ok {
+			return ev, nil
+		}
+		return droppedEvent, nil
+	}
+}
+
 // translateEvent is the tenant event for a super event about the super counterpart of a tenant
 // object (tenantUID) in tenant namespace ns. Super namespace names in the message are replaced
 // by the tenant's.

@@ -7,6 +7,7 @@ import (
 	goruntime "runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -200,6 +201,85 @@ func TestSuperEventCache(t *testing.T) {
 	}
 }
 
+// replaceCounter is a superEventCache that counts the events each Replace is given.
+type replaceCounter struct {
+	*superEventCache
+	given []int
+}
+
+func (r *replaceCounter) Replace(list []any, resourceVersion string) error {
+	n := 0
+	for _, obj := range list {
+		if _, ok := obj.(*corev1.Event); ok {
+			n++
+		}
+	}
+	r.given = append(r.given, n)
+	return r.superEventCache.Replace(list, resourceVersion)
+}
+
+// streamingEvents is a ListerWatcher of super events that streams the first list (watch-list):
+// every event on w, then the bookmark that ends the initial events; a List fails the test.
+func streamingEvents(t testing.TB, w watch.Interface) *cache.ListWatch {
+	var calls atomic.Int32
+	return &cache.ListWatch{
+		ListWithContextFunc: func(context.Context, metav1.ListOptions) (runtime.Object, error) {
+			t.Error("the reflector listed the events; want them streamed (watch-list)")
+			return &corev1.EventList{}, nil
+		},
+		WatchFuncWithContext: func(_ context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			if calls.Add(1) == 1 {
+				if o.SendInitialEvents == nil || !*o.SendInitialEvents {
+					t.Errorf("first watch %+v, want sendInitialEvents", o)
+				}
+				return w, nil
+			}
+			return watch.NewFake(), nil // nothing more
+		},
+	}
+}
+
+// initialEventsEnd is the bookmark that ends a watch-list's initial events.
+func initialEventsEnd(rv string) watch.Event {
+	return watch.Event{Type: watch.Bookmark, Object: &corev1.Event{ObjectMeta: metav1.ObjectMeta{
+		ResourceVersion: rv, Annotations: map[string]string{metav1.InitialEventsAnnotationKey: "true"}}}}
+}
+
+// TestSuperEventCacheStreamedList: when the first list of super events streams in (client-go's
+// watch-list), the reflector gathers it through the cache's Transformer, so the foreign events
+// come to Replace as placeholders and are never held all at once; the cache ends up with the
+// events of super namespaces, as from a list.
+func TestSuperEventCacheStreamedList(t *testing.T) {
+	w := watch.NewFake()
+	c := &replaceCounter{superEventCache: newSuperEventCache(fake.NewClientset(), func(any) {})}
+	r := cache.NewReflectorWithOptions(streamingEvents(t, w), &corev1.Event{}, c, cache.ReflectorOptions{Name: "test events"})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { defer close(done); r.RunWithContext(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i, name := range []string{"a", "b", "c"} {
+		ev := superEvent("Pod", name)
+		ev.Namespace, ev.ResourceVersion = "team-a", fmt.Sprint(10+i)
+		w.Add(ev)
+	}
+	ours := superEvent("Pod", "web")
+	ours.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kube-scheduler"}}
+	w.Add(ours)
+	w.Action(initialEventsEnd("20").Type, initialEventsEnd("20").Object)
+	if err := wait.PollUntilContextTimeout(t.Context(), 10*time.Millisecond, wait.ForeverTestTimeout, true, func(context.Context) (bool, error) {
+		return c.hasSynced(), nil
+	}); err != nil {
+		t.Fatalf("the streamed list never reached the cache: %v", err)
+	}
+	if diff := cmp.Diff([]any{superEvent("Pod", "web")}, c.List(), cmpopts.IgnoreFields(corev1.Event{}, "TypeMeta")); diff != "" {
+		t.Errorf("cached events (-want +got):\n%s", diff)
+	}
+	// The kept event; the three foreign ones came as placeholders.
+	if diff := cmp.Diff([]int{1}, c.given); diff != "" {
+		t.Errorf("events given to Replace (-want +got):\n%s", diff)
+	}
+}
+
 // repeated is ev seen a second time.
 func repeated(ev *corev1.Event) *corev1.Event {
 	ev.Count = 2
@@ -285,8 +365,11 @@ func TestQueueSuperEvents(t *testing.T) {
 // BenchmarkCachedEventBytes measures what a super event costs in the syncer's memory: in full in
 // an informer's indexer (every event, before superEventCache), as a stub of name, namespace, UID
 // and version there (the trimming measured in session 31 and not kept), and through
-// superEventCache, in a super namespace (kept) and in another (dropped). docs/benchmarks.md,
-// sessions 31 and 36.
+// superEventCache, in a super namespace (kept) and in another (dropped). The streamed-list cases
+// measure what the first list holds when it streams in (watch-list), read before its last event
+// has come: through a plain store as an informer's (every event in full) and through
+// superEventCache (its Transformer), of events in other namespaces. docs/benchmarks.md, sessions
+// 31, 36 and 37.
 //
 //	go test ./syncer/ -run '^$' -bench CachedEventBytes -benchtime 1x
 func BenchmarkCachedEventBytes(b *testing.B) {
@@ -297,6 +380,26 @@ func BenchmarkCachedEventBytes(b *testing.B) {
 		var m goruntime.MemStats
 		goruntime.ReadMemStats(&m)
 		return m.HeapAlloc
+	}
+	event := func(i int, superNS, stub bool) *corev1.Event {
+		ns, name := fmt.Sprintf("team-%d", i%50), fmt.Sprintf("web-7d4b9c8f5-%05d", i)
+		if superNS {
+			ns = mapping.SuperNamespace(testKey, ns)
+		}
+		ev := &corev1.Event{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s.%x", name, 0x1870000000+i),
+				UID: types.UID(fmt.Sprintf("5f3c1a2b-1111-2222-3333-%012d", i)), ResourceVersion: fmt.Sprint(100000 + i), CreationTimestamp: metav1.Now()},
+			InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: name, APIVersion: "v1",
+				UID: types.UID(fmt.Sprintf("9a8b7c6d-1111-2222-3333-%012d", i)), ResourceVersion: fmt.Sprint(99000 + i)},
+			Reason: "Scheduled", Message: fmt.Sprintf("Successfully assigned %s/%s to node-%d", ns, name, i%12),
+			Source: corev1.EventSource{Component: "default-scheduler"}, Type: corev1.EventTypeNormal,
+			FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
+			ReportingController: "default-scheduler", ReportingInstance: "default-scheduler-node",
+		}
+		if stub {
+			ev = &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: ev.Namespace, Name: ev.Name, UID: ev.UID, ResourceVersion: ev.ResourceVersion}}
+		}
+		return ev
 	}
 	indexer := func() cache.Store {
 		return cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
@@ -318,27 +421,36 @@ func BenchmarkCachedEventBytes(b *testing.B) {
 				store := c.store()
 				before := heap()
 				for i := range n {
-					ns, name := fmt.Sprintf("team-%d", i%50), fmt.Sprintf("web-7d4b9c8f5-%05d", i)
-					if c.superNSs {
-						ns = mapping.SuperNamespace(testKey, ns)
-					}
-					ev := &corev1.Event{
-						ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("%s.%x", name, 0x1870000000+i),
-							UID: types.UID(fmt.Sprintf("5f3c1a2b-1111-2222-3333-%012d", i)), ResourceVersion: fmt.Sprint(100000 + i), CreationTimestamp: metav1.Now()},
-						InvolvedObject: corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: name, APIVersion: "v1",
-							UID: types.UID(fmt.Sprintf("9a8b7c6d-1111-2222-3333-%012d", i)), ResourceVersion: fmt.Sprint(99000 + i)},
-						Reason: "Scheduled", Message: fmt.Sprintf("Successfully assigned %s/%s to node-%d", ns, name, i%12),
-						Source: corev1.EventSource{Component: "default-scheduler"}, Type: corev1.EventTypeNormal,
-						FirstTimestamp: metav1.Now(), LastTimestamp: metav1.Now(), Count: 1,
-						ReportingController: "default-scheduler", ReportingInstance: "default-scheduler-node",
-					}
-					if c.stub {
-						ev = &corev1.Event{ObjectMeta: metav1.ObjectMeta{Namespace: ev.Namespace, Name: ev.Name, UID: ev.UID, ResourceVersion: ev.ResourceVersion}}
-					}
-					_ = store.Add(ev)
+					_ = store.Add(event(i, c.superNSs, c.stub))
 				}
 				b.ReportMetric(float64(heap()-before)/n, "bytes/event")
 				goruntime.KeepAlive(store)
+			}
+		})
+	}
+	for _, c := range []struct {
+		name  string
+		store func() cache.Store
+	}{
+		{"streamed-list/full", indexer},
+		{"streamed-list/superEventCache/other-namespace", eventCache},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				w := watch.NewFake() // unbuffered: each Add returns once the reflector has the event
+				r := cache.NewReflectorWithOptions(streamingEvents(b, w), &corev1.Event{}, c.store(), cache.ReflectorOptions{Name: "bench events"})
+				ctx, cancel := context.WithCancel(b.Context())
+				done := make(chan struct{})
+				go func() { defer close(done); r.RunWithContext(ctx) }()
+				before := heap()
+				for i := range n + 1 { // the last one's Add returns once the n before it are stored
+					w.Add(event(i, false, false))
+				}
+				b.ReportMetric(float64(heap()-before)/n, "bytes/event")
+				end := initialEventsEnd("1")
+				w.Action(end.Type, end.Object)
+				cancel()
+				<-done
 			}
 		})
 	}
