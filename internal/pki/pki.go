@@ -236,12 +236,17 @@ func ensureKey(s store, dir, name string) (privFile, pubFile string, err error) 
 // matches reports whether cert, present, is what spec asks a for. One close to expiry is not,
 // unless it ends with a already: a new one would end no later (issue), and reissuing it at each
 // Ensure in a's last 30 days would only change the PKI again and again, and with it whatever a
-// change of the PKI restarts.
+// change of the PKI restarts. Nothing matches once a has expired, so that Ensure fails with
+// issue's error instead of handing out a certificate no client verifies.
 func (a *Authority) matches(cert *x509.Certificate, spec Spec) bool {
 	if cert.CheckSignatureFrom(a.Cert) != nil {
 		return false
 	}
-	if time.Until(cert.NotAfter) <= renewBefore && cert.NotAfter.Before(a.Cert.NotAfter) {
+	now := time.Now()
+	if !now.Before(a.Cert.NotAfter) {
+		return false // nothing an expired CA signed verifies; issue says why
+	}
+	if cert.NotAfter.Sub(now) <= renewBefore && cert.NotAfter.Before(a.Cert.NotAfter) {
 		return false
 	}
 	if cert.Subject.CommonName != spec.CommonName || !sameStrings(cert.Subject.Organization, spec.Organization) {

@@ -493,22 +493,33 @@ func TestLeafEndsByItsCA(t *testing.T) {
 // TestEnsureNearTheCAsEnd: a leaf Ensure issued up to a CA that ends within 30 days is kept by
 // the next Ensure, being as good as a new one (the manager's PKI would otherwise change at every
 // resync, and restart the tenant: its etcd client certificate is by an etcd CA it does not
-// replace); with the CA expired, there is no certificate to issue.
+// replace); with the CA expired, there is no certificate to issue, and the one it issued before
+// is not kept.
 func TestEnsureNearTheCAsEnd(t *testing.T) {
 	spec := Spec{CommonName: "etcd-user", Client: true}
 	day := 24 * time.Hour
 	tests := map[string]struct {
 		caLeft  time.Duration
 		wantErr string
+		// expire makes the CA end a day ago after the first Ensure, which the next must refuse.
+		expire bool
 	}{
 		"CA for 20 days: until its end, then kept": {caLeft: 20 * day},
 		"CA expired: failed":                       {caLeft: -day, wantErr: `its CA "test-ca" expired at`},
+		"CA expired since: failed":                 {caLeft: 20 * day, expire: true, wantErr: `its CA "test-ca" expired at`},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			ca := caUntil(t, dir, time.Now().Add(tc.caLeft))
 			_, err := ca.Ensure(dir, "leaf", spec)
+			if tc.expire {
+				if err != nil {
+					t.Fatal(err)
+				}
+				ca = resignedCA(t, ca, time.Now().Add(-day))
+				_, err = ca.Ensure(dir, "leaf", spec)
+			}
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Ensure error = %v, want one with %q", err, tc.wantErr)
@@ -539,6 +550,13 @@ func caUntil(t *testing.T, dir string, notAfter time.Time) *Authority {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resignedCA(t, ca, notAfter)
+}
+
+// resignedCA is ca signed again with its own key, ending at notAfter, in its files: what it
+// signed still verifies.
+func resignedCA(t *testing.T, ca *Authority, notAfter time.Time) *Authority {
+	t.Helper()
 	tmpl := *ca.Cert
 	tmpl.NotAfter = notAfter
 	der, err := x509.CreateCertificate(rand.Reader, &tmpl, &tmpl, ca.Key.Public(), ca.Key)
