@@ -503,34 +503,8 @@ func TestChase(t *testing.T) {
 // a time (Server.forwarding); more get SERVFAIL without asking. Another tenant's still go.
 func TestServerForwardLimit(t *testing.T) {
 	_, ctx := ktesting.NewTestContext(t)
-	// An upstream that never answers, counting what it is asked.
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	var mu sync.Mutex
-	asked := map[string]int{}
-	go func() {
-		buf := make([]byte, dns.MaxMsgSize)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			m := new(dns.Msg)
-			if m.Unpack(buf[:n]) == nil && len(m.Question) == 1 {
-				mu.Lock()
-				asked[m.Question[0].Name]++
-				mu.Unlock()
-			}
-		}
-	}()
-	count := func(name string) int {
-		mu.Lock()
-		defer mu.Unlock()
-		return asked[name]
-	}
+	upstream := startSilentUpstream(t) // never told to answer
+	count := upstream.asked
 	a, b := testTenant(), testTenant()
 	a.Key, b.Key = "a-1", "b-2"
 	srv := New(Config{
@@ -543,7 +517,7 @@ func TestServerForwardLimit(t *testing.T) {
 			}
 			return nil, false
 		},
-		Upstreams:         []string{pc.LocalAddr().String()},
+		Upstreams:         []string{upstream.addr},
 		ForwardTimeout:    2 * time.Second,
 		UnknownSourceWait: -1,
 	})
@@ -585,5 +559,77 @@ func TestServerForwardLimit(t *testing.T) {
 	}
 	if got := count("other.example."); got != 1 {
 		t.Errorf("the upstream was asked %d queries of tenant b while tenant a's were at the limit, want 1", got)
+	}
+}
+
+// silentUpstream is a nameserver on a 127.0.0.1 UDP port that answers no query until it is told
+// to (answer), and counts the queries it was asked, by name.
+type silentUpstream struct {
+	addr string
+	pc   net.PacketConn
+
+	mu    sync.Mutex
+	names map[string]int
+	held  []heldQuery // not answered yet
+}
+
+type heldQuery struct {
+	from net.Addr
+	msg  *dns.Msg
+}
+
+func startSilentUpstream(t testing.TB) *silentUpstream {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	u := &silentUpstream{addr: pc.LocalAddr().String(), pc: pc, names: map[string]int{}}
+	go func() {
+		buf := make([]byte, dns.MaxMsgSize)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m := new(dns.Msg)
+			if m.Unpack(buf[:n]) == nil && len(m.Question) == 1 {
+				u.mu.Lock()
+				u.names[m.Question[0].Name]++
+				u.held = append(u.held, heldQuery{from: from, msg: m})
+				u.mu.Unlock()
+			}
+		}
+	}()
+	return u
+}
+
+// asked is how many queries for name it was asked.
+func (u *silentUpstream) asked(name string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.names[name]
+}
+
+// holding is how many queries it holds unanswered.
+func (u *silentUpstream) holding() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.held)
+}
+
+// answer answers SERVFAIL to every query it holds.
+func (u *silentUpstream) answer() {
+	u.mu.Lock()
+	held := u.held
+	u.held = nil
+	u.mu.Unlock()
+	for _, q := range held {
+		m := new(dns.Msg)
+		m.SetRcode(q.msg, dns.RcodeServerFailure)
+		if out, err := m.Pack(); err == nil {
+			_, _ = u.pc.WriteTo(out, q.from)
+		}
 	}
 }

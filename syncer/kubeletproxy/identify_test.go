@@ -29,7 +29,7 @@ type testCA struct {
 	pool *CA
 }
 
-func newTestCA(t *testing.T) *testCA {
+func newTestCA(t testing.TB) *testCA {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := pki.LoadOrCreateCA(dir, "ca", "test-ca")
@@ -40,7 +40,7 @@ func newTestCA(t *testing.T) *testCA {
 }
 
 // issue returns a key pair for spec signed by the CA.
-func (c *testCA) issue(t *testing.T, name string, spec pki.Spec) tls.Certificate {
+func (c *testCA) issue(t testing.TB, name string, spec pki.Spec) tls.Certificate {
 	t.Helper()
 	p, err := c.ca.Ensure(c.dir, name, spec)
 	if err != nil {
@@ -58,13 +58,13 @@ func (c *testCA) issue(t *testing.T, name string, spec pki.Spec) tls.Certificate
 	return pair
 }
 
-func (c *testCA) kubeletClient(t *testing.T) tls.Certificate {
+func (c *testCA) kubeletClient(t testing.TB) tls.Certificate {
 	return c.issue(t, layout.KubeletClientCertName, layout.KubeletClientCertSpec())
 }
 
 // reissue is a new certificate of the CA for name and spec, as the manager renews one or a
 // tenant user got one through a CSR (signed by the tenant CA, before it had a CA of its own).
-func (c *testCA) reissue(t *testing.T, name string, spec pki.Spec) tls.Certificate {
+func (c *testCA) reissue(t testing.TB, name string, spec pki.Spec) tls.Certificate {
 	t.Helper()
 	if err := os.Remove(filepath.Join(c.dir, name+".crt")); err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,12 +34,15 @@ import (
 type fakeSuper struct {
 	*httptest.Server
 	release chan struct{}
+	// open counts the streams it holds right now: logs past their first line, and upgraded
+	// connections.
+	open atomic.Int64
 
 	mu   sync.Mutex
 	reqs []*http.Request
 }
 
-func newFakeSuper(t *testing.T) *fakeSuper {
+func newFakeSuper(t testing.TB) *fakeSuper {
 	f := &fakeSuper{release: make(chan struct{})}
 	f.Server = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
 	f.StartTLS()
@@ -59,6 +63,8 @@ func (f *fakeSuper) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		fmt.Fprint(w, "line 1\n")
 		w.(http.Flusher).Flush()
+		f.open.Add(1)
+		defer f.open.Add(-1)
 		select {
 		case <-f.release:
 		case <-r.Context().Done():
@@ -73,6 +79,8 @@ func (f *fakeSuper) serve(w http.ResponseWriter, r *http.Request) {
 		defer conn.Close()
 		fmt.Fprint(rw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n")
 		_ = rw.Flush()
+		f.open.Add(1)
+		defer f.open.Add(-1)
 		_, _ = io.Copy(conn, rw) // echo
 	}
 }
@@ -88,7 +96,7 @@ func (f *fakeSuper) restConfig() *rest.Config {
 	return &rest.Config{Host: f.URL, BearerToken: "syncer-token", TLSClientConfig: rest.TLSClientConfig{CAData: ca}}
 }
 
-func podLister(t *testing.T, pods ...*corev1.Pod) corelisters.PodLister {
+func podLister(t testing.TB, pods ...*corev1.Pod) corelisters.PodLister {
 	t.Helper()
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	for _, p := range pods {
@@ -124,7 +132,7 @@ type testProxy struct {
 }
 
 // startProxy starts a proxy serving tenants a-1 and b-2, after tweaks change its Server.
-func startProxy(t *testing.T, tweaks ...func(*Server)) *testProxy {
+func startProxy(t testing.TB, tweaks ...func(*Server)) *testProxy {
 	t.Helper()
 	caA, caB := newTestCA(t), newTestCA(t)
 	a := caA.kubeletClient(t)
@@ -298,9 +306,15 @@ func TestProxyLogs(t *testing.T) {
 // startExec sends an exec request (SPDY) for path with cert, and headers (lines ending in
 // CRLF), on a connection of its own, closed at the end of the test; it returns the connection,
 // its reader and the proxy's answer.
-func (p *testProxy) startExec(t *testing.T, cert tls.Certificate, path, headers string) (*tls.Conn, *bufio.Reader, *http.Response) {
+func (p *testProxy) startExec(t testing.TB, cert tls.Certificate, path, headers string) (*tls.Conn, *bufio.Reader, *http.Response) {
 	t.Helper()
-	conn, err := tls.Dial("tcp", strings.TrimPrefix(p.url, "https://"), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
+	return dialExec(t, strings.TrimPrefix(p.url, "https://"), cert, path, headers)
+}
+
+// dialExec is startExec to any server at addr (host:port), the fake super apiserver's say.
+func dialExec(t testing.TB, addr string, cert tls.Certificate, path, headers string) (*tls.Conn, *bufio.Reader, *http.Response) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{cert}})
 	if err != nil {
 		t.Fatal(err)
 	}
