@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
+	"github.com/vnest-dev/vnest/internal/testmem"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -374,13 +375,7 @@ func TestQueueSuperEvents(t *testing.T) {
 //	go test ./syncer/ -run '^$' -bench CachedEventBytes -benchtime 1x
 func BenchmarkCachedEventBytes(b *testing.B) {
 	const n = 10000
-	heap := func() uint64 {
-		goruntime.GC()
-		goruntime.GC() // what a finalizer kept alive in the first
-		var m goruntime.MemStats
-		goruntime.ReadMemStats(&m)
-		return m.HeapAlloc
-	}
+	heap := func() int64 { return testmem.Read().Heap }
 	event := func(i int, superNS, stub bool) *corev1.Event {
 		ns, name := fmt.Sprintf("team-%d", i%50), fmt.Sprintf("web-7d4b9c8f5-%05d", i)
 		if superNS {
