@@ -97,6 +97,7 @@ func (s *Syncer) serveKubeletProxy(ctx context.Context) error {
 		Handlers:             map[string]kubeletproxy.TenantHandler{serviceip.Path: s.serveServiceIP},
 		PinMismatch:          s.recheckKubeletClientPin,
 		MaxRequestsPerTenant: s.opts.KubeletProxyMaxRequestsPerTenant,
+		MaxRequests:          s.opts.KubeletProxyMaxRequests,
 	})
 	if err != nil {
 		return err

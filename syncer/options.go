@@ -65,6 +65,9 @@ type Options struct {
 	// KubeletProxyMaxRequestsPerTenant bounds the requests (logs, exec, attach, port-forward)
 	// one tenant has going through the kubelet proxy at once; more get 429 Too Many Requests.
 	KubeletProxyMaxRequestsPerTenant int
+	// KubeletProxyMaxRequests bounds the requests all tenants together have going through the
+	// kubelet proxy at once.
+	KubeletProxyMaxRequests int
 	// DNSBindAddress (host:port) serves the tenants' cluster DNS (package dns); empty turns it
 	// off, and pods keep the super cluster's DNS.
 	DNSBindAddress string
@@ -95,6 +98,7 @@ func NewOptions() *Options {
 		LeaseDuration:          syncerlease.DefaultDuration,
 
 		KubeletProxyMaxRequestsPerTenant: kubeletproxy.DefaultMaxRequestsPerTenant,
+		KubeletProxyMaxRequests:          kubeletproxy.DefaultMaxRequests,
 	}
 }
 
@@ -114,6 +118,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.KubeletProxyBindAddress, "kubelet-proxy-bind-address", o.KubeletProxyBindAddress, "host:port of the kubelet proxy that serves logs/exec/attach/port-forward of tenant pods to tenant apiservers; empty turns it off")
 	fs.StringVar(&o.KubeletProxyAdvertiseAddress, "kubelet-proxy-advertise-address", o.KubeletProxyAdvertiseAddress, "IP (or IP:port) tenant apiservers reach the kubelet proxy on; virtual nodes carry it as InternalIP and kubelet port")
 	fs.IntVar(&o.KubeletProxyMaxRequestsPerTenant, "kubelet-proxy-max-requests-per-tenant", o.KubeletProxyMaxRequestsPerTenant, "Most requests (logs, exec, attach, port-forward) one tenant may have going through the kubelet proxy at once, streams included; more get 429 Too Many Requests")
+	fs.IntVar(&o.KubeletProxyMaxRequests, "kubelet-proxy-max-requests", o.KubeletProxyMaxRequests, "Most requests (logs, exec, attach, port-forward) all tenants together may have going through the kubelet proxy at once, streams included (each open stream holds about 120 KB of the syncer's memory); more get 429 Too Many Requests")
 	fs.StringVar(&o.DNSBindAddress, "dns-bind-address", o.DNSBindAddress, "host:port of the tenants' cluster DNS server (UDP and TCP), which answers each pod with its own tenant's Services; empty turns it off")
 	fs.StringVar(&o.DNSAdvertiseAddress, "dns-advertise-address", o.DNSAdvertiseAddress, "IP tenant pods reach the DNS server on at port 53; super pods get it as their nameserver")
 	fs.StringVar(&o.LeaseNamespace, "lease-namespace", o.LeaseNamespace, "Namespace of the syncer's heartbeat Lease in the super cluster (the syncer's own when it runs in a pod); the manager's --syncer-lease-namespace must be the same")
@@ -146,6 +151,9 @@ func (o *Options) Validate() error {
 	}
 	if o.KubeletProxyMaxRequestsPerTenant < 1 {
 		errs = append(errs, fmt.Errorf("--kubelet-proxy-max-requests-per-tenant must be at least 1, got %d", o.KubeletProxyMaxRequestsPerTenant))
+	}
+	if o.KubeletProxyMaxRequests < 1 {
+		errs = append(errs, fmt.Errorf("--kubelet-proxy-max-requests must be at least 1, got %d", o.KubeletProxyMaxRequests))
 	}
 	if _, err := dnsAdvertiseIP(o.DNSBindAddress, o.DNSAdvertiseAddress); err != nil {
 		errs = append(errs, err)

@@ -124,17 +124,19 @@ func TestOptionsLease(t *testing.T) {
 	}
 }
 
-// TestOptionsKubeletProxyMaxRequests: the kubelet proxy's per-tenant limit is 256 unless the
-// flag says otherwise, and must let a tenant have at least one request going.
+// TestOptionsKubeletProxyMaxRequests: the kubelet proxy's limits are 256 per tenant and 2,048 in
+// all unless the flags say otherwise, and must each let at least one request go.
 func TestOptionsKubeletProxyMaxRequests(t *testing.T) {
 	for name, tc := range map[string]struct {
-		args    []string
-		want    int
-		wantErr string // "" when valid
+		args      []string
+		want      int // per tenant
+		wantTotal int
+		wantErr   string // "" when valid
 	}{
-		"default": {want: 256},
-		"set":     {args: []string{"--kubelet-proxy-max-requests-per-tenant=8"}, want: 8},
-		"zero":    {args: []string{"--kubelet-proxy-max-requests-per-tenant=0"}, wantErr: "--kubelet-proxy-max-requests-per-tenant must be at least 1, got 0"},
+		"default":    {want: 256, wantTotal: 2048},
+		"set":        {args: []string{"--kubelet-proxy-max-requests-per-tenant=8", "--kubelet-proxy-max-requests=64"}, want: 8, wantTotal: 64},
+		"zero":       {args: []string{"--kubelet-proxy-max-requests-per-tenant=0"}, wantErr: "--kubelet-proxy-max-requests-per-tenant must be at least 1, got 0"},
+		"total zero": {args: []string{"--kubelet-proxy-max-requests=0"}, wantErr: "--kubelet-proxy-max-requests must be at least 1, got 0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			o := NewOptions()
@@ -147,8 +149,9 @@ func TestOptionsKubeletProxyMaxRequests(t *testing.T) {
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.wantErr)
 			}
-			if tc.wantErr == "" && o.KubeletProxyMaxRequestsPerTenant != tc.want {
-				t.Errorf("KubeletProxyMaxRequestsPerTenant = %d, want %d", o.KubeletProxyMaxRequestsPerTenant, tc.want)
+			if tc.wantErr == "" && (o.KubeletProxyMaxRequestsPerTenant != tc.want || o.KubeletProxyMaxRequests != tc.wantTotal) {
+				t.Errorf("KubeletProxyMaxRequestsPerTenant = %d, KubeletProxyMaxRequests = %d, want %d and %d",
+					o.KubeletProxyMaxRequestsPerTenant, o.KubeletProxyMaxRequests, tc.want, tc.wantTotal)
 			}
 		})
 	}

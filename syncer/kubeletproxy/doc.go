@@ -55,8 +55,9 @@
 // within 10 s and is closed after 90 s without a request, and a tenant has at most
 // Config.MaxRequestsPerTenant kubelet API requests going at once (429 Too Many Requests past
 // it; counted once the tenant is identified), since the tenant apiserver's in-flight limit does
-// not count long-running requests and each holds goroutines, two connections and a buffer here.
-// Streams have no time limit.
+// not count long-running requests and each holds goroutines, two connections and a buffer here;
+// all tenants together have at most Config.MaxRequests, so that many tenants at their limit
+// cannot take the syncer's memory from the syncing of every tenant. Streams have no time limit.
 //
 // Other endpoints of the syncer for tenant apiservers share the listener and the identification
 // (Config.Handlers): the Service IP allocator (internal/serviceip) is one.

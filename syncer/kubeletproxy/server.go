@@ -57,6 +57,9 @@ type Config struct {
 	// one tenant has going through the proxy at once; more are refused with 429 Too Many
 	// Requests. 0 is DefaultMaxRequestsPerTenant.
 	MaxRequestsPerTenant int
+	// MaxRequests bounds the kubelet API requests all tenants together have going through the
+	// proxy at once; more are refused with 429 Too Many Requests. 0 is DefaultMaxRequests.
+	MaxRequests int
 }
 
 // DefaultMaxRequestsPerTenant is the default of Config.MaxRequestsPerTenant. A tenant
@@ -69,6 +72,13 @@ type Config struct {
 // syncer about 96 KB of heap and 3 goroutines with 25 KB of stacks, a `logs -f` 77 KB and 4 with
 // 31 KB: a tenant at 256 streams holds about 30 MiB.
 const DefaultMaxRequestsPerTenant = 256
+
+// DefaultMaxRequests is the default of Config.MaxRequests: the per-tenant bound alone lets the
+// streams of about 33 tenants at their limit fill the syncer's 1 GiB (manifests/syncer), and
+// the syncer, out of memory, would stop syncing every tenant. 2,048 streams hold about 240 MiB
+// (BenchmarkProxiedStreamBytes: about 120 KB each, heap and stacks), eight tenants at their
+// limit; past it a request is refused with 429 and syncing goes on.
+const DefaultMaxRequests = 2048
 
 // TenantHandler serves a request of the apiserver of tenant t.
 type TenantHandler func(w http.ResponseWriter, r *http.Request, t Tenant)
@@ -86,6 +96,7 @@ type Server struct {
 	handlers  map[string]TenantHandler
 	pinMiss   func(context.Context, Tenant)
 	inFlight  *keylimit.Limit // kubelet API requests going, by Tenant.ClusterKey
+	total     *keylimit.Limit // kubelet API requests going, all tenants' (one key, "")
 
 	// readHeaderTimeout and idleTimeout bound how long a connection may wait for a
 	// request's headers (the TLS handshake included) and for the next request
@@ -139,6 +150,7 @@ func New(c Config) (*Server, error) {
 		now:       time.Now,
 		handlers:  c.Handlers,
 		inFlight:  keylimit.New(cmp.Or(c.MaxRequestsPerTenant, DefaultMaxRequestsPerTenant)),
+		total:     keylimit.New(cmp.Or(c.MaxRequests, DefaultMaxRequests)),
 
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		idleTimeout:       defaultIdleTimeout,
@@ -270,6 +282,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.inFlight.Release(t.ClusterKey)
+	if !s.total.Acquire("") {
+		logger.Info("Kubelet proxy refused a request: all tenants together have as many going as the proxy may serve", "limit", s.total.Max())
+		w.Header().Set("Retry-After", "1")
+		writeError(w, tooManyRequests("the kubelet proxy has %d requests (logs, exec, attach, port-forward) of all tenants going, "+
+			"the most it may (the syncer's --kubelet-proxy-max-requests); try again when one has ended", s.total.Max()), req.Streaming)
+		return
+	}
+	defer s.total.Release("")
 	superPod, err := resolve(t, s.superPods, req)
 	if err != nil {
 		logger.V(2).Info("Kubelet proxy refused a request", "err", err)

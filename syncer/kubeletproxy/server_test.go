@@ -479,3 +479,53 @@ func TestProxyTenantLimit(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestProxyTotalLimit: all tenants together have at most Config.MaxRequests requests going
+// through the proxy at once; the one past it is refused with 429 whichever tenant sends it, and
+// a stream that has ended gives its place back, also to another tenant.
+func TestProxyTotalLimit(t *testing.T) {
+	p := startProxy(t, func(s *Server) { s.total = keylimit.New(2) })
+	follow := func(cert *tls.Certificate, pod string) *http.Response {
+		t.Helper()
+		resp, err := p.client(cert).Get(p.url + "/containerLogs/default/" + pod + "/app?follow=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode == http.StatusOK {
+			if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "line 1\n" {
+				t.Fatalf("first line %q, %v", line, err)
+			}
+		}
+		return resp
+	}
+
+	first := follow(&p.a, "web")
+	if first.StatusCode != http.StatusOK {
+		t.Fatalf("tenant a's stream: HTTP %d, want 200", first.StatusCode)
+	}
+	if resp := follow(&p.b, "db"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("tenant b's first stream: HTTP %d, want 200", resp.StatusCode)
+	}
+	resp := follow(&p.b, "db")
+	body, _ := io.ReadAll(resp.Body)
+	const wantMsg = "the kubelet proxy has 2 requests (logs, exec, attach, port-forward) of all tenants going, the most it may"
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), wantMsg) || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("tenant b's second stream, the third in all: HTTP %d %q, Retry-After %q; want 429 containing %q, with a Retry-After",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"), wantMsg)
+	}
+
+	// a's stream ends: its place is b's, once the proxy has seen it end.
+	_ = first.Body.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp := follow(&p.b, "db")
+		if resp.StatusCode == http.StatusOK {
+			break
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("tenant b's stream after a's ended: HTTP %d, want 200 (within 30s)", resp.StatusCode)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
