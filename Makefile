@@ -41,8 +41,8 @@ test-integration: build ## Tenant control plane on real etcd; manager against a 
 test-e2e: deps build conformance-build ## End-to-end tests against real `vnest up` clusters (real nodes need root)
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) -v ./test/e2e/
 
-bench: build ## Benchmarks: tenant ready time, idle memory, syncer throughput/latency/memory/fairness (see docs/benchmarks.md)
-	VNEST_BENCH_BINARY=$(CURDIR)/$(BIN)/vnest $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./apiserver/ ./manager/... ./syncer/fairqueue/ ./test/bench/
+bench: build ## Benchmarks: tenant ready time, idle memory, syncer throughput/latency/memory/fairness, what cached events and the proxy's and DNS's per-tenant limits cost (see docs/benchmarks.md)
+	VNEST_BENCH_BINARY=$(CURDIR)/$(BIN)/vnest $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./apiserver/ ./manager/... ./syncer/ ./syncer/fairqueue/ ./syncer/kubeletproxy/ ./syncer/dns/ ./test/bench/
 
 # The upstream e2e suite (k8s.io/kubernetes/test/e2e v1.36.3) from module source, the ginkgo
 # CLI that runs it in parallel, and the programs of the suite's images: agnhost, nonewprivs,
