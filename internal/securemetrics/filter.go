@@ -2,12 +2,15 @@ package securemetrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
@@ -32,6 +35,25 @@ const (
 	allowCacheTTL = 5 * time.Minute
 	denyCacheTTL  = 30 * time.Second
 )
+
+// Reviews of tokens the cache does not hold are limited to reviewRate a second, reviewBurst at
+// once, for the whole server (tests lower them). Anyone who reaches the address, a tenant pod
+// say, could otherwise send a new forged token with each request and have each reviewed: one
+// TokenReview each at the super cluster, in the syncer's or the manager's own flow of its
+// priority and fairness, whose throttling would slow their work for every tenant. A scraper's
+// token is reviewed once per tokenCacheTTL, far below the rate; while a flood goes on, one whose
+// answer has expired is refused with the rest until it gets a review.
+var (
+	reviewRate  rate.Limit = 10
+	reviewBurst            = 20
+)
+
+// errTooManyReviews is a token not reviewed because reviewRate was reached: 429 Too Many
+// Requests, as the super cluster would answer a client past its limits.
+var errTooManyReviews = errors.New("too many tokens to review")
+
+// refusedLogEvery is how often, at most, the filter logs that it refuses tokens past the rate.
+const refusedLogEvery = time.Minute
 
 func reviewBackoff() *wait.Backoff {
 	return &wait.Backoff{Duration: 500 * time.Millisecond, Factor: 1.5, Jitter: 0.2, Steps: 5}
@@ -66,7 +88,8 @@ func authFilter(config *rest.Config, httpClient *http.Client) (metricsserver.Fil
 	if err != nil {
 		return nil, fmt.Errorf("the authorizer: %w", err)
 	}
-	tokens := cache.New(tokenReviewer{authn.RESTClient()}, false, tokenCacheTTL, tokenCacheTTL)
+	reviewer := limitedReviewer{tokenReviewer{authn.RESTClient()}, rate.NewLimiter(reviewRate, reviewBurst)}
+	tokens := cache.New(reviewer, false, tokenCacheTTL, tokenCacheTTL)
 	f := &reviewFilter{
 		authenticator: group.NewAuthenticatedGroupAdder(authenticator.RequestFunc(func(req *http.Request) (*authenticator.Response, bool, error) {
 			token := bearerToken(req)
@@ -87,6 +110,8 @@ func authFilter(config *rest.Config, httpClient *http.Client) (metricsserver.Fil
 type reviewFilter struct {
 	authenticator authenticator.Request
 	authorizer    authorizer.Authorizer
+	// refusedLogged is when (Unix nanoseconds) the last refusal past reviewRate was logged.
+	refusedLogged atomic.Int64
 }
 
 // wrap lets a request through to next when its user may get its path, else answers 401, 403, or
@@ -100,6 +125,15 @@ func (f *reviewFilter) wrap(log logr.Logger, next http.Handler) (http.Handler, e
 			// The client went away while its token was reviewed: no one to answer, and
 			// not the super cluster's failure.
 			log.V(4).Info("Metrics request gone during its authentication")
+			return
+		case errors.Is(err, errTooManyReviews):
+			if now, last := time.Now(), f.refusedLogged.Load(); now.Sub(time.Unix(0, last)) >= refusedLogEvery && f.refusedLogged.CompareAndSwap(last, now.UnixNano()) {
+				log.Info("Refusing metrics requests whose token is not known yet: more to review than the limit (a flood of forged tokens?); logged once a minute", "limit", float64(reviewRate), "burst", reviewBurst)
+			} else {
+				log.V(4).Info("Metrics request refused: too many tokens to review")
+			}
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "Too many tokens to review; try again later", http.StatusTooManyRequests)
 			return
 		case err != nil:
 			log.Error(err, "Cannot authenticate a metrics request")
@@ -140,6 +174,20 @@ func bearerToken(req *http.Request) string {
 	}
 	token, _, _ := strings.Cut(after, " ")
 	return token
+}
+
+// limitedReviewer reviews a token with reviewer unless limit says there have been too many
+// reviews: errTooManyReviews then, which the token cache does not keep.
+type limitedReviewer struct {
+	reviewer authenticator.Token
+	limit    *rate.Limiter
+}
+
+func (r limitedReviewer) AuthenticateToken(ctx context.Context, token string) (*authenticator.Response, bool, error) {
+	if !r.limit.Allow() {
+		return nil, false, errTooManyReviews
+	}
+	return r.reviewer.AuthenticateToken(ctx, token)
 }
 
 // tokenReviewer authenticates a token by the super cluster's TokenReview, as k8s.io/apiserver's

@@ -61,6 +61,40 @@ func TestCheck(t *testing.T) {
 	}
 }
 
+// TestCheckReviewLimit: tokens the cache does not hold are reviewed at most at the review
+// rate: past it a request is refused with 429 and a Retry-After, reviewing nothing, while a
+// token already reviewed still goes through; the refusals are logged once (not verbose), and
+// the rest at V(4).
+func TestCheckReviewLimit(t *testing.T) {
+	t.Cleanup(securemetrics.SetReviewLimit(0.001, 3)) // 3 reviews, then none for the test's time
+	super := testreviewer.Start(t, map[string][]string{"prometheus": {"/metrics"}})
+	logger, addr := startSecure(t, super.Config())
+	if code, _, body := get(t, addr, "/metrics", "prometheus"); code != http.StatusOK {
+		t.Fatalf("GET /metrics, the scraper's token = %d %.80q, want 200", code, body)
+	}
+	var codes []int
+	reviewed := 0
+	for i := range 10 {
+		token := fmt.Sprintf("forged-%d", i)
+		code, header, body := get(t, addr, "/metrics", token)
+		codes = append(codes, code)
+		if code == http.StatusTooManyRequests && (header.Get("Retry-After") == "" || !strings.Contains(body, "Too many tokens to review")) {
+			t.Errorf("GET /metrics with %s = 429 %q, Retry-After %q; want the reason and a Retry-After", token, body, header.Get("Retry-After"))
+		}
+		reviewed += super.TokenReviews(token)
+	}
+	want := []int{401, 401, 429, 429, 429, 429, 429, 429, 429, 429}
+	if !slices.Equal(codes, want) || reviewed != 2 {
+		t.Errorf("10 forged tokens after the scraper's: answered %v and %d reviewed; want %v and 2 (the review limit's burst is 3)", codes, reviewed, want)
+	}
+	if code, _, body := get(t, addr, "/metrics", "prometheus"); code != http.StatusOK {
+		t.Errorf("GET /metrics, the scraper's token during the flood = %d %.80q, want 200 (its review kept)", code, body)
+	}
+	if lines := logged(logger, 0); len(lines) != 1 || !strings.Contains(lines[0], "Refusing metrics requests whose token is not known yet") {
+		t.Errorf("logged, not verbose:\n%s\nwant one line of the refusals", strings.Join(lines, "\n"))
+	}
+}
+
 // TestCheckReviewFails: a token the super cluster cannot review (it cannot be reached) gets 500,
 // and the failure is logged as an error.
 func TestCheckReviewFails(t *testing.T) {

@@ -22,8 +22,8 @@ import (
 )
 
 // Reviewer is a super cluster apiserver that answers TokenReviews and SubjectAccessReviews
-// alone: tokens are their users' names but "forged", which it rejects as kube-apiserver rejects
-// a token, with status.error, and a user may get the non-resource paths it is allowed. It
+// alone: tokens are their users' names but those that start with "forged", which it rejects as
+// kube-apiserver rejects a token, with status.error, and a user may get the non-resource paths it is allowed. It
 // records the resources it was asked to create and the tokens it reviewed.
 type Reviewer struct {
 	*httptest.Server
@@ -68,7 +68,7 @@ func (r *Reviewer) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 		token := review.Spec.Token
-		if token == "forged" {
+		if strings.HasPrefix(token, "forged") {
 			review.Status.Error = "[invalid bearer token, square/go-jose: error in cryptographic primitive]"
 		} else {
 			review.Status = authenticationv1.TokenReviewStatus{Authenticated: true, User: authenticationv1.UserInfo{Username: token}}
