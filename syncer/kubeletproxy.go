@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/apiserver/layout"
@@ -98,6 +99,7 @@ func (s *Syncer) serveKubeletProxy(ctx context.Context) error {
 		PinMismatch:          s.recheckKubeletClientPin,
 		MaxRequestsPerTenant: s.opts.KubeletProxyMaxRequestsPerTenant,
 		MaxRequests:          s.opts.KubeletProxyMaxRequests,
+		Registerer:           ctrlmetrics.Registry,
 	})
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/httpstream"
@@ -60,6 +61,9 @@ type Config struct {
 	// MaxRequests bounds the kubelet API requests all tenants together have going through the
 	// proxy at once; more are refused with 429 Too Many Requests. 0 is DefaultMaxRequests.
 	MaxRequests int
+	// Registerer, when set, gets the proxy's metrics: the requests going and those refused at
+	// either bound (metrics).
+	Registerer prometheus.Registerer
 }
 
 // DefaultMaxRequestsPerTenant is the default of Config.MaxRequestsPerTenant. A tenant
@@ -97,6 +101,7 @@ type Server struct {
 	pinMiss   func(context.Context, Tenant)
 	inFlight  *keylimit.Limit // kubelet API requests going, by Tenant.ClusterKey
 	total     *keylimit.Limit // kubelet API requests going, all tenants' (one key, "")
+	metrics   proxyMetrics
 
 	// readHeaderTimeout and idleTimeout bound how long a connection may wait for a
 	// request's headers (the TLS handshake included) and for the next request
@@ -151,6 +156,7 @@ func New(c Config) (*Server, error) {
 		handlers:  c.Handlers,
 		inFlight:  keylimit.New(cmp.Or(c.MaxRequestsPerTenant, DefaultMaxRequestsPerTenant)),
 		total:     keylimit.New(cmp.Or(c.MaxRequests, DefaultMaxRequests)),
+		metrics:   newProxyMetrics(c.Registerer),
 
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		idleTimeout:       defaultIdleTimeout,
@@ -275,6 +281,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	logger = logger.WithValues("tenant", t.ClusterKey, "pod", klog.KRef(req.Namespace, req.Pod), "subresource", req.Subresource)
 	// Counted once the tenant is known, so that a stranger's requests take nothing from it.
 	if !s.inFlight.Acquire(t.ClusterKey) {
+		s.metrics.refused.WithLabelValues(refusedTenantLimit).Inc()
 		logger.V(2).Info("Kubelet proxy refused a request: the tenant has as many going as it may", "limit", s.inFlight.Max())
 		w.Header().Set("Retry-After", "1")
 		writeError(w, tooManyRequests("tenant %s has %d requests (logs, exec, attach, port-forward) going through the kubelet proxy, "+
@@ -283,6 +290,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer s.inFlight.Release(t.ClusterKey)
 	if !s.total.Acquire("") {
+		s.metrics.refused.WithLabelValues(refusedProxyLimit).Inc()
 		logger.Info("Kubelet proxy refused a request: all tenants together have as many going as the proxy may serve", "limit", s.total.Max())
 		w.Header().Set("Retry-After", "1")
 		writeError(w, tooManyRequests("the kubelet proxy has %d requests (logs, exec, attach, port-forward) of all tenants going, "+
@@ -290,6 +298,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.total.Release("")
+	s.metrics.going.Inc()
+	defer s.metrics.going.Dec()
 	superPod, err := resolve(t, s.superPods, req)
 	if err != nil {
 		logger.V(2).Info("Kubelet proxy refused a request", "err", err)

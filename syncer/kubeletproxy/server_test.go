@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -424,7 +425,8 @@ func TestServerTimeouts(t *testing.T) {
 // the proxy at once, streams included; the one past it is refused with 429 while another
 // tenant's still go, and a stream that has ended gives its place back.
 func TestProxyTenantLimit(t *testing.T) {
-	p := startProxy(t, func(s *Server) { s.inFlight = keylimit.New(2) })
+	var srv *Server
+	p := startProxy(t, func(s *Server) { s.inFlight, srv = keylimit.New(2), s })
 	// follow starts a log stream of pod of cert's tenant: it is going once its first line has
 	// come; the fake super apiserver holds the rest until the end of the test.
 	follow := func(cert *tls.Certificate, pod string) (*http.Response, error) {
@@ -461,6 +463,9 @@ func TestProxyTenantLimit(t *testing.T) {
 	if resp, err := follow(&p.b, "db"); err != nil || resp.StatusCode != http.StatusOK {
 		t.Errorf("tenant b's stream while a is at its limit: HTTP %d, %v; want 200", resp.StatusCode, err)
 	}
+	if refused := testutil.ToFloat64(srv.metrics.refused.WithLabelValues(refusedTenantLimit)); refused != 1 {
+		t.Errorf("metrics: %v requests refused at a tenant's bound, want 1", refused)
+	}
 
 	// The exec ends: its place is a's again, once the proxy has seen it end.
 	_ = exec.Close()
@@ -484,7 +489,8 @@ func TestProxyTenantLimit(t *testing.T) {
 // through the proxy at once; the one past it is refused with 429 whichever tenant sends it, and
 // a stream that has ended gives its place back, also to another tenant.
 func TestProxyTotalLimit(t *testing.T) {
-	p := startProxy(t, func(s *Server) { s.total = keylimit.New(2) })
+	var srv *Server
+	p := startProxy(t, func(s *Server) { s.total, srv = keylimit.New(2), s })
 	follow := func(cert *tls.Certificate, pod string) *http.Response {
 		t.Helper()
 		resp, err := p.client(cert).Get(p.url + "/containerLogs/default/" + pod + "/app?follow=true")
@@ -513,6 +519,10 @@ func TestProxyTotalLimit(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), wantMsg) || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("tenant b's second stream, the third in all: HTTP %d %q, Retry-After %q; want 429 containing %q, with a Retry-After",
 			resp.StatusCode, body, resp.Header.Get("Retry-After"), wantMsg)
+	}
+	going, refused := testutil.ToFloat64(srv.metrics.going), testutil.ToFloat64(srv.metrics.refused.WithLabelValues(refusedProxyLimit))
+	if going != 2 || refused != 1 || testutil.ToFloat64(srv.metrics.refused.WithLabelValues(refusedTenantLimit)) != 0 {
+		t.Errorf("metrics: %v requests going, %v refused at the proxy's bound; want 2 and 1, none at a tenant's", going, refused)
 	}
 
 	// a's stream ends: its place is b's, once the proxy has seen it end.
