@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -25,6 +24,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/vnest-dev/vnest/internal/logevery"
 )
 
 // The reviews' timeout, retries and caches are those of controller-runtime's
@@ -102,7 +103,8 @@ func authFilter(config *rest.Config, httpClient *http.Client) (metricsserver.Fil
 			}
 			return res, ok, err
 		})),
-		authorizer: az,
+		authorizer:    az,
+		refusedLogged: logevery.New(refusedLogEvery),
 	}
 	return f.wrap, nil
 }
@@ -110,8 +112,8 @@ func authFilter(config *rest.Config, httpClient *http.Client) (metricsserver.Fil
 type reviewFilter struct {
 	authenticator authenticator.Request
 	authorizer    authorizer.Authorizer
-	// refusedLogged is when (Unix nanoseconds) the last refusal past reviewRate was logged.
-	refusedLogged atomic.Int64
+	// refusedLogged lets a refusal past reviewRate be logged once per refusedLogEvery.
+	refusedLogged *logevery.Every
 }
 
 // wrap lets a request through to next when its user may get its path, else answers 401, 403, or
@@ -127,7 +129,7 @@ func (f *reviewFilter) wrap(log logr.Logger, next http.Handler) (http.Handler, e
 			log.V(4).Info("Metrics request gone during its authentication")
 			return
 		case errors.Is(err, errTooManyReviews):
-			if now, last := time.Now(), f.refusedLogged.Load(); now.Sub(time.Unix(0, last)) >= refusedLogEvery && f.refusedLogged.CompareAndSwap(last, now.UnixNano()) {
+			if f.refusedLogged.Allow(time.Now()) {
 				log.Info("Refusing metrics requests whose token is not known yet: more to review than the limit (a flood of forged tokens?); logged once a minute", "limit", float64(reviewRate), "burst", reviewBurst)
 			} else {
 				log.V(4).Info("Metrics request refused: too many tokens to review")

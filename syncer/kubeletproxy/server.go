@@ -1,6 +1,7 @@
 package kubeletproxy
 
 import (
+	"bufio"
 	"cmp"
 	"context"
 	"crypto/ecdsa"
@@ -32,6 +33,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vnest-dev/vnest/internal/keylimit"
+	"github.com/vnest-dev/vnest/internal/logevery"
 	"github.com/vnest-dev/vnest/syncer/mapping"
 )
 
@@ -102,6 +104,9 @@ type Server struct {
 	inFlight  *keylimit.Limit // kubelet API requests going, by Tenant.ClusterKey
 	total     *keylimit.Limit // kubelet API requests going, all tenants' (one key, "")
 	metrics   proxyMetrics
+	// refusedLogged lets a refusal at the proxy's bound (total) be logged once per
+	// refusedLogEvery; the refused counter has them all.
+	refusedLogged *logevery.Every
 
 	// readHeaderTimeout and idleTimeout bound how long a connection may wait for a
 	// request's headers (the TLS handshake included) and for the next request
@@ -115,6 +120,10 @@ type Server struct {
 // ReadTimeout or WriteTimeout: they would cut `logs -f`, exec, attach and port-forward
 // streams, which last as long as the user wants (an upgraded connection has no deadlines once
 // its headers are read).
+// refusedLogEvery is how often, at most, a refusal at the proxy's bound is logged at Info: every
+// identified tenant's users can provoke one per request.
+const refusedLogEvery = time.Minute
+
 const (
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultIdleTimeout       = 90 * time.Second
@@ -149,14 +158,15 @@ func New(c Config) (*Server, error) {
 		client: &http.Client{Transport: rt, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}},
-		transport: rt,
-		upgrade:   upgrade,
-		cert:      cert,
-		now:       time.Now,
-		handlers:  c.Handlers,
-		inFlight:  keylimit.New(cmp.Or(c.MaxRequestsPerTenant, DefaultMaxRequestsPerTenant)),
-		total:     keylimit.New(cmp.Or(c.MaxRequests, DefaultMaxRequests)),
-		metrics:   newProxyMetrics(c.Registerer),
+		transport:     rt,
+		upgrade:       upgrade,
+		cert:          cert,
+		now:           time.Now,
+		handlers:      c.Handlers,
+		inFlight:      keylimit.New(cmp.Or(c.MaxRequestsPerTenant, DefaultMaxRequestsPerTenant)),
+		total:         keylimit.New(cmp.Or(c.MaxRequests, DefaultMaxRequests)),
+		metrics:       newProxyMetrics(c.Registerer),
+		refusedLogged: logevery.New(refusedLogEvery),
 
 		readHeaderTimeout: defaultReadHeaderTimeout,
 		idleTimeout:       defaultIdleTimeout,
@@ -291,7 +301,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.inFlight.Release(t.ClusterKey)
 	if !s.total.Acquire("") {
 		s.metrics.refused.WithLabelValues(refusedProxyLimit).Inc()
-		logger.Info("Kubelet proxy refused a request: all tenants together have as many going as the proxy may serve", "limit", s.total.Max())
+		const msg = "Kubelet proxy refused a request: all tenants together have as many going as the proxy may serve"
+		if s.refusedLogged.Allow(s.now()) {
+			logger.Info(msg+"; logged once a minute, the others at V(2)", "limit", s.total.Max())
+		} else {
+			logger.V(2).Info(msg, "limit", s.total.Max())
+		}
 		w.Header().Set("Retry-After", "1")
 		writeError(w, tooManyRequests("the kubelet proxy has %d requests (logs, exec, attach, port-forward) of all tenants going, "+
 			"the most it may (the syncer's --kubelet-proxy-max-requests); try again when one has ended", s.total.Max()), req.Streaming)
@@ -412,8 +427,31 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, loc *url.URL) {
 	h := proxy.NewUpgradeAwareHandler(loc, s.transport, false, true, responder{})
 	h.UpgradeTransport = s.upgrade
 	h.UseLocationHost = true
-	h.ServeHTTP(w, outgoing(r))
+	h.ServeHTTP(closedWithRequest{w, r.Context()}, outgoing(r))
 }
+
+// closedWithRequest closes the connection it hands over (Hijack) when ctx ends. The handler
+// hijacks the caller's connection for an upgraded stream, and the server's Close at the end of
+// the proxy's context closes only the connections it still owns: without this an exec, attach or
+// port-forward stream would outlive the proxy until either end closed it. ctx is the request's,
+// which ends with the proxy's (Start's BaseContext) or when the handler returns, once the
+// stream is over anyway.
+type closedWithRequest struct {
+	http.ResponseWriter
+	ctx context.Context
+}
+
+func (c closedWithRequest) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, rw, err := http.NewResponseController(c.ResponseWriter).Hijack()
+	if err == nil {
+		context.AfterFunc(c.ctx, func() { _ = conn.Close() })
+	}
+	return conn, rw, err
+}
+
+// Unwrap lets http.ResponseController reach the server's writer (Flush, deadlines) for an
+// answer that is not upgraded.
+func (c closedWithRequest) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 type responder struct{}
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +25,8 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/klog/v2"
+	"k8s.io/klog/v2/ktesting"
 
 	"github.com/vnest-dev/vnest/apiserver/layout"
 	"github.com/vnest-dev/vnest/internal/keylimit"
@@ -132,8 +135,15 @@ type testProxy struct {
 	pinMisses chan string
 }
 
-// startProxy starts a proxy serving tenants a-1 and b-2, after tweaks change its Server.
+// startProxy starts a proxy serving tenants a-1 and b-2 until the end of the test, after
+// tweaks change its Server.
 func startProxy(t testing.TB, tweaks ...func(*Server)) *testProxy {
+	t.Helper()
+	return startProxyUntil(t, t.Context(), tweaks...)
+}
+
+// startProxyUntil is startProxy serving until ctx ends.
+func startProxyUntil(t testing.TB, ctx context.Context, tweaks ...func(*Server)) *testProxy {
 	t.Helper()
 	caA, caB := newTestCA(t), newTestCA(t)
 	a := caA.kubeletClient(t)
@@ -162,7 +172,7 @@ func startProxy(t testing.TB, tweaks ...func(*Server)) *testProxy {
 	for _, tweak := range tweaks {
 		tweak(s)
 	}
-	addr, err := s.Start(t.Context(), "127.0.0.1:0")
+	addr, err := s.Start(ctx, "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -362,6 +372,45 @@ func TestProxyExecUpgrade(t *testing.T) {
 	}
 }
 
+// TestProxyStreamsEndWithTheProxy: when the proxy's context ends, its upgraded streams end too,
+// on the caller's side and the super apiserver's, and so do its log streams; a hijacked
+// connection is not the server's to close.
+func TestProxyStreamsEndWithTheProxy(t *testing.T) {
+	ctx, stop := context.WithCancel(t.Context())
+	defer stop()
+	p := startProxyUntil(t, ctx)
+	conn, rd, resp := p.startExec(t, p.a, "/exec/default/web/app?command=cat&input=1&output=1", "")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("exec: HTTP %d, want 101", resp.StatusCode)
+	}
+	fmt.Fprint(conn, "ping\n")
+	if echo, err := rd.ReadString('\n'); err != nil || echo != "ping\n" {
+		t.Fatalf("echo %q, %v", echo, err)
+	}
+	logs, err := p.follow(t, &p.a, "web")
+	if err != nil || logs.StatusCode != http.StatusOK {
+		t.Fatalf("logs: %v, %v", logs, err)
+	}
+
+	stop()
+	// startExec's deadline (10 s) ends the read if the proxy leaves the stream open.
+	if got, err := rd.ReadString('\n'); !errors.Is(err, io.EOF) {
+		t.Errorf("exec stream after the proxy stopped: read %q, %v; want it closed (EOF)", got, err)
+	}
+	// Cut, or ended cleanly when the handler saw its context end before the server closed the
+	// connection; the client's timeout (10 s) ends the read if the stream goes on.
+	if _, err := io.ReadAll(logs.Body); err != nil && strings.Contains(err.Error(), "Client.Timeout") {
+		t.Errorf("log stream after the proxy stopped: %v, want it ended", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.super.open.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := p.super.open.Load(); n != 0 {
+		t.Errorf("%d streams still open at the super apiserver after the proxy stopped", n)
+	}
+}
+
 func TestProxyExecNeedsUpgrade(t *testing.T) {
 	p := startProxy(t)
 	resp, err := p.client(&p.a).Post(p.url+"/exec/default/web/app?command=ls&output=1", "", nil)
@@ -493,7 +542,8 @@ func TestProxyTenantLimit(t *testing.T) {
 // a stream that has ended gives its place back, also to another tenant.
 func TestProxyTotalLimit(t *testing.T) {
 	var srv *Server
-	p := startProxy(t, func(s *Server) { s.total, srv = keylimit.New(2), s })
+	logger := ktesting.NewLogger(t, ktesting.NewConfig(ktesting.Verbosity(2), ktesting.BufferLogs(true)))
+	p := startProxyUntil(t, klog.NewContext(t.Context(), logger), func(s *Server) { s.total, srv = keylimit.New(2), s })
 	follow := func(cert *tls.Certificate, pod string) *http.Response {
 		t.Helper()
 		resp, err := p.follow(t, cert, pod)
@@ -510,16 +560,32 @@ func TestProxyTotalLimit(t *testing.T) {
 	if resp := follow(&p.b, "db"); resp.StatusCode != http.StatusOK {
 		t.Fatalf("tenant b's first stream: HTTP %d, want 200", resp.StatusCode)
 	}
-	resp := follow(&p.b, "db")
-	body, _ := io.ReadAll(resp.Body)
-	const wantMsg = "the kubelet proxy has 2 requests (logs, exec, attach, port-forward) of all tenants going, the most it may"
-	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), wantMsg) || resp.Header.Get("Retry-After") == "" {
-		t.Errorf("tenant b's second stream, the third in all: HTTP %d %q, Retry-After %q; want 429 containing %q, with a Retry-After",
-			resp.StatusCode, body, resp.Header.Get("Retry-After"), wantMsg)
+	for range 2 {
+		resp := follow(&p.b, "db")
+		body, _ := io.ReadAll(resp.Body)
+		const wantMsg = "the kubelet proxy has 2 requests (logs, exec, attach, port-forward) of all tenants going, the most it may"
+		if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), wantMsg) || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("tenant b's next stream, past the two going: HTTP %d %q, Retry-After %q; want 429 containing %q, with a Retry-After",
+				resp.StatusCode, body, resp.Header.Get("Retry-After"), wantMsg)
+		}
 	}
 	going, refused := testutil.ToFloat64(srv.metrics.going), testutil.ToFloat64(srv.metrics.refused.WithLabelValues(refusedProxyLimit))
-	if going != 2 || refused != 1 || testutil.ToFloat64(srv.metrics.refused.WithLabelValues(refusedTenantLimit)) != 0 {
-		t.Errorf("metrics: %v requests going, %v refused at the proxy's bound; want 2 and 1, none at a tenant's", going, refused)
+	if going != 2 || refused != 2 || testutil.ToFloat64(srv.metrics.refused.WithLabelValues(refusedTenantLimit)) != 0 {
+		t.Errorf("metrics: %v requests going, %v refused at the proxy's bound; want 2 and 2, none at a tenant's", going, refused)
+	}
+	// A tenant's users provoke a refusal per request: logged once a minute, the rest verbose.
+	var infos, verbose int
+	for _, e := range logger.GetSink().(ktesting.Underlier).GetBuffer().Data() {
+		if strings.HasPrefix(e.Message, "Kubelet proxy refused a request: all tenants together") {
+			if e.Verbosity == 0 {
+				infos++
+			} else {
+				verbose++
+			}
+		}
+	}
+	if infos != 1 || verbose != 1 {
+		t.Errorf("the 2 refusals were logged %d times at Info and %d verbose, want 1 and 1", infos, verbose)
 	}
 
 	// a's stream ends: its place is b's, once the proxy has seen it end.
