@@ -105,6 +105,10 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 	}
 	desired := d.translate(t, st.tenant)
 	if !st.hasSuper {
+		if d.kind != kindNamespace && t.namespaceTerminating(st.tenantNS) {
+			logger.V(4).Info("Not creating a super object in a terminating namespace", "superObject", klog.KObj(desired))
+			return nil
+		}
 		if d.kind != kindNamespace {
 			if err := s.ensureSuperNamespace(ctx, t, st.tenantNS); err != nil {
 				if errors.Is(err, errNotOwned) {
@@ -155,9 +159,30 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 
 // superRefused reports whether the super cluster refused a write for good (its admission or
 // validation), which the tenant is told about; a resize or ephemeral container so refused does
-// not hold up the pod's other changes or its status (podresize.go, podephemeral.go).
+// not hold up the pod's other changes or its status (podresize.go, podephemeral.go). A create
+// in a super namespace that is being deleted is no such refusal (NamespaceTerminating, a 403 of
+// the namespace lifecycle admission): it says nothing about the object, and it passes once the
+// namespace is gone, for a tenant namespace deleted and made again under its name. It is retried
+// with back-off, and told as a sync error if it lasts (syncerror.go).
 func superRefused(err error) bool {
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return false
+	}
 	return apierrors.IsForbidden(err) || apierrors.IsInvalid(err) || tolerationsRefused(err)
+}
+
+// namespaceTerminating reports whether tenant namespace ns is being deleted, in the tenant
+// cache. Nothing is created in its super namespace then: the syncer deletes that namespace as
+// the tenant's starts terminating (namespaceDown), and the tenant's namespace controller is
+// deleting what is left in it, as the tenant apiserver refuses anything new there. A sync that
+// would create the super object of something in it does nothing: creating it would be refused
+// by the super cluster, and the tenant told of a refusal on an object about to go.
+func (t *tenant) namespaceTerminating(ns string) bool {
+	if ns == "" || t.namespaces == nil {
+		return false
+	}
+	n, err := t.namespaces.Get(ns)
+	return err == nil && n.DeletionTimestamp != nil
 }
 
 // tolerationsRefused reports whether err is the super cluster's PodTolerationRestriction

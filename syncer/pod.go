@@ -326,6 +326,9 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 	}
 	down := func() error { return podDown.sync(ctx, s, t, w, st) }
 	if hasTenant && !hasSuper {
+		if t.namespaceTerminating(ns) { // down.go: no new super pod, nor policy verdict or token
+			return nil
+		}
 		// A new super pod: the virtual cluster's policy decides first (podpolicy.go).
 		return s.createPodDown(ctx, t, tp, down)
 	}
