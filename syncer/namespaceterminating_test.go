@@ -34,7 +34,8 @@ func terminatingTenantNS() *corev1.Namespace {
 // deleted (the syncer deletes its super namespace then) get no super object, no event and no
 // status, where the super cluster would refuse each create and the tenant would be told of a
 // refusal on an object about to go (seen in a conformance run: 722 SuperClusterRejected events
-// about a namespace's Services, each then refused by the gone namespace, each an error line).
+// about a namespace's Services, each then refused by the gone namespace, each an error line);
+// nor is a pod whose super pod went with the super namespace failed as lost.
 func TestNothingCreatedInATerminatingNamespace(t *testing.T) {
 	privileged := MakePod("default", "web").Obj() // refused by the tenant's policy (baseline)
 	privileged.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Privileged: ptr.To(true)}
@@ -45,7 +46,10 @@ func TestNothingCreatedInATerminatingNamespace(t *testing.T) {
 	}{
 		"pod":                             {MakePod("default", "web").Obj(), syncPod},
 		"pod the tenant's policy refuses": {privileged, syncPod},
-		"service":                         {tenantService(nil), func(h *harness) error { return h.s.syncService(testContext(t), h.t, "default", "web") }},
+		// Its super pod went with the super namespace: not lost to the super cluster (a
+		// DisruptionTarget of DeletionBySuperCluster); the tenant's namespace controller deletes it.
+		"pod whose super pod went with the namespace": {MakePod("default", "web").Node("n1").HostIP("192.0.2.1").Phase(corev1.PodRunning).Obj(), syncPod},
+		"service": {tenantService(nil), func(h *harness) error { return h.s.syncService(testContext(t), h.t, "default", "web") }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, []object{superDefaultNS.DeepCopy()}, []object{terminatingTenantNS(), tc.obj})

@@ -316,6 +316,12 @@ func (s *Syncer) syncPod(ctx context.Context, t *tenant, ns, name string) error 
 		if podTerminal(tp) && !lostSuperPod(tp) {
 			return nil // finished; its super pod is history
 		}
+		if t.namespaceTerminating(ns) {
+			// Gone with its super namespace, which goes as the tenant's starts terminating: not
+			// lost to the super cluster. The tenant's namespace controller deletes the pod, and
+			// the deletion is finished above.
+			return nil
+		}
 		klog.FromContext(ctx).Info("Super pod is gone; failing and deleting the tenant pod so its controller replaces it")
 		return s.failLostTenantPod(ctx, t, tp)
 	}
