@@ -32,8 +32,9 @@ run: deps build ## Run a local super cluster in the foreground (data in .vnest)
 
 test: lint test-unit test-integration test-e2e ## Everything CI runs: lint, unit, integration and e2e tests
 
-test-unit: ## Unit tests (pure functions, fake clients, a private containerd)
-	$(GO) test -count=1 ./api/... ./internal/... ./cmd/... ./syncer/... ./conformance/... ./test/bench/
+test-unit: ## Unit tests (pure functions, fake clients, a private containerd); api, internal and syncer under the race detector
+	$(GO) test -count=1 -race ./api/... ./internal/... ./syncer/...
+	$(GO) test -count=1 ./cmd/... ./conformance/... ./test/bench/
 
 test-integration: build ## Tenant control plane on real etcd; manager against a simulated `vnest up`
 	$(GO) test -count=1 -p 1 -timeout 30m ./apiserver/... ./manager/...

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a real node needs (containerd, runc, CNI
-# plugins, iptables, conntrack) plus busybox-static for the busybox image.
+# plugins, iptables, conntrack) plus busybox-static for the busybox image and
+# gcc for the race detector of `make test-unit` (cgo).
 # Idempotent: does nothing when everything is present. Needs root.
 set -euo pipefail
 
 need=()
 for pair in containerd:containerd ctr:containerd runc:runc iptables:iptables conntrack:conntrack \
-            /usr/lib/cni/bridge:containernetworking-plugins /bin/busybox:busybox-static ip:iproute2; do
+            /usr/lib/cni/bridge:containernetworking-plugins /bin/busybox:busybox-static ip:iproute2 gcc:gcc; do
   tool=${pair%%:*} pkg=${pair##*:}
   if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "$tool" ]; then
     need+=("$pkg")
