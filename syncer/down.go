@@ -105,11 +105,11 @@ func (d down[T]) sync(ctx context.Context, s *Syncer, t *tenant, w writer[T], st
 	}
 	desired := d.translate(t, st.tenant)
 	if !st.hasSuper {
-		if d.kind != kindNamespace && t.namespaceTerminating(st.tenantNS) {
-			logger.V(4).Info("Not creating a super object in a terminating namespace", "superObject", klog.KObj(desired))
-			return nil
-		}
 		if d.kind != kindNamespace {
+			if t.namespaceTerminating(st.tenantNS) {
+				logger.V(4).Info("Not creating a super object in a terminating namespace", "superObject", klog.KObj(desired))
+				return nil
+			}
 			if err := s.ensureSuperNamespace(ctx, t, st.tenantNS); err != nil {
 				if errors.Is(err, errNotOwned) {
 					// Retried (the foreign namespace may go), but nothing is created in it.

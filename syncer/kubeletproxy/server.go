@@ -120,14 +120,14 @@ type Server struct {
 // ReadTimeout or WriteTimeout: they would cut `logs -f`, exec, attach and port-forward
 // streams, which last as long as the user wants (an upgraded connection has no deadlines once
 // its headers are read).
-// refusedLogEvery is how often, at most, a refusal at the proxy's bound is logged at Info: every
-// identified tenant's users can provoke one per request.
-const refusedLogEvery = time.Minute
-
 const (
 	defaultReadHeaderTimeout = 10 * time.Second
 	defaultIdleTimeout       = 90 * time.Second
 )
+
+// refusedLogEvery is how often, at most, a refusal at the proxy's bound is logged at Info: every
+// identified tenant's users can provoke one per request.
+const refusedLogEvery = time.Minute
 
 // New builds a Server, with a fresh self-signed serving certificate. It starts nothing.
 func New(c Config) (*Server, error) {
