@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a real node needs (containerd, runc, CNI
 # plugins, iptables, conntrack) plus busybox-static for the busybox image and
-# gcc for the race detector of `make test-unit` (cgo).
+# gcc for the race detector of `make test` (cgo).
 # Idempotent: does nothing when everything is present. Needs root.
 set -euo pipefail
 
