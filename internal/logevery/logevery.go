@@ -5,8 +5,7 @@ import (
 	"time"
 )
 
-// Every says yes at most once per period. The zero value with a period set is ready; it is safe
-// for concurrent use.
+// Every says yes at most once per period; make one with New. It is safe for concurrent use.
 type Every struct {
 	period time.Duration
 	last   atomic.Int64 // when it last said yes, Unix nanoseconds; 0 before

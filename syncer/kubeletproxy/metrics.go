@@ -14,7 +14,8 @@ const (
 )
 
 // proxyMetrics are the proxy's Prometheus series, so that an operator can see the proxy near its
-// bound and alert on refusals, which reach the tenant's user as 429 and are logged one by one.
+// bound and alert on refusals, which reach the tenant's user as 429 and are logged at V(2) (a
+// refusal at the proxy's bound at Info too, once a minute).
 // Not by tenant: the logs name it.
 type proxyMetrics struct {
 	going   prometheus.Gauge
