@@ -8,6 +8,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/vnest-dev/vnest/api/v1alpha1"
 	"github.com/vnest-dev/vnest/syncer/mapping"
@@ -73,7 +74,33 @@ func (s *Syncer) syncNamespace(ctx context.Context, t *tenant, name string) (cre
 	}
 	w := &namespaceWriter{NamespaceInterface: s.super.CoreV1().Namespaces()}
 	err = namespaceDown.sync(ctx, s, t, w, state[*corev1.Namespace]{tenantNS: name, tenant: tn, hasTenant: hasTenant, super: sn, hasSuper: hasSuper})
+	if w.created {
+		s.retryWaitingIn(t, name)
+	}
 	return w.created, err
+}
+
+// retryWaitingIn queues now the keys of tenant namespace ns that wait for a retry, once its
+// super namespace has been created. A tenant namespace deleted and made again under its name
+// gets its super namespace only when the old one is gone; until then every create in it is
+// refused (NamespaceTerminating, superRefused), and each object's retries back off up to a
+// minute apart, which would leave its pods Pending that long after the namespace is there.
+func (s *Syncer) retryWaitingIn(t *tenant, ns string) {
+	for _, k := range allKinds {
+		objs, err := t.index[k].ByIndex(cache.NamespaceIndex, ns)
+		if err != nil {
+			continue // no namespace index: a cluster-scoped kind
+		}
+		for _, obj := range objs {
+			m, err := metaOf(obj)
+			if err != nil {
+				continue
+			}
+			if key := tenantKey(k, m); s.queue.NumRequeues(t.key, key) > 0 {
+				s.queue.Add(t.key, key)
+			}
+		}
+	}
 }
 
 // namespaceWriter writes super namespaces and remembers whether a create succeeded.

@@ -3,6 +3,7 @@ package syncer
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -89,5 +90,37 @@ func TestTerminatingSuperNamespaceIsNoRefusal(t *testing.T) {
 	}
 	if !worthTelling(errors.Join(namespaceTerminatingError("pods", "web"), nil)) {
 		t.Error("a create refused for a terminating namespace is not told when it lasts, want it told as a sync error")
+	}
+}
+
+// TestWaitingKeysRetriedWithTheirSuperNamespace: once the super namespace of a tenant namespace
+// is created, the keys of that namespace waiting for a retry are queued at once. A tenant
+// namespace deleted and made again under its name gets its super namespace only when the old
+// one is gone, and its objects' creates, refused until then, back off up to a minute apart.
+func TestWaitingKeysRetriedWithTheirSuperNamespace(t *testing.T) {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns-2"}}
+	h := newHarness(t, nil, []object{ns, MakePod("default", "web").Obj(), MakePod("default", "fresh").Obj(), MakePod("other", "web").Obj()})
+	waiting := []objKey{{Kind: kindPod, Namespace: "default", Name: "web"}, {Kind: kindPod, Namespace: "other", Name: "web"}}
+	for _, key := range waiting {
+		for range 10 { // a back-off of seconds
+			h.s.queue.AddRateLimited(testKey, key)
+		}
+	}
+	if got := h.s.queue.Len(testKey); got != 0 {
+		t.Fatalf("queued before = %d, want 0", got)
+	}
+	created, err := h.s.syncNamespace(testContext(t), h.t, "default")
+	if err != nil || !created {
+		t.Fatalf("syncNamespace = %v, %v; want the super namespace created", created, err)
+	}
+	got := map[objKey]bool{}
+	for h.s.queue.Len(testKey) > 0 {
+		key, _ := h.s.queue.Get()
+		got[key.Item] = true
+		h.s.queue.Done(key.Tenant, key.Item)
+	}
+	want := map[objKey]bool{waiting[0]: true} // not the key without a back-off, nor another namespace's
+	if !maps.Equal(got, want) {
+		t.Errorf("queued at once = %v, want %v", got, want)
 	}
 }

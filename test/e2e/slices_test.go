@@ -28,6 +28,9 @@ import (
 //   - Service allocations are kept (checkServiceIPsKept): a super Service deleted by hand comes
 //     back with the tenant's ClusterIP, and a tenant Service changed to NodePort gets the same
 //     node port in the super cluster.
+//   - A tenant namespace deleted and made again under its name while its old super namespace is
+//     still terminating (checkNamespaceMadeAgain): the new namespace's pod reaches the super
+//     cluster within seconds of the old super namespace's end, not after its backed-off retry.
 func TestSyncerSlicesAndRuntimeClasses(t *testing.T) {
 	c := startCluster(t, clusterOptions{nodes: "simulated", port: 19603})
 	tenant, _ := waitForDemoTenant(t, c)
@@ -36,6 +39,7 @@ func TestSyncerSlicesAndRuntimeClasses(t *testing.T) {
 	checkHandMadeSlices(t, c, tenant, superNS)
 	checkRuntimeClass(t, c, tenant, key, superNS)
 	checkServiceIPsKept(t, c, tenant, superNS)
+	checkNamespaceMadeAgain(t, c, tenant, key)
 }
 
 func checkHandMadeSlices(t *testing.T, c *cluster, tenant kubernetes.Interface, superNS string) {
