@@ -288,7 +288,7 @@ func (s *Syncer) syncEvent(ctx context.Context, t *tenant, ns, name string) erro
 		return err
 	}
 	uid, ok := s.tenantUIDFor(t, ns, se.InvolvedObject)
-	if !ok {
+	if !ok || t.namespaceTerminating(ns) {
 		return nil
 	}
 	want := translateEvent(se, ns, uid)
@@ -298,13 +298,13 @@ func (s *Syncer) syncEvent(ctx context.Context, t *tenant, ns, name string) erro
 		// (one request, not two, per event: most events are of this kind).
 		_, err := events.Create(ctx, want, metav1.CreateOptions{})
 		if !apierrors.IsAlreadyExists(err) {
-			return err
+			return ignoreNamespaceTerminating(err)
 		}
 	}
 	existing, err := events.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		_, err = events.Create(ctx, want, metav1.CreateOptions{})
-		return ignoreAlreadyExists(err)
+		return ignoreNamespaceTerminating(ignoreAlreadyExists(err))
 	}
 	if err != nil || eventUpEqual(want, existing) {
 		return err
@@ -312,5 +312,16 @@ func (s *Syncer) syncEvent(ctx context.Context, t *tenant, ns, name string) erro
 	up := existing.DeepCopy()
 	up.Count, up.Message, up.LastTimestamp, up.Reason, up.Series = want.Count, want.Message, want.LastTimestamp, want.Reason, want.Series
 	_, err = events.Update(ctx, up, metav1.UpdateOptions{})
+	return err
+}
+
+// ignoreNamespaceTerminating drops the tenant's refusal of an event in a tenant namespace being
+// deleted, which the tenant cache did not show yet (namespaceTerminating, checked before): the
+// tenant apiserver takes nothing new there, and the namespace's events go with it. Retrying
+// would only log the refusal again until the super event went too.
+func ignoreNamespaceTerminating(err error) error {
+	if apierrors.HasStatusCause(err, corev1.NamespaceTerminatingCause) {
+		return nil
+	}
 	return err
 }

@@ -61,7 +61,9 @@ func TestSyncEvent(t *testing.T) {
 	cases := map[string]struct {
 		super  []object
 		tenant []object
-		want   []string
+		// createErr, when set, is the tenant's answer to every event create.
+		createErr error
+		want      []string
 	}{
 		"event about a synced pod goes up": {
 			super:  []object{MakePod(testSuperNS, "web").Owned("uid-web").Obj(), superEvent("Pod", "web")},
@@ -103,10 +105,33 @@ func TestSyncEvent(t *testing.T) {
 		"event about a kind that is not synced up stays": {
 			super: []object{superEvent("ConfigMap", "web")},
 		},
+		// The tenant apiserver refuses new content in a namespace being deleted, and the
+		// namespace's events go with it.
+		"event in a terminating tenant namespace stays": {
+			super:  []object{MakePod(testSuperNS, "web").Owned("uid-web").Obj(), superEvent("Pod", "web")},
+			tenant: []object{terminatingTenantNS(), MakePod("default", "web").Obj()},
+		},
+		"event refused by a namespace terminating ahead of the cache: dropped": {
+			super:     []object{MakePod(testSuperNS, "web").Owned("uid-web").Obj(), superEvent("Pod", "web")},
+			tenant:    []object{MakePod("default", "web").Obj()},
+			createErr: namespaceTerminatingError("events", "web.1"),
+			want:      []string{"create events default/web.1"},
+		},
+		"repeated event refused by a namespace terminating ahead of the cache: dropped": {
+			super:     []object{MakePod(testSuperNS, "web").Owned("uid-web").Obj(), repeated(superEvent("Pod", "web"))},
+			tenant:    []object{MakePod("default", "web").Obj()},
+			createErr: namespaceTerminatingError("events", "web.1"),
+			want:      []string{"create events default/web.1"},
+		},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			h := newHarness(t, tc.super, tc.tenant)
+			if tc.createErr != nil {
+				h.tenantCS.PrependReactor("create", "events", func(k8stesting.Action) (bool, runtime.Object, error) {
+					return true, nil, tc.createErr
+				})
+			}
 			if err := h.s.syncEvent(testContext(t), h.t, "default", "web.1"); err != nil {
 				t.Fatal(err)
 			}
