@@ -64,20 +64,20 @@ func (s *Syncer) patrolKind(ctx context.Context, t *tenant, k kind) {
 			superSeen[key] = true
 			s.queue.Add(t.key, key)
 			if key.Kind != k { // a pod's token Secret: its counterpart is the pod
-				if _, exists, _ := t.index[key.Kind].GetByKey(key.Namespace + "/" + key.Name); !exists {
+				if _, exists, _ := t.index[key.Kind].GetByKey(key.Namespace + "/" + key.Name); !exists && !s.namespaceGoing(t, key) {
 					drift++
 				}
 				continue
 			}
 			tm, exists := tenantObjs[key]
-			if !exists || (mapping.TenantUID(m) != "" && mapping.TenantUID(m) != tm.GetUID()) {
+			if (!exists || (mapping.TenantUID(m) != "" && mapping.TenantUID(m) != tm.GetUID())) && !s.namespaceGoing(t, key) {
 				drift++
 			}
 		}
 	}
 	if alwaysSynced[k] {
 		for key := range tenantObjs {
-			if !superSeen[key] {
+			if !superSeen[key] && !s.namespaceGoing(t, key) {
 				drift++
 			}
 		}
@@ -86,6 +86,26 @@ func (s *Syncer) patrolKind(ctx context.Context, t *tenant, k kind) {
 	if drift > 0 {
 		klog.FromContext(ctx).V(2).Info("Patrol found drift", "tenant", t.key, "kind", k, "keys", drift)
 	}
+}
+
+// namespaceGoing reports whether key's tenant namespace (key's own name for a namespace) or its
+// super namespace is being deleted. Its keys are no drift then: the syncer deletes the super
+// namespace as the tenant's starts terminating and creates nothing in it (namespaceTerminating),
+// and a super namespace being deleted takes its objects with it; a tenant namespace made again
+// under the name gets its objects down once the old super namespace is gone (retryWaitingIn).
+func (s *Syncer) namespaceGoing(t *tenant, key objKey) bool {
+	ns := key.Namespace
+	if key.Kind == kindNamespace {
+		ns = key.Name
+	}
+	if ns == "" {
+		return false
+	}
+	if t.namespaceTerminating(ns) {
+		return true
+	}
+	sn, err := s.superNS.Get(mapping.SuperNamespace(t.key, ns))
+	return err == nil && sn.DeletionTimestamp != nil
 }
 
 // tenantKey is the queue key of a tenant object.

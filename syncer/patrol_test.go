@@ -56,3 +56,39 @@ func TestPatrol(t *testing.T) {
 		t.Errorf("secret drift = %v, want 1 (the orphan pod's token Secret)", d)
 	}
 }
+
+// TestPatrolNamespaceGoing: the keys of a tenant namespace being deleted, or of one whose super
+// namespace is, are no drift: the super namespace and its objects are going, and nothing is
+// created in a terminating namespace.
+func TestPatrolNamespaceGoing(t *testing.T) {
+	now := metav1.Now()
+	tenantNS := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "default", UID: "uid-ns"}}
+	goingSuperNS := translateNamespace(tenantNS, testOwner, defaultPolicy)
+	goingSuperNS.DeletionTimestamp = &now
+	remade := tenantNS.DeepCopy()
+	remade.UID = "uid-ns-2"
+	for name, tc := range map[string]struct {
+		super, tenant []object
+	}{
+		"tenant namespace terminating, its super namespace gone": {
+			tenant: []object{terminatingTenantNS(), MakePod("default", "web").Obj(), tenantService(nil)},
+		},
+		"tenant namespace gone, its super namespace terminating": {
+			super: []object{goingSuperNS, MakePod(testSuperNS, "web").Owned("uid-web").Obj()},
+		},
+		"tenant namespace made again, the old super namespace terminating": {
+			super:  []object{goingSuperNS},
+			tenant: []object{remade, MakePod("default", "web").Obj(), tenantService(nil)},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, tc.super, tc.tenant)
+			h.s.patrol(testContext(t), h.t)
+			for _, k := range []kind{kindNamespace, kindPod, kindService} {
+				if d := testutil.ToFloat64(h.s.metrics.drift.WithLabelValues(testKey, string(k))); d != 0 {
+					t.Errorf("%s drift = %v, want 0", k, d)
+				}
+			}
+		})
+	}
+}
