@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vnest_syncer_sync_errors_total", Help: "Reconciles that failed and were re-queued, by tenant and kind.",
 		}, []string{"tenant", "kind"}),
 		drift: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "vnest_syncer_patrol_drift", Help: "Keys the last patrol found out of sync (counterpart missing or stale), by tenant and kind.",
+			Name: "vnest_syncer_patrol_drift", Help: "Keys the last patrol found out of sync (counterpart missing or stale; none of a namespace being deleted), by tenant and kind.",
 		}, []string{"tenant", "kind"}),
 		driftT: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vnest_syncer_patrol_drift_total", Help: "Keys patrols found out of sync, by tenant and kind.",
