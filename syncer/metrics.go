@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vnest-dev/vnest/internal/promreg"
 )
 
 // metrics are the syncer's Prometheus series, labelled by tenant (cluster key) and kind.
@@ -47,14 +49,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "vnest_syncer_patrol_drift_total", Help: "Keys patrols found out of sync, by tenant and kind.",
 		}, []string{"tenant", "kind"}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.depth, m.wait, m.latency, m.errors, m.drift, m.driftT} {
-			if err := reg.Register(c); err != nil {
-				if _, dup := err.(prometheus.AlreadyRegisteredError); !dup {
-					panic(err)
-				}
-			}
-		}
+	if reg != nil { // a syncer made again in the process writes to the series registered first
+		m.depth, m.wait, m.latency = promreg.Register(reg, m.depth), promreg.Register(reg, m.wait), promreg.Register(reg, m.latency)
+		m.errors, m.drift, m.driftT = promreg.Register(reg, m.errors), promreg.Register(reg, m.drift), promreg.Register(reg, m.driftT)
 	}
 	return m
 }

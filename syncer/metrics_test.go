@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // TestForgetTenantDropsEverySeries: once a tenant is no longer served, none of the syncer's
@@ -47,5 +48,21 @@ func TestForgetTenantDropsEverySeries(t *testing.T) {
 	}
 	if want := 7; kept != want { // depth, wait ×2 lanes, latency, errors, drift, drift total
 		t.Errorf("%d series of the other tenant left, want %d", kept, want)
+	}
+}
+
+// TestMetricsMadeAgain: a syncer's metrics made again on the registry of an earlier one (a
+// second syncer in the process) write to the series the registry serves.
+func TestMetricsMadeAgain(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	newMetrics(reg)
+	m := newMetrics(reg)
+	m.serve("demo")
+	m.observe("demo", kindPod, time.Millisecond, errors.New("refused"))
+	m.patrolDrift("demo", kindPod, 1)
+	for _, name := range []string{"vnest_syncer_sync_duration_seconds", "vnest_syncer_sync_errors_total", "vnest_syncer_patrol_drift"} {
+		if n, err := testutil.GatherAndCount(reg, name); err != nil || n != 1 {
+			t.Errorf("%s: %d series gathered (%v), want 1", name, n, err)
+		}
 	}
 }

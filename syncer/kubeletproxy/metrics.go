@@ -1,9 +1,9 @@
 package kubeletproxy
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vnest-dev/vnest/internal/promreg"
 )
 
 // Reasons of vnest_syncer_kubelet_proxy_refused_total: a request past its tenant's bound
@@ -36,24 +36,11 @@ func newProxyMetrics(reg prometheus.Registerer) proxyMetrics {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		m.going = register(reg, m.going)
-		m.refused = register(reg, m.refused)
+		m.going = promreg.Register(reg, m.going)
+		m.refused = promreg.Register(reg, m.refused)
 	}
 	for _, reason := range []string{refusedTenantLimit, refusedProxyLimit} {
 		m.refused.WithLabelValues(reason) // 0 from the start, so that a rate of it is there to alert on
 	}
 	return m
-}
-
-// register registers c with reg and returns it, or the collector registered already in its place.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	err := reg.Register(c)
-	var dup prometheus.AlreadyRegisteredError
-	switch {
-	case err == nil:
-		return c
-	case errors.As(err, &dup):
-		return dup.ExistingCollector.(C)
-	}
-	panic(err) // two series of one name that differ: a programming error
 }
