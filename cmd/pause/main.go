@@ -18,6 +18,10 @@ import (
 const version = "vnest-pause-1"
 
 func main() {
+	// First: until Notify, a SIGTERM makes the Go runtime exit 2, not 0 (as PID 1 it cannot die
+	// of its own signal).
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 	if len(os.Args) > 1 && os.Args[1] == "-v" {
 		fmt.Println(version)
 		return
@@ -25,8 +29,6 @@ func main() {
 	if os.Getpid() != 1 {
 		fmt.Fprintln(os.Stderr, "Warning: pause should be the first process")
 	}
-	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
 	for sig := range sigs {
 		if sig != syscall.SIGCHLD {
 			fmt.Fprintf(os.Stderr, "Shutting down, got signal: %v\n", sig)
