@@ -427,7 +427,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, loc *url.URL) {
 	h := proxy.NewUpgradeAwareHandler(loc, s.transport, false, true, responder{})
 	h.UpgradeTransport = s.upgrade
 	h.UseLocationHost = true
-	h.ServeHTTP(closedWithRequest{w, r.Context()}, outgoing(r))
+	out := outgoing(r)
+	out = out.WithContext(klog.NewContext(out.Context(), streamEndLogger(klog.FromContext(out.Context()))))
+	h.ServeHTTP(closedWithRequest{w, r.Context()}, out)
 }
 
 // closedWithRequest closes the connection it hands over (Hijack) when ctx ends. The handler

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -85,6 +86,16 @@ func (f *fakeSuper) serve(w http.ResponseWriter, r *http.Request) {
 		_ = rw.Flush()
 		f.open.Add(1)
 		defer f.open.Add(-1)
+		if r.URL.Query().Get("command") == "reset" {
+			// The first line read, the connection goes away with a reset: no TLS close_notify,
+			// no FIN (streamEnded).
+			_, _ = rw.ReadString('\n')
+			if tc, ok := conn.(*tls.Conn).NetConn().(*net.TCPConn); ok {
+				_ = tc.SetLinger(0)
+				_ = tc.Close()
+			}
+			return
+		}
 		_, _ = io.Copy(conn, rw) // echo
 	}
 }
