@@ -96,6 +96,13 @@ func (f *fakeSuper) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
+		if r.URL.Query().Get("command") == "yes" { // writes until the connection fails
+			for {
+				if _, err := conn.Write([]byte("y\n")); err != nil {
+					return
+				}
+			}
+		}
 		_, _ = io.Copy(conn, rw) // echo
 	}
 }

@@ -91,7 +91,36 @@ func TestProxyStreamResetIsNoError(t *testing.T) {
 	if got, err := rd.ReadString('\n'); err == nil || strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("exec stream after the super end's reset: read %q, %v; want it ended", got, err)
 	}
+	checkStreamEndLogged(t, p, &out)
+}
+
+// TestProxyClientResetIsNoError: an exec stream whose client goes away with a reset while the
+// super apiserver writes (kubectl killed during a command's output) is logged at V(2) too.
+func TestProxyClientResetIsNoError(t *testing.T) {
+	var out lockedBuffer
+	p := startProxyUntil(t, klog.NewContext(t.Context(), textLogger(&out, 2)))
+	conn, rd, resp := p.startExec(t, p.a, "/exec/default/web/app?command=yes&output=1", "")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("exec: HTTP %d, want 101", resp.StatusCode)
+	}
+	if line, err := rd.ReadString('\n'); err != nil || line != "y\n" {
+		t.Fatalf("first line %q, %v", line, err)
+	}
+	if tc, ok := conn.NetConn().(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+		_ = tc.Close()
+	}
+	checkStreamEndLogged(t, p, &out)
+}
+
+// checkStreamEndLogged waits for the end of p's streams and checks that out, the proxy's log at
+// V(2), tells of a failed copy, and not as an Error.
+func checkStreamEndLogged(t *testing.T, p *testProxy, out *lockedBuffer) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	for p.super.open.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	for !strings.Contains(out.String(), "Error proxying data") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
