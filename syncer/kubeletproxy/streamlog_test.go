@@ -1,7 +1,9 @@
 package kubeletproxy
 
 import (
+	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -77,12 +79,7 @@ func TestStreamEndLogger(t *testing.T) {
 // reset ends the client's stream and is logged at V(2), not as an Error (upstream's
 // UpgradeAwareHandler logs it as one).
 func TestProxyStreamResetIsNoError(t *testing.T) {
-	var out lockedBuffer
-	p := startProxyUntil(t, klog.NewContext(t.Context(), textLogger(&out, 2)))
-	conn, rd, resp := p.startExec(t, p.a, "/exec/default/web/app?command=reset&input=1&output=1", "")
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("exec: HTTP %d, want 101", resp.StatusCode)
-	}
+	p, out, conn, rd := startLoggedExec(t, "command=reset&input=1&output=1")
 	if _, err := conn.Write([]byte("go\n")); err != nil {
 		t.Fatal(err)
 	}
@@ -91,18 +88,13 @@ func TestProxyStreamResetIsNoError(t *testing.T) {
 	if got, err := rd.ReadString('\n'); err == nil || strings.Contains(err.Error(), "timeout") {
 		t.Fatalf("exec stream after the super end's reset: read %q, %v; want it ended", got, err)
 	}
-	checkStreamEndLogged(t, p, &out)
+	checkStreamEndLogged(t, p, out)
 }
 
 // TestProxyClientResetIsNoError: an exec stream whose client goes away with a reset while the
 // super apiserver writes (kubectl killed during a command's output) is logged at V(2) too.
 func TestProxyClientResetIsNoError(t *testing.T) {
-	var out lockedBuffer
-	p := startProxyUntil(t, klog.NewContext(t.Context(), textLogger(&out, 2)))
-	conn, rd, resp := p.startExec(t, p.a, "/exec/default/web/app?command=yes&output=1", "")
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("exec: HTTP %d, want 101", resp.StatusCode)
-	}
+	p, out, conn, rd := startLoggedExec(t, "command=yes&output=1")
 	if line, err := rd.ReadString('\n'); err != nil || line != "y\n" {
 		t.Fatalf("first line %q, %v", line, err)
 	}
@@ -110,7 +102,20 @@ func TestProxyClientResetIsNoError(t *testing.T) {
 		_ = tc.SetLinger(0)
 		_ = tc.Close()
 	}
-	checkStreamEndLogged(t, p, &out)
+	checkStreamEndLogged(t, p, out)
+}
+
+// startLoggedExec starts a proxy that logs into out at V(2) and an exec stream through it with
+// the exec query query.
+func startLoggedExec(t *testing.T, query string) (p *testProxy, out *lockedBuffer, conn *tls.Conn, rd *bufio.Reader) {
+	t.Helper()
+	out = &lockedBuffer{}
+	p = startProxyUntil(t, klog.NewContext(t.Context(), textLogger(out, 2)))
+	conn, rd, resp := p.startExec(t, p.a, "/exec/default/web/app?"+query, "")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("exec: HTTP %d, want 101", resp.StatusCode)
+	}
+	return p, out, conn, rd
 }
 
 // checkStreamEndLogged waits for the end of p's streams and checks that out, the proxy's log at
